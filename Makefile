@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: Apache-2.0
+# Thin wrapper over CMake. The README's two commands: `make run` and `make test`.
+
+BUILD       ?= build
+BUILD_TYPE  ?= RelWithDebInfo
+CMAKE_ARGS  ?=
+CTEST_ARGS  ?=
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+CONF        ?= conf/ferry.conf
+DATA        ?= ./data
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build run test test-sanitize bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Starts ferryd in the foreground on ./data with the default ports. Ctrl-C stops it cleanly.
+run: build
+	$(BUILD)/broker/ferryd -c $(CONF) --data-dir $(DATA)
+
+# Every test: unit, integration (real ferryd on free ports) and crash tests.
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j $(JOBS) $(CTEST_ARGS)
+
+# Unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize:
+	$(MAKE) test BUILD=build-sanitize BUILD_TYPE=Debug \
+	    CMAKE_ARGS="-DFERRY_SANITIZE=ON $(CMAKE_ARGS)" CTEST_ARGS="-L 'unit|it' $(CTEST_ARGS)"
+
+bench: build
+	scripts/bench.sh $(BUILD)
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	    -DFERRY_FUZZ=ON $(CMAKE_ARGS) >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-sanitize build-fuzz

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The broker process: what ferryd's modules share — the loop, the configuration and the store.
+ * One instance per process, created by main.c, touched only on the loop thread. */
+#ifndef FERRY_BROKER_BROKER_H
+#define FERRY_BROKER_BROKER_H
+
+#include "broker/config.h"
+#include "store/store.h"
+
+#include <stdint.h>
+
+struct event_base;
+typedef struct fy_admin fy_admin;
+
+typedef struct fy_broker {
+    struct event_base *base;
+    fy_config *conf;       /* the parsed configuration (sections, for display) */
+    fy_broker_config *cfg; /* the broker's own keys */
+    fy_store *store;
+    fy_admin *admin;
+    uint64_t started_mono_ms;
+    uint64_t started_wall_ms;
+} fy_broker;
+
+#endif

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ferryd: reads the configuration, opens the store, starts the listeners on one libevent loop,
+ * and on SIGINT/SIGTERM stops accepting, flushes the store and exits 0. */
+#include "broker/admin.h"
+#include "broker/broker.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include "ferry/errors.h"
+
+#include <event2/event.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ferryd [options]\n"
+               "\n"
+               "Ferry message broker: RocketMQ's model on an embedded LevelDB store, spoken over\n"
+               "MQTT, AMQP 1.0 and Ferry's native protocol.\n"
+               "\n"
+               "options (each overrides the configuration file):\n"
+               "  -c, --config FILE     configuration file (default: built-in defaults)\n"
+               "  -d, --data-dir DIR    store directory (key data_dir)\n"
+               "  -p, --port N          native protocol port ([native] port)\n"
+               "      --mqtt-port N     MQTT port ([mqtt] port)\n"
+               "      --amqp-port N     AMQP port ([amqp] port)\n"
+               "      --admin-port N    admin HTTP port ([admin] port)\n"
+               "      --flush MODE      async or sync (key flush)\n"
+               "      --log-level L     debug, info, warn or error (key log_level)\n"
+               "  -h, --help            show this help and exit\n"
+               "  -V, --version         show the version and exit\n"
+               "\n"
+               "Port 0 picks a free port; the bound port is logged.\n");
+}
+
+enum { OPT_MQTT = 256, OPT_AMQP, OPT_ADMIN, OPT_FLUSH, OPT_LOG };
+
+/* An override from the command line, applied after the file. */
+typedef struct override {
+    const char *section;
+    const char *key;
+    const char *value;
+} override;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    fy_broker *b = arg;
+    fy_log(INFO, "ferryd", "signal=%s msg=\"shutting down\"", sig == SIGINT ? "INT" : "TERM");
+    event_base_loopexit(b->base, NULL);
+}
+
+static int parse_args(int argc, char **argv, const char **conf_path, override *ov, int *nov)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"port", required_argument, NULL, 'p'},
+        {"mqtt-port", required_argument, NULL, OPT_MQTT},
+        {"amqp-port", required_argument, NULL, OPT_AMQP},
+        {"admin-port", required_argument, NULL, OPT_ADMIN},
+        {"flush", required_argument, NULL, OPT_FLUSH},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "c:d:p:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            *conf_path = optarg;
+            break;
+        case 'd':
+            ov[(*nov)++] = (override){"", "data_dir", optarg};
+            break;
+        case 'p':
+            ov[(*nov)++] = (override){"native", "port", optarg};
+            break;
+        case OPT_MQTT:
+            ov[(*nov)++] = (override){"mqtt", "port", optarg};
+            break;
+        case OPT_AMQP:
+            ov[(*nov)++] = (override){"amqp", "port", optarg};
+            break;
+        case OPT_ADMIN:
+            ov[(*nov)++] = (override){"admin", "port", optarg};
+            break;
+        case OPT_FLUSH:
+            ov[(*nov)++] = (override){"", "flush", optarg};
+            break;
+        case OPT_LOG:
+            ov[(*nov)++] = (override){"", "log_level", optarg};
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("ferryd %s\n", FERRY_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+        if (*nov >= 16) {
+            fprintf(stderr, "ferryd: too many options\n");
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ferryd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    fy_broker b = {0};
+    fy_broker_config cfg;
+    const char *conf_path = NULL;
+    override ov[16];
+    int nov = 0, rc = 1;
+    char err[512];
+    struct event *sigint = NULL, *sigterm = NULL;
+
+    if (parse_args(argc, argv, &conf_path, ov, &nov) != 0) {
+        return 2;
+    }
+    b.started_mono_ms = fy_mono_ms();
+    b.started_wall_ms = fy_wall_ms();
+    b.cfg = &cfg;
+    b.conf = fy_config_new();
+    if (fy_broker_config_register(b.conf, &cfg) != FY_OK) {
+        fprintf(stderr, "ferryd: internal error registering the configuration\n");
+        goto out;
+    }
+    if (conf_path && fy_config_load_file(b.conf, conf_path, err, sizeof(err)) != FY_OK) {
+        fprintf(stderr, "ferryd: %s\n", err);
+        goto out;
+    }
+    for (int i = 0; i < nov; i++) {
+        if (fy_config_set(b.conf, ov[i].section, ov[i].key, ov[i].value, err, sizeof(err)) !=
+            FY_OK) {
+            fprintf(stderr, "ferryd: command line: %s\n", err);
+            goto out;
+        }
+    }
+    fy_log_set_level((fy_log_level)cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    b.base = event_base_new();
+    if (!b.base) {
+        fprintf(stderr, "ferryd: cannot create the event loop\n");
+        goto out;
+    }
+    fy_log(INFO, "ferryd", "version=%s config=%s data_dir=%s msg=\"starting\"", FERRY_VERSION,
+           conf_path ? conf_path : "(defaults)", cfg.data_dir);
+
+    fy_store_opts so = {
+        .dir = cfg.data_dir,
+        .flush = cfg.flush == 1 ? FY_FLUSH_SYNC : FY_FLUSH_ASYNC,
+        .cache_bytes = cfg.store_cache_size,
+        .write_buffer = cfg.store_write_buffer,
+        .max_commit_bytes = cfg.store_max_commit,
+    };
+    rc = fy_store_open(&so, b.base, &b.store, err, sizeof(err));
+    if (rc != FY_OK) {
+        fy_log(FATAL, "ferryd", "err=%s msg=\"cannot open the store: %s\"", fy_errname(rc), err);
+        fprintf(stderr, "ferryd: cannot open the store: %s\n", err);
+        rc = 1;
+        goto out;
+    }
+    rc = 1;
+    if (fy_admin_start(&b, cfg.admin.listen, (uint16_t)cfg.admin.port, &b.admin, err,
+                       sizeof(err)) != FY_OK) {
+        fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
+        fprintf(stderr, "ferryd: %s\n", err);
+        goto out;
+    }
+
+    sigint = evsignal_new(b.base, SIGINT, on_signal, &b);
+    sigterm = evsignal_new(b.base, SIGTERM, on_signal, &b);
+    evsignal_add(sigint, NULL);
+    evsignal_add(sigterm, NULL);
+    fy_log(INFO, "ferryd", "msg=\"ready\"");
+
+    event_base_dispatch(b.base);
+
+    /* Stop accepting first, then let the store write what is queued and flush it. */
+    fy_admin_stop(b.admin);
+    b.admin = NULL;
+    fy_store_close(b.store);
+    b.store = NULL;
+    fy_log(INFO, "ferryd", "uptime_s=%llu msg=\"stopped cleanly: listeners closed, store flushed\"",
+           (unsigned long long)((fy_mono_ms() - b.started_mono_ms) / 1000));
+    rc = 0;
+out:
+    if (sigint) {
+        event_free(sigint);
+    }
+    if (sigterm) {
+        event_free(sigterm);
+    }
+    fy_admin_stop(b.admin);
+    fy_store_close(b.store);
+    if (b.base) {
+        event_base_free(b.base);
+    }
+    fy_config_free(b.conf);
+    return rc;
+}

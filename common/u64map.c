@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Open-addressing uint64 -> uint64 map. */
+#include "common/u64map.h"
+
+#include "common/alloc.h"
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+    /* Fibonacci hashing spreads (topic << 32 | queue) keys well. */
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+
+uint64_t *fy_u64map_find(const fy_u64map *m, uint64_t key)
+{
+    if (m->cap == 0) {
+        return NULL;
+    }
+    for (size_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->used[i]) {
+            return NULL;
+        }
+        if (m->keys[i] == key) {
+            return &m->vals[i];
+        }
+    }
+}
+
+static void grow(fy_u64map *m)
+{
+    fy_u64map bigger = FY_U64MAP_INIT;
+    bigger.cap = m->cap ? m->cap * 2 : 16;
+    bigger.keys = fy_calloc(bigger.cap, sizeof(uint64_t));
+    bigger.vals = fy_calloc(bigger.cap, sizeof(uint64_t));
+    bigger.used = fy_calloc(bigger.cap, 1);
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->used[i]) {
+            *fy_u64map_upsert(&bigger, m->keys[i], 0) = m->vals[i];
+        }
+    }
+    fy_u64map_free(m);
+    *m = bigger;
+}
+
+uint64_t *fy_u64map_upsert(fy_u64map *m, uint64_t key, uint64_t dflt)
+{
+    if ((m->n + 1) * 4 > m->cap * 3) {
+        grow(m);
+    }
+    for (size_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->used[i]) {
+            m->used[i] = 1;
+            m->keys[i] = key;
+            m->vals[i] = dflt;
+            m->n++;
+            return &m->vals[i];
+        }
+        if (m->keys[i] == key) {
+            return &m->vals[i];
+        }
+    }
+}
+
+void fy_u64map_each(const fy_u64map *m, void (*fn)(void *arg, uint64_t key, uint64_t val),
+                    void *arg)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->used[i]) {
+            fn(arg, m->keys[i], m->vals[i]);
+        }
+    }
+}
+
+void fy_u64map_free(fy_u64map *m)
+{
+    fy_free(m->keys);
+    fy_free(m->vals);
+    fy_free(m->used);
+    m->keys = m->vals = NULL;
+    m->used = NULL;
+    m->cap = m->n = 0;
+}

@@ -1,0 +1,1410 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The store on LevelDB: key layout, reads on the loop thread, and one writer thread doing
+ * group commit. The loop queues write batches; the writer takes everything queued, assigns
+ * queue offsets, writes one LevelDB WriteBatch (synced under flush=sync) and hands the batches
+ * back to the loop through an eventfd, where their callbacks run in submit order. */
+#include "store/store.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/u64map.h"
+
+#include "ferry/errors.h"
+
+#include <event2/event.h>
+#include <leveldb/c.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STORE_FORMAT_VERSION 1u
+#define SEQ_RESERVE 65536u /* timer sequence numbers reserved per persisted step */
+
+/* Operation kinds inside a batch's op buffer. */
+enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM };
+
+typedef struct append_res {
+    uint32_t queue_id;
+    uint64_t offset;
+    uint64_t store_ms;
+} append_res;
+
+struct fy_wbatch {
+    fy_wbatch *next;
+    fy_buf ops; /* encoded operations, replayed by the writer */
+    append_res *res;
+    size_t nappends;
+    size_t rescap;
+    fy_wbatch_cb cb;
+    void *arg;
+    int status;
+};
+
+struct fy_store {
+    leveldb_t *db;
+    leveldb_options_t *options;
+    leveldb_cache_t *cache;
+    leveldb_filterpolicy_t *filter;
+    leveldb_readoptions_t *ropts;
+    leveldb_writeoptions_t *wopts;
+    fy_flush flush;
+    size_t max_commit_bytes;
+
+    /* Loop side: committed queue ranges, keyed by topic_id << 32 | queue_id. */
+    fy_u64map qmin;
+    fy_u64map qmax;
+    struct event *done_ev;
+    int efd;
+
+    /* Shared between the loop and the writer, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    fy_wbatch *q_head, *q_tail;       /* submitted, not yet taken by the writer */
+    fy_wbatch *done_head, *done_tail; /* written (or failed), not yet completed on the loop */
+    bool stopping;
+    char last_error[256];
+
+    /* Writer only. */
+    pthread_t writer;
+    bool writer_started;
+    fy_u64map wnext;    /* next offset to assign per queue */
+    uint64_t seq_next;  /* next timer sequence number */
+    uint64_t seq_limit; /* first sequence number not yet reserved on disk */
+    uint64_t last_ms;   /* store timestamps never go backwards */
+    leveldb_writebatch_t *wb;
+
+    atomic_bool healthy;
+    atomic_uint_fast64_t st_commits, st_batches, st_appends, st_bytes, st_failed, st_pending,
+        st_commit_ns;
+};
+
+static inline uint64_t qkey(uint32_t topic_id, uint32_t queue_id)
+{
+    return (uint64_t)topic_id << 32 | queue_id;
+}
+
+/* ---- Keys ------------------------------------------------------------------------------- */
+
+enum { MKEY_LEN = 17 };
+
+static void mkey(uint8_t *k, uint32_t topic_id, uint32_t queue_id, uint64_t offset)
+{
+    k[0] = 'M';
+    fy_be32_put(k + 1, topic_id);
+    fy_be32_put(k + 5, queue_id);
+    fy_be64_put(k + 9, offset);
+}
+
+/* "<prefix><name>\0<tail>" keys: O, A. */
+static void named_key(fy_buf *k, char prefix, const char *name, const void *tail, size_t tlen)
+{
+    fy_buf_reset(k);
+    fy_buf_put_u8(k, (uint8_t)prefix);
+    fy_buf_append(k, name, strlen(name));
+    fy_buf_put_u8(k, 0);
+    fy_buf_append(k, tail, tlen);
+}
+
+static void okey(fy_buf *k, const char *group, uint32_t topic_id, uint32_t queue_id)
+{
+    uint8_t tail[8];
+    fy_be32_put(tail, topic_id);
+    fy_be32_put(tail + 4, queue_id);
+    named_key(k, 'O', group, tail, sizeof(tail));
+}
+
+static void conf_key(fy_buf *k, char prefix, const char *name)
+{
+    fy_buf_reset(k);
+    fy_buf_put_u8(k, (uint8_t)prefix);
+    fy_buf_append(k, name, strlen(name));
+}
+
+static void tkey(uint8_t *k, uint64_t deliver_ms, uint64_t seq)
+{
+    k[0] = 'T';
+    fy_be64_put(k + 1, deliver_ms);
+    fy_be64_put(k + 9, seq);
+}
+
+/* ---- Errors ------------------------------------------------------------------------------ */
+
+/* Maps a LevelDB status text to an error code. */
+static int map_leveldb_error(const char *e)
+{
+    if (strstr(e, "Corruption")) {
+        return -FY_ECORRUPT;
+    }
+    if (strstr(e, "No space left") || strstr(e, "ENOSPC")) {
+        return -FY_ENOSPC;
+    }
+    if (strstr(e, "lock") || strstr(e, "Resource temporarily unavailable")) {
+        return -FY_ELOCKED;
+    }
+    return -FY_EIO;
+}
+
+static int take_error(char *lerr, char *err, size_t errlen)
+{
+    int rc = map_leveldb_error(lerr);
+    if (err) {
+        snprintf(err, errlen, "%s", lerr);
+    }
+    leveldb_free(lerr);
+    return rc;
+}
+
+/* ---- Write batches ----------------------------------------------------------------------- */
+
+fy_wbatch *fy_wbatch_new(void)
+{
+    return FY_NEW(fy_wbatch);
+}
+
+void fy_wbatch_free(fy_wbatch *b)
+{
+    if (!b) {
+        return;
+    }
+    fy_buf_free(&b->ops);
+    fy_free(b->res);
+    fy_free(b);
+}
+
+static void add_append_slot(fy_wbatch *b)
+{
+    if (b->nappends == b->rescap) {
+        b->rescap = b->rescap ? b->rescap * 2 : 4;
+        b->res = fy_realloc(b->res, b->rescap * sizeof(*b->res));
+    }
+    b->nappends++;
+}
+
+int fy_wbatch_append(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const fy_record *r)
+{
+    size_t n = fy_record_size(r);
+    if (n == 0 || n > UINT32_MAX) {
+        return -FY_EINVAL;
+    }
+    fy_buf_put_u8(&b->ops, OP_APPEND);
+    fy_buf_put_u32(&b->ops, topic_id);
+    fy_buf_put_u32(&b->ops, queue_id);
+    fy_buf_put_u8(&b->ops, r->nkeys > 0);
+    fy_buf_put_u32(&b->ops, (uint32_t)n);
+    fy_record_encode(r, &b->ops);
+    add_append_slot(b);
+    return (int)(b->nappends - 1);
+}
+
+int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
+                         size_t len)
+{
+    fy_record_view v;
+    if (len > UINT32_MAX || fy_record_decode(rec, len, &v) != FY_OK) {
+        return -FY_ECORRUPT;
+    }
+    fy_buf_put_u8(&b->ops, OP_APPEND);
+    fy_buf_put_u32(&b->ops, topic_id);
+    fy_buf_put_u32(&b->ops, queue_id);
+    fy_buf_put_u8(&b->ops, v.nkeys > 0);
+    fy_buf_put_u32(&b->ops, (uint32_t)len);
+    fy_buf_append(&b->ops, rec, len);
+    add_append_slot(b);
+    return (int)(b->nappends - 1);
+}
+
+size_t fy_wbatch_appends(const fy_wbatch *b)
+{
+    return b->nappends;
+}
+
+size_t fy_wbatch_bytes(const fy_wbatch *b)
+{
+    return b->ops.len;
+}
+
+void fy_wbatch_result(const fy_wbatch *b, size_t i, uint32_t *queue_id, uint64_t *offset,
+                      uint64_t *store_ms)
+{
+    const append_res *r = &b->res[i];
+    if (queue_id) {
+        *queue_id = r->queue_id;
+    }
+    if (offset) {
+        *offset = r->offset;
+    }
+    if (store_ms) {
+        *store_ms = r->store_ms;
+    }
+}
+
+static void put_op(fy_wbatch *b, const fy_buf *key, const void *val, size_t vlen)
+{
+    fy_buf_put_u8(&b->ops, OP_PUT);
+    fy_buf_put_u32(&b->ops, (uint32_t)key->len);
+    fy_buf_append(&b->ops, key->data, key->len);
+    fy_buf_put_u32(&b->ops, (uint32_t)vlen);
+    fy_buf_append(&b->ops, val, vlen);
+}
+
+static void del_op(fy_wbatch *b, const void *key, size_t klen)
+{
+    fy_buf_put_u8(&b->ops, OP_DEL);
+    fy_buf_put_u32(&b->ops, (uint32_t)klen);
+    fy_buf_append(&b->ops, key, klen);
+}
+
+void fy_wbatch_put_offset(fy_wbatch *b, const char *group, uint32_t topic_id, uint32_t queue_id,
+                          uint64_t offset)
+{
+    fy_buf k = FY_BUF_INIT;
+    uint8_t v[8];
+    okey(&k, group, topic_id, queue_id);
+    fy_be64_put(v, offset);
+    put_op(b, &k, v, sizeof(v));
+    fy_buf_free(&k);
+}
+
+void fy_wbatch_del_offset(fy_wbatch *b, const char *group, uint32_t topic_id, uint32_t queue_id)
+{
+    fy_buf k = FY_BUF_INIT;
+    okey(&k, group, topic_id, queue_id);
+    del_op(b, k.data, k.len);
+    fy_buf_free(&k);
+}
+
+static void put_conf(fy_wbatch *b, char prefix, const char *name, const void *val, size_t len)
+{
+    fy_buf k = FY_BUF_INIT;
+    conf_key(&k, prefix, name);
+    put_op(b, &k, val, len);
+    fy_buf_free(&k);
+}
+
+static void del_conf(fy_wbatch *b, char prefix, const char *name)
+{
+    fy_buf k = FY_BUF_INIT;
+    conf_key(&k, prefix, name);
+    del_op(b, k.data, k.len);
+    fy_buf_free(&k);
+}
+
+void fy_wbatch_put_topic(fy_wbatch *b, const char *name, const void *val, size_t len)
+{
+    put_conf(b, 'C', name, val, len);
+}
+
+void fy_wbatch_del_topic(fy_wbatch *b, const char *name)
+{
+    del_conf(b, 'C', name);
+}
+
+void fy_wbatch_put_group(fy_wbatch *b, const char *name, const void *val, size_t len)
+{
+    put_conf(b, 'G', name, val, len);
+}
+
+void fy_wbatch_del_group(fy_wbatch *b, const char *name)
+{
+    del_conf(b, 'G', name);
+}
+
+void fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len)
+{
+    fy_buf_put_u8(&b->ops, OP_TIMER);
+    fy_buf_put_u64(&b->ops, deliver_ms);
+    fy_buf_put_u32(&b->ops, (uint32_t)len);
+    fy_buf_append(&b->ops, rec, len);
+}
+
+void fy_wbatch_del_timer(fy_wbatch *b, uint64_t deliver_ms, uint64_t seq)
+{
+    uint8_t k[17];
+    tkey(k, deliver_ms, seq);
+    del_op(b, k, sizeof(k));
+}
+
+void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, uint64_t before)
+{
+    fy_buf_put_u8(&b->ops, OP_TRIM);
+    fy_buf_put_u32(&b->ops, topic_id);
+    fy_buf_put_u32(&b->ops, queue_id);
+    fy_buf_put_u64(&b->ops, before);
+}
+
+void fy_wbatch_put_adapter(fy_wbatch *b, const char *adapter, const void *key, size_t klen,
+                           const void *val, size_t vlen)
+{
+    fy_buf k = FY_BUF_INIT;
+    named_key(&k, 'A', adapter, key, klen);
+    put_op(b, &k, val, vlen);
+    fy_buf_free(&k);
+}
+
+void fy_wbatch_del_adapter(fy_wbatch *b, const char *adapter, const void *key, size_t klen)
+{
+    fy_buf k = FY_BUF_INIT;
+    named_key(&k, 'A', adapter, key, klen);
+    del_op(b, k.data, k.len);
+    fy_buf_free(&k);
+}
+
+/* ---- The writer thread -------------------------------------------------------------------- */
+
+/* An undo entry: the writer's next offset of a queue before this commit touched it. */
+typedef struct undo {
+    uint64_t qk;
+    uint64_t next;
+} undo;
+
+typedef struct commit_ctx_wt {
+    undo *undo;
+    size_t nundo, capundo;
+    fy_buf key; /* scratch for index keys */
+} commit_ctx_wt;
+
+static uint64_t assign_offset_wt(fy_store *s, commit_ctx_wt *c, uint64_t qk)
+{
+    uint64_t *next = fy_u64map_upsert(&s->wnext, qk, 0);
+    if (c->nundo == c->capundo) {
+        c->capundo = c->capundo ? c->capundo * 2 : 64;
+        c->undo = fy_realloc(c->undo, c->capundo * sizeof(*c->undo));
+    }
+    c->undo[c->nundo++] = (undo){qk, *next};
+    return (*next)++;
+}
+
+/* Adds K entries for each key of an appended record. Keys with a NUL byte cannot be queried
+ * by name and are not indexed. */
+static void index_keys_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, const uint8_t *rec,
+                          size_t len)
+{
+    fy_record_view v;
+    fy_slice key;
+    if (fy_record_decode(rec, len, &v) != FY_OK) {
+        return; /* validated when appended; cannot happen */
+    }
+    fy_record_iter it = fy_record_keys(&v);
+    while (fy_record_key_next(&it, &key)) {
+        if (memchr(key.p, 0, key.len)) {
+            continue;
+        }
+        fy_buf_reset(&c->key);
+        fy_buf_put_u8(&c->key, 'K');
+        fy_buf_put_u32(&c->key, topic_id);
+        fy_buf_append(&c->key, key.p, key.len);
+        fy_buf_put_u8(&c->key, 0);
+        fy_buf_put_u64(&c->key, v.store_ms);
+        fy_buf_put_u32(&c->key, v.queue_id);
+        fy_buf_put_u64(&c->key, v.queue_offset);
+        leveldb_writebatch_put(s->wb, (const char *)c->key.data, c->key.len, "", 0);
+    }
+}
+
+static void trim_wt(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t before)
+{
+    uint8_t from[MKEY_LEN], k[MKEY_LEN];
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    mkey(from, topic_id, queue_id, 0);
+    for (leveldb_iter_seek(it, (const char *)from, sizeof(from)); leveldb_iter_valid(it);
+         leveldb_iter_next(it)) {
+        size_t klen;
+        const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen != MKEY_LEN || memcmp(key, from, 9) != 0 || fy_be64_get(key + 9) >= before) {
+            break;
+        }
+        memcpy(k, key, MKEY_LEN);
+        leveldb_writebatch_delete(s->wb, (const char *)k, MKEY_LEN);
+    }
+    leveldb_iter_destroy(it);
+}
+
+/* Replays one batch's operations into the WriteBatch. Returns bytes added. */
+static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64_t now)
+{
+    fy_rd rd = fy_rd_make(b->ops.data, b->ops.len);
+    size_t nappend = 0;
+    while (rd.left > 0) {
+        uint8_t kind = fy_rd_u8(&rd);
+        switch (kind) {
+        case OP_APPEND: {
+            uint32_t topic_id = fy_rd_u32(&rd);
+            uint32_t queue_id = fy_rd_u32(&rd);
+            uint8_t has_keys = fy_rd_u8(&rd);
+            uint32_t len = fy_rd_u32(&rd);
+            uint8_t *rec = (uint8_t *)fy_rd_take(&rd, len);
+            uint8_t k[MKEY_LEN];
+            uint64_t off = assign_offset_wt(s, c, qkey(topic_id, queue_id));
+            fy_record_set_location(rec, len, queue_id, off, now);
+            mkey(k, topic_id, queue_id, off);
+            leveldb_writebatch_put(s->wb, (const char *)k, sizeof(k), (const char *)rec, len);
+            if (has_keys) {
+                index_keys_wt(s, c, topic_id, rec, len);
+            }
+            b->res[nappend++] = (append_res){queue_id, off, now};
+            break;
+        }
+        case OP_PUT: {
+            uint32_t klen = fy_rd_u32(&rd);
+            const uint8_t *k = fy_rd_take(&rd, klen);
+            uint32_t vlen = fy_rd_u32(&rd);
+            const uint8_t *v = fy_rd_take(&rd, vlen);
+            leveldb_writebatch_put(s->wb, (const char *)k, klen, (const char *)v, vlen);
+            break;
+        }
+        case OP_DEL: {
+            uint32_t klen = fy_rd_u32(&rd);
+            const uint8_t *k = fy_rd_take(&rd, klen);
+            leveldb_writebatch_delete(s->wb, (const char *)k, klen);
+            break;
+        }
+        case OP_TIMER: {
+            uint64_t when = fy_rd_u64(&rd);
+            uint32_t len = fy_rd_u32(&rd);
+            const uint8_t *rec = fy_rd_take(&rd, len);
+            uint8_t k[17];
+            if (s->seq_next == s->seq_limit) {
+                uint8_t v[8];
+                s->seq_limit += SEQ_RESERVE;
+                fy_be64_put(v, s->seq_limit);
+                leveldb_writebatch_put(s->wb, "S", 1, (const char *)v, sizeof(v));
+            }
+            tkey(k, when, s->seq_next++);
+            leveldb_writebatch_put(s->wb, (const char *)k, sizeof(k), (const char *)rec, len);
+            break;
+        }
+        case OP_TRIM: {
+            uint32_t topic_id = fy_rd_u32(&rd);
+            uint32_t queue_id = fy_rd_u32(&rd);
+            uint64_t before = fy_rd_u64(&rd);
+            trim_wt(s, topic_id, queue_id, before);
+            break;
+        }
+        default:
+            rd.bad = true; /* our own encoding: cannot happen */
+            break;
+        }
+        if (rd.bad) {
+            break;
+        }
+    }
+    return b->ops.len;
+}
+
+static void rollback_wt(fy_store *s, commit_ctx_wt *c)
+{
+    for (size_t i = c->nundo; i-- > 0;) {
+        *fy_u64map_upsert(&s->wnext, c->undo[i].qk, 0) = c->undo[i].next;
+    }
+}
+
+/* Takes queued batches from the head of the queue, up to max_commit_bytes (at least one). */
+static fy_wbatch *take_group_locked(fy_store *s)
+{
+    fy_wbatch *head = s->q_head, *last = head;
+    size_t bytes = head->ops.len;
+    while (last->next && bytes + last->next->ops.len <= s->max_commit_bytes) {
+        last = last->next;
+        bytes += last->ops.len;
+    }
+    s->q_head = last->next;
+    if (!s->q_head) {
+        s->q_tail = NULL;
+    }
+    last->next = NULL;
+    return head;
+}
+
+static void post_done_wt(fy_store *s, fy_wbatch *group)
+{
+    fy_wbatch *last = group;
+    bool was_empty;
+    while (last->next) {
+        last = last->next;
+    }
+    pthread_mutex_lock(&s->mu);
+    was_empty = s->done_head == NULL;
+    if (s->done_tail) {
+        s->done_tail->next = group;
+    } else {
+        s->done_head = group;
+    }
+    s->done_tail = last;
+    pthread_mutex_unlock(&s->mu);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t w = write(s->efd, &one, sizeof(one));
+        (void)w; /* the counter cannot overflow; a failure leaves it readable anyway */
+    }
+}
+
+static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group)
+{
+    uint64_t now = fy_wall_ms();
+    size_t bytes = 0, appends = 0, nbatches = 0;
+    char *lerr = NULL;
+    int status = FY_OK;
+
+    if (now < s->last_ms) {
+        now = s->last_ms;
+    }
+    s->last_ms = now;
+
+    if (!atomic_load(&s->healthy)) {
+        status = -FY_EUNHEALTHY;
+    } else {
+        uint64_t t0, seq_next0 = s->seq_next, seq_limit0 = s->seq_limit;
+        c->nundo = 0;
+        leveldb_writebatch_clear(s->wb);
+        for (fy_wbatch *b = group; b; b = b->next) {
+            bytes += apply_batch_wt(s, c, b, now);
+            appends += b->nappends;
+            nbatches++;
+        }
+        t0 = fy_mono_ns();
+        leveldb_write(s->db, s->wopts, s->wb, &lerr);
+        atomic_fetch_add(&s->st_commit_ns, fy_mono_ns() - t0);
+        if (lerr) {
+            status = map_leveldb_error(lerr);
+            rollback_wt(s, c);
+            s->seq_next = seq_next0;
+            s->seq_limit = seq_limit0;
+            pthread_mutex_lock(&s->mu);
+            snprintf(s->last_error, sizeof(s->last_error), "%s", lerr);
+            pthread_mutex_unlock(&s->mu);
+            atomic_store(&s->healthy, false);
+            fy_log(ERROR, "store", "err=%s batches=%zu msg=\"write failed: %s\"",
+                   fy_errname(status), nbatches, lerr);
+            leveldb_free(lerr);
+        } else {
+            atomic_fetch_add(&s->st_commits, 1);
+            atomic_fetch_add(&s->st_appends, appends);
+            atomic_fetch_add(&s->st_bytes, bytes);
+        }
+    }
+    for (fy_wbatch *b = group; b; b = b->next) {
+        b->status = status;
+    }
+    post_done_wt(s, group);
+}
+
+static void *writer_main_wt(void *arg)
+{
+    fy_store *s = arg;
+    commit_ctx_wt c = {0};
+    for (;;) {
+        fy_wbatch *group;
+        pthread_mutex_lock(&s->mu);
+        while (!s->q_head && !s->stopping) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        if (!s->q_head) {
+            pthread_mutex_unlock(&s->mu);
+            break; /* stopping and drained */
+        }
+        group = take_group_locked(s);
+        pthread_mutex_unlock(&s->mu);
+        commit_group_wt(s, &c, group);
+    }
+    fy_free(c.undo);
+    fy_buf_free(&c.key);
+    return NULL;
+}
+
+/* ---- Completions on the loop -------------------------------------------------------------- */
+
+static void apply_ranges(fy_store *s, fy_wbatch *b)
+{
+    fy_rd rd = fy_rd_make(b->ops.data, b->ops.len);
+    size_t nappend = 0;
+    while (rd.left > 0 && !rd.bad) {
+        switch (fy_rd_u8(&rd)) {
+        case OP_APPEND: {
+            uint32_t topic_id = fy_rd_u32(&rd);
+            fy_rd_take(&rd, 5);
+            fy_rd_take(&rd, fy_rd_u32(&rd));
+            const append_res *r = &b->res[nappend++];
+            uint64_t qk = qkey(topic_id, r->queue_id);
+            uint64_t *max = fy_u64map_upsert(&s->qmax, qk, 0);
+            if (r->offset + 1 > *max) {
+                *max = r->offset + 1;
+            }
+            fy_u64map_upsert(&s->qmin, qk, r->offset);
+            break;
+        }
+        case OP_PUT:
+            fy_rd_take(&rd, fy_rd_u32(&rd));
+            fy_rd_take(&rd, fy_rd_u32(&rd));
+            break;
+        case OP_DEL:
+            fy_rd_take(&rd, fy_rd_u32(&rd));
+            break;
+        case OP_TIMER:
+            fy_rd_take(&rd, 8);
+            fy_rd_take(&rd, fy_rd_u32(&rd));
+            break;
+        case OP_TRIM: {
+            uint32_t topic_id = fy_rd_u32(&rd);
+            uint32_t queue_id = fy_rd_u32(&rd);
+            uint64_t before = fy_rd_u64(&rd);
+            uint64_t qk = qkey(topic_id, queue_id);
+            uint64_t *max = fy_u64map_find(&s->qmax, qk);
+            uint64_t *min = fy_u64map_upsert(&s->qmin, qk, 0);
+            uint64_t top = max ? *max : 0;
+            if (before > top) {
+                before = top;
+            }
+            if (before > *min) {
+                *min = before;
+            }
+            break;
+        }
+        default:
+            rd.bad = true;
+            break;
+        }
+    }
+}
+
+static void run_completions(fy_store *s)
+{
+    fy_wbatch *list;
+    pthread_mutex_lock(&s->mu);
+    list = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (list) {
+        fy_wbatch *b = list;
+        list = b->next;
+        if (b->status == FY_OK) {
+            apply_ranges(s, b);
+            atomic_fetch_add(&s->st_batches, 1);
+        } else {
+            atomic_fetch_add(&s->st_failed, 1);
+        }
+        atomic_fetch_sub(&s->st_pending, 1);
+        if (b->cb) {
+            b->cb(b->arg, b->status, b);
+        }
+        fy_wbatch_free(b);
+    }
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    fy_store *s = arg;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r; /* EAGAIN: another wake-up already consumed it; the list is checked regardless */
+    run_completions(s);
+}
+
+void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
+{
+    b->cb = cb;
+    b->arg = arg;
+    b->next = NULL;
+    atomic_fetch_add(&s->st_pending, 1);
+    pthread_mutex_lock(&s->mu);
+    if (s->q_tail) {
+        s->q_tail->next = b;
+    } else {
+        s->q_head = b;
+    }
+    s->q_tail = b;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- Open and close ----------------------------------------------------------------------- */
+
+static int mkdir_p(const char *dir)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(path)) {
+        return -FY_EINVAL;
+    }
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] == '/' || path[i] == '\0') {
+            char c = path[i];
+            path[i] = '\0';
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+                return -FY_EIO;
+            }
+            path[i] = c;
+        }
+    }
+    return FY_OK;
+}
+
+/* Reads the first and last offset of every queue into the range tables: three seeks per queue,
+ * whatever the number of messages. */
+static int load_ranges(fy_store *s, char *err, size_t errlen)
+{
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    char *lerr = NULL;
+    uint8_t k[MKEY_LEN];
+    leveldb_iter_seek(it, "M", 1);
+    while (leveldb_iter_valid(it)) {
+        size_t klen;
+        const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
+        uint32_t topic_id, queue_id;
+        uint64_t first, last;
+        if (klen == 0 || key[0] != 'M') {
+            break;
+        }
+        if (klen != MKEY_LEN) {
+            snprintf(err, errlen, "corrupt message key of %zu bytes", klen);
+            leveldb_iter_destroy(it);
+            return -FY_ECORRUPT;
+        }
+        topic_id = fy_be32_get(key + 1);
+        queue_id = fy_be32_get(key + 5);
+        first = fy_be64_get(key + 9);
+        /* Seek just past this queue, then step back to its last message. */
+        if (queue_id == UINT32_MAX) {
+            mkey(k, topic_id + 1, 0, 0);
+        } else {
+            mkey(k, topic_id, queue_id + 1, 0);
+        }
+        leveldb_iter_seek(it, (const char *)k, sizeof(k));
+        if (leveldb_iter_valid(it)) {
+            leveldb_iter_prev(it);
+        } else {
+            leveldb_iter_seek_to_last(it);
+        }
+        key = (const uint8_t *)leveldb_iter_key(it, &klen);
+        last = (klen == MKEY_LEN) ? fy_be64_get(key + 9) : first;
+        *fy_u64map_upsert(&s->qmin, qkey(topic_id, queue_id), 0) = first;
+        *fy_u64map_upsert(&s->qmax, qkey(topic_id, queue_id), 0) = last + 1;
+        *fy_u64map_upsert(&s->wnext, qkey(topic_id, queue_id), 0) = last + 1;
+        leveldb_iter_seek(it, (const char *)k, sizeof(k));
+    }
+    leveldb_iter_get_error(it, &lerr);
+    leveldb_iter_destroy(it);
+    if (lerr) {
+        return take_error(lerr, err, errlen);
+    }
+    return FY_OK;
+}
+
+/* Checks (or writes, for a new database) the format version, and loads the timer sequence. */
+static int check_meta(fy_store *s, char *err, size_t errlen)
+{
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, "V", 1, &vlen, &lerr);
+    if (lerr) {
+        return take_error(lerr, err, errlen);
+    }
+    if (!v) {
+        leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+        bool empty;
+        uint8_t ver[4];
+        leveldb_iter_seek_to_first(it);
+        empty = !leveldb_iter_valid(it);
+        leveldb_iter_destroy(it);
+        if (!empty) {
+            snprintf(err, errlen, "database has data but no format version: not a ferry store");
+            return -FY_ECORRUPT;
+        }
+        fy_be32_put(ver, STORE_FORMAT_VERSION);
+        leveldb_put(s->db, s->wopts, "V", 1, (const char *)ver, sizeof(ver), &lerr);
+        if (lerr) {
+            return take_error(lerr, err, errlen);
+        }
+    } else {
+        uint32_t ver = vlen == 4 ? fy_be32_get((const uint8_t *)v) : 0;
+        leveldb_free(v);
+        if (ver == 0) {
+            snprintf(err, errlen, "corrupt format version record");
+            return -FY_ECORRUPT;
+        }
+        if (ver > STORE_FORMAT_VERSION) {
+            snprintf(err, errlen, "store format %u is newer than this ferryd (%u)", ver,
+                     STORE_FORMAT_VERSION);
+            return -FY_EVERSION;
+        }
+    }
+    v = leveldb_get(s->db, s->ropts, "S", 1, &vlen, &lerr);
+    if (lerr) {
+        return take_error(lerr, err, errlen);
+    }
+    s->seq_next = s->seq_limit = (v && vlen == 8) ? fy_be64_get((const uint8_t *)v) : 0;
+    leveldb_free(v);
+    return FY_OK;
+}
+
+int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store **out, char *err,
+                  size_t errlen)
+{
+    fy_store *s = FY_NEW(fy_store);
+    char *lerr = NULL;
+    int rc;
+
+    err[0] = '\0';
+    s->efd = -1;
+    s->flush = opts->flush;
+    s->max_commit_bytes = opts->max_commit_bytes ? opts->max_commit_bytes : 16u << 20;
+    atomic_init(&s->healthy, true);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+
+    rc = mkdir_p(opts->dir);
+    if (rc != FY_OK) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", opts->dir, strerror(errno));
+        goto fail;
+    }
+    s->options = leveldb_options_create();
+    s->cache = leveldb_cache_create_lru(opts->cache_bytes ? opts->cache_bytes : 64u << 20);
+    s->filter = leveldb_filterpolicy_create_bloom(10);
+    leveldb_options_set_create_if_missing(s->options, 1);
+    leveldb_options_set_paranoid_checks(s->options, 1);
+    leveldb_options_set_cache(s->options, s->cache);
+    leveldb_options_set_filter_policy(s->options, s->filter);
+    leveldb_options_set_write_buffer_size(s->options,
+                                          opts->write_buffer ? opts->write_buffer : 64u << 20);
+    leveldb_options_set_max_file_size(s->options, 64u << 20);
+    leveldb_options_set_max_open_files(s->options, 1000);
+    s->ropts = leveldb_readoptions_create();
+    leveldb_readoptions_set_verify_checksums(s->ropts, 1);
+    s->wopts = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(s->wopts, opts->flush == FY_FLUSH_SYNC);
+
+    s->db = leveldb_open(s->options, opts->dir, &lerr);
+    if (lerr) {
+        rc = map_leveldb_error(lerr);
+        if (rc == -FY_ELOCKED) {
+            snprintf(err, errlen, "data directory %s is in use by another ferryd (%s)", opts->dir,
+                     lerr);
+        } else {
+            snprintf(err, errlen, "cannot open store in %s: %s", opts->dir, lerr);
+        }
+        leveldb_free(lerr);
+        goto fail;
+    }
+    rc = check_meta(s, err, errlen);
+    if (rc != FY_OK) {
+        goto fail;
+    }
+    rc = load_ranges(s, err, errlen);
+    if (rc != FY_OK) {
+        goto fail;
+    }
+    s->last_ms = fy_wall_ms();
+    s->wb = leveldb_writebatch_create();
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        rc = -FY_EIO;
+        goto fail;
+    }
+    s->done_ev = event_new(base, s->efd, EV_READ | EV_PERSIST, on_done, s);
+    if (!s->done_ev || event_add(s->done_ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot register the store completion event");
+        rc = -FY_EIO;
+        goto fail;
+    }
+    if (pthread_create(&s->writer, NULL, writer_main_wt, s) != 0) {
+        snprintf(err, errlen, "cannot start the store writer thread");
+        rc = -FY_EIO;
+        goto fail;
+    }
+    s->writer_started = true;
+    fy_log(INFO, "store", "dir=%s flush=%s queues=%zu msg=\"store open\"", opts->dir,
+           opts->flush == FY_FLUSH_SYNC ? "sync" : "async", s->qmax.n);
+    *out = s;
+    return FY_OK;
+fail:
+    fy_store_close(s);
+    return rc;
+}
+
+void fy_store_close(fy_store *s)
+{
+    if (!s) {
+        return;
+    }
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+        run_completions(s);
+    }
+    if (s->db && s->flush == FY_FLUSH_ASYNC && atomic_load(&s->healthy)) {
+        /* An empty synced write makes the log, and everything acknowledged before, durable. */
+        leveldb_writeoptions_t *w = leveldb_writeoptions_create();
+        leveldb_writebatch_t *empty = leveldb_writebatch_create();
+        char *lerr = NULL;
+        leveldb_writeoptions_set_sync(w, 1);
+        leveldb_write(s->db, w, empty, &lerr);
+        if (lerr) {
+            fy_log(ERROR, "store", "msg=\"final flush failed: %s\"", lerr);
+            leveldb_free(lerr);
+        }
+        leveldb_writebatch_destroy(empty);
+        leveldb_writeoptions_destroy(w);
+    }
+    if (s->done_ev) {
+        event_free(s->done_ev);
+    }
+    if (s->efd >= 0) {
+        close(s->efd);
+    }
+    if (s->db) {
+        leveldb_close(s->db);
+    }
+    if (s->wb) {
+        leveldb_writebatch_destroy(s->wb);
+    }
+    if (s->options) {
+        leveldb_options_destroy(s->options);
+    }
+    if (s->cache) {
+        leveldb_cache_destroy(s->cache);
+    }
+    if (s->filter) {
+        leveldb_filterpolicy_destroy(s->filter);
+    }
+    if (s->ropts) {
+        leveldb_readoptions_destroy(s->ropts);
+    }
+    if (s->wopts) {
+        leveldb_writeoptions_destroy(s->wopts);
+    }
+    fy_u64map_free(&s->qmin);
+    fy_u64map_free(&s->qmax);
+    fy_u64map_free(&s->wnext);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    fy_free(s);
+}
+
+bool fy_store_healthy(const fy_store *s)
+{
+    return atomic_load(&((fy_store *)s)->healthy);
+}
+
+const char *fy_store_last_error(const fy_store *s)
+{
+    /* Written once, before healthy turns false, and never again. */
+    return s->last_error;
+}
+
+void fy_store_get_stats(const fy_store *s, fy_store_stats *st)
+{
+    fy_store *m = (fy_store *)s;
+    st->commits = atomic_load(&m->st_commits);
+    st->batches = atomic_load(&m->st_batches);
+    st->appends = atomic_load(&m->st_appends);
+    st->bytes = atomic_load(&m->st_bytes);
+    st->failed = atomic_load(&m->st_failed);
+    st->pending = atomic_load(&m->st_pending);
+    st->commit_ns_total = atomic_load(&m->st_commit_ns);
+}
+
+/* ---- Reads -------------------------------------------------------------------------------- */
+
+static int get_key(fy_store *s, const void *k, size_t klen, fy_buf *out)
+{
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v = leveldb_get(s->db, s->ropts, k, klen, &vlen, &lerr);
+    if (lerr) {
+        return take_error(lerr, NULL, 0);
+    }
+    if (!v) {
+        return -FY_ENOTFOUND;
+    }
+    fy_buf_reset(out);
+    fy_buf_append(out, v, vlen);
+    leveldb_free(v);
+    return FY_OK;
+}
+
+int fy_store_get(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t offset, fy_buf *out)
+{
+    uint8_t k[MKEY_LEN];
+    mkey(k, topic_id, queue_id, offset);
+    return get_key(s, k, sizeof(k), out);
+}
+
+/* Walks the keys starting with prefix (from `start`, itself starting with prefix), calling
+ * fn(arg, key, klen, val, vlen) until it returns non-zero. Returns that value, 0, or an error. */
+typedef int (*walk_fn)(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen);
+
+static int walk(fy_store *s, const void *prefix, size_t plen, const void *start, size_t slen,
+                walk_fn fn, void *arg)
+{
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    char *lerr = NULL;
+    int rc = 0;
+    for (leveldb_iter_seek(it, start, slen); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = leveldb_iter_key(it, &klen);
+        const char *v;
+        if (klen < plen || memcmp(k, prefix, plen) != 0) {
+            break;
+        }
+        v = leveldb_iter_value(it, &vlen);
+        rc = fn(arg, (const uint8_t *)k, klen, (const uint8_t *)v, vlen);
+        if (rc != 0) {
+            break;
+        }
+    }
+    leveldb_iter_get_error(it, &lerr);
+    leveldb_iter_destroy(it);
+    if (lerr) {
+        return take_error(lerr, NULL, 0);
+    }
+    return rc;
+}
+
+typedef struct scan_ctx {
+    fy_store_scan_cb cb;
+    void *arg;
+    size_t left;
+    size_t max_bytes;
+    size_t bytes;
+} scan_ctx;
+
+static int scan_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    scan_ctx *c = arg;
+    int rc;
+    if (klen != MKEY_LEN) {
+        return -FY_ECORRUPT;
+    }
+    rc = c->cb(c->arg, fy_be64_get(k + 9), v, vlen);
+    if (rc != 0) {
+        return rc;
+    }
+    c->bytes += vlen;
+    if (--c->left == 0 || (c->max_bytes && c->bytes >= c->max_bytes)) {
+        return INT32_MIN; /* internal "limit reached" */
+    }
+    return 0;
+}
+
+int fy_store_scan(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t from,
+                  size_t max_count, size_t max_bytes, fy_store_scan_cb cb, void *arg)
+{
+    uint8_t k[MKEY_LEN];
+    scan_ctx c = {cb, arg, max_count, max_bytes, 0};
+    int rc;
+    if (max_count == 0) {
+        return 0;
+    }
+    mkey(k, topic_id, queue_id, from);
+    rc = walk(s, k, 9, k, sizeof(k), scan_one, &c);
+    return rc == INT32_MIN ? 0 : rc;
+}
+
+void fy_store_queue_range(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t *min,
+                          uint64_t *max)
+{
+    uint64_t qk = qkey(topic_id, queue_id);
+    uint64_t *mx = fy_u64map_find(&s->qmax, qk);
+    uint64_t *mn = fy_u64map_find(&s->qmin, qk);
+    *max = mx ? *mx : 0;
+    *min = mn ? *mn : *max;
+}
+
+int fy_store_offset_by_time(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t ts_ms,
+                            uint64_t *offset)
+{
+    uint64_t lo, hi;
+    fy_buf rec = FY_BUF_INIT;
+    int rc = FY_OK;
+    fy_store_queue_range(s, topic_id, queue_id, &lo, &hi);
+    /* Store timestamps never decrease along a queue: find the first one >= ts_ms. */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2, ms;
+        rc = fy_store_get(s, topic_id, queue_id, mid, &rec);
+        if (rc == -FY_ENOTFOUND) {
+            lo = mid + 1; /* trimmed under us: the answer lies after it */
+            rc = FY_OK;
+            continue;
+        }
+        if (rc != FY_OK) {
+            break;
+        }
+        if (fy_record_peek_store_ms(rec.data, rec.len, &ms) != FY_OK) {
+            rc = -FY_ECORRUPT;
+            break;
+        }
+        if (ms >= ts_ms) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    fy_buf_free(&rec);
+    *offset = lo;
+    return rc;
+}
+
+int fy_store_get_offset(fy_store *s, const char *group, uint32_t topic_id, uint32_t queue_id,
+                        uint64_t *offset)
+{
+    fy_buf k = FY_BUF_INIT, v = FY_BUF_INIT;
+    int rc;
+    okey(&k, group, topic_id, queue_id);
+    rc = get_key(s, k.data, k.len, &v);
+    if (rc == FY_OK) {
+        if (v.len == 8) {
+            *offset = fy_be64_get(v.data);
+        } else {
+            rc = -FY_ECORRUPT;
+        }
+    }
+    fy_buf_free(&k);
+    fy_buf_free(&v);
+    return rc;
+}
+
+typedef struct offsets_ctx {
+    int (*fn)(void *arg, uint32_t topic_id, uint32_t queue_id, uint64_t offset);
+    void *arg;
+    size_t plen;
+} offsets_ctx;
+
+static int offsets_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    offsets_ctx *c = arg;
+    if (klen != c->plen + 8 || vlen != 8) {
+        return -FY_ECORRUPT;
+    }
+    return c->fn(c->arg, fy_be32_get(k + c->plen), fy_be32_get(k + c->plen + 4), fy_be64_get(v));
+}
+
+int fy_store_scan_offsets(fy_store *s, const char *group,
+                          int (*fn)(void *arg, uint32_t topic_id, uint32_t queue_id,
+                                    uint64_t offset),
+                          void *arg)
+{
+    fy_buf p = FY_BUF_INIT;
+    int rc;
+    named_key(&p, 'O', group, NULL, 0);
+    offsets_ctx c = {fn, arg, p.len};
+    rc = walk(s, p.data, p.len, p.data, p.len, offsets_one, &c);
+    fy_buf_free(&p);
+    return rc;
+}
+
+typedef struct conf_ctx {
+    int (*fn)(void *arg, const char *name, const uint8_t *val, size_t len);
+    void *arg;
+} conf_ctx;
+
+static int conf_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    conf_ctx *c = arg;
+    char name[256];
+    if (klen - 1 >= sizeof(name)) {
+        return -FY_ECORRUPT;
+    }
+    memcpy(name, k + 1, klen - 1);
+    name[klen - 1] = '\0';
+    return c->fn(c->arg, name, v, vlen);
+}
+
+static int get_conf(fy_store *s, char prefix, const char *name, fy_buf *out)
+{
+    fy_buf k = FY_BUF_INIT;
+    int rc;
+    conf_key(&k, prefix, name);
+    rc = get_key(s, k.data, k.len, out);
+    fy_buf_free(&k);
+    return rc;
+}
+
+static int scan_conf(fy_store *s, char prefix,
+                     int (*fn)(void *arg, const char *name, const uint8_t *val, size_t len),
+                     void *arg)
+{
+    conf_ctx c = {fn, arg};
+    char p = prefix;
+    return walk(s, &p, 1, &p, 1, conf_one, &c);
+}
+
+int fy_store_get_topic(fy_store *s, const char *name, fy_buf *out)
+{
+    return get_conf(s, 'C', name, out);
+}
+
+int fy_store_scan_topics(fy_store *s,
+                         int (*fn)(void *arg, const char *name, const uint8_t *val, size_t len),
+                         void *arg)
+{
+    return scan_conf(s, 'C', fn, arg);
+}
+
+int fy_store_get_group(fy_store *s, const char *name, fy_buf *out)
+{
+    return get_conf(s, 'G', name, out);
+}
+
+int fy_store_scan_groups(fy_store *s,
+                         int (*fn)(void *arg, const char *name, const uint8_t *val, size_t len),
+                         void *arg)
+{
+    return scan_conf(s, 'G', fn, arg);
+}
+
+typedef struct key_ctx {
+    int (*fn)(void *arg, uint32_t queue_id, uint64_t offset, uint64_t store_ms);
+    void *arg;
+    size_t plen;
+    uint64_t to_ms;
+    size_t left;
+} key_ctx;
+
+static int key_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    key_ctx *c = arg;
+    uint64_t ms;
+    int rc;
+    if (klen != c->plen + 20) {
+        return 0; /* a longer key sharing this prefix: not ours */
+    }
+    ms = fy_be64_get(k + c->plen);
+    if (ms > c->to_ms) {
+        return INT32_MIN;
+    }
+    rc = c->fn(c->arg, fy_be32_get(k + c->plen + 8), fy_be64_get(k + c->plen + 12), ms);
+    if (rc == 0 && --c->left == 0) {
+        rc = INT32_MIN;
+    }
+    return rc;
+}
+
+int fy_store_query_key(fy_store *s, uint32_t topic_id, const char *key, uint64_t from_ms,
+                       uint64_t to_ms, size_t limit,
+                       int (*fn)(void *arg, uint32_t queue_id, uint64_t offset, uint64_t store_ms),
+                       void *arg)
+{
+    fy_buf p = FY_BUF_INIT;
+    size_t plen;
+    int rc;
+    if (limit == 0) {
+        return 0;
+    }
+    fy_buf_put_u8(&p, 'K');
+    fy_buf_put_u32(&p, topic_id);
+    fy_buf_append(&p, key, strlen(key));
+    fy_buf_put_u8(&p, 0);
+    plen = p.len;
+    fy_buf_put_u64(&p, from_ms);
+    key_ctx c = {fn, arg, plen, to_ms, limit};
+    rc = walk(s, p.data, plen, p.data, p.len, key_one, &c);
+    fy_buf_free(&p);
+    return rc == INT32_MIN ? 0 : rc;
+}
+
+typedef struct timer_ctx {
+    int (*fn)(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec, size_t len);
+    void *arg;
+    uint64_t now_ms;
+    size_t left;
+} timer_ctx;
+
+static int timer_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    timer_ctx *c = arg;
+    uint64_t when;
+    int rc;
+    if (klen != 17) {
+        return -FY_ECORRUPT;
+    }
+    when = fy_be64_get(k + 1);
+    if (when > c->now_ms) {
+        return INT32_MIN;
+    }
+    rc = c->fn(c->arg, when, fy_be64_get(k + 9), v, vlen);
+    if (rc == 0 && --c->left == 0) {
+        rc = INT32_MIN;
+    }
+    return rc;
+}
+
+int fy_store_scan_timers(fy_store *s, uint64_t now_ms, size_t limit,
+                         int (*fn)(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec,
+                                   size_t len),
+                         void *arg)
+{
+    timer_ctx c = {fn, arg, now_ms, limit};
+    int rc;
+    if (limit == 0) {
+        return 0;
+    }
+    rc = walk(s, "T", 1, "T", 1, timer_one, &c);
+    return rc == INT32_MIN ? 0 : rc;
+}
+
+static int first_timer(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    if (klen != 17) {
+        return -FY_ECORRUPT;
+    }
+    *(uint64_t *)arg = fy_be64_get(k + 1);
+    return 1;
+}
+
+int fy_store_next_timer(fy_store *s, uint64_t *deliver_ms)
+{
+    int rc = walk(s, "T", 1, "T", 1, first_timer, deliver_ms);
+    if (rc == 1) {
+        return FY_OK;
+    }
+    return rc < 0 ? rc : -FY_ENOTFOUND;
+}
+
+int fy_store_get_adapter(fy_store *s, const char *adapter, const void *key, size_t klen,
+                         fy_buf *out)
+{
+    fy_buf k = FY_BUF_INIT;
+    int rc;
+    named_key(&k, 'A', adapter, key, klen);
+    rc = get_key(s, k.data, k.len, out);
+    fy_buf_free(&k);
+    return rc;
+}
+
+typedef struct adapter_ctx {
+    int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+    void *arg;
+    size_t nslen; /* length of "A<adapter>\0" */
+} adapter_ctx;
+
+static int adapter_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    adapter_ctx *c = arg;
+    return c->fn(c->arg, k + c->nslen, klen - c->nslen, v, vlen);
+}
+
+int fy_store_scan_adapter(fy_store *s, const char *adapter, const void *prefix, size_t plen,
+                          int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                                    size_t vlen),
+                          void *arg)
+{
+    fy_buf p = FY_BUF_INIT;
+    int rc;
+    named_key(&p, 'A', adapter, prefix, plen);
+    adapter_ctx c = {fn, arg, p.len - plen};
+    rc = walk(s, p.data, p.len, p.data, p.len, adapter_one, &c);
+    fy_buf_free(&p);
+    return rc;
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The Ferry store: persistence on one embedded LevelDB database. The only module that knows
+ * LevelDB; it knows nothing of protocols.
+ *
+ * Threads. Every function here is called on the loop thread (the thread running the
+ * event_base given to fy_store_open), except where a comment says otherwise. Writes go through
+ * one writer thread: fy_store_submit() queues a batch; the writer drains everything queued into
+ * one LevelDB WriteBatch (group commit), writes it (sync under FY_FLUSH_SYNC), and posts the
+ * completions back to the loop, where each batch's callback runs exactly once, in submit order.
+ * Reads are synchronous LevelDB reads on the calling thread and see only completed writes.
+ *
+ * Key spaces (integers big-endian so that key order is numeric order):
+ *   M topic_id queue_id offset              -> message record (common/record.h)
+ *   O group 0 topic_id queue_id             -> committed consumer offset (u64)
+ *   K topic_id key 0 store_ms queue_id offset -> (empty)   index by message key
+ *   T deliver_ms seq                        -> record waiting for its time (delayed, retry)
+ *   C name / G name                         -> topic / group configuration (opaque bytes)
+ *   A adapter 0 key                         -> a namespace per adapter (opaque bytes)
+ *   V                                       -> store format version */
+#ifndef FERRY_STORE_STORE_H
+#define FERRY_STORE_STORE_H
+
+#include "common/record.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+typedef struct fy_store fy_store;
+typedef struct fy_wbatch fy_wbatch;
+
+typedef enum fy_flush {
+    FY_FLUSH_ASYNC = 0, /* written to the OS before completion: survives a crash of ferryd */
+    FY_FLUSH_SYNC = 1   /* fsync'ed before completion: survives power loss */
+} fy_flush;
+
+typedef struct fy_store_opts {
+    const char *dir;         /* data directory; created if missing */
+    fy_flush flush;          /* default FY_FLUSH_ASYNC */
+    size_t cache_bytes;      /* LevelDB block cache; 0 = 64 MiB */
+    size_t write_buffer;     /* LevelDB memtable size; 0 = 64 MiB */
+    size_t max_commit_bytes; /* group commit: most bytes in one WriteBatch; 0 = 16 MiB */
+} fy_store_opts;
+
+/* Opens (creating if missing) the store in opts->dir and starts its writer thread; completions
+ * run on `base`. A database that cannot be opened or is corrupt is an error, never a reset.
+ * Returns FY_OK and *out, or -FY_ELOCKED (another process holds the directory), -FY_ECORRUPT,
+ * -FY_EVERSION (written by a newer ferry), -FY_EIO; a one-line reason is written to err. */
+int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store **out, char *err,
+                  size_t errlen);
+
+/* Stops the writer after it has written everything queued (their callbacks run inside this
+ * call), makes the log durable, and closes the database. NULL-safe. */
+void fy_store_close(fy_store *s);
+
+/* False once a write has failed (disk full, I/O error): writes are refused with
+ * -FY_EUNHEALTHY from then on, reads go on. fy_store_last_error() says why ("" when healthy). */
+bool fy_store_healthy(const fy_store *s);
+const char *fy_store_last_error(const fy_store *s);
+
+/* ---- Write batches ------------------------------------------------------------------------
+ * A batch collects operations that must be durable together (a producer's batch of messages,
+ * a transaction commit: append + delete of the half message, a set of offset commits). */
+
+/* Called on the loop once the batch is durable per the flush policy (status FY_OK), or has
+ * failed (negative status: nothing of the batch was written), or at close (-FY_ECANCELED if it
+ * could not be written). The batch is freed after the callback returns. */
+typedef void (*fy_wbatch_cb)(void *arg, int status, fy_wbatch *b);
+
+fy_wbatch *fy_wbatch_new(void);
+/* Frees a batch that was never submitted. NULL-safe. */
+void fy_wbatch_free(fy_wbatch *b);
+
+/* Appends a message to (topic_id, queue_id); the store assigns the next offset of that queue
+ * and the store timestamp when it writes (dense, in write order), and indexes its keys.
+ * Returns the index of this append within the batch (for fy_wbatch_result), or -FY_EINVAL if
+ * the record cannot be encoded. */
+int fy_wbatch_append(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const fy_record *r);
+/* Same, from an already encoded record (copied). -FY_ECORRUPT if it does not decode. */
+int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
+                         size_t len);
+/* Number of appends in the batch. */
+size_t fy_wbatch_appends(const fy_wbatch *b);
+/* Bytes the batch will write (approximate). */
+size_t fy_wbatch_bytes(const fy_wbatch *b);
+/* After a successful completion: where append number i went. */
+void fy_wbatch_result(const fy_wbatch *b, size_t i, uint32_t *queue_id, uint64_t *offset,
+                      uint64_t *store_ms);
+
+/* Consumer offsets: sets the committed offset of (group, topic, queue). */
+void fy_wbatch_put_offset(fy_wbatch *b, const char *group, uint32_t topic_id, uint32_t queue_id,
+                          uint64_t offset);
+void fy_wbatch_del_offset(fy_wbatch *b, const char *group, uint32_t topic_id, uint32_t queue_id);
+/* Topic and group configuration records (opaque bytes owned by the broker). */
+void fy_wbatch_put_topic(fy_wbatch *b, const char *name, const void *val, size_t len);
+void fy_wbatch_del_topic(fy_wbatch *b, const char *name);
+void fy_wbatch_put_group(fy_wbatch *b, const char *name, const void *val, size_t len);
+void fy_wbatch_del_group(fy_wbatch *b, const char *name);
+/* Delayed delivery: holds an encoded record until deliver_ms. The writer assigns a sequence
+ * number so equal times stay distinct and ordered. */
+void fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len);
+void fy_wbatch_del_timer(fy_wbatch *b, uint64_t deliver_ms, uint64_t seq);
+/* Deletes the messages of a queue with offsets below `before` (retention). */
+void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, uint64_t before);
+/* A namespace per adapter (e.g. "mqtt": retained messages, sessions). */
+void fy_wbatch_put_adapter(fy_wbatch *b, const char *adapter, const void *key, size_t klen,
+                           const void *val, size_t vlen);
+void fy_wbatch_del_adapter(fy_wbatch *b, const char *adapter, const void *key, size_t klen);
+
+/* Queues the batch for the writer; the store owns it from now on. cb runs later on the loop,
+ * never inside this call. An unhealthy store completes the batch with -FY_EUNHEALTHY. */
+void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg);
+
+/* ---- Reads (loop thread; synchronous) ------------------------------------------------------ */
+
+/* Copies the record at (topic, queue, offset) into out (replacing its contents).
+ * Returns FY_OK, -FY_ENOTFOUND, or -FY_EIO / -FY_ECORRUPT. */
+int fy_store_get(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t offset, fy_buf *out);
+
+/* Called for each record in offset order; rec is valid only during the call. Return 0 to go on,
+ * non-zero to stop (the value is returned by the scan). */
+typedef int (*fy_store_scan_cb)(void *arg, uint64_t offset, const uint8_t *rec, size_t len);
+/* Reads records of (topic, queue) starting at `from`, at most max_count records and stopping
+ * after the record that reaches max_bytes (0 = no byte limit). Returns 0 when done, the callback's
+ * stop value, or a negative error. */
+int fy_store_scan(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t from,
+                  size_t max_count, size_t max_bytes, fy_store_scan_cb cb, void *arg);
+
+/* Offsets of (topic, queue): min is the first stored offset (after retention), max the next
+ * offset to be written (= min when empty; 0 for a queue never written). */
+void fy_store_queue_range(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t *min,
+                          uint64_t *max);
+
+/* First offset of (topic, queue) whose store timestamp is >= ts_ms, or max if none (binary
+ * search over the queue). Returns FY_OK or a negative error. */
+int fy_store_offset_by_time(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t ts_ms,
+                            uint64_t *offset);
+
+/* Committed offset of (group, topic, queue): FY_OK, or -FY_ENOTFOUND if none was committed. */
+int fy_store_get_offset(fy_store *s, const char *group, uint32_t topic_id, uint32_t queue_id,
+                        uint64_t *offset);
+/* Calls fn for each committed offset of group (topic, queue, offset), in key order. */
+int fy_store_scan_offsets(fy_store *s, const char *group,
+                          int (*fn)(void *arg, uint32_t topic_id, uint32_t queue_id,
+                                    uint64_t offset),
+                          void *arg);
+
+/* Topic / group configuration: get one (into out) or scan all (name is NUL-terminated). */
+int fy_store_get_topic(fy_store *s, const char *name, fy_buf *out);
+int fy_store_scan_topics(fy_store *s,
+                         int (*fn)(void *arg, const char *name, const uint8_t *val, size_t len),
+                         void *arg);
+int fy_store_get_group(fy_store *s, const char *name, fy_buf *out);
+int fy_store_scan_groups(fy_store *s,
+                         int (*fn)(void *arg, const char *name, const uint8_t *val, size_t len),
+                         void *arg);
+
+/* Messages of topic with key `key` stored in [from_ms, to_ms], oldest first, at most limit. */
+int fy_store_query_key(fy_store *s, uint32_t topic_id, const char *key, uint64_t from_ms,
+                       uint64_t to_ms, size_t limit,
+                       int (*fn)(void *arg, uint32_t queue_id, uint64_t offset, uint64_t store_ms),
+                       void *arg);
+
+/* Timers due at or before now_ms, earliest first, at most limit; rec valid during the call. */
+int fy_store_scan_timers(fy_store *s, uint64_t now_ms, size_t limit,
+                         int (*fn)(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec,
+                                   size_t len),
+                         void *arg);
+/* Deliver time of the earliest timer: FY_OK, or -FY_ENOTFOUND when there is none. */
+int fy_store_next_timer(fy_store *s, uint64_t *deliver_ms);
+
+/* Adapter namespace: get one key, or scan keys starting with prefix (in key order). */
+int fy_store_get_adapter(fy_store *s, const char *adapter, const void *key, size_t klen,
+                         fy_buf *out);
+int fy_store_scan_adapter(fy_store *s, const char *adapter, const void *prefix, size_t plen,
+                          int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                                    size_t vlen),
+                          void *arg);
+
+/* Counters for /health and metrics. */
+typedef struct fy_store_stats {
+    uint64_t commits;         /* LevelDB writes done by the writer */
+    uint64_t batches;         /* fy_wbatch completed */
+    uint64_t appends;         /* messages appended */
+    uint64_t bytes;           /* bytes written */
+    uint64_t failed;          /* batches failed */
+    uint64_t pending;         /* batches queued or being written */
+    uint64_t commit_ns_total; /* time spent in LevelDB writes */
+} fy_store_stats;
+void fy_store_get_stats(const fy_store *s, fy_store_stats *st);
+
+#endif

@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the store on a real LevelDB in a temporary directory: appends through the
+ * writer thread, offsets, reads, every key space, persistence across reopen, the directory
+ * lock, corruption at open and a failed write. */
+#include "common/clock.h"
+#include "common/log.h"
+#include "store/store.h"
+#include "tests/testutil.h"
+
+#include "ferry/errors.h"
+
+#include <event2/event.h>
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+typedef struct env {
+    char dir[4096];
+    struct event_base *base;
+    fy_store *s;
+} env;
+
+/* One completion, recorded by done_cb. */
+typedef struct done {
+    int calls;
+    int status;
+    int order; /* value of the global completion counter when this one ran */
+    size_t n;
+    uint32_t queue[64];
+    uint64_t offset[64];
+    uint64_t store_ms[64];
+} done;
+
+static int completions;
+
+static void done_cb(void *arg, int status, fy_wbatch *b)
+{
+    done *d = arg;
+    d->calls++;
+    d->status = status;
+    d->order = completions++;
+    d->n = fy_wbatch_appends(b);
+    for (size_t i = 0; status == FY_OK && i < d->n && i < 64; i++) {
+        fy_wbatch_result(b, i, &d->queue[i], &d->offset[i], &d->store_ms[i]);
+    }
+}
+
+/* Runs the loop until *counter reaches want, or fails the test after 10 s. */
+static void wait_for(env *e, const int *counter, int want)
+{
+    uint64_t deadline = fy_mono_ms() + 10000;
+    while (*counter < want) {
+        assert_true(fy_mono_ms() < deadline);
+        event_base_loop(e->base, EVLOOP_ONCE);
+    }
+}
+
+static void open_store(env *e, fy_flush flush)
+{
+    fy_store_opts o = {.dir = e->dir, .flush = flush};
+    char err[256];
+    int rc = fy_store_open(&o, e->base, &e->s, err, sizeof(err));
+    if (rc != FY_OK) {
+        fail_msg("open: %s", err);
+    }
+}
+
+static int setup(void **state)
+{
+    env *e = calloc(1, sizeof(*e));
+    snprintf(e->dir, sizeof(e->dir), "%s", fy_test_tmpdir("store"));
+    e->base = event_base_new();
+    open_store(e, FY_FLUSH_ASYNC);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env *e = *state;
+    fy_store_close(e->s);
+    event_base_free(e->base);
+    fy_test_rmrf(e->dir);
+    free(e);
+    return 0;
+}
+
+static void reopen(env *e)
+{
+    fy_store_close(e->s);
+    e->s = NULL;
+    open_store(e, FY_FLUSH_ASYNC);
+}
+
+static fy_record make_rec(const char *topic, const char *body)
+{
+    fy_record r = {0};
+    r.topic = fy_slice_str(topic);
+    r.body = fy_slice_str(body);
+    r.born_ms = 1234;
+    return r;
+}
+
+/* Appends one message per body to (topic 1, queue) in one batch and waits for it. */
+static void append_sync(env *e, uint32_t queue, const char *const *bodies, size_t n, done *d)
+{
+    fy_wbatch *b = fy_wbatch_new();
+    int want = d->calls + 1;
+    for (size_t i = 0; i < n; i++) {
+        fy_record r = make_rec("orders", bodies[i]);
+        assert_int_equal(fy_wbatch_append(b, 1, queue, &r), (int)i);
+    }
+    fy_store_submit(e->s, b, done_cb, d);
+    wait_for(e, &d->calls, want);
+}
+
+static void test_store_append_assigns_dense_offsets(void **state)
+{
+    env *e = *state;
+    const char *bodies[] = {"a", "bb", "ccc"};
+    done d = {0};
+    fy_buf out = FY_BUF_INIT;
+    fy_record_view v;
+    uint64_t min, max;
+
+    append_sync(e, 0, bodies, 3, &d);
+    assert_int_equal(d.status, FY_OK);
+    assert_int_equal(d.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(d.queue[i], 0);
+        assert_int_equal(d.offset[i], i);
+        assert_true(d.store_ms[i] > 1000000000000ull);
+    }
+    append_sync(e, 0, bodies, 2, &d);
+    assert_int_equal(d.offset[0], 3);
+    assert_int_equal(d.offset[1], 4);
+    append_sync(e, 5, bodies, 1, &d);
+    assert_int_equal(d.queue[0], 5);
+    assert_int_equal(d.offset[0], 0);
+
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(min, 0);
+    assert_int_equal(max, 5);
+    fy_store_queue_range(e->s, 1, 5, &min, &max);
+    assert_int_equal(max, 1);
+    fy_store_queue_range(e->s, 1, 6, &min, &max);
+    assert_int_equal(min, 0);
+    assert_int_equal(max, 0);
+
+    /* The stored record carries its location and store time. */
+    assert_int_equal(fy_store_get(e->s, 1, 0, 2, &out), FY_OK);
+    assert_int_equal(fy_record_decode(out.data, out.len, &v), FY_OK);
+    assert_int_equal(v.queue_offset, 2);
+    assert_int_equal(v.queue_id, 0);
+    assert_int_equal(v.born_ms, 1234);
+    assert_true(v.store_ms >= d.store_ms[0] - 60000);
+    assert_int_equal(v.body.len, 3);
+    assert_memory_equal(v.body.p, "ccc", 3);
+    assert_int_equal(fy_store_get(e->s, 1, 0, 5, &out), -FY_ENOTFOUND);
+    assert_int_equal(fy_store_get(e->s, 2, 0, 0, &out), -FY_ENOTFOUND);
+    fy_buf_free(&out);
+}
+
+static void test_store_group_commit_keeps_submit_order(void **state)
+{
+    env *e = *state;
+    enum { N = 200 };
+    static done d[N];
+    int calls = 0;
+    memset(d, 0, sizeof(d));
+    completions = 0;
+    for (int i = 0; i < N; i++) {
+        fy_wbatch *b = fy_wbatch_new();
+        fy_record r = make_rec("orders", "x");
+        fy_wbatch_append(b, 1, (uint32_t)(i % 3), &r);
+        fy_wbatch_append(b, 1, (uint32_t)(i % 3), &r);
+        fy_store_submit(e->s, b, done_cb, &d[i]);
+    }
+    while (calls < N) {
+        uint64_t deadline = fy_mono_ms() + 10000;
+        event_base_loop(e->base, EVLOOP_ONCE);
+        assert_true(fy_mono_ms() < deadline);
+        calls = 0;
+        for (int i = 0; i < N; i++) {
+            calls += d[i].calls;
+        }
+    }
+    uint64_t next[3] = {0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(d[i].calls, 1);
+        assert_int_equal(d[i].status, FY_OK);
+        assert_int_equal(d[i].order, i);
+        assert_int_equal(d[i].offset[0], next[i % 3]);
+        assert_int_equal(d[i].offset[1], next[i % 3] + 1);
+        next[i % 3] += 2;
+    }
+    fy_store_stats st;
+    fy_store_get_stats(e->s, &st);
+    assert_int_equal(st.appends, 2 * N);
+    assert_int_equal(st.batches, N);
+    assert_int_equal(st.pending, 0);
+    assert_true(st.commits >= 1 && st.commits <= N);
+}
+
+typedef struct seen {
+    int n;
+    uint64_t offsets[100];
+    int stop_at;
+} seen;
+
+static int scan_cb(void *arg, uint64_t offset, const uint8_t *rec, size_t len)
+{
+    seen *s = arg;
+    fy_record_view v;
+    assert_int_equal(fy_record_decode(rec, len, &v), FY_OK);
+    assert_int_equal(v.queue_offset, offset);
+    s->offsets[s->n++] = offset;
+    return s->n == s->stop_at ? 42 : 0;
+}
+
+static void test_store_scan_limits(void **state)
+{
+    env *e = *state;
+    const char *bodies[10] = {"0123456789", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    done d = {0};
+    seen s = {0};
+    append_sync(e, 0, bodies, 10, &d);
+    append_sync(e, 1, bodies, 2, &d);
+
+    assert_int_equal(fy_store_scan(e->s, 1, 0, 3, 4, 0, scan_cb, &s), 0);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.offsets[0], 3);
+    assert_int_equal(s.offsets[3], 6);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(fy_store_scan(e->s, 1, 0, 8, 100, 0, scan_cb, &s), 0);
+    assert_int_equal(s.n, 2); /* stops at the end of the queue, not in queue 1 */
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(fy_store_scan(e->s, 1, 0, 0, 100, 1, scan_cb, &s), 0);
+    assert_int_equal(s.n, 1); /* the byte limit stops after the record that reaches it */
+
+    memset(&s, 0, sizeof(s));
+    s.stop_at = 2;
+    assert_int_equal(fy_store_scan(e->s, 1, 0, 0, 100, 0, scan_cb, &s), 42);
+    assert_int_equal(s.n, 2);
+}
+
+static void test_store_reopen_recovers_ranges(void **state)
+{
+    env *e = *state;
+    const char *bodies[] = {"a", "b", "c", "d"};
+    done d = {0};
+    uint64_t min, max;
+    append_sync(e, 0, bodies, 4, &d);
+    append_sync(e, 7, bodies, 2, &d);
+    reopen(e);
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(min, 0);
+    assert_int_equal(max, 4);
+    fy_store_queue_range(e->s, 1, 7, &min, &max);
+    assert_int_equal(max, 2);
+    append_sync(e, 0, bodies, 1, &d);
+    assert_int_equal(d.offset[0], 4);
+    append_sync(e, 7, bodies, 1, &d);
+    assert_int_equal(d.offset[0], 2);
+}
+
+static void test_store_offset_by_time(void **state)
+{
+    env *e = *state;
+    const char *bodies[] = {"a", "b", "c"};
+    done d = {0};
+    uint64_t t1, t2, off;
+
+    append_sync(e, 0, bodies, 3, &d); /* offsets 0..2 */
+    t1 = d.store_ms[0];
+    while (fy_wall_ms() <= t1 + 2) {
+        usleep(1000);
+    }
+    append_sync(e, 0, bodies, 3, &d); /* offsets 3..5 */
+    t2 = d.store_ms[0];
+    assert_true(t2 > t1);
+
+    assert_int_equal(fy_store_offset_by_time(e->s, 1, 0, 0, &off), FY_OK);
+    assert_int_equal(off, 0);
+    assert_int_equal(fy_store_offset_by_time(e->s, 1, 0, t1, &off), FY_OK);
+    assert_int_equal(off, 0);
+    assert_int_equal(fy_store_offset_by_time(e->s, 1, 0, t1 + 1, &off), FY_OK);
+    assert_int_equal(off, 3);
+    assert_int_equal(fy_store_offset_by_time(e->s, 1, 0, t2, &off), FY_OK);
+    assert_int_equal(off, 3);
+    assert_int_equal(fy_store_offset_by_time(e->s, 1, 0, t2 + 100000, &off), FY_OK);
+    assert_int_equal(off, 6);
+}
+
+typedef struct offs {
+    int n;
+    uint32_t topic[8], queue[8];
+    uint64_t off[8];
+} offs;
+
+static int offs_cb(void *arg, uint32_t topic_id, uint32_t queue_id, uint64_t offset)
+{
+    offs *o = arg;
+    o->topic[o->n] = topic_id;
+    o->queue[o->n] = queue_id;
+    o->off[o->n++] = offset;
+    return 0;
+}
+
+/* Submits a batch without appends and waits for it. */
+static void submit_sync(env *e, fy_wbatch *b)
+{
+    done d = {0};
+    fy_store_submit(e->s, b, done_cb, &d);
+    wait_for(e, &d.calls, 1);
+    assert_int_equal(d.status, FY_OK);
+}
+
+static void test_store_consumer_offsets(void **state)
+{
+    env *e = *state;
+    fy_wbatch *b = fy_wbatch_new();
+    uint64_t off = 0;
+    offs o = {0};
+
+    assert_int_equal(fy_store_get_offset(e->s, "g1", 1, 0, &off), -FY_ENOTFOUND);
+    fy_wbatch_put_offset(b, "g1", 1, 0, 17);
+    fy_wbatch_put_offset(b, "g1", 1, 3, 5);
+    fy_wbatch_put_offset(b, "g1", 2, 0, 9);
+    fy_wbatch_put_offset(b, "g10", 1, 0, 99); /* a group whose name extends g1's */
+    submit_sync(e, b);
+    assert_int_equal(fy_store_get_offset(e->s, "g1", 1, 0, &off), FY_OK);
+    assert_int_equal(off, 17);
+    assert_int_equal(fy_store_get_offset(e->s, "g10", 1, 0, &off), FY_OK);
+    assert_int_equal(off, 99);
+
+    assert_int_equal(fy_store_scan_offsets(e->s, "g1", offs_cb, &o), 0);
+    assert_int_equal(o.n, 3);
+    assert_int_equal(o.topic[0], 1);
+    assert_int_equal(o.queue[0], 0);
+    assert_int_equal(o.off[0], 17);
+    assert_int_equal(o.queue[1], 3);
+    assert_int_equal(o.topic[2], 2);
+    assert_int_equal(o.off[2], 9);
+
+    b = fy_wbatch_new();
+    fy_wbatch_put_offset(b, "g1", 1, 0, 18);
+    fy_wbatch_del_offset(b, "g1", 1, 3);
+    submit_sync(e, b);
+    reopen(e);
+    assert_int_equal(fy_store_get_offset(e->s, "g1", 1, 0, &off), FY_OK);
+    assert_int_equal(off, 18);
+    assert_int_equal(fy_store_get_offset(e->s, "g1", 1, 3, &off), -FY_ENOTFOUND);
+}
+
+typedef struct names {
+    int n;
+    char name[8][32];
+    char val[8][32];
+} names;
+
+static int names_cb(void *arg, const char *name, const uint8_t *val, size_t len)
+{
+    names *o = arg;
+    snprintf(o->name[o->n], 32, "%s", name);
+    snprintf(o->val[o->n++], 32, "%.*s", (int)len, (const char *)val);
+    return 0;
+}
+
+static void test_store_topic_and_group_config(void **state)
+{
+    env *e = *state;
+    fy_wbatch *b = fy_wbatch_new();
+    fy_buf out = FY_BUF_INIT;
+    names t = {0}, g = {0};
+
+    fy_wbatch_put_topic(b, "orders", "q=8", 3);
+    fy_wbatch_put_topic(b, "audit", "q=2", 3);
+    fy_wbatch_put_group(b, "billing", "mode=c", 6);
+    submit_sync(e, b);
+    assert_int_equal(fy_store_get_topic(e->s, "orders", &out), FY_OK);
+    assert_int_equal(out.len, 3);
+    assert_memory_equal(out.data, "q=8", 3);
+    assert_int_equal(fy_store_get_topic(e->s, "billing", &out), -FY_ENOTFOUND);
+    assert_int_equal(fy_store_get_group(e->s, "billing", &out), FY_OK);
+
+    assert_int_equal(fy_store_scan_topics(e->s, names_cb, &t), 0);
+    assert_int_equal(t.n, 2);
+    assert_string_equal(t.name[0], "audit");
+    assert_string_equal(t.val[0], "q=2");
+    assert_string_equal(t.name[1], "orders");
+    assert_int_equal(fy_store_scan_groups(e->s, names_cb, &g), 0);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.name[0], "billing");
+
+    b = fy_wbatch_new();
+    fy_wbatch_del_topic(b, "audit");
+    fy_wbatch_del_group(b, "billing");
+    submit_sync(e, b);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(fy_store_scan_topics(e->s, names_cb, &t), 0);
+    assert_int_equal(t.n, 1);
+    assert_int_equal(fy_store_get_group(e->s, "billing", &out), -FY_ENOTFOUND);
+    fy_buf_free(&out);
+}
+
+typedef struct hits {
+    int n;
+    uint32_t queue[16];
+    uint64_t off[16];
+    uint64_t ms[16];
+} hits;
+
+static int hits_cb(void *arg, uint32_t queue_id, uint64_t offset, uint64_t store_ms)
+{
+    hits *h = arg;
+    h->queue[h->n] = queue_id;
+    h->off[h->n] = offset;
+    h->ms[h->n++] = store_ms;
+    return 0;
+}
+
+static void test_store_key_index(void **state)
+{
+    env *e = *state;
+    fy_wbatch *b = fy_wbatch_new();
+    fy_slice k1[] = {fy_slice_str("order-1"), fy_slice_str("cust-9")};
+    fy_slice k2[] = {fy_slice_str("order-10")};
+    fy_record r1 = make_rec("orders", "one"), r2 = make_rec("orders", "two");
+    done d = {0};
+    hits h = {0};
+    r1.keys = k1;
+    r1.nkeys = 2;
+    r2.keys = k2;
+    r2.nkeys = 1;
+    fy_wbatch_append(b, 1, 2, &r1);
+    fy_wbatch_append(b, 1, 3, &r2);
+    fy_wbatch_append(b, 1, 3, &r1);
+    fy_store_submit(e->s, b, done_cb, &d);
+    wait_for(e, &d.calls, 1);
+    assert_int_equal(d.status, FY_OK);
+
+    assert_int_equal(fy_store_query_key(e->s, 1, "order-1", 0, UINT64_MAX, 10, hits_cb, &h), 0);
+    assert_int_equal(h.n, 2); /* not order-10 */
+    assert_int_equal(h.queue[0], 2);
+    assert_int_equal(h.off[0], 0);
+    assert_int_equal(h.queue[1], 3);
+    assert_int_equal(h.off[1], 1);
+    assert_int_equal(h.ms[0], d.store_ms[0]);
+
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(fy_store_query_key(e->s, 1, "order-1", 0, UINT64_MAX, 1, hits_cb, &h), 0);
+    assert_int_equal(h.n, 1);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(
+        fy_store_query_key(e->s, 1, "cust-9", d.store_ms[0] + 1, UINT64_MAX, 10, hits_cb, &h), 0);
+    assert_int_equal(h.n, 0); /* outside the time range */
+    assert_int_equal(fy_store_query_key(e->s, 2, "order-1", 0, UINT64_MAX, 10, hits_cb, &h), 0);
+    assert_int_equal(h.n, 0); /* another topic */
+}
+
+typedef struct timers {
+    int n;
+    uint64_t when[16], seq[16];
+    char body[16][16];
+} timers;
+
+static int timers_cb(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, size_t len)
+{
+    timers *t = arg;
+    t->when[t->n] = when;
+    t->seq[t->n] = seq;
+    snprintf(t->body[t->n++], 16, "%.*s", (int)len, (const char *)rec);
+    return 0;
+}
+
+static void test_store_timers(void **state)
+{
+    env *e = *state;
+    fy_wbatch *b = fy_wbatch_new();
+    timers t = {0};
+    uint64_t next;
+
+    assert_int_equal(fy_store_next_timer(e->s, &next), -FY_ENOTFOUND);
+    fy_wbatch_put_timer(b, 3000, "c", 1);
+    fy_wbatch_put_timer(b, 1000, "a", 1);
+    fy_wbatch_put_timer(b, 1000, "b", 1); /* same time: kept, after "a" */
+    fy_wbatch_put_timer(b, 9000, "z", 1);
+    submit_sync(e, b);
+    assert_int_equal(fy_store_next_timer(e->s, &next), FY_OK);
+    assert_int_equal(next, 1000);
+
+    assert_int_equal(fy_store_scan_timers(e->s, 3000, 10, timers_cb, &t), 0);
+    assert_int_equal(t.n, 3);
+    assert_string_equal(t.body[0], "a");
+    assert_string_equal(t.body[1], "b");
+    assert_string_equal(t.body[2], "c");
+    assert_true(t.seq[1] > t.seq[0]);
+
+    b = fy_wbatch_new();
+    fy_wbatch_del_timer(b, t.when[0], t.seq[0]);
+    submit_sync(e, b);
+
+    /* After a reopen, new sequence numbers never collide with stored ones. */
+    reopen(e);
+    b = fy_wbatch_new();
+    fy_wbatch_put_timer(b, 1000, "d", 1);
+    submit_sync(e, b);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(fy_store_scan_timers(e->s, 1000, 10, timers_cb, &t), 0);
+    assert_int_equal(t.n, 2);
+    assert_string_equal(t.body[0], "b");
+    assert_string_equal(t.body[1], "d");
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(fy_store_scan_timers(e->s, UINT64_MAX, 2, timers_cb, &t), 0);
+    assert_int_equal(t.n, 2); /* the limit */
+}
+
+typedef struct kvs {
+    int n;
+    char key[8][32];
+    char val[8][32];
+} kvs;
+
+static int kvs_cb(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    kvs *o = arg;
+    snprintf(o->key[o->n], 32, "%.*s", (int)klen, (const char *)k);
+    snprintf(o->val[o->n++], 32, "%.*s", (int)vlen, (const char *)v);
+    return 0;
+}
+
+static void test_store_adapter_namespace(void **state)
+{
+    env *e = *state;
+    fy_wbatch *b = fy_wbatch_new();
+    fy_buf out = FY_BUF_INIT;
+    kvs o = {0};
+    fy_wbatch_put_adapter(b, "mqtt", "ret/a", 5, "1", 1);
+    fy_wbatch_put_adapter(b, "mqtt", "ret/b", 5, "2", 1);
+    fy_wbatch_put_adapter(b, "mqtt", "sess/x", 6, "3", 1);
+    fy_wbatch_put_adapter(b, "mqtt2", "ret/c", 5, "4", 1);
+    submit_sync(e, b);
+
+    assert_int_equal(fy_store_get_adapter(e->s, "mqtt", "ret/b", 5, &out), FY_OK);
+    assert_memory_equal(out.data, "2", 1);
+    assert_int_equal(fy_store_get_adapter(e->s, "amqp", "ret/b", 5, &out), -FY_ENOTFOUND);
+    assert_int_equal(fy_store_scan_adapter(e->s, "mqtt", "ret/", 4, kvs_cb, &o), 0);
+    assert_int_equal(o.n, 2);
+    assert_string_equal(o.key[0], "ret/a");
+    assert_string_equal(o.key[1], "ret/b");
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(fy_store_scan_adapter(e->s, "mqtt", "", 0, kvs_cb, &o), 0);
+    assert_int_equal(o.n, 3); /* not mqtt2's */
+
+    b = fy_wbatch_new();
+    fy_wbatch_del_adapter(b, "mqtt", "ret/a", 5);
+    submit_sync(e, b);
+    assert_int_equal(fy_store_get_adapter(e->s, "mqtt", "ret/a", 5, &out), -FY_ENOTFOUND);
+    fy_buf_free(&out);
+}
+
+static void test_store_trim_queue(void **state)
+{
+    env *e = *state;
+    const char *bodies[] = {"a", "b", "c", "d", "e"};
+    done d = {0};
+    fy_buf out = FY_BUF_INIT;
+    uint64_t min, max;
+    append_sync(e, 0, bodies, 5, &d);
+    fy_wbatch *b = fy_wbatch_new();
+    fy_wbatch_trim_queue(b, 1, 0, 3);
+    submit_sync(e, b);
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(min, 3);
+    assert_int_equal(max, 5);
+    assert_int_equal(fy_store_get(e->s, 1, 0, 2, &out), -FY_ENOTFOUND);
+    assert_int_equal(fy_store_get(e->s, 1, 0, 3, &out), FY_OK);
+    reopen(e);
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(min, 3);
+    assert_int_equal(max, 5);
+    fy_buf_free(&out);
+}
+
+static void test_store_second_open_is_refused(void **state)
+{
+    env *e = *state;
+    fy_store_opts o = {.dir = e->dir};
+    fy_store *s2 = NULL;
+    char err[256];
+    assert_int_equal(fy_store_open(&o, e->base, &s2, err, sizeof(err)), -FY_ELOCKED);
+    assert_null(s2);
+    assert_non_null(strstr(err, "in use"));
+}
+
+static void test_store_corrupt_database_is_an_error(void **state)
+{
+    env *e = *state;
+    char path[4200];
+    fy_store_opts o = {.dir = e->dir};
+    fy_store *s2 = NULL;
+    char err[256];
+    FILE *f;
+    fy_store_close(e->s);
+    e->s = NULL;
+    snprintf(path, sizeof(path), "%s/CURRENT", e->dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("garbage-without-newline", f);
+    fclose(f);
+    assert_int_equal(fy_store_open(&o, e->base, &s2, err, sizeof(err)), -FY_ECORRUPT);
+    assert_null(s2);
+    assert_true(strlen(err) > 0);
+    /* Not reset: the file is still what we wrote. */
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(err, sizeof(err), f));
+    fclose(f);
+    assert_string_equal(err, "garbage-without-newline");
+    /* teardown must not close it again; reopen a fresh store elsewhere for it */
+    fy_test_rmrf(e->dir);
+    snprintf(e->dir, sizeof(e->dir), "%s", fy_test_tmpdir("store"));
+    open_store(e, FY_FLUSH_ASYNC);
+}
+
+static void test_store_failed_write_is_not_acknowledged(void **state)
+{
+    env *e = *state;
+    const char *bodies[] = {"kept-1", "kept-2"};
+    done d = {0};
+    struct rlimit old, small;
+    fy_buf out = FY_BUF_INIT;
+    uint64_t min, max;
+    size_t big_len = 4u << 20;
+    char *big = malloc(big_len + 1);
+
+    append_sync(e, 0, bodies, 2, &d);
+    assert_int_equal(d.status, FY_OK);
+
+    /* The log file may grow no more: the next write fails with EFBIG. */
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    small = old;
+    small.rlim_cur = 1u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    const char *bigs[] = {big};
+    append_sync(e, 0, bigs, 1, &d);
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_true(d.status < 0);
+    assert_false(fy_store_healthy(e->s));
+    assert_true(strlen(fy_store_last_error(e->s)) > 0);
+
+    /* Refused from now on, and the range did not move. */
+    append_sync(e, 0, bodies, 1, &d);
+    assert_int_equal(d.status, -FY_EUNHEALTHY);
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(max, 2);
+    assert_int_equal(fy_store_get(e->s, 1, 0, 1, &out), FY_OK); /* reads go on */
+
+    /* After a reopen, the acknowledged messages are there and offsets stay dense. */
+    reopen(e);
+    assert_true(fy_store_healthy(e->s));
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(max, 2);
+    append_sync(e, 0, bodies, 1, &d);
+    assert_int_equal(d.status, FY_OK);
+    assert_int_equal(d.offset[0], 2);
+    fy_buf_free(&out);
+    free(big);
+}
+
+int main(void)
+{
+    fy_log_set_level(FY_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_append_assigns_dense_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_group_commit_keeps_submit_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_scan_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_reopen_recovers_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_offset_by_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_consumer_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_topic_and_group_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_key_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_timers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_adapter_namespace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_trim_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_second_open_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_corrupt_database_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_failed_write_is_not_acknowledged, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
