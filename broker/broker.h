@@ -11,12 +11,16 @@
 
 struct event_base;
 typedef struct fy_admin fy_admin;
+typedef struct fy_core fy_core;
+typedef struct fy_native fy_native;
 
 typedef struct fy_broker {
     struct event_base *base;
     fy_config *conf;       /* the parsed configuration (sections, for display) */
     fy_broker_config *cfg; /* the broker's own keys */
     fy_store *store;
+    fy_core *core;
+    fy_native *native;
     fy_admin *admin;
     uint64_t started_mono_ms;
     uint64_t started_wall_ms;

@@ -3,6 +3,8 @@
  * and on SIGINT/SIGTERM stops accepting, flushes the store and exits 0. */
 #include "broker/admin.h"
 #include "broker/broker.h"
+#include "broker/core.h"
+#include "broker/native.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -177,6 +179,19 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    b.core = fy_core_new(b.base, b.store, &cfg, err, sizeof(err));
+    if (!b.core) {
+        fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
+        fprintf(stderr, "ferryd: %s\n", err);
+        goto out;
+    }
+    if (fy_native_start(b.base, b.core, (uint16_t)cfg.broker_id,
+                        (size_t)cfg.max_message_size + FY_NATIVE_FRAME_SLACK, cfg.native.listen,
+                        (uint16_t)cfg.native.port, &b.native, err, sizeof(err)) != FY_OK) {
+        fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
+        fprintf(stderr, "ferryd: %s\n", err);
+        goto out;
+    }
     if (fy_admin_start(&b, cfg.admin.listen, (uint16_t)cfg.admin.port, &b.admin, err,
                        sizeof(err)) != FY_OK) {
         fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
@@ -192,9 +207,14 @@ int main(int argc, char **argv)
 
     event_base_dispatch(b.base);
 
-    /* Stop accepting first, then let the store write what is queued and flush it. */
+    /* Stop accepting and close connections first, then persist consumer offsets, then let the
+     * store write what is queued and flush it. */
+    fy_native_stop(b.native);
+    b.native = NULL;
     fy_admin_stop(b.admin);
     b.admin = NULL;
+    fy_core_free(b.core);
+    b.core = NULL;
     fy_store_close(b.store);
     b.store = NULL;
     fy_log(INFO, "ferryd", "uptime_s=%llu msg=\"stopped cleanly: listeners closed, store flushed\"",
@@ -207,7 +227,9 @@ out:
     if (sigterm) {
         event_free(sigterm);
     }
+    fy_native_stop(b.native);
     fy_admin_stop(b.admin);
+    fy_core_free(b.core);
     fy_store_close(b.store);
     if (b.base) {
         event_base_free(b.base);

@@ -35,6 +35,8 @@ typedef struct append_res {
     uint32_t queue_id;
     uint64_t offset;
     uint64_t store_ms;
+    size_t rec_pos; /* where the record lies in ops */
+    uint32_t rec_len;
 } append_res;
 
 struct fy_wbatch {
@@ -179,12 +181,15 @@ void fy_wbatch_free(fy_wbatch *b)
     fy_free(b);
 }
 
-static void add_append_slot(fy_wbatch *b)
+/* Records where the append's record starts in ops (it is appended right after this call). */
+static void add_append_slot(fy_wbatch *b, uint32_t len)
 {
     if (b->nappends == b->rescap) {
         b->rescap = b->rescap ? b->rescap * 2 : 4;
         b->res = fy_realloc(b->res, b->rescap * sizeof(*b->res));
     }
+    b->res[b->nappends].rec_pos = b->ops.len;
+    b->res[b->nappends].rec_len = len;
     b->nappends++;
 }
 
@@ -199,8 +204,8 @@ int fy_wbatch_append(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const f
     fy_buf_put_u32(&b->ops, queue_id);
     fy_buf_put_u8(&b->ops, r->nkeys > 0);
     fy_buf_put_u32(&b->ops, (uint32_t)n);
+    add_append_slot(b, (uint32_t)n);
     fy_record_encode(r, &b->ops);
-    add_append_slot(b);
     return (int)(b->nappends - 1);
 }
 
@@ -216,8 +221,8 @@ int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, con
     fy_buf_put_u32(&b->ops, queue_id);
     fy_buf_put_u8(&b->ops, v.nkeys > 0);
     fy_buf_put_u32(&b->ops, (uint32_t)len);
+    add_append_slot(b, (uint32_t)len);
     fy_buf_append(&b->ops, rec, len);
-    add_append_slot(b);
     return (int)(b->nappends - 1);
 }
 
@@ -244,6 +249,12 @@ void fy_wbatch_result(const fy_wbatch *b, size_t i, uint32_t *queue_id, uint64_t
     if (store_ms) {
         *store_ms = r->store_ms;
     }
+}
+
+void fy_wbatch_record(const fy_wbatch *b, size_t i, const uint8_t **rec, size_t *len)
+{
+    *rec = b->ops.data + b->res[i].rec_pos;
+    *len = b->res[i].rec_len;
 }
 
 static void put_op(fy_wbatch *b, const fy_buf *key, const void *val, size_t vlen)
@@ -449,7 +460,10 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             if (has_keys) {
                 index_keys_wt(s, c, topic_id, rec, len);
             }
-            b->res[nappend++] = (append_res){queue_id, off, now};
+            b->res[nappend].queue_id = queue_id;
+            b->res[nappend].offset = off;
+            b->res[nappend].store_ms = now;
+            nappend++;
             break;
         }
         case OP_PUT: {
@@ -785,6 +799,15 @@ static int load_ranges(fy_store *s, char *err, size_t errlen)
         }
         key = (const uint8_t *)leveldb_iter_key(it, &klen);
         last = (klen == MKEY_LEN) ? fy_be64_get(key + 9) : first;
+        {
+            /* Store times never go backwards, even if the wall clock did between runs. */
+            size_t vlen;
+            const char *val = leveldb_iter_value(it, &vlen);
+            uint64_t ms;
+            if (fy_record_peek_store_ms(val, vlen, &ms) == FY_OK && ms > s->last_ms) {
+                s->last_ms = ms;
+            }
+        }
         *fy_u64map_upsert(&s->qmin, qkey(topic_id, queue_id), 0) = first;
         *fy_u64map_upsert(&s->qmax, qkey(topic_id, queue_id), 0) = last + 1;
         *fy_u64map_upsert(&s->wnext, qkey(topic_id, queue_id), 0) = last + 1;
@@ -897,11 +920,11 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
     if (rc != FY_OK) {
         goto fail;
     }
+    s->last_ms = fy_wall_ms();
     rc = load_ranges(s, err, errlen);
     if (rc != FY_OK) {
         goto fail;
     }
-    s->last_ms = fy_wall_ms();
     s->wb = leveldb_writebatch_create();
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->efd < 0) {

@@ -89,6 +89,10 @@ size_t fy_wbatch_bytes(const fy_wbatch *b);
 void fy_wbatch_result(const fy_wbatch *b, size_t i, uint32_t *queue_id, uint64_t *offset,
                       uint64_t *store_ms);
 
+/* After a successful completion: the bytes of append number i as stored (location and store
+ * time filled in). Valid until the batch is freed, i.e. during the callback. */
+void fy_wbatch_record(const fy_wbatch *b, size_t i, const uint8_t **rec, size_t *len);
+
 /* Consumer offsets: sets the committed offset of (group, topic, queue). */
 void fy_wbatch_put_offset(fy_wbatch *b, const char *group, uint32_t topic_id, uint32_t queue_id,
                           uint64_t offset);

@@ -1,0 +1,1462 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The core model on the loop: topics, produce, consumers (per group and topic, or per broadcast
+ * member), cursors per queue with a settle window, credit-driven dispatch from an in-memory tail
+ * or from the store, ack timeouts and batched offset commits. */
+#include "broker/core.h"
+
+#include "broker/config.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/strmap.h"
+#include "common/u64map.h"
+
+#include "ferry/errors.h"
+
+#include <event2/event.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_QUEUES 1024
+#define WINDOW 4096           /* most offsets between committed and next per cursor */
+#define TAIL_SLOTS 512        /* recent records kept per queue for live delivery */
+#define TAIL_MAX_RECORD 65536 /* larger records are read from the store */
+#define SCAN_BATCH 128        /* records read from the store per cursor per dispatch round */
+#define DISPATCH_BUDGET 4096  /* records examined per dispatch before yielding to the loop */
+#define TICK_MS 200           /* ack timeouts and offset commits */
+
+/* Settle state of an offset inside a cursor's window. */
+enum { W_NONE = 0, W_INFLIGHT = 1, W_DONE = 2, W_REDELIVER = 3 };
+
+typedef struct topic topic;
+typedef struct group group;
+typedef struct consumer consumer;
+typedef struct cursor cursor;
+
+/* The most recent records of a queue, by offset modulo TAIL_SLOTS. */
+typedef struct tail_slot {
+    uint64_t offset;
+    bool valid;
+    fy_buf rec;
+} tail_slot;
+
+struct topic {
+    char *name;
+    uint32_t id;
+    uint32_t queues;
+    uint32_t rr;
+    tail_slot *tail; /* queues * TAIL_SLOTS, allocated on first produce */
+    consumer **cons; /* consumers reading this topic */
+    size_t ncons, capcons;
+};
+
+struct cursor {
+    consumer *cons;
+    uint32_t queue_id;
+    uint64_t committed; /* lowest offset not settled */
+    uint64_t next;      /* next new offset to read */
+    uint64_t persisted; /* last committed offset written to the store */
+    uint8_t *win;       /* WINDOW states for offsets [committed, next), by offset % WINDOW */
+    uint64_t *redo;     /* offsets to deliver again, FIFO */
+    size_t nredo, capredo, redo_head;
+    fy_sub *owner;
+    bool dirty_listed;
+};
+
+struct consumer {
+    group *g;
+    topic *t;
+    fy_sub_mode mode;
+    bool persistent; /* clustering: offsets in the store; broadcast: in memory */
+    cursor *cur;     /* t->queues cursors */
+    fy_sub **members;
+    size_t nmembers, capmembers;
+    char *filter_text;
+};
+
+struct group {
+    char *name;
+    fy_sub_mode mode;
+    consumer **cons; /* clustering: one per topic; broadcast: one per member */
+    size_t ncons, capcons;
+    uint32_t members;
+    uint32_t next_member_id;
+};
+
+typedef struct inflight {
+    cursor *cur; /* NULL = free slot */
+    uint64_t offset;
+    uint64_t deadline_ms;
+    uint32_t gen;
+    uint32_t next_free;
+} inflight;
+
+struct fy_sub {
+    fy_core *core;
+    group *g;
+    consumer *cons;
+    const fy_sub_ops *ops;
+    void *owner;
+    uint32_t member_id;
+    char *client_id;
+    char **tags; /* NULL = every tag */
+    size_t ntags;
+    uint32_t credit;
+    inflight *fl;
+    uint32_t nfl, capfl, free_head, inflight;
+    uint32_t rr;
+    struct event *dispatch_ev;
+    bool closed;
+    fy_sub *next_all; /* core's list of live subscriptions */
+    fy_sub *prev_all;
+};
+
+struct fy_core {
+    struct event_base *base;
+    fy_store *store;
+    const fy_broker_config *cfg;
+    fy_strmap topics;    /* name -> topic */
+    fy_u64map topic_ids; /* id -> topic pointer */
+    fy_strmap groups;    /* name -> group */
+    uint32_t next_topic_id;
+    cursor **dirty;
+    size_t ndirty, capdirty;
+    fy_sub *subs;
+    struct event *tick_ev;
+    fy_buf scratch;
+};
+
+#define FREE_END UINT32_MAX
+
+/* ---- Small helpers ------------------------------------------------------------------------- */
+
+#define PUSH(arr, n, cap, item)                                                                    \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap)*2 : 4;                                                           \
+            (arr) = fy_realloc((arr), (cap) * sizeof(*(arr)));                                     \
+        }                                                                                          \
+        (arr)[(n)++] = (item);                                                                     \
+    } while (0)
+
+/* Removes the first element equal to item (order not kept). */
+#define REMOVE(arr, n, item)                                                                       \
+    do {                                                                                           \
+        for (size_t i_ = 0; i_ < (n); i_++) {                                                      \
+            if ((arr)[i_] == (item)) {                                                             \
+                (arr)[i_] = (arr)[--(n)];                                                          \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+bool fy_core_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > 127) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '%' || ch == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static topic *topic_by_id(fy_core *c, uint32_t id)
+{
+    uint64_t *p = fy_u64map_find(&c->topic_ids, id);
+    return p ? (topic *)(uintptr_t)*p : NULL;
+}
+
+/* The stored topic configuration: u32 id, u32 queues, u64 created_ms. */
+static void topic_conf_encode(const topic *t, uint8_t out[16])
+{
+    fy_be32_put(out, t->id);
+    fy_be32_put(out + 4, t->queues);
+    fy_be64_put(out + 8, fy_wall_ms());
+}
+
+static topic *topic_add(fy_core *c, const char *name, uint32_t id, uint32_t queues)
+{
+    topic *t = FY_NEW(topic);
+    t->name = fy_strdup(name);
+    t->id = id;
+    t->queues = queues;
+    fy_strmap_put(&c->topics, t->name, t);
+    *fy_u64map_upsert(&c->topic_ids, id, 0) = (uint64_t)(uintptr_t)t;
+    if (id >= c->next_topic_id) {
+        c->next_topic_id = id + 1;
+    }
+    return t;
+}
+
+/* Adds the topic's configuration and the next-id counter to a store batch. */
+static void topic_persist(fy_core *c, topic *t, fy_wbatch *b)
+{
+    uint8_t conf[16], next[4];
+    topic_conf_encode(t, conf);
+    fy_wbatch_put_topic(b, t->name, conf, sizeof(conf));
+    fy_be32_put(next, c->next_topic_id);
+    fy_wbatch_put_adapter(b, "core", "next_topic_id", 13, next, sizeof(next));
+}
+
+static void topic_free(topic *t)
+{
+    if (t->tail) {
+        for (size_t i = 0; i < (size_t)t->queues * TAIL_SLOTS; i++) {
+            fy_buf_free(&t->tail[i].rec);
+        }
+        fy_free(t->tail);
+    }
+    fy_free(t->cons);
+    fy_free(t->name);
+    fy_free(t);
+}
+
+/* Keeps a copy of a just-stored record for live delivery. */
+static void tail_put(topic *t, uint32_t queue_id, uint64_t offset, const uint8_t *rec, size_t len)
+{
+    tail_slot *s;
+    if (len > TAIL_MAX_RECORD) {
+        return;
+    }
+    if (!t->tail) {
+        t->tail = fy_calloc((size_t)t->queues * TAIL_SLOTS, sizeof(*t->tail));
+    }
+    s = &t->tail[(size_t)queue_id * TAIL_SLOTS + offset % TAIL_SLOTS];
+    fy_buf_reset(&s->rec);
+    fy_buf_append(&s->rec, rec, len);
+    s->offset = offset;
+    s->valid = true;
+}
+
+static const tail_slot *tail_get(const topic *t, uint32_t queue_id, uint64_t offset)
+{
+    const tail_slot *s;
+    if (!t->tail) {
+        return NULL;
+    }
+    s = &t->tail[(size_t)queue_id * TAIL_SLOTS + offset % TAIL_SLOTS];
+    return s->valid && s->offset == offset ? s : NULL;
+}
+
+/* ---- Cursors and offsets ------------------------------------------------------------------- */
+
+static uint8_t *win_at(cursor *cu, uint64_t offset)
+{
+    return &cu->win[offset % WINDOW];
+}
+
+static void mark_dirty(fy_core *c, cursor *cu)
+{
+    if (cu->cons->persistent && !cu->dirty_listed) {
+        cu->dirty_listed = true;
+        PUSH(c->dirty, c->ndirty, c->capdirty, cu);
+    }
+}
+
+/* Moves committed past every settled offset at the front of the window. */
+static void advance(fy_core *c, cursor *cu)
+{
+    uint64_t before = cu->committed;
+    while (cu->committed < cu->next && *win_at(cu, cu->committed) == W_DONE) {
+        *win_at(cu, cu->committed) = W_NONE;
+        cu->committed++;
+    }
+    if (cu->committed != before) {
+        mark_dirty(c, cu);
+    }
+}
+
+static void redo_push(cursor *cu, uint64_t offset)
+{
+    if (cu->nredo == cu->capredo) {
+        /* Unroll the ring into a bigger array. */
+        size_t cap = cu->capredo ? cu->capredo * 2 : 16;
+        uint64_t *r = fy_malloc(cap * sizeof(*r));
+        for (size_t i = 0; i < cu->nredo; i++) {
+            r[i] = cu->redo[(cu->redo_head + i) % cu->capredo];
+        }
+        fy_free(cu->redo);
+        cu->redo = r;
+        cu->capredo = cap;
+        cu->redo_head = 0;
+    }
+    cu->redo[(cu->redo_head + cu->nredo) % cu->capredo] = offset;
+    cu->nredo++;
+}
+
+static bool redo_pop(cursor *cu, uint64_t *offset)
+{
+    while (cu->nredo > 0) {
+        uint64_t off = cu->redo[cu->redo_head];
+        cu->redo_head = (cu->redo_head + 1) % cu->capredo;
+        cu->nredo--;
+        /* Skip entries made stale by a reset. */
+        if (off >= cu->committed && off < cu->next && *win_at(cu, off) == W_REDELIVER) {
+            *offset = off;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where a consumer without a committed offset starts in a queue. */
+static uint64_t start_offset(fy_core *c, topic *t, uint32_t q, fy_sub_start start,
+                             uint64_t start_ms)
+{
+    uint64_t min, max, off;
+    fy_store_queue_range(c->store, t->id, q, &min, &max);
+    switch (start) {
+    case FY_START_FIRST:
+        return min;
+    case FY_START_TIME:
+        if (fy_store_offset_by_time(c->store, t->id, q, start_ms, &off) == FY_OK) {
+            return off < min ? min : off;
+        }
+        return max;
+    case FY_START_LAST:
+    default:
+        return max;
+    }
+}
+
+static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec *spec)
+{
+    consumer *co = FY_NEW(consumer);
+    co->g = g;
+    co->t = t;
+    co->mode = spec->mode;
+    co->persistent = spec->mode == FY_SUB_CLUSTERING;
+    co->cur = fy_calloc(t->queues, sizeof(*co->cur));
+    for (uint32_t q = 0; q < t->queues; q++) {
+        cursor *cu = &co->cur[q];
+        uint64_t min, max, off;
+        cu->cons = co;
+        cu->queue_id = q;
+        cu->win = fy_calloc(WINDOW, 1);
+        fy_store_queue_range(c->store, t->id, q, &min, &max);
+        if (co->persistent && fy_store_get_offset(c->store, g->name, t->id, q, &off) == FY_OK) {
+            cu->persisted = off;
+            if (off < min) {
+                off = min; /* retention removed what the group had not consumed */
+            }
+            if (off > max) {
+                off = max;
+            }
+        } else {
+            off = start_offset(c, t, q, spec->start, spec->start_ms);
+            cu->persisted = UINT64_MAX; /* never written: persist the start position */
+        }
+        cu->committed = cu->next = off;
+        if (cu->persisted != off) {
+            mark_dirty(c, cu);
+        }
+    }
+    PUSH(g->cons, g->ncons, g->capcons, co);
+    PUSH(t->cons, t->ncons, t->capcons, co);
+    return co;
+}
+
+static void remove_dirty(fy_core *c, consumer *co)
+{
+    for (size_t i = 0; i < c->ndirty;) {
+        if (c->dirty[i]->cons == co) {
+            c->dirty[i] = c->dirty[--c->ndirty];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Writes the committed offsets of every dirty cursor in one store batch. */
+static void persist_offsets(fy_core *c)
+{
+    fy_wbatch *b;
+    if (c->ndirty == 0 || !fy_store_healthy(c->store)) {
+        return;
+    }
+    b = fy_wbatch_new();
+    for (size_t i = 0; i < c->ndirty; i++) {
+        cursor *cu = c->dirty[i];
+        cu->dirty_listed = false;
+        if (cu->committed != cu->persisted) {
+            fy_wbatch_put_offset(b, cu->cons->g->name, cu->cons->t->id, cu->queue_id,
+                                 cu->committed);
+            cu->persisted = cu->committed;
+        }
+    }
+    c->ndirty = 0;
+    fy_store_submit(c->store, b, NULL, NULL);
+}
+
+static void consumer_free(fy_core *c, consumer *co)
+{
+    if (co->persistent) {
+        for (uint32_t q = 0; q < co->t->queues; q++) {
+            mark_dirty(c, &co->cur[q]);
+        }
+        persist_offsets(c);
+    }
+    remove_dirty(c, co);
+    REMOVE(co->g->cons, co->g->ncons, co);
+    REMOVE(co->t->cons, co->t->ncons, co);
+    for (uint32_t q = 0; q < co->t->queues; q++) {
+        fy_free(co->cur[q].win);
+        fy_free(co->cur[q].redo);
+    }
+    fy_free(co->cur);
+    fy_free(co->members);
+    fy_free(co->filter_text);
+    fy_free(co);
+}
+
+/* RocketMQ's average allocation: member i of m gets a contiguous block of the n queues. */
+static void rebalance(consumer *co)
+{
+    uint32_t n = co->t->queues, m = (uint32_t)co->nmembers;
+    for (uint32_t q = 0; q < n; q++) {
+        co->cur[q].owner = NULL;
+    }
+    if (co->mode == FY_SUB_BROADCAST) {
+        for (uint32_t q = 0; q < n && m > 0; q++) {
+            co->cur[q].owner = co->members[0];
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < m; i++) {
+        uint32_t mod = n % m;
+        uint32_t avg = n <= m ? 1 : (mod > 0 && i < mod ? n / m + 1 : n / m);
+        uint32_t start = (mod > 0 && i < mod) ? i * avg : i * avg + mod;
+        for (uint32_t q = start; q < start + avg && q < n; q++) {
+            co->cur[q].owner = co->members[i];
+        }
+    }
+}
+
+/* ---- Dispatch ------------------------------------------------------------------------------ */
+
+static void schedule(fy_sub *s)
+{
+    if (!s->closed && s->credit > 0) {
+        event_active(s->dispatch_ev, EV_WRITE, 0);
+    }
+}
+
+/* Wakes the owners of the queue's cursors after new messages arrived. */
+static void wake_queue(topic *t, uint32_t queue_id)
+{
+    for (size_t i = 0; i < t->ncons; i++) {
+        fy_sub *owner = t->cons[i]->cur[queue_id].owner;
+        if (owner) {
+            schedule(owner);
+        }
+    }
+}
+
+static bool tag_matches(const fy_sub *s, const uint8_t *rec, size_t len)
+{
+    fy_record_view v;
+    if (!s->tags) {
+        return true;
+    }
+    if (fy_record_decode(rec, len, &v) != FY_OK) {
+        return false;
+    }
+    for (size_t i = 0; i < s->ntags; i++) {
+        size_t n = strlen(s->tags[i]);
+        if (n == v.tag.len && memcmp(s->tags[i], v.tag.p, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint32_t fl_alloc(fy_sub *s)
+{
+    uint32_t i;
+    if (s->free_head != FREE_END) {
+        i = s->free_head;
+        s->free_head = s->fl[i].next_free;
+        return i;
+    }
+    if (s->nfl == s->capfl) {
+        s->capfl = s->capfl ? s->capfl * 2 : 64;
+        s->fl = fy_realloc(s->fl, s->capfl * sizeof(*s->fl));
+    }
+    s->fl[s->nfl].gen = 0;
+    return s->nfl++;
+}
+
+static void fl_release(fy_sub *s, uint32_t i)
+{
+    s->fl[i].cur = NULL;
+    s->fl[i].gen++;
+    s->fl[i].next_free = s->free_head;
+    s->free_head = i;
+    s->inflight--;
+}
+
+/* Hands one record to the owner: records it in flight and uses one credit. */
+static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, size_t len)
+{
+    fy_core *c = s->core;
+    uint32_t i = fl_alloc(s);
+    inflight *f = &s->fl[i];
+    fy_delivery d;
+    f->cur = cu;
+    f->offset = offset;
+    f->deadline_ms = fy_mono_ms() + c->cfg->ack_timeout_ms;
+    s->inflight++;
+    s->credit--;
+    *win_at(cu, offset) = W_INFLIGHT;
+    d.id = (uint64_t)f->gen << 32 | i;
+    d.record = rec;
+    d.len = len;
+    d.topic_id = cu->cons->t->id;
+    d.queue_id = cu->queue_id;
+    d.offset = offset;
+    s->ops->deliver(s->owner, s, &d);
+}
+
+typedef struct scan_ctx {
+    fy_sub *s;
+    cursor *cu;
+    size_t examined;
+} scan_ctx;
+
+/* One new record read from the store at cu->next. */
+static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t len)
+{
+    scan_ctx *x = arg;
+    cursor *cu = x->cu;
+    if (offset != cu->next) {
+        /* A gap (retention trimmed under us): skip it. */
+        while (cu->next < offset) {
+            *win_at(cu, cu->next) = W_DONE;
+            cu->next++;
+        }
+    }
+    if (x->s->credit == 0 || cu->next - cu->committed >= WINDOW) {
+        return 1;
+    }
+    x->examined++;
+    cu->next++;
+    if (tag_matches(x->s, rec, len)) {
+        deliver(x->s, cu, offset, rec, len);
+    } else {
+        *win_at(cu, offset) = W_DONE;
+    }
+    return 0;
+}
+
+/* Delivers from one cursor: redeliveries first, then new records (from the tail when recent,
+ * else from the store in a batch). Returns the number of records examined. */
+static size_t dispatch_cursor(fy_sub *s, cursor *cu)
+{
+    fy_core *c = s->core;
+    topic *t = cu->cons->t;
+    size_t examined = 0;
+    uint64_t off, min, max;
+    fy_buf *tmp = &c->scratch;
+
+    while (s->credit > 0 && redo_pop(cu, &off)) {
+        const tail_slot *ts = tail_get(t, cu->queue_id, off);
+        examined++;
+        if (ts) {
+            deliver(s, cu, off, ts->rec.data, ts->rec.len);
+        } else if (fy_store_get(c->store, t->id, cu->queue_id, off, tmp) == FY_OK) {
+            deliver(s, cu, off, tmp->data, tmp->len);
+        } else {
+            *win_at(cu, off) = W_DONE; /* gone (retention): nothing to redeliver */
+        }
+    }
+    fy_store_queue_range(c->store, t->id, cu->queue_id, &min, &max);
+    if (cu->next < min) {
+        /* Retention removed unread records. */
+        while (cu->next < min && cu->next - cu->committed < WINDOW) {
+            *win_at(cu, cu->next) = W_DONE;
+            cu->next++;
+        }
+    }
+    while (s->credit > 0 && cu->next < max && cu->next - cu->committed < WINDOW &&
+           examined < SCAN_BATCH) {
+        const tail_slot *ts = tail_get(t, cu->queue_id, cu->next);
+        if (!ts) {
+            scan_ctx x = {s, cu, 0};
+            int rc = fy_store_scan(c->store, t->id, cu->queue_id, cu->next, SCAN_BATCH, 1u << 20,
+                                   scan_deliver, &x);
+            examined += x.examined;
+            if (rc < 0) {
+                fy_log(ERROR, "core", "topic=%s queue=%u err=%s msg=\"store read failed\"", t->name,
+                       cu->queue_id, fy_errname(rc));
+                break;
+            }
+            if (x.examined == 0) {
+                break;
+            }
+            continue;
+        }
+        off = cu->next++;
+        examined++;
+        if (tag_matches(s, ts->rec.data, ts->rec.len)) {
+            deliver(s, cu, off, ts->rec.data, ts->rec.len);
+        } else {
+            *win_at(cu, off) = W_DONE;
+        }
+    }
+    advance(c, cu);
+    return examined;
+}
+
+static void on_dispatch(evutil_socket_t fd, short what, void *arg)
+{
+    fy_sub *s = arg;
+    consumer *co = s->cons;
+    uint32_t n = co->t->queues;
+    size_t budget = DISPATCH_BUDGET;
+    bool progress = true;
+
+    while (!s->closed && s->credit > 0 && progress && budget > 0) {
+        progress = false;
+        for (uint32_t k = 0; k < n && s->credit > 0 && !s->closed; k++) {
+            cursor *cu = &co->cur[(s->rr + k) % n];
+            size_t e;
+            if (cu->owner != s) {
+                continue;
+            }
+            e = dispatch_cursor(s, cu);
+            if (e > 0) {
+                progress = true;
+                budget = e >= budget ? 0 : budget - e;
+            }
+        }
+        s->rr++;
+    }
+    if (!s->closed && s->credit > 0 && budget == 0) {
+        schedule(s); /* more to do: yield to the loop and continue */
+    }
+}
+
+/* ---- Subscriptions ------------------------------------------------------------------------- */
+
+/* Parses "TagA || TagB" into s->tags; "", "*" and NULL mean every tag. */
+static int parse_filter(fy_sub *s, const char *filter)
+{
+    const char *p = filter;
+    if (!filter || !*filter || strcmp(filter, "*") == 0) {
+        return FY_OK;
+    }
+    while (*p) {
+        const char *end = strstr(p, "||");
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *a = p, *b = p + n;
+        while (a < b && (*a == ' ' || *a == '\t')) {
+            a++;
+        }
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) {
+            b--;
+        }
+        if (a == b) {
+            return -FY_EINVAL;
+        }
+        if (b - a == 1 && *a == '*') {
+            return -FY_EINVAL; /* "*" mixed with tags */
+        }
+        s->tags = fy_realloc(s->tags, (s->ntags + 1) * sizeof(*s->tags));
+        s->tags[s->ntags++] = fy_strndup(a, (size_t)(b - a));
+        p = end ? end + 2 : p + n;
+        if (end && !*p) {
+            return -FY_EINVAL; /* trailing "||" */
+        }
+    }
+    return FY_OK;
+}
+
+static void sub_free(fy_sub *s)
+{
+    for (size_t i = 0; i < s->ntags; i++) {
+        fy_free(s->tags[i]);
+    }
+    fy_free(s->tags);
+    fy_free(s->fl);
+    fy_free(s->client_id);
+    if (s->dispatch_ev) {
+        event_free(s->dispatch_ev);
+    }
+    fy_free(s);
+}
+
+static group *group_get_or_add(fy_core *c, const char *name, fy_sub_mode mode, bool *created)
+{
+    group *g = fy_strmap_get(&c->groups, name, strlen(name));
+    *created = false;
+    if (!g) {
+        g = FY_NEW(group);
+        g->name = fy_strdup(name);
+        g->mode = mode;
+        g->next_member_id = 1;
+        fy_strmap_put(&c->groups, g->name, g);
+        *created = true;
+    }
+    return g;
+}
+
+static topic *topic_get_or_create(fy_core *c, const char *name, size_t len, fy_wbatch *b, int *err)
+{
+    topic *t = fy_strmap_get(&c->topics, name, len);
+    char tmp[128];
+    if (t) {
+        return t;
+    }
+    if (!fy_core_name_valid(name, len)) {
+        *err = -FY_EBADNAME;
+        return NULL;
+    }
+    if (!c->cfg->auto_create_topics) {
+        *err = -FY_ENOTFOUND;
+        return NULL;
+    }
+    memcpy(tmp, name, len);
+    tmp[len] = '\0';
+    t = topic_add(c, tmp, c->next_topic_id, (uint32_t)c->cfg->default_queues);
+    topic_persist(c, t, b);
+    fy_log(INFO, "core", "topic=%s id=%u queues=%u msg=\"topic created automatically\"", t->name,
+           t->id, t->queues);
+    return t;
+}
+
+fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops *ops, void *owner,
+                          int *err)
+{
+    fy_sub *s;
+    group *g;
+    topic *t;
+    consumer *co = NULL;
+    bool created;
+    int rc = FY_OK;
+    fy_wbatch *b;
+
+    if (!spec->group || !fy_core_name_valid(spec->group, strlen(spec->group)) || !spec->topic) {
+        *err = -FY_EBADNAME;
+        return NULL;
+    }
+    if (spec->mode != FY_SUB_CLUSTERING && spec->mode != FY_SUB_BROADCAST) {
+        *err = -FY_EINVAL;
+        return NULL;
+    }
+    g = fy_strmap_get(&c->groups, spec->group, strlen(spec->group));
+    if (g && g->mode != spec->mode) {
+        *err = -FY_EINVAL;
+        return NULL;
+    }
+    s = FY_NEW(fy_sub);
+    s->core = c;
+    s->ops = ops;
+    s->owner = owner;
+    s->free_head = FREE_END;
+    s->client_id = fy_strdup(spec->client_id ? spec->client_id : "");
+    rc = parse_filter(s, spec->filter);
+    if (rc != FY_OK) {
+        sub_free(s);
+        *err = rc;
+        return NULL;
+    }
+    b = fy_wbatch_new();
+    t = topic_get_or_create(c, spec->topic, strlen(spec->topic), b, &rc);
+    if (!t) {
+        sub_free(s);
+        fy_wbatch_free(b);
+        *err = rc;
+        return NULL;
+    }
+    g = group_get_or_add(c, spec->group, spec->mode, &created);
+    if (created) {
+        uint8_t mode = (uint8_t)spec->mode;
+        fy_wbatch_put_group(b, g->name, &mode, 1);
+    }
+    fy_store_submit(c->store, b, NULL, NULL);
+
+    if (spec->mode == FY_SUB_CLUSTERING) {
+        for (size_t i = 0; i < g->ncons; i++) {
+            if (g->cons[i]->t == t) {
+                co = g->cons[i];
+            }
+        }
+    }
+    if (!co) {
+        co = consumer_new(c, g, t, spec);
+        co->filter_text = fy_strdup(spec->filter ? spec->filter : "");
+    }
+    s->g = g;
+    s->cons = co;
+    s->member_id = g->next_member_id++;
+    g->members++;
+    s->dispatch_ev = event_new(c->base, -1, 0, on_dispatch, s);
+    PUSH(co->members, co->nmembers, co->capmembers, s);
+    rebalance(co);
+    s->next_all = c->subs;
+    if (c->subs) {
+        c->subs->prev_all = s;
+    }
+    c->subs = s;
+    /* Other members may have lost queues with work waiting: let the new owners look. */
+    for (size_t i = 0; i < co->nmembers; i++) {
+        schedule(co->members[i]);
+    }
+    fy_log(DEBUG, "core", "group=%s topic=%s member=%u client=%s mode=%s msg=\"member joined\"",
+           g->name, t->name, s->member_id, s->client_id,
+           spec->mode == FY_SUB_CLUSTERING ? "clustering" : "broadcast");
+    return s;
+}
+
+void fy_sub_credit(fy_sub *s, uint32_t n)
+{
+    uint64_t total = (uint64_t)s->credit + n;
+    s->credit = total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+    schedule(s);
+}
+
+/* Finds the in-flight entry of a delivery id, or NULL. */
+static inflight *fl_find(fy_sub *s, uint64_t id, uint32_t *slot)
+{
+    uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
+    if (i >= s->nfl || !s->fl[i].cur || s->fl[i].gen != gen) {
+        return NULL;
+    }
+    *slot = i;
+    return &s->fl[i];
+}
+
+int fy_sub_ack(fy_sub *s, uint64_t delivery_id)
+{
+    uint32_t slot;
+    inflight *f = fl_find(s, delivery_id, &slot);
+    cursor *cu;
+    if (!f) {
+        return -FY_ENOTFOUND;
+    }
+    cu = f->cur;
+    if (f->offset >= cu->committed && f->offset < cu->next &&
+        *win_at(cu, f->offset) == W_INFLIGHT) {
+        *win_at(cu, f->offset) = W_DONE;
+        advance(s->core, cu);
+    }
+    fl_release(s, slot);
+    if (cu->owner) {
+        schedule(cu->owner); /* the window may have room again */
+    }
+    return FY_OK;
+}
+
+/* Puts an in-flight offset back for redelivery by the cursor's current owner. */
+static void release_one(cursor *cu, uint64_t offset)
+{
+    if (offset >= cu->committed && offset < cu->next && *win_at(cu, offset) == W_INFLIGHT) {
+        *win_at(cu, offset) = W_REDELIVER;
+        redo_push(cu, offset);
+        if (cu->owner) {
+            schedule(cu->owner);
+        }
+    }
+}
+
+int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how)
+{
+    uint32_t slot;
+    inflight *f = fl_find(s, delivery_id, &slot);
+    if (!f) {
+        return -FY_ENOTFOUND;
+    }
+    /* Retry topics with back-off and dead-letter queues come with the RocketMQ semantics work;
+     * until then every kind of nack delivers the message again. */
+    (void)how;
+    release_one(f->cur, f->offset);
+    fl_release(s, slot);
+    return FY_OK;
+}
+
+static void release_all(fy_sub *s)
+{
+    for (uint32_t i = 0; i < s->nfl; i++) {
+        if (s->fl[i].cur) {
+            release_one(s->fl[i].cur, s->fl[i].offset);
+            fl_release(s, i);
+        }
+    }
+}
+
+/* Detaches s from its consumer and group; frees the consumer when it has no members left. */
+static void sub_detach(fy_core *c, fy_sub *s)
+{
+    consumer *co = s->cons;
+    s->closed = true;
+    REMOVE(co->members, co->nmembers, s);
+    s->g->members--;
+    rebalance(co);
+    release_all(s);
+    if (s->prev_all) {
+        s->prev_all->next_all = s->next_all;
+    } else {
+        c->subs = s->next_all;
+    }
+    if (s->next_all) {
+        s->next_all->prev_all = s->prev_all;
+    }
+    if (co->nmembers == 0) {
+        if (co->persistent) {
+            /* Keep the group's position in memory: a member that rejoins at once must not read
+             * an offset the store has not written yet. Persist it now. */
+            for (uint32_t q = 0; q < co->t->queues; q++) {
+                mark_dirty(c, &co->cur[q]);
+            }
+            persist_offsets(c);
+        } else {
+            consumer_free(c, co);
+        }
+    } else {
+        for (size_t i = 0; i < co->nmembers; i++) {
+            schedule(co->members[i]);
+        }
+    }
+}
+
+void fy_sub_close(fy_sub *s)
+{
+    if (!s) {
+        return;
+    }
+    fy_log(DEBUG, "core", "group=%s member=%u msg=\"member left\"", s->g->name, s->member_id);
+    sub_detach(s->core, s);
+    sub_free(s);
+}
+
+/* Closes a subscription from the core's side and tells its owner. */
+static void sub_end(fy_core *c, fy_sub *s, int status, const char *reason)
+{
+    sub_detach(c, s);
+    s->ops->closed(s->owner, s, status, reason);
+    sub_free(s);
+}
+
+/* ---- Ticks: ack timeouts and offset commits ----------------------------------------------- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    fy_core *c = arg;
+    uint64_t now = fy_mono_ms();
+    for (fy_sub *s = c->subs; s; s = s->next_all) {
+        for (uint32_t i = 0; i < s->nfl && s->inflight > 0; i++) {
+            if (s->fl[i].cur && s->fl[i].deadline_ms <= now) {
+                fy_log(DEBUG, "core", "group=%s member=%u offset=%llu msg=\"ack timeout\"",
+                       s->g->name, s->member_id, (unsigned long long)s->fl[i].offset);
+                release_one(s->fl[i].cur, s->fl[i].offset);
+                fl_release(s, i);
+            }
+        }
+    }
+    persist_offsets(c);
+}
+
+/* ---- Produce ------------------------------------------------------------------------------- */
+
+typedef struct produce_ctx {
+    fy_core *c;
+    fy_produce_cb done;
+    void *arg;
+    size_t n;
+    uint32_t *topic_ids;
+} produce_ctx;
+
+static void produce_done(void *arg, int status, fy_wbatch *b)
+{
+    produce_ctx *x = arg;
+    fy_core *c = x->c;
+    fy_produce_result *res = NULL;
+    if (status == FY_OK) {
+        res = fy_malloc(x->n * sizeof(*res));
+        for (size_t i = 0; i < x->n; i++) {
+            const uint8_t *rec;
+            size_t len;
+            topic *t = topic_by_id(c, x->topic_ids[i]);
+            res[i].topic_id = x->topic_ids[i];
+            fy_wbatch_result(b, i, &res[i].queue_id, &res[i].offset, &res[i].store_ms);
+            fy_msgid_make(res[i].msgid, (uint16_t)c->cfg->broker_id, res[i].topic_id,
+                          (uint16_t)res[i].queue_id, res[i].offset);
+            if (t) {
+                fy_wbatch_record(b, i, &rec, &len);
+                tail_put(t, res[i].queue_id, res[i].offset, rec, len);
+                wake_queue(t, res[i].queue_id);
+            }
+        }
+    }
+    if (x->done) {
+        x->done(x->arg, status, res, status == FY_OK ? x->n : 0);
+    }
+    fy_free(res);
+    fy_free(x->topic_ids);
+    fy_free(x);
+}
+
+int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce_cb done, void *arg,
+                    size_t *bad_index)
+{
+    fy_wbatch *b;
+    produce_ctx *x;
+    int rc = FY_OK;
+    size_t i;
+
+    if (n == 0) {
+        return -FY_EINVAL;
+    }
+    if (!fy_store_healthy(c->store)) {
+        return -FY_EUNHEALTHY;
+    }
+    /* Validate everything first, so that nothing (not even an automatic topic) is created for
+     * a request that is refused. */
+    for (i = 0; i < n; i++) {
+        fy_record_view v;
+        rc = fy_record_decode(msgs[i].record.p, msgs[i].record.len, &v);
+        if (rc != FY_OK) {
+            rc = -FY_ECORRUPT;
+            goto fail;
+        }
+        if (v.body.len > c->cfg->max_message_size) {
+            rc = -FY_ETOOBIG;
+            goto fail;
+        }
+        if (!fy_strmap_get(&c->topics, (const char *)v.topic.p, v.topic.len)) {
+            if (!fy_core_name_valid((const char *)v.topic.p, v.topic.len)) {
+                rc = -FY_EBADNAME;
+                goto fail;
+            }
+            if (!c->cfg->auto_create_topics) {
+                rc = -FY_ENOTFOUND;
+                goto fail;
+            }
+        }
+    }
+    b = fy_wbatch_new();
+    x = FY_NEW(produce_ctx);
+    x->c = c;
+    x->done = done;
+    x->arg = arg;
+    x->n = n;
+    x->topic_ids = fy_malloc(n * sizeof(*x->topic_ids));
+    for (i = 0; i < n; i++) {
+        fy_record_view v;
+        topic *t;
+        uint32_t q;
+        fy_record_decode(msgs[i].record.p, msgs[i].record.len, &v);
+        t = topic_get_or_create(c, (const char *)v.topic.p, v.topic.len, b, &rc);
+        if (msgs[i].sharding_key.len > 0) {
+            q = (uint32_t)(fy_hash64(msgs[i].sharding_key.p, msgs[i].sharding_key.len) % t->queues);
+        } else {
+            q = t->rr++ % t->queues;
+        }
+        x->topic_ids[i] = t->id;
+        fy_wbatch_append_raw(b, t->id, q, msgs[i].record.p, msgs[i].record.len);
+    }
+    fy_store_submit(c->store, b, produce_done, x);
+    return FY_OK;
+fail:
+    if (bad_index) {
+        *bad_index = i;
+    }
+    return rc;
+}
+
+int fy_core_message_get(fy_core *c, const uint8_t msgid[FY_MSGID_LEN], fy_buf *out)
+{
+    uint16_t broker_id, queue_id;
+    uint32_t topic_id;
+    uint64_t offset;
+    fy_msgid_parse(msgid, &broker_id, &topic_id, &queue_id, &offset);
+    if (broker_id != (uint16_t)c->cfg->broker_id) {
+        return -FY_ENOTFOUND;
+    }
+    return fy_store_get(c->store, topic_id, queue_id, offset, out);
+}
+
+/* ---- Topics -------------------------------------------------------------------------------- */
+
+typedef struct done_ctx {
+    fy_core_done_cb done;
+    void *arg;
+} done_ctx;
+
+static void batch_done(void *arg, int status, fy_wbatch *b)
+{
+    done_ctx *x = arg;
+    if (x->done) {
+        x->done(x->arg, status);
+    }
+    fy_free(x);
+}
+
+static void submit_with_done(fy_core *c, fy_wbatch *b, fy_core_done_cb done, void *arg)
+{
+    done_ctx *x = FY_NEW(done_ctx);
+    x->done = done;
+    x->arg = arg;
+    fy_store_submit(c->store, b, batch_done, x);
+}
+
+int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_done_cb done,
+                         void *arg)
+{
+    fy_wbatch *b;
+    topic *t;
+    if (!fy_core_name_valid(name, strlen(name))) {
+        return -FY_EBADNAME;
+    }
+    if (queues == 0) {
+        queues = (uint32_t)c->cfg->default_queues;
+    }
+    if (queues > MAX_QUEUES) {
+        return -FY_EINVAL;
+    }
+    if (fy_strmap_get(&c->topics, name, strlen(name))) {
+        return -FY_EEXIST;
+    }
+    if (!fy_store_healthy(c->store)) {
+        return -FY_EUNHEALTHY;
+    }
+    t = topic_add(c, name, c->next_topic_id, queues);
+    b = fy_wbatch_new();
+    topic_persist(c, t, b);
+    submit_with_done(c, b, done, arg);
+    fy_log(INFO, "core", "topic=%s id=%u queues=%u msg=\"topic created\"", t->name, t->id,
+           t->queues);
+    return FY_OK;
+}
+
+int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
+{
+    topic *t = fy_strmap_get(&c->topics, name, strlen(name));
+    fy_wbatch *b;
+    if (!t) {
+        return -FY_ENOTFOUND;
+    }
+    /* End every subscription of the topic and drop its consumers (a broadcast consumer goes
+     * with its last member; a clustering one stays until freed here). */
+    while (t->ncons > 0) {
+        consumer *co = t->cons[t->ncons - 1];
+        while (co->nmembers > 0) {
+            sub_end(c, co->members[co->nmembers - 1], -FY_ENOTFOUND, "topic deleted");
+        }
+        if (t->ncons > 0 && t->cons[t->ncons - 1] == co) {
+            consumer_free(c, co);
+        }
+    }
+    b = fy_wbatch_new();
+    fy_wbatch_del_topic(b, t->name);
+    for (uint32_t q = 0; q < t->queues; q++) {
+        uint64_t min, max;
+        fy_store_queue_range(c->store, t->id, q, &min, &max);
+        fy_wbatch_trim_queue(b, t->id, q, max);
+    }
+    submit_with_done(c, b, done, arg);
+    fy_strmap_del(&c->topics, t->name);
+    *fy_u64map_upsert(&c->topic_ids, t->id, 0) = 0;
+    fy_log(INFO, "core", "topic=%s id=%u msg=\"topic deleted\"", t->name, t->id);
+    topic_free(t);
+    return FY_OK;
+}
+
+int fy_core_topic_get(fy_core *c, const char *name, fy_topic_info *out)
+{
+    topic *t = fy_strmap_get(&c->topics, name, strlen(name));
+    if (!t) {
+        return -FY_ENOTFOUND;
+    }
+    out->name = t->name;
+    out->topic_id = t->id;
+    out->queues = t->queues;
+    return FY_OK;
+}
+
+typedef struct name_list {
+    const char **names;
+    size_t n, cap;
+} name_list;
+
+static void collect_name(void *arg, const char *key, void *val)
+{
+    name_list *l = arg;
+    PUSH(l->names, l->n, l->cap, key);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void fy_core_topic_each(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg)
+{
+    name_list l = {0};
+    fy_strmap_each(&c->topics, collect_name, &l);
+    qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+    for (size_t i = 0; i < l.n; i++) {
+        fy_topic_info info;
+        fy_core_topic_get(c, l.names[i], &info);
+        fn(arg, &info);
+    }
+    fy_free(l.names);
+}
+
+void fy_core_queue_range(fy_core *c, uint32_t topic_id, uint32_t queue_id, uint64_t *min,
+                         uint64_t *max)
+{
+    fy_store_queue_range(c->store, topic_id, queue_id, min, max);
+}
+
+/* ---- Groups -------------------------------------------------------------------------------- */
+
+void fy_core_group_each(fy_core *c,
+                        void (*fn)(void *arg, const char *name, fy_sub_mode mode, uint32_t members),
+                        void *arg)
+{
+    name_list l = {0};
+    fy_strmap_each(&c->groups, collect_name, &l);
+    qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+    for (size_t i = 0; i < l.n; i++) {
+        group *g = fy_strmap_get(&c->groups, l.names[i], strlen(l.names[i]));
+        fn(arg, g->name, g->mode, g->members);
+    }
+    fy_free(l.names);
+}
+
+typedef struct describe_ctx {
+    fy_core *c;
+    group *g;
+    void (*queue)(void *arg, const fy_group_queue_info *q);
+    void *arg;
+} describe_ctx;
+
+static consumer *online_consumer(group *g, uint32_t topic_id)
+{
+    for (size_t i = 0; i < g->ncons; i++) {
+        if (g->cons[i]->t->id == topic_id && g->cons[i]->persistent) {
+            return g->cons[i];
+        }
+    }
+    return NULL;
+}
+
+/* Offline queues of a group, from its stored offsets. */
+static int describe_stored(void *arg, uint32_t topic_id, uint32_t queue_id, uint64_t offset)
+{
+    describe_ctx *x = arg;
+    topic *t = topic_by_id(x->c, topic_id);
+    fy_group_queue_info q;
+    uint64_t min, max;
+    if (!t || online_consumer(x->g, topic_id)) {
+        return 0; /* deleted topic, or reported from memory */
+    }
+    fy_store_queue_range(x->c->store, topic_id, queue_id, &min, &max);
+    q.topic = t->name;
+    q.queue_id = queue_id;
+    q.committed = offset;
+    q.max_offset = max;
+    q.owner = 0;
+    x->queue(x->arg, &q);
+    return 0;
+}
+
+int fy_core_group_describe(fy_core *c, const char *name, fy_sub_mode *mode,
+                           void (*member)(void *arg, const fy_group_member_info *m),
+                           void (*queue)(void *arg, const fy_group_queue_info *q), void *arg)
+{
+    group *g = fy_strmap_get(&c->groups, name, strlen(name));
+    describe_ctx x = {c, g, queue, arg};
+    if (!g) {
+        return -FY_ENOTFOUND;
+    }
+    *mode = g->mode;
+    for (size_t i = 0; i < g->ncons; i++) {
+        consumer *co = g->cons[i];
+        for (size_t k = 0; k < co->nmembers; k++) {
+            fy_sub *s = co->members[k];
+            fy_group_member_info m = {s->member_id,    s->client_id, co->t->name,
+                                      co->filter_text, s->credit,    s->inflight};
+            member(arg, &m);
+        }
+    }
+    for (size_t i = 0; i < g->ncons; i++) {
+        consumer *co = g->cons[i];
+        for (uint32_t q = 0; q < co->t->queues; q++) {
+            cursor *cu = &co->cur[q];
+            fy_group_queue_info qi;
+            uint64_t min, max;
+            fy_store_queue_range(c->store, co->t->id, q, &min, &max);
+            qi.topic = co->t->name;
+            qi.queue_id = q;
+            qi.committed = cu->committed;
+            qi.max_offset = max;
+            qi.owner = cu->owner ? cu->owner->member_id : 0;
+            queue(arg, &qi);
+        }
+    }
+    if (g->mode == FY_SUB_CLUSTERING) {
+        fy_store_scan_offsets(c->store, g->name, describe_stored, &x);
+    }
+    return FY_OK;
+}
+
+/* Drops every in-flight entry of a cursor (after a reset). */
+static void forget_inflight(consumer *co, cursor *cu)
+{
+    for (size_t k = 0; k < co->nmembers; k++) {
+        fy_sub *s = co->members[k];
+        for (uint32_t i = 0; i < s->nfl; i++) {
+            if (s->fl[i].cur == cu) {
+                fl_release(s, i);
+            }
+        }
+    }
+}
+
+int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, uint64_t ts_ms,
+                        void (*fn)(void *arg, uint32_t queue_id, uint64_t offset),
+                        fy_core_done_cb done, void *arg)
+{
+    group *g = fy_strmap_get(&c->groups, name, strlen(name));
+    topic *t = fy_strmap_get(&c->topics, topic_name, strlen(topic_name));
+    consumer *co;
+    fy_wbatch *b;
+    if (!g || !t) {
+        return -FY_ENOTFOUND;
+    }
+    if (g->mode != FY_SUB_CLUSTERING) {
+        return -FY_ENOTSUP; /* broadcast positions live in each member */
+    }
+    co = online_consumer(g, t->id);
+    b = fy_wbatch_new();
+    for (uint32_t q = 0; q < t->queues; q++) {
+        uint64_t off = start_offset(c, t, q, FY_START_TIME, ts_ms);
+        fy_wbatch_put_offset(b, g->name, t->id, q, off);
+        if (co) {
+            cursor *cu = &co->cur[q];
+            forget_inflight(co, cu);
+            memset(cu->win, 0, WINDOW);
+            cu->nredo = cu->redo_head = 0;
+            cu->committed = cu->next = cu->persisted = off;
+        }
+        if (fn) {
+            fn(arg, q, off);
+        }
+    }
+    submit_with_done(c, b, done, arg);
+    if (co) {
+        for (size_t k = 0; k < co->nmembers; k++) {
+            schedule(co->members[k]);
+        }
+    }
+    fy_log(INFO, "core", "group=%s topic=%s ts_ms=%llu msg=\"group reset\"", g->name, t->name,
+           (unsigned long long)ts_ms);
+    return FY_OK;
+}
+
+/* ---- Life cycle ---------------------------------------------------------------------------- */
+
+static int load_topic(void *arg, const char *name, const uint8_t *val, size_t len)
+{
+    fy_core *c = arg;
+    if (len != 16) {
+        fy_log(ERROR, "core", "topic=%s msg=\"bad topic record, skipped\"", name);
+        return 0;
+    }
+    topic_add(c, name, fy_be32_get(val), fy_be32_get(val + 4));
+    return 0;
+}
+
+static int load_group(void *arg, const char *name, const uint8_t *val, size_t len)
+{
+    fy_core *c = arg;
+    bool created;
+    group_get_or_add(c, name,
+                     len >= 1 && val[0] == FY_SUB_BROADCAST ? FY_SUB_BROADCAST : FY_SUB_CLUSTERING,
+                     &created);
+    return 0;
+}
+
+fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_broker_config *cfg,
+                     char *err, size_t errlen)
+{
+    fy_core *c = FY_NEW(fy_core);
+    fy_buf v = FY_BUF_INIT;
+    int rc;
+    struct timeval tick = {0, TICK_MS * 1000};
+    c->base = base;
+    c->store = store;
+    c->cfg = cfg;
+    c->next_topic_id = 1;
+    rc = fy_store_scan_topics(store, load_topic, c);
+    if (rc == FY_OK) {
+        rc = fy_store_scan_groups(store, load_group, c);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot load topics and groups: %s", fy_strerror(rc));
+        fy_core_free(c);
+        return NULL;
+    }
+    if (fy_store_get_adapter(store, "core", "next_topic_id", 13, &v) == FY_OK && v.len == 4 &&
+        fy_be32_get(v.data) > c->next_topic_id) {
+        c->next_topic_id = fy_be32_get(v.data);
+    }
+    fy_buf_free(&v);
+    c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
+    event_add(c->tick_ev, &tick);
+    fy_log(INFO, "core", "topics=%zu groups=%zu msg=\"core ready\"", c->topics.n, c->groups.n);
+    return c;
+}
+
+static void free_consumers(void *arg, const char *key, void *val)
+{
+    group *g = val;
+    while (g->ncons > 0) {
+        consumer_free(arg, g->cons[g->ncons - 1]);
+    }
+}
+
+static void free_group(void *arg, const char *key, void *val)
+{
+    group *g = val;
+    fy_free(g->cons);
+    fy_free(g->name);
+    fy_free(g);
+}
+
+static void free_topic(void *arg, const char *key, void *val)
+{
+    topic_free(val);
+}
+
+void fy_core_free(fy_core *c)
+{
+    if (!c) {
+        return;
+    }
+    while (c->subs) {
+        sub_end(c, c->subs, -FY_ECANCELED, "broker shutting down");
+    }
+    fy_strmap_each(&c->groups, free_consumers, c);
+    persist_offsets(c);
+    if (c->tick_ev) {
+        event_free(c->tick_ev);
+    }
+    fy_strmap_each(&c->groups, free_group, NULL);
+    fy_strmap_free(&c->groups);
+    fy_strmap_each(&c->topics, free_topic, NULL);
+    fy_strmap_free(&c->topics);
+    fy_u64map_free(&c->topic_ids);
+    fy_free(c->dirty);
+    fy_buf_free(&c->scratch);
+    fy_free(c);
+}

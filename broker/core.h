@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The core model: topics split into queues, produce, consumer groups with clustering and
+ * broadcast members, credit, ack / nack / ack timeout, committed offsets. Adapters (native,
+ * MQTT, AMQP) translate their protocol into these calls only.
+ *
+ * Threads: everything here runs on the loop thread. The core never calls an owner back from
+ * inside a call the owner made: deliveries triggered by fy_sub_credit run from a deferred event.
+ * Every completion fires exactly once (-FY_ECANCELED at shutdown). */
+#ifndef FERRY_BROKER_CORE_H
+#define FERRY_BROKER_CORE_H
+
+#include "common/record.h"
+#include "common/wire.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct fy_broker_config;
+
+typedef struct fy_core fy_core;
+typedef struct fy_sub fy_sub;
+
+/* Creates the core over an open store and loads topics and groups from it. Returns NULL and
+ * writes err if the stored configuration cannot be read. */
+fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_broker_config *cfg,
+                     char *err, size_t errlen);
+/* Persists committed offsets, closes every subscription (their owners get no further calls)
+ * and frees the core. Call before fy_store_close. NULL-safe. */
+void fy_core_free(fy_core *c);
+
+/* ---- Topics ------------------------------------------------------------------------------ */
+
+/* Topic and group names: [A-Za-z0-9_.%-]{1,127} (RocketMQ's rule). */
+bool fy_core_name_valid(const char *name, size_t len);
+
+typedef void (*fy_core_done_cb)(void *arg, int status);
+
+/* Creates a topic with `queues` queues (0 = default_queues). Returns -FY_EBADNAME, -FY_EEXIST,
+ * -FY_EINVAL (queues over 1024) at once, or FY_OK and calls done once it is stored. */
+int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_done_cb done,
+                         void *arg);
+/* Deletes a topic and its messages; its subscriptions are closed (owners get sub_closed).
+ * -FY_ENOTFOUND at once, or FY_OK and done later. */
+int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg);
+
+typedef struct fy_topic_info {
+    const char *name; /* valid until the topic is deleted */
+    uint32_t topic_id;
+    uint32_t queues;
+} fy_topic_info;
+
+/* Looks a topic up. FY_OK or -FY_ENOTFOUND. */
+int fy_core_topic_get(fy_core *c, const char *name, fy_topic_info *out);
+/* Calls fn for every topic, in name order. */
+void fy_core_topic_each(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg);
+/* Offsets of a queue: first stored and next to be written. */
+void fy_core_queue_range(fy_core *c, uint32_t topic_id, uint32_t queue_id, uint64_t *min,
+                         uint64_t *max);
+
+/* ---- Produce ----------------------------------------------------------------------------- */
+
+/* One message to produce: an encoded record (as built by fy_record_encode; its location fields
+ * are ignored) and an optional sharding key. Both borrowed for the call. */
+typedef struct fy_produce_msg {
+    fy_slice record;
+    fy_slice sharding_key;
+} fy_produce_msg;
+
+typedef struct fy_produce_result {
+    uint32_t topic_id;
+    uint32_t queue_id;
+    uint64_t offset;
+    uint64_t store_ms;
+    uint8_t msgid[FY_MSGID_LEN];
+} fy_produce_result;
+
+/* Runs on the loop once every message is durable per the flush policy (status FY_OK, results
+ * for each message in order) or failed (negative status, results NULL: none was stored). */
+typedef void (*fy_produce_cb)(void *arg, int status, const fy_produce_result *res, size_t n);
+
+/* Validates and stores n messages together (one store batch). Unknown topics are created when
+ * auto_create_topics is on. Returns FY_OK (done will be called), or at once, with no call of
+ * done and nothing stored: -FY_ECORRUPT (a record does not decode), -FY_ETOOBIG (a body over
+ * max_message_size), -FY_EBADNAME, -FY_ENOTFOUND (unknown topic, auto-create off),
+ * -FY_EUNHEALTHY. On error, *bad_index (if not NULL) is the first refused message. */
+int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce_cb done, void *arg,
+                    size_t *bad_index);
+
+/* Reads a message by id into out (the stored record). FY_OK, -FY_ENOTFOUND, -FY_EINVAL. */
+int fy_core_message_get(fy_core *c, const uint8_t msgid[FY_MSGID_LEN], fy_buf *out);
+
+/* ---- Subscriptions ----------------------------------------------------------------------- */
+
+typedef struct fy_sub_spec {
+    const char *group;     /* consumer group name */
+    const char *topic;     /* topic name */
+    const char *filter;    /* tag expression: NULL, "", "*", "TagA || TagB" */
+    fy_sub_mode mode;      /* clustering or broadcast */
+    fy_sub_start start;    /* where a group without committed offsets starts */
+    uint64_t start_ms;     /* FY_START_TIME */
+    const char *client_id; /* shown in group descriptions */
+} fy_sub_spec;
+
+/* One delivery: the record (borrowed for the call; copy what you keep) and its id. */
+typedef struct fy_delivery {
+    uint64_t id;
+    const uint8_t *record;
+    size_t len;
+    uint32_t topic_id;
+    uint32_t queue_id;
+    uint64_t offset;
+} fy_delivery;
+
+/* How the core reaches a subscription's owner. */
+typedef struct fy_sub_ops {
+    /* A message for the owner; it has used one credit. */
+    void (*deliver)(void *owner, fy_sub *sub, const fy_delivery *d);
+    /* The core ended the subscription (topic deleted, shutdown): the owner must not use sub
+     * after this returns; the core frees it. */
+    void (*closed)(void *owner, fy_sub *sub, int status, const char *reason);
+} fy_sub_ops;
+
+/* Joins group spec->group as a member consuming spec->topic. Returns the subscription, or NULL
+ * with *err set: -FY_EBADNAME, -FY_ENOTFOUND (no topic, auto-create off), -FY_EINVAL (bad filter,
+ * or the group exists with the other mode). The member starts with no credit. */
+fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops *ops, void *owner,
+                          int *err);
+/* Adds n credits; deliveries follow from a deferred event, never inside this call. */
+void fy_sub_credit(fy_sub *s, uint32_t n);
+/* Settles a delivery: the group's committed offset moves past it once everything before it is
+ * settled. Unknown or stale ids are ignored (returns -FY_ENOTFOUND). */
+int fy_sub_ack(fy_sub *s, uint64_t delivery_id);
+/* Gives a delivery back: it will be delivered again (see fy_nack_how). */
+int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how);
+/* Leaves the group: unsettled deliveries go back to the group; no call reaches the owner after
+ * this returns. */
+void fy_sub_close(fy_sub *s);
+
+/* ---- Groups ------------------------------------------------------------------------------ */
+
+typedef struct fy_group_member_info {
+    uint32_t member_id;
+    const char *client_id;
+    const char *topic;
+    const char *filter;
+    uint32_t credit;
+    uint32_t inflight;
+} fy_group_member_info;
+
+typedef struct fy_group_queue_info {
+    const char *topic;
+    uint32_t queue_id;
+    uint64_t committed;
+    uint64_t max_offset;
+    uint32_t owner; /* member id, 0 = none */
+} fy_group_queue_info;
+
+/* Calls fn for every known group (name, mode, members online). */
+void fy_core_group_each(fy_core *c,
+                        void (*fn)(void *arg, const char *name, fy_sub_mode mode, uint32_t members),
+                        void *arg);
+/* Describes a group: calls member() per member and queue() per (topic, queue) the group has
+ * consumed or is consuming. FY_OK or -FY_ENOTFOUND. */
+int fy_core_group_describe(fy_core *c, const char *group, fy_sub_mode *mode,
+                           void (*member)(void *arg, const fy_group_member_info *m),
+                           void (*queue)(void *arg, const fy_group_queue_info *q), void *arg);
+/* Moves a group's position in topic to the first message stored at or after ts_ms, per queue;
+ * deliveries in flight are forgotten (their acks are ignored). Calls fn per queue with the new
+ * offset, then done once the offsets are stored. FY_OK, -FY_ENOTFOUND. */
+int fy_core_group_reset(fy_core *c, const char *group, const char *topic, uint64_t ts_ms,
+                        void (*fn)(void *arg, uint32_t queue_id, uint64_t offset),
+                        fy_core_done_cb done, void *arg);
+
+#endif

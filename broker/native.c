@@ -1,0 +1,925 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Native protocol connections on bufferevents: frame parsing, one handler per request type,
+ * responses after the core's completions, and DELIVER frames pushed under credit. A malformed
+ * frame closes only its own connection, with a log line saying why. */
+#include "broker/native.h"
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/wire.h"
+
+#include "ferry/errors.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_PENDING 1024           /* requests waiting for the store before we stop reading */
+#define OUT_HIGH_WATER (64u << 20) /* stop reading requests while this much output is queued */
+
+typedef struct nconn nconn;
+
+typedef struct nsub {
+    uint32_t sub_id;
+    fy_sub *sub;
+    nconn *conn;
+} nsub;
+
+struct nconn {
+    fy_native *srv;
+    struct bufferevent *bev;
+    uint64_t id;
+    char peer[64];
+    char *client_id;
+    bool hello;
+    bool closed; /* socket gone; waiting for pending completions before the free */
+    bool read_paused;
+    uint32_t pending; /* requests waiting for a core completion */
+    nsub **subs;
+    size_t nsubs, capsubs;
+    fy_buf out;
+    nconn *next, *prev;
+};
+
+struct fy_native {
+    struct event_base *base;
+    fy_core *core;
+    uint16_t broker_id;
+    size_t max_frame;
+    struct evconnlistener *listener;
+    uint16_t port;
+    uint64_t next_conn_id;
+    nconn *conns;
+};
+
+/* Decoding scratch: large fixed arrays, used only on the loop thread, one request at a time. */
+static fy_w_send send_scratch;
+static fy_w_ack ack_scratch;
+static fy_produce_msg produce_scratch[FY_WIRE_MAX_BATCH];
+
+static void conn_close(nconn *c, const char *why);
+
+/* ---- Output -------------------------------------------------------------------------------- */
+
+static void flush_out(nconn *c)
+{
+    if (!c->closed && c->out.len > 0) {
+        bufferevent_write(c->bev, c->out.data, c->out.len);
+    }
+    fy_buf_reset(&c->out);
+}
+
+static void reply_error(nconn *c, uint32_t id, int err, const char *msg)
+{
+    fy_wire_enc_error(&c->out, id, err < 0 ? -err : err, msg ? msg : fy_strerror(err));
+    flush_out(c);
+}
+
+static void reply_ok_empty(nconn *c, uint32_t id)
+{
+    size_t start = fy_wire_ok_begin(&c->out, id);
+    fy_wire_frame_end(&c->out, start);
+    flush_out(c);
+}
+
+/* ---- Pending completions ------------------------------------------------------------------- */
+
+typedef struct req_ctx {
+    nconn *c;
+    uint32_t id;
+} req_ctx;
+
+static void conn_free(nconn *c)
+{
+    fy_buf_free(&c->out);
+    fy_free(c->subs);
+    fy_free(c->client_id);
+    fy_free(c);
+}
+
+static void maybe_resume_reading(nconn *c);
+
+/* Ends a pending request: returns false if the connection is gone (and frees it when this was
+ * the last thing it waited for). */
+static bool req_finish(req_ctx *x)
+{
+    nconn *c = x->c;
+    c->pending--;
+    if (c->closed) {
+        if (c->pending == 0) {
+            conn_free(c);
+        }
+        return false;
+    }
+    maybe_resume_reading(c);
+    return true;
+}
+
+static req_ctx *req_new(nconn *c, uint32_t id)
+{
+    req_ctx *x = FY_NEW(req_ctx);
+    x->c = c;
+    x->id = id;
+    c->pending++;
+    return x;
+}
+
+static void req_done_empty(void *arg, int status)
+{
+    req_ctx *x = arg;
+    if (req_finish(x)) {
+        if (status == FY_OK) {
+            reply_ok_empty(x->c, x->id);
+        } else {
+            reply_error(x->c, x->id, status, NULL);
+        }
+    }
+    fy_free(x);
+}
+
+/* ---- Handlers ------------------------------------------------------------------------------ */
+
+/* Copies a wire string into a NUL-terminated buffer; false if it does not fit or holds NUL. */
+static bool slice_cstr(fy_slice s, char *buf, size_t n)
+{
+    if (s.len >= n || memchr(s.p, 0, s.len)) {
+        return false;
+    }
+    memcpy(buf, s.p, s.len);
+    buf[s.len] = '\0';
+    return true;
+}
+
+static int handle_hello(nconn *c, const fy_frame *f)
+{
+    fy_w_hello m;
+    fy_w_hello_ok ok;
+    if (fy_wire_dec_hello(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (m.version < 1) {
+        reply_error(c, f->id, -FY_EVERSION, "protocol version 1 required");
+        return -FY_EVERSION;
+    }
+    fy_free(c->client_id);
+    c->client_id = fy_strndup((const char *)m.client_id.p, m.client_id.len);
+    c->hello = true;
+    ok.version = FY_WIRE_VERSION;
+    ok.broker_id = c->srv->broker_id;
+    ok.max_frame = (uint32_t)c->srv->max_frame;
+    ok.broker_version = fy_slice_str(FERRY_VERSION);
+    fy_wire_enc_hello_ok(&c->out, f->id, &ok);
+    flush_out(c);
+    return FY_OK;
+}
+
+static int handle_topic_create(nconn *c, const fy_frame *f)
+{
+    fy_w_topic m;
+    char name[128];
+    req_ctx *x;
+    int rc;
+    if (fy_wire_dec_topic(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(m.name, name, sizeof(name))) {
+        reply_error(c, f->id, -FY_EBADNAME, "bad topic name");
+        return FY_OK;
+    }
+    x = req_new(c, f->id);
+    rc = fy_core_topic_create(c->srv->core, name, m.queues, req_done_empty, x);
+    if (rc != FY_OK) {
+        req_finish(x);
+        fy_free(x);
+        reply_error(c, f->id, rc, rc == -FY_EINVAL ? "queues must be 1..1024" : NULL);
+    }
+    return FY_OK;
+}
+
+static int handle_topic_delete(nconn *c, const fy_frame *f)
+{
+    fy_slice s;
+    char name[128];
+    req_ctx *x;
+    int rc;
+    if (fy_wire_dec_str(f, &s) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(s, name, sizeof(name))) {
+        reply_error(c, f->id, -FY_ENOTFOUND, "no such topic");
+        return FY_OK;
+    }
+    x = req_new(c, f->id);
+    rc = fy_core_topic_delete(c->srv->core, name, req_done_empty, x);
+    if (rc != FY_OK) {
+        req_finish(x);
+        fy_free(x);
+        reply_error(c, f->id, rc, "no such topic");
+    }
+    return FY_OK;
+}
+
+typedef struct list_ctx {
+    fy_buf *out;
+    uint32_t n;
+} list_ctx;
+
+static void put_topic(void *arg, const fy_topic_info *t)
+{
+    list_ctx *l = arg;
+    fy_wire_put_str(l->out, t->name);
+    fy_buf_put_u32(l->out, t->topic_id);
+    fy_buf_put_u32(l->out, t->queues);
+    l->n++;
+}
+
+static int handle_topic_list(nconn *c, const fy_frame *f)
+{
+    size_t start = fy_wire_ok_begin(&c->out, f->id);
+    size_t count_at;
+    list_ctx l = {&c->out, 0};
+    if (f->payload.len != 0) {
+        return -FY_EPROTO;
+    }
+    count_at = c->out.len;
+    fy_buf_put_u32(&c->out, 0);
+    fy_core_topic_each(c->srv->core, put_topic, &l);
+    fy_be32_put(c->out.data + count_at, l.n);
+    fy_wire_frame_end(&c->out, start);
+    flush_out(c);
+    return FY_OK;
+}
+
+static int handle_topic_describe(nconn *c, const fy_frame *f)
+{
+    fy_slice s;
+    char name[128];
+    fy_topic_info t;
+    size_t start;
+    if (fy_wire_dec_str(f, &s) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(s, name, sizeof(name)) || fy_core_topic_get(c->srv->core, name, &t) != FY_OK) {
+        reply_error(c, f->id, -FY_ENOTFOUND, "no such topic");
+        return FY_OK;
+    }
+    start = fy_wire_ok_begin(&c->out, f->id);
+    fy_wire_put_str(&c->out, t.name);
+    fy_buf_put_u32(&c->out, t.topic_id);
+    fy_buf_put_u32(&c->out, t.queues);
+    for (uint32_t q = 0; q < t.queues; q++) {
+        uint64_t min, max;
+        fy_core_queue_range(c->srv->core, t.topic_id, q, &min, &max);
+        fy_buf_put_u64(&c->out, min);
+        fy_buf_put_u64(&c->out, max);
+    }
+    fy_wire_frame_end(&c->out, start);
+    flush_out(c);
+    return FY_OK;
+}
+
+static void send_done(void *arg, int status, const fy_produce_result *res, size_t n)
+{
+    req_ctx *x = arg;
+    if (req_finish(x)) {
+        nconn *c = x->c;
+        if (status != FY_OK) {
+            reply_error(c, x->id, status, NULL);
+        } else {
+            size_t start = fy_wire_ok_begin(&c->out, x->id);
+            fy_buf_put_u16(&c->out, (uint16_t)n);
+            for (size_t i = 0; i < n; i++) {
+                fy_w_send_result r;
+                r.queue_id = res[i].queue_id;
+                r.offset = res[i].offset;
+                r.store_ms = res[i].store_ms;
+                memcpy(r.msgid, res[i].msgid, FY_MSGID_LEN);
+                fy_wire_put_send_result(&c->out, &r);
+            }
+            fy_wire_frame_end(&c->out, start);
+            flush_out(c);
+        }
+    }
+    fy_free(x);
+}
+
+static int handle_send(nconn *c, const fy_frame *f)
+{
+    fy_w_send *m = &send_scratch;
+    req_ctx *x;
+    size_t bad = 0;
+    int rc;
+    if (fy_wire_dec_send(f, m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    for (uint16_t i = 0; i < m->n; i++) {
+        produce_scratch[i].record = m->msgs[i].record;
+        produce_scratch[i].sharding_key = m->msgs[i].sharding_key;
+    }
+    x = req_new(c, f->id);
+    rc = fy_core_produce(c->srv->core, produce_scratch, m->n, send_done, x, &bad);
+    if (rc != FY_OK) {
+        char msg[160];
+        req_finish(x);
+        fy_free(x);
+        snprintf(msg, sizeof(msg), "message %zu: %s", bad, fy_strerror(rc));
+        reply_error(c, f->id, rc, msg);
+    }
+    return FY_OK;
+}
+
+static nsub *find_sub(nconn *c, uint32_t sub_id, size_t *index)
+{
+    for (size_t i = 0; i < c->nsubs; i++) {
+        if (c->subs[i]->sub_id == sub_id) {
+            if (index) {
+                *index = i;
+            }
+            return c->subs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Writes a DELIVER frame: header and record go straight into the socket's output buffer. */
+static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
+{
+    nsub *ns = owner;
+    nconn *c = ns->conn;
+    uint8_t h[FY_WIRE_HEADER_LEN + 16];
+    size_t total = sizeof(h) + d->len;
+    fy_be32_put(h, (uint32_t)(total - 4));
+    h[4] = FY_W_DELIVER;
+    h[5] = 0;
+    fy_be32_put(h + 6, 0);
+    fy_be32_put(h + 10, ns->sub_id);
+    fy_be64_put(h + 14, d->id);
+    fy_be32_put(h + 22, (uint32_t)d->len);
+    if (!c->closed) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        evbuffer_add(out, h, sizeof(h));
+        evbuffer_add(out, d->record, d->len);
+    }
+}
+
+static void remove_nsub(nconn *c, nsub *ns)
+{
+    size_t i;
+    if (find_sub(c, ns->sub_id, &i)) {
+        c->subs[i] = c->subs[--c->nsubs];
+    }
+    fy_free(ns);
+}
+
+static void on_sub_closed(void *owner, fy_sub *sub, int status, const char *reason)
+{
+    nsub *ns = owner;
+    nconn *c = ns->conn;
+    fy_w_sub_closed m = {ns->sub_id, (uint16_t)(status < 0 ? -status : status),
+                         fy_slice_str(reason)};
+    if (!c->closed) {
+        fy_wire_enc_sub_closed(&c->out, &m);
+        flush_out(c);
+    }
+    remove_nsub(c, ns);
+}
+
+static const fy_sub_ops native_sub_ops = {on_deliver, on_sub_closed};
+
+static int handle_subscribe(nconn *c, const fy_frame *f)
+{
+    fy_w_subscribe m;
+    char group[128], topic[128], filter[1024];
+    fy_sub_spec spec;
+    nsub *ns;
+    int err = FY_OK;
+    if (fy_wire_dec_subscribe(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (find_sub(c, m.sub_id, NULL)) {
+        reply_error(c, f->id, -FY_EEXIST, "subscription id already in use on this connection");
+        return FY_OK;
+    }
+    if (!slice_cstr(m.group, group, sizeof(group)) || !slice_cstr(m.topic, topic, sizeof(topic))) {
+        reply_error(c, f->id, -FY_EBADNAME, "bad group or topic name");
+        return FY_OK;
+    }
+    if (!slice_cstr(m.filter, filter, sizeof(filter))) {
+        reply_error(c, f->id, -FY_EINVAL, "filter too long");
+        return FY_OK;
+    }
+    spec = (fy_sub_spec){
+        group, topic, filter, (fy_sub_mode)m.mode, (fy_sub_start)m.start, m.start_ms, c->client_id};
+    ns = FY_NEW(nsub);
+    ns->sub_id = m.sub_id;
+    ns->conn = c;
+    ns->sub = fy_core_subscribe(c->srv->core, &spec, &native_sub_ops, ns, &err);
+    if (!ns->sub) {
+        const char *why = err == -FY_EINVAL ? "bad filter, or the group exists with the other mode"
+                          : err == -FY_EBADNAME ? "bad group or topic name"
+                                                : NULL;
+        fy_free(ns);
+        reply_error(c, f->id, err, why);
+        return FY_OK;
+    }
+
+    if (c->nsubs == c->capsubs) {
+        c->capsubs = c->capsubs ? c->capsubs * 2 : 4;
+        c->subs = fy_realloc(c->subs, c->capsubs * sizeof(*c->subs));
+    }
+    c->subs[c->nsubs++] = ns;
+    reply_ok_empty(c, f->id);
+    if (m.credit > 0) {
+        fy_sub_credit(ns->sub, m.credit);
+    }
+    return FY_OK;
+}
+
+static int handle_credit(nconn *c, const fy_frame *f)
+{
+    fy_w_credit m;
+    nsub *ns;
+    if (fy_wire_dec_credit(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    ns = find_sub(c, m.sub_id, NULL);
+    if (!ns) {
+        if (!(f->flags & FY_WIRE_F_NOREPLY)) {
+            reply_error(c, f->id, -FY_ENOTFOUND, "no such subscription");
+        }
+        return FY_OK;
+    }
+    fy_sub_credit(ns->sub, m.credit);
+    if (!(f->flags & FY_WIRE_F_NOREPLY)) {
+        reply_ok_empty(c, f->id);
+    }
+    return FY_OK;
+}
+
+static int handle_ack(nconn *c, const fy_frame *f)
+{
+    fy_w_ack *m = &ack_scratch;
+    nsub *ns;
+    if (fy_wire_dec_ack(f, m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    ns = find_sub(c, m->sub_id, NULL);
+    if (!ns) {
+        if (!(f->flags & FY_WIRE_F_NOREPLY)) {
+            reply_error(c, f->id, -FY_ENOTFOUND, "no such subscription");
+        }
+        return FY_OK;
+    }
+    for (uint16_t i = 0; i < m->n; i++) {
+        if (f->type == FY_W_ACK) {
+            fy_sub_ack(ns->sub, m->ids[i]);
+        } else {
+            fy_sub_nack(ns->sub, m->ids[i], (fy_nack_how)m->how);
+        }
+    }
+    if (!(f->flags & FY_WIRE_F_NOREPLY)) {
+        reply_ok_empty(c, f->id);
+    }
+    return FY_OK;
+}
+
+static int handle_unsubscribe(nconn *c, const fy_frame *f)
+{
+    fy_w_credit m; /* UNSUBSCRIBE is a bare u32 sub_id */
+    fy_rd r = fy_rd_make(f->payload.p, f->payload.len);
+    nsub *ns;
+    m.sub_id = fy_rd_u32(&r);
+    if (r.bad || r.left != 0) {
+        return -FY_EPROTO;
+    }
+    ns = find_sub(c, m.sub_id, NULL);
+    if (!ns) {
+        reply_error(c, f->id, -FY_ENOTFOUND, "no such subscription");
+        return FY_OK;
+    }
+    fy_sub_close(ns->sub);
+    remove_nsub(c, ns);
+    reply_ok_empty(c, f->id);
+    return FY_OK;
+}
+
+static int handle_msg_get(nconn *c, const fy_frame *f)
+{
+    fy_slice s;
+    uint8_t id[FY_MSGID_LEN];
+    fy_buf rec = FY_BUF_INIT;
+    int rc;
+    if (fy_wire_dec_str(f, &s) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (fy_msgid_from_hex((const char *)s.p, s.len, id) != FY_OK) {
+        reply_error(c, f->id, -FY_EINVAL, "a message id is 32 hex characters");
+        return FY_OK;
+    }
+    rc = fy_core_message_get(c->srv->core, id, &rec);
+    if (rc != FY_OK) {
+        reply_error(c, f->id, rc, rc == -FY_ENOTFOUND ? "no such message" : NULL);
+    } else {
+        size_t start = fy_wire_ok_begin(&c->out, f->id);
+        fy_buf_put_u32(&c->out, (uint32_t)rec.len);
+        fy_buf_append(&c->out, rec.data, rec.len);
+        fy_wire_frame_end(&c->out, start);
+        flush_out(c);
+    }
+    fy_buf_free(&rec);
+    return FY_OK;
+}
+
+static void put_group(void *arg, const char *name, fy_sub_mode mode, uint32_t members)
+{
+    list_ctx *l = arg;
+    fy_wire_put_str(l->out, name);
+    fy_buf_put_u8(l->out, (uint8_t)mode);
+    fy_buf_put_u32(l->out, members);
+    l->n++;
+}
+
+static int handle_group_list(nconn *c, const fy_frame *f)
+{
+    size_t start, count_at;
+    list_ctx l = {&c->out, 0};
+    if (f->payload.len != 0) {
+        return -FY_EPROTO;
+    }
+    start = fy_wire_ok_begin(&c->out, f->id);
+    count_at = c->out.len;
+    fy_buf_put_u32(&c->out, 0);
+    fy_core_group_each(c->srv->core, put_group, &l);
+    fy_be32_put(c->out.data + count_at, l.n);
+    fy_wire_frame_end(&c->out, start);
+    flush_out(c);
+    return FY_OK;
+}
+
+/* GROUP_DESCRIBE is built in two lists (members, queues) that are joined at the end. */
+typedef struct describe_ctx {
+    fy_buf members;
+    fy_buf queues;
+    uint32_t nmembers, nqueues;
+} describe_ctx;
+
+static void put_member(void *arg, const fy_group_member_info *m)
+{
+    describe_ctx *d = arg;
+    fy_buf_put_u32(&d->members, m->member_id);
+    fy_wire_put_str(&d->members, m->client_id);
+    fy_wire_put_str(&d->members, m->topic);
+    fy_wire_put_str(&d->members, m->filter);
+    fy_buf_put_u32(&d->members, m->credit);
+    fy_buf_put_u32(&d->members, m->inflight);
+    d->nmembers++;
+}
+
+static void put_queue(void *arg, const fy_group_queue_info *q)
+{
+    describe_ctx *d = arg;
+    fy_wire_put_str(&d->queues, q->topic);
+    fy_buf_put_u32(&d->queues, q->queue_id);
+    fy_buf_put_u64(&d->queues, q->committed);
+    fy_buf_put_u64(&d->queues, q->max_offset);
+    fy_buf_put_u32(&d->queues, q->owner);
+    d->nqueues++;
+}
+
+static int handle_group_describe(nconn *c, const fy_frame *f)
+{
+    fy_slice s;
+    char name[128];
+    describe_ctx d = {FY_BUF_INIT, FY_BUF_INIT, 0, 0};
+    fy_sub_mode mode;
+    size_t start;
+    if (fy_wire_dec_str(f, &s) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(s, name, sizeof(name)) ||
+        fy_core_group_describe(c->srv->core, name, &mode, put_member, put_queue, &d) != FY_OK) {
+        reply_error(c, f->id, -FY_ENOTFOUND, "no such group");
+        return FY_OK;
+    }
+    start = fy_wire_ok_begin(&c->out, f->id);
+    fy_wire_put_str(&c->out, name);
+    fy_buf_put_u8(&c->out, (uint8_t)mode);
+    fy_buf_put_u32(&c->out, d.nmembers);
+    fy_buf_append(&c->out, d.members.data, d.members.len);
+    fy_buf_put_u32(&c->out, d.nqueues);
+    fy_buf_append(&c->out, d.queues.data, d.queues.len);
+    fy_wire_frame_end(&c->out, start);
+    flush_out(c);
+    fy_buf_free(&d.members);
+    fy_buf_free(&d.queues);
+    return FY_OK;
+}
+
+typedef struct reset_ctx {
+    req_ctx *x;
+    fy_buf body;
+    uint32_t n;
+} reset_ctx;
+
+static void put_reset(void *arg, uint32_t queue_id, uint64_t offset)
+{
+    reset_ctx *r = arg;
+    fy_buf_put_u32(&r->body, queue_id);
+    fy_buf_put_u64(&r->body, offset);
+    r->n++;
+}
+
+static void reset_done(void *arg, int status)
+{
+    reset_ctx *r = arg;
+    if (req_finish(r->x)) {
+        nconn *c = r->x->c;
+        if (status != FY_OK) {
+            reply_error(c, r->x->id, status, NULL);
+        } else {
+            size_t start = fy_wire_ok_begin(&c->out, r->x->id);
+            fy_buf_put_u32(&c->out, r->n);
+            fy_buf_append(&c->out, r->body.data, r->body.len);
+            fy_wire_frame_end(&c->out, start);
+            flush_out(c);
+        }
+    }
+    fy_free(r->x);
+    fy_buf_free(&r->body);
+    fy_free(r);
+}
+
+static int handle_group_reset(nconn *c, const fy_frame *f)
+{
+    fy_w_group_reset m;
+    char group[128], topic[128];
+    reset_ctx *r;
+    int rc;
+    if (fy_wire_dec_group_reset(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(m.group, group, sizeof(group)) || !slice_cstr(m.topic, topic, sizeof(topic))) {
+        reply_error(c, f->id, -FY_ENOTFOUND, "no such group or topic");
+        return FY_OK;
+    }
+    r = FY_NEW(reset_ctx);
+    r->x = req_new(c, f->id);
+    rc = fy_core_group_reset(c->srv->core, group, topic, m.ts_ms, put_reset, reset_done, r);
+    if (rc != FY_OK) {
+        req_finish(r->x);
+        fy_free(r->x);
+        fy_buf_free(&r->body);
+        fy_free(r);
+        reply_error(c, f->id, rc,
+                    rc == -FY_ENOTSUP ? "broadcast groups keep positions in their members"
+                                      : "no such group or topic");
+    }
+    return FY_OK;
+}
+
+/* One frame. Returns FY_OK, or a negative code that closes the connection. */
+static int handle_frame(nconn *c, const fy_frame *f)
+{
+    if (!c->hello && f->type != FY_W_HELLO) {
+        return -FY_EPROTO;
+    }
+    switch (f->type) {
+    case FY_W_HELLO:
+        return handle_hello(c, f);
+    case FY_W_PING:
+        if (f->payload.len != 0) {
+            return -FY_EPROTO;
+        }
+        reply_ok_empty(c, f->id);
+        return FY_OK;
+    case FY_W_TOPIC_CREATE:
+        return handle_topic_create(c, f);
+    case FY_W_TOPIC_DELETE:
+        return handle_topic_delete(c, f);
+    case FY_W_TOPIC_LIST:
+        return handle_topic_list(c, f);
+    case FY_W_TOPIC_DESCRIBE:
+        return handle_topic_describe(c, f);
+    case FY_W_SEND:
+        return handle_send(c, f);
+    case FY_W_SUBSCRIBE:
+        return handle_subscribe(c, f);
+    case FY_W_CREDIT:
+        return handle_credit(c, f);
+    case FY_W_ACK:
+    case FY_W_NACK:
+        return handle_ack(c, f);
+    case FY_W_UNSUBSCRIBE:
+        return handle_unsubscribe(c, f);
+    case FY_W_MSG_GET:
+        return handle_msg_get(c, f);
+    case FY_W_GROUP_LIST:
+        return handle_group_list(c, f);
+    case FY_W_GROUP_DESCRIBE:
+        return handle_group_describe(c, f);
+    case FY_W_GROUP_RESET:
+        return handle_group_reset(c, f);
+    default:
+        return -FY_EPROTO;
+    }
+}
+
+/* ---- Connection I/O ------------------------------------------------------------------------ */
+
+static void maybe_resume_reading(nconn *c)
+{
+    if (c->read_paused && c->pending < MAX_PENDING / 2 &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) < OUT_HIGH_WATER / 2) {
+        c->read_paused = false;
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    nconn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        uint8_t hdr[4];
+        size_t avail = evbuffer_get_length(in), total;
+        const uint8_t *p;
+        fy_frame f;
+        long n;
+        int rc;
+        if (c->closed || avail < 4) {
+            return;
+        }
+        if (c->pending >= MAX_PENDING ||
+            evbuffer_get_length(bufferevent_get_output(bev)) >= OUT_HIGH_WATER) {
+            c->read_paused = true;
+            bufferevent_disable(bev, EV_READ);
+            return;
+        }
+        evbuffer_copyout(in, hdr, 4);
+        total = (size_t)fy_be32_get(hdr) + 4;
+        if (total - 4 > c->srv->max_frame) {
+            conn_close(c, "frame larger than max_frame");
+            return;
+        }
+        if (avail < total) {
+            return;
+        }
+        p = evbuffer_pullup(in, (ev_ssize_t)total);
+        n = fy_wire_frame_parse(p, total, c->srv->max_frame, &f);
+        if (n <= 0) {
+            conn_close(c, n == -FY_ETOOBIG ? "frame larger than max_frame" : "malformed frame");
+            return;
+        }
+        rc = handle_frame(c, &f);
+        evbuffer_drain(in, total);
+        if (rc != FY_OK) {
+            char why[64];
+            snprintf(why, sizeof(why), "bad request type=0x%02x", f.type);
+            conn_close(c, rc == -FY_EVERSION ? "unsupported protocol version" : why);
+            return;
+        }
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    maybe_resume_reading(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    nconn *c = arg;
+    if (what & BEV_EVENT_EOF) {
+        conn_close(c, NULL);
+    } else if (what & BEV_EVENT_ERROR) {
+        conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    }
+}
+
+/* Closes the socket and leaves every group now; the struct lives on until the store has
+ * answered every request still pending. */
+static void conn_close(nconn *c, const char *why)
+{
+    fy_native *n = c->srv;
+    if (c->closed) {
+        return;
+    }
+    if (why) {
+        fy_log(WARN, "native", "conn=%llu peer=%s client=%s msg=\"closing: %s\"",
+               (unsigned long long)c->id, c->peer, c->client_id ? c->client_id : "", why);
+    } else {
+        fy_log(DEBUG, "native", "conn=%llu peer=%s msg=\"closed by peer\"",
+               (unsigned long long)c->id, c->peer);
+    }
+    while (c->nsubs > 0) {
+        nsub *ns = c->subs[c->nsubs - 1];
+        fy_sub_close(ns->sub);
+        remove_nsub(c, ns);
+    }
+    c->closed = true;
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        n->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    if (c->pending == 0) {
+        conn_free(c);
+    }
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    fy_native *n = arg;
+    nconn *c = FY_NEW(nconn);
+    int one = 1;
+    c->srv = n;
+    c->id = ++n->next_conn_id;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(in->sin_port));
+    } else {
+        snprintf(c->peer, sizeof(c->peer), "?");
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = n->conns;
+    if (n->conns) {
+        n->conns->prev = c;
+    }
+    n->conns = c;
+    fy_log(DEBUG, "native", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id,
+           c->peer);
+}
+
+int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, size_t max_frame,
+                    const char *addr, uint16_t port, fy_native **out, char *err, size_t errlen)
+{
+    fy_native *n = FY_NEW(fy_native);
+    struct sockaddr_in sin;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    n->base = base;
+    n->core = core;
+    n->broker_id = broker_id;
+    n->max_frame = max_frame;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+        snprintf(err, errlen, "native listen address '%s' is not an IPv4 address", addr);
+        fy_free(n);
+        return -FY_EINVAL;
+    }
+    n->listener =
+        evconnlistener_new_bind(base, on_accept, n, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+                                (struct sockaddr *)&sin, sizeof(sin));
+    if (!n->listener) {
+        snprintf(err, errlen, "cannot listen on %s:%u for the native protocol: %s", addr, port,
+                 strerror(errno));
+        fy_free(n);
+        return -FY_EIO;
+    }
+    if (getsockname(evconnlistener_get_fd(n->listener), (struct sockaddr *)&ss, &sl) == 0 &&
+        ss.ss_family == AF_INET) {
+        n->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    fy_log(INFO, "native", "addr=%s port=%u msg=\"native listening\"", addr, n->port);
+    *out = n;
+    return FY_OK;
+}
+
+uint16_t fy_native_port(const fy_native *n)
+{
+    return n->port;
+}
+
+void fy_native_stop(fy_native *n)
+{
+    if (!n) {
+        return;
+    }
+    evconnlistener_free(n->listener);
+    while (n->conns) {
+        conn_close(n->conns, NULL);
+    }
+    fy_free(n);
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The native protocol server (docs/protocol.md): a TCP listener on the loop whose connections
+ * speak framed requests and get responses and pushed deliveries. It translates frames into
+ * core calls only. */
+#ifndef FERRY_BROKER_NATIVE_H
+#define FERRY_BROKER_NATIVE_H
+
+#include "broker/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+/* Room in a frame beyond the largest body: record header, names, keys, properties. */
+#define FY_NATIVE_FRAME_SLACK (1u << 20)
+typedef struct fy_native fy_native;
+
+/* Listens on addr:port (0 = a free port) and serves connections on base. Returns FY_OK and
+ * *out, or -FY_EIO with a reason in err. */
+int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, size_t max_frame,
+                    const char *addr, uint16_t port, fy_native **out, char *err, size_t errlen);
+/* The port actually bound. */
+uint16_t fy_native_port(const fy_native *n);
+/* Stops accepting and closes every connection (their subscriptions leave their groups;
+ * requests waiting for the store are answered to nobody). NULL-safe. */
+void fy_native_stop(fy_native *n);
+
+#endif

@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the core model on a real store: topics, produce with queue choice, clustering
+ * allocation and rebalance, broadcast, tag filters, credit, ack / nack / member leave,
+ * committed offsets across a restart of the core, start positions and reset by time. */
+#include "broker/config.h"
+#include "broker/core.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "tests/testutil.h"
+
+#include "ferry/errors.h"
+
+#include <event2/event.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+typedef struct env {
+    char dir[4096];
+    struct event_base *base;
+    fy_store *store;
+    fy_config *conf;
+    fy_broker_config cfg;
+    fy_core *core;
+} env;
+
+#define MAXD 4096
+
+/* A subscription owner that records what it gets. */
+typedef struct owner {
+    fy_sub *sub;
+    int n;
+    uint64_t ids[MAXD];
+    uint32_t queue[MAXD];
+    uint64_t offset[MAXD];
+    char body[MAXD][24];
+    char tag[MAXD][16];
+    int closed;
+    int closed_status;
+} owner;
+
+static void on_deliver(void *arg, fy_sub *sub, const fy_delivery *d)
+{
+    owner *o = arg;
+    fy_record_view v;
+    assert_int_equal(fy_record_decode(d->record, d->len, &v), FY_OK);
+    assert_int_equal(v.queue_offset, d->offset);
+    assert_true(o->n < MAXD);
+    o->ids[o->n] = d->id;
+    o->queue[o->n] = d->queue_id;
+    o->offset[o->n] = d->offset;
+    snprintf(o->body[o->n], 24, "%.*s", (int)v.body.len, (const char *)v.body.p);
+    snprintf(o->tag[o->n], 16, "%.*s", (int)v.tag.len, (const char *)v.tag.p);
+    o->n++;
+}
+
+static void on_closed(void *arg, fy_sub *sub, int status, const char *reason)
+{
+    owner *o = arg;
+    o->closed++;
+    o->closed_status = status;
+    o->sub = NULL;
+}
+
+static const fy_sub_ops ops = {on_deliver, on_closed};
+
+/* Lets the store finish what the core submitted (e.g. offsets written by fy_core_free). */
+static void drain_store(env *e)
+{
+    fy_store_stats st;
+    uint64_t deadline = fy_mono_ms() + 10000;
+    for (fy_store_get_stats(e->store, &st); st.pending > 0; fy_store_get_stats(e->store, &st)) {
+        assert_true(fy_mono_ms() < deadline);
+        event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(200);
+    }
+}
+
+static void core_open(env *e)
+{
+    char err[256];
+    drain_store(e);
+    e->core = fy_core_new(e->base, e->store, &e->cfg, err, sizeof(err));
+    if (!e->core) {
+        fail_msg("core: %s", err);
+    }
+}
+
+static int setup(void **state)
+{
+    env *e = calloc(1, sizeof(*e));
+    fy_store_opts so = {0};
+    char err[256];
+    snprintf(e->dir, sizeof(e->dir), "%s", fy_test_tmpdir("core"));
+    e->base = event_base_new();
+    e->conf = fy_config_new();
+    assert_int_equal(fy_broker_config_register(e->conf, &e->cfg), FY_OK);
+    so.dir = e->dir;
+    assert_int_equal(fy_store_open(&so, e->base, &e->store, err, sizeof(err)), FY_OK);
+    core_open(e);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env *e = *state;
+    fy_core_free(e->core);
+    fy_store_close(e->store);
+    fy_config_free(e->conf);
+    event_base_free(e->base);
+    fy_test_rmrf(e->dir);
+    free(e);
+    return 0;
+}
+
+/* Runs the loop until cond(arg) holds, or fails after 10 s. */
+static void run_until(env *e, bool (*cond)(void *), void *arg)
+{
+    uint64_t deadline = fy_mono_ms() + 10000;
+    while (!cond(arg)) {
+        assert_true(fy_mono_ms() < deadline);
+        event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(200);
+    }
+}
+
+/* Runs the loop for ms milliseconds (to show that nothing more arrives). */
+static void run_for(env *e, uint64_t ms)
+{
+    uint64_t end = fy_mono_ms() + ms;
+    while (fy_mono_ms() < end) {
+        event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(500);
+    }
+}
+
+typedef struct produced {
+    int calls;
+    int status;
+    size_t n;
+    fy_produce_result res[64];
+} produced;
+
+static void produce_cb(void *arg, int status, const fy_produce_result *res, size_t n)
+{
+    produced *p = arg;
+    p->calls++;
+    p->status = status;
+    p->n = n;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        p->res[i] = res[i];
+    }
+}
+
+static bool produced_done(void *arg)
+{
+    return ((produced *)arg)->calls > 0;
+}
+
+/* Produces one message and waits for its result. */
+static fy_produce_result produce(env *e, const char *topic, const char *tag, const char *body,
+                                 const char *shard)
+{
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    fy_produce_msg m;
+    produced p = {0};
+    r.topic = fy_slice_str(topic);
+    r.tag = fy_slice_str(tag);
+    r.body = fy_slice_str(body);
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = fy_slice_str(shard);
+    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL), FY_OK);
+    run_until(e, produced_done, &p);
+    assert_int_equal(p.status, FY_OK);
+    fy_buf_free(&rec);
+    return p.res[0];
+}
+
+static fy_sub *subscribe(env *e, owner *o, const char *group, const char *topic, const char *filter,
+                         fy_sub_mode mode, fy_sub_start start)
+{
+    fy_sub_spec spec = {group, topic, filter, mode, start, 0, "test"};
+    int err = 0;
+    o->sub = fy_core_subscribe(e->core, &spec, &ops, o, &err);
+    assert_non_null(o->sub);
+    return o->sub;
+}
+
+typedef struct want {
+    owner *o;
+    int n;
+} want;
+
+static bool has_n(void *arg)
+{
+    want *w = arg;
+    return w->o->n >= w->n;
+}
+
+static void wait_n(env *e, owner *o, int n)
+{
+    want w = {o, n};
+    run_until(e, has_n, &w);
+}
+
+static bool topic_done(void *arg)
+{
+    return *(int *)arg != 1000;
+}
+
+static void topic_cb(void *arg, int status)
+{
+    *(int *)arg = status;
+}
+
+static void test_core_topic_create_and_names(void **state)
+{
+    env *e = *state;
+    int st = 1000;
+    fy_topic_info t;
+    assert_int_equal(fy_core_topic_create(e->core, "orders", 4, topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    assert_int_equal(fy_core_topic_get(e->core, "orders", &t), FY_OK);
+    assert_int_equal(t.queues, 4);
+    assert_int_equal(fy_core_topic_create(e->core, "orders", 4, NULL, NULL), -FY_EEXIST);
+    assert_int_equal(fy_core_topic_create(e->core, "bad name", 4, NULL, NULL), -FY_EBADNAME);
+    assert_int_equal(fy_core_topic_create(e->core, "x", 2000, NULL, NULL), -FY_EINVAL);
+    assert_true(fy_core_name_valid("%RETRY%g-1.a_b", 14));
+    assert_false(fy_core_name_valid("a/b", 3));
+    assert_false(fy_core_name_valid("", 0));
+
+    /* Topics survive a restart of the core, and ids are not reused. */
+    fy_core_free(e->core);
+    core_open(e);
+    assert_int_equal(fy_core_topic_get(e->core, "orders", &t), FY_OK);
+    assert_int_equal(t.queues, 4);
+    fy_topic_info t2;
+    st = 1000;
+    assert_int_equal(fy_core_topic_create(e->core, "audit", 1, topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(fy_core_topic_get(e->core, "audit", &t2), FY_OK);
+    assert_true(t2.topic_id != t.topic_id);
+}
+
+static void test_core_produce_round_robin_and_sharding(void **state)
+{
+    env *e = *state;
+    fy_produce_result r[16];
+    fy_topic_info t;
+    fy_buf rec = FY_BUF_INIT;
+    for (int i = 0; i < 16; i++) {
+        r[i] = produce(e, "auto", "", "x", "");
+    }
+    /* Auto-created with default_queues (8), spread round robin. */
+    assert_int_equal(fy_core_topic_get(e->core, "auto", &t), FY_OK);
+    assert_int_equal(t.queues, 8);
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(r[i].queue_id, i % 8);
+        assert_int_equal(r[i].offset, i / 8);
+    }
+    /* The same sharding key always lands in the same queue, in order. */
+    fy_produce_result a = produce(e, "auto", "", "1", "customer-42");
+    fy_produce_result b = produce(e, "auto", "", "2", "customer-42");
+    assert_int_equal(a.queue_id, b.queue_id);
+    assert_int_equal(b.offset, a.offset + 1);
+    /* Lookup by message id. */
+    assert_int_equal(fy_core_message_get(e->core, b.msgid, &rec), FY_OK);
+    fy_record_view v;
+    assert_int_equal(fy_record_decode(rec.data, rec.len, &v), FY_OK);
+    assert_memory_equal(v.body.p, "2", 1);
+    fy_buf_free(&rec);
+}
+
+static void test_core_produce_refuses_bad_input(void **state)
+{
+    env *e = *state;
+    fy_produce_msg m[2];
+    fy_record r = {0};
+    fy_buf ok = FY_BUF_INIT, bad = FY_BUF_INIT, big = FY_BUF_INIT;
+    size_t bad_index = 99;
+    char *body = malloc(e->cfg.max_message_size + 1);
+    memset(body, 'b', e->cfg.max_message_size + 1);
+
+    r.topic = fy_slice_str("fine");
+    fy_record_encode(&r, &ok);
+    r.topic = fy_slice_str("not/fine");
+    fy_record_encode(&r, &bad);
+    r.topic = fy_slice_str("fine");
+    r.body = (fy_slice){(const uint8_t *)body, e->cfg.max_message_size + 1};
+    fy_record_encode(&r, &big);
+
+    m[0] = (fy_produce_msg){{ok.data, ok.len}, {NULL, 0}};
+    m[1] = (fy_produce_msg){{bad.data, bad.len}, {NULL, 0}};
+    assert_int_equal(fy_core_produce(e->core, m, 2, produce_cb, NULL, &bad_index), -FY_EBADNAME);
+    assert_int_equal(bad_index, 1);
+    /* Nothing of the refused request exists, not even the automatic topic. */
+    fy_topic_info t;
+    assert_int_equal(fy_core_topic_get(e->core, "fine", &t), -FY_ENOTFOUND);
+
+    m[1] = (fy_produce_msg){{big.data, big.len}, {NULL, 0}};
+    assert_int_equal(fy_core_produce(e->core, m, 2, produce_cb, NULL, &bad_index), -FY_ETOOBIG);
+    m[1] = (fy_produce_msg){{ok.data, ok.len - 1}, {NULL, 0}};
+    assert_int_equal(fy_core_produce(e->core, m, 2, produce_cb, NULL, &bad_index), -FY_ECORRUPT);
+
+    e->cfg.auto_create_topics = false;
+    assert_int_equal(fy_core_produce(e->core, m, 1, produce_cb, NULL, &bad_index), -FY_ENOTFOUND);
+    fy_buf_free(&ok);
+    fy_buf_free(&bad);
+    fy_buf_free(&big);
+    free(body);
+}
+
+static void test_core_clustering_divides_queues(void **state)
+{
+    env *e = *state;
+    static owner a, b, c;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&c, 0, sizeof(c));
+    int st = 1000;
+    fy_core_topic_create(e->core, "jobs", 8, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "workers", "jobs", "*", FY_SUB_CLUSTERING, FY_START_LAST);
+    subscribe(e, &b, "workers", "jobs", "*", FY_SUB_CLUSTERING, FY_START_LAST);
+    subscribe(e, &c, "workers", "jobs", "*", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 1000);
+    fy_sub_credit(b.sub, 1000);
+    fy_sub_credit(c.sub, 1000);
+    for (int i = 0; i < 80; i++) {
+        char body[16];
+        snprintf(body, sizeof(body), "m%d", i);
+        produce(e, "jobs", "", body, "");
+    }
+    {
+        uint64_t deadline = fy_mono_ms() + 10000;
+        while (a.n + b.n + c.n < 80) {
+            assert_true(fy_mono_ms() < deadline);
+            run_for(e, 5);
+        }
+    }
+    run_for(e, 50);
+    assert_int_equal(a.n + b.n + c.n, 80); /* each message to exactly one member */
+    /* 8 queues over 3 members: 3, 3, 2 queues of 10 messages each. */
+    assert_int_equal(a.n, 30);
+    assert_int_equal(b.n, 30);
+    assert_int_equal(c.n, 20);
+    for (int i = 0; i < a.n; i++) {
+        assert_true(a.queue[i] <= 2);
+    }
+    for (int i = 0; i < c.n; i++) {
+        assert_true(c.queue[i] >= 6);
+    }
+}
+
+static void test_core_member_leave_releases_unacked(void **state)
+{
+    env *e = *state;
+    static owner a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    int st = 1000;
+    fy_core_topic_create(e->core, "q2", 2, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "g", "q2", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    subscribe(e, &b, "g", "q2", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 100);
+    fy_sub_credit(b.sub, 100);
+    for (int i = 0; i < 10; i++) {
+        produce(e, "q2", "", "m", "");
+    }
+    wait_n(e, &a, 5);
+    wait_n(e, &b, 5);
+    /* a acks two, then leaves: its three others go to b, nothing is lost or duplicated. */
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[0]), FY_OK);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[1]), FY_OK);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[1]), -FY_ENOTFOUND); /* twice: stale */
+    fy_sub_close(a.sub);
+    wait_n(e, &b, 8);
+    run_for(e, 50);
+    assert_int_equal(b.n, 8);
+    for (int i = 5; i < 8; i++) {
+        assert_int_equal(b.queue[i], a.queue[0]);
+        assert_true(b.offset[i] >= 2);
+    }
+}
+
+static void test_core_credit_bounds_deliveries(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "g", "credit", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    for (int i = 0; i < 10; i++) {
+        produce(e, "credit", "", "m", "");
+    }
+    run_for(e, 50);
+    assert_int_equal(a.n, 0); /* no credit, nothing */
+    fy_sub_credit(a.sub, 3);
+    assert_int_equal(a.n, 0); /* never inside the call */
+    wait_n(e, &a, 3);
+    run_for(e, 50);
+    assert_int_equal(a.n, 3);
+    fy_sub_credit(a.sub, 100);
+    wait_n(e, &a, 10);
+}
+
+static void test_core_nack_redelivers(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    int st = 1000;
+    fy_core_topic_create(e->core, "one", 1, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "g", "one", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 100);
+    produce(e, "one", "", "first", "");
+    wait_n(e, &a, 1);
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[0], FY_NACK_RELEASE), FY_OK);
+    wait_n(e, &a, 2);
+    assert_string_equal(a.body[1], "first");
+    assert_int_equal(a.offset[1], a.offset[0]);
+    assert_true(a.ids[1] != a.ids[0]);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[0]), -FY_ENOTFOUND);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[1]), FY_OK);
+}
+
+static void test_core_broadcast_every_member(void **state)
+{
+    env *e = *state;
+    static owner a, b, c;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&c, 0, sizeof(c));
+    subscribe(e, &a, "fans", "news", "", FY_SUB_BROADCAST, FY_START_LAST);
+    subscribe(e, &b, "fans", "news", "", FY_SUB_BROADCAST, FY_START_LAST);
+    subscribe(e, &c, "fans", "news", "", FY_SUB_BROADCAST, FY_START_LAST);
+    fy_sub_credit(a.sub, 100);
+    fy_sub_credit(b.sub, 100);
+    fy_sub_credit(c.sub, 100);
+    for (int i = 0; i < 20; i++) {
+        produce(e, "news", "", "n", "");
+    }
+    wait_n(e, &a, 20);
+    wait_n(e, &b, 20);
+    wait_n(e, &c, 20);
+    /* The group cannot be joined in the other mode. */
+    fy_sub_spec spec = {"fans", "news", "", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x"};
+    int err = 0;
+    assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
+    assert_int_equal(err, -FY_EINVAL);
+}
+
+static void test_core_tag_filter(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "g", "tags", "TagA || TagC", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 100);
+    produce(e, "tags", "TagA", "1", "");
+    produce(e, "tags", "TagB", "2", "");
+    produce(e, "tags", "TagC", "3", "");
+    produce(e, "tags", "", "4", "");
+    wait_n(e, &a, 2);
+    run_for(e, 50);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.tag[0], "TagA");
+    assert_string_equal(a.tag[1], "TagC");
+
+    fy_sub_spec spec = {"g2", "tags", "TagA ||", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x"};
+    int err = 0;
+    assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
+    assert_int_equal(err, -FY_EINVAL);
+}
+
+typedef struct qinfo {
+    int n;
+    uint64_t committed[16];
+    uint64_t max[16];
+} qinfo;
+
+static void on_member(void *arg, const fy_group_member_info *m)
+{
+}
+
+static void on_queue(void *arg, const fy_group_queue_info *q)
+{
+    qinfo *qi = arg;
+    qi->committed[q->queue_id] = q->committed;
+    qi->max[q->queue_id] = q->max_offset;
+    qi->n++;
+}
+
+static void test_core_committed_offset_survives_restart(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    int st = 1000;
+    fy_sub_mode mode;
+    qinfo qi = {0};
+    fy_core_topic_create(e->core, "dur", 1, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "g", "dur", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 100);
+    for (int i = 0; i < 6; i++) {
+        char body[8];
+        snprintf(body, sizeof(body), "%d", i);
+        produce(e, "dur", "", body, "");
+    }
+    wait_n(e, &a, 6);
+    /* Ack 0, 1, 3: committed is 2 (the lowest unacked). */
+    fy_sub_ack(a.sub, a.ids[0]);
+    fy_sub_ack(a.sub, a.ids[1]);
+    fy_sub_ack(a.sub, a.ids[3]);
+    assert_int_equal(fy_core_group_describe(e->core, "g", &mode, on_member, on_queue, &qi), FY_OK);
+    assert_int_equal(qi.committed[0], 2);
+    assert_int_equal(qi.max[0], 6);
+
+    /* Restart the core (the member is gone): the group resumes at 2; 3 comes again
+     * (at-least-once), nothing before 2 does. */
+    fy_core_free(e->core);
+    core_open(e);
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "g", "dur", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 100);
+    wait_n(e, &a, 4);
+    run_for(e, 50);
+    assert_int_equal(a.n, 4);
+    assert_string_equal(a.body[0], "2");
+    assert_string_equal(a.body[3], "5");
+}
+
+static void test_core_start_positions_and_reset(void **state)
+{
+    env *e = *state;
+    static owner first, last, byt;
+    memset(&first, 0, sizeof(first));
+    memset(&last, 0, sizeof(last));
+    memset(&byt, 0, sizeof(byt));
+    int st = 1000;
+    fy_core_topic_create(e->core, "pos", 1, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    produce(e, "pos", "", "old-0", "");
+    fy_produce_result r1 = produce(e, "pos", "", "old-1", "");
+    while (fy_wall_ms() <= r1.store_ms + 2) {
+        usleep(1000);
+    }
+    uint64_t mark = fy_wall_ms();
+    produce(e, "pos", "", "new-2", "");
+
+    subscribe(e, &first, "gf", "pos", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    subscribe(e, &last, "gl", "pos", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_spec spec = {"gt", "pos", "", FY_SUB_CLUSTERING, FY_START_TIME, mark, "t"};
+    int err = 0;
+    byt.sub = fy_core_subscribe(e->core, &spec, &ops, &byt, &err);
+    assert_non_null(byt.sub);
+    fy_sub_credit(first.sub, 10);
+    fy_sub_credit(last.sub, 10);
+    fy_sub_credit(byt.sub, 10);
+    wait_n(e, &first, 3);
+    wait_n(e, &byt, 1);
+    run_for(e, 50);
+    assert_int_equal(last.n, 0);
+    assert_int_equal(byt.n, 1);
+    assert_string_equal(byt.body[0], "new-2");
+
+    /* Rewind gl to the start: it gets everything again. */
+    st = 1000;
+    assert_int_equal(fy_core_group_reset(e->core, "gl", "pos", 0, NULL, topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    wait_n(e, &last, 3);
+    assert_string_equal(last.body[0], "old-0");
+    assert_int_equal(fy_core_group_reset(e->core, "nope", "pos", 0, NULL, NULL, NULL),
+                     -FY_ENOTFOUND);
+}
+
+static void test_core_ack_timeout_redelivers(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    e->cfg.ack_timeout_ms = 100;
+    subscribe(e, &a, "g", "slow", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 10);
+    produce(e, "slow", "", "late", "");
+    wait_n(e, &a, 1);
+    wait_n(e, &a, 2); /* not acked within 100 ms: delivered again */
+    assert_int_equal(a.offset[1], a.offset[0]);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[1]), FY_OK);
+    run_for(e, 400);
+    assert_int_equal(a.n, 2);
+}
+
+static void test_core_topic_delete_closes_subscriptions(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    int st = 1000;
+    fy_topic_info t;
+    subscribe(e, &a, "g", "gone", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    produce(e, "gone", "", "x", "");
+    assert_int_equal(fy_core_topic_delete(e->core, "gone", topic_cb, &st), FY_OK);
+    assert_int_equal(a.closed, 1);
+    assert_int_equal(a.closed_status, -FY_ENOTFOUND);
+    run_until(e, topic_done, &st);
+    assert_int_equal(fy_core_topic_get(e->core, "gone", &t), -FY_ENOTFOUND);
+    assert_int_equal(fy_core_topic_delete(e->core, "gone", NULL, NULL), -FY_ENOTFOUND);
+}
+
+int main(void)
+{
+    fy_log_set_level(FY_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_core_topic_create_and_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_produce_round_robin_and_sharding, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_produce_refuses_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_clustering_divides_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_member_leave_releases_unacked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_credit_bounds_deliveries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_nack_redelivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_broadcast_every_member, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_tag_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_committed_offset_survives_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_start_positions_and_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_ack_timeout_redelivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
