@@ -36,18 +36,23 @@ class Ferryd:
         self.proc = subprocess.Popen(args + list(extra), stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self.admin_port = None
+        self.ports = {}
 
     def output(self):
         with open(self.log_path) as f:
             return f.read()
 
-    def wait_ready(self):
+    def wait_ready(self, component=None):
+        """Waits for the "ready" line and records the bound ports (self.ports by listener)."""
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             out = self.output()
-            m = re.search(r'INFO admin addr=\S+ port=(\d+) msg="admin HTTP listening"', out)
-            if m and 'msg="ready"' in out:
-                self.admin_port = int(m.group(1))
+            if 'msg="ready"' in out:
+                self.ports = {m.group(1): int(m.group(2)) for m in re.finditer(
+                    r'INFO (\w+) addr=\S+ port=(\d+) msg="[\w ]*listening"', out)}
+                self.admin_port = self.ports["admin"]
+                if component:
+                    assert component in self.ports, out
                 return
             if self.proc.poll() is not None:
                 raise AssertionError("ferryd exited with %d:\n%s" % (self.proc.returncode, out))
