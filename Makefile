@@ -39,6 +39,7 @@ test-sanitize:
 
 bench: build
 	scripts/bench.sh $(BUILD)
+	scripts/bench-native.sh $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 fuzz: deps

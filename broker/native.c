@@ -741,6 +741,8 @@ static void maybe_resume_reading(nconn *c)
         evbuffer_get_length(bufferevent_get_output(c->bev)) < OUT_HIGH_WATER / 2) {
         c->read_paused = false;
         bufferevent_enable(c->bev, EV_READ);
+        /* Frames may already wait in the input buffer: no new bytes would wake us for them. */
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     }
 }
 

@@ -56,6 +56,7 @@ struct fy_store {
     leveldb_cache_t *cache;
     leveldb_filterpolicy_t *filter;
     leveldb_readoptions_t *ropts;
+    leveldb_readoptions_t *scan_ropts; /* bulk reads: do not push hot blocks out of the cache */
     leveldb_writeoptions_t *wopts;
     fy_flush flush;
     size_t max_commit_bytes;
@@ -901,6 +902,9 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
     leveldb_options_set_max_open_files(s->options, 1000);
     s->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_verify_checksums(s->ropts, 1);
+    s->scan_ropts = leveldb_readoptions_create();
+    leveldb_readoptions_set_verify_checksums(s->scan_ropts, 1);
+    leveldb_readoptions_set_fill_cache(s->scan_ropts, 0);
     s->wopts = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(s->wopts, opts->flush == FY_FLUSH_SYNC);
 
@@ -1004,6 +1008,9 @@ void fy_store_close(fy_store *s)
     if (s->ropts) {
         leveldb_readoptions_destroy(s->ropts);
     }
+    if (s->scan_ropts) {
+        leveldb_readoptions_destroy(s->scan_ropts);
+    }
     if (s->wopts) {
         leveldb_writeoptions_destroy(s->wopts);
     }
@@ -1068,10 +1075,10 @@ int fy_store_get(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t off
  * fn(arg, key, klen, val, vlen) until it returns non-zero. Returns that value, 0, or an error. */
 typedef int (*walk_fn)(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen);
 
-static int walk(fy_store *s, const void *prefix, size_t plen, const void *start, size_t slen,
-                walk_fn fn, void *arg)
+static int walk_with(fy_store *s, const leveldb_readoptions_t *ro, const void *prefix, size_t plen,
+                     const void *start, size_t slen, walk_fn fn, void *arg)
 {
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
     char *lerr = NULL;
     int rc = 0;
     for (leveldb_iter_seek(it, start, slen); leveldb_iter_valid(it); leveldb_iter_next(it)) {
@@ -1093,6 +1100,12 @@ static int walk(fy_store *s, const void *prefix, size_t plen, const void *start,
         return take_error(lerr, NULL, 0);
     }
     return rc;
+}
+
+static int walk(fy_store *s, const void *prefix, size_t plen, const void *start, size_t slen,
+                walk_fn fn, void *arg)
+{
+    return walk_with(s, s->ropts, prefix, plen, start, slen, fn, arg);
 }
 
 typedef struct scan_ctx {
@@ -1131,7 +1144,7 @@ int fy_store_scan(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t fr
         return 0;
     }
     mkey(k, topic_id, queue_id, from);
-    rc = walk(s, k, 9, k, sizeof(k), scan_one, &c);
+    rc = walk_with(s, s->scan_ropts, k, 9, k, sizeof(k), scan_one, &c);
     return rc == INT32_MIN ? 0 : rc;
 }
 

@@ -1,13 +1,12 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-# Integration tests of ferryd's native protocol at the byte level (docs/protocol.md), with a
-# small encoder written here from the document, independent of libferry: handshake, send and
+# Integration tests of ferryd's native protocol at the byte level (docs/protocol.md), with the
+# small encoder of nativeproto.py, independent of libferry: handshake, send and
 # responses, subscribe / credit / deliver / ack, and hostile input — a malformed or oversized
 # frame closes only its own connection, with a log line, and the broker keeps serving others.
 # Usage: native_test.py PATH_TO_FERRYD SOURCE_DIR
 import os
 import shutil
-import socket
 import struct
 import sys
 import tempfile
@@ -16,71 +15,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferryd_test  # noqa: E402  (the Ferryd process helper)
+from nativeproto import (  # noqa: E402  (the byte-level codec, shared with model_test.py)
+    ACK, DELIVER, MSG_GET, PING, RESPONSE, SEND, SUBSCRIBE, TOPIC_CREATE, TOPIC_DESCRIBE, Conn,
+    frame, record, s16)
 
 DEADLINE_S = 10
-HELLO, PING, TOPIC_CREATE, TOPIC_DESCRIBE, SEND = 0x01, 0x02, 0x10, 0x13, 0x20
-SUBSCRIBE, CREDIT, ACK, MSG_GET = 0x30, 0x31, 0x32, 0x40
-RESPONSE, DELIVER = 0x80, 0x81
-
-
-def s16(b):
-    return struct.pack(">H", len(b)) + b
-
-
-def record(topic, body, tag=b"", keys=(), props=()):
-    head = struct.pack(">BBHIQQQII", 0xF7, 1, 0, 0, 0, int(time.time() * 1000), 0, 0, len(body))
-    out = head + s16(topic) + s16(tag) + s16(b"it")
-    out += struct.pack(">H", len(keys)) + b"".join(s16(k) for k in keys)
-    out += struct.pack(">H", len(props))
-    for k, v in props:
-        out += s16(k) + struct.pack(">I", len(v)) + v
-    return out + body
-
-
-def frame(ftype, rid, payload=b"", flags=0):
-    return struct.pack(">IBBI", 6 + len(payload), ftype, flags, rid) + payload
-
-
-class Conn:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def read_frame(self):
-        """Returns (type, flags, id, payload), or None when the broker closed the connection."""
-        while True:
-            if len(self.buf) >= 4:
-                n = struct.unpack(">I", self.buf[:4])[0]
-                if len(self.buf) >= 4 + n:
-                    f = self.buf[4:4 + n]
-                    self.buf = self.buf[4 + n:]
-                    t, fl, rid = struct.unpack(">BBI", f[:6])
-                    return t, fl, rid, f[6:]
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-
-    def request(self, ftype, rid, payload=b""):
-        self.send(frame(ftype, rid, payload))
-        f = self.read_frame()
-        assert f is not None, "connection closed"
-        t, _, got_id, body = f
-        assert t == RESPONSE and got_id == rid, (t, got_id)
-        status = struct.unpack(">H", body[:2])[0]
-        mlen = struct.unpack(">H", body[2:4])[0]
-        return status, body[4:4 + mlen].decode(), body[4 + mlen:]
-
-    def hello(self):
-        status, _, body = self.request(HELLO, 1, struct.pack(">H", 1) + s16(b"py") + s16(b"it"))
-        assert status == 0
-        return struct.unpack(">HHI", body[:8])
-
-    def close(self):
-        self.sock.close()
 
 
 class NativeTest(unittest.TestCase):

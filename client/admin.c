@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libferry's admin calls: topics (create, delete, list, describe), message lookup by id, groups
+ * (list, describe, reset to a time). Each is one synchronous request; each answer is decoded
+ * into one heap block (structure, arrays and strings together), so its _free is one free().
+ * Counts are checked against the answer's size before anything is allocated. */
+#include "client/private.h"
+
+#include "ferry/client.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One allocation carved into the answer's parts. */
+typedef struct arena {
+    uint8_t *p;
+    size_t cap, used;
+} arena;
+
+#define ARENA_ALIGN 8
+
+static int arena_init(arena *a, size_t cap)
+{
+    a->p = malloc(cap ? cap : 1);
+    a->cap = cap;
+    a->used = 0;
+    return a->p ? FY_OK : -FY_ENOMEM;
+}
+
+static void *arena_take(arena *a, size_t n)
+{
+    size_t off = (a->used + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+
+    if (off > a->cap || a->cap - off < n) {
+        return NULL; /* cannot happen when the capacity was computed as below */
+    }
+    a->used = off + n;
+    memset(a->p + off, 0, n);
+    return a->p + off;
+}
+
+/* Room for the strings of an answer: at most its size, plus a NUL and alignment per string. */
+static size_t arena_strings(size_t body_len, size_t nstrings)
+{
+    return body_len + nstrings * (ARENA_ALIGN + 1);
+}
+
+static const char *arena_str(arena *a, fy_slice s)
+{
+    char *d = arena_take(a, s.len + 1);
+
+    if (d && s.len) {
+        memcpy(d, s.p, s.len);
+    }
+    return d ? d : "";
+}
+
+static int admin_malformed(fy_client *c, const char *what)
+{
+    return cl_fail(c, -FY_EPROTO, "%s: malformed answer from the broker", what);
+}
+
+/* ---- Topics -------------------------------------------------------------------------------- */
+
+int fy_topic_create(fy_client *c, const char *name, uint32_t queues)
+{
+    fy_w_topic t;
+    cl_req req;
+    uint32_t id;
+    int rc;
+
+    if (!c) {
+        return -FY_EINVAL;
+    }
+    memset(&req, 0, sizeof(req));
+    if (!name || !*name || strlen(name) > UINT16_MAX) {
+        return cl_fail(c, -FY_EINVAL, "topic create: a name is required");
+    }
+    rc = cl_ready(c);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rc = cl_out_reserve(c, FY_WIRE_HEADER_LEN + 2 + strlen(name) + 4);
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    t.name = fy_slice_str(name);
+    t.queues = queues;
+    id = cl_next_id(c);
+    fy_wire_enc_topic(&c->out, FY_W_TOPIC_CREATE, id, &t);
+    cl_req_start(c, &req, CL_REQ_SYNC, FY_W_TOPIC_CREATE, id);
+    cl_write_now(c);
+    rc = cl_req_wait(c, &req);
+    cl_req_clear(&req);
+out:
+    cl_run_completions(c);
+    return rc;
+}
+
+int fy_topic_delete(fy_client *c, const char *name)
+{
+    cl_req req;
+    int rc;
+
+    if (!c) {
+        return -FY_EINVAL;
+    }
+    if (!name || !*name) {
+        return cl_fail(c, -FY_EINVAL, "topic delete: a name is required");
+    }
+    rc = cl_call_simple(c, FY_W_TOPIC_DELETE, name, &req);
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+int fy_topic_list(fy_client *c, fy_topics **out)
+{
+    fy_topics *list;
+    fy_topic_info *items;
+    cl_req req;
+    fy_rd rd;
+    arena a;
+    uint32_t n;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!c || !out) {
+        return -FY_EINVAL;
+    }
+    rc = cl_call_simple(c, FY_W_TOPIC_LIST, NULL, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rd = fy_rd_make(req.body.data, req.body.len);
+    n = fy_rd_u32(&rd);
+    if (rd.bad || n > rd.left / 10) {
+        rc = admin_malformed(c, "topic list");
+        goto out;
+    }
+    rc = arena_init(&a, sizeof(*list) + ARENA_ALIGN + n * sizeof(*items) + ARENA_ALIGN +
+                            arena_strings(req.body.len, n));
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    list = arena_take(&a, sizeof(*list));
+    items = arena_take(&a, n * sizeof(*items));
+    for (uint32_t i = 0; i < n; i++) {
+        items[i].name = arena_str(&a, fy_wire_get_str(&rd));
+        items[i].topic_id = fy_rd_u32(&rd);
+        items[i].queues = fy_rd_u32(&rd);
+    }
+    if (rd.bad || rd.left) {
+        free(a.p);
+        rc = admin_malformed(c, "topic list");
+        goto out;
+    }
+    list->n = n;
+    list->topics = items;
+    *out = list;
+out:
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+void fy_topics_free(fy_topics *list)
+{
+    free(list);
+}
+
+int fy_topic_describe(fy_client *c, const char *name, fy_topic_info **out)
+{
+    fy_topic_info *t;
+    fy_queue_range *ranges;
+    fy_slice tname;
+    cl_req req;
+    fy_rd rd;
+    arena a;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!c || !out) {
+        return -FY_EINVAL;
+    }
+    if (!name || !*name) {
+        return cl_fail(c, -FY_EINVAL, "topic describe: a name is required");
+    }
+    rc = cl_call_simple(c, FY_W_TOPIC_DESCRIBE, name, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rd = fy_rd_make(req.body.data, req.body.len);
+    tname = fy_wire_get_str(&rd);
+    uint32_t topic_id = fy_rd_u32(&rd);
+    uint32_t queues = fy_rd_u32(&rd);
+    if (rd.bad || queues != rd.left / 16 || rd.left % 16) {
+        rc = admin_malformed(c, "topic describe");
+        goto out;
+    }
+    rc = arena_init(&a, sizeof(*t) + ARENA_ALIGN + queues * sizeof(*ranges) + ARENA_ALIGN +
+                            arena_strings(tname.len, 1));
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    t = arena_take(&a, sizeof(*t));
+    ranges = arena_take(&a, queues * sizeof(*ranges));
+    t->name = arena_str(&a, tname);
+    t->topic_id = topic_id;
+    t->queues = queues;
+    for (uint32_t i = 0; i < queues; i++) {
+        ranges[i].min_offset = fy_rd_u64(&rd);
+        ranges[i].max_offset = fy_rd_u64(&rd);
+    }
+    t->ranges = queues ? ranges : NULL;
+    *out = t;
+out:
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+void fy_topic_info_free(fy_topic_info *info)
+{
+    free(info);
+}
+
+/* ---- Messages ------------------------------------------------------------------------------ */
+
+int fy_message_get_by_id(fy_client *c, const char *msgid, fy_message **out)
+{
+    uint8_t raw[FY_MSGID_LEN];
+    cl_req req;
+    fy_rd rd;
+    uint32_t len;
+    const uint8_t *rec;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!c || !out) {
+        return -FY_EINVAL;
+    }
+    if (!msgid || fy_msgid_from_hex(msgid, strlen(msgid), raw) != FY_OK) {
+        return cl_fail(c, -FY_EINVAL, "message get: '%s' is not a message id (32 hex digits)",
+                       msgid ? msgid : "");
+    }
+    rc = cl_call_simple(c, FY_W_MSG_GET, msgid, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rd = fy_rd_make(req.body.data, req.body.len);
+    len = fy_rd_u32(&rd);
+    rec = fy_rd_take(&rd, len);
+    if (!rec || rd.left) {
+        rc = admin_malformed(c, "message get");
+        goto out;
+    }
+    rc = cl_message_from_record(rec, len, out);
+    if (rc == -FY_EPROTO) {
+        rc = admin_malformed(c, "message get");
+    } else if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+    } else {
+        fy_msgid_to_hex(raw, (*out)->msgid);
+    }
+out:
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+/* ---- Groups -------------------------------------------------------------------------------- */
+
+int fy_group_list(fy_client *c, fy_groups **out)
+{
+    fy_groups *list;
+    fy_group_summary *items;
+    cl_req req;
+    fy_rd rd;
+    arena a;
+    uint32_t n;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!c || !out) {
+        return -FY_EINVAL;
+    }
+    rc = cl_call_simple(c, FY_W_GROUP_LIST, NULL, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rd = fy_rd_make(req.body.data, req.body.len);
+    n = fy_rd_u32(&rd);
+    if (rd.bad || n > rd.left / 7) {
+        rc = admin_malformed(c, "group list");
+        goto out;
+    }
+    rc = arena_init(&a, sizeof(*list) + ARENA_ALIGN + n * sizeof(*items) + ARENA_ALIGN +
+                            arena_strings(req.body.len, n));
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    list = arena_take(&a, sizeof(*list));
+    items = arena_take(&a, n * sizeof(*items));
+    for (uint32_t i = 0; i < n; i++) {
+        items[i].name = arena_str(&a, fy_wire_get_str(&rd));
+        items[i].mode = fy_rd_u8(&rd) ? FY_CONSUME_BROADCAST : FY_CONSUME_CLUSTERING;
+        items[i].members = fy_rd_u32(&rd);
+    }
+    if (rd.bad || rd.left) {
+        free(a.p);
+        rc = admin_malformed(c, "group list");
+        goto out;
+    }
+    list->n = n;
+    list->groups = items;
+    *out = list;
+out:
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+void fy_groups_free(fy_groups *list)
+{
+    free(list);
+}
+
+int fy_group_describe(fy_client *c, const char *group, fy_group_info **out)
+{
+    fy_group_info *g;
+    fy_group_member *members;
+    fy_group_queue *queues;
+    fy_slice name;
+    uint8_t mode;
+    uint32_t nm, nq;
+    fy_rd rd, qrd;
+    cl_req req;
+    arena a;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!c || !out) {
+        return -FY_EINVAL;
+    }
+    if (!group || !*group) {
+        return cl_fail(c, -FY_EINVAL, "group describe: a name is required");
+    }
+    rc = cl_call_simple(c, FY_W_GROUP_DESCRIBE, group, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rd = fy_rd_make(req.body.data, req.body.len);
+    name = fy_wire_get_str(&rd);
+    mode = fy_rd_u8(&rd);
+    nm = fy_rd_u32(&rd);
+    if (rd.bad || nm > rd.left / 18) {
+        rc = admin_malformed(c, "group describe");
+        goto out;
+    }
+    /* Skip the members once to find the queue count. */
+    qrd = rd;
+    for (uint32_t i = 0; i < nm; i++) {
+        fy_rd_u32(&qrd);
+        fy_wire_get_str(&qrd);
+        fy_wire_get_str(&qrd);
+        fy_wire_get_str(&qrd);
+        fy_rd_u32(&qrd);
+        fy_rd_u32(&qrd);
+    }
+    nq = fy_rd_u32(&qrd);
+    if (qrd.bad || nq > qrd.left / 26) {
+        rc = admin_malformed(c, "group describe");
+        goto out;
+    }
+    rc = arena_init(&a, sizeof(*g) + ARENA_ALIGN + nm * sizeof(*members) + ARENA_ALIGN +
+                            nq * sizeof(*queues) + ARENA_ALIGN +
+                            arena_strings(req.body.len, 1 + 3 * (size_t)nm + nq));
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    g = arena_take(&a, sizeof(*g));
+    members = arena_take(&a, nm * sizeof(*members));
+    queues = arena_take(&a, nq * sizeof(*queues));
+    g->name = arena_str(&a, name);
+    g->mode = mode ? FY_CONSUME_BROADCAST : FY_CONSUME_CLUSTERING;
+    for (uint32_t i = 0; i < nm; i++) {
+        members[i].member_id = fy_rd_u32(&rd);
+        members[i].client_id = arena_str(&a, fy_wire_get_str(&rd));
+        members[i].topic = arena_str(&a, fy_wire_get_str(&rd));
+        members[i].filter = arena_str(&a, fy_wire_get_str(&rd));
+        members[i].credit = fy_rd_u32(&rd);
+        members[i].inflight = fy_rd_u32(&rd);
+    }
+    fy_rd_u32(&rd);
+    for (uint32_t i = 0; i < nq; i++) {
+        queues[i].topic = arena_str(&a, fy_wire_get_str(&rd));
+        queues[i].queue_id = fy_rd_u32(&rd);
+        queues[i].committed = fy_rd_u64(&rd);
+        queues[i].max_offset = fy_rd_u64(&rd);
+        queues[i].owner = fy_rd_u32(&rd);
+        queues[i].lag = queues[i].max_offset > queues[i].committed
+                            ? queues[i].max_offset - queues[i].committed
+                            : 0;
+    }
+    if (rd.bad || rd.left) {
+        free(a.p);
+        rc = admin_malformed(c, "group describe");
+        goto out;
+    }
+    g->nmembers = nm;
+    g->members = nm ? members : NULL;
+    g->nqueues = nq;
+    g->queues = nq ? queues : NULL;
+    *out = g;
+out:
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+void fy_group_info_free(fy_group_info *info)
+{
+    free(info);
+}
+
+int fy_group_reset(fy_client *c, const char *group, const char *topic, uint64_t ts_ms,
+                   fy_group_offsets **out)
+{
+    fy_group_offsets *res;
+    fy_w_group_reset m;
+    uint32_t *qids;
+    uint64_t *offs;
+    cl_req req;
+    fy_rd rd;
+    arena a;
+    uint32_t n, id;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!c) {
+        return -FY_EINVAL;
+    }
+    memset(&req, 0, sizeof(req));
+    if (!group || !*group || !topic || !*topic || strlen(group) > UINT16_MAX ||
+        strlen(topic) > UINT16_MAX) {
+        return cl_fail(c, -FY_EINVAL, "group reset: a group and a topic are required");
+    }
+    rc = cl_ready(c);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rc = cl_out_reserve(c, FY_WIRE_HEADER_LEN + 4 + strlen(group) + strlen(topic) + 8);
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    m.group = fy_slice_str(group);
+    m.topic = fy_slice_str(topic);
+    m.ts_ms = ts_ms;
+    id = cl_next_id(c);
+    fy_wire_enc_group_reset(&c->out, id, &m);
+    cl_req_start(c, &req, CL_REQ_SYNC, FY_W_GROUP_RESET, id);
+    cl_write_now(c);
+    rc = cl_req_wait(c, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rd = fy_rd_make(req.body.data, req.body.len);
+    n = fy_rd_u32(&rd);
+    if (rd.bad || rd.left != 12 * (size_t)n) {
+        rc = admin_malformed(c, "group reset");
+        goto out;
+    }
+    if (!out) {
+        goto out;
+    }
+    rc = arena_init(&a, sizeof(*res) + ARENA_ALIGN + n * sizeof(*qids) + ARENA_ALIGN +
+                            n * sizeof(*offs) + ARENA_ALIGN);
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    res = arena_take(&a, sizeof(*res));
+    qids = arena_take(&a, n * sizeof(*qids));
+    offs = arena_take(&a, n * sizeof(*offs));
+    for (uint32_t i = 0; i < n; i++) {
+        qids[i] = fy_rd_u32(&rd);
+        offs[i] = fy_rd_u64(&rd);
+    }
+    res->n = n;
+    res->queue_ids = qids;
+    res->offsets = offs;
+    *out = res;
+out:
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+void fy_group_offsets_free(fy_group_offsets *offsets)
+{
+    free(offsets);
+}

@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Integration tests of libferry against a real ferryd (started here on free ports in a temporary
+ * data directory, always stopped by PID): thousands of pipelined async sends then a pull
+ * consumer that drains them and leaves no lag, a callback consumer whose released delivery comes
+ * back, broadcast members each getting every message, a subscription closed by a topic delete,
+ * bodies over the broker's limit, and reconnection across a broker restart on the same port
+ * (in-flight request fails with -FY_ECLOSED, the next call reconnects and the consumer is
+ * subscribed again). Usage: test_it_client PATH_TO_FERRYD */
+#include "tests/testutil.h"
+
+#include "ferry/client.h"
+#include "ferry/errors.h"
+#include "ferry/message.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* cmocka.h needs the system headers above; this comment keeps clang-format from hoisting it. */
+#include <cmocka.h>
+
+#define WAIT_MS 10000
+
+static const char *ferryd_path;
+
+typedef struct broker {
+    pid_t pid;
+    int port;
+    char dir[4096];
+    char log[4200];
+    char addr[64];
+} broker;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts ferryd on `port` (0 = a free one) and waits for its "ready" line. */
+static void broker_start(broker *b, int port)
+{
+    char data[4200], portarg[16];
+    int64_t until;
+
+    snprintf(data, sizeof(data), "%s/data", b->dir);
+    snprintf(b->log, sizeof(b->log), "%s/ferryd-%lld.log", b->dir, (long long)mono_ms());
+    snprintf(portarg, sizeof(portarg), "%d", port);
+    b->pid = fork();
+    assert_true(b->pid >= 0);
+    if (b->pid == 0) {
+        FILE *f = freopen(b->log, "w", stdout);
+        if (!f || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) {
+            _exit(127);
+        }
+        execl(ferryd_path, ferryd_path, "--data-dir", data, "--port", portarg, "--admin-port", "0",
+              "--mqtt-port", "0", "--amqp-port", "0", (char *)NULL);
+        _exit(127);
+    }
+    until = mono_ms() + WAIT_MS;
+    for (;;) {
+        char buf[16384];
+        FILE *f = fopen(b->log, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        const char *p;
+        if (f) {
+            fclose(f);
+        }
+        buf[n] = '\0';
+        if (strstr(buf, "msg=\"ready\"") && (p = strstr(buf, "INFO native addr="))) {
+            p = strstr(p, "port=");
+            assert_non_null(p);
+            b->port = atoi(p + 5);
+            snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%d", b->port);
+            return;
+        }
+        if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
+            fail_msg("ferryd exited early:\n%s", buf);
+        }
+        if (mono_ms() > until) {
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, NULL, 0);
+            fail_msg("ferryd not ready in time:\n%s", buf);
+        }
+        sleep_ms(20);
+    }
+}
+
+/* Stops ferryd by PID: SIGTERM, then SIGKILL if it lingers. */
+static void broker_stop(broker *b)
+{
+    int64_t until = mono_ms() + WAIT_MS;
+
+    if (b->pid <= 0) {
+        return;
+    }
+    kill(b->pid, SIGTERM);
+    while (waitpid(b->pid, NULL, WNOHANG) != b->pid) {
+        if (mono_ms() > until) {
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, NULL, 0);
+            break;
+        }
+        sleep_ms(10);
+    }
+    b->pid = 0;
+}
+
+static int setup(void **state)
+{
+    broker *b = calloc(1, sizeof(*b));
+    if (!b) {
+        return -1;
+    }
+    snprintf(b->dir, sizeof(b->dir), "%s", fy_test_tmpdir("it-client"));
+    broker_start(b, 0);
+    *state = b;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    broker *b = *state;
+    broker_stop(b);
+    fy_test_rmrf(b->dir);
+    free(b);
+    return 0;
+}
+
+static fy_client *client(const broker *b)
+{
+    fy_client_opts o;
+    fy_client *c;
+    int err;
+
+    fy_client_opts_init(&o);
+    o.broker = b->addr;
+    o.client_name = "client_it";
+    c = fy_client_new(&o, &err);
+    assert_non_null(c);
+    assert_int_equal(fy_client_connect(c), FY_OK);
+    return c;
+}
+
+static fy_message *msg(const char *topic, const char *body)
+{
+    fy_message *m = fy_message_new(topic);
+    assert_non_null(m);
+    assert_int_equal(fy_message_set_body(m, body, strlen(body)), FY_OK);
+    return m;
+}
+
+static fy_consumer *consumer(fy_client *c, const char *group, const char *topic,
+                             fy_consume_mode mode, fy_consume_cb cb, void *arg)
+{
+    fy_consumer_opts o;
+    fy_consumer *cons;
+    int err;
+
+    fy_consumer_opts_init(&o);
+    o.group = group;
+    o.topic = topic;
+    o.mode = mode;
+    o.from = FY_FROM_FIRST;
+    o.callback = cb;
+    o.callback_arg = arg;
+    cons = fy_consumer_new(c, &o, &err);
+    if (!cons) {
+        fail_msg("consumer: %s (%s)", fy_client_last_error(c), fy_errname(err));
+    }
+    return cons;
+}
+
+/* ---- Tests --------------------------------------------------------------------------------- */
+
+#define PIPE_N 3000
+
+static void pipe_cb(void *arg, int status, const fy_send_result *r)
+{
+    int *slot = arg;
+    (void)r;
+    *slot = status == FY_OK ? 1 : status;
+}
+
+static void test_it_pipelined_sends_then_drain(void **state)
+{
+    broker *b = *state;
+    fy_client *c = client(b);
+    static int status[PIPE_N];
+    fy_consumer *cons;
+    fy_group_info *g;
+    uint64_t lag = 0;
+    int got = 0;
+
+    assert_int_equal(fy_topic_create(c, "it_pipe", 4), FY_OK);
+    for (int i = 0; i < PIPE_N; i++) {
+        char body[32];
+        fy_message *m;
+        snprintf(body, sizeof(body), "%d", i);
+        m = msg("it_pipe", body);
+        status[i] = 0;
+        assert_int_equal(fy_send_async(c, m, pipe_cb, &status[i]), FY_OK);
+        fy_message_free(m);
+    }
+    assert_int_equal(fy_client_flush(c, WAIT_MS), FY_OK);
+    assert_int_equal(fy_client_inflight(c), 0);
+    for (int i = 0; i < PIPE_N; i++) {
+        assert_int_equal(status[i], 1);
+    }
+
+    cons = consumer(c, "it_pipe_g", "it_pipe", FY_CONSUME_CLUSTERING, NULL, NULL);
+    {
+        uint8_t *seen = calloc(PIPE_N, 1);
+        fy_message *m;
+        assert_non_null(seen);
+        while (got < PIPE_N) {
+            size_t len;
+            const char *body;
+            char tmp[32];
+            assert_int_equal(fy_consumer_poll(cons, WAIT_MS, &m), FY_OK);
+            body = fy_message_body(m, &len);
+            snprintf(tmp, sizeof(tmp), "%.*s", (int)len, body);
+            int i = atoi(tmp);
+            assert_true(i >= 0 && i < PIPE_N);
+            assert_int_equal(seen[i], 0);
+            seen[i] = 1;
+            assert_int_equal(strlen(fy_message_id(m)), FY_MESSAGE_ID_LEN);
+            assert_int_equal(fy_consumer_ack(cons, m), FY_OK);
+            fy_message_free(m);
+            got++;
+        }
+        free(seen);
+    }
+    fy_consumer_free(cons); /* acks written, UNSUBSCRIBE answered */
+    assert_int_equal(fy_group_describe(c, "it_pipe_g", &g), FY_OK);
+    assert_int_equal(g->nqueues, 4);
+    for (size_t i = 0; i < g->nqueues; i++) {
+        lag += g->queues[i].lag;
+    }
+    assert_int_equal(lag, 0);
+    fy_group_info_free(g);
+    fy_client_free(c);
+}
+
+typedef struct cb_state {
+    int calls;
+    int released;
+    char first_id[FY_MESSAGE_ID_LEN + 1];
+    int first_seen;
+} cb_state;
+
+static fy_consume_status release_once(void *arg, fy_consumer *cons, const fy_message *m)
+{
+    cb_state *st = arg;
+    (void)cons;
+    st->calls++;
+    if (strcmp(fy_message_id(m), st->first_id) == 0) {
+        st->first_seen++;
+    }
+    if (!st->released) {
+        st->released = 1;
+        snprintf(st->first_id, sizeof(st->first_id), "%s", fy_message_id(m));
+        st->first_seen = 1;
+        return FY_CONSUME_RELEASE;
+    }
+    return FY_CONSUME_SUCCESS;
+}
+
+static void test_it_callback_consumer_release_redelivers(void **state)
+{
+    broker *b = *state;
+    fy_client *c = client(b);
+    cb_state st = {0};
+    fy_consumer *cons;
+    int64_t until;
+
+    assert_int_equal(fy_topic_create(c, "it_cb", 1), FY_OK);
+    for (int i = 0; i < 3; i++) {
+        fy_message *m = msg("it_cb", "x");
+        assert_int_equal(fy_send(c, m, NULL), FY_OK);
+        fy_message_free(m);
+    }
+    cons = consumer(c, "it_cb_g", "it_cb", FY_CONSUME_CLUSTERING, release_once, &st);
+    /* Three messages plus the released one again. */
+    until = mono_ms() + WAIT_MS;
+    while ((st.calls < 4 || st.first_seen < 2) && mono_ms() < until) {
+        assert_true(fy_client_poll(c, 200) >= 0);
+    }
+    assert_int_equal(st.first_seen, 2);
+    assert_int_equal(st.calls, 4);
+    fy_consumer_free(cons);
+    fy_client_free(c);
+}
+
+static void test_it_broadcast_members_each_get_all(void **state)
+{
+    broker *b = *state;
+    fy_client *c1 = client(b), *c2 = client(b);
+    fy_consumer *a, *z;
+    fy_message *m;
+
+    assert_int_equal(fy_topic_create(c1, "it_bc", 2), FY_OK);
+    a = consumer(c1, "it_bc_g", "it_bc", FY_CONSUME_BROADCAST, NULL, NULL);
+    z = consumer(c2, "it_bc_g", "it_bc", FY_CONSUME_BROADCAST, NULL, NULL);
+    for (int i = 0; i < 4; i++) {
+        m = msg("it_bc", "b");
+        assert_int_equal(fy_send(c1, m, NULL), FY_OK);
+        fy_message_free(m);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fy_consumer_poll(a, WAIT_MS, &m), FY_OK);
+        assert_int_equal(fy_consumer_ack(a, m), FY_OK);
+        fy_message_free(m);
+        assert_int_equal(fy_consumer_poll(z, WAIT_MS, &m), FY_OK);
+        assert_int_equal(fy_consumer_ack(z, m), FY_OK);
+        fy_message_free(m);
+    }
+    assert_int_equal(fy_consumer_poll(a, 100, &m), -FY_ETIMEDOUT);
+    fy_consumer_free(a);
+    fy_consumer_free(z);
+    fy_client_free(c1);
+    fy_client_free(c2);
+}
+
+static void test_it_topic_delete_closes_subscription(void **state)
+{
+    broker *b = *state;
+    fy_client *c = client(b), *admin = client(b);
+    fy_consumer *cons;
+    fy_message *m;
+    int rc;
+
+    assert_int_equal(fy_topic_create(c, "it_del", 1), FY_OK);
+    cons = consumer(c, "it_del_g", "it_del", FY_CONSUME_CLUSTERING, NULL, NULL);
+    assert_int_equal(fy_topic_delete(admin, "it_del"), FY_OK);
+    rc = fy_consumer_poll(cons, WAIT_MS, &m);
+    assert_int_equal(rc, -FY_ECLOSED);
+    assert_non_null(strstr(fy_client_last_error(c), "closed by the broker"));
+    fy_consumer_free(cons);
+    fy_client_free(c);
+    fy_client_free(admin);
+}
+
+static void test_it_too_big_is_refused(void **state)
+{
+    broker *b = *state;
+    fy_client *c = client(b);
+    size_t n = (4u << 20) + 1; /* one byte over the default max_message_size */
+    char *body = malloc(6u << 20);
+    fy_message *m = fy_message_new("it_big");
+
+    assert_non_null(body);
+    memset(body, 'b', 6u << 20);
+    assert_int_equal(fy_message_set_body(m, body, n), FY_OK);
+    assert_int_equal(fy_send(c, m, NULL), -FY_ETOOBIG);
+    /* Far over: refused before it is sent (over the broker's frame limit). */
+    assert_int_equal(fy_message_set_body(m, body, 6u << 20), FY_OK);
+    assert_int_equal(fy_send(c, m, NULL), -FY_ETOOBIG);
+    /* The connection is still good. */
+    assert_int_equal(fy_message_set_body(m, body, 1000), FY_OK);
+    assert_int_equal(fy_send(c, m, NULL), FY_OK);
+    free(body);
+    fy_message_free(m);
+    fy_client_free(c);
+}
+
+static void test_it_reconnect_across_broker_restart(void **state)
+{
+    broker *b = *state;
+    fy_client *c = client(b);
+    fy_consumer *cons;
+    fy_message *m;
+    int rc, port = b->port;
+
+    assert_int_equal(fy_topic_create(c, "it_re", 1), FY_OK);
+    cons = consumer(c, "it_re_g", "it_re", FY_CONSUME_CLUSTERING, NULL, NULL);
+    m = msg("it_re", "before");
+    assert_int_equal(fy_send(c, m, NULL), FY_OK);
+    fy_message_free(m);
+    assert_int_equal(fy_consumer_poll(cons, WAIT_MS, &m), FY_OK);
+    assert_int_equal(fy_consumer_ack(cons, m), FY_OK);
+    fy_message_free(m);
+
+    broker_stop(b);
+    /* The broker is gone: the first call finds the connection dead. */
+    rc = fy_client_ping(c);
+    assert_true(rc == -FY_ECLOSED);
+    assert_false(fy_client_is_connected(c));
+    broker_start(b, port);
+    assert_int_equal(b->port, port);
+
+    /* The next call reconnects; the consumer is subscribed again and receives new messages. */
+    m = msg("it_re", "after");
+    assert_int_equal(fy_send(c, m, NULL), FY_OK);
+    fy_message_free(m);
+    assert_true(fy_client_is_connected(c));
+    assert_int_equal(fy_consumer_poll(cons, WAIT_MS, &m), FY_OK);
+    assert_memory_equal(fy_message_body(m, NULL), "after", 5);
+    assert_int_equal(fy_consumer_ack(cons, m), FY_OK);
+    fy_message_free(m);
+    fy_consumer_free(cons);
+    fy_client_free(c);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_it_pipelined_sends_then_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_it_callback_consumer_release_redelivers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_it_broadcast_members_each_get_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_it_topic_delete_closes_subscription, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_it_too_big_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_it_reconnect_across_broker_restart, setup, teardown),
+    };
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PATH_TO_FERRYD\n", argv[0]);
+        return 2;
+    }
+    ferryd_path = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

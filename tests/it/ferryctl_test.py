@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Integration tests of ferryctl (and so of libferry) against a real ferryd on free ports: topic
+# create / list / describe / delete, send from arguments and from stdin (pipelined, results in
+# input order), consume with --count and --from first, group describe showing committed offsets
+# and lag 0 after consuming, group reset to a time and consuming again from there, message get
+# by an id printed by send, message ids of deliveries equal to those send printed, --json output
+# that parses, and the exit codes (1 request failed, 2 usage, 3 cannot connect).
+# Usage: ferryctl_test.py PATH_TO_FERRYD PATH_TO_FERRYCTL SOURCE_DIR
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ferryd_test  # noqa: E402  (the Ferryd process helper)
+
+FERRYCTL = None
+DEADLINE_S = 30
+MSGID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class FerryctlTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ferry-ctl-")
+        cls.f = ferryd_test.Ferryd(os.path.join(cls.tmp, "data"))
+        cls.f.wait_ready(component="native")
+        cls.broker = "127.0.0.1:%d" % cls.f.ports["native"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def ctl(self, *args, stdin=None, broker=None, check=None):
+        """Runs ferryctl; returns (exit code, stdout, stderr). check=N asserts the exit code."""
+        cmd = [FERRYCTL, "--broker", broker or self.broker] + list(args)
+        r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=DEADLINE_S)
+        if check is not None:
+            self.assertEqual(r.returncode, check, "%s\nstdout: %s\nstderr: %s\nferryd:\n%s" % (
+                cmd, r.stdout, r.stderr, self.f.output()[-3000:]))
+        return r.returncode, r.stdout, r.stderr
+
+    def ok(self, *args, stdin=None):
+        return self.ctl(*args, stdin=stdin, check=0)[1]
+
+    def json_lines(self, out):
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def send_lines(self, topic, bodies, *opts):
+        """Sends bodies through stdin; returns [(msgid, queue, offset)] in input order."""
+        out = self.ok("send", topic, *opts, stdin="".join(b + "\n" for b in bodies))
+        rows = [line.split() for line in out.splitlines()]
+        self.assertEqual(len(rows), len(bodies), out)
+        for r in rows:
+            self.assertEqual(len(r), 3, out)
+            self.assertRegex(r[0], MSGID)
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    # ---- topics ----------------------------------------------------------------------------
+
+    def test_topic_create_list_describe_delete(self):
+        out = self.ok("topic", "create", "t_admin", "--queues", "3")
+        self.assertIn("t_admin", out)
+        self.assertIn("t_admin", self.ok("topic", "list"))
+        topics = self.json_lines(self.ok("--json", "topic", "list"))[0]["topics"]
+        mine = [t for t in topics if t["name"] == "t_admin"]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual(mine[0]["queues"], 3)
+        desc = self.json_lines(self.ok("--json", "topic", "describe", "t_admin"))[0]
+        self.assertEqual(desc["name"], "t_admin")
+        self.assertEqual(desc["queues"], 3)
+        self.assertEqual([r["queue"] for r in desc["ranges"]], [0, 1, 2])
+        self.assertTrue(all(r["max_offset"] == 0 for r in desc["ranges"]))
+        human = self.ok("topic", "describe", "t_admin")
+        self.assertRegex(human, r"queues:\s+3")
+        # Creating it again is refused by the broker: exit 1 with the reason.
+        code, _, err = self.ctl("topic", "create", "t_admin")
+        self.assertEqual(code, 1)
+        self.assertIn("topic create", err)
+        self.ok("topic", "delete", "t_admin")
+        code, out, err = self.ctl("topic", "describe", "t_admin")
+        self.assertEqual(code, 1)
+        self.assertEqual(out, "")
+        self.assertIn("ENOTFOUND", err)
+
+    # ---- send and consume ------------------------------------------------------------------
+
+    def test_send_args_and_stdin_then_consume_from_first(self):
+        self.ok("topic", "create", "t_sc", "--queues", "1")
+        out = self.ok("send", "t_sc", "--tag", "TagA", "--key", "k1", "--key", "k2",
+                      "--prop", "color=red", "--prop", "size=XL", "first body")
+        msgid, queue, offset = out.split()
+        self.assertRegex(msgid, MSGID)
+        self.assertEqual((int(queue), int(offset)), (0, 0))
+        rows = self.send_lines("t_sc", ["line one", "line two", "line three"])
+        self.assertEqual([r[2] for r in rows], [1, 2, 3])
+        out = self.ok("consume", "t_sc", "--group", "g_sc", "--from", "first", "--count", "4")
+        self.assertEqual(out.splitlines(), ["first body", "line one", "line two", "line three"])
+        # The group has it all now: another run finds nothing new and exits after the idle
+        # timeout, successfully.
+        t0 = time.monotonic()
+        out = self.ok("consume", "t_sc", "--group", "g_sc", "--timeout", "300")
+        self.assertEqual(out, "")
+        self.assertLess(time.monotonic() - t0, 10)
+
+    def test_consume_json_carries_the_ids_send_printed(self):
+        self.ok("topic", "create", "t_json", "--queues", "2")
+        sent = self.send_lines("t_json", ["a", "b", "c", "d"], "--tag", "T1", "--key", "kk")
+        out = self.ok("--json", "consume", "t_json", "--group", "g_json", "--from", "first",
+                      "--count", "4")
+        got = self.json_lines(out)
+        self.assertEqual(len(got), 4)
+        self.assertEqual(sorted(m["body"] for m in got), ["a", "b", "c", "d"])
+        by_body = {m["body"]: m for m in got}
+        for body, (msgid, queue, offset) in zip(["a", "b", "c", "d"], sent):
+            m = by_body[body]
+            self.assertEqual(m["msgid"], msgid)
+            self.assertEqual((m["queue"], m["offset"]), (queue, offset))
+            self.assertEqual(m["topic"], "t_json")
+            self.assertEqual(m["tag"], "T1")
+            self.assertEqual(m["keys"], ["kk"])
+            self.assertGreater(m["store_ms"], 0)
+            self.assertEqual(m["reconsume"], 0)
+
+    def test_send_many_lines_pipelined_in_order(self):
+        self.ok("topic", "create", "t_many", "--queues", "1")
+        bodies = ["msg-%04d" % i for i in range(500)]
+        rows = self.send_lines("t_many", bodies)
+        self.assertEqual([r[2] for r in rows], list(range(500)))
+        self.assertEqual(len({r[0] for r in rows}), 500)
+        out = self.ok("consume", "t_many", "--group", "g_many", "--from", "first",
+                      "--count", "500")
+        self.assertEqual(out.splitlines(), bodies)
+
+    def test_send_json_output(self):
+        out = self.ok("--json", "send", "t_sendjson", "hello")
+        r = self.json_lines(out)[0]
+        self.assertRegex(r["msgid"], MSGID)
+        self.assertIn("queue", r)
+        self.assertIn("offset", r)
+        self.assertGreater(r["store_ms"], 0)
+
+    # ---- groups ----------------------------------------------------------------------------
+
+    def test_group_describe_shows_committed_and_no_lag_after_consuming(self):
+        self.ok("topic", "create", "t_lag", "--queues", "2")
+        self.send_lines("t_lag", ["x%d" % i for i in range(6)])
+        self.ok("consume", "t_lag", "--group", "g_lag", "--from", "first", "--count", "6")
+        g = self.json_lines(self.ok("--json", "group", "describe", "g_lag"))[0]
+        self.assertEqual(g["name"], "g_lag")
+        self.assertEqual(g["mode"], "clustering")
+        queues = [q for q in g["queues"] if q["topic"] == "t_lag"]
+        self.assertEqual(sorted(q["queue"] for q in queues), [0, 1])
+        self.assertEqual(sum(q["max_offset"] for q in queues), 6)
+        for q in queues:
+            self.assertEqual(q["committed"], q["max_offset"], g)
+            self.assertEqual(q["lag"], 0, g)
+        human = self.ok("group", "describe", "g_lag")
+        self.assertIn("COMMITTED", human)
+        self.assertIn("t_lag", human)
+        names = [x["name"] for x in self.json_lines(self.ok("--json", "group", "list"))[0]["groups"]]
+        self.assertIn("g_lag", names)
+        self.assertIn("g_lag", self.ok("group", "list"))
+        # Unconsumed messages show as lag.
+        self.send_lines("t_lag", ["y"])
+        g = self.json_lines(self.ok("--json", "group", "describe", "g_lag"))[0]
+        self.assertEqual(sum(q["lag"] for q in g["queues"] if q["topic"] == "t_lag"), 1)
+
+    def test_group_reset_to_time_then_consume_again(self):
+        self.ok("topic", "create", "t_reset", "--queues", "2")
+        self.send_lines("t_reset", ["old-%d" % i for i in range(4)])
+        time.sleep(0.05)
+        cut = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(0.05)
+        self.send_lines("t_reset", ["new-%d" % i for i in range(3)])
+        out = self.ok("consume", "t_reset", "--group", "g_reset", "--from", "first",
+                      "--count", "7")
+        self.assertEqual(len(out.splitlines()), 7)
+        # ISO 8601 with milliseconds, as a user would type it.
+        iso = cut.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (cut.microsecond // 1000)
+        out = self.ok("group", "reset", "g_reset", "--topic", "t_reset", "--to", iso)
+        self.assertIn("OFFSET", out)
+        out = self.ok("consume", "t_reset", "--group", "g_reset", "--count", "3",
+                      "--timeout", "5000")
+        self.assertEqual(sorted(out.splitlines()), ["new-0", "new-1", "new-2"])
+        # Nothing older comes back.
+        self.assertEqual(self.ok("consume", "t_reset", "--group", "g_reset", "--timeout", "300"),
+                         "")
+        # Reset to 0 (ms since the epoch): everything again; --json lists each queue.
+        res = self.json_lines(self.ok("--json", "group", "reset", "g_reset", "--topic",
+                                      "t_reset", "--to", "0"))[0]
+        self.assertEqual(sorted(q["queue"] for q in res["queues"]), [0, 1])
+        self.assertTrue(all(q["offset"] == 0 for q in res["queues"]))
+        out = self.ok("consume", "t_reset", "--group", "g_reset", "--count", "7",
+                      "--timeout", "5000")
+        self.assertEqual(len(out.splitlines()), 7)
+
+    # ---- message get -----------------------------------------------------------------------
+
+    def test_message_get_by_printed_id(self):
+        out = self.ok("send", "t_get", "--tag", "TG", "--key", "order-9", "--prop", "a=1",
+                      "payload 42")
+        msgid = out.split()[0]
+        human = self.ok("message", "get", msgid)
+        self.assertIn("payload 42", human)
+        self.assertIn("order-9", human)
+        self.assertIn(msgid, human)
+        m = self.json_lines(self.ok("--json", "message", "get", msgid))[0]
+        self.assertEqual(m["msgid"], msgid)
+        self.assertEqual(m["body"], "payload 42")
+        self.assertEqual(m["tag"], "TG")
+        self.assertEqual(m["keys"], ["order-9"])
+        self.assertEqual(m["properties"], {"a": "1"})
+        self.assertEqual(m["topic"], "t_get")
+        self.assertRegex(m["born_host"], r"^127\.0\.0\.1:\d+$")
+        # An id of a message that does not exist: the broker's refusal, exit 1.
+        missing = msgid[:16] + "00000000ffffffff"
+        code, _, err = self.ctl("message", "get", missing)
+        self.assertEqual(code, 1, err)
+
+    # ---- exit codes ------------------------------------------------------------------------
+
+    def test_usage_errors_exit_2_without_a_broker(self):
+        dead = self.dead_broker()
+        for args in (["bogus"], [], ["topic"], ["topic", "create"], ["consume", "t"],
+                     ["consume", "t", "--group", "g", "--from", "yesterday"],
+                     ["group", "reset", "g", "--topic", "t"], ["message", "get", "xyz"],
+                     ["send"], ["send", "t", "--prop", "novalue", "b"], ["--nope", "topic"],
+                     ["topic", "list", "--queues", "2"]):
+            code, out, err = self.ctl(*args, broker=dead)
+            self.assertEqual(code, 2, "%s: %s" % (args, err))
+            self.assertIn("Usage", err)
+        for args in (["--help"], ["topic", "--help"], ["send", "--help"], ["help", "consume"]):
+            code, out, _ = self.ctl(*args, broker=dead)
+            self.assertEqual(code, 0, args)
+            self.assertIn("Usage", out)
+
+    def dead_broker(self):
+        """An address where nothing listens (a port that was just free)."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return "127.0.0.1:%d" % port
+
+    def test_unreachable_broker_exits_3(self):
+        dead = self.dead_broker()
+        for args in (["topic", "list"], ["send", "t", "x"], ["consume", "t", "--group", "g"]):
+            code, _, err = self.ctl(*args, broker=dead)
+            self.assertEqual(code, 3, "%s: %s" % (args, err))
+            self.assertIn("cannot connect", err)
+
+    def test_unknown_topic_exits_1(self):
+        code, out, err = self.ctl("topic", "describe", "no_such_topic")
+        self.assertEqual(code, 1)
+        self.assertEqual(out, "")
+        self.assertIn("topic describe", err)
+        code, _, err = self.ctl("topic", "delete", "no_such_topic")
+        self.assertEqual(code, 1)
+        code, _, err = self.ctl("group", "describe", "no_such_group")
+        self.assertEqual(code, 1)
+
+
+if __name__ == "__main__":
+    ferryd_test.FERRYD = os.path.abspath(sys.argv[1])
+    ferryd_test.SOURCE = os.path.abspath(sys.argv[3])
+    FERRYCTL = os.path.abspath(sys.argv[2])
+    unittest.main(argv=[sys.argv[0], "-v"])

@@ -1,0 +1,1231 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ferryctl: the command-line tool for Ferry — topics, groups, message lookup, send and consume —
+ * over libferry's public API only. Human-readable output by default; --json prints JSON Lines
+ * (one compact JSON document per line: one per command, or one per message for send and
+ * consume). Exit codes: 0 ok, 1 the broker refused or a request failed, 2 usage error, 3 cannot
+ * connect (or the connection was lost), 130 interrupted. */
+#include "ferry/client.h"
+#include "ferry/errors.h"
+#include "ferry/message.h"
+
+#include <jansson.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define EXIT_CONN 3
+#define EXIT_INTR 130
+
+#define MAX_POS 8
+#define MAX_OPTS 256
+
+static const char usage_text[] =
+    "Usage: ferryctl [--broker HOST:PORT] [--json] [--timeout MS] COMMAND ...\n"
+    "\n"
+    "Commands:\n"
+    "  topic create NAME [--queues N]   create a topic (N queues; default: the broker's)\n"
+    "  topic list                       list topics\n"
+    "  topic describe NAME              show a topic and the offsets of its queues\n"
+    "  topic delete NAME                delete a topic and its messages\n"
+    "  send TOPIC [OPTIONS] [BODY]      send BODY, or each line of stdin as one message\n"
+    "  consume TOPIC --group G [...]    consume and acknowledge messages, print their bodies\n"
+    "  group list                       list consumer groups\n"
+    "  group describe GROUP             members, and committed offset and lag per queue\n"
+    "  group reset GROUP --topic T --to TIME\n"
+    "                                   move a group's position in T to a time\n"
+    "  message get ID                   show a stored message by id\n"
+    "\n"
+    "Options:\n"
+    "  --broker HOST:PORT  broker address (default $FERRY_BROKER, else 127.0.0.1:10911)\n"
+    "  --json              print JSON Lines: one JSON document per line\n"
+    "  --timeout MS        request timeout in milliseconds (default 10000)\n"
+    "  -h, --help          this help; `ferryctl COMMAND --help` for a command's\n"
+    "  --version           print the version\n"
+    "\n"
+    "TIME is milliseconds since the epoch or ISO 8601 (2026-11-25T14:00:00Z,\n"
+    "2026-11-25T15:00:00.250+01:00, 2026-11-25).\n"
+    "Exit codes: 0 ok, 1 request failed, 2 usage error, 3 cannot connect, 130 interrupted.\n";
+
+static const char help_topic[] =
+    "Usage: ferryctl topic create NAME [--queues N]\n"
+    "       ferryctl topic list\n"
+    "       ferryctl topic describe NAME\n"
+    "       ferryctl topic delete NAME\n"
+    "\n"
+    "Topic names: 1 to 127 of A-Z a-z 0-9 _ . % -. `describe` shows each queue's first kept\n"
+    "offset (min) and next offset to be written (max).\n";
+
+static const char help_send[] =
+    "Usage: ferryctl send TOPIC [--tag T] [--key K]... [--prop NAME=VALUE]...\n"
+    "                     [--sharding-key S] [BODY]\n"
+    "\n"
+    "Sends BODY as one message, or without BODY each line of standard input as one message\n"
+    "(pipelined). Prints one line per message: message id, queue and offset.\n"
+    "  --tag T            the message's tag (matched by consumer filters)\n"
+    "  --key K            a key (repeatable)\n"
+    "  --prop NAME=VALUE  a property (repeatable)\n"
+    "  --sharding-key S   messages with the same key go to the same queue, in order\n";
+
+static const char help_consume[] =
+    "Usage: ferryctl consume TOPIC --group G [--from first|last|TIME] [--count N]\n"
+    "                        [--filter EXPR] [--broadcast] [--timeout MS]\n"
+    "\n"
+    "Joins consumer group G and prints each message's body on a line (with --json, the whole\n"
+    "message as a JSON object), acknowledging it once printed.\n"
+    "  --from P       where a group without a committed offset starts: last (default),\n"
+    "                 first, or TIME (ms since the epoch or ISO 8601)\n"
+    "  --count N      exit after N messages\n"
+    "  --filter EXPR  tag filter: * (default) or TagA || TagB\n"
+    "  --broadcast    broadcast mode (every member gets every message)\n"
+    "  --timeout MS   exit after MS milliseconds without a message (default: wait forever)\n";
+
+static const char help_group[] =
+    "Usage: ferryctl group list\n"
+    "       ferryctl group describe GROUP\n"
+    "       ferryctl group reset GROUP --topic T --to TIME\n"
+    "\n"
+    "`describe` lists the members and, per queue, the committed offset (lowest not yet\n"
+    "acknowledged), the max offset, the lag (max - committed) and the member that owns it.\n"
+    "`reset` moves the group's position in topic T to the first message stored at or after\n"
+    "TIME (ms since the epoch or ISO 8601) in every queue.\n";
+
+static const char help_message[] = "Usage: ferryctl message get ID\n"
+                                   "\n"
+                                   "Shows the stored message with id ID (32 hex digits, as "
+                                   "printed by send).\n";
+
+/* ---- Global state -------------------------------------------------------------------------- */
+
+static bool json_out;
+static const char *cmd_name = "ferryctl";
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int usage_error(const char *help, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *help, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "ferryctl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", help ? help : usage_text);
+    return EXIT_USAGE;
+}
+
+/* Reports a failed call and returns the exit code for it. */
+static int report(fy_client *c, int rc)
+{
+    const char *text = c ? fy_client_last_error(c) : "";
+
+    fprintf(stderr, "ferryctl: %s: %s\n", cmd_name, *text ? text : fy_strerror(rc));
+    return rc == -FY_ECLOSED ? EXIT_CONN : EXIT_FAIL;
+}
+
+/* Connects once the command's arguments are known to be good (a usage error must not depend on
+ * the broker). Returns -1 when connected, else the exit code (message printed). */
+static int need_broker(fy_client *c)
+{
+    int rc = fy_client_connect(c);
+
+    if (rc == FY_OK) {
+        return -1;
+    }
+    fprintf(stderr, "ferryctl: cannot connect: %s\n", fy_client_last_error(c));
+    return EXIT_CONN;
+}
+
+#define NEED_BROKER(c)                                                                             \
+    do {                                                                                           \
+        int need_ = need_broker(c);                                                                \
+        if (need_ >= 0) {                                                                          \
+            return need_;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+/* Prints a JSON value as one compact line and releases it. */
+static void json_print(json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+    json_decref(v);
+}
+
+/* ---- Argument parsing ---------------------------------------------------------------------- */
+
+typedef struct opt_spec {
+    const char *name;
+    bool has_arg;
+} opt_spec;
+
+typedef struct parsed {
+    const char *pos[MAX_POS];
+    int npos;
+    struct {
+        const char *name;
+        const char *val;
+    } opts[MAX_OPTS];
+    int nopts;
+} parsed;
+
+/* Splits a command's arguments into positionals and options of spec ("--name value" or
+ * "--name=value"; "--" ends the options). Returns -1 (ok), EXIT_OK for --help (printed), or
+ * EXIT_USAGE (printed). */
+static int parse_args(int argc, char **argv, const opt_spec *spec, const char *help, parsed *p)
+{
+    bool opts_done = false;
+
+    memset(p, 0, sizeof(*p));
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+            fputs(help, stdout);
+            return EXIT_OK;
+        }
+        if (!opts_done && strcmp(a, "--") == 0) {
+            opts_done = true;
+            continue;
+        }
+        if (!opts_done && a[0] == '-' && a[1] == '-') {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            const opt_spec *s = spec;
+            for (; s && s->name; s++) {
+                if (strlen(s->name) == len && strncmp(s->name, name, len) == 0) {
+                    break;
+                }
+            }
+            if (!s || !s->name) {
+                return usage_error(help, "unknown option '%s'", a);
+            }
+            if (p->nopts == MAX_OPTS) {
+                return usage_error(help, "too many options");
+            }
+            p->opts[p->nopts].name = s->name;
+            if (s->has_arg) {
+                if (eq) {
+                    p->opts[p->nopts].val = eq + 1;
+                } else if (i + 1 < argc) {
+                    p->opts[p->nopts].val = argv[++i];
+                } else {
+                    return usage_error(help, "option '--%s' needs a value", s->name);
+                }
+            } else if (eq) {
+                return usage_error(help, "option '--%s' takes no value", s->name);
+            }
+            p->nopts++;
+            continue;
+        }
+        if (p->npos == MAX_POS) {
+            return usage_error(help, "too many arguments");
+        }
+        p->pos[p->npos++] = a;
+    }
+    return -1;
+}
+
+/* The last value of option name, or NULL. */
+static const char *opt_get(const parsed *p, const char *name)
+{
+    const char *v = NULL;
+
+    for (int i = 0; i < p->nopts; i++) {
+        if (strcmp(p->opts[i].name, name) == 0) {
+            v = p->opts[i].val ? p->opts[i].val : "";
+        }
+    }
+    return v;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!s || !isdigit((unsigned char)*s)) {
+        return false;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Reads exactly n digits. */
+static bool digits(const char **s, int n, int *out)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*s)[i])) {
+            return false;
+        }
+        v = v * 10 + ((*s)[i] - '0');
+    }
+    *s += n;
+    *out = v;
+    return true;
+}
+
+/* TIME: ms since the epoch, or ISO 8601: YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM|+HHMM].
+ * Without a zone the time is UTC. */
+static bool parse_time(const char *s, uint64_t *ms)
+{
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, oh = 0, om = 0, sign = 0;
+    time_t t;
+
+    if (!s) {
+        return false;
+    }
+    if (parse_u64(s, ms)) {
+        return true;
+    }
+    if (!digits(&s, 4, &y) || *s++ != '-' || !digits(&s, 2, &mo) || *s++ != '-' ||
+        !digits(&s, 2, &d)) {
+        return false;
+    }
+    if (*s == 'T' || *s == 't' || *s == ' ') {
+        s++;
+        if (!digits(&s, 2, &h) || *s++ != ':' || !digits(&s, 2, &mi)) {
+            return false;
+        }
+        if (*s == ':') {
+            s++;
+            if (!digits(&s, 2, &sec)) {
+                return false;
+            }
+            if (*s == '.' || *s == ',') {
+                int scale = 100;
+                s++;
+                if (!isdigit((unsigned char)*s)) {
+                    return false;
+                }
+                for (; isdigit((unsigned char)*s); s++) {
+                    frac += (*s - '0') * scale;
+                    scale /= 10;
+                }
+            }
+        }
+    }
+    if (*s == 'Z' || *s == 'z') {
+        s++;
+    } else if (*s == '+' || *s == '-') {
+        sign = *s++ == '-' ? -1 : 1;
+        if (!digits(&s, 2, &oh)) {
+            return false;
+        }
+        if (*s == ':') {
+            s++;
+        }
+        if (!digits(&s, 2, &om)) {
+            return false;
+        }
+    }
+    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || oh > 23 ||
+        om > 59) {
+        return false;
+    }
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    t -= (time_t)sign * (oh * 3600 + om * 60);
+    if (t < 0) {
+        return false;
+    }
+    *ms = (uint64_t)t * 1000 + (uint64_t)frac;
+    return true;
+}
+
+/* Formats ms since the epoch as ISO 8601 UTC with milliseconds. */
+static const char *fmt_time(uint64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms == 0 || !gmtime_r(&t, &tm)) {
+        snprintf(buf, n, "-");
+        return buf;
+    }
+    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+    return buf;
+}
+
+/* ---- Message output ------------------------------------------------------------------------ */
+
+static char *base64(const uint8_t *p, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(4 * ((n + 2) / 3) + 1), *o = out;
+
+    if (!out) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        *o++ = tbl[v >> 18 & 63];
+        *o++ = tbl[v >> 12 & 63];
+        *o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A message as a JSON object: body as a string when it is UTF-8, else body_base64. */
+static json_t *message_json(const fy_message *m)
+{
+    json_t *o = json_object(), *keys = json_array(), *props = json_object(), *body;
+    size_t len;
+    const void *p = fy_message_body(m, &len);
+
+    json_object_set_new(o, "msgid", json_string(fy_message_id(m)));
+    json_object_set_new(o, "topic", json_string(fy_message_topic(m)));
+    json_object_set_new(o, "tag", json_string(fy_message_tag(m)));
+    for (size_t i = 0; i < fy_message_key_count(m); i++) {
+        json_array_append_new(keys, json_string(fy_message_key_at(m, i)));
+    }
+    json_object_set_new(o, "keys", keys);
+    for (size_t i = 0; i < fy_message_property_count(m); i++) {
+        const char *name, *value;
+        fy_message_property_at(m, i, &name, &value);
+        json_object_set_new(props, name, json_string(value));
+    }
+    json_object_set_new(o, "properties", props);
+    json_object_set_new(o, "queue", json_integer(fy_message_queue_id(m)));
+    json_object_set_new(o, "offset", json_integer(fy_message_queue_offset(m)));
+    json_object_set_new(o, "born_ms", json_integer((json_int_t)fy_message_born_ms(m)));
+    json_object_set_new(o, "store_ms", json_integer((json_int_t)fy_message_store_ms(m)));
+    json_object_set_new(o, "born_host", json_string(fy_message_born_host(m)));
+    json_object_set_new(o, "reconsume", json_integer(fy_message_reconsume_count(m)));
+    body = json_stringn(p ? p : "", len);
+    if (body) {
+        json_object_set_new(o, "body", body);
+    } else {
+        char *b64 = base64(p, len);
+        json_object_set_new(o, "body_base64", json_string(b64 ? b64 : ""));
+        free(b64);
+    }
+    return o;
+}
+
+/* True if the body can be shown as text (valid UTF-8 without control characters but \t). */
+static bool printable(const void *p, size_t n)
+{
+    json_t *s;
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] < 0x20 && b[i] != '\t') {
+            return false;
+        }
+    }
+    s = json_stringn(p ? p : "", n);
+    json_decref(s);
+    return s != NULL;
+}
+
+static void message_print_human(const fy_message *m)
+{
+    char t1[96];
+    size_t len;
+    const void *p = fy_message_body(m, &len);
+
+    printf("msgid:      %s\n", fy_message_id(m));
+    printf("topic:      %s\n", fy_message_topic(m));
+    printf("tag:        %s\n", fy_message_tag(m));
+    printf("keys:      ");
+    for (size_t i = 0; i < fy_message_key_count(m); i++) {
+        printf(" %s", fy_message_key_at(m, i));
+    }
+    printf("\n");
+    printf("queue:      %" PRId64 "\n", fy_message_queue_id(m));
+    printf("offset:     %" PRId64 "\n", fy_message_queue_offset(m));
+    printf("born:       %s\n", fmt_time(fy_message_born_ms(m), t1, sizeof(t1)));
+    printf("stored:     %s\n", fmt_time(fy_message_store_ms(m), t1, sizeof(t1)));
+    printf("born host:  %s\n", fy_message_born_host(m));
+    printf("reconsume:  %u\n", fy_message_reconsume_count(m));
+    for (size_t i = 0; i < fy_message_property_count(m); i++) {
+        const char *name, *value;
+        fy_message_property_at(m, i, &name, &value);
+        printf("property:   %s=%s\n", name, value);
+    }
+    if (printable(p, len)) {
+        printf("body:       %.*s\n", (int)len, p ? (const char *)p : "");
+    } else {
+        printf("body:       <%zu bytes of binary data; use --json>\n", len);
+    }
+}
+
+/* ---- topic --------------------------------------------------------------------------------- */
+
+static int cmd_topic(fy_client *c, int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"queues", true}, {NULL, false}};
+    const char *sub;
+    parsed p;
+    int rc;
+
+    rc = parse_args(argc, argv, spec, help_topic, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos < 1) {
+        return usage_error(help_topic, "topic: missing subcommand");
+    }
+    sub = p.pos[0];
+    if (strcmp(sub, "create") == 0) {
+        uint64_t queues = 0;
+        const char *q = opt_get(&p, "queues");
+        cmd_name = "topic create";
+        if (p.npos != 2) {
+            return usage_error(help_topic, "topic create: one NAME expected");
+        }
+        if (q && (!parse_u64(q, &queues) || queues == 0 || queues > UINT32_MAX)) {
+            return usage_error(help_topic, "topic create: --queues needs a positive number");
+        }
+        NEED_BROKER(c);
+        rc = fy_topic_create(c, p.pos[1], (uint32_t)queues);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_print(json_pack("{s:s, s:b}", "topic", p.pos[1], "created", 1));
+        } else {
+            printf("topic %s created\n", p.pos[1]);
+        }
+        return EXIT_OK;
+    }
+    if (p.nopts > 0) {
+        return usage_error(help_topic, "topic %s: --queues is for topic create", sub);
+    }
+    if (strcmp(sub, "list") == 0) {
+        fy_topics *list;
+        cmd_name = "topic list";
+        if (p.npos != 1) {
+            return usage_error(help_topic, "topic list: no arguments expected");
+        }
+        NEED_BROKER(c);
+        rc = fy_topic_list(c, &list);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < list->n; i++) {
+                json_array_append_new(arr,
+                                      json_pack("{s:s, s:I, s:I}", "name", list->topics[i].name,
+                                                "id", (json_int_t)list->topics[i].topic_id,
+                                                "queues", (json_int_t)list->topics[i].queues));
+            }
+            json_print(json_pack("{s:o}", "topics", arr));
+        } else {
+            printf("%-32s %8s %8s\n", "NAME", "ID", "QUEUES");
+            for (size_t i = 0; i < list->n; i++) {
+                printf("%-32s %8u %8u\n", list->topics[i].name, list->topics[i].topic_id,
+                       list->topics[i].queues);
+            }
+        }
+        fy_topics_free(list);
+        return EXIT_OK;
+    }
+    if (strcmp(sub, "describe") == 0) {
+        fy_topic_info *t;
+        cmd_name = "topic describe";
+        if (p.npos != 2) {
+            return usage_error(help_topic, "topic describe: one NAME expected");
+        }
+        NEED_BROKER(c);
+        rc = fy_topic_describe(c, p.pos[1], &t);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_t *arr = json_array();
+            for (uint32_t i = 0; i < t->queues; i++) {
+                json_array_append_new(arr,
+                                      json_pack("{s:I, s:I, s:I}", "queue", (json_int_t)i,
+                                                "min_offset", (json_int_t)t->ranges[i].min_offset,
+                                                "max_offset", (json_int_t)t->ranges[i].max_offset));
+            }
+            json_print(json_pack("{s:s, s:I, s:I, s:o}", "name", t->name, "id",
+                                 (json_int_t)t->topic_id, "queues", (json_int_t)t->queues, "ranges",
+                                 arr));
+        } else {
+            uint64_t total = 0;
+            printf("topic:   %s\nid:      %u\nqueues:  %u\n\n", t->name, t->topic_id, t->queues);
+            printf("%6s %14s %14s %14s\n", "QUEUE", "MIN", "MAX", "MESSAGES");
+            for (uint32_t i = 0; i < t->queues; i++) {
+                uint64_t n = t->ranges[i].max_offset - t->ranges[i].min_offset;
+                total += n;
+                printf("%6u %14" PRIu64 " %14" PRIu64 " %14" PRIu64 "\n", i,
+                       t->ranges[i].min_offset, t->ranges[i].max_offset, n);
+            }
+            printf("%6s %14s %14s %14" PRIu64 "\n", "total", "", "", total);
+        }
+        fy_topic_info_free(t);
+        return EXIT_OK;
+    }
+    if (strcmp(sub, "delete") == 0) {
+        cmd_name = "topic delete";
+        if (p.npos != 2) {
+            return usage_error(help_topic, "topic delete: one NAME expected");
+        }
+        NEED_BROKER(c);
+        rc = fy_topic_delete(c, p.pos[1]);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_print(json_pack("{s:s, s:b}", "topic", p.pos[1], "deleted", 1));
+        } else {
+            printf("topic %s deleted\n", p.pos[1]);
+        }
+        return EXIT_OK;
+    }
+    return usage_error(help_topic, "topic: unknown subcommand '%s'", sub);
+}
+
+/* ---- send ---------------------------------------------------------------------------------- */
+
+static void print_send_result(const fy_send_result *r)
+{
+    if (json_out) {
+        json_print(json_pack("{s:s, s:I, s:I, s:I}", "msgid", r->msgid, "queue",
+                             (json_int_t)r->queue_id, "offset", (json_int_t)r->queue_offset,
+                             "store_ms", (json_int_t)r->store_ms));
+    } else {
+        printf("%s %u %" PRIu64 "\n", r->msgid, r->queue_id, r->queue_offset);
+    }
+}
+
+/* One line of stdin in flight; results are printed in input order. */
+typedef struct pending {
+    struct pending *next;
+    size_t line;
+    bool done;
+    int status;
+    char err[256];
+    fy_send_result r;
+    fy_client *c;
+} pending;
+
+typedef struct send_state {
+    pending *head, *tail;
+    int failed;     /* messages that failed */
+    bool conn_lost; /* a failure was a lost connection */
+} send_state;
+
+static void on_sent(void *arg, int status, const fy_send_result *r)
+{
+    pending *p = arg;
+
+    p->done = true;
+    p->status = status;
+    if (status == FY_OK) {
+        p->r = *r;
+    } else {
+        snprintf(p->err, sizeof(p->err), "%s", fy_client_last_error(p->c));
+    }
+}
+
+/* Prints (and frees) the completed prefix of the pending list. */
+static void drain_printed(send_state *st)
+{
+    pending *p;
+
+    while ((p = st->head) && p->done) {
+        st->head = p->next;
+        if (!st->head) {
+            st->tail = NULL;
+        }
+        if (p->status == FY_OK) {
+            print_send_result(&p->r);
+        } else {
+            fprintf(stderr, "ferryctl: send: line %zu: %s\n", p->line,
+                    *p->err ? p->err : fy_strerror(p->status));
+            st->failed++;
+            st->conn_lost |= p->status == -FY_ECLOSED;
+        }
+        free(p);
+    }
+    fflush(stdout);
+}
+
+static int cmd_send(fy_client *c, int argc, char **argv)
+{
+    static const opt_spec spec[] = {
+        {"tag", true}, {"key", true}, {"prop", true}, {"sharding-key", true}, {NULL, false}};
+    send_state st = {NULL, NULL, 0, false};
+    fy_message *m = NULL;
+    fy_send_result r;
+    parsed p;
+    int rc;
+
+    cmd_name = "send";
+    rc = parse_args(argc, argv, spec, help_send, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos < 1 || p.npos > 2) {
+        return usage_error(help_send, "send: TOPIC and at most one BODY expected");
+    }
+    m = fy_message_new(p.pos[0]);
+    if (!m) {
+        fprintf(stderr, "ferryctl: send: out of memory\n");
+        return EXIT_FAIL;
+    }
+    for (int i = 0; i < p.nopts; i++) {
+        const char *name = p.opts[i].name, *val = p.opts[i].val;
+        if (strcmp(name, "tag") == 0) {
+            rc = fy_message_set_tag(m, val);
+        } else if (strcmp(name, "key") == 0) {
+            rc = fy_message_add_key(m, val);
+        } else if (strcmp(name, "sharding-key") == 0) {
+            rc = fy_message_set_sharding_key(m, val);
+        } else {
+            const char *eq = strchr(val, '=');
+            char *k;
+            if (!eq || eq == val) {
+                fy_message_free(m);
+                return usage_error(help_send, "send: --prop needs NAME=VALUE, got '%s'", val);
+            }
+            k = strndup(val, (size_t)(eq - val));
+            rc = k ? fy_message_set_property(m, k, eq + 1) : -FY_ENOMEM;
+            free(k);
+        }
+        if (rc != FY_OK) {
+            fy_message_free(m);
+            return usage_error(help_send, "send: bad --%s '%s': %s", name, val, fy_strerror(rc));
+        }
+    }
+    rc = need_broker(c);
+    if (rc >= 0) {
+        fy_message_free(m);
+        return rc;
+    }
+    if (p.npos == 2) {
+        rc = fy_message_set_body(m, p.pos[1], strlen(p.pos[1]));
+        if (rc == FY_OK) {
+            rc = fy_send(c, m, &r);
+        }
+        fy_message_free(m);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        print_send_result(&r);
+        return EXIT_OK;
+    }
+
+    /* One message per line of stdin: pipelined when stdin is not a terminal; at a terminal
+     * each line is sent and its result shown before the next is read. */
+    bool tty = isatty(STDIN_FILENO);
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t n;
+    while (!interrupted && (n = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        if (n > 0 && line[n - 1] == '\n') {
+            line[--n] = '\0';
+            if (n > 0 && line[n - 1] == '\r') {
+                line[--n] = '\0';
+            }
+        }
+        rc = fy_message_set_body(m, line, (size_t)n);
+        if (rc == FY_OK && tty) {
+            rc = fy_send(c, m, &r);
+            if (rc == FY_OK) {
+                print_send_result(&r);
+                fflush(stdout);
+                continue;
+            }
+        } else if (rc == FY_OK) {
+            pending *pd = calloc(1, sizeof(*pd));
+            if (!pd) {
+                rc = -FY_ENOMEM;
+            } else {
+                pd->line = lineno;
+                pd->c = c;
+                rc = fy_send_async(c, m, on_sent, pd);
+                if (rc == FY_OK) {
+                    if (st.tail) {
+                        st.tail->next = pd;
+                    } else {
+                        st.head = pd;
+                    }
+                    st.tail = pd;
+                    drain_printed(&st);
+                    continue;
+                }
+                free(pd);
+            }
+        }
+        fprintf(stderr, "ferryctl: send: line %zu: %s\n", lineno,
+                *fy_client_last_error(c) ? fy_client_last_error(c) : fy_strerror(rc));
+        st.failed++;
+        st.conn_lost |= rc == -FY_ECLOSED;
+    }
+    free(line);
+    fy_message_free(m);
+    while (st.head) {
+        rc = fy_client_flush(c, 1000);
+        drain_printed(&st);
+        if (interrupted && rc == -FY_ETIMEDOUT) {
+            break;
+        }
+    }
+    if (interrupted) {
+        return EXIT_INTR;
+    }
+    if (st.failed) {
+        return st.conn_lost ? EXIT_CONN : EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* ---- consume ------------------------------------------------------------------------------- */
+
+static int cmd_consume(fy_client *c, int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"group", true},  {"from", true},       {"count", true},
+                                    {"filter", true}, {"broadcast", false}, {"timeout", true},
+                                    {NULL, false}};
+    fy_consumer_opts o;
+    fy_consumer *cons;
+    const char *from, *v;
+    uint64_t count = 0, idle_ms = 0, got = 0;
+    int64_t idle_left;
+    parsed p;
+    int rc, exit_code = EXIT_OK;
+
+    cmd_name = "consume";
+    rc = parse_args(argc, argv, spec, help_consume, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos != 1) {
+        return usage_error(help_consume, "consume: one TOPIC expected");
+    }
+    fy_consumer_opts_init(&o);
+    o.topic = p.pos[0];
+    o.group = opt_get(&p, "group");
+    if (!o.group || !*o.group) {
+        return usage_error(help_consume, "consume: --group is required");
+    }
+    from = opt_get(&p, "from");
+    if (!from || strcmp(from, "last") == 0) {
+        o.from = FY_FROM_LAST;
+    } else if (strcmp(from, "first") == 0) {
+        o.from = FY_FROM_FIRST;
+    } else if (parse_time(from, &o.from_ms)) {
+        o.from = FY_FROM_TIME;
+    } else {
+        return usage_error(help_consume, "consume: --from must be first, last or a TIME");
+    }
+    if ((v = opt_get(&p, "count")) && (!parse_u64(v, &count) || count == 0)) {
+        return usage_error(help_consume, "consume: --count needs a positive number");
+    }
+    if ((v = opt_get(&p, "timeout")) && (!parse_u64(v, &idle_ms) || idle_ms > INT32_MAX)) {
+        return usage_error(help_consume, "consume: --timeout needs milliseconds");
+    }
+    o.filter = opt_get(&p, "filter");
+    o.mode = opt_get(&p, "broadcast") ? FY_CONSUME_BROADCAST : FY_CONSUME_CLUSTERING;
+    /* Take no more than we will print: the rest stays with the group. */
+    o.window = count && count < 256 ? (uint32_t)count : 256;
+    NEED_BROKER(c);
+    cons = fy_consumer_new(c, &o, &rc);
+    if (!cons) {
+        return report(c, rc);
+    }
+    idle_left = opt_get(&p, "timeout") ? (int64_t)idle_ms : -1;
+    while (!interrupted && (count == 0 || got < count)) {
+        fy_message *m;
+        /* Short slices so that Ctrl-C is noticed; the idle budget restarts with each message. */
+        int slice = idle_left < 0 || idle_left > 200 ? 200 : (int)idle_left;
+        rc = fy_consumer_poll(cons, slice, &m);
+        if (rc == -FY_ETIMEDOUT) {
+            if (idle_left >= 0) {
+                idle_left -= slice;
+                if (idle_left <= 0) {
+                    break;
+                }
+            }
+            continue;
+        }
+        if (rc != FY_OK) {
+            exit_code = report(c, rc);
+            break;
+        }
+        if (json_out) {
+            json_print(message_json(m));
+        } else {
+            size_t len;
+            const void *body = fy_message_body(m, &len);
+            if (len) {
+                fwrite(body, 1, len, stdout);
+            }
+            fputc('\n', stdout);
+        }
+        fflush(stdout);
+        rc = fy_consumer_ack(cons, m);
+        fy_message_free(m);
+        if (rc != FY_OK && rc != -FY_ECLOSED) {
+            exit_code = report(c, rc);
+            break;
+        }
+        got++;
+        idle_left = opt_get(&p, "timeout") ? (int64_t)idle_ms : -1;
+    }
+    fy_consumer_free(cons); /* writes the last acks and leaves the group */
+    if (interrupted && exit_code == EXIT_OK) {
+        exit_code = EXIT_INTR;
+    }
+    return exit_code;
+}
+
+/* ---- group --------------------------------------------------------------------------------- */
+
+static const char *mode_name(fy_consume_mode m)
+{
+    return m == FY_CONSUME_BROADCAST ? "broadcast" : "clustering";
+}
+
+static int cmd_group(fy_client *c, int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"topic", true}, {"to", true}, {NULL, false}};
+    const char *sub;
+    parsed p;
+    int rc;
+
+    rc = parse_args(argc, argv, spec, help_group, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos < 1) {
+        return usage_error(help_group, "group: missing subcommand");
+    }
+    sub = p.pos[0];
+    if (strcmp(sub, "reset") == 0) {
+        const char *topic = opt_get(&p, "topic"), *to = opt_get(&p, "to");
+        fy_group_offsets *res;
+        uint64_t ts;
+        cmd_name = "group reset";
+        if (p.npos != 2) {
+            return usage_error(help_group, "group reset: one GROUP expected");
+        }
+        if (!topic || !*topic || !to) {
+            return usage_error(help_group, "group reset: --topic and --to are required");
+        }
+        if (!parse_time(to, &ts)) {
+            return usage_error(help_group, "group reset: bad TIME '%s'", to);
+        }
+        NEED_BROKER(c);
+        rc = fy_group_reset(c, p.pos[1], topic, ts, &res);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < res->n; i++) {
+                json_array_append_new(arr, json_pack("{s:I, s:I}", "queue",
+                                                     (json_int_t)res->queue_ids[i], "offset",
+                                                     (json_int_t)res->offsets[i]));
+            }
+            json_print(json_pack("{s:s, s:s, s:I, s:o}", "group", p.pos[1], "topic", topic, "ts_ms",
+                                 (json_int_t)ts, "queues", arr));
+        } else {
+            char tbuf[96];
+            printf("group %s reset in %s to %s\n", p.pos[1], topic,
+                   fmt_time(ts, tbuf, sizeof(tbuf)));
+            printf("%6s %14s\n", "QUEUE", "OFFSET");
+            for (size_t i = 0; i < res->n; i++) {
+                printf("%6u %14" PRIu64 "\n", res->queue_ids[i], res->offsets[i]);
+            }
+        }
+        fy_group_offsets_free(res);
+        return EXIT_OK;
+    }
+    if (p.nopts > 0) {
+        return usage_error(help_group, "group %s: --topic and --to are for group reset", sub);
+    }
+    if (strcmp(sub, "list") == 0) {
+        fy_groups *list;
+        cmd_name = "group list";
+        if (p.npos != 1) {
+            return usage_error(help_group, "group list: no arguments expected");
+        }
+        NEED_BROKER(c);
+        rc = fy_group_list(c, &list);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < list->n; i++) {
+                json_array_append_new(arr,
+                                      json_pack("{s:s, s:s, s:I}", "name", list->groups[i].name,
+                                                "mode", mode_name(list->groups[i].mode), "members",
+                                                (json_int_t)list->groups[i].members));
+            }
+            json_print(json_pack("{s:o}", "groups", arr));
+        } else {
+            printf("%-32s %-10s %8s\n", "NAME", "MODE", "MEMBERS");
+            for (size_t i = 0; i < list->n; i++) {
+                printf("%-32s %-10s %8u\n", list->groups[i].name, mode_name(list->groups[i].mode),
+                       list->groups[i].members);
+            }
+        }
+        fy_groups_free(list);
+        return EXIT_OK;
+    }
+    if (strcmp(sub, "describe") == 0) {
+        fy_group_info *g;
+        cmd_name = "group describe";
+        if (p.npos != 2) {
+            return usage_error(help_group, "group describe: one GROUP expected");
+        }
+        NEED_BROKER(c);
+        rc = fy_group_describe(c, p.pos[1], &g);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_t *mem = json_array(), *qs = json_array();
+            for (size_t i = 0; i < g->nmembers; i++) {
+                const fy_group_member *x = &g->members[i];
+                json_array_append_new(mem, json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "member_id",
+                                                     (json_int_t)x->member_id, "client_id",
+                                                     x->client_id, "topic", x->topic, "filter",
+                                                     x->filter, "credit", (json_int_t)x->credit,
+                                                     "inflight", (json_int_t)x->inflight));
+            }
+            for (size_t i = 0; i < g->nqueues; i++) {
+                const fy_group_queue *q = &g->queues[i];
+                json_array_append_new(
+                    qs, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "topic", q->topic, "queue",
+                                  (json_int_t)q->queue_id, "committed", (json_int_t)q->committed,
+                                  "max_offset", (json_int_t)q->max_offset, "lag",
+                                  (json_int_t)q->lag, "owner", (json_int_t)q->owner));
+            }
+            json_print(json_pack("{s:s, s:s, s:o, s:o}", "name", g->name, "mode",
+                                 mode_name(g->mode), "members", mem, "queues", qs));
+        } else {
+            uint64_t lag = 0;
+            printf("group:   %s\nmode:    %s\nmembers: %zu\n\n", g->name, mode_name(g->mode),
+                   g->nmembers);
+            if (g->nmembers) {
+                printf("%8s %-24s %-20s %-16s %8s %8s\n", "MEMBER", "CLIENT", "TOPIC", "FILTER",
+                       "CREDIT", "INFLIGHT");
+                for (size_t i = 0; i < g->nmembers; i++) {
+                    const fy_group_member *x = &g->members[i];
+                    printf("%8u %-24s %-20s %-16s %8u %8u\n", x->member_id, x->client_id, x->topic,
+                           *x->filter ? x->filter : "*", x->credit, x->inflight);
+                }
+                printf("\n");
+            }
+            printf("%-20s %6s %14s %14s %10s %8s\n", "TOPIC", "QUEUE", "COMMITTED", "MAX", "LAG",
+                   "OWNER");
+            for (size_t i = 0; i < g->nqueues; i++) {
+                const fy_group_queue *q = &g->queues[i];
+                char owner[16];
+                snprintf(owner, sizeof(owner), "%u", q->owner);
+                lag += q->lag;
+                printf("%-20s %6u %14" PRIu64 " %14" PRIu64 " %10" PRIu64 " %8s\n", q->topic,
+                       q->queue_id, q->committed, q->max_offset, q->lag, q->owner ? owner : "-");
+            }
+            printf("%-20s %6s %14s %14s %10" PRIu64 "\n", "total", "", "", "", lag);
+        }
+        fy_group_info_free(g);
+        return EXIT_OK;
+    }
+    return usage_error(help_group, "group: unknown subcommand '%s'", sub);
+}
+
+/* ---- message ------------------------------------------------------------------------------- */
+
+static int cmd_message(fy_client *c, int argc, char **argv)
+{
+    fy_message *m;
+    parsed p;
+    int rc;
+
+    rc = parse_args(argc, argv, NULL, help_message, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos < 1 || strcmp(p.pos[0], "get") != 0) {
+        return usage_error(help_message, "message: the subcommand is get");
+    }
+    cmd_name = "message get";
+    if (p.npos != 2) {
+        return usage_error(help_message, "message get: one ID expected");
+    }
+    if (fy_message_id_parse(p.pos[1], NULL, NULL, NULL, NULL) != FY_OK) {
+        return usage_error(help_message, "message get: '%s' is not a message id (32 hex digits)",
+                           p.pos[1]);
+    }
+    NEED_BROKER(c);
+    rc = fy_message_get_by_id(c, p.pos[1], &m);
+    if (rc != FY_OK) {
+        return report(c, rc);
+    }
+    if (json_out) {
+        json_print(message_json(m));
+    } else {
+        message_print_human(m);
+    }
+    fy_message_free(m);
+    return EXIT_OK;
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+typedef struct command {
+    const char *name;
+    int (*run)(fy_client *c, int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"topic", cmd_topic, help_topic},       {"send", cmd_send, help_send},
+    {"consume", cmd_consume, help_consume}, {"group", cmd_group, help_group},
+    {"message", cmd_message, help_message},
+};
+
+int main(int argc, char **argv)
+{
+    const char *broker = getenv("FERRY_BROKER");
+    const command *cmd = NULL;
+    uint64_t timeout = 0;
+    fy_client_opts o;
+    fy_client *c;
+    struct sigaction sa;
+    int i, rc, err;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "help") == 0) {
+            if (strcmp(a, "help") == 0 && i + 1 < argc) {
+                for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
+                    if (strcmp(commands[k].name, argv[i + 1]) == 0) {
+                        fputs(commands[k].help, stdout);
+                        return EXIT_OK;
+                    }
+                }
+            }
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("ferryctl %s\n", fy_version());
+            return EXIT_OK;
+        }
+        if (strcmp(a, "--json") == 0) {
+            json_out = true;
+            continue;
+        }
+        if (strncmp(a, "--broker", 8) == 0 || strncmp(a, "--timeout", 9) == 0) {
+            const char *name = a[2] == 'b' ? "broker" : "timeout";
+            size_t nlen = strlen(name) + 2;
+            if (a[nlen] == '=') {
+                val = a + nlen + 1;
+            } else if (a[nlen] == '\0' && i + 1 < argc) {
+                val = argv[++i];
+            } else if (a[nlen] == '\0') {
+                return usage_error(NULL, "option '--%s' needs a value", name);
+            } else {
+                return usage_error(NULL, "unknown option '%s'", a);
+            }
+            if (name[0] == 'b') {
+                broker = val;
+            } else if (!parse_u64(val, &timeout) || timeout == 0 || timeout > INT32_MAX) {
+                return usage_error(NULL, "--timeout needs a positive number of milliseconds");
+            }
+            continue;
+        }
+        if (a[0] == '-') {
+            return usage_error(NULL, "unknown option '%s'", a);
+        }
+        break;
+    }
+    if (i == argc) {
+        return usage_error(NULL, "no command given");
+    }
+    for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
+        if (strcmp(commands[k].name, argv[i]) == 0) {
+            cmd = &commands[k];
+        }
+    }
+    if (!cmd) {
+        return usage_error(NULL, "unknown command '%s'", argv[i]);
+    }
+    /* Help needs no broker. */
+    for (int k = i + 1; k < argc && strcmp(argv[k], "--") != 0; k++) {
+        if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+            fputs(cmd->help, stdout);
+            return EXIT_OK;
+        }
+    }
+
+    fy_client_opts_init(&o);
+    o.broker = broker && *broker ? broker : NULL;
+    o.client_name = "ferryctl";
+    if (timeout) {
+        o.request_timeout_ms = (int)timeout;
+        o.connect_timeout_ms = (int)(timeout < 5000 ? timeout : 5000);
+    }
+    c = fy_client_new(&o, &err);
+    if (!c) {
+        if (err == -FY_EINVAL) {
+            return usage_error(NULL, "bad broker address '%s' (HOST:PORT)", broker);
+        }
+        fprintf(stderr, "ferryctl: %s\n", fy_strerror(err));
+        return EXIT_FAIL;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = cmd->run(c, argc - i - 1, argv + i + 1);
+    fy_client_free(c);
+    return rc;
+}
