@@ -521,6 +521,7 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     d.topic_id = cu->cons->t->id;
     d.queue_id = cu->queue_id;
     d.offset = offset;
+    fy_msgid_make(d.msgid, (uint16_t)c->cfg->broker_id, d.topic_id, (uint16_t)d.queue_id, offset);
     s->ops->deliver(s->owner, s, &d);
 }
 

@@ -112,6 +112,7 @@ typedef struct fy_delivery {
     uint32_t topic_id;
     uint32_t queue_id;
     uint64_t offset;
+    uint8_t msgid[FY_MSGID_LEN];
 } fy_delivery;
 
 /* How the core reaches a subscription's owner. */

@@ -355,7 +355,7 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
 {
     nsub *ns = owner;
     nconn *c = ns->conn;
-    uint8_t h[FY_WIRE_HEADER_LEN + 16];
+    uint8_t h[FY_WIRE_HEADER_LEN + 4 + 8 + FY_MSGID_LEN + 4];
     size_t total = sizeof(h) + d->len;
     fy_be32_put(h, (uint32_t)(total - 4));
     h[4] = FY_W_DELIVER;
@@ -363,7 +363,8 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
     fy_be32_put(h + 6, 0);
     fy_be32_put(h + 10, ns->sub_id);
     fy_be64_put(h + 14, d->id);
-    fy_be32_put(h + 22, (uint32_t)d->len);
+    memcpy(h + 22, d->msgid, FY_MSGID_LEN);
+    fy_be32_put(h + 38, (uint32_t)d->len);
     if (!c->closed) {
         struct evbuffer *out = bufferevent_get_output(c->bev);
         evbuffer_add(out, h, sizeof(h));

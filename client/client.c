@@ -833,7 +833,7 @@ static int cl_resubscribe(fy_client *c)
     if (n == 0) {
         return FY_OK;
     }
-    reqs = calloc(2 * n, sizeof(*reqs));
+    reqs = calloc(n, sizeof(*reqs));
     list = calloc(n, sizeof(*list));
     if (!reqs || !list) {
         free(reqs);
@@ -844,7 +844,7 @@ static int cl_resubscribe(fy_client *c)
         if (cons->closed || cons->doomed) {
             continue;
         }
-        rc = cl_consumer_subscribe_start(cons, &reqs[2 * started]);
+        rc = cl_consumer_subscribe_start(cons, &reqs[started]);
         if (rc != FY_OK) {
             break;
         }
@@ -854,7 +854,7 @@ static int cl_resubscribe(fy_client *c)
     /* Every started request must be waited for, whatever happens to the others. */
     for (size_t i = 0; i < started; i++) {
         fy_consumer *cons = list[i];
-        int r = cl_consumer_subscribe_finish(cons, &reqs[2 * i]);
+        int r = cl_consumer_subscribe_finish(cons, &reqs[i]);
         if (r == -FY_ECLOSED || r == -FY_ETIMEDOUT || r == -FY_ENOMEM) {
             rc = rc == FY_OK ? r : rc;
         } else if (r != FY_OK) {

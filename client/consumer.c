@@ -85,7 +85,7 @@ static void cons_unlink(fy_consumer *cons)
 
 /* ---- Subscribing --------------------------------------------------------------------------- */
 
-int cl_consumer_subscribe_start(fy_consumer *cons, cl_req reqs[2])
+int cl_consumer_subscribe_start(fy_consumer *cons, cl_req *req)
 {
     fy_client *c = cons->c;
     fy_w_subscribe s;
@@ -94,7 +94,7 @@ int cl_consumer_subscribe_start(fy_consumer *cons, cl_req reqs[2])
     int rc;
 
     size = 2 * FY_WIRE_HEADER_LEN + 4 + 3 * 2 + strlen(cons->group) + strlen(cons->topic) +
-           strlen(cons->filter) + 1 + 1 + 8 + 4 + 2 + strlen(cons->topic);
+           strlen(cons->filter) + 1 + 1 + 8 + 4;
     rc = cl_out_reserve(c, size);
     if (rc != FY_OK) {
         return cl_fail(c, rc, "subscribe: out of memory");
@@ -113,39 +113,14 @@ int cl_consumer_subscribe_start(fy_consumer *cons, cl_req reqs[2])
     cons_drop_queue(cons);
     id = cl_next_id(c);
     fy_wire_enc_subscribe(&c->out, id, &s);
-    cl_req_start(c, &reqs[0], CL_REQ_SYNC, FY_W_SUBSCRIBE, id);
-    /* The topic id turns a delivery's queue and offset into its message id. The topic exists
-     * once SUBSCRIBE succeeded (created on first use if the broker does that), and frames are
-     * handled in order, so this is asked second. */
-    id = cl_next_id(c);
-    fy_wire_enc_simple(&c->out, FY_W_TOPIC_DESCRIBE, id, cons->topic);
-    cl_req_start(c, &reqs[1], CL_REQ_SYNC, FY_W_TOPIC_DESCRIBE, id);
+    cl_req_start(c, req, CL_REQ_SYNC, FY_W_SUBSCRIBE, id);
     return FY_OK;
 }
 
-int cl_consumer_subscribe_finish(fy_consumer *cons, cl_req reqs[2])
+int cl_consumer_subscribe_finish(fy_consumer *cons, cl_req *req)
 {
-    fy_client *c = cons->c;
-    char err[CL_ERR_LEN];
-    int rc, rc_desc;
-
-    /* Wait for both; the SUBSCRIBE's outcome is what counts, and its error text is kept. */
-    rc_desc = cl_req_wait(c, &reqs[1]);
-    memcpy(err, c->err, sizeof(err));
-    rc = cl_req_wait(c, &reqs[0]);
-    if (rc == FY_OK) {
-        memcpy(c->err, err, sizeof(err));
-    }
-    if (rc == FY_OK && rc_desc == FY_OK) {
-        fy_rd rd = fy_rd_make(reqs[1].body.data, reqs[1].body.len);
-        fy_wire_get_str(&rd);
-        cons->topic_id = fy_rd_u32(&rd);
-        if (rd.bad) {
-            cons->topic_id = 0;
-        }
-    }
-    cl_req_clear(&reqs[0]);
-    cl_req_clear(&reqs[1]);
+    int rc = cl_req_wait(cons->c, req);
+    cl_req_clear(req);
     if (rc != FY_OK) {
         cons->gen = 0;
     }
@@ -155,7 +130,7 @@ int cl_consumer_subscribe_finish(fy_consumer *cons, cl_req reqs[2])
 fy_consumer *fy_consumer_new(fy_client *c, const fy_consumer_opts *opts, int *err)
 {
     fy_consumer *cons = NULL;
-    cl_req reqs[2];
+    cl_req req;
     int rc;
 
     if (!c) {
@@ -206,10 +181,10 @@ fy_consumer *fy_consumer_new(fy_client *c, const fy_consumer_opts *opts, int *er
         c->cons_head->prev = cons;
     }
     c->cons_head = cons;
-    rc = cl_consumer_subscribe_start(cons, reqs);
+    rc = cl_consumer_subscribe_start(cons, &req);
     if (rc == FY_OK) {
         cl_write_now(c);
-        rc = cl_consumer_subscribe_finish(cons, reqs);
+        rc = cl_consumer_subscribe_finish(cons, &req);
     }
     if (rc != FY_OK) {
         cons_unlink(cons);
@@ -324,6 +299,7 @@ void cl_consumer_on_deliver(fy_client *c, const fy_w_deliver *d)
     m->sub_id = cons->sub_id;
     m->conn_gen = c->gen;
     m->delivery_id = d->delivery_id;
+    fy_msgid_to_hex(d->msgid, m->msgid);
     if (cons->qtail) {
         cons->qtail->next = m;
     } else {
@@ -368,7 +344,6 @@ void cl_consumer_on_disconnect(fy_consumer *cons)
 static fy_message *cons_take(fy_consumer *cons)
 {
     fy_message *m = cons->qhead;
-    fy_client *c = cons->c;
 
     if (!m) {
         return NULL;
@@ -380,15 +355,6 @@ static fy_message *cons_take(fy_consumer *cons)
     m->next = NULL;
     cons->queued--;
     cons->credit_owed++;
-    /* Built here rather than on arrival: the topic id may be learned after the first
-     * deliveries. */
-    if (cons->topic_id && strcmp(m->topic, cons->topic) == 0 && m->queue_id >= 0 &&
-        m->queue_id <= UINT16_MAX) {
-        uint8_t raw[FY_MSGID_LEN];
-        fy_msgid_make(raw, c->broker_id, cons->topic_id, (uint16_t)m->queue_id,
-                      (uint64_t)m->queue_offset);
-        fy_msgid_to_hex(raw, m->msgid);
-    }
     return m;
 }
 

@@ -111,7 +111,6 @@ struct fy_consumer {
     char *closed_why;          /* the broker's reason */
     bool doomed;               /* freed from its own callback: freed once the dispatch returns */
     bool in_callback;          /* its callback is running */
-    uint32_t topic_id;         /* to build message ids of deliveries; 0 = unknown */
     fy_message *qhead, *qtail; /* deliveries not yet handed out */
     size_t queued;
     uint32_t credit_owed; /* handed out since the last CREDIT */
@@ -193,11 +192,11 @@ int cl_call_simple(fy_client *c, uint8_t type, const char *s, cl_req *req);
 
 /* ---- Consumers (consumer.c) ---------------------------------------------------------------- */
 
-/* Appends the SUBSCRIBE (and TOPIC_DESCRIBE) frames of cons to c->out and registers them on
- * reqs[0..1]. Used at creation and at reconnection. */
-int cl_consumer_subscribe_start(fy_consumer *cons, cl_req reqs[2]);
-/* Handles the answers of those requests: FY_OK or the SUBSCRIBE's error. */
-int cl_consumer_subscribe_finish(fy_consumer *cons, cl_req reqs[2]);
+/* Appends the SUBSCRIBE frame of cons to c->out and registers it on req. Used at creation and
+ * at reconnection. */
+int cl_consumer_subscribe_start(fy_consumer *cons, cl_req *req);
+/* Waits for its answer: FY_OK or the broker's error. */
+int cl_consumer_subscribe_finish(fy_consumer *cons, cl_req *req);
 /* A DELIVER or SUB_CLOSED frame for the consumer with sub_id. */
 void cl_consumer_on_deliver(fy_client *c, const fy_w_deliver *d);
 void cl_consumer_on_closed(fy_client *c, const fy_w_sub_closed *m);

@@ -221,16 +221,17 @@ void fy_wire_enc_ack(fy_buf *out, uint8_t type, uint32_t id, uint8_t flags, cons
     fy_wire_frame_end(out, start);
 }
 
-void fy_wire_enc_deliver(fy_buf *out, uint32_t sub_id, uint64_t delivery_id, const void *rec,
-                         size_t len)
+void fy_wire_enc_deliver(fy_buf *out, uint32_t sub_id, uint64_t delivery_id,
+                         const uint8_t msgid[FY_MSGID_LEN], const void *rec, size_t len)
 {
     size_t start;
 
     assert(len <= UINT32_MAX);
-    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 4 + 8 + 4 + len);
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 4 + 8 + FY_MSGID_LEN + 4 + len);
     start = fy_wire_frame_begin(out, FY_W_DELIVER, 0, 0);
     fy_buf_put_u32(out, sub_id);
     fy_buf_put_u64(out, delivery_id);
+    fy_buf_append(out, msgid, FY_MSGID_LEN);
     fy_buf_put_u32(out, (uint32_t)len);
     fy_buf_append(out, rec, len);
     fy_wire_frame_end(out, start);
@@ -457,8 +458,14 @@ int fy_wire_dec_deliver(const fy_frame *f, fy_w_deliver *m)
 {
     fy_rd r = wire_rd(f);
 
+    const uint8_t *id;
+
     m->sub_id = fy_rd_u32(&r);
     m->delivery_id = fy_rd_u64(&r);
+    id = fy_rd_take(&r, FY_MSGID_LEN);
+    if (id) {
+        memcpy(m->msgid, id, FY_MSGID_LEN);
+    }
     m->record = wire_get_blob(&r);
     return wire_rd_done(&r);
 }

@@ -153,6 +153,7 @@ typedef struct fy_w_ack {
 typedef struct fy_w_deliver {
     uint32_t sub_id;
     uint64_t delivery_id;
+    uint8_t msgid[FY_MSGID_LEN];
     fy_slice record;
 } fy_w_deliver;
 
@@ -184,8 +185,8 @@ void fy_wire_enc_topic(fy_buf *out, uint8_t type, uint32_t id, const fy_w_topic 
 void fy_wire_enc_subscribe(fy_buf *out, uint32_t id, const fy_w_subscribe *m);
 void fy_wire_enc_credit(fy_buf *out, uint32_t id, uint8_t flags, const fy_w_credit *m);
 void fy_wire_enc_ack(fy_buf *out, uint8_t type, uint32_t id, uint8_t flags, const fy_w_ack *m);
-void fy_wire_enc_deliver(fy_buf *out, uint32_t sub_id, uint64_t delivery_id, const void *rec,
-                         size_t len);
+void fy_wire_enc_deliver(fy_buf *out, uint32_t sub_id, uint64_t delivery_id,
+                         const uint8_t msgid[FY_MSGID_LEN], const void *rec, size_t len);
 void fy_wire_enc_sub_closed(fy_buf *out, const fy_w_sub_closed *m);
 void fy_wire_enc_group_reset(fy_buf *out, uint32_t id, const fy_w_group_reset *m);
 /* A request whose payload is one string (TOPIC_DELETE, TOPIC_DESCRIBE, MSG_GET, GROUP_DESCRIBE)

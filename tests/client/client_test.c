@@ -144,7 +144,9 @@ static void fake_deliver(fake *f, fy_buf *out)
 {
     while (f->subscribed && f->credit > 0 && f->next_deliver < f->nrecs) {
         fy_buf *r = &f->recs[f->next_deliver];
-        fy_wire_enc_deliver(out, f->sub_id, 1000 + (uint64_t)f->next_deliver, r->data, r->len);
+        uint8_t id[FY_MSGID_LEN];
+        fy_msgid_make(id, FAKE_BROKER_ID, FAKE_TOPIC_ID, 0, (uint64_t)f->next_deliver);
+        fy_wire_enc_deliver(out, f->sub_id, 1000 + (uint64_t)f->next_deliver, id, r->data, r->len);
         f->next_deliver++;
         f->credit--;
     }

@@ -190,7 +190,7 @@ static void build_samples(sample s[NSAMPLES])
     fy_wire_enc_ack(&s[i++].buf, FY_W_NACK, 8, 0, &ack);
     s[i].name = "deliver";
     s[i].dec = dec_deliver;
-    fy_wire_enc_deliver(&s[i++].buf, 5, 99, rec.data, rec.len);
+    fy_wire_enc_deliver(&s[i++].buf, 5, 99, (const uint8_t *)"0123456789abcdef", rec.data, rec.len);
     s[i].name = "sub_closed";
     s[i].dec = dec_sub_closed;
     fy_wire_enc_sub_closed(&s[i++].buf, &closed);
@@ -462,11 +462,13 @@ static void test_wire_round_trip_deliver(void **state)
     fy_frame f;
 
     make_record(&rec, "orders", "payload");
-    fy_wire_enc_deliver(&b, 21, 0xfedcba9876543210ull, rec.data, rec.len);
+    fy_wire_enc_deliver(&b, 21, 0xfedcba9876543210ull, (const uint8_t *)"0123456789abcdef",
+                        rec.data, rec.len);
     parse_whole(&b, FY_W_DELIVER, 0, 0, &f);
     assert_int_equal(fy_wire_dec_deliver(&f, &out), FY_OK);
     assert_int_equal(out.sub_id, 21);
     assert_int_equal(out.delivery_id, 0xfedcba9876543210ull);
+    assert_memory_equal(out.msgid, "0123456789abcdef", FY_MSGID_LEN);
     assert_slice_eq(out.record, rec.data, rec.len);
     assert_int_equal(fy_record_decode(out.record.p, out.record.len, &v), FY_OK);
     assert_slice_str(v.body, "payload");
@@ -871,11 +873,11 @@ static void test_wire_decoders_reject_lengths_past_end(void **state)
 
     assert_non_null(s);
     /* A record length one over what is there. */
-    fy_wire_enc_deliver(&b, 1, 2, "abc", 3);
-    fy_be32_put(b.data + FY_WIRE_HEADER_LEN + 12, 4);
+    fy_wire_enc_deliver(&b, 1, 2, (const uint8_t *)"0123456789abcdef", "abc", 3);
+    fy_be32_put(b.data + FY_WIRE_HEADER_LEN + 12 + FY_MSGID_LEN, 4);
     parse_whole(&b, FY_W_DELIVER, 0, 0, &f);
     assert_int_equal(fy_wire_dec_deliver(&f, &d), -FY_EPROTO);
-    fy_be32_put(b.data + FY_WIRE_HEADER_LEN + 12, UINT32_MAX);
+    fy_be32_put(b.data + FY_WIRE_HEADER_LEN + 12 + FY_MSGID_LEN, UINT32_MAX);
     assert_int_equal(fy_wire_dec_deliver(&f, &d), -FY_EPROTO);
 
     /* A SEND that claims two messages but holds one. */

@@ -252,10 +252,11 @@ static void fuzz_deliver(const fy_frame *f, fy_buf *out)
     rc = fy_record_decode(a.record.p, a.record.len, &v);
     fuzz_check(rc == FY_OK || rc == -FY_ECORRUPT || rc == -FY_EVERSION,
                "deliver: unexpected record error");
-    fy_wire_enc_deliver(out, a.sub_id, a.delivery_id, a.record.p, a.record.len);
+    fy_wire_enc_deliver(out, a.sub_id, a.delivery_id, a.msgid, a.record.p, a.record.len);
     check_reencoded(out, f, 0, 0, &g);
     fuzz_check(fy_wire_dec_deliver(&g, &b) == FY_OK && a.sub_id == b.sub_id &&
-                   a.delivery_id == b.delivery_id && slice_eq(a.record, b.record),
+                   a.delivery_id == b.delivery_id && memcmp(a.msgid, b.msgid, FY_MSGID_LEN) == 0 &&
+                   slice_eq(a.record, b.record),
                "deliver: fields differ");
 }
 

@@ -278,7 +278,7 @@ class Consumer(Peer):
         self.start()
 
     def on_deliver(self, payload):
-        sub_id, did, rec = parse_deliver(payload)
+        sub_id, did, rec, _ = parse_deliver(payload)
         q, off, _, reconsume, body = parse_record(rec)
         if sub_id != 1:
             self.loop.fail("%s: delivery for sub %d" % (self.name, sub_id))

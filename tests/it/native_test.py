@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferryd_test  # noqa: E402  (the Ferryd process helper)
 from nativeproto import (  # noqa: E402  (the byte-level codec, shared with model_test.py)
     ACK, DELIVER, MSG_GET, PING, RESPONSE, SEND, SUBSCRIBE, TOPIC_CREATE, TOPIC_DESCRIBE, Conn,
-    frame, record, s16)
+    frame, parse_deliver, record, s16)
 
 DEADLINE_S = 10
 
@@ -75,21 +75,22 @@ class NativeTest(unittest.TestCase):
                 result = body[4:]
             else:
                 self.assertEqual(t, DELIVER)
-                sub_id, did, rlen = struct.unpack(">IQI", body[:16])
+                sub_id, did, rec, deliver_msgid = parse_deliver(body)
                 self.assertEqual(sub_id, 9)
-                rec = body[16:16 + rlen]
                 blen = struct.unpack(">I", rec[36:40])[0]
-                got.append((did, rec[-blen:]))
-        self.assertEqual(sorted(b for _, b in got), [b"one", b"two"])
+                got.append((did, rec[-blen:], deliver_msgid))
+        self.assertEqual(sorted(b for _, b, _ in got), [b"one", b"two"])
         n = struct.unpack(">H", result[:2])[0]
         self.assertEqual(n, 2)
         queue0, off0, _ = struct.unpack(">IQQ", result[2:22])
         msgid = result[22:38].hex()
+        # a delivery carries the same message id the producer got
+        self.assertIn(msgid, [m for _, b, m in got if b == b"one"])
         # get by id: one read, the same record
         status, _, body = c.request(MSG_GET, 5, s16(msgid.encode()))
         self.assertEqual(status, 0)
         self.assertTrue(body.endswith(b"one"))
-        ack = struct.pack(">IBH", 9, 0, 2) + b"".join(struct.pack(">Q", d) for d, _ in got)
+        ack = struct.pack(">IBH", 9, 0, 2) + b"".join(struct.pack(">Q", d) for d, _, _ in got)
         self.assertEqual(c.request(ACK, 6, ack)[0], 0)
         # describe shows both messages stored
         status, _, body = c.request(TOPIC_DESCRIBE, 7, s16(b"orders"))

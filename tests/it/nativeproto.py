@@ -84,10 +84,12 @@ def parse_send_results(body):
 
 
 def parse_deliver(payload):
-    """DELIVER payload -> (sub_id, delivery_id, record bytes)."""
-    sub_id, did, rlen = struct.unpack_from(">IQI", payload)
-    assert len(payload) == 16 + rlen, (rlen, len(payload))
-    return sub_id, did, payload[16:]
+    """DELIVER payload -> (sub_id, delivery_id, record bytes, message id as hex)."""
+    sub_id, did = struct.unpack_from(">IQ", payload)
+    msgid = bytes(payload[12:28]).hex()
+    rlen = struct.unpack_from(">I", payload, 28)[0]
+    assert len(payload) == 32 + rlen, (rlen, len(payload))
+    return sub_id, did, payload[32:], msgid
 
 
 def parse_record(rec):
