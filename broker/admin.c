@@ -58,11 +58,11 @@ static void handle_health(struct evhttp_request *req, void *arg)
         return;
     }
     fy_store_get_stats(b->store, &st);
-    json_t *store =
-        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "state", healthy ? "ok" : "unhealthy", "flush",
-                  b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "appends",
-                  (json_int_t)st.appends, "commits", (json_int_t)st.commits, "pending",
-                  (json_int_t)st.pending, "failed", (json_int_t)st.failed);
+    json_t *store = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "state", healthy ? "ok" : "unhealthy", "flush",
+        b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "appends", (json_int_t)st.appends,
+        "commits", (json_int_t)st.commits, "inline_commits", (json_int_t)st.inline_commits,
+        "pending", (json_int_t)st.pending, "failed", (json_int_t)st.failed);
     if (!healthy) {
         json_object_set_new(store, "error", json_string(fy_store_last_error(b->store)));
     }

@@ -185,7 +185,8 @@ int fy_store_scan_adapter(fy_store *s, const char *adapter, const void *prefix, 
 
 /* Counters for /health and metrics. */
 typedef struct fy_store_stats {
-    uint64_t commits;         /* LevelDB writes done by the writer */
+    uint64_t commits;         /* LevelDB writes */
+    uint64_t inline_commits;  /* of which written on the loop while the writer was idle */
     uint64_t batches;         /* fy_wbatch completed */
     uint64_t appends;         /* messages appended */
     uint64_t bytes;           /* bytes written */
