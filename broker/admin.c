@@ -3,6 +3,7 @@
  * ({"error": "...", "status": N}). */
 #include "broker/admin.h"
 
+#include "broker/core.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -66,9 +67,16 @@ static void handle_health(struct evhttp_request *req, void *arg)
     if (!healthy) {
         json_object_set_new(store, "error", json_string(fy_store_last_error(b->store)));
     }
-    json_t *body = json_pack(
-        "{s:s, s:s, s:I, s:o}", "status", healthy ? "ok" : "degraded", "version", FERRY_VERSION,
-        "uptime_s", (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000), "store", store);
+    fy_core_stats cs;
+    fy_core_get_stats(b->core, &cs);
+    json_t *core =
+        json_pack("{s:I, s:I, s:I, s:I}", "topics", (json_int_t)cs.topics, "groups",
+                  (json_int_t)cs.groups, "retention_deleted", (json_int_t)cs.retention_deleted,
+                  "retention_skipped", (json_int_t)cs.retention_skipped);
+    json_t *body = json_pack("{s:s, s:s, s:I, s:o, s:o}", "status", healthy ? "ok" : "degraded",
+                             "version", FERRY_VERSION, "uptime_s",
+                             (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000), "store",
+                             store, "core", core);
     reply_json(req, healthy ? 200 : 503, body);
 }
 

@@ -883,20 +883,27 @@ static const fy_config_key broker_keys[] = {
                            "Delete messages older than this; 0 = keep them forever."),
     FY_CONFIG_KEY_SIZE("retention_bytes", BC, retention_bytes, "0", 0, UINT64_MAX,
                        "Delete the oldest messages when the store holds more; 0 = unlimited."),
+    FY_CONFIG_KEY_DURATION("retention_interval", BC, retention_interval_ms, "1m", 10, UINT64_MAX,
+                           "How often retention looks for messages to delete."),
     FY_CONFIG_KEY_DURATION("ack_timeout", BC, ack_timeout_ms, "30s", 1, UINT64_MAX,
                            "Redeliver a message its consumer has not acknowledged within this "
                            "time."),
     FY_CONFIG_KEY_UINT("max_reconsume", BC, max_reconsume, "16", 0, 64,
                        "Redeliveries of a message before it goes to the dead-letter queue "
-                       "(0..64)."),
-    FY_CONFIG_KEY_DURATION("max_delay", BC, max_delay_ms, "40d", 0, UINT64_MAX,
-                           "Longest delivery delay a producer may ask for."),
+                       "(0..64; dead-letter queues are not built yet)."),
+    FY_CONFIG_KEY_DURATION(
+        "max_delay", BC, max_delay_ms, "40d", 0, UINT64_MAX,
+        "Longest delivery delay a producer may ask for (delayed messages are not "
+        "built yet)."),
     FY_CONFIG_KEY_DURATION("tx_check_after", BC, tx_check_after_ms, "6s", 0, UINT64_MAX,
-                           "Ask the producer about a transaction still open after this time."),
+                           "Ask the producer about a transaction still open after this time "
+                           "(transactions are not built yet)."),
     FY_CONFIG_KEY_DURATION("tx_check_interval", BC, tx_check_interval_ms, "60s", 1, UINT64_MAX,
-                           "Time between two checks of the same open transaction."),
+                           "Time between two checks of the same open transaction (transactions are "
+                           "not built yet)."),
     FY_CONFIG_KEY_UINT("tx_max_checks", BC, tx_max_checks, "15", 0, UINT32_MAX,
-                       "Roll back an open transaction after this many unanswered checks."),
+                       "Roll back an open transaction after this many unanswered checks "
+                       "(transactions are not built yet)."),
     FY_CONFIG_KEY_SIZE("store_cache_size", BC, store_cache_size, "64MiB", FY_MiB, UINT64_MAX,
                        "LevelDB block cache for reads (at least 1MiB)."),
     FY_CONFIG_KEY_SIZE("store_write_buffer", BC, store_write_buffer, "64MiB", FY_MiB, UINT64_MAX,

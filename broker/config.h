@@ -154,6 +154,7 @@ typedef struct fy_broker_config {
     uint64_t max_message_size; /* bytes, 1KiB..256MiB */
     uint64_t retention_ms;     /* 0 = keep forever */
     uint64_t retention_bytes;  /* 0 = unlimited */
+    uint64_t retention_interval_ms;
     uint64_t ack_timeout_ms;
     uint64_t max_reconsume; /* 0..64 */
     uint64_t max_delay_ms;

@@ -18,14 +18,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #define MAX_QUEUES 1024
-#define WINDOW 4096           /* most offsets between committed and next per cursor */
-#define TAIL_SLOTS 512        /* recent records kept per queue for live delivery */
-#define TAIL_MAX_RECORD 65536 /* larger records are read from the store */
-#define SCAN_BATCH 128        /* records read from the store per cursor per dispatch round */
-#define DISPATCH_BUDGET 4096  /* records examined per dispatch before yielding to the loop */
-#define TICK_MS 200           /* ack timeouts and offset commits */
+#define WINDOW 4096               /* most offsets between committed and next per cursor */
+#define TAIL_SLOTS 512            /* recent records kept per queue for live delivery */
+#define TAIL_MAX_RECORD 65536     /* larger records are read from the store */
+#define SCAN_BATCH 128            /* records read from the store per cursor per dispatch round */
+#define DISPATCH_BUDGET 4096      /* records examined per dispatch before yielding to the loop */
+#define TICK_MS 200               /* ack timeouts and offset commits */
+#define RETENTION_QUEUES 256      /* queues looked at per retention step */
+#define RETENTION_MAX_TRIM 100000 /* messages deleted per queue per step */
 
 /* Settle state of an offset inside a cursor's window. */
 enum { W_NONE = 0, W_INFLIGHT = 1, W_DONE = 2, W_REDELIVER = 3 };
@@ -125,6 +128,11 @@ struct fy_core {
     size_t ndirty, capdirty;
     fy_sub *subs;
     struct event *tick_ev;
+    struct event *retention_ev;
+    uint32_t retention_next_topic; /* where the current retention pass continues */
+    double retention_excess;       /* share of each queue to drop for retention_bytes */
+    uint64_t retention_deleted;    /* messages deleted by retention */
+    uint64_t retention_skipped;    /* messages groups lost to retention before consuming */
     fy_buf scratch;
 };
 
@@ -344,7 +352,12 @@ static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec 
         if (co->persistent && fy_store_get_offset(c->store, g->name, t->id, q, &off) == FY_OK) {
             cu->persisted = off;
             if (off < min) {
-                off = min; /* retention removed what the group had not consumed */
+                c->retention_skipped += min - off;
+                fy_log(WARN, "core",
+                       "group=%s topic=%s queue=%u skipped=%llu msg=\"retention removed "
+                       "messages the group had not consumed\"",
+                       g->name, t->name, q, (unsigned long long)(min - off));
+                off = min;
             }
             if (off > max) {
                 off = max;
@@ -579,11 +592,17 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
     }
     fy_store_queue_range(c->store, t->id, cu->queue_id, &min, &max);
     if (cu->next < min) {
-        /* Retention removed unread records. */
+        /* Retention removed records the group had not read: skip ahead, and say so. */
+        uint64_t from = cu->next;
         while (cu->next < min && cu->next - cu->committed < WINDOW) {
             *win_at(cu, cu->next) = W_DONE;
             cu->next++;
         }
+        c->retention_skipped += cu->next - from;
+        fy_log(WARN, "core",
+               "group=%s topic=%s queue=%u skipped=%llu msg=\"retention removed messages the "
+               "group had not consumed\"",
+               cu->cons->g->name, t->name, cu->queue_id, (unsigned long long)(cu->next - from));
     }
     while (s->credit > 0 && cu->next < max && cu->next - cu->committed < WINDOW &&
            examined < SCAN_BATCH) {
@@ -964,6 +983,106 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     persist_offsets(c);
 }
 
+/* ---- Retention ---------------------------------------------------------------------------- */
+
+/* The topic with the smallest id >= from, or NULL. */
+static topic *topic_from(fy_core *c, uint32_t from)
+{
+    topic *best = NULL;
+    for (size_t i = 0; i < c->topic_ids.cap; i++) {
+        topic *t;
+        if (!c->topic_ids.used[i] || !c->topic_ids.vals[i]) {
+            continue;
+        }
+        t = (topic *)(uintptr_t)c->topic_ids.vals[i];
+        if (t->id >= from && (!best || t->id < best->id)) {
+            best = t;
+        }
+    }
+    return best;
+}
+
+/* Where retention cuts a queue: below the first message young enough, and below the share of
+ * the oldest messages that retention_bytes asks to drop; never more than RETENTION_MAX_TRIM at
+ * once. */
+static uint64_t retention_cut(fy_core *c, topic *t, uint32_t q, uint64_t now_ms)
+{
+    uint64_t min, max, cut;
+    fy_store_queue_range(c->store, t->id, q, &min, &max);
+    cut = min;
+    if (c->cfg->retention_ms && now_ms > c->cfg->retention_ms) {
+        uint64_t off;
+        if (fy_store_offset_by_time(c->store, t->id, q, now_ms - c->cfg->retention_ms, &off) ==
+                FY_OK &&
+            off > cut) {
+            cut = off;
+        }
+    }
+    if (c->retention_excess > 0) {
+        uint64_t drop = (uint64_t)((double)(max - min) * c->retention_excess + 0.999);
+        if (min + drop > cut) {
+            cut = min + drop;
+        }
+    }
+    if (cut > max) {
+        cut = max;
+    }
+    if (cut > min + RETENTION_MAX_TRIM) {
+        cut = min + RETENTION_MAX_TRIM;
+    }
+    return cut;
+}
+
+/* One retention step: up to RETENTION_QUEUES queues, continuing where the last step stopped;
+ * the deleting itself is done by the store's writer, off the loop. */
+static void on_retention(evutil_socket_t fd, short what, void *arg)
+{
+    fy_core *c = arg;
+    uint64_t now = fy_wall_ms();
+    size_t budget = RETENTION_QUEUES;
+    fy_wbatch *b = NULL;
+    topic *t;
+    struct timeval next;
+
+    if (c->retention_next_topic == 0) {
+        /* A new pass: decide the share to drop for the byte limit once for the whole pass. */
+        uint64_t bytes = c->cfg->retention_bytes ? fy_store_messages_bytes(c->store) : 0;
+        c->retention_excess = bytes > c->cfg->retention_bytes && c->cfg->retention_bytes
+                                  ? (double)(bytes - c->cfg->retention_bytes) / (double)bytes
+                                  : 0;
+    }
+    while (budget > 0 && (t = topic_from(c, c->retention_next_topic)) != NULL) {
+        for (uint32_t q = 0; q < t->queues; q++, budget = budget ? budget - 1 : 0) {
+            uint64_t min, max, cut = retention_cut(c, t, q, now);
+            fy_store_queue_range(c->store, t->id, q, &min, &max);
+            if (cut > min) {
+                if (!b) {
+                    b = fy_wbatch_new();
+                }
+                fy_wbatch_trim_queue(b, t->id, q, cut);
+                c->retention_deleted += cut - min;
+                fy_log(DEBUG, "core",
+                       "topic=%s queue=%u before=%llu deleted=%llu "
+                       "msg=\"retention\"",
+                       t->name, q, (unsigned long long)cut, (unsigned long long)(cut - min));
+            }
+        }
+        c->retention_next_topic = t->id + 1;
+    }
+    if (b) {
+        fy_store_submit(c->store, b, NULL, NULL);
+    }
+    if (!t) {
+        c->retention_next_topic = 0; /* pass done: the next one after the interval */
+        next.tv_sec = (time_t)(c->cfg->retention_interval_ms / 1000);
+        next.tv_usec = (suseconds_t)(c->cfg->retention_interval_ms % 1000) * 1000;
+    } else {
+        next.tv_sec = 0;
+        next.tv_usec = 10000; /* more queues in this pass: continue soon */
+    }
+    event_add(c->retention_ev, &next);
+}
+
 /* ---- Produce ------------------------------------------------------------------------------- */
 
 typedef struct produce_ctx {
@@ -1082,6 +1201,43 @@ int fy_core_message_get(fy_core *c, const uint8_t msgid[FY_MSGID_LEN], fy_buf *o
         return -FY_ENOTFOUND;
     }
     return fy_store_get(c->store, topic_id, queue_id, offset, out);
+}
+
+typedef struct find_ctx {
+    fy_core *c;
+    uint32_t topic_id;
+    void (*fn)(void *arg, const uint8_t msgid[FY_MSGID_LEN], const uint8_t *rec, size_t len);
+    void *arg;
+} find_ctx;
+
+static int find_one(void *arg, uint32_t queue_id, uint64_t offset, uint64_t store_ms)
+{
+    find_ctx *x = arg;
+    fy_buf *rec = &x->c->scratch;
+    uint8_t id[FY_MSGID_LEN];
+    /* The index may outlive its message (retention): skip what is gone. */
+    if (fy_store_get(x->c->store, x->topic_id, queue_id, offset, rec) == FY_OK) {
+        fy_msgid_make(id, (uint16_t)x->c->cfg->broker_id, x->topic_id, (uint16_t)queue_id, offset);
+        x->fn(x->arg, id, rec->data, rec->len);
+    }
+    return 0;
+}
+
+int fy_core_find_by_key(fy_core *c, const char *topic_name, const char *key, uint64_t from_ms,
+                        uint64_t to_ms, size_t limit,
+                        void (*fn)(void *arg, const uint8_t msgid[FY_MSGID_LEN], const uint8_t *rec,
+                                   size_t len),
+                        void *arg)
+{
+    topic *t = fy_strmap_get(&c->topics, topic_name, strlen(topic_name));
+    find_ctx x = {c, 0, fn, arg};
+    int rc;
+    if (!t) {
+        return -FY_ENOTFOUND;
+    }
+    x.topic_id = t->id;
+    rc = fy_store_query_key(c->store, t->id, key, from_ms, to_ms, limit, find_one, &x);
+    return rc < 0 ? rc : FY_OK;
 }
 
 /* ---- Topics -------------------------------------------------------------------------------- */
@@ -1364,6 +1520,14 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
     return FY_OK;
 }
 
+void fy_core_get_stats(fy_core *c, fy_core_stats *st)
+{
+    st->topics = c->topics.n;
+    st->groups = c->groups.n;
+    st->retention_deleted = c->retention_deleted;
+    st->retention_skipped = c->retention_skipped;
+}
+
 /* ---- Life cycle ---------------------------------------------------------------------------- */
 
 static int load_topic(void *arg, const char *name, const uint8_t *val, size_t len)
@@ -1414,6 +1578,12 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     fy_buf_free(&v);
     c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
     event_add(c->tick_ev, &tick);
+    c->retention_ev = event_new(base, -1, 0, on_retention, c);
+    {
+        struct timeval first = {(time_t)(cfg->retention_interval_ms / 1000),
+                                (suseconds_t)(cfg->retention_interval_ms % 1000) * 1000};
+        event_add(c->retention_ev, &first);
+    }
     fy_log(INFO, "core", "topics=%zu groups=%zu msg=\"core ready\"", c->topics.n, c->groups.n);
     return c;
 }
@@ -1451,6 +1621,9 @@ void fy_core_free(fy_core *c)
     persist_offsets(c);
     if (c->tick_ev) {
         event_free(c->tick_ev);
+    }
+    if (c->retention_ev) {
+        event_free(c->retention_ev);
     }
     fy_strmap_each(&c->groups, free_group, NULL);
     fy_strmap_free(&c->groups);

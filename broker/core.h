@@ -92,6 +92,15 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
 /* Reads a message by id into out (the stored record). FY_OK, -FY_ENOTFOUND, -FY_EINVAL. */
 int fy_core_message_get(fy_core *c, const uint8_t msgid[FY_MSGID_LEN], fy_buf *out);
 
+/* Messages of topic with key `key` stored within [from_ms, to_ms], oldest first, at most limit:
+ * calls fn with each stored record and its message id. FY_OK, -FY_ENOTFOUND (no such topic), or
+ * a store error. */
+int fy_core_find_by_key(fy_core *c, const char *topic, const char *key, uint64_t from_ms,
+                        uint64_t to_ms, size_t limit,
+                        void (*fn)(void *arg, const uint8_t msgid[FY_MSGID_LEN], const uint8_t *rec,
+                                   size_t len),
+                        void *arg);
+
 /* ---- Subscriptions ----------------------------------------------------------------------- */
 
 typedef struct fy_sub_spec {
@@ -174,5 +183,15 @@ int fy_core_group_describe(fy_core *c, const char *group, fy_sub_mode *mode,
 int fy_core_group_reset(fy_core *c, const char *group, const char *topic, uint64_t ts_ms,
                         void (*fn)(void *arg, uint32_t queue_id, uint64_t offset),
                         fy_core_done_cb done, void *arg);
+
+/* ---- Counters ---------------------------------------------------------------------------- */
+
+typedef struct fy_core_stats {
+    uint64_t topics;
+    uint64_t groups;
+    uint64_t retention_deleted; /* messages deleted by retention since start */
+    uint64_t retention_skipped; /* of which groups had not consumed (they skipped ahead) */
+} fy_core_stats;
+void fy_core_get_stats(fy_core *c, fy_core_stats *st);
 
 #endif

@@ -540,6 +540,56 @@ static int handle_msg_get(nconn *c, const fy_frame *f)
     return FY_OK;
 }
 
+typedef struct find_out {
+    fy_buf *out;
+    uint32_t n;
+    size_t end; /* the answer must stay a frame the client accepts */
+    bool full;
+} find_out;
+
+static void put_found(void *arg, const uint8_t msgid[FY_MSGID_LEN], const uint8_t *rec, size_t len)
+{
+    find_out *x = arg;
+    if (x->full || x->out->len + FY_MSGID_LEN + 4 + len > x->end) {
+        x->full = true; /* the oldest that fit; the client can ask again from a later time */
+        return;
+    }
+    fy_buf_append(x->out, msgid, FY_MSGID_LEN);
+    fy_buf_put_u32(x->out, (uint32_t)len);
+    fy_buf_append(x->out, rec, len);
+    x->n++;
+}
+
+static int handle_msg_find(nconn *c, const fy_frame *f)
+{
+    fy_w_msg_find m;
+    char topic[128], key[1024];
+    size_t start, count_at;
+    find_out x = {&c->out, 0, 0, false};
+    int rc;
+    if (fy_wire_dec_msg_find(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(m.topic, topic, sizeof(topic)) || !slice_cstr(m.key, key, sizeof(key))) {
+        reply_error(c, f->id, -FY_EINVAL, "topic name or key too long");
+        return FY_OK;
+    }
+    start = fy_wire_ok_begin(&c->out, f->id);
+    count_at = c->out.len;
+    fy_buf_put_u32(&c->out, 0);
+    x.end = start + c->srv->max_frame;
+    rc = fy_core_find_by_key(c->srv->core, topic, key, m.from_ms, m.to_ms, m.limit, put_found, &x);
+    if (rc != FY_OK) {
+        c->out.len = start; /* drop the half-built answer */
+        reply_error(c, f->id, rc, rc == -FY_ENOTFOUND ? "no such topic" : NULL);
+        return FY_OK;
+    }
+    fy_be32_put(c->out.data + count_at, x.n);
+    fy_wire_frame_end(&c->out, start);
+    flush_out(c);
+    return FY_OK;
+}
+
 static void put_group(void *arg, const char *name, fy_sub_mode mode, uint32_t members)
 {
     list_ctx *l = arg;
@@ -723,6 +773,8 @@ static int handle_frame(nconn *c, const fy_frame *f)
         return handle_unsubscribe(c, f);
     case FY_W_MSG_GET:
         return handle_msg_get(c, f);
+    case FY_W_MSG_FIND:
+        return handle_msg_find(c, f);
     case FY_W_GROUP_LIST:
         return handle_group_list(c, f);
     case FY_W_GROUP_DESCRIBE:

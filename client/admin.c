@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libferry's admin calls: topics (create, delete, list, describe), message lookup by id, groups
- * (list, describe, reset to a time). Each is one synchronous request; each answer is decoded
- * into one heap block (structure, arrays and strings together), so its _free is one free().
- * Counts are checked against the answer's size before anything is allocated. */
+/* libferry's admin calls: topics (create, delete, list, describe), message lookup by id or by
+ * key, groups (list, describe, reset to a time). Each is one synchronous request; each answer is
+ * decoded into one heap block (structure, arrays and strings together), so its _free is one
+ * free() — except a message list, whose messages are ordinary fy_message objects. Counts are
+ * checked against the answer's size before anything is allocated. */
 #include "client/private.h"
 
 #include "ferry/client.h"
@@ -275,6 +276,121 @@ out:
     cl_req_clear(&req);
     cl_run_completions(c);
     return rc;
+}
+
+/* Payload of a MSG_FIND answer entry before its record: 16-byte message id, u32 length. */
+#define FIND_ENTRY_MIN (FY_MSGID_LEN + 4)
+
+int fy_message_find(fy_client *c, const char *topic, const char *key, uint64_t from_ms,
+                    uint64_t to_ms, size_t limit, fy_message_list **out)
+{
+    fy_message_list *list = NULL;
+    fy_w_msg_find m;
+    cl_req req;
+    fy_rd rd;
+    uint32_t n, id;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!c || !out) {
+        return -FY_EINVAL;
+    }
+    memset(&req, 0, sizeof(req));
+    if (!topic || !*topic || strlen(topic) > UINT16_MAX) {
+        return cl_fail(c, -FY_EINVAL, "message find: a topic is required");
+    }
+    if (!key || !*key || strlen(key) > UINT16_MAX) {
+        return cl_fail(c, -FY_EINVAL, "message find: a key is required");
+    }
+    if (limit < 1 || limit > FY_WIRE_MAX_BATCH) {
+        return cl_fail(c, -FY_EINVAL, "message find: the limit is 1 to %d, not %zu",
+                       FY_WIRE_MAX_BATCH, limit);
+    }
+    if (to_ms != 0 && to_ms < from_ms) {
+        return cl_fail(c, -FY_EINVAL, "message find: to_ms %llu is before from_ms %llu",
+                       (unsigned long long)to_ms, (unsigned long long)from_ms);
+    }
+    rc = cl_ready(c);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rc = cl_out_reserve(c, FY_WIRE_HEADER_LEN + 2 + strlen(topic) + 2 + strlen(key) + 8 + 8 + 4);
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    m.topic = fy_slice_str(topic);
+    m.key = fy_slice_str(key);
+    m.from_ms = from_ms;
+    /* The broker's window is closed at both ends: "no upper bound" is the largest time. */
+    m.to_ms = to_ms ? to_ms : UINT64_MAX;
+    m.limit = (uint32_t)limit;
+    id = cl_next_id(c);
+    fy_wire_enc_msg_find(&c->out, id, &m);
+    cl_req_start(c, &req, CL_REQ_SYNC, FY_W_MSG_FIND, id);
+    cl_write_now(c);
+    rc = cl_req_wait(c, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rd = fy_rd_make(req.body.data, req.body.len);
+    n = fy_rd_u32(&rd);
+    if (rd.bad || n > limit || n > rd.left / FIND_ENTRY_MIN) {
+        rc = admin_malformed(c, "message find");
+        goto out;
+    }
+    /* The list and its array of pointers in one block; the messages apart (each is a normal
+     * fy_message that a caller may take over). */
+    list = calloc(1, sizeof(*list) + (size_t)n * sizeof(*list->messages));
+    if (!list) {
+        rc = cl_fail(c, -FY_ENOMEM, "out of memory");
+        goto out;
+    }
+    list->messages = n ? (fy_message **)(list + 1) : NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *raw = fy_rd_take(&rd, FY_MSGID_LEN);
+        uint32_t len = fy_rd_u32(&rd);
+        const uint8_t *rec = fy_rd_take(&rd, len);
+        if (!raw || !rec) {
+            rc = admin_malformed(c, "message find");
+            goto out;
+        }
+        rc = cl_message_from_record(rec, len, &list->messages[i]);
+        if (rc == -FY_EPROTO) {
+            rc = admin_malformed(c, "message find");
+            goto out;
+        }
+        if (rc != FY_OK) {
+            rc = cl_fail(c, rc, "out of memory");
+            goto out;
+        }
+        list->n++;
+        fy_msgid_to_hex(raw, list->messages[i]->msgid);
+    }
+    if (rd.left) {
+        rc = admin_malformed(c, "message find");
+        goto out;
+    }
+    *out = list;
+    list = NULL;
+out:
+    fy_message_list_free(list);
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+void fy_message_list_free(fy_message_list *list)
+{
+    if (!list) {
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        fy_message_free(list->messages[i]);
+    }
+    free(list);
 }
 
 /* ---- Groups -------------------------------------------------------------------------------- */

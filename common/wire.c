@@ -262,6 +262,21 @@ void fy_wire_enc_group_reset(fy_buf *out, uint32_t id, const fy_w_group_reset *m
     fy_wire_frame_end(out, start);
 }
 
+void fy_wire_enc_msg_find(fy_buf *out, uint32_t id, const fy_w_msg_find *m)
+{
+    size_t start;
+
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + wire_str_size(m->topic.len) +
+                            wire_str_size(m->key.len) + 8 + 8 + 4);
+    start = fy_wire_frame_begin(out, FY_W_MSG_FIND, 0, id);
+    fy_wire_put_slice(out, m->topic);
+    fy_wire_put_slice(out, m->key);
+    fy_buf_put_u64(out, m->from_ms);
+    fy_buf_put_u64(out, m->to_ms);
+    fy_buf_put_u32(out, m->limit);
+    fy_wire_frame_end(out, start);
+}
+
 void fy_wire_enc_simple(fy_buf *out, uint8_t type, uint32_t id, const char *s)
 {
     size_t start;
@@ -487,6 +502,21 @@ int fy_wire_dec_group_reset(const fy_frame *f, fy_w_group_reset *m)
     m->group = fy_wire_get_str(&r);
     m->topic = fy_wire_get_str(&r);
     m->ts_ms = fy_rd_u64(&r);
+    return wire_rd_done(&r);
+}
+
+int fy_wire_dec_msg_find(const fy_frame *f, fy_w_msg_find *m)
+{
+    fy_rd r = wire_rd(f);
+
+    m->topic = fy_wire_get_str(&r);
+    m->key = fy_wire_get_str(&r);
+    m->from_ms = fy_rd_u64(&r);
+    m->to_ms = fy_rd_u64(&r);
+    m->limit = fy_rd_u32(&r);
+    if (m->limit == 0 || m->limit > FY_WIRE_MAX_BATCH) {
+        return -FY_EPROTO;
+    }
     return wire_rd_done(&r);
 }
 

@@ -37,6 +37,7 @@ typedef enum fy_wire_type {
     FY_W_NACK = 0x33,
     FY_W_UNSUBSCRIBE = 0x34,
     FY_W_MSG_GET = 0x40,
+    FY_W_MSG_FIND = 0x41,
     FY_W_GROUP_LIST = 0x50,
     FY_W_GROUP_DESCRIBE = 0x51,
     FY_W_GROUP_RESET = 0x52,
@@ -163,6 +164,15 @@ typedef struct fy_w_sub_closed {
     fy_slice reason;
 } fy_w_sub_closed;
 
+/* MSG_FIND: messages of a topic by key, stored within [from_ms, to_ms], oldest first. */
+typedef struct fy_w_msg_find {
+    fy_slice topic;
+    fy_slice key;
+    uint64_t from_ms;
+    uint64_t to_ms;
+    uint32_t limit; /* 1..FY_WIRE_MAX_BATCH */
+} fy_w_msg_find;
+
 typedef struct fy_w_group_reset {
     fy_slice group;
     fy_slice topic;
@@ -189,6 +199,7 @@ void fy_wire_enc_deliver(fy_buf *out, uint32_t sub_id, uint64_t delivery_id,
                          const uint8_t msgid[FY_MSGID_LEN], const void *rec, size_t len);
 void fy_wire_enc_sub_closed(fy_buf *out, const fy_w_sub_closed *m);
 void fy_wire_enc_group_reset(fy_buf *out, uint32_t id, const fy_w_group_reset *m);
+void fy_wire_enc_msg_find(fy_buf *out, uint32_t id, const fy_w_msg_find *m);
 /* A request whose payload is one string (TOPIC_DELETE, TOPIC_DESCRIBE, MSG_GET, GROUP_DESCRIBE)
  * or nothing (PING, TOPIC_LIST, GROUP_LIST: s = NULL). */
 void fy_wire_enc_simple(fy_buf *out, uint8_t type, uint32_t id, const char *s);
@@ -219,6 +230,7 @@ int fy_wire_dec_ack(const fy_frame *f, fy_w_ack *m); /* ACK and NACK */
 int fy_wire_dec_deliver(const fy_frame *f, fy_w_deliver *m);
 int fy_wire_dec_sub_closed(const fy_frame *f, fy_w_sub_closed *m);
 int fy_wire_dec_group_reset(const fy_frame *f, fy_w_group_reset *m);
+int fy_wire_dec_msg_find(const fy_frame *f, fy_w_msg_find *m); /* limit 1..FY_WIRE_MAX_BATCH */
 /* A payload that is exactly one string. */
 int fy_wire_dec_str(const fy_frame *f, fy_slice *s);
 int fy_wire_dec_response(const fy_frame *f, fy_w_response *m);

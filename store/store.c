@@ -400,10 +400,10 @@ static uint64_t assign_offset_wt(fy_store *s, commit_ctx_wt *c, uint64_t qk)
     return (*next)++;
 }
 
-/* Adds K entries for each key of an appended record. Keys with a NUL byte cannot be queried
- * by name and are not indexed. */
+/* Adds (or, with del, removes) the K entries of each key of a record. Keys with a NUL byte
+ * cannot be queried by name and are not indexed. */
 static void index_keys_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, const uint8_t *rec,
-                          size_t len)
+                          size_t len, bool del)
 {
     fy_record_view v;
     fy_slice key;
@@ -423,11 +423,17 @@ static void index_keys_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, cons
         fy_buf_put_u64(&c->key, v.store_ms);
         fy_buf_put_u32(&c->key, v.queue_id);
         fy_buf_put_u64(&c->key, v.queue_offset);
-        leveldb_writebatch_put(s->wb, (const char *)c->key.data, c->key.len, "", 0);
+        if (del) {
+            leveldb_writebatch_delete(s->wb, (const char *)c->key.data, c->key.len);
+        } else {
+            leveldb_writebatch_put(s->wb, (const char *)c->key.data, c->key.len, "", 0);
+        }
     }
 }
 
-static void trim_wt(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t before)
+/* Deletes the records of a queue below `before`, with their key index entries. */
+static void trim_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t queue_id,
+                    uint64_t before)
 {
     uint8_t from[MKEY_LEN], k[MKEY_LEN];
     leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
@@ -439,8 +445,11 @@ static void trim_wt(fy_store *s, uint32_t topic_id, uint32_t queue_id, uint64_t 
         if (klen != MKEY_LEN || memcmp(key, from, 9) != 0 || fy_be64_get(key + 9) >= before) {
             break;
         }
+        size_t vlen;
+        const uint8_t *val = (const uint8_t *)leveldb_iter_value(it, &vlen);
         memcpy(k, key, MKEY_LEN);
         leveldb_writebatch_delete(s->wb, (const char *)k, MKEY_LEN);
+        index_keys_wt(s, c, topic_id, val, vlen, true);
     }
     leveldb_iter_destroy(it);
 }
@@ -465,7 +474,7 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             mkey(k, topic_id, queue_id, off);
             leveldb_writebatch_put(s->wb, (const char *)k, sizeof(k), (const char *)rec, len);
             if (has_keys) {
-                index_keys_wt(s, c, topic_id, rec, len);
+                index_keys_wt(s, c, topic_id, rec, len, false);
             }
             b->res[nappend].queue_id = queue_id;
             b->res[nappend].offset = off;
@@ -506,7 +515,7 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             uint32_t topic_id = fy_rd_u32(&rd);
             uint32_t queue_id = fy_rd_u32(&rd);
             uint64_t before = fy_rd_u64(&rd);
-            trim_wt(s, topic_id, queue_id, before);
+            trim_wt(s, c, topic_id, queue_id, before);
             break;
         }
         default:
@@ -1068,6 +1077,15 @@ const char *fy_store_last_error(const fy_store *s)
 {
     /* Written once, before healthy turns false, and never again. */
     return s->last_error;
+}
+
+uint64_t fy_store_messages_bytes(fy_store *s)
+{
+    const char *start = "M", *limit = "N";
+    size_t slen = 1, llen = 1;
+    uint64_t size = 0;
+    leveldb_approximate_sizes(s->db, 1, &start, &slen, &limit, &llen, &size);
+    return size;
 }
 
 void fy_store_get_stats(const fy_store *s, fy_store_stats *st)

@@ -106,7 +106,8 @@ void fy_wbatch_del_group(fy_wbatch *b, const char *name);
  * number so equal times stay distinct and ordered. */
 void fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len);
 void fy_wbatch_del_timer(fy_wbatch *b, uint64_t deliver_ms, uint64_t seq);
-/* Deletes the messages of a queue with offsets below `before` (retention). */
+/* Deletes the messages of a queue with offsets below `before`, and their key index entries
+ * (retention). The writer does the deleting; the caller bounds how many at once. */
 void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, uint64_t before);
 /* A namespace per adapter (e.g. "mqtt": retained messages, sessions). */
 void fy_wbatch_put_adapter(fy_wbatch *b, const char *adapter, const void *key, size_t klen,
@@ -182,6 +183,10 @@ int fy_store_scan_adapter(fy_store *s, const char *adapter, const void *prefix, 
                           int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
                                     size_t vlen),
                           void *arg);
+
+/* Approximate bytes the messages take on disk (LevelDB's estimate of the M key space; what is
+ * only in the memtable is not counted). */
+uint64_t fy_store_messages_bytes(fy_store *s);
 
 /* Counters for /health and metrics. */
 typedef struct fy_store_stats {

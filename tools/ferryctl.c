@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ferryctl: the command-line tool for Ferry — topics, groups, message lookup, send and consume —
- * over libferry's public API only. Human-readable output by default; --json prints JSON Lines
- * (one compact JSON document per line: one per command, or one per message for send and
- * consume). Exit codes: 0 ok, 1 the broker refused or a request failed, 2 usage error, 3 cannot
- * connect (or the connection was lost), 130 interrupted. */
+/* ferryctl: the command-line tool for Ferry — topics, groups, message lookup (by id or by key),
+ * send and consume — over libferry's public API only. Human-readable output by default; --json
+ * prints JSON Lines (one compact JSON document per line: one per command, or one per message for
+ * send and consume). Exit codes: 0 ok, 1 the broker refused or a request failed, 2 usage error,
+ * 3 cannot connect (or the connection was lost), 130 interrupted. */
 #include "ferry/client.h"
 #include "ferry/errors.h"
 #include "ferry/message.h"
@@ -47,6 +47,8 @@ static const char usage_text[] =
     "  group reset GROUP --topic T --to TIME\n"
     "                                   move a group's position in T to a time\n"
     "  message get ID                   show a stored message by id\n"
+    "  message find --topic T --key K [--since TIME] [--until TIME] [--limit N]\n"
+    "                                   list the messages of T with key K, oldest first\n"
     "\n"
     "Options:\n"
     "  --broker HOST:PORT  broker address (default $FERRY_BROKER, else 127.0.0.1:10911)\n"
@@ -102,10 +104,16 @@ static const char help_group[] =
     "`reset` moves the group's position in topic T to the first message stored at or after\n"
     "TIME (ms since the epoch or ISO 8601) in every queue.\n";
 
-static const char help_message[] = "Usage: ferryctl message get ID\n"
-                                   "\n"
-                                   "Shows the stored message with id ID (32 hex digits, as "
-                                   "printed by send).\n";
+static const char help_message[] =
+    "Usage: ferryctl message get ID\n"
+    "       ferryctl message find --topic T --key K [--since TIME] [--until TIME] [--limit N]\n"
+    "\n"
+    "`get` shows the stored message with id ID (32 hex digits, as printed by send).\n"
+    "`find` lists the messages of topic T that carry key K (send --key), oldest first, one\n"
+    "line each: message id, queue, offset, store time and the body (shortened).\n"
+    "  --since TIME  only messages stored at or after TIME (ms since the epoch or ISO 8601)\n"
+    "  --until TIME  only messages stored at or before TIME (default: no limit)\n"
+    "  --limit N     at most N messages, 1 to 1024 (default 100)\n";
 
 /* ---- Global state -------------------------------------------------------------------------- */
 
@@ -1078,29 +1086,51 @@ static int cmd_group(fy_client *c, int argc, char **argv)
 
 /* ---- message ------------------------------------------------------------------------------- */
 
-static int cmd_message(fy_client *c, int argc, char **argv)
+#define FIND_DEFAULT_LIMIT 100
+#define FIND_BODY_SHOWN 60 /* bytes of a body shown by `message find` */
+
+/* One `message find` line: id, queue, offset, store time, and the body cut to FIND_BODY_SHOWN
+ * bytes (at a character boundary) or a note when it is not text. */
+static void message_print_line(const fy_message *m)
+{
+    char t1[96];
+    size_t len, shown;
+    const unsigned char *p = fy_message_body(m, &len);
+
+    printf("%s %" PRId64 " %" PRId64 " %s ", fy_message_id(m), fy_message_queue_id(m),
+           fy_message_queue_offset(m), fmt_time(fy_message_store_ms(m), t1, sizeof(t1)));
+    if (!printable(p, len)) {
+        printf("<%zu bytes of binary data>\n", len);
+        return;
+    }
+    shown = len;
+    if (len > FIND_BODY_SHOWN) {
+        shown = FIND_BODY_SHOWN;
+        while (shown > 0 && (p[shown] & 0xc0) == 0x80) {
+            shown--; /* do not cut a UTF-8 sequence */
+        }
+    }
+    printf("%.*s%s\n", (int)shown, p ? (const char *)p : "", shown < len ? "..." : "");
+}
+
+static int cmd_message_get(fy_client *c, const parsed *p)
 {
     fy_message *m;
-    parsed p;
     int rc;
 
-    rc = parse_args(argc, argv, NULL, help_message, &p);
-    if (rc >= 0) {
-        return rc;
-    }
-    if (p.npos < 1 || strcmp(p.pos[0], "get") != 0) {
-        return usage_error(help_message, "message: the subcommand is get");
-    }
     cmd_name = "message get";
-    if (p.npos != 2) {
+    if (p->nopts > 0) {
+        return usage_error(help_message, "message get: options are for message find");
+    }
+    if (p->npos != 2) {
         return usage_error(help_message, "message get: one ID expected");
     }
-    if (fy_message_id_parse(p.pos[1], NULL, NULL, NULL, NULL) != FY_OK) {
+    if (fy_message_id_parse(p->pos[1], NULL, NULL, NULL, NULL) != FY_OK) {
         return usage_error(help_message, "message get: '%s' is not a message id (32 hex digits)",
-                           p.pos[1]);
+                           p->pos[1]);
     }
     NEED_BROKER(c);
-    rc = fy_message_get_by_id(c, p.pos[1], &m);
+    rc = fy_message_get_by_id(c, p->pos[1], &m);
     if (rc != FY_OK) {
         return report(c, rc);
     }
@@ -1111,6 +1141,73 @@ static int cmd_message(fy_client *c, int argc, char **argv)
     }
     fy_message_free(m);
     return EXIT_OK;
+}
+
+static int cmd_message_find(fy_client *c, const parsed *p)
+{
+    const char *topic = opt_get(p, "topic"), *key = opt_get(p, "key"), *v;
+    uint64_t since = 0, until = 0, limit = FIND_DEFAULT_LIMIT;
+    fy_message_list *list;
+    int rc;
+
+    cmd_name = "message find";
+    if (p->npos != 1) {
+        return usage_error(help_message, "message find: no arguments expected besides options");
+    }
+    if (!topic || !*topic || !key || !*key) {
+        return usage_error(help_message, "message find: --topic and --key are required");
+    }
+    if ((v = opt_get(p, "since")) && !parse_time(v, &since)) {
+        return usage_error(help_message, "message find: bad TIME '%s' for --since", v);
+    }
+    /* The library reads an upper bound of 0 as "none": the epoch itself is not a useful one. */
+    if ((v = opt_get(p, "until")) && (!parse_time(v, &until) || until == 0)) {
+        return usage_error(help_message, "message find: bad TIME '%s' for --until", v);
+    }
+    if (until != 0 && until < since) {
+        return usage_error(help_message, "message find: --until is before --since");
+    }
+    if ((v = opt_get(p, "limit")) && (!parse_u64(v, &limit) || limit < 1 || limit > 1024)) {
+        return usage_error(help_message, "message find: --limit needs a number from 1 to 1024");
+    }
+    NEED_BROKER(c);
+    rc = fy_message_find(c, topic, key, since, until, (size_t)limit, &list);
+    if (rc != FY_OK) {
+        return report(c, rc);
+    }
+    if (json_out) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < list->n; i++) {
+            json_array_append_new(arr, message_json(list->messages[i]));
+        }
+        json_print(json_pack("{s:s, s:s, s:o}", "topic", topic, "key", key, "messages", arr));
+    } else {
+        for (size_t i = 0; i < list->n; i++) {
+            message_print_line(list->messages[i]);
+        }
+    }
+    fy_message_list_free(list);
+    return EXIT_OK;
+}
+
+static int cmd_message(fy_client *c, int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"topic", true}, {"key", true},   {"since", true},
+                                    {"until", true}, {"limit", true}, {NULL, false}};
+    parsed p;
+    int rc;
+
+    rc = parse_args(argc, argv, spec, help_message, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos >= 1 && strcmp(p.pos[0], "get") == 0) {
+        return cmd_message_get(c, &p);
+    }
+    if (p.npos >= 1 && strcmp(p.pos[0], "find") == 0) {
+        return cmd_message_find(c, &p);
+    }
+    return usage_error(help_message, "message: the subcommand is get or find");
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */

@@ -2,7 +2,7 @@
 /** @file
  * libferry: the C client of the Ferry broker's native protocol (docs/protocol.md). One
  * fy_client is one TCP connection to ferryd; on it run producer calls (fy_send and friends),
- * consumers (fy_consumer_new) and admin calls (topics, groups, message lookup).
+ * consumers (fy_consumer_new) and admin calls (topics, groups, message lookup by id or key).
  *
  * Return values: every int-returning function returns FY_OK (0) or a negative FY_E* code from
  * ferry/errors.h; fy_strerror() names it and fy_client_last_error() gives the details of the
@@ -350,6 +350,36 @@ void fy_topic_info_free(fy_topic_info *info);
  * (checked before sending), -FY_ENOTFOUND if no such message is kept. *out is a message owned
  * by the caller (fy_message_free()) with its id, queue, offset and store time set. */
 int fy_message_get_by_id(fy_client *c, const char *msgid, fy_message **out);
+
+/** The answer of fy_message_find(): the messages found, oldest first. */
+typedef struct fy_message_list {
+    size_t n;
+    /** @c n messages (NULL when @c n is 0), each with its id, queue, offset and store time set.
+     * They belong to the list: fy_message_list_free() frees them. A caller may take one over
+     * by copying the pointer and setting its slot to NULL (it then frees it with
+     * fy_message_free()). */
+    fy_message **messages;
+} fy_message_list;
+
+/** Finds the messages of @p topic that carry the key @p key (fy_message_add_key(), compared
+ * exactly) and were stored within [@p from_ms, @p to_ms] (ms since the epoch, both inclusive),
+ * oldest first (by store time), at most @p limit of them. Messages removed by retention are
+ * left out.
+ * @param from_ms earliest store time; 0 = from the oldest message kept.
+ * @param to_ms   latest store time; 0 = no upper bound (everything stored when the broker
+ *                answers).
+ * @param limit   most messages returned, 1 to 1024; when more match, the oldest are returned
+ *                (to page on, call again with @p from_ms = the last message's store time and
+ *                skip the ids already seen).
+ * @param out     set to the list, owned by the caller (fy_message_list_free()), or NULL on
+ *                error. A search that matches nothing is FY_OK with an empty list.
+ * @return FY_OK; -FY_EINVAL (no topic or key, @p limit out of range, @p to_ms before
+ * @p from_ms; checked before sending); -FY_ENOTFOUND (no such topic); -FY_ETIMEDOUT,
+ * -FY_ECLOSED, -FY_EPROTO, -FY_ENOMEM as for every admin call. */
+int fy_message_find(fy_client *c, const char *topic, const char *key, uint64_t from_ms,
+                    uint64_t to_ms, size_t limit, fy_message_list **out);
+/** Frees the answer of fy_message_find() and every message still in it. NULL-safe. */
+void fy_message_list_free(fy_message_list *list);
 
 /** Lists the consumer groups. */
 int fy_group_list(fy_client *c, fy_groups **out);

@@ -621,6 +621,58 @@ static void test_core_topic_delete_closes_subscriptions(void **state)
     assert_int_equal(fy_core_topic_delete(e->core, "gone", NULL, NULL), -FY_ENOTFOUND);
 }
 
+static bool queue_emptied(void *arg)
+{
+    env *e = arg;
+    fy_topic_info t;
+    uint64_t min, max;
+    fy_core_topic_get(e->core, "old", &t);
+    fy_core_queue_range(e->core, t.topic_id, 0, &min, &max);
+    return min == max && max == 5;
+}
+
+static void test_core_retention_deletes_old_messages(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    int st = 1000;
+    fy_core_stats cs;
+    fy_buf rec = FY_BUF_INIT;
+    fy_produce_result first;
+    /* Short retention, checked often. */
+    fy_core_free(e->core);
+    e->cfg.retention_ms = 300;
+    e->cfg.retention_interval_ms = 50;
+    core_open(e);
+    fy_core_topic_create(e->core, "old", 1, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    /* The group reads nothing and leaves: its committed offset stays at 0. */
+    subscribe(e, &a, "late", "old", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_close(a.sub);
+    first = produce(e, "old", "", "gone-0", "");
+    for (int i = 1; i < 5; i++) {
+        produce(e, "old", "", "gone", "");
+    }
+    run_until(e, queue_emptied, e);
+    assert_int_equal(fy_core_message_get(e->core, first.msgid, &rec), -FY_ENOTFOUND);
+    fy_core_get_stats(e->core, &cs);
+    assert_int_equal(cs.retention_deleted, 5);
+
+    /* The group comes back: it skips what retention removed and gets what is new. */
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "late", "old", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 10);
+    produce(e, "old", "", "fresh", "");
+    wait_n(e, &a, 1);
+    run_for(e, 50);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.body[0], "fresh");
+    fy_core_get_stats(e->core, &cs);
+    assert_int_equal(cs.retention_skipped, 5);
+    fy_buf_free(&rec);
+}
+
 int main(void)
 {
     fy_log_set_level(FY_LOG_ERROR);
@@ -640,6 +692,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_start_positions_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_ack_timeout_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

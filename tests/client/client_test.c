@@ -6,7 +6,8 @@
  * and their text, request timeouts, a connection dropped mid-request (-FY_ECLOSED, then a
  * reconnect), consumers in pull and callback mode (credit topped up, acks batched, nacks, message
  * ids built from the topic id), re-subscription after a drop, SUB_CLOSED, and the decoding of
- * admin answers, including malformed ones. */
+ * admin answers, including malformed ones (message lookup by key: arguments checked before
+ * sending, the window and limit on the wire, ids taken from the answer). */
 #include "common/buf.h"
 #include "common/record.h"
 #include "common/wire.h"
@@ -53,6 +54,7 @@ typedef struct fake {
     int hold_sends;      /* answer SENDs only once this many are waiting (pipelining check) */
     bool drop_next;      /* close the connection instead of answering the next request */
     bool malformed_list; /* answer TOPIC_LIST with a count larger than the body */
+    int malformed_find;  /* MSG_FIND: 1 = one entry more than the limit, 2 = count over body */
 
     /* What it saw. */
     int accepts, hellos, subscribes, unsubscribes, send_frames, credits_total;
@@ -66,6 +68,10 @@ typedef struct fake {
     uint8_t nack_how[FAKE_MAX_RECS];
     int n_nacked;
     char last_client_id[64];
+    int finds; /* MSG_FIND requests, and the last one's fields */
+    char find_topic[32], find_key[32];
+    uint64_t find_from, find_to;
+    uint32_t find_limit;
 
     /* The subscription of the current connection. */
     uint32_t sub_id;
@@ -333,6 +339,52 @@ static bool fake_handle(fake *f, const fy_frame *fr, fy_buf *out)
         start = fy_wire_ok_begin(out, fr->id);
         fy_buf_put_u32(out, (uint32_t)f->recs[off].len);
         fy_buf_append(out, f->recs[off].data, f->recs[off].len);
+        fy_wire_frame_end(out, start);
+        break;
+    }
+    case FY_W_MSG_FIND: {
+        fy_w_msg_find m;
+        size_t start, count_at;
+        uint32_t n = 0;
+        FAKE_CHECK((fy_wire_dec_msg_find(fr, &m)) == (FY_OK));
+        f->finds++;
+        snprintf(f->find_topic, sizeof(f->find_topic), "%.*s", (int)m.topic.len,
+                 (const char *)m.topic.p);
+        snprintf(f->find_key, sizeof(f->find_key), "%.*s", (int)m.key.len, (const char *)m.key.p);
+        f->find_from = m.from_ms;
+        f->find_to = m.to_ms;
+        f->find_limit = m.limit;
+        if (strcmp(f->find_topic, "missing") == 0) {
+            fy_wire_enc_error(out, fr->id, FY_ENOTFOUND, "no such topic");
+            break;
+        }
+        /* Every stored record carrying the key, in store order; the id names queue 1 and an
+         * offset of 100 + index, unlike the record's own location, so a client that takes the
+         * id from the answer can be told from one that rebuilds it. */
+        start = fy_wire_ok_begin(out, fr->id);
+        count_at = out->len;
+        fy_buf_put_u32(out, 0);
+        for (int i = 0; i < f->nrecs; i++) {
+            fy_record_view v;
+            fy_record_iter it;
+            fy_slice k;
+            bool match = false;
+            FAKE_CHECK(fy_record_decode(f->recs[i].data, f->recs[i].len, &v) == FY_OK);
+            it = fy_record_keys(&v);
+            while (fy_record_key_next(&it, &k)) {
+                match = match || (k.len == m.key.len && memcmp(k.p, m.key.p, k.len) == 0);
+            }
+            if (!match || n >= m.limit + (f->malformed_find == 1)) {
+                continue;
+            }
+            uint8_t id[FY_MSGID_LEN];
+            fy_msgid_make(id, FAKE_BROKER_ID, FAKE_TOPIC_ID, 1, 100 + (uint64_t)i);
+            fy_buf_append(out, id, sizeof(id));
+            fy_buf_put_u32(out, (uint32_t)f->recs[i].len);
+            fy_buf_append(out, f->recs[i].data, f->recs[i].len);
+            n++;
+        }
+        fy_be32_put(out->data + count_at, n + (f->malformed_find == 2 ? 1 : 0));
         fy_wire_frame_end(out, start);
         break;
     }
@@ -1103,6 +1155,129 @@ static void test_admin_answers_decode(void **state)
     fake_stop(f);
 }
 
+static void test_admin_message_find(void **state)
+{
+    fake *f = fake_start();
+    fy_client *c = client_for(f, 5000);
+    fy_message_list *l = NULL;
+    fy_send_result sent[4];
+    char want[FY_MESSAGE_ID_LEN + 1];
+    uint8_t raw[FY_MSGID_LEN];
+
+    /* Bad arguments are refused before anything is sent. */
+    static fy_message_list stale;
+    l = &stale; /* any non-NULL value: it must be reset */
+    assert_int_equal(fy_message_find(c, "orders", "k", 0, 0, 0, &l), -FY_EINVAL);
+    assert_null(l);
+    assert_non_null(strstr(fy_client_last_error(c), "limit"));
+    assert_int_equal(fy_message_find(c, "orders", "k", 0, 0, 1025, &l), -FY_EINVAL);
+    assert_int_equal(fy_message_find(c, NULL, "k", 0, 0, 10, &l), -FY_EINVAL);
+    assert_int_equal(fy_message_find(c, "", "k", 0, 0, 10, &l), -FY_EINVAL);
+    assert_int_equal(fy_message_find(c, "orders", NULL, 0, 0, 10, &l), -FY_EINVAL);
+    assert_int_equal(fy_message_find(c, "orders", "", 0, 0, 10, &l), -FY_EINVAL);
+    assert_int_equal(fy_message_find(c, "orders", "k", 20, 10, 10, &l), -FY_EINVAL);
+    assert_int_equal(fy_message_find(c, "orders", "k", 0, 0, 10, NULL), -FY_EINVAL);
+    assert_int_equal(fy_message_find(NULL, "orders", "k", 0, 0, 10, &l), -FY_EINVAL);
+    assert_int_equal(fake_get(f, &f->finds), 0);
+
+    /* Three messages with key "order-1" (one among other keys), one without. */
+    for (int i = 0; i < 4; i++) {
+        char body[16];
+        fy_message *m;
+        snprintf(body, sizeof(body), "body-%d", i);
+        m = msg_make("orders", body);
+        if (i == 1) {
+            assert_int_equal(fy_message_add_key(m, "other"), FY_OK);
+        }
+        if (i != 2) {
+            assert_int_equal(fy_message_add_key(m, "order-1"), FY_OK);
+        }
+        assert_int_equal(fy_send(c, m, &sent[i]), FY_OK);
+        fy_message_free(m);
+    }
+
+    /* to_ms 0 goes out as "no upper bound"; the other fields as given. */
+    assert_int_equal(fy_message_find(c, "orders", "order-1", 17, 0, 1024, &l), FY_OK);
+    fake_lock(f);
+    assert_string_equal(f->find_topic, "orders");
+    assert_string_equal(f->find_key, "order-1");
+    assert_int_equal(f->find_from, 17);
+    assert_int_equal(f->find_to, UINT64_MAX);
+    assert_int_equal(f->find_limit, 1024);
+    fake_unlock(f);
+    assert_non_null(l);
+    assert_int_equal(l->n, 3);
+    for (size_t i = 0; i < l->n; i++) {
+        static const int idx[] = {0, 1, 3};
+        char body[16];
+        size_t len;
+        const void *p = fy_message_body(l->messages[i], &len);
+        snprintf(body, sizeof(body), "body-%d", idx[i]);
+        assert_int_equal(len, strlen(body));
+        assert_memory_equal(p, body, len);
+        assert_string_equal(fy_message_topic(l->messages[i]), "orders");
+        /* The id is the answer's, not the record's location (queue 0, offset idx). */
+        fy_msgid_make(raw, FAKE_BROKER_ID, FAKE_TOPIC_ID, 1, 100 + (uint64_t)idx[i]);
+        fy_msgid_to_hex(raw, want);
+        assert_string_equal(fy_message_id(l->messages[i]), want);
+        assert_int_equal(fy_message_queue_offset(l->messages[i]), idx[i]);
+        assert_int_equal(fy_message_store_ms(l->messages[i]), 1700000000000ull);
+    }
+    assert_int_equal(fy_message_key_count(l->messages[1]), 2);
+    assert_string_equal(fy_message_key_at(l->messages[1], 1), "order-1");
+    /* A message taken over from the list outlives it. */
+    fy_message *kept = l->messages[2];
+    l->messages[2] = NULL;
+    fy_message_list_free(l);
+    assert_memory_equal(fy_message_body(kept, NULL), "body-3", 6);
+    fy_message_free(kept);
+    fy_message_list_free(NULL);
+
+    /* A closed window and a limit go out unchanged; the answer respects the limit. */
+    assert_int_equal(fy_message_find(c, "orders", "order-1", 5, 6, 2, &l), FY_OK);
+    fake_lock(f);
+    assert_int_equal(f->find_from, 5);
+    assert_int_equal(f->find_to, 6);
+    assert_int_equal(f->find_limit, 2);
+    fake_unlock(f);
+    assert_int_equal(l->n, 2);
+    fy_message_list_free(l);
+
+    /* Nothing matches: FY_OK and an empty list. */
+    assert_int_equal(fy_message_find(c, "orders", "nope", 0, 0, 10, &l), FY_OK);
+    assert_non_null(l);
+    assert_int_equal(l->n, 0);
+    assert_null(l->messages);
+    fy_message_list_free(l);
+
+    /* The broker's refusal. */
+    assert_int_equal(fy_message_find(c, "missing", "order-1", 0, 0, 10, &l), -FY_ENOTFOUND);
+    assert_null(l);
+    assert_non_null(strstr(fy_client_last_error(c), "no such topic"));
+
+    /* More entries than asked for, or a count over the body: malformed, nothing returned. */
+    fake_lock(f);
+    f->malformed_find = 1;
+    fake_unlock(f);
+    assert_int_equal(fy_message_find(c, "orders", "order-1", 0, 0, 2, &l), -FY_EPROTO);
+    assert_null(l);
+    fake_lock(f);
+    f->malformed_find = 2;
+    fake_unlock(f);
+    assert_int_equal(fy_message_find(c, "orders", "order-1", 0, 0, 10, &l), -FY_EPROTO);
+    assert_null(l);
+    fake_lock(f);
+    f->malformed_find = 0;
+    fake_unlock(f);
+    /* The connection is still good. */
+    assert_int_equal(fy_message_find(c, "orders", "order-1", 0, 0, 10, &l), FY_OK);
+    assert_int_equal(l->n, 3);
+    fy_message_list_free(l);
+    assert_int_equal(fake_get(f, &f->finds), 7);
+    fy_client_free(c);
+    fake_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1119,6 +1294,7 @@ int main(void)
         cmocka_unit_test(test_consumer_resubscribes_after_drop),
         cmocka_unit_test(test_consumer_sub_closed),
         cmocka_unit_test(test_admin_answers_decode),
+        cmocka_unit_test(test_admin_message_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
 /* Unit tests of the native protocol codec (common/wire.h): a round trip of every message type
  * through frame_parse, frame splitting (every prefix, back-to-back frames, length limits), every
  * decoder against truncated payloads and trailing bytes (on exactly-sized heap copies, so ASan
- * sees any over-read), out-of-range enums and counts, RESPONSE rules, and message ids. */
+ * sees any over-read), out-of-range enums, counts and MSG_FIND limits, RESPONSE rules, and
+ * message ids. */
 #include "common/buf.h"
 #include "common/record.h"
 #include "common/wire.h"
@@ -115,6 +116,10 @@ static int dec_group_reset(const fy_frame *f, void *m)
 {
     return fy_wire_dec_group_reset(f, m);
 }
+static int dec_msg_find(const fy_frame *f, void *m)
+{
+    return fy_wire_dec_msg_find(f, m);
+}
 static int dec_str(const fy_frame *f, void *m)
 {
     return fy_wire_dec_str(f, m);
@@ -130,7 +135,7 @@ typedef struct sample {
     dec_fn dec;
 } sample;
 
-enum { NSAMPLES = 14 };
+enum { NSAMPLES = 15 };
 
 /* One valid frame of every message type whose payload has a fixed end (an OK RESPONSE's body
  * is "the rest", so it is tested on its own). */
@@ -146,6 +151,7 @@ static void build_samples(sample s[NSAMPLES])
     static fy_w_ack ack;
     fy_w_sub_closed closed = {5, FY_ENOTFOUND, fy_slice_str("topic deleted")};
     fy_w_group_reset reset = {fy_slice_str("g"), fy_slice_str("orders"), 42};
+    fy_w_msg_find find = {fy_slice_str("orders"), fy_slice_str("order-1"), 5, UINT64_MAX, 300};
     size_t start;
     int i = 0;
 
@@ -197,6 +203,9 @@ static void build_samples(sample s[NSAMPLES])
     s[i].name = "group_reset";
     s[i].dec = dec_group_reset;
     fy_wire_enc_group_reset(&s[i++].buf, 9, &reset);
+    s[i].name = "msg_find";
+    s[i].dec = dec_msg_find;
+    fy_wire_enc_msg_find(&s[i++].buf, 12, &find);
     s[i].name = "msg_get";
     s[i].dec = dec_str;
     fy_wire_enc_simple(&s[i++].buf, FY_W_MSG_GET, 10, "000100000002000300000000000000ff");
@@ -503,6 +512,79 @@ static void test_wire_round_trip_group_reset(void **state)
     assert_slice_str(out.group, "g1");
     assert_slice_str(out.topic, "orders");
     assert_int_equal(out.ts_ms, 1700000000123ull);
+    fy_buf_free(&b);
+}
+
+static void test_wire_round_trip_msg_find(void **state)
+{
+    fy_buf b = FY_BUF_INIT;
+    fy_w_msg_find in = {fy_slice_str("orders"), fy_slice_str("order-7"), 1700000000123ull,
+                        0xfedcba9876543210ull, FY_WIRE_MAX_BATCH},
+                  out;
+    fy_frame f;
+
+    fy_wire_enc_msg_find(&b, 0x01020304, &in);
+    parse_whole(&b, FY_W_MSG_FIND, 0, 0x01020304, &f);
+    assert_int_equal(fy_wire_dec_msg_find(&f, &out), FY_OK);
+    assert_slice_str(out.topic, "orders");
+    assert_slice_str(out.key, "order-7");
+    assert_int_equal(out.from_ms, 1700000000123ull);
+    assert_int_equal(out.to_ms, 0xfedcba9876543210ull);
+    assert_int_equal(out.limit, FY_WIRE_MAX_BATCH);
+    /* The exact layout of docs/protocol.md: header, str topic, str key, u64 from_ms, u64 to_ms,
+     * u32 limit. */
+    static const uint8_t want[] = {
+        0,    0,    0,    43,   0x41, 0,    1,    2,    3,    4,    0,    6, 'o', 'r',  'd',  'e',
+        'r',  's',  0,    7,    'o',  'r',  'd',  'e',  'r',  '-',  '7',  0, 0,   0x01, 0x8b, 0xcf,
+        0xe5, 0x68, 0x7b, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10, 0, 0,   0x04, 0};
+    assert_int_equal(b.len, sizeof(want));
+    assert_memory_equal(b.data, want, sizeof(want));
+
+    /* Empty strings and the smallest limit survive too. */
+    fy_buf_reset(&b);
+    in.topic = fy_slice_str("");
+    in.key = fy_slice_str("");
+    in.from_ms = 0;
+    in.to_ms = 0;
+    in.limit = 1;
+    fy_wire_enc_msg_find(&b, 9, &in);
+    parse_whole(&b, FY_W_MSG_FIND, 0, 9, &f);
+    assert_int_equal(fy_wire_dec_msg_find(&f, &out), FY_OK);
+    assert_int_equal(out.topic.len, 0);
+    assert_int_equal(out.key.len, 0);
+    assert_int_equal(out.from_ms, 0);
+    assert_int_equal(out.to_ms, 0);
+    assert_int_equal(out.limit, 1);
+    fy_buf_free(&b);
+}
+
+/* MSG_FIND's limit is 1..1024: the encoder writes any value, the decoder refuses the others. */
+static void test_wire_msg_find_limit_range(void **state)
+{
+    static const uint32_t bad[] = {0, FY_WIRE_MAX_BATCH + 1, 0x10000, UINT32_MAX};
+    static const uint32_t good[] = {1, 2, FY_WIRE_MAX_BATCH - 1, FY_WIRE_MAX_BATCH};
+    fy_w_msg_find in = {fy_slice_str("t"), fy_slice_str("k"), 0, UINT64_MAX, 0}, out;
+    fy_buf b = FY_BUF_INIT;
+    fy_frame f;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fy_buf_reset(&b);
+        in.limit = bad[i];
+        fy_wire_enc_msg_find(&b, 1, &in);
+        parse_whole(&b, FY_W_MSG_FIND, 0, 1, &f);
+        assert_int_equal(fy_be32_get(b.data + b.len - 4), bad[i]);
+        if (fy_wire_dec_msg_find(&f, &out) != -FY_EPROTO) {
+            fail_msg("limit %u accepted", (unsigned)bad[i]);
+        }
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        fy_buf_reset(&b);
+        in.limit = good[i];
+        fy_wire_enc_msg_find(&b, 1, &in);
+        parse_whole(&b, FY_W_MSG_FIND, 0, 1, &f);
+        assert_int_equal(fy_wire_dec_msg_find(&f, &out), FY_OK);
+        assert_int_equal(out.limit, good[i]);
+    }
     fy_buf_free(&b);
 }
 
@@ -960,6 +1042,8 @@ int main(void)
         cmocka_unit_test(test_wire_round_trip_deliver),
         cmocka_unit_test(test_wire_round_trip_sub_closed),
         cmocka_unit_test(test_wire_round_trip_group_reset),
+        cmocka_unit_test(test_wire_round_trip_msg_find),
+        cmocka_unit_test(test_wire_msg_find_limit_range),
         cmocka_unit_test(test_wire_round_trip_simple),
         cmocka_unit_test(test_wire_response_ok_and_error),
         cmocka_unit_test(test_wire_response_rejects_malformed),

@@ -290,6 +290,23 @@ static void fuzz_group_reset(const fy_frame *f, fy_buf *out)
                "group_reset: fields differ");
 }
 
+static void fuzz_msg_find(const fy_frame *f, fy_buf *out)
+{
+    fy_w_msg_find a, b;
+    fy_frame g;
+
+    if (fy_wire_dec_msg_find(f, &a) != FY_OK) {
+        return;
+    }
+    fuzz_check(a.limit >= 1 && a.limit <= FY_WIRE_MAX_BATCH, "msg_find: limit out of range");
+    fy_wire_enc_msg_find(out, f->id, &a);
+    check_reencoded(out, f, 0, f->id, &g);
+    fuzz_check(fy_wire_dec_msg_find(&g, &b) == FY_OK && slice_eq(a.topic, b.topic) &&
+                   slice_eq(a.key, b.key) && a.from_ms == b.from_ms && a.to_ms == b.to_ms &&
+                   a.limit == b.limit,
+               "msg_find: fields differ");
+}
+
 /* An OK body read as HELLO's answer and as SEND's answer, each re-encoded when it decodes. */
 static void fuzz_ok_body(const fy_frame *f, fy_slice body, fy_buf *out)
 {
@@ -425,6 +442,11 @@ static void fuzz_frame(const fy_frame *f, fy_buf *out)
     case FY_W_GROUP_RESET:
         if (plain) {
             fuzz_group_reset(f, out);
+        }
+        break;
+    case FY_W_MSG_FIND:
+        if (plain) {
+            fuzz_msg_find(f, out);
         }
         break;
     case FY_W_RESPONSE:

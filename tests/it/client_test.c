@@ -5,7 +5,9 @@
  * back, broadcast members each getting every message, a subscription closed by a topic delete,
  * bodies over the broker's limit, and reconnection across a broker restart on the same port
  * (in-flight request fails with -FY_ECLOSED, the next call reconnects and the consumer is
- * subscribed again). Usage: test_it_client PATH_TO_FERRYD */
+ * subscribed again), and message lookup by key (exactly the messages with the key, oldest first
+ * across queues, the time window inclusive, the limit keeping the oldest, unknown topic refused).
+ * Usage: test_it_client PATH_TO_FERRYD */
 #include "tests/testutil.h"
 
 #include "ferry/client.h"
@@ -419,6 +421,130 @@ static void test_it_reconnect_across_broker_restart(void **state)
     fy_client_free(c);
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sends one message to topic with the given keys (NULL-terminated) and returns where it went. */
+static void send_keyed(fy_client *c, const char *topic, const char *body, const char *const *keys,
+                       fy_send_result *r)
+{
+    fy_message *m = msg(topic, body);
+    for (; keys && *keys; keys++) {
+        assert_int_equal(fy_message_add_key(m, *keys), FY_OK);
+    }
+    assert_int_equal(fy_send(c, m, r), FY_OK);
+    fy_message_free(m);
+}
+
+/* Checks that list holds exactly the messages sent[from..to) (ids, location, store time, body
+ * "k1-<i>"), in that order. */
+static void assert_found(const fy_message_list *l, const fy_send_result *sent, int from, int to)
+{
+    assert_non_null(l);
+    assert_int_equal(l->n, (size_t)(to - from));
+    for (int i = from; i < to; i++) {
+        const fy_message *m = l->messages[i - from];
+        char body[16];
+        size_t len;
+        const void *p = fy_message_body(m, &len);
+        snprintf(body, sizeof(body), "k1-%d", i);
+        assert_string_equal(fy_message_id(m), sent[i].msgid);
+        assert_int_equal(fy_message_queue_id(m), sent[i].queue_id);
+        assert_int_equal(fy_message_queue_offset(m), sent[i].queue_offset);
+        assert_int_equal(fy_message_store_ms(m), sent[i].store_ms);
+        assert_string_equal(fy_message_topic(m), "it_find");
+        assert_int_equal(len, strlen(body));
+        assert_memory_equal(p, body, len);
+    }
+}
+
+#define FIND_N 5
+
+static void test_it_message_find_by_key(void **state)
+{
+    static const char *const k1[] = {"order-1", NULL};
+    static const char *const k1_other[] = {"other", "order-1", NULL};
+    static const char *const k2[] = {"order-2", NULL};
+    static const char *const k10[] = {"order-10", NULL};
+    broker *b = *state;
+    fy_client *c = client(b);
+    fy_send_result sent[FIND_N], r;
+    fy_message_list *l;
+
+    /* Four queues: messages with one key spread over them, so "oldest first" is by store time
+     * across queues, not one queue's order. Each "order-1" message is stored in a later
+     * millisecond than the one before (the test waits for the clock), with messages of other
+     * keys (one a longer key with the same prefix) and none in between. */
+    assert_int_equal(fy_topic_create(c, "it_find", 4), FY_OK);
+    for (int i = 0; i < FIND_N; i++) {
+        char body[16];
+        int64_t until = mono_ms() + WAIT_MS;
+        snprintf(body, sizeof(body), "k1-%d", i);
+        send_keyed(c, "it_find", body, i == 3 ? k1_other : k1, &sent[i]);
+        send_keyed(c, "it_find", "k2", k2, &r);
+        send_keyed(c, "it_find", "k10", k10, &r);
+        send_keyed(c, "it_find", "none", NULL, &r);
+        while (wall_ms() <= sent[i].store_ms) {
+            assert_true(mono_ms() < until);
+            sleep_ms(1);
+        }
+    }
+    for (int i = 1; i < FIND_N; i++) {
+        assert_true(sent[i].store_ms > sent[i - 1].store_ms);
+    }
+
+    /* Everything with the key, oldest first; to_ms 0 = no upper bound. */
+    assert_int_equal(fy_message_find(c, "it_find", "order-1", 0, 0, 1024, &l), FY_OK);
+    assert_found(l, sent, 0, FIND_N);
+    assert_int_equal(fy_message_key_count(l->messages[3]), 2);
+    fy_message_list_free(l);
+
+    /* The window is inclusive at both ends. */
+    assert_int_equal(fy_message_find(c, "it_find", "order-1", sent[2].store_ms, 0, 1024, &l),
+                     FY_OK);
+    assert_found(l, sent, 2, FIND_N);
+    fy_message_list_free(l);
+    assert_int_equal(
+        fy_message_find(c, "it_find", "order-1", sent[1].store_ms, sent[3].store_ms, 1024, &l),
+        FY_OK);
+    assert_found(l, sent, 1, 4);
+    fy_message_list_free(l);
+    assert_int_equal(fy_message_find(c, "it_find", "order-1", sent[1].store_ms + 1,
+                                     sent[3].store_ms - 1, 1024, &l),
+                     FY_OK);
+    assert_found(l, sent, 2, 3);
+    fy_message_list_free(l);
+
+    /* The limit keeps the oldest. */
+    assert_int_equal(fy_message_find(c, "it_find", "order-1", 0, 0, 2, &l), FY_OK);
+    assert_found(l, sent, 0, 2);
+    fy_message_list_free(l);
+    assert_int_equal(fy_message_find(c, "it_find", "order-1", sent[3].store_ms, 0, 1, &l), FY_OK);
+    assert_found(l, sent, 3, 4);
+    fy_message_list_free(l);
+
+    /* Another key of the same message finds it; a key nobody used finds nothing. */
+    assert_int_equal(fy_message_find(c, "it_find", "other", 0, 0, 10, &l), FY_OK);
+    assert_found(l, sent, 3, 4);
+    fy_message_list_free(l);
+    assert_int_equal(fy_message_find(c, "it_find", "order-", 0, 0, 10, &l), FY_OK);
+    assert_int_equal(l->n, 0);
+    fy_message_list_free(l);
+
+    /* Refusals: an unknown topic (the broker), a bad limit (before sending). */
+    assert_int_equal(fy_message_find(c, "it_no_such_topic", "order-1", 0, 0, 10, &l),
+                     -FY_ENOTFOUND);
+    assert_null(l);
+    assert_int_equal(fy_message_find(c, "it_find", "order-1", 0, 0, 0, &l), -FY_EINVAL);
+    assert_int_equal(fy_message_find(c, "it_find", "order-1", 0, 0, 1025, &l), -FY_EINVAL);
+    assert_int_equal(fy_client_ping(c), FY_OK);
+    fy_client_free(c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +555,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_it_topic_delete_closes_subscription, setup, teardown),
         cmocka_unit_test_setup_teardown(test_it_too_big_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_it_reconnect_across_broker_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_it_message_find_by_key, setup, teardown),
     };
     if (argc != 2) {
         fprintf(stderr, "usage: %s PATH_TO_FERRYD\n", argv[0]);

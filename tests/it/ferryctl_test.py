@@ -4,8 +4,10 @@
 # create / list / describe / delete, send from arguments and from stdin (pipelined, results in
 # input order), consume with --count and --from first, group describe showing committed offsets
 # and lag 0 after consuming, group reset to a time and consuming again from there, message get
-# by an id printed by send, message ids of deliveries equal to those send printed, --json output
-# that parses, and the exit codes (1 request failed, 2 usage, 3 cannot connect).
+# by an id printed by send, message find by key (exactly the messages with the key, oldest first,
+# --since / --until / --limit, long bodies shortened, unknown topic), message ids of deliveries
+# equal to those send printed, --json output that parses, and the exit codes (1 request failed,
+# 2 usage, 3 cannot connect).
 # Usage: ferryctl_test.py PATH_TO_FERRYD PATH_TO_FERRYCTL SOURCE_DIR
 import datetime
 import json
@@ -226,6 +228,136 @@ class FerryctlTest(unittest.TestCase):
         missing = msgid[:16] + "00000000ffffffff"
         code, _, err = self.ctl("message", "get", missing)
         self.assertEqual(code, 1, err)
+
+    # ---- message find ----------------------------------------------------------------------
+
+    @staticmethod
+    def iso_ms(ms):
+        t = datetime.datetime.fromtimestamp(ms / 1000.0, datetime.timezone.utc)
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (ms % 1000)
+
+    def send_find_fixture(self):
+        """Topic t_find (3 queues): five messages with key order-1, each stored in a later
+        millisecond than the one before, with messages of other keys (one a longer key with the
+        same prefix) and without keys in between. Returns the --json send results of the five."""
+        self.ok("topic", "create", "t_find", "--queues", "3")
+        sent = []
+        for i in range(5):
+            keys = ["--key", "order-1"] if i != 3 else ["--key", "other", "--key", "order-1"]
+            r = self.json_lines(self.ok("--json", "send", "t_find", *keys, "k1-%d" % i))[0]
+            sent.append(r)
+            self.ok("send", "t_find", "--key", "order-2", "k2-%d" % i)
+            self.ok("send", "t_find", "--key", "order-10", "k10-%d" % i)
+            self.ok("send", "t_find", "nokey-%d" % i)
+            deadline = time.monotonic() + DEADLINE_S
+            while time.time() * 1000 <= r["store_ms"]:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.001)
+        stores = [r["store_ms"] for r in sent]
+        self.assertEqual(stores, sorted(set(stores)))
+        return sent
+
+    def find_ids(self, *args):
+        """Runs `message find` (human output); returns its lines split into their 5 fields."""
+        out = self.ok("message", "find", *args)
+        rows = [line.split(" ", 4) for line in out.splitlines()]
+        for r in rows:
+            self.assertEqual(len(r), 5, out)
+        return rows
+
+    def test_message_find_by_key(self):
+        sent = self.send_find_fixture()
+        ids = [r["msgid"] for r in sent]
+
+        # Exactly the five, oldest first, each line: id, queue, offset, store time, body.
+        rows = self.find_ids("--topic", "t_find", "--key", "order-1")
+        self.assertEqual([r[0] for r in rows], ids)
+        for i, (row, r) in enumerate(zip(rows, sent)):
+            self.assertEqual((int(row[1]), int(row[2])), (r["queue"], r["offset"]))
+            self.assertEqual(row[3], self.iso_ms(r["store_ms"]))
+            self.assertEqual(row[4], "k1-%d" % i)
+        self.assertGreater(len({r["queue"] for r in sent}), 1)  # spread over queues
+
+        # --json: one document with the messages, as `message get --json` shows them.
+        doc = self.json_lines(self.ok("--json", "message", "find", "--topic", "t_find",
+                                      "--key", "order-1"))
+        self.assertEqual(len(doc), 1)
+        self.assertEqual((doc[0]["topic"], doc[0]["key"]), ("t_find", "order-1"))
+        msgs = doc[0]["messages"]
+        self.assertEqual([m["msgid"] for m in msgs], ids)
+        self.assertEqual([m["body"] for m in msgs], ["k1-%d" % i for i in range(5)])
+        self.assertEqual([m["store_ms"] for m in msgs], [r["store_ms"] for r in sent])
+        self.assertEqual(msgs[3]["keys"], ["other", "order-1"])
+        self.assertTrue(all(m["topic"] == "t_find" for m in msgs))
+
+        # --since (ISO 8601) drops the earlier ones; the bound is inclusive.
+        rows = self.find_ids("--topic", "t_find", "--key", "order-1",
+                             "--since", self.iso_ms(sent[2]["store_ms"]))
+        self.assertEqual([r[0] for r in rows], ids[2:])
+        # --until (ms since the epoch), inclusive too; with --since, a window.
+        rows = self.find_ids("--topic", "t_find", "--key", "order-1",
+                             "--until", str(sent[1]["store_ms"]))
+        self.assertEqual([r[0] for r in rows], ids[:2])
+        rows = self.find_ids("--topic", "t_find", "--key", "order-1",
+                             "--since", str(sent[1]["store_ms"] + 1),
+                             "--until", str(sent[3]["store_ms"]))
+        self.assertEqual([r[0] for r in rows], ids[2:4])
+        # --limit keeps the oldest.
+        rows = self.find_ids("--topic", "t_find", "--key", "order-1", "--limit", "2")
+        self.assertEqual([r[0] for r in rows], ids[:2])
+        rows = self.find_ids("--topic", "t_find", "--key", "order-1", "--limit", "1",
+                             "--since", str(sent[4]["store_ms"]))
+        self.assertEqual([r[0] for r in rows], ids[4:])
+
+        # The other keys find their own messages; a prefix of a key finds nothing.
+        rows = self.find_ids("--topic", "t_find", "--key", "other")
+        self.assertEqual([r[0] for r in rows], [ids[3]])
+        rows = self.find_ids("--topic", "t_find", "--key", "order-2")
+        self.assertEqual([r[4] for r in rows], ["k2-%d" % i for i in range(5)])
+        self.assertEqual(self.ok("message", "find", "--topic", "t_find", "--key", "order-"), "")
+        doc = self.json_lines(self.ok("--json", "message", "find", "--topic", "t_find",
+                                      "--key", "nobody"))[0]
+        self.assertEqual(doc["messages"], [])
+
+    def test_message_find_shortens_long_bodies(self):
+        body = "x" * 50 + "é" * 40  # 130 bytes, multi-byte characters across the cut
+        self.ok("send", "t_find_long", "--key", "long", body)
+        rows = self.find_ids("--topic", "t_find_long", "--key", "long")
+        self.assertEqual(len(rows), 1)
+        shown = rows[0][4]
+        self.assertTrue(shown.endswith("..."), shown)
+        self.assertTrue(body.startswith(shown[:-3]), shown)
+        self.assertLess(len(shown[:-3].encode()), len(body.encode()))
+        self.assertGreater(len(shown[:-3]), 50)
+        # --json carries the whole body.
+        doc = self.json_lines(self.ok("--json", "message", "find", "--topic", "t_find_long",
+                                      "--key", "long"))[0]
+        self.assertEqual(doc["messages"][0]["body"], body)
+
+    def test_message_find_unknown_topic_and_usage(self):
+        code, out, err = self.ctl("message", "find", "--topic", "t_find_none", "--key", "k")
+        self.assertEqual(code, 1, err)
+        self.assertEqual(out, "")
+        self.assertIn("message find", err)
+        self.assertIn("ENOTFOUND", err)
+        # Bad arguments are usage errors, found before connecting.
+        dead = self.dead_broker()
+        for args in (["--key", "k"], ["--topic", "t"],
+                     ["--topic", "t", "--key", "k", "--limit", "0"],
+                     ["--topic", "t", "--key", "k", "--limit", "1025"],
+                     ["--topic", "t", "--key", "k", "--since", "yesterday"],
+                     ["--topic", "t", "--key", "k", "--since", "2000", "--until", "1000"],
+                     ["--topic", "t", "--key", "k", "extra"]):
+            code, _, err = self.ctl("message", "find", *args, broker=dead)
+            self.assertEqual(code, 2, "%s: %s" % (args, err))
+            self.assertIn("Usage", err)
+        code, out, _ = self.ctl("message", "--help", broker=dead)
+        self.assertEqual(code, 0)
+        self.assertIn("message find --topic T --key K", out)
+        # The largest limit is accepted.
+        self.ok("send", "t_find_lim", "--key", "k", "one")
+        rows = self.find_ids("--topic", "t_find_lim", "--key", "k", "--limit", "1024")
+        self.assertEqual([r[4] for r in rows], ["one"])
 
     # ---- exit codes ------------------------------------------------------------------------
 

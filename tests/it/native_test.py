@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferryd_test  # noqa: E402  (the Ferryd process helper)
 from nativeproto import (  # noqa: E402  (the byte-level codec, shared with model_test.py)
     ACK, DELIVER, MSG_GET, PING, RESPONSE, SEND, SUBSCRIBE, TOPIC_CREATE, TOPIC_DESCRIBE, Conn,
-    frame, parse_deliver, record, s16)
+    frame, parse_deliver, parse_topic_describe, record, s16)
 
 DEADLINE_S = 10
 
@@ -133,6 +133,41 @@ class NativeTest(unittest.TestCase):
         while self.f.output().count("msg=\"closing:") < len(cases):
             self.assertLess(time.monotonic(), deadline, self.f.output())
             time.sleep(0.05)
+
+
+class RetentionTest(unittest.TestCase):
+    """Retention through a real ferryd: old messages go, /health counts them."""
+
+    def test_old_messages_are_deleted_in_the_background(self):
+        tmp = tempfile.mkdtemp(prefix="ferry-retention-")
+        conf = os.path.join(tmp, "ferry.conf")
+        with open(conf, "w") as f:
+            f.write("retention 500ms\nretention_interval 100ms\n")
+        ferryd = ferryd_test.Ferryd(os.path.join(tmp, "data"), conf=conf)
+        try:
+            ferryd.wait_ready(component="native")
+            c = Conn(ferryd.ports["native"])
+            c.hello()
+            self.assertEqual(c.request(TOPIC_CREATE, 2, s16(b"logs") + struct.pack(">I", 1))[0], 0)
+            payload = struct.pack(">H", 20) + b"".join(
+                s16(b"") + struct.pack(">I", len(r)) + r
+                for r in [record(b"logs", b"line", keys=(b"k",)) for _ in range(20)])
+            self.assertEqual(c.request(SEND, 3, payload)[0], 0)
+            deadline = time.monotonic() + DEADLINE_S
+            while True:
+                status, _, body = c.request(TOPIC_DESCRIBE, 4, s16(b"logs"))
+                self.assertEqual(status, 0)
+                ranges = parse_topic_describe(body)[2]
+                if ranges[0] == (20, 20):
+                    break
+                self.assertLess(time.monotonic(), deadline, ranges)
+                time.sleep(0.05)
+            health = ferryd.get("/health")[1]
+            self.assertEqual(health["core"]["retention_deleted"], 20)
+            c.close()
+        finally:
+            ferryd.close()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
