@@ -891,10 +891,11 @@ static const fy_config_key broker_keys[] = {
     FY_CONFIG_KEY_UINT("max_reconsume", BC, max_reconsume, "16", 0, 64,
                        "Redeliveries of a message before it goes to the dead-letter queue "
                        "(0..64; dead-letter queues are not built yet)."),
-    FY_CONFIG_KEY_DURATION(
-        "max_delay", BC, max_delay_ms, "40d", 0, UINT64_MAX,
-        "Longest delivery delay a producer may ask for (delayed messages are not "
-        "built yet)."),
+    FY_CONFIG_KEY_DURATION("max_delay", BC, max_delay_ms, "40d", 0, UINT64_MAX,
+                           "Longest delivery delay a producer may ask for."),
+    FY_CONFIG_KEY_STRING("delay_levels", BC, delay_levels,
+                         "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
+                         "Delays of the message property DELAY=1, 2, ... (RocketMQ's levels)."),
     FY_CONFIG_KEY_DURATION("tx_check_after", BC, tx_check_after_ms, "6s", 0, UINT64_MAX,
                            "Ask the producer about a transaction still open after this time "
                            "(transactions are not built yet)."),

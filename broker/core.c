@@ -5,6 +5,7 @@
 #include "broker/core.h"
 
 #include "broker/config.h"
+#include "broker/selector.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -106,6 +107,7 @@ struct fy_sub {
     char *client_id;
     char **tags; /* NULL = every tag */
     size_t ntags;
+    fy_selector *sel; /* a SQL92 filter, instead of tags */
     uint32_t credit;
     inflight *fl;
     uint32_t nfl, capfl, free_head, inflight;
@@ -129,6 +131,11 @@ struct fy_core {
     fy_sub *subs;
     struct event *tick_ev;
     struct event *retention_ev;
+    struct event *timer_ev;    /* fires when the earliest delayed message is due */
+    bool timer_busy;           /* a batch moving due messages is being written */
+    bool closing;              /* fy_core_free is draining: start nothing new */
+    uint64_t delay_levels[32]; /* ms of each delay level (1-based in messages) */
+    size_t ndelay_levels;
     uint32_t retention_next_topic; /* where the current retention pass continues */
     double retention_excess;       /* share of each queue to drop for retention_bytes */
     uint64_t retention_deleted;    /* messages deleted by retention */
@@ -472,14 +479,17 @@ static void wake_queue(topic *t, uint32_t queue_id)
     }
 }
 
-static bool tag_matches(const fy_sub *s, const uint8_t *rec, size_t len)
+static bool filter_matches(const fy_sub *s, const uint8_t *rec, size_t len)
 {
     fy_record_view v;
-    if (!s->tags) {
+    if (!s->tags && !s->sel) {
         return true;
     }
     if (fy_record_decode(rec, len, &v) != FY_OK) {
         return false;
+    }
+    if (s->sel) {
+        return fy_selector_match(s->sel, &v);
     }
     for (size_t i = 0; i < s->ntags; i++) {
         size_t n = strlen(s->tags[i]);
@@ -561,7 +571,7 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
     }
     x->examined++;
     cu->next++;
-    if (tag_matches(x->s, rec, len)) {
+    if (filter_matches(x->s, rec, len)) {
         deliver(x->s, cu, offset, rec, len);
     } else {
         *win_at(cu, offset) = W_DONE;
@@ -624,7 +634,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
         }
         off = cu->next++;
         examined++;
-        if (tag_matches(s, ts->rec.data, ts->rec.len)) {
+        if (filter_matches(s, ts->rec.data, ts->rec.len)) {
             deliver(s, cu, off, ts->rec.data, ts->rec.len);
         } else {
             *win_at(cu, off) = W_DONE;
@@ -700,6 +710,7 @@ static int parse_filter(fy_sub *s, const char *filter)
 
 static void sub_free(fy_sub *s)
 {
+    fy_selector_free(s->sel);
     for (size_t i = 0; i < s->ntags; i++) {
         fy_free(s->tags[i]);
     }
@@ -772,6 +783,10 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
     }
     g = fy_strmap_get(&c->groups, spec->group, strlen(spec->group));
     if (g && g->mode != spec->mode) {
+        if (spec->errbuf) {
+            snprintf(spec->errbuf, spec->errbuf_len, "group %s exists in %s mode", g->name,
+                     g->mode == FY_SUB_CLUSTERING ? "clustering" : "broadcast");
+        }
         *err = -FY_EINVAL;
         return NULL;
     }
@@ -781,7 +796,23 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
     s->owner = owner;
     s->free_head = FREE_END;
     s->client_id = fy_strdup(spec->client_id ? spec->client_id : "");
-    rc = parse_filter(s, spec->filter);
+    if (spec->filter_type == FY_FILTER_SQL92) {
+        char why[160];
+        const char *text = spec->filter ? spec->filter : "";
+        s->sel = fy_selector_compile(text, strlen(text), why, sizeof(why), NULL);
+        rc = s->sel ? FY_OK : -FY_EINVAL;
+        if (!s->sel && spec->errbuf) {
+            snprintf(spec->errbuf, spec->errbuf_len, "bad SQL92 filter: %s", why);
+        }
+    } else if (spec->filter_type == FY_FILTER_TAG) {
+        rc = parse_filter(s, spec->filter);
+        if (rc != FY_OK && spec->errbuf) {
+            snprintf(spec->errbuf, spec->errbuf_len,
+                     "bad tag filter: expected \"*\" or tags joined by \"||\"");
+        }
+    } else {
+        rc = -FY_EINVAL;
+    }
     if (rc != FY_OK) {
         sub_free(s);
         *err = rc;
@@ -1083,6 +1114,225 @@ static void on_retention(evutil_socket_t fd, short what, void *arg)
     event_add(c->retention_ev, &next);
 }
 
+static void arm_timer(fy_core *c);
+static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
+                     fy_produce_result *res);
+
+/* ---- Delayed messages ---------------------------------------------------------------------- */
+
+/* Parses a decimal property value; false unless it is all digits and fits. */
+static bool prop_u64(const fy_record_view *v, const char *name, bool *present, uint64_t *out)
+{
+    fy_slice s;
+    uint64_t n = 0;
+    *present = fy_record_prop_get(v, name, &s);
+    if (!*present) {
+        return true;
+    }
+    if (s.len == 0 || s.len > 19) {
+        return false;
+    }
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') {
+            return false;
+        }
+        n = n * 10 + (uint64_t)(s.p[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
+/* When a message is to be delivered: now, unless it carries TIMER_DELIVER_MS (ms since the
+ * epoch), TIMER_DELAY_MS (ms from now) or DELAY (a level of delay_levels, 1-based; 0 = none).
+ * -FY_EINVAL for a malformed value, a level out of range, or a time beyond max_delay. */
+static int deliver_at(fy_core *c, const fy_record_view *v, uint64_t now, uint64_t *due)
+{
+    bool present;
+    uint64_t n = 0;
+    *due = now;
+    if (v->nprops == 0) {
+        return FY_OK;
+    }
+    if (!prop_u64(v, FY_PROP_DELIVER_MS, &present, &n)) {
+        return -FY_EINVAL;
+    }
+    if (present) {
+        *due = n;
+    } else {
+        if (!prop_u64(v, FY_PROP_DELAY_MS, &present, &n)) {
+            return -FY_EINVAL;
+        }
+        if (present) {
+            *due = now + n;
+        } else {
+            if (!prop_u64(v, FY_PROP_DELAY_LEVEL, &present, &n)) {
+                return -FY_EINVAL;
+            }
+            if (present && n > c->ndelay_levels) {
+                return -FY_EINVAL;
+            }
+            if (present && n > 0) {
+                *due = now + c->delay_levels[n - 1];
+            }
+        }
+    }
+    if (*due > now + c->cfg->max_delay_ms) {
+        return -FY_EINVAL;
+    }
+    return FY_OK;
+}
+
+/* Parses delay_levels ("1s 5s 10s ... 2h"). */
+static int parse_delay_levels(fy_core *c, const char *text, char *err, size_t errlen)
+{
+    const char *p = text;
+    c->ndelay_levels = 0;
+    while (*p) {
+        uint64_t n = 0, unit;
+        const char *start;
+        while (*p == ' ' || *p == '\t' || *p == ',') {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        start = p;
+        while (*p >= '0' && *p <= '9' && n < UINT32_MAX) {
+            n = n * 10 + (uint64_t)(*p++ - '0');
+        }
+        if (p == start) {
+            goto bad;
+        }
+        if (p[0] == 'm' && p[1] == 's') {
+            unit = 1, p += 2;
+        } else if (*p == 's') {
+            unit = 1000, p++;
+        } else if (*p == 'm') {
+            unit = 60000, p++;
+        } else if (*p == 'h') {
+            unit = 3600000, p++;
+        } else if (*p == 'd') {
+            unit = 86400000, p++;
+        } else {
+            goto bad;
+        }
+        if ((*p && *p != ' ' && *p != '\t' && *p != ',') ||
+            c->ndelay_levels == sizeof(c->delay_levels) / sizeof(c->delay_levels[0])) {
+            goto bad;
+        }
+        c->delay_levels[c->ndelay_levels++] = n * unit;
+    }
+    if (c->ndelay_levels > 0) {
+        return FY_OK;
+    }
+bad:
+    snprintf(err, errlen,
+             "delay_levels: expected up to 32 durations such as \"1s 5s 10s 30s 1m\", got \"%s\"",
+             text);
+    return -FY_EINVAL;
+}
+
+typedef struct fire_ctx {
+    fy_core *c;
+    fy_wbatch *b;
+    uint32_t *topic_ids;
+    size_t n, cap;
+} fire_ctx;
+
+/* One due message: append it to its topic and remove it from the time index, in one batch. */
+static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, size_t len)
+{
+    fire_ctx *x = arg;
+    fy_core *c = x->c;
+    fy_record_view v;
+    topic *t = NULL;
+    int rc = FY_OK;
+    fy_wbatch_del_timer(x->b, when, seq);
+    if (fy_record_decode(rec, len, &v) == FY_OK) {
+        t = topic_get_or_create(c, (const char *)v.topic.p, v.topic.len, x->b, &rc);
+    }
+    if (!t) {
+        fy_log(ERROR, "core",
+               "deliver_ms=%llu seq=%llu err=%s msg=\"dropped a delayed message: "
+               "its topic cannot be created\"",
+               (unsigned long long)when, (unsigned long long)seq,
+               fy_errname(rc ? rc : -FY_ECORRUPT));
+        return 0;
+    }
+    fy_buf_reset(&c->scratch);
+    fy_buf_append(&c->scratch, rec, len);
+    /* Mark it as having been delayed (flags live at offset 2 of the record header). */
+    fy_be16_put(c->scratch.data + 2, (uint16_t)(v.flags | FY_RECORD_F_DELAYED));
+    fy_wbatch_append_raw(x->b, t->id, t->rr++ % t->queues, c->scratch.data, c->scratch.len);
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 64;
+        x->topic_ids = fy_realloc(x->topic_ids, x->cap * sizeof(*x->topic_ids));
+    }
+    x->topic_ids[x->n++] = t->id;
+    return 0;
+}
+
+static void fire_done(void *arg, int status, fy_wbatch *b)
+{
+    fire_ctx *x = arg;
+    fy_core *c = x->c;
+    if (status == FY_OK) {
+        appended(c, b, x->topic_ids, x->n, NULL);
+    } else {
+        fy_log(ERROR, "core", "err=%s msg=\"moving due delayed messages failed; retrying\"",
+               fy_errname(status));
+    }
+    c->timer_busy = false;
+    fy_free(x->topic_ids);
+    fy_free(x);
+    arm_timer(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    fy_core *c = arg;
+    fire_ctx *x;
+    int rc;
+    if (c->timer_busy || !fy_store_healthy(c->store)) {
+        return;
+    }
+    x = FY_NEW(fire_ctx);
+    x->c = c;
+    x->b = fy_wbatch_new();
+    rc = fy_store_scan_timers(c->store, fy_wall_ms(), 1024, fire_one, x);
+    if (rc < 0 || fy_wbatch_bytes(x->b) == 0) {
+        if (rc < 0) {
+            fy_log(ERROR, "core", "err=%s msg=\"reading due delayed messages failed\"",
+                   fy_errname(rc));
+        }
+        fy_wbatch_free(x->b);
+        fy_free(x->topic_ids);
+        fy_free(x);
+        arm_timer(c);
+        return;
+    }
+    c->timer_busy = true;
+    fy_store_submit(c->store, x->b, fire_done, x);
+}
+
+/* Schedules on_timer for the earliest delayed message (at once if it is already due). */
+static void arm_timer(fy_core *c)
+{
+    uint64_t next, now;
+    struct timeval tv = {0, 0};
+    if (c->timer_busy || c->closing || !c->timer_ev ||
+        fy_store_next_timer(c->store, &next) != FY_OK) {
+        return;
+    }
+    now = fy_wall_ms();
+    if (next > now) {
+        uint64_t d = next - now;
+        tv.tv_sec = (time_t)(d / 1000);
+        tv.tv_usec = (suseconds_t)(d % 1000) * 1000;
+    }
+    event_add(c->timer_ev, &tv);
+}
+
 /* ---- Produce ------------------------------------------------------------------------------- */
 
 typedef struct produce_ctx {
@@ -1093,6 +1343,41 @@ typedef struct produce_ctx {
     uint32_t *topic_ids;
 } produce_ctx;
 
+/* After a batch of appends is stored: fills res (if not NULL) and hands the records to live
+ * delivery. Timer slots (queue UINT32_MAX: held for a deliver-at time) get a scheduled id. */
+static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
+                     fy_produce_result *res)
+{
+    bool timers = false;
+    for (size_t i = 0; i < n; i++) {
+        fy_produce_result r;
+        const uint8_t *rec;
+        size_t len;
+        topic *t = topic_by_id(c, topic_ids[i]);
+        r.topic_id = topic_ids[i];
+        fy_wbatch_result(b, i, &r.queue_id, &r.offset, &r.store_ms);
+        if (r.queue_id == UINT32_MAX) {
+            timers = true;
+            fy_msgid_make(r.msgid, (uint16_t)c->cfg->broker_id, r.topic_id, FY_MSGID_SCHEDULED,
+                          r.offset);
+        } else {
+            fy_msgid_make(r.msgid, (uint16_t)c->cfg->broker_id, r.topic_id, (uint16_t)r.queue_id,
+                          r.offset);
+            if (t) {
+                fy_wbatch_record(b, i, &rec, &len);
+                tail_put(t, r.queue_id, r.offset, rec, len);
+                wake_queue(t, r.queue_id);
+            }
+        }
+        if (res) {
+            res[i] = r;
+        }
+    }
+    if (timers) {
+        arm_timer(c);
+    }
+}
+
 static void produce_done(void *arg, int status, fy_wbatch *b)
 {
     produce_ctx *x = arg;
@@ -1100,20 +1385,7 @@ static void produce_done(void *arg, int status, fy_wbatch *b)
     fy_produce_result *res = NULL;
     if (status == FY_OK) {
         res = fy_malloc(x->n * sizeof(*res));
-        for (size_t i = 0; i < x->n; i++) {
-            const uint8_t *rec;
-            size_t len;
-            topic *t = topic_by_id(c, x->topic_ids[i]);
-            res[i].topic_id = x->topic_ids[i];
-            fy_wbatch_result(b, i, &res[i].queue_id, &res[i].offset, &res[i].store_ms);
-            fy_msgid_make(res[i].msgid, (uint16_t)c->cfg->broker_id, res[i].topic_id,
-                          (uint16_t)res[i].queue_id, res[i].offset);
-            if (t) {
-                fy_wbatch_record(b, i, &rec, &len);
-                tail_put(t, res[i].queue_id, res[i].offset, rec, len);
-                wake_queue(t, res[i].queue_id);
-            }
-        }
+        appended(c, b, x->topic_ids, x->n, res);
     }
     if (x->done) {
         x->done(x->arg, status, res, status == FY_OK ? x->n : 0);
@@ -1130,6 +1402,7 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
     produce_ctx *x;
     int rc = FY_OK;
     size_t i;
+    uint64_t now = fy_wall_ms(), due;
 
     if (n == 0) {
         return -FY_EINVAL;
@@ -1148,6 +1421,10 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
         }
         if (v.body.len > c->cfg->max_message_size) {
             rc = -FY_ETOOBIG;
+            goto fail;
+        }
+        if (deliver_at(c, &v, now, &due) != FY_OK) {
+            rc = -FY_EINVAL;
             goto fail;
         }
         if (!fy_strmap_get(&c->topics, (const char *)v.topic.p, v.topic.len)) {
@@ -1174,12 +1451,18 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
         uint32_t q;
         fy_record_decode(msgs[i].record.p, msgs[i].record.len, &v);
         t = topic_get_or_create(c, (const char *)v.topic.p, v.topic.len, b, &rc);
+        x->topic_ids[i] = t->id;
+        deliver_at(c, &v, now, &due);
+        if (due > now) {
+            /* Held in the store's time index until due; the topic is named in the record. */
+            fy_wbatch_put_timer(b, due, msgs[i].record.p, msgs[i].record.len);
+            continue;
+        }
         if (msgs[i].sharding_key.len > 0) {
             q = (uint32_t)(fy_hash64(msgs[i].sharding_key.p, msgs[i].sharding_key.len) % t->queues);
         } else {
             q = t->rr++ % t->queues;
         }
-        x->topic_ids[i] = t->id;
         fy_wbatch_append_raw(b, t->id, q, msgs[i].record.p, msgs[i].record.len);
     }
     fy_store_submit(c->store, b, produce_done, x);
@@ -1578,6 +1861,12 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     fy_buf_free(&v);
     c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
     event_add(c->tick_ev, &tick);
+    if (parse_delay_levels(c, cfg->delay_levels, err, errlen) != FY_OK) {
+        fy_core_free(c);
+        return NULL;
+    }
+    c->timer_ev = event_new(base, -1, 0, on_timer, c);
+    arm_timer(c); /* messages that came due while ferryd was down go out now */
     c->retention_ev = event_new(base, -1, 0, on_retention, c);
     {
         struct timeval first = {(time_t)(cfg->retention_interval_ms / 1000),
@@ -1614,16 +1903,29 @@ void fy_core_free(fy_core *c)
     if (!c) {
         return;
     }
+    c->closing = true;
     while (c->subs) {
         sub_end(c, c->subs, -FY_ECANCELED, "broker shutting down");
     }
     fy_strmap_each(&c->groups, free_consumers, c);
     persist_offsets(c);
+    /* Completions of what the core submitted (produce results, delayed messages moving) need
+     * the core: let them all run before it goes. */
+    if (c->store) {
+        fy_store_stats st;
+        for (fy_store_get_stats(c->store, &st); st.pending > 0; fy_store_get_stats(c->store, &st)) {
+            event_base_loop(c->base, EVLOOP_ONCE);
+        }
+    }
     if (c->tick_ev) {
         event_free(c->tick_ev);
     }
     if (c->retention_ev) {
         event_free(c->retention_ev);
+    }
+    if (c->timer_ev) {
+        event_free(c->timer_ev);
+        c->timer_ev = NULL;
     }
     fy_strmap_each(&c->groups, free_group, NULL);
     fy_strmap_free(&c->groups);

@@ -60,6 +60,16 @@ void fy_core_topic_each(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t
 void fy_core_queue_range(fy_core *c, uint32_t topic_id, uint32_t queue_id, uint64_t *min,
                          uint64_t *max);
 
+/* Message properties that delay delivery (RocketMQ's names): TIMER_DELIVER_MS = ms since the
+ * epoch, TIMER_DELAY_MS = ms from now, DELAY = a level of delay_levels (1-based). A delayed
+ * message is held in the store's time index and appended to its topic when due; its produce
+ * result has queue_id UINT32_MAX, offset = its sequence number and store_ms = its due time,
+ * and its message id carries FY_MSGID_SCHEDULED as queue. */
+#define FY_PROP_DELIVER_MS "TIMER_DELIVER_MS"
+#define FY_PROP_DELAY_MS "TIMER_DELAY_MS"
+#define FY_PROP_DELAY_LEVEL "DELAY"
+#define FY_MSGID_SCHEDULED 0xFFFF
+
 /* ---- Produce ----------------------------------------------------------------------------- */
 
 /* One message to produce: an encoded record (as built by fy_record_encode; its location fields
@@ -104,13 +114,16 @@ int fy_core_find_by_key(fy_core *c, const char *topic, const char *key, uint64_t
 /* ---- Subscriptions ----------------------------------------------------------------------- */
 
 typedef struct fy_sub_spec {
-    const char *group;     /* consumer group name */
-    const char *topic;     /* topic name */
-    const char *filter;    /* tag expression: NULL, "", "*", "TagA || TagB" */
-    fy_sub_mode mode;      /* clustering or broadcast */
-    fy_sub_start start;    /* where a group without committed offsets starts */
-    uint64_t start_ms;     /* FY_START_TIME */
-    const char *client_id; /* shown in group descriptions */
+    const char *group;          /* consumer group name */
+    const char *topic;          /* topic name */
+    const char *filter;         /* tag expression: NULL, "", "*", "TagA || TagB" */
+    fy_sub_mode mode;           /* clustering or broadcast */
+    fy_sub_start start;         /* where a group without committed offsets starts */
+    uint64_t start_ms;          /* FY_START_TIME */
+    const char *client_id;      /* shown in group descriptions */
+    fy_filter_type filter_type; /* FY_FILTER_TAG (default) or FY_FILTER_SQL92 */
+    char *errbuf;               /* if not NULL, why a subscription was refused (one line) */
+    size_t errbuf_len;
 } fy_sub_spec;
 
 /* One delivery: the record (borrowed for the call; copy what you keep) and its id. */
@@ -135,7 +148,8 @@ typedef struct fy_sub_ops {
 
 /* Joins group spec->group as a member consuming spec->topic. Returns the subscription, or NULL
  * with *err set: -FY_EBADNAME, -FY_ENOTFOUND (no topic, auto-create off), -FY_EINVAL (bad filter,
- * or the group exists with the other mode). The member starts with no credit. */
+ * or the group exists with the other mode), and the reason in spec->errbuf. The member starts
+ * with no credit. */
 fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops *ops, void *owner,
                           int *err);
 /* Adds n credits; deliveries follow from a deferred event, never inside this call. */

@@ -401,6 +401,7 @@ static int handle_subscribe(nconn *c, const fy_frame *f)
     fy_w_subscribe m;
     char group[128], topic[128], filter[1024];
     fy_sub_spec spec;
+    char why[256] = "";
     nsub *ns;
     int err = FY_OK;
     if (fy_wire_dec_subscribe(f, &m) != FY_OK) {
@@ -418,18 +419,26 @@ static int handle_subscribe(nconn *c, const fy_frame *f)
         reply_error(c, f->id, -FY_EINVAL, "filter too long");
         return FY_OK;
     }
-    spec = (fy_sub_spec){
-        group, topic, filter, (fy_sub_mode)m.mode, (fy_sub_start)m.start, m.start_ms, c->client_id};
+    spec = (fy_sub_spec){.group = group,
+                         .topic = topic,
+                         .filter = filter,
+                         .mode = (fy_sub_mode)m.mode,
+                         .start = (fy_sub_start)m.start,
+                         .start_ms = m.start_ms,
+                         .client_id = c->client_id,
+                         .filter_type = (fy_filter_type)m.filter_type,
+                         .errbuf = why,
+                         .errbuf_len = sizeof(why)};
     ns = FY_NEW(nsub);
     ns->sub_id = m.sub_id;
     ns->conn = c;
     ns->sub = fy_core_subscribe(c->srv->core, &spec, &native_sub_ops, ns, &err);
     if (!ns->sub) {
-        const char *why = err == -FY_EINVAL ? "bad filter, or the group exists with the other mode"
-                          : err == -FY_EBADNAME ? "bad group or topic name"
-                                                : NULL;
         fy_free(ns);
-        reply_error(c, f->id, err, why);
+        reply_error(c, f->id, err,
+                    why[0]                ? why
+                    : err == -FY_EBADNAME ? "bad group or topic name"
+                                          : NULL);
         return FY_OK;
     }
 

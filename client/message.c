@@ -6,6 +6,7 @@
 
 #include "client/private.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,28 @@ int fy_message_set_tag(fy_message *m, const char *tag)
 int fy_message_set_sharding_key(fy_message *m, const char *key)
 {
     return m ? msg_set_str(&m->sharding_key, key, true) : -FY_EINVAL;
+}
+
+static int msg_set_u64_prop(fy_message *m, const char *name, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    return fy_message_set_property(m, name, buf);
+}
+
+int fy_message_set_deliver_at(fy_message *m, uint64_t ms)
+{
+    return m ? msg_set_u64_prop(m, "TIMER_DELIVER_MS", ms) : -FY_EINVAL;
+}
+
+int fy_message_set_delay(fy_message *m, uint64_t ms)
+{
+    return m ? msg_set_u64_prop(m, "TIMER_DELAY_MS", ms) : -FY_EINVAL;
+}
+
+int fy_message_set_delay_level(fy_message *m, uint32_t level)
+{
+    return m ? msg_set_u64_prop(m, "DELAY", level) : -FY_EINVAL;
 }
 
 /* Makes room for one more element in a growable array. */

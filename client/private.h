@@ -101,6 +101,7 @@ struct fy_consumer {
     char *group, *topic, *filter;
     fy_consume_mode mode;
     fy_consume_from from;
+    bool filter_sql;
     uint64_t from_ms;
     uint32_t window;
     fy_consume_cb cb;

@@ -51,6 +51,12 @@ typedef enum fy_wire_type {
 /* Consumption mode and start position of a subscription. */
 typedef enum fy_sub_mode { FY_SUB_CLUSTERING = 0, FY_SUB_BROADCAST = 1 } fy_sub_mode;
 typedef enum fy_sub_start { FY_START_LAST = 0, FY_START_FIRST = 1, FY_START_TIME = 2 } fy_sub_start;
+/* The language of a subscription's filter. */
+typedef enum fy_filter_type {
+    FY_FILTER_TAG = 0,  /* tag expression: "", "*", "TagA || TagB" */
+    FY_FILTER_SQL92 = 1 /* SQL92 selector on properties and TAGS (docs/selectors.md) */
+} fy_filter_type;
+
 /* What a NACK asks for. */
 typedef enum fy_nack_how {
     FY_NACK_RETRY = 0,   /* deliver again later (with back-off) */
@@ -137,6 +143,7 @@ typedef struct fy_w_subscribe {
     uint8_t start;   /* fy_sub_start */
     uint64_t start_ms;
     uint32_t credit;
+    uint8_t filter_type; /* fy_filter_type: how to read `filter` */
 } fy_w_subscribe;
 
 typedef struct fy_w_credit {

@@ -335,12 +335,14 @@ void fy_wbatch_del_group(fy_wbatch *b, const char *name)
     del_conf(b, 'G', name);
 }
 
-void fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len)
+int fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len)
 {
     fy_buf_put_u8(&b->ops, OP_TIMER);
     fy_buf_put_u64(&b->ops, deliver_ms);
     fy_buf_put_u32(&b->ops, (uint32_t)len);
+    add_append_slot(b, (uint32_t)len);
     fy_buf_append(&b->ops, rec, len);
+    return (int)(b->nappends - 1);
 }
 
 void fy_wbatch_del_timer(fy_wbatch *b, uint64_t deliver_ms, uint64_t seq)
@@ -507,6 +509,10 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
                 fy_be64_put(v, s->seq_limit);
                 leveldb_writebatch_put(s->wb, "S", 1, (const char *)v, sizeof(v));
             }
+            b->res[nappend].queue_id = UINT32_MAX;
+            b->res[nappend].offset = s->seq_next;
+            b->res[nappend].store_ms = when;
+            nappend++;
             tkey(k, when, s->seq_next++);
             leveldb_writebatch_put(s->wb, (const char *)k, sizeof(k), (const char *)rec, len);
             break;
@@ -688,6 +694,7 @@ static void apply_ranges(fy_store *s, fy_wbatch *b)
         case OP_TIMER:
             fy_rd_take(&rd, 8);
             fy_rd_take(&rd, fy_rd_u32(&rd));
+            nappend++; /* a result slot, but no queue */
             break;
         case OP_TRIM: {
             uint32_t topic_id = fy_rd_u32(&rd);

@@ -81,7 +81,7 @@ int fy_wbatch_append(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const f
 /* Same, from an already encoded record (copied). -FY_ECORRUPT if it does not decode. */
 int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
                          size_t len);
-/* Number of appends in the batch. */
+/* Number of result slots in the batch: appends and timers. */
 size_t fy_wbatch_appends(const fy_wbatch *b);
 /* Bytes the batch will write (approximate). */
 size_t fy_wbatch_bytes(const fy_wbatch *b);
@@ -103,8 +103,10 @@ void fy_wbatch_del_topic(fy_wbatch *b, const char *name);
 void fy_wbatch_put_group(fy_wbatch *b, const char *name, const void *val, size_t len);
 void fy_wbatch_del_group(fy_wbatch *b, const char *name);
 /* Delayed delivery: holds an encoded record until deliver_ms. The writer assigns a sequence
- * number so equal times stay distinct and ordered. */
-void fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len);
+ * number so equal times stay distinct and ordered. Takes a result slot like an append: returns
+ * its index; after completion fy_wbatch_result gives queue_id UINT32_MAX, offset = the sequence
+ * number and store_ms = deliver_ms (the key to delete it with). */
+int fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len);
 void fy_wbatch_del_timer(fy_wbatch *b, uint64_t deliver_ms, uint64_t seq);
 /* Deletes the messages of a queue with offsets below `before`, and their key index entries
  * (retention). The writer does the deleting; the caller bounds how many at once. */

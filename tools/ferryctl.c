@@ -72,18 +72,21 @@ static const char help_topic[] =
 
 static const char help_send[] =
     "Usage: ferryctl send TOPIC [--tag T] [--key K]... [--prop NAME=VALUE]...\n"
-    "                     [--sharding-key S] [BODY]\n"
+    "                     [--sharding-key S] [--delay DURATION | --deliver-at TIME] [BODY]\n"
     "\n"
     "Sends BODY as one message, or without BODY each line of standard input as one message\n"
     "(pipelined). Prints one line per message: message id, queue and offset.\n"
     "  --tag T            the message's tag (matched by consumer filters)\n"
     "  --key K            a key (repeatable)\n"
     "  --prop NAME=VALUE  a property (repeatable)\n"
-    "  --sharding-key S   messages with the same key go to the same queue, in order\n";
+    "  --sharding-key S   messages with the same key go to the same queue, in order\n"
+    "  --delay D          deliver after D (e.g. 500ms, 10s, 5m, 2h, 1d)\n"
+    "  --deliver-at TIME  deliver at TIME (ms since the epoch or ISO 8601)\n"
+    "A delayed message prints its id and 'scheduled' with its due time instead of a queue.\n";
 
 static const char help_consume[] =
     "Usage: ferryctl consume TOPIC --group G [--from first|last|TIME] [--count N]\n"
-    "                        [--filter EXPR] [--broadcast] [--timeout MS]\n"
+    "                        [--filter EXPR | --sql EXPR] [--broadcast] [--timeout MS]\n"
     "\n"
     "Joins consumer group G and prints each message's body on a line (with --json, the whole\n"
     "message as a JSON object), acknowledging it once printed.\n"
@@ -91,6 +94,7 @@ static const char help_consume[] =
     "                 first, or TIME (ms since the epoch or ISO 8601)\n"
     "  --count N      exit after N messages\n"
     "  --filter EXPR  tag filter: * (default) or TagA || TagB\n"
+    "  --sql EXPR     SQL92 filter on properties and TAGS, e.g. \"region = 'eu' AND n > 5\"\n"
     "  --broadcast    broadcast mode (every member gets every message)\n"
     "  --timeout MS   exit after MS milliseconds without a message (default: wait forever)\n";
 
@@ -305,6 +309,40 @@ static bool digits(const char **s, int n, int *out)
 
 /* TIME: ms since the epoch, or ISO 8601: YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM|+HHMM].
  * Without a zone the time is UTC. */
+/* A duration: digits and a unit ms, s, m, h or d (a bare number is milliseconds). */
+static bool parse_duration(const char *s, uint64_t *ms)
+{
+    char *end;
+    unsigned long long n;
+    uint64_t unit;
+    if (!s || *s < '0' || *s > '9') {
+        return false;
+    }
+    errno = 0;
+    n = strtoull(s, &end, 10);
+    if (errno) {
+        return false;
+    }
+    if (strcmp(end, "ms") == 0 || *end == '\0') {
+        unit = 1;
+    } else if (strcmp(end, "s") == 0) {
+        unit = 1000;
+    } else if (strcmp(end, "m") == 0) {
+        unit = 60000;
+    } else if (strcmp(end, "h") == 0) {
+        unit = 3600000;
+    } else if (strcmp(end, "d") == 0) {
+        unit = 86400000;
+    } else {
+        return false;
+    }
+    if (n > UINT64_MAX / unit) {
+        return false;
+    }
+    *ms = n * unit;
+    return true;
+}
+
 static bool parse_time(const char *s, uint64_t *ms)
 {
     struct tm tm;
@@ -637,6 +675,9 @@ static void print_send_result(const fy_send_result *r)
         json_print(json_pack("{s:s, s:I, s:I, s:I}", "msgid", r->msgid, "queue",
                              (json_int_t)r->queue_id, "offset", (json_int_t)r->queue_offset,
                              "store_ms", (json_int_t)r->store_ms));
+    } else if (r->queue_id == FY_QUEUE_SCHEDULED) {
+        char due[40];
+        printf("%s scheduled %s\n", r->msgid, fmt_time(r->store_ms, due, sizeof(due)));
     } else {
         printf("%s %u %" PRIu64 "\n", r->msgid, r->queue_id, r->queue_offset);
     }
@@ -697,8 +738,9 @@ static void drain_printed(send_state *st)
 
 static int cmd_send(fy_client *c, int argc, char **argv)
 {
-    static const opt_spec spec[] = {
-        {"tag", true}, {"key", true}, {"prop", true}, {"sharding-key", true}, {NULL, false}};
+    static const opt_spec spec[] = {{"tag", true},          {"key", true},   {"prop", true},
+                                    {"sharding-key", true}, {"delay", true}, {"deliver-at", true},
+                                    {NULL, false}};
     send_state st = {NULL, NULL, 0, false};
     fy_message *m = NULL;
     fy_send_result r;
@@ -726,6 +768,12 @@ static int cmd_send(fy_client *c, int argc, char **argv)
             rc = fy_message_add_key(m, val);
         } else if (strcmp(name, "sharding-key") == 0) {
             rc = fy_message_set_sharding_key(m, val);
+        } else if (strcmp(name, "delay") == 0) {
+            uint64_t ms;
+            rc = parse_duration(val, &ms) ? fy_message_set_delay(m, ms) : -FY_EINVAL;
+        } else if (strcmp(name, "deliver-at") == 0) {
+            uint64_t ms;
+            rc = parse_time(val, &ms) ? fy_message_set_deliver_at(m, ms) : -FY_EINVAL;
         } else {
             const char *eq = strchr(val, '=');
             char *k;
@@ -832,7 +880,7 @@ static int cmd_consume(fy_client *c, int argc, char **argv)
 {
     static const opt_spec spec[] = {{"group", true},  {"from", true},       {"count", true},
                                     {"filter", true}, {"broadcast", false}, {"timeout", true},
-                                    {NULL, false}};
+                                    {"sql", true},    {NULL, false}};
     fy_consumer_opts o;
     fy_consumer *cons;
     const char *from, *v;
@@ -872,6 +920,13 @@ static int cmd_consume(fy_client *c, int argc, char **argv)
         return usage_error(help_consume, "consume: --timeout needs milliseconds");
     }
     o.filter = opt_get(&p, "filter");
+    if ((v = opt_get(&p, "sql"))) {
+        if (o.filter) {
+            return usage_error(help_consume, "consume: --filter and --sql exclude each other");
+        }
+        o.filter = v;
+        o.filter_sql = true;
+    }
     o.mode = opt_get(&p, "broadcast") ? FY_CONSUME_BROADCAST : FY_CONSUME_CLUSTERING;
     /* Take no more than we will print: the rest stays with the group. */
     o.window = count && count < 256 ? (uint32_t)count : 256;

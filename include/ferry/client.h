@@ -126,9 +126,13 @@ size_t fy_client_inflight(const fy_client *c);
 
 /* ==== Producer ============================================================================== */
 
+/** queue_id of a delayed message's send result: it is held until due (store_ms is then the due
+ * time); it gets a queue and offset when it is appended to its topic. */
+#define FY_QUEUE_SCHEDULED UINT32_MAX
+
 /** Where the broker stored a message. */
 typedef struct fy_send_result {
-    uint32_t queue_id;
+    uint32_t queue_id; /**< or FY_QUEUE_SCHEDULED for a delayed message */
     uint64_t queue_offset;
     uint64_t store_ms;                 /**< store time, ms since the epoch */
     char msgid[FY_MESSAGE_ID_LEN + 1]; /**< message id, 32 hex characters and a NUL */
@@ -196,9 +200,14 @@ typedef fy_consume_status (*fy_consume_cb)(void *arg, fy_consumer *consumer, con
 
 /** Options of fy_consumer_new(). Fill with fy_consumer_opts_init() first. Strings are copied. */
 typedef struct fy_consumer_opts {
-    const char *group;    /**< consumer group (required; topic naming rules) */
-    const char *topic;    /**< topic to consume (required) */
-    const char *filter;   /**< tag expression: NULL, "" or "*" = all, or "TagA || TagB" */
+    const char *group; /**< consumer group (required; topic naming rules) */
+    const char *topic; /**< topic to consume (required) */
+    /** With filter_sql false: a tag expression, NULL, "" or "*" = all, or "TagA || TagB".
+     * With filter_sql true: a SQL92 selector on properties and TAGS, e.g.
+     * "region = 'eu' AND amount > 100" (docs/selectors.md); one that does not parse makes
+     * fy_consumer_new() fail with -FY_EINVAL and the position in fy_client_last_error(). */
+    const char *filter;
+    bool filter_sql;      /**< filter is SQL92 (default false: a tag expression) */
     fy_consume_mode mode; /**< default FY_CONSUME_CLUSTERING */
     fy_consume_from from; /**< default FY_FROM_LAST */
     uint64_t from_ms;     /**< FY_FROM_TIME: ms since the epoch */

@@ -73,6 +73,15 @@ int fy_message_set_body(fy_message *msg, const void *body, size_t len);
  * removes it (queues are then chosen round robin). -FY_EINVAL if longer than 65535 bytes. */
 int fy_message_set_sharding_key(fy_message *msg, const char *key);
 
+/** Delays delivery until @p ms (ms since the epoch): the broker stores the message at once and
+ * appends it to its topic when due (property TIMER_DELIVER_MS). FY_OK or -FY_ENOMEM. */
+int fy_message_set_deliver_at(fy_message *msg, uint64_t ms);
+/** Delays delivery by @p ms from when the broker receives it (property TIMER_DELAY_MS). */
+int fy_message_set_delay(fy_message *msg, uint64_t ms);
+/** Delays delivery by the broker's delay level @p level (1-based; RocketMQ's 1s 5s 10s 30s 1m
+ * ... 2h by default, configurable with delay_levels; property DELAY). */
+int fy_message_set_delay_level(fy_message *msg, uint32_t level);
+
 /* ---- Getters: strings are NUL-terminated and owned by the message; never NULL unless said.
  * ---------------------------------------------------------------------------------------- */
 

@@ -4,6 +4,7 @@
  * committed offsets across a restart of the core, start positions and reset by time. */
 #include "broker/config.h"
 #include "broker/core.h"
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "tests/testutil.h"
@@ -42,6 +43,7 @@ typedef struct owner {
     uint64_t offset[MAXD];
     char body[MAXD][24];
     char tag[MAXD][16];
+    uint64_t at_ms[MAXD]; /* wall time of arrival */
     int closed;
     int closed_status;
 } owner;
@@ -58,6 +60,7 @@ static void on_deliver(void *arg, fy_sub *sub, const fy_delivery *d)
     o->offset[o->n] = d->offset;
     snprintf(o->body[o->n], 24, "%.*s", (int)v.body.len, (const char *)v.body.p);
     snprintf(o->tag[o->n], 16, "%.*s", (int)v.tag.len, (const char *)v.tag.p);
+    o->at_ms[o->n] = fy_wall_ms();
     o->n++;
 }
 
@@ -189,7 +192,7 @@ static fy_produce_result produce(env *e, const char *topic, const char *tag, con
 static fy_sub *subscribe(env *e, owner *o, const char *group, const char *topic, const char *filter,
                          fy_sub_mode mode, fy_sub_start start)
 {
-    fy_sub_spec spec = {group, topic, filter, mode, start, 0, "test"};
+    fy_sub_spec spec = {group, topic, filter, mode, start, 0, "test", FY_FILTER_TAG, NULL, 0};
     int err = 0;
     o->sub = fy_core_subscribe(e->core, &spec, &ops, o, &err);
     assert_non_null(o->sub);
@@ -456,7 +459,8 @@ static void test_core_broadcast_every_member(void **state)
     wait_n(e, &b, 20);
     wait_n(e, &c, 20);
     /* The group cannot be joined in the other mode. */
-    fy_sub_spec spec = {"fans", "news", "", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x"};
+    fy_sub_spec spec = {"fans",        "news", "", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x",
+                        FY_FILTER_TAG, NULL,   0};
     int err = 0;
     assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
@@ -479,10 +483,185 @@ static void test_core_tag_filter(void **state)
     assert_string_equal(a.tag[0], "TagA");
     assert_string_equal(a.tag[1], "TagC");
 
-    fy_sub_spec spec = {"g2", "tags", "TagA ||", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x"};
+    fy_sub_spec spec = {"g2",          "tags", "TagA ||", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x",
+                        FY_FILTER_TAG, NULL,   0};
     int err = 0;
     assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
+}
+
+/* Produces a message with one property a=<val> and a tag. */
+static void produce_prop(env *e, const char *topic, const char *tag, const char *val)
+{
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    fy_slice props[2] = {fy_slice_str("a"), fy_slice_str(val)};
+    fy_produce_msg m;
+    produced p = {0};
+    r.topic = fy_slice_str(topic);
+    r.tag = fy_slice_str(tag);
+    r.body = fy_slice_str(val);
+    r.props = props;
+    r.nprops = 1;
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = fy_slice_str("");
+    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL), FY_OK);
+    run_until(e, produced_done, &p);
+    assert_int_equal(p.status, FY_OK);
+    fy_buf_free(&rec);
+}
+
+static void test_core_sql92_filter(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    char why[128] = "";
+    int err = 0;
+    fy_sub_spec spec = {"g",
+                        "sql",
+                        "a > 5 AND TAGS <> 'skip'",
+                        FY_SUB_CLUSTERING,
+                        FY_START_LAST,
+                        0,
+                        "t",
+                        FY_FILTER_SQL92,
+                        why,
+                        sizeof(why)};
+    a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
+    assert_non_null(a.sub);
+    fy_sub_credit(a.sub, 100);
+    produce_prop(e, "sql", "keep", "3");
+    produce_prop(e, "sql", "keep", "7");
+    produce_prop(e, "sql", "skip", "9");
+    produce_prop(e, "sql", "keep", "x"); /* not a number: UNKNOWN, no match */
+    produce_prop(e, "sql", "keep", "10.5");
+    wait_n(e, &a, 2);
+    run_for(e, 50);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.body[0], "7");
+    assert_string_equal(a.body[1], "10.5");
+
+    /* A selector that does not parse is refused, with the position. */
+    fy_sub_spec bad = {"g2", "sql",           "a > ", FY_SUB_CLUSTERING, FY_START_LAST, 0,
+                       "t",  FY_FILTER_SQL92, why,    sizeof(why)};
+    assert_null(fy_core_subscribe(e->core, &bad, &ops, &a, &err));
+    assert_int_equal(err, -FY_EINVAL);
+    assert_non_null(strstr(why, "position"));
+}
+
+/* Produces a message with one property; returns the status of fy_core_produce (and the result
+ * through *out when it succeeded). */
+static int produce_with(env *e, const char *topic, const char *name, const char *val,
+                        fy_produce_result *out)
+{
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    fy_slice props[2] = {fy_slice_str(name), fy_slice_str(val)};
+    fy_produce_msg m;
+    produced p = {0};
+    int rc;
+    r.topic = fy_slice_str(topic);
+    r.body = fy_slice_str(val);
+    r.props = props;
+    r.nprops = 1;
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = fy_slice_str("");
+    rc = fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL);
+    if (rc == FY_OK) {
+        run_until(e, produced_done, &p);
+        assert_int_equal(p.status, FY_OK);
+        *out = p.res[0];
+    }
+    fy_buf_free(&rec);
+    return rc;
+}
+
+static void test_core_delayed_messages(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    fy_produce_result r;
+    char at[32];
+    uint64_t t0;
+    fy_record_view v;
+    fy_buf rec = FY_BUF_INIT;
+    uint16_t broker, queue;
+    uint32_t topic_id;
+    uint64_t seq;
+
+    fy_core_free(e->core);
+    fy_free(e->cfg.delay_levels);
+    e->cfg.delay_levels = fy_strdup("200ms 400ms");
+    e->cfg.max_delay_ms = 60000;
+    core_open(e);
+    subscribe(e, &a, "g", "later", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 10);
+
+    t0 = fy_wall_ms();
+    assert_int_equal(produce_with(e, "later", FY_PROP_DELAY_MS, "300", &r), FY_OK);
+    /* Scheduled: no queue yet; the id says so. */
+    assert_int_equal(r.queue_id, UINT32_MAX);
+    assert_true(r.store_ms >= t0 + 300);
+    fy_msgid_parse(r.msgid, &broker, &topic_id, &queue, &seq);
+    assert_int_equal(queue, FY_MSGID_SCHEDULED);
+    assert_int_equal(produce_with(e, "later", FY_PROP_DELAY_LEVEL, "1", &r), FY_OK);
+    snprintf(at, sizeof(at), "%llu", (unsigned long long)(t0 + 100));
+    assert_int_equal(produce_with(e, "later", FY_PROP_DELIVER_MS, at, &r), FY_OK);
+    assert_int_equal(produce_with(e, "later", "plain", "now", &r), FY_OK);
+    wait_n(e, &a, 4);
+    /* Each one once, none before its time, none much after (100 ms is the promise; the test
+     * allows more for slow machines). */
+    for (int i = 0; i < 4; i++) {
+        uint64_t due = strcmp(a.body[i], "now") == 0 ? t0
+                       : strcmp(a.body[i], at) == 0  ? t0 + 100
+                       : strcmp(a.body[i], "1") == 0 ? t0 + 200
+                                                     : t0 + 300;
+        assert_true(a.at_ms[i] >= due);
+        assert_true(a.at_ms[i] < due + 2000);
+        for (int k = 0; k < i; k++) {
+            assert_string_not_equal(a.body[k], a.body[i]);
+        }
+    }
+    topic_id = 0;
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(a.body[i], "300") == 0) {
+            topic_id = (uint32_t)i; /* index of the 300 ms one, checked below */
+        }
+    }
+    /* A delivered delayed message carries the flag. */
+    {
+        fy_topic_info ti;
+        fy_core_topic_get(e->core, "later", &ti);
+        assert_int_equal(
+            fy_store_get(e->store, ti.topic_id, a.queue[topic_id], a.offset[topic_id], &rec),
+            FY_OK);
+    }
+    assert_int_equal(fy_record_decode(rec.data, rec.len, &v), FY_OK);
+    assert_true(v.flags & FY_RECORD_F_DELAYED);
+
+    /* Refused: a level out of range, a malformed value, a time beyond max_delay. */
+    assert_int_equal(produce_with(e, "later", FY_PROP_DELAY_LEVEL, "3", &r), -FY_EINVAL);
+    assert_int_equal(produce_with(e, "later", FY_PROP_DELAY_MS, "soon", &r), -FY_EINVAL);
+    assert_int_equal(produce_with(e, "later", FY_PROP_DELAY_MS, "600000", &r), -FY_EINVAL);
+
+    /* Pending across a restart: delivered after it, once due. */
+    assert_int_equal(produce_with(e, "later", FY_PROP_DELAY_MS, "400", &r), FY_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fy_sub_ack(a.sub, a.ids[i]), FY_OK);
+    }
+    fy_sub_close(a.sub);
+    fy_core_free(e->core);
+    core_open(e);
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "g", "later", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 10);
+    wait_n(e, &a, 1);
+    assert_string_equal(a.body[0], "400");
+    fy_buf_free(&rec);
 }
 
 typedef struct qinfo {
@@ -563,7 +742,8 @@ static void test_core_start_positions_and_reset(void **state)
 
     subscribe(e, &first, "gf", "pos", "", FY_SUB_CLUSTERING, FY_START_FIRST);
     subscribe(e, &last, "gl", "pos", "", FY_SUB_CLUSTERING, FY_START_LAST);
-    fy_sub_spec spec = {"gt", "pos", "", FY_SUB_CLUSTERING, FY_START_TIME, mark, "t"};
+    fy_sub_spec spec = {"gt",          "pos", "", FY_SUB_CLUSTERING, FY_START_TIME, mark, "t",
+                        FY_FILTER_TAG, NULL,  0};
     int err = 0;
     byt.sub = fy_core_subscribe(e->core, &spec, &ops, &byt, &err);
     assert_non_null(byt.sub);
@@ -687,14 +867,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_nack_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_broadcast_every_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tag_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_sql92_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_delayed_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_committed_offset_survives_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_start_positions_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_ack_timeout_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

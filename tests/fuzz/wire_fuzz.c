@@ -197,13 +197,16 @@ static void fuzz_subscribe(const fy_frame *f, fy_buf *out)
     if (fy_wire_dec_subscribe(f, &a) != FY_OK) {
         return;
     }
-    fuzz_check(a.mode <= FY_SUB_BROADCAST && a.start <= FY_START_TIME, "subscribe: bad enum");
+    fuzz_check(a.mode <= FY_SUB_BROADCAST && a.start <= FY_START_TIME &&
+                   a.filter_type <= FY_FILTER_SQL92,
+               "subscribe: bad enum");
     fy_wire_enc_subscribe(out, f->id, &a);
     check_reencoded(out, f, 0, f->id, &g);
     fuzz_check(fy_wire_dec_subscribe(&g, &b) == FY_OK, "subscribe: re-encoding does not decode");
     fuzz_check(a.sub_id == b.sub_id && slice_eq(a.group, b.group) && slice_eq(a.topic, b.topic) &&
                    slice_eq(a.filter, b.filter) && a.mode == b.mode && a.start == b.start &&
-                   a.start_ms == b.start_ms && a.credit == b.credit,
+                   a.filter_type == b.filter_type && a.start_ms == b.start_ms &&
+                   a.credit == b.credit,
                "subscribe: fields differ");
 }
 

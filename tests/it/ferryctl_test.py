@@ -114,6 +114,26 @@ class FerryctlTest(unittest.TestCase):
         self.assertEqual(out, "")
         self.assertLess(time.monotonic() - t0, 10)
 
+    def test_consume_with_sql92_and_tag_filters(self):
+        self.ok("topic", "create", "t_sql", "--queues", "2")
+        for amount, region, tag in ((50, "eu", "a"), (150, "eu", "a"), (300, "us", "a"),
+                                    (200, "eu", "b"), (120, "eu", "a")):
+            self.ok("send", "t_sql", "--tag", tag, "--prop", "amount=%d" % amount,
+                    "--prop", "region=" + region, "%s-%d" % (region, amount))
+        out = self.ok("consume", "t_sql", "--group", "g_sql", "--from", "first", "--timeout",
+                      "500", "--sql", "region = 'eu' AND amount > 100 AND TAGS IN ('a')")
+        self.assertEqual(sorted(out.splitlines()), ["eu-120", "eu-150"])
+        out = self.ok("consume", "t_sql", "--group", "g_tag", "--from", "first", "--timeout",
+                      "500", "--filter", "b")
+        self.assertEqual(out.splitlines(), ["eu-200"])
+        # A selector that does not parse: exit 1, and the broker says where.
+        code, _, err = self.ctl("consume", "t_sql", "--group", "g_bad", "--sql", "amount >")
+        self.assertEqual(code, 1, err)
+        self.assertIn("position", err)
+        code, _, err = self.ctl("consume", "t_sql", "--group", "g_bad", "--sql", "a = 1",
+                                "--filter", "x")
+        self.assertEqual(code, 2, err)
+
     def test_consume_json_carries_the_ids_send_printed(self):
         self.ok("topic", "create", "t_json", "--queues", "2")
         sent = self.send_lines("t_json", ["a", "b", "c", "d"], "--tag", "T1", "--key", "kk")
@@ -400,6 +420,53 @@ class FerryctlTest(unittest.TestCase):
         self.assertEqual(code, 1)
         code, _, err = self.ctl("group", "describe", "no_such_group")
         self.assertEqual(code, 1)
+
+
+class DelayedTest(unittest.TestCase):
+    """Delayed messages through ferryctl, across a restart of ferryd."""
+
+    def test_delay_and_deliver_at_survive_a_restart(self):
+        tmp = tempfile.mkdtemp(prefix="ferry-delay-")
+        data = os.path.join(tmp, "data")
+        f = ferryd_test.Ferryd(data)
+        try:
+            f.wait_ready(component="native")
+            broker = "127.0.0.1:%d" % f.ports["native"]
+
+            def ctl(*args, check=0):
+                r = subprocess.run([FERRYCTL, "--broker", broker] + list(args),
+                                   capture_output=True, text=True, timeout=DEADLINE_S)
+                self.assertEqual(r.returncode, check, r.stderr)
+                return r.stdout
+
+            ctl("topic", "create", "t_delay", "--queues", "1")
+            t0 = time.time()
+            out = ctl("send", "t_delay", "--delay", "1500ms", "in-1.5s")
+            msgid, word, _ = out.split(" ", 2)
+            self.assertRegex(msgid, MSGID)
+            self.assertEqual(word, "scheduled")
+            at = int((t0 + 2.5) * 1000)
+            ctl("send", "t_delay", "--deliver-at", str(at), "at-2.5s")
+            ctl("send", "t_delay", "now")
+            # Only the undelayed one is there at first.
+            out = ctl("consume", "t_delay", "--group", "g", "--from", "first", "--timeout", "300")
+            self.assertEqual(out.splitlines(), ["now"])
+            self.assertLess(time.time() - t0, 1.5)
+            # Restart while both are pending: they come after it, each in its time.
+            self.assertEqual(f.stop(), 0)
+            f.close()
+            f = ferryd_test.Ferryd(data)
+            f.wait_ready(component="native")
+            broker = "127.0.0.1:%d" % f.ports["native"]
+            out = ctl("consume", "t_delay", "--group", "g", "--count", "2", "--timeout", "10000")
+            self.assertEqual(out.splitlines(), ["in-1.5s", "at-2.5s"])
+            self.assertGreaterEqual(time.time() - t0, 2.5)
+            # Bad values are refused by ferryctl (2) or the broker (1).
+            ctl("send", "t_delay", "--delay", "soon", "x", check=2)
+            ctl("send", "t_delay", "--delay", "365d", "x", check=1)
+        finally:
+            f.close()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

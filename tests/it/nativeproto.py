@@ -49,9 +49,10 @@ def send_payload(msgs):
         s16(k) + struct.pack(">I", len(r)) + r for k, r in msgs)
 
 
-def subscribe_payload(sub_id, group, topic, mode, start, credit, filt=b"*", start_ms=0):
+def subscribe_payload(sub_id, group, topic, mode, start, credit, filt=b"*", start_ms=0,
+                      filter_type=0):
     return (struct.pack(">I", sub_id) + s16(group) + s16(topic) + s16(filt) +
-            struct.pack(">BBQI", mode, start, start_ms, credit))
+            struct.pack(">BBQIB", mode, start, start_ms, credit, filter_type))
 
 
 def credit_payload(sub_id, n):
