@@ -889,8 +889,12 @@ static const fy_config_key broker_keys[] = {
                            "Redeliver a message its consumer has not acknowledged within this "
                            "time."),
     FY_CONFIG_KEY_UINT("max_reconsume", BC, max_reconsume, "16", 0, 64,
-                       "Redeliveries of a message before it goes to the dead-letter queue "
-                       "(0..64; dead-letter queues are not built yet)."),
+                       "Redeliveries of a failed message before it goes to the dead-letter "
+                       "queue (0..64)."),
+    FY_CONFIG_KEY_STRING("retry_delays", BC, retry_delays,
+                         "10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
+                         "Back-off before each redelivery of a failed message (the last one "
+                         "repeats)."),
     FY_CONFIG_KEY_DURATION("max_delay", BC, max_delay_ms, "40d", 0, UINT64_MAX,
                            "Longest delivery delay a producer may ask for."),
     FY_CONFIG_KEY_STRING("delay_levels", BC, delay_levels,

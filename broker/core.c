@@ -28,6 +28,7 @@
 #define SCAN_BATCH 128            /* records read from the store per cursor per dispatch round */
 #define DISPATCH_BUDGET 4096      /* records examined per dispatch before yielding to the loop */
 #define TICK_MS 200               /* ack timeouts and offset commits */
+#define MAX_LEVELS 32             /* entries of delay_levels and retry_delays */
 #define RETENTION_QUEUES 256      /* queues looked at per retention step */
 #define RETENTION_MAX_TRIM 100000 /* messages deleted per queue per step */
 
@@ -74,6 +75,7 @@ struct consumer {
     topic *t;
     fy_sub_mode mode;
     bool persistent; /* clustering: offsets in the store; broadcast: in memory */
+    bool retry;      /* the group's %RETRY% topic: no filter (it was applied before) */
     cursor *cur;     /* t->queues cursors */
     fy_sub **members;
     size_t nmembers, capmembers;
@@ -100,7 +102,8 @@ typedef struct inflight {
 struct fy_sub {
     fy_core *core;
     group *g;
-    consumer *cons;
+    consumer *cons[2]; /* the topic; for clustering also the group's retry topic */
+    unsigned ncons;
     const fy_sub_ops *ops;
     void *owner;
     uint32_t member_id;
@@ -131,11 +134,13 @@ struct fy_core {
     fy_sub *subs;
     struct event *tick_ev;
     struct event *retention_ev;
-    struct event *timer_ev;    /* fires when the earliest delayed message is due */
-    bool timer_busy;           /* a batch moving due messages is being written */
-    bool closing;              /* fy_core_free is draining: start nothing new */
-    uint64_t delay_levels[32]; /* ms of each delay level (1-based in messages) */
+    struct event *timer_ev;            /* fires when the earliest delayed message is due */
+    bool timer_busy;                   /* a batch moving due messages is being written */
+    bool closing;                      /* fy_core_free is draining: start nothing new */
+    uint64_t delay_levels[MAX_LEVELS]; /* ms of each delay level (1-based in messages) */
     size_t ndelay_levels;
+    uint64_t retry_delays[MAX_LEVELS]; /* back-off before the n-th redelivery of a failure */
+    size_t nretry_delays;
     uint32_t retention_next_topic; /* where the current retention pass continues */
     double retention_excess;       /* share of each queue to drop for retention_bytes */
     uint64_t retention_deleted;    /* messages deleted by retention */
@@ -144,6 +149,11 @@ struct fy_core {
 };
 
 #define FREE_END UINT32_MAX
+
+static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool reject);
+static void arm_timer(fy_core *c);
+static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
+                     fy_produce_result *res);
 
 /* ---- Small helpers ------------------------------------------------------------------------- */
 
@@ -571,7 +581,7 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
     }
     x->examined++;
     cu->next++;
-    if (filter_matches(x->s, rec, len)) {
+    if (cu->cons->retry || filter_matches(x->s, rec, len)) {
         deliver(x->s, cu, offset, rec, len);
     } else {
         *win_at(cu, offset) = W_DONE;
@@ -634,7 +644,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
         }
         off = cu->next++;
         examined++;
-        if (filter_matches(s, ts->rec.data, ts->rec.len)) {
+        if (cu->cons->retry || filter_matches(s, ts->rec.data, ts->rec.len)) {
             deliver(s, cu, off, ts->rec.data, ts->rec.len);
         } else {
             *win_at(cu, off) = W_DONE;
@@ -647,23 +657,25 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
 static void on_dispatch(evutil_socket_t fd, short what, void *arg)
 {
     fy_sub *s = arg;
-    consumer *co = s->cons;
-    uint32_t n = co->t->queues;
     size_t budget = DISPATCH_BUDGET;
     bool progress = true;
 
     while (!s->closed && s->credit > 0 && progress && budget > 0) {
         progress = false;
-        for (uint32_t k = 0; k < n && s->credit > 0 && !s->closed; k++) {
-            cursor *cu = &co->cur[(s->rr + k) % n];
-            size_t e;
-            if (cu->owner != s) {
-                continue;
-            }
-            e = dispatch_cursor(s, cu);
-            if (e > 0) {
-                progress = true;
-                budget = e >= budget ? 0 : budget - e;
+        for (unsigned i = 0; i < s->ncons; i++) {
+            consumer *co = s->cons[(s->rr + i) % s->ncons];
+            uint32_t n = co->t->queues;
+            for (uint32_t k = 0; k < n && s->credit > 0 && !s->closed; k++) {
+                cursor *cu = &co->cur[(s->rr + k) % n];
+                size_t e;
+                if (cu->owner != s) {
+                    continue;
+                }
+                e = dispatch_cursor(s, cu);
+                if (e > 0) {
+                    progress = true;
+                    budget = e >= budget ? 0 : budget - e;
+                }
             }
         }
         s->rr++;
@@ -762,6 +774,44 @@ static topic *topic_get_or_create(fy_core *c, const char *name, size_t len, fy_w
     return t;
 }
 
+/* A topic the broker uses itself (%RETRY%<group>, %DLQ%<group>): one queue, created whatever
+ * auto_create_topics says, names up to 255 bytes. Its creation rides along in b. */
+static topic *internal_topic(fy_core *c, const char *prefix, const char *group_name, fy_wbatch *b)
+{
+    char name[FY_INTERNAL_NAME_MAX + 1];
+    topic *t;
+    snprintf(name, sizeof(name), "%s%s", prefix, group_name);
+    t = fy_strmap_get(&c->topics, name, strlen(name));
+    if (!t) {
+        t = topic_add(c, name, c->next_topic_id, 1);
+        topic_persist(c, t, b);
+        fy_log(INFO, "core", "topic=%s id=%u msg=\"internal topic created\"", t->name, t->id);
+    }
+    return t;
+}
+
+/* The consumer of a clustering group's retry topic (created with the topic if needed). Starts
+ * at the first message: whatever is there belongs to the group. */
+static consumer *retry_consumer(fy_core *c, group *g)
+{
+    fy_wbatch *b = fy_wbatch_new();
+    topic *t = internal_topic(c, FY_RETRY_PREFIX, g->name, b);
+    fy_sub_spec spec = {0};
+    consumer *co;
+    fy_store_submit(c->store, b, NULL, NULL);
+    for (size_t i = 0; i < g->ncons; i++) {
+        if (g->cons[i]->t == t) {
+            return g->cons[i];
+        }
+    }
+    spec.mode = FY_SUB_CLUSTERING;
+    spec.start = FY_START_FIRST;
+    co = consumer_new(c, g, t, &spec);
+    co->retry = true;
+    co->filter_text = fy_strdup("");
+    return co;
+}
+
 fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops *ops, void *owner,
                           int *err)
 {
@@ -845,21 +895,31 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
         co->filter_text = fy_strdup(spec->filter ? spec->filter : "");
     }
     s->g = g;
-    s->cons = co;
+    s->cons[s->ncons++] = co;
+    if (spec->mode == FY_SUB_CLUSTERING && !co->retry) {
+        /* The member also consumes the group's retry topic, where its failures come back. */
+        consumer *rco = retry_consumer(c, g);
+        if (rco && rco != co) {
+            s->cons[s->ncons++] = rco;
+        }
+    }
     s->member_id = g->next_member_id++;
     g->members++;
     s->dispatch_ev = event_new(c->base, -1, 0, on_dispatch, s);
-    PUSH(co->members, co->nmembers, co->capmembers, s);
-    rebalance(co);
+    for (unsigned i = 0; i < s->ncons; i++) {
+        consumer *m = s->cons[i];
+        PUSH(m->members, m->nmembers, m->capmembers, s);
+        rebalance(m);
+        /* Other members may have lost queues with work waiting: let the new owners look. */
+        for (size_t k = 0; k < m->nmembers; k++) {
+            schedule(m->members[k]);
+        }
+    }
     s->next_all = c->subs;
     if (c->subs) {
         c->subs->prev_all = s;
     }
     c->subs = s;
-    /* Other members may have lost queues with work waiting: let the new owners look. */
-    for (size_t i = 0; i < co->nmembers; i++) {
-        schedule(co->members[i]);
-    }
     fy_log(DEBUG, "core", "group=%s topic=%s member=%u client=%s mode=%s msg=\"member joined\"",
            g->name, t->name, s->member_id, s->client_id,
            spec->mode == FY_SUB_CLUSTERING ? "clustering" : "broadcast");
@@ -917,6 +977,158 @@ static void release_one(cursor *cu, uint64_t offset)
     }
 }
 
+typedef struct back_ctx {
+    fy_core *c;
+    char *group;
+    uint32_t topic_id;
+    uint32_t queue_id;
+    uint64_t offset;
+    uint32_t dlq_topic_id; /* != 0: the record was appended there */
+} back_ctx;
+
+/* The cursor of (group, topic, queue), if the group still consumes that topic. */
+static cursor *find_cursor(fy_core *c, const char *group_name, uint32_t topic_id, uint32_t q)
+{
+    group *g = fy_strmap_get(&c->groups, group_name, strlen(group_name));
+    for (size_t i = 0; g && i < g->ncons; i++) {
+        if (g->cons[i]->persistent && g->cons[i]->t->id == topic_id && q < g->cons[i]->t->queues) {
+            return &g->cons[i]->cur[q];
+        }
+    }
+    return NULL;
+}
+
+static void send_back_done(void *arg, int status, fy_wbatch *b)
+{
+    back_ctx *x = arg;
+    fy_core *c = x->c;
+    cursor *cu = find_cursor(c, x->group, x->topic_id, x->queue_id);
+    if (status == FY_OK && x->dlq_topic_id) {
+        appended(c, b, &x->dlq_topic_id, 1, NULL);
+    } else if (status == FY_OK) {
+        arm_timer(c); /* the copy waits in the time index */
+    }
+    if (cu && x->offset >= cu->committed && x->offset < cu->next &&
+        *win_at(cu, x->offset) == W_INFLIGHT) {
+        if (status == FY_OK) {
+            /* The copy is durable: the original is settled for this group. */
+            *win_at(cu, x->offset) = W_DONE;
+            advance(c, cu);
+            if (cu->owner) {
+                schedule(cu->owner);
+            }
+        } else {
+            release_one(cu, x->offset); /* could not move it: deliver it again as it is */
+        }
+    }
+    fy_free(x->group);
+    fy_free(x);
+}
+
+/* A failed delivery in a clustering group: a copy with reconsume + 1 goes to %RETRY%<group>
+ * after the back-off of retry_delays (through the time index), or to %DLQ%<group> once
+ * max_reconsume is passed (or at once when rejected). Only this group sees it; its offset in
+ * the original queue is settled when the copy is durable (until then it stays in flight, so the
+ * committed offset cannot pass it). */
+static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool reject)
+{
+    topic *t = cu->cons->t;
+    const tail_slot *ts = tail_get(t, cu->queue_id, offset);
+    fy_buf tmp = FY_BUF_INIT, out = FY_BUF_INIT;
+    const uint8_t *rec;
+    size_t len;
+    fy_record_view v;
+    fy_record r = {0};
+    fy_slice *keys = NULL, *props = NULL, name, value;
+    fy_record_iter it;
+    fy_wbatch *b;
+    back_ctx *x;
+    uint32_t reconsume;
+    bool dlq;
+    topic *target;
+    size_t np = 0;
+
+    if (offset < cu->committed || offset >= cu->next || *win_at(cu, offset) != W_INFLIGHT) {
+        return; /* stale (reset meanwhile) */
+    }
+    if (ts) {
+        rec = ts->rec.data;
+        len = ts->rec.len;
+    } else if (fy_store_get(c->store, t->id, cu->queue_id, offset, &tmp) == FY_OK) {
+        rec = tmp.data;
+        len = tmp.len;
+    } else {
+        *win_at(cu, offset) = W_DONE; /* gone (retention): nothing to retry */
+        advance(c, cu);
+        return;
+    }
+    if (fy_record_decode(rec, len, &v) != FY_OK) {
+        *win_at(cu, offset) = W_DONE;
+        advance(c, cu);
+        fy_buf_free(&tmp);
+        return;
+    }
+    reconsume = v.reconsume + 1;
+    dlq = reject || reconsume > c->cfg->max_reconsume;
+
+    /* The copy: same message, reconsume + 1, flagged, and (for a retry) the topic it is to be
+     * appended to when due. Its topic field stays the original topic. */
+    r.flags = (uint16_t)(v.flags | FY_RECORD_F_RETRY);
+    r.born_ms = v.born_ms;
+    r.reconsume = reconsume;
+    r.topic = v.topic;
+    r.tag = v.tag;
+    r.born_host = v.born_host;
+    r.body = v.body;
+    keys = fy_malloc((size_t)(v.nkeys + 1) * sizeof(*keys));
+    props = fy_malloc((size_t)(v.nprops + 1) * 2 * sizeof(*props));
+    it = fy_record_keys(&v);
+    while (fy_record_key_next(&it, &keys[r.nkeys])) {
+        r.nkeys++;
+    }
+    it = fy_record_props(&v);
+    while (fy_record_prop_next(&it, &name, &value)) {
+        if (name.len == strlen(FY_PROP_REAL_TOPIC) &&
+            memcmp(name.p, FY_PROP_REAL_TOPIC, name.len) == 0) {
+            continue;
+        }
+        props[np++] = name;
+        props[np++] = value;
+    }
+    b = fy_wbatch_new();
+    target = internal_topic(c, dlq ? FY_DLQ_PREFIX : FY_RETRY_PREFIX, g->name, b);
+    x = FY_NEW(back_ctx);
+    x->c = c;
+    x->group = fy_strdup(g->name);
+    x->topic_id = t->id;
+    x->queue_id = cu->queue_id;
+    x->offset = offset;
+    if (dlq) {
+        r.props = props;
+        r.nprops = (uint16_t)(np / 2);
+        fy_wbatch_append(b, target->id, 0, &r);
+        x->dlq_topic_id = target->id;
+        fy_log(WARN, "core",
+               "group=%s topic=%s queue=%u offset=%llu reconsume=%u msg=\"message sent to the "
+               "dead-letter queue %s\"",
+               g->name, t->name, cu->queue_id, (unsigned long long)offset, v.reconsume,
+               target->name);
+    } else {
+        size_t level = reconsume - 1 < c->nretry_delays ? reconsume - 1 : c->nretry_delays - 1;
+        props[np++] = fy_slice_str(FY_PROP_REAL_TOPIC);
+        props[np++] = fy_slice_str(target->name);
+        r.props = props;
+        r.nprops = (uint16_t)(np / 2);
+        fy_record_encode(&r, &out);
+        fy_wbatch_put_timer(b, fy_wall_ms() + c->retry_delays[level], out.data, out.len);
+    }
+    fy_store_submit(c->store, b, send_back_done, x);
+    fy_free(keys);
+    fy_free(props);
+    fy_buf_free(&out);
+    fy_buf_free(&tmp);
+}
+
 int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how)
 {
     uint32_t slot;
@@ -924,10 +1136,11 @@ int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how)
     if (!f) {
         return -FY_ENOTFOUND;
     }
-    /* Retry topics with back-off and dead-letter queues come with the RocketMQ semantics work;
-     * until then every kind of nack delivers the message again. */
-    (void)how;
-    release_one(f->cur, f->offset);
+    if (how == FY_NACK_RELEASE || s->g->mode == FY_SUB_BROADCAST) {
+        release_one(f->cur, f->offset); /* again now; broadcast members have no retry topic */
+    } else {
+        send_back(s->core, s->g, f->cur, f->offset, how == FY_NACK_REJECT);
+    }
     fl_release(s, slot);
     return FY_OK;
 }
@@ -943,22 +1156,8 @@ static void release_all(fy_sub *s)
 }
 
 /* Detaches s from its consumer and group; frees the consumer when it has no members left. */
-static void sub_detach(fy_core *c, fy_sub *s)
+static void consumer_left(fy_core *c, consumer *co)
 {
-    consumer *co = s->cons;
-    s->closed = true;
-    REMOVE(co->members, co->nmembers, s);
-    s->g->members--;
-    rebalance(co);
-    release_all(s);
-    if (s->prev_all) {
-        s->prev_all->next_all = s->next_all;
-    } else {
-        c->subs = s->next_all;
-    }
-    if (s->next_all) {
-        s->next_all->prev_all = s->prev_all;
-    }
     if (co->nmembers == 0) {
         if (co->persistent) {
             /* Keep the group's position in memory: a member that rejoins at once must not read
@@ -974,6 +1173,28 @@ static void sub_detach(fy_core *c, fy_sub *s)
         for (size_t i = 0; i < co->nmembers; i++) {
             schedule(co->members[i]);
         }
+    }
+}
+
+static void sub_detach(fy_core *c, fy_sub *s)
+{
+    s->closed = true;
+    for (unsigned i = 0; i < s->ncons; i++) {
+        REMOVE(s->cons[i]->members, s->cons[i]->nmembers, s);
+        rebalance(s->cons[i]);
+    }
+    s->g->members--;
+    release_all(s);
+    if (s->prev_all) {
+        s->prev_all->next_all = s->next_all;
+    } else {
+        c->subs = s->next_all;
+    }
+    if (s->next_all) {
+        s->next_all->prev_all = s->prev_all;
+    }
+    for (unsigned i = 0; i < s->ncons; i++) {
+        consumer_left(c, s->cons[i]);
     }
 }
 
@@ -1006,7 +1227,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             if (s->fl[i].cur && s->fl[i].deadline_ms <= now) {
                 fy_log(DEBUG, "core", "group=%s member=%u offset=%llu msg=\"ack timeout\"",
                        s->g->name, s->member_id, (unsigned long long)s->fl[i].offset);
-                release_one(s->fl[i].cur, s->fl[i].offset);
+                /* Like a failure: back through the retry topic (RocketMQ's consume timeout). */
+                if (s->g->mode == FY_SUB_CLUSTERING) {
+                    send_back(c, s->g, s->fl[i].cur, s->fl[i].offset, false);
+                } else {
+                    release_one(s->fl[i].cur, s->fl[i].offset);
+                }
                 fl_release(s, i);
             }
         }
@@ -1114,10 +1340,6 @@ static void on_retention(evutil_socket_t fd, short what, void *arg)
     event_add(c->retention_ev, &next);
 }
 
-static void arm_timer(fy_core *c);
-static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
-                     fy_produce_result *res);
-
 /* ---- Delayed messages ---------------------------------------------------------------------- */
 
 /* Parses a decimal property value; false unless it is all digits and fits. */
@@ -1183,12 +1405,13 @@ static int deliver_at(fy_core *c, const fy_record_view *v, uint64_t now, uint64_
 }
 
 /* Parses delay_levels ("1s 5s 10s ... 2h"). */
-static int parse_delay_levels(fy_core *c, const char *text, char *err, size_t errlen)
+static int parse_durations(const char *key, const char *text, uint64_t *out, size_t *n, char *err,
+                           size_t errlen)
 {
     const char *p = text;
-    c->ndelay_levels = 0;
+    *n = 0;
     while (*p) {
-        uint64_t n = 0, unit;
+        uint64_t num = 0, unit;
         const char *start;
         while (*p == ' ' || *p == '\t' || *p == ',') {
             p++;
@@ -1197,8 +1420,8 @@ static int parse_delay_levels(fy_core *c, const char *text, char *err, size_t er
             break;
         }
         start = p;
-        while (*p >= '0' && *p <= '9' && n < UINT32_MAX) {
-            n = n * 10 + (uint64_t)(*p++ - '0');
+        while (*p >= '0' && *p <= '9' && num < UINT32_MAX) {
+            num = num * 10 + (uint64_t)(*p++ - '0');
         }
         if (p == start) {
             goto bad;
@@ -1216,19 +1439,17 @@ static int parse_delay_levels(fy_core *c, const char *text, char *err, size_t er
         } else {
             goto bad;
         }
-        if ((*p && *p != ' ' && *p != '\t' && *p != ',') ||
-            c->ndelay_levels == sizeof(c->delay_levels) / sizeof(c->delay_levels[0])) {
+        if ((*p && *p != ' ' && *p != '\t' && *p != ',') || *n == MAX_LEVELS) {
             goto bad;
         }
-        c->delay_levels[c->ndelay_levels++] = n * unit;
+        out[(*n)++] = num * unit;
     }
-    if (c->ndelay_levels > 0) {
+    if (*n > 0) {
         return FY_OK;
     }
 bad:
     snprintf(err, errlen,
-             "delay_levels: expected up to 32 durations such as \"1s 5s 10s 30s 1m\", got \"%s\"",
-             text);
+             "%s: expected up to 32 durations such as \"1s 5s 10s 30s 1m\", got \"%s\"", key, text);
     return -FY_EINVAL;
 }
 
@@ -1247,9 +1468,16 @@ static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, 
     fy_record_view v;
     topic *t = NULL;
     int rc = FY_OK;
+    fy_slice real;
     fy_wbatch_del_timer(x->b, when, seq);
     if (fy_record_decode(rec, len, &v) == FY_OK) {
-        t = topic_get_or_create(c, (const char *)v.topic.p, v.topic.len, x->b, &rc);
+        if (fy_record_prop_get(&v, FY_PROP_REAL_TOPIC, &real)) {
+            /* A retry: it goes to the group's retry topic, not to the topic it names. */
+            t = fy_strmap_get(&c->topics, (const char *)real.p, real.len);
+            rc = t ? FY_OK : -FY_ENOTFOUND;
+        } else {
+            t = topic_get_or_create(c, (const char *)v.topic.p, v.topic.len, x->b, &rc);
+        }
     }
     if (!t) {
         fy_log(ERROR, "core",
@@ -1721,6 +1949,9 @@ int fy_core_group_describe(fy_core *c, const char *name, fy_sub_mode *mode,
     *mode = g->mode;
     for (size_t i = 0; i < g->ncons; i++) {
         consumer *co = g->cons[i];
+        if (co->retry) {
+            continue; /* its members are those of the group's topics */
+        }
         for (size_t k = 0; k < co->nmembers; k++) {
             fy_sub *s = co->members[k];
             fy_group_member_info m = {s->member_id,    s->client_id, co->t->name,
@@ -1861,7 +2092,10 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     fy_buf_free(&v);
     c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
     event_add(c->tick_ev, &tick);
-    if (parse_delay_levels(c, cfg->delay_levels, err, errlen) != FY_OK) {
+    if (parse_durations("delay_levels", cfg->delay_levels, c->delay_levels, &c->ndelay_levels, err,
+                        errlen) != FY_OK ||
+        parse_durations("retry_delays", cfg->retry_delays, c->retry_delays, &c->nretry_delays, err,
+                        errlen) != FY_OK) {
         fy_core_free(c);
         return NULL;
     }

@@ -70,6 +70,13 @@ void fy_core_queue_range(fy_core *c, uint32_t topic_id, uint32_t queue_id, uint6
 #define FY_PROP_DELAY_LEVEL "DELAY"
 #define FY_MSGID_SCHEDULED 0xFFFF
 
+/* Failures of a clustering group come back through %RETRY%<group> and end in %DLQ%<group>.
+ * A copy waiting for its retry time carries the property REAL_TOPIC (where to append it). */
+#define FY_RETRY_PREFIX "%RETRY%"
+#define FY_DLQ_PREFIX "%DLQ%"
+#define FY_PROP_REAL_TOPIC "REAL_TOPIC"
+#define FY_INTERNAL_NAME_MAX 255
+
 /* ---- Produce ----------------------------------------------------------------------------- */
 
 /* One message to produce: an encoded record (as built by fy_record_encode; its location fields

@@ -44,6 +44,8 @@ typedef struct owner {
     char body[MAXD][24];
     char tag[MAXD][16];
     uint64_t at_ms[MAXD]; /* wall time of arrival */
+    uint32_t reconsume[MAXD];
+    uint32_t topic_id[MAXD];
     int closed;
     int closed_status;
 } owner;
@@ -61,6 +63,8 @@ static void on_deliver(void *arg, fy_sub *sub, const fy_delivery *d)
     snprintf(o->body[o->n], 24, "%.*s", (int)v.body.len, (const char *)v.body.p);
     snprintf(o->tag[o->n], 16, "%.*s", (int)v.tag.len, (const char *)v.tag.p);
     o->at_ms[o->n] = fy_wall_ms();
+    o->reconsume[o->n] = v.reconsume;
+    o->topic_id[o->n] = d->topic_id;
     o->n++;
 }
 
@@ -677,6 +681,9 @@ static void on_member(void *arg, const fy_group_member_info *m)
 static void on_queue(void *arg, const fy_group_queue_info *q)
 {
     qinfo *qi = arg;
+    if (strncmp(q->topic, "%RETRY%", 7) == 0) {
+        return; /* the group's retry topic: not what these tests look at */
+    }
     qi->committed[q->queue_id] = q->committed;
     qi->max[q->queue_id] = q->max_offset;
     qi->n++;
@@ -767,21 +774,89 @@ static void test_core_start_positions_and_reset(void **state)
                      -FY_ENOTFOUND);
 }
 
+/* Reopens the core with short retry settings. */
+static void short_retries(env *e, const char *delays, uint64_t max_reconsume)
+{
+    fy_core_free(e->core);
+    fy_free(e->cfg.retry_delays);
+    e->cfg.retry_delays = fy_strdup(delays);
+    e->cfg.max_reconsume = max_reconsume;
+    core_open(e);
+}
+
 static void test_core_ack_timeout_redelivers(void **state)
 {
     env *e = *state;
     static owner a;
     memset(&a, 0, sizeof(a));
+    short_retries(e, "100ms", 16);
     e->cfg.ack_timeout_ms = 100;
     subscribe(e, &a, "g", "slow", "", FY_SUB_CLUSTERING, FY_START_LAST);
     fy_sub_credit(a.sub, 10);
     produce(e, "slow", "", "late", "");
     wait_n(e, &a, 1);
-    wait_n(e, &a, 2); /* not acked within 100 ms: delivered again */
-    assert_int_equal(a.offset[1], a.offset[0]);
+    wait_n(e, &a, 2); /* not acked within 100 ms: back through the retry topic */
+    assert_string_equal(a.body[1], "late");
+    assert_int_equal(a.reconsume[0], 0);
+    assert_int_equal(a.reconsume[1], 1);
+    assert_true(a.topic_id[1] != a.topic_id[0]);
+    assert_true(a.at_ms[1] >= a.at_ms[0] + 200); /* timeout + back-off */
     assert_int_equal(fy_sub_ack(a.sub, a.ids[1]), FY_OK);
     run_for(e, 400);
     assert_int_equal(a.n, 2);
+}
+
+static void test_core_retry_then_dead_letter(void **state)
+{
+    env *e = *state;
+    static owner a, other, dlq;
+    memset(&a, 0, sizeof(a));
+    memset(&other, 0, sizeof(other));
+    memset(&dlq, 0, sizeof(dlq));
+    fy_sub_mode mode;
+    qinfo qi = {0};
+    short_retries(e, "50ms 100ms", 2);
+    subscribe(e, &a, "billing", "pay", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    subscribe(e, &other, "audit", "pay", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 10);
+    fy_sub_credit(other.sub, 10);
+    produce(e, "pay", "TagX", "bad", "");
+    wait_n(e, &a, 1);
+    wait_n(e, &other, 1);
+    assert_int_equal(fy_sub_ack(other.sub, other.ids[0]), FY_OK);
+    /* Fail it twice: back after 50 ms, then after 100 ms, reconsume counted. */
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[0], FY_NACK_RETRY), FY_OK);
+    wait_n(e, &a, 2);
+    assert_true(a.at_ms[1] >= a.at_ms[0] + 50);
+    assert_int_equal(a.reconsume[1], 1);
+    assert_string_equal(a.tag[1], "TagX");
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[1], FY_NACK_RETRY), FY_OK);
+    wait_n(e, &a, 3);
+    assert_true(a.at_ms[2] >= a.at_ms[1] + 100);
+    assert_int_equal(a.reconsume[2], 2);
+    /* The third failure passes max_reconsume (2): the dead-letter queue. */
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[2], FY_NACK_RETRY), FY_OK);
+    subscribe(e, &dlq, "inspect", "%DLQ%billing", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(dlq.sub, 10);
+    wait_n(e, &dlq, 1);
+    assert_string_equal(dlq.body[0], "bad");
+    assert_int_equal(dlq.reconsume[0], 3);
+    run_for(e, 300);
+    assert_int_equal(a.n, 3);     /* no more deliveries to the failing group */
+    assert_int_equal(other.n, 1); /* the other group never saw a retry */
+    /* The failing group's offset moved on in the original topic. */
+    assert_int_equal(fy_core_group_describe(e->core, "billing", &mode, on_member, on_queue, &qi),
+                     FY_OK);
+    assert_int_equal(qi.committed[0] + qi.committed[1] + qi.committed[2] + qi.committed[3] +
+                         qi.committed[4] + qi.committed[5] + qi.committed[6] + qi.committed[7],
+                     1);
+    /* Rejected at once: straight to the dead-letter queue. */
+    produce(e, "pay", "", "poison", "");
+    wait_n(e, &a, 4);
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[3], FY_NACK_REJECT), FY_OK);
+    wait_n(e, &dlq, 2);
+    assert_string_equal(dlq.body[1], "poison");
+    assert_int_equal(dlq.reconsume[1], 1);
 }
 
 static void test_core_topic_delete_closes_subscriptions(void **state)
@@ -873,6 +948,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_start_positions_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_ack_timeout_redelivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_retry_then_dead_letter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup, teardown),

@@ -252,9 +252,13 @@ static void test_it_pipelined_sends_then_drain(void **state)
     }
     fy_consumer_free(cons); /* acks written, UNSUBSCRIBE answered */
     assert_int_equal(fy_group_describe(c, "it_pipe_g", &g), FY_OK);
-    assert_int_equal(g->nqueues, 4);
-    for (size_t i = 0; i < g->nqueues; i++) {
-        lag += g->queues[i].lag;
+    {
+        size_t nq = 0; /* the group's queues of it_pipe (its retry topic is listed too) */
+        for (size_t i = 0; i < g->nqueues; i++) {
+            lag += g->queues[i].lag;
+            nq += strcmp(g->queues[i].topic, "it_pipe") == 0;
+        }
+        assert_int_equal(nq, 4);
     }
     assert_int_equal(lag, 0);
     fy_group_info_free(g);
