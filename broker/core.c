@@ -1025,6 +1025,52 @@ static void send_back_done(void *arg, int status, fy_wbatch *b)
     fy_free(x);
 }
 
+/* Encodes into out a copy of the message v with the given flags and reconsume count, without
+ * its REAL_TOPIC property, and with REAL_TOPIC = real when real is not NULL. */
+static int copy_record(const fy_record_view *v, uint16_t flags, uint32_t reconsume,
+                       const char *real, fy_buf *out)
+{
+    fy_record r = {0};
+    fy_slice *keys = fy_malloc((size_t)(v->nkeys + 1) * sizeof(*keys));
+    fy_slice *props = fy_malloc(((size_t)v->nprops + 1) * 2 * sizeof(*props));
+    fy_slice name, value;
+    fy_record_iter it;
+    size_t np = 0;
+    int rc;
+    r.flags = flags;
+    r.born_ms = v->born_ms;
+    r.reconsume = reconsume;
+    r.topic = v->topic; /* the original topic, wherever the copy is stored */
+    r.tag = v->tag;
+    r.born_host = v->born_host;
+    r.body = v->body;
+    it = fy_record_keys(v);
+    while (r.nkeys < v->nkeys && fy_record_key_next(&it, &keys[r.nkeys])) {
+        r.nkeys++;
+    }
+    r.keys = keys;
+    it = fy_record_props(v);
+    while (np < 2u * v->nprops && fy_record_prop_next(&it, &name, &value)) {
+        if (name.len == strlen(FY_PROP_REAL_TOPIC) &&
+            memcmp(name.p, FY_PROP_REAL_TOPIC, name.len) == 0) {
+            continue;
+        }
+        props[np++] = name;
+        props[np++] = value;
+    }
+    if (real) {
+        props[np++] = fy_slice_str(FY_PROP_REAL_TOPIC);
+        props[np++] = fy_slice_str(real);
+    }
+    r.props = props;
+    r.nprops = (uint16_t)(np / 2);
+    fy_buf_reset(out);
+    rc = fy_record_encode(&r, out);
+    fy_free(keys);
+    fy_free(props);
+    return rc;
+}
+
 /* A failed delivery in a clustering group: a copy with reconsume + 1 goes to %RETRY%<group>
  * after the back-off of retry_delays (through the time index), or to %DLQ%<group> once
  * max_reconsume is passed (or at once when rejected). Only this group sees it; its offset in
@@ -1038,15 +1084,11 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
     const uint8_t *rec;
     size_t len;
     fy_record_view v;
-    fy_record r = {0};
-    fy_slice *keys = NULL, *props = NULL, name, value;
-    fy_record_iter it;
     fy_wbatch *b;
     back_ctx *x;
     uint32_t reconsume;
     bool dlq;
     topic *target;
-    size_t np = 0;
 
     if (offset < cu->committed || offset >= cu->next || *win_at(cu, offset) != W_INFLIGHT) {
         return; /* stale (reset meanwhile) */
@@ -1058,45 +1100,28 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
         rec = tmp.data;
         len = tmp.len;
     } else {
-        *win_at(cu, offset) = W_DONE; /* gone (retention): nothing to retry */
-        advance(c, cu);
-        return;
+        rec = NULL;
+        len = 0;
     }
-    if (fy_record_decode(rec, len, &v) != FY_OK) {
+    reconsume = 0;
+    dlq = false;
+    if (rec && fy_record_decode(rec, len, &v) == FY_OK) {
+        reconsume = v.reconsume + 1;
+        dlq = reject || reconsume > c->cfg->max_reconsume;
+    }
+    b = fy_wbatch_new();
+    target = rec ? internal_topic(c, dlq ? FY_DLQ_PREFIX : FY_RETRY_PREFIX, g->name, b) : NULL;
+    if (!rec || !target ||
+        copy_record(&v, (uint16_t)(v.flags | FY_RECORD_F_RETRY), reconsume,
+                    dlq ? NULL : target->name, &out) != FY_OK) {
+        /* Gone (retention) or not a record we can copy: nothing to retry. */
+        fy_wbatch_free(b);
         *win_at(cu, offset) = W_DONE;
         advance(c, cu);
         fy_buf_free(&tmp);
+        fy_buf_free(&out);
         return;
     }
-    reconsume = v.reconsume + 1;
-    dlq = reject || reconsume > c->cfg->max_reconsume;
-
-    /* The copy: same message, reconsume + 1, flagged, and (for a retry) the topic it is to be
-     * appended to when due. Its topic field stays the original topic. */
-    r.flags = (uint16_t)(v.flags | FY_RECORD_F_RETRY);
-    r.born_ms = v.born_ms;
-    r.reconsume = reconsume;
-    r.topic = v.topic;
-    r.tag = v.tag;
-    r.born_host = v.born_host;
-    r.body = v.body;
-    keys = fy_malloc((size_t)(v.nkeys + 1) * sizeof(*keys));
-    props = fy_malloc((size_t)(v.nprops + 1) * 2 * sizeof(*props));
-    it = fy_record_keys(&v);
-    while (fy_record_key_next(&it, &keys[r.nkeys])) {
-        r.nkeys++;
-    }
-    it = fy_record_props(&v);
-    while (fy_record_prop_next(&it, &name, &value)) {
-        if (name.len == strlen(FY_PROP_REAL_TOPIC) &&
-            memcmp(name.p, FY_PROP_REAL_TOPIC, name.len) == 0) {
-            continue;
-        }
-        props[np++] = name;
-        props[np++] = value;
-    }
-    b = fy_wbatch_new();
-    target = internal_topic(c, dlq ? FY_DLQ_PREFIX : FY_RETRY_PREFIX, g->name, b);
     x = FY_NEW(back_ctx);
     x->c = c;
     x->group = fy_strdup(g->name);
@@ -1104,9 +1129,7 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
     x->queue_id = cu->queue_id;
     x->offset = offset;
     if (dlq) {
-        r.props = props;
-        r.nprops = (uint16_t)(np / 2);
-        fy_wbatch_append(b, target->id, 0, &r);
+        fy_wbatch_append_raw(b, target->id, 0, out.data, out.len);
         x->dlq_topic_id = target->id;
         fy_log(WARN, "core",
                "group=%s topic=%s queue=%u offset=%llu reconsume=%u msg=\"message sent to the "
@@ -1115,16 +1138,9 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
                target->name);
     } else {
         size_t level = reconsume - 1 < c->nretry_delays ? reconsume - 1 : c->nretry_delays - 1;
-        props[np++] = fy_slice_str(FY_PROP_REAL_TOPIC);
-        props[np++] = fy_slice_str(target->name);
-        r.props = props;
-        r.nprops = (uint16_t)(np / 2);
-        fy_record_encode(&r, &out);
         fy_wbatch_put_timer(b, fy_wall_ms() + c->retry_delays[level], out.data, out.len);
     }
     fy_store_submit(c->store, b, send_back_done, x);
-    fy_free(keys);
-    fy_free(props);
     fy_buf_free(&out);
     fy_buf_free(&tmp);
 }
@@ -1487,10 +1503,13 @@ static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, 
                fy_errname(rc ? rc : -FY_ECORRUPT));
         return 0;
     }
-    fy_buf_reset(&c->scratch);
-    fy_buf_append(&c->scratch, rec, len);
-    /* Mark it as having been delayed (flags live at offset 2 of the record header). */
-    fy_be16_put(c->scratch.data + 2, (uint16_t)(v.flags | FY_RECORD_F_DELAYED));
+    /* The copy consumers get: flagged as delayed (unless it is a retry), without the internal
+     * REAL_TOPIC property. */
+    if (copy_record(
+            &v, (uint16_t)(v.flags & FY_RECORD_F_RETRY ? v.flags : v.flags | FY_RECORD_F_DELAYED),
+            v.reconsume, NULL, &c->scratch) != FY_OK) {
+        return 0; /* cannot happen: it decoded */
+    }
     fy_wbatch_append_raw(x->b, t->id, t->rr++ % t->queues, c->scratch.data, c->scratch.len);
     if (x->n == x->cap) {
         x->cap = x->cap ? x->cap * 2 : 64;

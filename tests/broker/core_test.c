@@ -45,6 +45,9 @@ typedef struct owner {
     char tag[MAXD][16];
     uint64_t at_ms[MAXD]; /* wall time of arrival */
     uint32_t reconsume[MAXD];
+    uint16_t nkeys[MAXD];
+    char region[MAXD][8];
+    int has_real_topic[MAXD];
     uint32_t topic_id[MAXD];
     int closed;
     int closed_status;
@@ -64,6 +67,15 @@ static void on_deliver(void *arg, fy_sub *sub, const fy_delivery *d)
     snprintf(o->tag[o->n], 16, "%.*s", (int)v.tag.len, (const char *)v.tag.p);
     o->at_ms[o->n] = fy_wall_ms();
     o->reconsume[o->n] = v.reconsume;
+    o->nkeys[o->n] = v.nkeys;
+    {
+        fy_slice val;
+        o->region[o->n][0] = '\0';
+        if (fy_record_prop_get(&v, "region", &val)) {
+            snprintf(o->region[o->n], 8, "%.*s", (int)val.len, (const char *)val.p);
+        }
+        o->has_real_topic[o->n] = fy_record_prop_get(&v, FY_PROP_REAL_TOPIC, &val);
+    }
     o->topic_id[o->n] = d->topic_id;
     o->n++;
 }
@@ -774,6 +786,32 @@ static void test_core_start_positions_and_reset(void **state)
                      -FY_ENOTFOUND);
 }
 
+/* Produces a message with a key and a property, to check that copies keep both. */
+static void produce_keyed(env *e, const char *topic, const char *tag, const char *body,
+                          const char *key)
+{
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    fy_slice keys[1] = {fy_slice_str(key)};
+    fy_slice props[2] = {fy_slice_str("region"), fy_slice_str("eu")};
+    fy_produce_msg m;
+    produced p = {0};
+    r.topic = fy_slice_str(topic);
+    r.tag = fy_slice_str(tag);
+    r.body = fy_slice_str(body);
+    r.keys = keys;
+    r.nkeys = 1;
+    r.props = props;
+    r.nprops = 1;
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = fy_slice_str("");
+    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL), FY_OK);
+    run_until(e, produced_done, &p);
+    assert_int_equal(p.status, FY_OK);
+    fy_buf_free(&rec);
+}
+
 /* Reopens the core with short retry settings. */
 static void short_retries(env *e, const char *delays, uint64_t max_reconsume)
 {
@@ -820,7 +858,7 @@ static void test_core_retry_then_dead_letter(void **state)
     subscribe(e, &other, "audit", "pay", "", FY_SUB_CLUSTERING, FY_START_LAST);
     fy_sub_credit(a.sub, 10);
     fy_sub_credit(other.sub, 10);
-    produce(e, "pay", "TagX", "bad", "");
+    produce_keyed(e, "pay", "TagX", "bad", "order-7");
     wait_n(e, &a, 1);
     wait_n(e, &other, 1);
     assert_int_equal(fy_sub_ack(other.sub, other.ids[0]), FY_OK);
@@ -830,6 +868,9 @@ static void test_core_retry_then_dead_letter(void **state)
     assert_true(a.at_ms[1] >= a.at_ms[0] + 50);
     assert_int_equal(a.reconsume[1], 1);
     assert_string_equal(a.tag[1], "TagX");
+    assert_int_equal(a.nkeys[1], 1);
+    assert_string_equal(a.region[1], "eu");
+    assert_int_equal(a.has_real_topic[1], 0); /* the internal property is not shown */
     assert_int_equal(fy_sub_nack(a.sub, a.ids[1], FY_NACK_RETRY), FY_OK);
     wait_n(e, &a, 3);
     assert_true(a.at_ms[2] >= a.at_ms[1] + 100);
@@ -841,6 +882,8 @@ static void test_core_retry_then_dead_letter(void **state)
     wait_n(e, &dlq, 1);
     assert_string_equal(dlq.body[0], "bad");
     assert_int_equal(dlq.reconsume[0], 3);
+    assert_int_equal(dlq.nkeys[0], 1);
+    assert_string_equal(dlq.region[0], "eu");
     run_for(e, 300);
     assert_int_equal(a.n, 3);     /* no more deliveries to the failing group */
     assert_int_equal(other.n, 1); /* the other group never saw a retry */
@@ -851,7 +894,7 @@ static void test_core_retry_then_dead_letter(void **state)
                          qi.committed[4] + qi.committed[5] + qi.committed[6] + qi.committed[7],
                      1);
     /* Rejected at once: straight to the dead-letter queue. */
-    produce(e, "pay", "", "poison", "");
+    produce_keyed(e, "pay", "", "poison", "order-8");
     wait_n(e, &a, 4);
     assert_int_equal(fy_sub_nack(a.sub, a.ids[3], FY_NACK_REJECT), FY_OK);
     wait_n(e, &dlq, 2);
