@@ -49,6 +49,9 @@ static const char usage_text[] =
     "  message get ID                   show a stored message by id\n"
     "  message find --topic T --key K [--since TIME] [--until TIME] [--limit N]\n"
     "                                   list the messages of T with key K, oldest first\n"
+    "  dlq list GROUP                   count the dead letters of a consumer group\n"
+    "  dlq consume GROUP [...]          print (and acknowledge) a group's dead letters\n"
+    "  dlq resend GROUP [...]           send a group's dead letters to their topics again\n"
     "\n"
     "Options:\n"
     "  --broker HOST:PORT  broker address (default $FERRY_BROKER, else 127.0.0.1:10911)\n"
@@ -87,16 +90,42 @@ static const char help_send[] =
 static const char help_consume[] =
     "Usage: ferryctl consume TOPIC --group G [--from first|last|TIME] [--count N]\n"
     "                        [--filter EXPR | --sql EXPR] [--broadcast] [--timeout MS]\n"
+    "                        [--nack | --reject]\n"
     "\n"
     "Joins consumer group G and prints each message's body on a line (with --json, the whole\n"
-    "message as a JSON object), acknowledging it once printed.\n"
+    "message as a JSON object, with its reconsume count), acknowledging it once printed.\n"
     "  --from P       where a group without a committed offset starts: last (default),\n"
     "                 first, or TIME (ms since the epoch or ISO 8601)\n"
     "  --count N      exit after N messages\n"
     "  --filter EXPR  tag filter: * (default) or TagA || TagB\n"
     "  --sql EXPR     SQL92 filter on properties and TAGS, e.g. \"region = 'eu' AND n > 5\"\n"
     "  --broadcast    broadcast mode (every member gets every message)\n"
-    "  --timeout MS   exit after MS milliseconds without a message (default: wait forever)\n";
+    "  --timeout MS   exit after MS milliseconds without a message (default: wait forever)\n"
+    "  --nack         fail each message instead (retry later): in a clustering group it\n"
+    "                 comes back after the broker's retry_delays with reconsume + 1, and\n"
+    "                 goes to the dead-letter queue after max_reconsume failures\n"
+    "  --reject       fail each message for good: straight to the dead-letter queue\n";
+
+static const char help_dlq[] =
+    "Usage: ferryctl dlq list GROUP\n"
+    "       ferryctl dlq consume GROUP [--count N] [--timeout MS]\n"
+    "       ferryctl dlq resend GROUP [--count N] [--timeout MS]\n"
+    "\n"
+    "The dead-letter queue of consumer group GROUP is the topic %DLQ%GROUP: the messages the\n"
+    "group failed more than max_reconsume times, or rejected. Each keeps its original topic\n"
+    "and its reconsume count.\n"
+    "`list` shows how many dead letters are kept and their offsets (\"no dead-letter queue\"\n"
+    "when the group never had one).\n"
+    "`consume` prints each dead letter's body (with --json, the whole message) and\n"
+    "acknowledges it in group GROUP-dlq-inspect, which starts at the first dead letter: a\n"
+    "later run shows only newer ones (`group reset GROUP-dlq-inspect --topic %DLQ%GROUP\n"
+    "--to 0` shows them all again).\n"
+    "`resend` sends each dead letter again to its original topic (tag, keys, properties and\n"
+    "body kept; delay properties dropped) and acknowledges it in group GROUP-dlq-resend once\n"
+    "sent: one line per message, the new message id and the topic. Every group of that topic\n"
+    "receives it again. Exits 1 when a send fails (that dead letter stays).\n"
+    "  --count N     stop after N dead letters\n"
+    "  --timeout MS  stop after MS milliseconds without one (default 1000)\n";
 
 static const char help_group[] =
     "Usage: ferryctl group list\n"
@@ -876,18 +905,95 @@ static int cmd_send(fy_client *c, int argc, char **argv)
 
 /* ---- consume ------------------------------------------------------------------------------- */
 
+/* What a consume loop does with each delivery: returns -1 to go on, or an exit code to stop.
+ * It must not free m (the loop does). */
+typedef int (*settle_fn)(void *arg, fy_client *c, fy_consumer *cons, fy_message *m);
+
+/* Polls cons and passes each delivery to settle, until count messages (0 = no limit), idle_ms
+ * without one (negative = wait forever), an error or Ctrl-C. Returns the exit code. */
+static int consume_loop(fy_client *c, fy_consumer *cons, uint64_t count, int64_t idle_ms,
+                        settle_fn settle, void *arg)
+{
+    uint64_t got = 0;
+    int64_t idle_left = idle_ms;
+    int rc, exit_code = EXIT_OK;
+
+    while (!interrupted && (count == 0 || got < count)) {
+        fy_message *m;
+        /* Short slices so that Ctrl-C is noticed; the idle budget restarts with each message. */
+        int slice = idle_left < 0 || idle_left > 200 ? 200 : (int)idle_left;
+        rc = fy_consumer_poll(cons, slice, &m);
+        if (rc == -FY_ETIMEDOUT) {
+            if (idle_left >= 0) {
+                idle_left -= slice;
+                if (idle_left <= 0) {
+                    break;
+                }
+            }
+            continue;
+        }
+        if (rc != FY_OK) {
+            exit_code = report(c, rc);
+            break;
+        }
+        rc = settle(arg, c, cons, m);
+        fy_message_free(m);
+        if (rc >= 0) {
+            exit_code = rc;
+            break;
+        }
+        got++;
+        idle_left = idle_ms;
+    }
+    if (interrupted && exit_code == EXIT_OK) {
+        exit_code = EXIT_INTR;
+    }
+    return exit_code;
+}
+
+/* Prints a delivery: its body on a line, or with --json the whole message. */
+static void print_delivery(const fy_message *m)
+{
+    if (json_out) {
+        json_print(message_json(m));
+    } else {
+        size_t len;
+        const void *body = fy_message_body(m, &len);
+        if (len) {
+            fwrite(body, 1, len, stdout);
+        }
+        fputc('\n', stdout);
+    }
+    fflush(stdout);
+}
+
+/* consume: print, then ack (how = FY_CONSUME_SUCCESS) or nack with how. */
+static int settle_print(void *arg, fy_client *c, fy_consumer *cons, fy_message *m)
+{
+    fy_consume_status how = *(const fy_consume_status *)arg;
+    int rc;
+
+    print_delivery(m);
+    rc = how == FY_CONSUME_SUCCESS ? fy_consumer_ack(cons, m) : fy_consumer_nack(cons, m, how);
+    /* -FY_ECLOSED: delivered on a connection that dropped; the broker delivers it again. */
+    if (rc != FY_OK && rc != -FY_ECLOSED) {
+        return report(c, rc);
+    }
+    return -1;
+}
+
 static int cmd_consume(fy_client *c, int argc, char **argv)
 {
-    static const opt_spec spec[] = {{"group", true},  {"from", true},       {"count", true},
-                                    {"filter", true}, {"broadcast", false}, {"timeout", true},
-                                    {"sql", true},    {NULL, false}};
+    static const opt_spec spec[] = {
+        {"group", true},   {"from", true}, {"count", true}, {"filter", true},  {"broadcast", false},
+        {"timeout", true}, {"sql", true},  {"nack", false}, {"reject", false}, {NULL, false}};
     fy_consumer_opts o;
     fy_consumer *cons;
+    fy_consume_status how = FY_CONSUME_SUCCESS;
     const char *from, *v;
-    uint64_t count = 0, idle_ms = 0, got = 0;
-    int64_t idle_left;
+    uint64_t count = 0, idle_ms = 0;
     parsed p;
-    int rc, exit_code = EXIT_OK;
+    int rc, exit_code;
 
     cmd_name = "consume";
     rc = parse_args(argc, argv, spec, help_consume, &p);
@@ -927,6 +1033,14 @@ static int cmd_consume(fy_client *c, int argc, char **argv)
         o.filter = v;
         o.filter_sql = true;
     }
+    if (opt_get(&p, "nack") && opt_get(&p, "reject")) {
+        return usage_error(help_consume, "consume: --nack and --reject exclude each other");
+    }
+    if (opt_get(&p, "nack")) {
+        how = FY_CONSUME_RETRY_LATER;
+    } else if (opt_get(&p, "reject")) {
+        how = FY_CONSUME_REJECT;
+    }
     o.mode = opt_get(&p, "broadcast") ? FY_CONSUME_BROADCAST : FY_CONSUME_CLUSTERING;
     /* Take no more than we will print: the rest stays with the group. */
     o.window = count && count < 256 ? (uint32_t)count : 256;
@@ -935,50 +1049,211 @@ static int cmd_consume(fy_client *c, int argc, char **argv)
     if (!cons) {
         return report(c, rc);
     }
-    idle_left = opt_get(&p, "timeout") ? (int64_t)idle_ms : -1;
-    while (!interrupted && (count == 0 || got < count)) {
-        fy_message *m;
-        /* Short slices so that Ctrl-C is noticed; the idle budget restarts with each message. */
-        int slice = idle_left < 0 || idle_left > 200 ? 200 : (int)idle_left;
-        rc = fy_consumer_poll(cons, slice, &m);
-        if (rc == -FY_ETIMEDOUT) {
-            if (idle_left >= 0) {
-                idle_left -= slice;
-                if (idle_left <= 0) {
-                    break;
-                }
-            }
-            continue;
-        }
-        if (rc != FY_OK) {
-            exit_code = report(c, rc);
-            break;
-        }
-        if (json_out) {
-            json_print(message_json(m));
-        } else {
-            size_t len;
-            const void *body = fy_message_body(m, &len);
-            if (len) {
-                fwrite(body, 1, len, stdout);
-            }
-            fputc('\n', stdout);
-        }
-        fflush(stdout);
-        rc = fy_consumer_ack(cons, m);
-        fy_message_free(m);
-        if (rc != FY_OK && rc != -FY_ECLOSED) {
-            exit_code = report(c, rc);
-            break;
-        }
-        got++;
-        idle_left = opt_get(&p, "timeout") ? (int64_t)idle_ms : -1;
-    }
+    exit_code = consume_loop(c, cons, count, opt_get(&p, "timeout") ? (int64_t)idle_ms : -1,
+                             settle_print, &how);
     fy_consumer_free(cons); /* writes the last acks and leaves the group */
-    if (interrupted && exit_code == EXIT_OK) {
-        exit_code = EXIT_INTR;
-    }
     return exit_code;
+}
+
+/* ---- dlq ----------------------------------------------------------------------------------- */
+
+#define DLQ_DEFAULT_IDLE_MS 1000
+
+/* A group's dead-letter queue: "%DLQ%<group>". */
+static void dlq_topic(const char *group, char *buf, size_t n)
+{
+    snprintf(buf, n, "%%DLQ%%%s", group);
+}
+
+/* Sums the messages kept in topic (max - min of each queue). Sets *exists to false, with FY_OK,
+ * when the topic does not exist. */
+static int dlq_size(fy_client *c, const char *topic, bool *exists, uint64_t *n, uint64_t *min,
+                    uint64_t *max)
+{
+    fy_topic_info *t;
+    int rc = fy_topic_describe(c, topic, &t);
+
+    *n = *min = *max = 0;
+    *exists = rc == FY_OK;
+    if (rc == -FY_ENOTFOUND) {
+        return FY_OK;
+    }
+    if (rc != FY_OK) {
+        return rc;
+    }
+    for (uint32_t i = 0; i < t->queues; i++) {
+        *n += t->ranges[i].max_offset - t->ranges[i].min_offset;
+    }
+    /* The broker gives a DLQ one queue: its range is the one to show. */
+    if (t->queues > 0) {
+        *min = t->ranges[0].min_offset;
+        *max = t->ranges[0].max_offset;
+    }
+    fy_topic_info_free(t);
+    return FY_OK;
+}
+
+static void print_no_dlq(const char *group, const char *topic)
+{
+    if (json_out) {
+        json_print(json_pack("{s:s, s:s, s:b, s:I}", "group", group, "topic", topic, "exists", 0,
+                             "messages", (json_int_t)0));
+    } else {
+        printf("group %s: no dead-letter queue\n", group);
+    }
+}
+
+/* dlq consume: print, then ack. */
+static int settle_inspect(void *arg, fy_client *c, fy_consumer *cons, fy_message *m)
+{
+    fy_consume_status how = FY_CONSUME_SUCCESS;
+
+    return settle_print(&how, c, cons, m);
+}
+
+/* Properties the broker acts on when a message is sent (delays) or that it sets itself: a
+ * resent dead letter goes out now, whatever delayed it the first time. */
+static const char *const resend_dropped_props[] = {"TIMER_DELIVER_MS", "TIMER_DELAY_MS", "DELAY",
+                                                   "REAL_TOPIC"};
+
+/* dlq resend: send a copy of the dead letter to its original topic (the message's topic field),
+ * then ack the dead letter; an ack only after the send, so a failure leaves it in the DLQ. */
+static int settle_resend(void *arg, fy_client *c, fy_consumer *cons, fy_message *m)
+{
+    fy_message *copy = fy_message_dup(m); /* topic, tag, keys, properties, body */
+    fy_send_result r;
+    int rc;
+
+    (void)arg;
+    if (!copy) {
+        return report(c, -FY_ENOMEM);
+    }
+    for (size_t i = 0; i < sizeof(resend_dropped_props) / sizeof(resend_dropped_props[0]); i++) {
+        fy_message_set_property(copy, resend_dropped_props[i], NULL);
+    }
+    rc = fy_send(c, copy, &r);
+    fy_message_free(copy);
+    if (rc != FY_OK) {
+        fprintf(stderr, "ferryctl: dlq resend: dead letter %s to %s: %s\n", fy_message_id(m),
+                fy_message_topic(m),
+                *fy_client_last_error(c) ? fy_client_last_error(c) : fy_strerror(rc));
+        return rc == -FY_ECLOSED ? EXIT_CONN : EXIT_FAIL;
+    }
+    if (json_out) {
+        json_print(json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "msgid", r.msgid, "topic",
+                             fy_message_topic(m), "queue", (json_int_t)r.queue_id, "offset",
+                             (json_int_t)r.queue_offset, "dead_letter", fy_message_id(m),
+                             "reconsume", (json_int_t)fy_message_reconsume_count(m)));
+    } else {
+        printf("%s %s\n", r.msgid, fy_message_topic(m));
+    }
+    fflush(stdout);
+    rc = fy_consumer_ack(cons, m);
+    if (rc != FY_OK) {
+        /* Resent but not acknowledged: the next resend sends it once more. */
+        fprintf(stderr,
+                "ferryctl: dlq resend: dead letter %s resent as %s but not acknowledged: "
+                "%s\n",
+                fy_message_id(m), r.msgid, fy_strerror(rc));
+        return rc == -FY_ECLOSED ? EXIT_CONN : EXIT_FAIL;
+    }
+    return -1;
+}
+
+static int cmd_dlq(fy_client *c, int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"count", true}, {"timeout", true}, {NULL, false}};
+    char topic[320], group[160];
+    uint64_t count = 0, idle_ms = DLQ_DEFAULT_IDLE_MS, n, min, max;
+    bool exists, resend;
+    const char *sub, *v;
+    fy_consumer_opts o;
+    fy_consumer *cons;
+    parsed p;
+    int rc;
+
+    rc = parse_args(argc, argv, spec, help_dlq, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos < 1) {
+        return usage_error(help_dlq, "dlq: missing subcommand");
+    }
+    sub = p.pos[0];
+    if (strcmp(sub, "list") == 0) {
+        cmd_name = "dlq list";
+    } else if (strcmp(sub, "consume") == 0) {
+        cmd_name = "dlq consume";
+    } else if (strcmp(sub, "resend") == 0) {
+        cmd_name = "dlq resend";
+    } else {
+        return usage_error(help_dlq, "dlq: unknown subcommand '%s'", sub);
+    }
+    if (p.npos != 2 || !*p.pos[1]) {
+        return usage_error(help_dlq, "%s: one GROUP expected", cmd_name);
+    }
+    if (strlen(p.pos[1]) > 127) {
+        return usage_error(help_dlq, "%s: GROUP is longer than 127 bytes", cmd_name);
+    }
+    dlq_topic(p.pos[1], topic, sizeof(topic));
+    if (strcmp(sub, "list") == 0) {
+        if (p.nopts > 0) {
+            return usage_error(help_dlq, "dlq list: --count and --timeout are for consume and "
+                                         "resend");
+        }
+        NEED_BROKER(c);
+        rc = dlq_size(c, topic, &exists, &n, &min, &max);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (!exists) {
+            print_no_dlq(p.pos[1], topic);
+        } else if (json_out) {
+            json_print(json_pack("{s:s, s:s, s:b, s:I, s:I, s:I}", "group", p.pos[1], "topic",
+                                 topic, "exists", 1, "messages", (json_int_t)n, "min_offset",
+                                 (json_int_t)min, "max_offset", (json_int_t)max));
+        } else {
+            printf("group %s: %" PRIu64 " dead letter%s in %s", p.pos[1], n, n == 1 ? "" : "s",
+                   topic);
+            if (n > 0) {
+                printf(" (offsets %" PRIu64 " to %" PRIu64 ")", min, max - 1);
+            }
+            printf("\n");
+        }
+        return EXIT_OK;
+    }
+    if ((v = opt_get(&p, "count")) && (!parse_u64(v, &count) || count == 0)) {
+        return usage_error(help_dlq, "%s: --count needs a positive number", cmd_name);
+    }
+    if ((v = opt_get(&p, "timeout")) && (!parse_u64(v, &idle_ms) || idle_ms > INT32_MAX)) {
+        return usage_error(help_dlq, "%s: --timeout needs milliseconds", cmd_name);
+    }
+    resend = strcmp(sub, "resend") == 0;
+    snprintf(group, sizeof(group), "%s-dlq-%s", p.pos[1], resend ? "resend" : "inspect");
+    NEED_BROKER(c);
+    /* Subscribing would create the topic (auto_create_topics): look first. */
+    rc = dlq_size(c, topic, &exists, &n, &min, &max);
+    if (rc != FY_OK) {
+        return report(c, rc);
+    }
+    if (!exists) {
+        /* stderr: stdout has only dead letters. */
+        fprintf(stderr, "ferryctl: %s: group %s has no dead-letter queue\n", cmd_name, p.pos[1]);
+        return EXIT_OK;
+    }
+    fy_consumer_opts_init(&o);
+    o.topic = topic;
+    o.group = group;
+    o.from = FY_FROM_FIRST;
+    o.window = count && count < 256 ? (uint32_t)count : 256;
+    cons = fy_consumer_new(c, &o, &rc);
+    if (!cons) {
+        return report(c, rc);
+    }
+    rc = consume_loop(c, cons, count, (int64_t)idle_ms, resend ? settle_resend : settle_inspect,
+                      NULL);
+    fy_consumer_free(cons); /* writes the last acks and leaves the group */
+    return rc;
 }
 
 /* ---- group --------------------------------------------------------------------------------- */
@@ -1276,7 +1551,7 @@ typedef struct command {
 static const command commands[] = {
     {"topic", cmd_topic, help_topic},       {"send", cmd_send, help_send},
     {"consume", cmd_consume, help_consume}, {"group", cmd_group, help_group},
-    {"message", cmd_message, help_message},
+    {"message", cmd_message, help_message}, {"dlq", cmd_dlq, help_dlq},
 };
 
 int main(int argc, char **argv)

@@ -7,7 +7,11 @@
 # by an id printed by send, message find by key (exactly the messages with the key, oldest first,
 # --since / --until / --limit, long bodies shortened, unknown topic), message ids of deliveries
 # equal to those send printed, --json output that parses, and the exit codes (1 request failed,
-# 2 usage, 3 cannot connect).
+# 2 usage, 3 cannot connect). DeadLetterTest (a ferryd with retry_delays 200ms, max_reconsume 2):
+# consume --nack sees a message come back with reconsume 0, 1, 2 after the back-off, then it is
+# in the group's dead-letter queue (dlq list, dlq consume with its original topic and reconsume
+# 3), dlq resend sends it to its topic again (exactly one new copy, tag and properties kept) once
+# only, and consume --reject sends messages straight to the dead-letter queue.
 # Usage: ferryctl_test.py PATH_TO_FERRYD PATH_TO_FERRYCTL SOURCE_DIR
 import datetime
 import json
@@ -467,6 +471,143 @@ class DelayedTest(unittest.TestCase):
         finally:
             f.close()
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class DeadLetterTest(unittest.TestCase):
+    """consume --nack / --reject and the dlq commands, against a ferryd with short retries."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ferry-dlq-")
+        conf = os.path.join(cls.tmp, "ferry.conf")
+        with open(conf, "w") as fh:
+            fh.write("retry_delays 200ms\nmax_reconsume 2\n")
+        cls.f = ferryd_test.Ferryd(os.path.join(cls.tmp, "data"), conf=conf)
+        cls.f.wait_ready(component="native")
+        cls.broker = "127.0.0.1:%d" % cls.f.ports["native"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    ctl = FerryctlTest.ctl
+    ok = FerryctlTest.ok
+    json_lines = FerryctlTest.json_lines
+    dead_broker = FerryctlTest.dead_broker
+
+    def dlq_count(self, group):
+        doc = self.json_lines(self.ok("--json", "dlq", "list", group))
+        self.assertEqual(len(doc), 1)
+        self.assertEqual(doc[0]["group"], group)
+        self.assertEqual(doc[0]["topic"], "%DLQ%" + group)
+        return doc[0]["messages"]
+
+    def wait_dlq_count(self, group, n):
+        """The dead letter is written after the last nack: wait for it, with a deadline."""
+        deadline = time.monotonic() + DEADLINE_S
+        while self.dlq_count(group) != n:
+            self.assertLess(time.monotonic(), deadline, "dlq of %s never held %d" % (group, n))
+            time.sleep(0.05)
+
+    def test_nack_retries_dead_letter_and_resend(self):
+        self.ok("topic", "create", "t_dlq", "--queues", "1")
+        # No dead-letter queue yet: said so, exit 0, and looking does not create one.
+        doc = self.json_lines(self.ok("--json", "dlq", "list", "g_dlq"))[0]
+        self.assertEqual((doc["exists"], doc["messages"]), (False, 0))
+        self.assertIn("no dead-letter queue", self.ok("dlq", "list", "g_dlq"))
+        code, out, err = self.ctl("dlq", "consume", "g_dlq", check=0)
+        self.assertEqual(out, "")
+        self.assertIn("no dead-letter queue", err)
+        self.assertEqual(self.ok("dlq", "resend", "g_dlq"), "")
+        self.assertNotIn("%DLQ%g_dlq", self.ok("topic", "list"))
+
+        orig = self.ok("send", "t_dlq", "--tag", "TD", "--prop", "color=red", "poison").split()[0]
+        # Failed three times: it comes back after the back-off with a growing reconsume count.
+        t0 = time.monotonic()
+        got = self.json_lines(self.ok("--json", "consume", "t_dlq", "--group", "g_dlq",
+                                      "--from", "first", "--nack", "--count", "3",
+                                      "--timeout", "10000"))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.4)  # two retries of 200 ms
+        self.assertEqual([m["reconsume"] for m in got], [0, 1, 2])
+        self.assertEqual([m["body"] for m in got], ["poison"] * 3)
+        self.assertEqual([m["topic"] for m in got], ["t_dlq"] * 3)
+        self.assertEqual([m["tag"] for m in got], ["TD"] * 3)
+        self.assertEqual([m["properties"].get("color") for m in got], ["red"] * 3)
+        self.assertEqual(got[0]["msgid"], orig)
+
+        # The third failure passed max_reconsume 2: it is a dead letter, and not retried again.
+        self.wait_dlq_count("g_dlq", 1)
+        self.assertIn("1 dead letter in %DLQ%g_dlq (offsets 0 to 0)",
+                      self.ok("dlq", "list", "g_dlq"))
+        self.assertEqual(self.ok("consume", "t_dlq", "--group", "g_dlq", "--timeout", "700"), "")
+
+        # dlq consume shows it with its original topic and reconsume 3, once.
+        dead = self.json_lines(self.ok("--json", "dlq", "consume", "g_dlq", "--timeout", "5000"))
+        self.assertEqual(len(dead), 1, dead)
+        self.assertEqual((dead[0]["topic"], dead[0]["body"], dead[0]["reconsume"]),
+                         ("t_dlq", "poison", 3))
+        self.assertEqual((dead[0]["tag"], dead[0]["properties"]), ("TD", {"color": "red"}))
+        self.assertEqual(self.ok("dlq", "consume", "g_dlq", "--timeout", "300"), "")
+        self.assertEqual(self.dlq_count("g_dlq"), 1)  # inspecting does not remove it
+
+        # dlq resend: one line, the new id and the original topic; only that copy is new.
+        before_ms = int(time.time() * 1000)
+        out = self.ok("dlq", "resend", "g_dlq", "--timeout", "5000")
+        rows = [line.split() for line in out.splitlines()]
+        self.assertEqual(len(rows), 1, out)
+        new_id, topic = rows[0]
+        self.assertRegex(new_id, MSGID)
+        self.assertNotEqual(new_id, orig)
+        self.assertEqual(topic, "t_dlq")
+        fresh = self.json_lines(self.ok("--json", "consume", "t_dlq", "--group", "g_after",
+                                        "--from", str(before_ms), "--count", "1",
+                                        "--timeout", "5000"))
+        self.assertEqual(len(fresh), 1)
+        m = fresh[0]
+        self.assertEqual((m["msgid"], m["topic"], m["body"]), (new_id, "t_dlq", "poison"))
+        self.assertEqual((m["tag"], m["properties"], m["reconsume"]), ("TD", {"color": "red"}, 0))
+        self.assertEqual(self.ok("consume", "t_dlq", "--group", "g_after", "--timeout", "500"), "")
+        everything = self.json_lines(self.ok("--json", "consume", "t_dlq", "--group", "g_all",
+                                             "--from", "first", "--count", "2",
+                                             "--timeout", "5000"))
+        self.assertEqual([x["msgid"] for x in everything], [orig, new_id])
+        # Resent dead letters were acknowledged: a second resend sends nothing.
+        self.assertEqual(self.ok("dlq", "resend", "g_dlq", "--timeout", "500"), "")
+
+        # --reject: straight to the dead-letter queue, no retry. g_dlq gets the resent copy
+        # and a new message.
+        self.ok("send", "t_dlq", "poison-2")
+        out = self.json_lines(self.ok("--json", "consume", "t_dlq", "--group", "g_dlq",
+                                      "--reject", "--count", "2", "--timeout", "5000"))
+        self.assertEqual([(x["body"], x["reconsume"]) for x in out],
+                         [("poison", 0), ("poison-2", 0)])
+        self.wait_dlq_count("g_dlq", 3)
+        self.assertEqual(self.ok("consume", "t_dlq", "--group", "g_dlq", "--timeout", "700"), "")
+        # The inspection group goes on after the letter it has seen.
+        dead = self.json_lines(self.ok("--json", "dlq", "consume", "g_dlq", "--count", "2",
+                                       "--timeout", "5000"))
+        self.assertEqual([(x["body"], x["topic"], x["reconsume"]) for x in dead],
+                         [("poison", "t_dlq", 1), ("poison-2", "t_dlq", 1)])
+        self.assertEqual(self.ok("dlq", "consume", "g_dlq", "--timeout", "300"), "")
+
+    def test_dlq_usage_errors_exit_2(self):
+        dead = self.dead_broker()
+        for args in (["dlq"], ["dlq", "list"], ["dlq", "bogus", "g"], ["dlq", "list", "g", "h"],
+                     ["dlq", "list", "g", "--count", "1"], ["dlq", "consume", "g", "--count", "0"],
+                     ["dlq", "resend", "g", "--timeout", "soon"], ["dlq", "consume", "g", "--nack"],
+                     ["consume", "t", "--group", "g", "--nack", "--reject"],
+                     ["consume", "t", "--group", "g", "--nack=1"]):
+            code, _, err = self.ctl(*args, broker=dead)
+            self.assertEqual(code, 2, "%s: %s" % (args, err))
+            self.assertIn("Usage", err)
+        code, out, _ = self.ctl("dlq", "--help", broker=dead)
+        self.assertEqual(code, 0)
+        self.assertIn("GROUP-dlq-inspect", out)
+        self.assertIn("--reject", self.ctl("help", "consume", broker=dead)[1])
+        self.assertIn("dlq resend", self.ctl("--help", broker=dead)[1])
+        code, _, err = self.ctl("dlq", "list", "g", broker=dead)
+        self.assertEqual(code, 3, err)
 
 
 if __name__ == "__main__":
