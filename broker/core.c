@@ -570,10 +570,15 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
     scan_ctx *x = arg;
     cursor *cu = x->cu;
     if (offset != cu->next) {
-        /* A gap (retention trimmed under us): skip it. */
-        while (cu->next < offset) {
+        /* A gap (retention trimmed under us): skip it, never past the window (the offsets of
+         * the window's slots must stay distinct); the rest is skipped on a later round. */
+        while (cu->next < offset && cu->next - cu->committed < WINDOW) {
             *win_at(cu, cu->next) = W_DONE;
             cu->next++;
+        }
+        advance(x->s->core, cu);
+        if (cu->next < offset) {
+            return 1;
         }
     }
     if (x->s->credit == 0 || cu->next - cu->committed >= WINDOW) {
@@ -1062,6 +1067,11 @@ static int copy_record(const fy_record_view *v, uint16_t flags, uint32_t reconsu
         props[np++] = fy_slice_str(FY_PROP_REAL_TOPIC);
         props[np++] = fy_slice_str(real);
     }
+    if (np / 2 > UINT16_MAX) {
+        fy_free(keys);
+        fy_free(props);
+        return -FY_ETOOBIG; /* no room for the routing property */
+    }
     r.props = props;
     r.nprops = (uint16_t)(np / 2);
     fy_buf_reset(out);
@@ -1103,21 +1113,23 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
         rec = NULL;
         len = 0;
     }
-    reconsume = 0;
-    dlq = false;
-    if (rec && fy_record_decode(rec, len, &v) == FY_OK) {
-        reconsume = v.reconsume + 1;
-        dlq = reject || reconsume > c->cfg->max_reconsume;
-    }
-    b = fy_wbatch_new();
-    target = rec ? internal_topic(c, dlq ? FY_DLQ_PREFIX : FY_RETRY_PREFIX, g->name, b) : NULL;
-    if (!rec || !target ||
-        copy_record(&v, (uint16_t)(v.flags | FY_RECORD_F_RETRY), reconsume,
-                    dlq ? NULL : target->name, &out) != FY_OK) {
-        /* Gone (retention) or not a record we can copy: nothing to retry. */
-        fy_wbatch_free(b);
+    if (!rec || fy_record_decode(rec, len, &v) != FY_OK) {
+        /* Gone (retention), or not a record: nothing to retry. */
         *win_at(cu, offset) = W_DONE;
         advance(c, cu);
+        fy_buf_free(&tmp);
+        return;
+    }
+    reconsume = v.reconsume + 1;
+    dlq = reject || reconsume > c->cfg->max_reconsume;
+    b = fy_wbatch_new();
+    target = internal_topic(c, dlq ? FY_DLQ_PREFIX : FY_RETRY_PREFIX, g->name, b);
+    if (copy_record(&v, (uint16_t)(v.flags | FY_RECORD_F_RETRY), reconsume,
+                    dlq ? NULL : target->name, &out) != FY_OK) {
+        /* A copy cannot be made (no room for the routing property): deliver it again as it
+         * is rather than lose it. The topic creation still rides along. */
+        fy_store_submit(c->store, b, NULL, NULL);
+        release_one(cu, offset);
         fy_buf_free(&tmp);
         fy_buf_free(&out);
         return;
@@ -1650,6 +1662,7 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
     int rc = FY_OK;
     size_t i;
     uint64_t now = fy_wall_ms(), due;
+    fy_slice real;
 
     if (n == 0) {
         return -FY_EINVAL;
@@ -1672,6 +1685,10 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
         }
         if (deliver_at(c, &v, now, &due) != FY_OK) {
             rc = -FY_EINVAL;
+            goto fail;
+        }
+        if (v.nprops > 0 && fy_record_prop_get(&v, FY_PROP_REAL_TOPIC, &real)) {
+            rc = -FY_EINVAL; /* the broker's own routing property: not for producers */
             goto fail;
         }
         if (!fy_strmap_get(&c->topics, (const char *)v.topic.p, v.topic.len)) {
@@ -1823,6 +1840,61 @@ int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_
     return FY_OK;
 }
 
+typedef struct name_list {
+    const char **names;
+    size_t n, cap;
+} name_list;
+
+static void collect_name(void *arg, const char *key, void *val)
+{
+    name_list *l = arg;
+    PUSH(l->names, l->n, l->cap, key);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Adds to b the deletion of every message of a topic's queues and of every group's committed
+ * offsets for it. */
+static void purge_topic(fy_core *c, fy_wbatch *b, uint32_t topic_id, uint32_t queues)
+{
+    name_list l = {0};
+    for (uint32_t q = 0; q < queues; q++) {
+        fy_wbatch_trim_queue(b, topic_id, q, UINT64_MAX);
+    }
+    fy_strmap_each(&c->groups, collect_name, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        for (uint32_t q = 0; q < queues; q++) {
+            fy_wbatch_del_offset(b, l.names[i], topic_id, q);
+        }
+    }
+    fy_free(l.names);
+}
+
+typedef struct purge_ctx {
+    fy_core *c;
+    uint32_t topic_id;
+    uint32_t queues;
+    fy_core_done_cb done;
+    void *arg;
+} purge_ctx;
+
+static void purge_again(void *arg, int status, fy_wbatch *b)
+{
+    purge_ctx *x = arg;
+    if (status == FY_OK) {
+        fy_wbatch *again = fy_wbatch_new();
+        purge_topic(x->c, again, x->topic_id, x->queues);
+        fy_store_submit(x->c->store, again, NULL, NULL);
+    }
+    if (x->done) {
+        x->done(x->arg, status);
+    }
+    fy_free(x);
+}
+
 int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
 {
     topic *t = fy_strmap_get(&c->topics, name, strlen(name));
@@ -1830,25 +1902,34 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     if (!t) {
         return -FY_ENOTFOUND;
     }
-    /* End every subscription of the topic and drop its consumers (a broadcast consumer goes
-     * with its last member; a clustering one stays until freed here). */
+    /* End every subscription of the topic and drop its consumers. A broadcast consumer goes
+     * with its last member (so it must not be looked at after that); a clustering one stays
+     * until freed here. */
     while (t->ncons > 0) {
         consumer *co = t->cons[t->ncons - 1];
-        while (co->nmembers > 0) {
-            sub_end(c, co->members[co->nmembers - 1], -FY_ENOTFOUND, "topic deleted");
+        bool kept = co->mode == FY_SUB_CLUSTERING;
+        size_t n = co->nmembers;
+        while (n-- > 0) {
+            sub_end(c, co->members[n], -FY_ENOTFOUND, "topic deleted");
         }
-        if (t->ncons > 0 && t->cons[t->ncons - 1] == co) {
+        if (kept) {
             consumer_free(c, co);
         }
     }
     b = fy_wbatch_new();
     fy_wbatch_del_topic(b, t->name);
-    for (uint32_t q = 0; q < t->queues; q++) {
-        uint64_t min, max;
-        fy_store_queue_range(c->store, t->id, q, &min, &max);
-        fy_wbatch_trim_queue(b, t->id, q, max);
+    purge_topic(c, b, t->id, t->queues);
+    /* Appends submitted before this batch may be written in the same commit, where the
+     * deleting does not see them: once this batch is done, purge again. */
+    {
+        purge_ctx *x = FY_NEW(purge_ctx);
+        x->c = c;
+        x->topic_id = t->id;
+        x->queues = t->queues;
+        x->done = done;
+        x->arg = arg;
+        fy_store_submit(c->store, b, purge_again, x);
     }
-    submit_with_done(c, b, done, arg);
     fy_strmap_del(&c->topics, t->name);
     *fy_u64map_upsert(&c->topic_ids, t->id, 0) = 0;
     fy_log(INFO, "core", "topic=%s id=%u msg=\"topic deleted\"", t->name, t->id);
@@ -1866,22 +1947,6 @@ int fy_core_topic_get(fy_core *c, const char *name, fy_topic_info *out)
     out->topic_id = t->id;
     out->queues = t->queues;
     return FY_OK;
-}
-
-typedef struct name_list {
-    const char **names;
-    size_t n, cap;
-} name_list;
-
-static void collect_name(void *arg, const char *key, void *val)
-{
-    name_list *l = arg;
-    PUSH(l->names, l->n, l->cap, key);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 void fy_core_topic_each(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg)

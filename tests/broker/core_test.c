@@ -905,18 +905,58 @@ static void test_core_retry_then_dead_letter(void **state)
 static void test_core_topic_delete_closes_subscriptions(void **state)
 {
     env *e = *state;
-    static owner a;
+    static owner a, b1, b2;
     memset(&a, 0, sizeof(a));
+    memset(&b1, 0, sizeof(b1));
+    memset(&b2, 0, sizeof(b2));
     int st = 1000;
     fy_topic_info t;
+    fy_produce_msg m;
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    produced late = {0};
+    uint32_t old_id;
+    uint64_t min, max;
     subscribe(e, &a, "g", "gone", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    /* Broadcast members: their consumers go with them while the topic is deleted. */
+    subscribe(e, &b1, "fans", "gone", "", FY_SUB_BROADCAST, FY_START_LAST);
+    subscribe(e, &b2, "fans", "gone", "", FY_SUB_BROADCAST, FY_START_LAST);
     produce(e, "gone", "", "x", "");
+    fy_core_topic_get(e->core, "gone", &t);
+    old_id = t.topic_id;
+    /* A produce still on its way to the store when the delete comes. */
+    r.topic = fy_slice_str("gone");
+    r.body = fy_slice_str("late");
+    fy_record_encode(&r, &rec);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = fy_slice_str("");
+    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &late, NULL), FY_OK);
     assert_int_equal(fy_core_topic_delete(e->core, "gone", topic_cb, &st), FY_OK);
     assert_int_equal(a.closed, 1);
     assert_int_equal(a.closed_status, -FY_ENOTFOUND);
+    assert_int_equal(b1.closed + b2.closed, 2);
     run_until(e, topic_done, &st);
+    run_until(e, produced_done, &late);
     assert_int_equal(fy_core_topic_get(e->core, "gone", &t), -FY_ENOTFOUND);
     assert_int_equal(fy_core_topic_delete(e->core, "gone", NULL, NULL), -FY_ENOTFOUND);
+    /* Nothing of the old topic is left in the store, the late message included. */
+    drain_store(e);
+    for (uint32_t q = 0; q < 8; q++) {
+        fy_buf out = FY_BUF_INIT;
+        fy_store_queue_range(e->store, old_id, q, &min, &max);
+        assert_int_equal(min, max);
+        assert_int_equal(fy_store_get(e->store, old_id, q, 0, &out), -FY_ENOTFOUND);
+        fy_buf_free(&out);
+    }
+    fy_buf_free(&rec);
+}
+
+static void test_core_produce_refuses_internal_routing(void **state)
+{
+    env *e = *state;
+    fy_produce_result r;
+    /* REAL_TOPIC is how the broker routes retries; a producer may not set it. */
+    assert_int_equal(produce_with(e, "x", FY_PROP_REAL_TOPIC, "%RETRY%g", &r), -FY_EINVAL);
 }
 
 static bool queue_emptied(void *arg)
@@ -993,6 +1033,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_ack_timeout_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_retry_then_dead_letter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_produce_refuses_internal_routing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup, teardown),
     };
