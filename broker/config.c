@@ -891,6 +891,8 @@ static const fy_config_key broker_keys[] = {
     FY_CONFIG_KEY_UINT("max_reconsume", BC, max_reconsume, "16", 0, 64,
                        "Redeliveries of a failed message before it goes to the dead-letter "
                        "queue (0..64)."),
+    FY_CONFIG_KEY_DURATION("orderly_suspend", BC, orderly_suspend_ms, "1s", 0, UINT64_MAX,
+                           "Pause of an orderly queue before a failed message is tried again."),
     FY_CONFIG_KEY_STRING("retry_delays", BC, retry_delays,
                          "10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
                          "Back-off before each redelivery of a failed message (the last one "

@@ -160,6 +160,7 @@ typedef struct fy_broker_config {
     uint64_t max_delay_ms;
     char *delay_levels; /* "1s 5s ... 2h": parsed by the core */
     char *retry_delays; /* "10s 30s ... 2h": parsed by the core */
+    uint64_t orderly_suspend_ms;
     uint64_t tx_check_after_ms;
     uint64_t tx_check_interval_ms;
     uint64_t tx_max_checks;

@@ -68,6 +68,10 @@ struct cursor {
     size_t nredo, capredo, redo_head;
     fy_sub *owner;
     bool dirty_listed;
+    uint32_t nflight;         /* deliveries of this queue in flight */
+    uint64_t paused_until_ms; /* orderly: a failure pauses the queue until then */
+    uint64_t fail_offset;     /* orderly: the offset failing in place, and how often */
+    uint32_t fails;
 };
 
 struct consumer {
@@ -76,6 +80,7 @@ struct consumer {
     fy_sub_mode mode;
     bool persistent; /* clustering: offsets in the store; broadcast: in memory */
     bool retry;      /* the group's %RETRY% topic: no filter (it was applied before) */
+    bool orderly;    /* one message in flight per queue; failures retried in place */
     cursor *cur;     /* t->queues cursors */
     fy_sub **members;
     size_t nmembers, capmembers;
@@ -146,6 +151,7 @@ struct fy_core {
     uint64_t retention_deleted;    /* messages deleted by retention */
     uint64_t retention_skipped;    /* messages groups lost to retention before consuming */
     fy_buf scratch;
+    fy_buf patch; /* a record copied to change a header field before delivery */
 };
 
 #define FREE_END UINT32_MAX
@@ -358,6 +364,7 @@ static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec 
     co->t = t;
     co->mode = spec->mode;
     co->persistent = spec->mode == FY_SUB_CLUSTERING;
+    co->orderly = spec->orderly && spec->mode == FY_SUB_CLUSTERING;
     co->cur = fy_calloc(t->queues, sizeof(*co->cur));
     for (uint32_t q = 0; q < t->queues; q++) {
         cursor *cu = &co->cur[q];
@@ -528,6 +535,9 @@ static uint32_t fl_alloc(fy_sub *s)
 
 static void fl_release(fy_sub *s, uint32_t i)
 {
+    if (s->fl[i].cur) {
+        s->fl[i].cur->nflight--;
+    }
     s->fl[i].cur = NULL;
     s->fl[i].gen++;
     s->fl[i].next_free = s->free_head;
@@ -547,6 +557,7 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     f->deadline_ms = fy_mono_ms() + c->cfg->ack_timeout_ms;
     s->inflight++;
     s->credit--;
+    cu->nflight++;
     *win_at(cu, offset) = W_INFLIGHT;
     d.id = (uint64_t)f->gen << 32 | i;
     d.record = rec;
@@ -581,7 +592,8 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
             return 1;
         }
     }
-    if (x->s->credit == 0 || cu->next - cu->committed >= WINDOW) {
+    if (x->s->credit == 0 || cu->next - cu->committed >= WINDOW ||
+        (cu->cons->orderly && cu->nflight > 0)) {
         return 1;
     }
     x->examined++;
@@ -604,16 +616,33 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
     uint64_t off, min, max;
     fy_buf *tmp = &c->scratch;
 
-    while (s->credit > 0 && redo_pop(cu, &off)) {
+    if (cu->cons->orderly && (cu->nflight > 0 || fy_mono_ms() < cu->paused_until_ms)) {
+        return 0; /* one at a time, and a failed message waits out its pause */
+    }
+    while (s->credit > 0 && !(cu->cons->orderly && cu->nflight > 0) && redo_pop(cu, &off)) {
         const tail_slot *ts = tail_get(t, cu->queue_id, off);
+        const uint8_t *p = NULL;
+        size_t n = 0;
         examined++;
         if (ts) {
-            deliver(s, cu, off, ts->rec.data, ts->rec.len);
+            p = ts->rec.data;
+            n = ts->rec.len;
         } else if (fy_store_get(c->store, t->id, cu->queue_id, off, tmp) == FY_OK) {
-            deliver(s, cu, off, tmp->data, tmp->len);
+            p = tmp->data;
+            n = tmp->len;
         } else {
             *win_at(cu, off) = W_DONE; /* gone (retention): nothing to redeliver */
+            continue;
         }
+        if (cu->cons->orderly && cu->fail_offset == off && cu->fails > 0 &&
+            n >= FY_RECORD_HEADER_LEN) {
+            /* Retried in place: the delivery says how often it failed. */
+            fy_buf_reset(&c->patch);
+            fy_buf_append(&c->patch, p, n);
+            fy_be32_put(c->patch.data + FY_RECORD_OFF_RECONSUME, cu->fails);
+            p = c->patch.data;
+        }
+        deliver(s, cu, off, p, n);
     }
     fy_store_queue_range(c->store, t->id, cu->queue_id, &min, &max);
     if (cu->next < min) {
@@ -630,7 +659,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
                cu->cons->g->name, t->name, cu->queue_id, (unsigned long long)(cu->next - from));
     }
     while (s->credit > 0 && cu->next < max && cu->next - cu->committed < WINDOW &&
-           examined < SCAN_BATCH) {
+           examined < SCAN_BATCH && !(cu->cons->orderly && cu->nflight > 0)) {
         const tail_slot *ts = tail_get(t, cu->queue_id, cu->next);
         if (!ts) {
             scan_ctx x = {s, cu, 0};
@@ -895,13 +924,22 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
             }
         }
     }
+    if (co && co->orderly != spec->orderly) {
+        if (spec->errbuf) {
+            snprintf(spec->errbuf, spec->errbuf_len, "group %s consumes %s %s", g->name, t->name,
+                     co->orderly ? "orderly" : "concurrently");
+        }
+        sub_free(s);
+        *err = -FY_EINVAL;
+        return NULL;
+    }
     if (!co) {
         co = consumer_new(c, g, t, spec);
         co->filter_text = fy_strdup(spec->filter ? spec->filter : "");
     }
     s->g = g;
     s->cons[s->ncons++] = co;
-    if (spec->mode == FY_SUB_CLUSTERING && !co->retry) {
+    if (spec->mode == FY_SUB_CLUSTERING && !co->retry && !co->orderly) {
         /* The member also consumes the group's retry topic, where its failures come back. */
         consumer *rco = retry_consumer(c, g);
         if (rco && rco != co) {
@@ -962,6 +1000,9 @@ int fy_sub_ack(fy_sub *s, uint64_t delivery_id)
         *win_at(cu, f->offset) == W_INFLIGHT) {
         *win_at(cu, f->offset) = W_DONE;
         advance(s->core, cu);
+    }
+    if (cu->fail_offset == f->offset) {
+        cu->fails = 0;
     }
     fl_release(s, slot);
     if (cu->owner) {
@@ -1157,6 +1198,37 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
     fy_buf_free(&tmp);
 }
 
+/* A failure in an orderly queue: delivered again in place after orderly_suspend (the queue
+ * waits, so order holds); past max_reconsume (or when rejected) it goes to the dead-letter
+ * queue and the queue moves on. */
+static void orderly_fail(fy_core *c, group *g, cursor *cu, uint64_t offset, bool reject)
+{
+    if (cu->fail_offset != offset) {
+        cu->fail_offset = offset;
+        cu->fails = 0;
+    }
+    cu->fails++;
+    if (reject || cu->fails > c->cfg->max_reconsume) {
+        cu->fails = 0;
+        send_back(c, g, cu, offset, true);
+        return;
+    }
+    cu->paused_until_ms = fy_mono_ms() + c->cfg->orderly_suspend_ms;
+    release_one(cu, offset);
+}
+
+/* What a failure (nack or ack timeout) does, by group mode and consumer kind. */
+static void failed(fy_core *c, fy_sub *s, cursor *cu, uint64_t offset, fy_nack_how how)
+{
+    if (how == FY_NACK_RELEASE || s->g->mode == FY_SUB_BROADCAST) {
+        release_one(cu, offset); /* again now; broadcast members have no retry topic */
+    } else if (cu->cons->orderly) {
+        orderly_fail(c, s->g, cu, offset, how == FY_NACK_REJECT);
+    } else {
+        send_back(c, s->g, cu, offset, how == FY_NACK_REJECT);
+    }
+}
+
 int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how)
 {
     uint32_t slot;
@@ -1164,11 +1236,7 @@ int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how)
     if (!f) {
         return -FY_ENOTFOUND;
     }
-    if (how == FY_NACK_RELEASE || s->g->mode == FY_SUB_BROADCAST) {
-        release_one(f->cur, f->offset); /* again now; broadcast members have no retry topic */
-    } else {
-        send_back(s->core, s->g, f->cur, f->offset, how == FY_NACK_REJECT);
-    }
+    failed(s->core, s, f->cur, f->offset, how);
     fl_release(s, slot);
     return FY_OK;
 }
@@ -1255,14 +1323,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             if (s->fl[i].cur && s->fl[i].deadline_ms <= now) {
                 fy_log(DEBUG, "core", "group=%s member=%u offset=%llu msg=\"ack timeout\"",
                        s->g->name, s->member_id, (unsigned long long)s->fl[i].offset);
-                /* Like a failure: back through the retry topic (RocketMQ's consume timeout). */
-                if (s->g->mode == FY_SUB_CLUSTERING) {
-                    send_back(c, s->g, s->fl[i].cur, s->fl[i].offset, false);
-                } else {
-                    release_one(s->fl[i].cur, s->fl[i].offset);
-                }
+                /* Like a failure (RocketMQ's consume timeout). */
+                failed(c, s, s->fl[i].cur, s->fl[i].offset, FY_NACK_RETRY);
                 fl_release(s, i);
             }
+        }
+    }
+    for (fy_sub *s = c->subs; s; s = s->next_all) {
+        if (s->cons[0]->orderly) {
+            schedule(s); /* a paused queue may be due again */
         }
     }
     persist_offsets(c);
@@ -2252,5 +2321,6 @@ void fy_core_free(fy_core *c)
     fy_u64map_free(&c->topic_ids);
     fy_free(c->dirty);
     fy_buf_free(&c->scratch);
+    fy_buf_free(&c->patch);
     fy_free(c);
 }

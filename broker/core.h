@@ -131,6 +131,9 @@ typedef struct fy_sub_spec {
     fy_filter_type filter_type; /* FY_FILTER_TAG (default) or FY_FILTER_SQL92 */
     char *errbuf;               /* if not NULL, why a subscription was refused (one line) */
     size_t errbuf_len;
+    bool orderly; /* clustering only: one message at a time per queue, in offset order; a
+                   * failure is retried in place after orderly_suspend (the queue waits), and
+                   * after max_reconsume it goes to the dead-letter queue */
 } fy_sub_spec;
 
 /* One delivery: the record (borrowed for the call; copy what you keep) and its id. */

@@ -428,7 +428,8 @@ static int handle_subscribe(nconn *c, const fy_frame *f)
                          .client_id = c->client_id,
                          .filter_type = (fy_filter_type)m.filter_type,
                          .errbuf = why,
-                         .errbuf_len = sizeof(why)};
+                         .errbuf_len = sizeof(why),
+                         .orderly = (m.sub_flags & FY_SUB_F_ORDERLY) != 0};
     ns = FY_NEW(nsub);
     ns->sub_id = m.sub_id;
     ns->conn = c;

@@ -94,7 +94,7 @@ int cl_consumer_subscribe_start(fy_consumer *cons, cl_req *req)
     int rc;
 
     size = 2 * FY_WIRE_HEADER_LEN + 4 + 3 * 2 + strlen(cons->group) + strlen(cons->topic) +
-           strlen(cons->filter) + 1 + 1 + 8 + 4 + 1;
+           strlen(cons->filter) + 1 + 1 + 8 + 4 + 1 + 1;
     rc = cl_out_reserve(c, size);
     if (rc != FY_OK) {
         return cl_fail(c, rc, "subscribe: out of memory");
@@ -104,6 +104,7 @@ int cl_consumer_subscribe_start(fy_consumer *cons, cl_req *req)
     s.topic = fy_slice_str(cons->topic);
     s.filter = fy_slice_str(cons->filter);
     s.filter_type = cons->filter_sql ? FY_FILTER_SQL92 : FY_FILTER_TAG;
+    s.sub_flags = cons->orderly ? FY_SUB_F_ORDERLY : 0;
     s.mode = (uint8_t)cons->mode;
     s.start = (uint8_t)cons->from;
     s.start_ms = cons->from_ms;
@@ -167,6 +168,7 @@ fy_consumer *fy_consumer_new(fy_client *c, const fy_consumer_opts *opts, int *er
     cons->mode = opts->mode;
     cons->from = opts->from;
     cons->filter_sql = opts->filter_sql;
+    cons->orderly = opts->orderly;
     cons->from_ms = opts->from_ms;
     cons->window = opts->window ? opts->window : CL_DEFAULT_WINDOW;
     cons->cb = opts->callback;

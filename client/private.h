@@ -102,6 +102,7 @@ struct fy_consumer {
     fy_consume_mode mode;
     fy_consume_from from;
     bool filter_sql;
+    bool orderly;
     uint64_t from_ms;
     uint32_t window;
     fy_consume_cb cb;

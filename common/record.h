@@ -37,6 +37,7 @@
 #define FY_RECORD_OFF_QUEUE_ID 4
 #define FY_RECORD_OFF_QUEUE_OFFSET 8
 #define FY_RECORD_OFF_STORE_MS 24
+#define FY_RECORD_OFF_RECONSUME 32
 #define FY_RECORD_MAX_NAME 65535u      /* topic, tag, host, key length limit of the codec */
 #define FY_RECORD_MAX_BODY 0x7fffffffu /* the broker's max_message_size is far lower */
 

@@ -178,7 +178,7 @@ void fy_wire_enc_subscribe(fy_buf *out, uint32_t id, const fy_w_subscribe *m)
 
     fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 4 + wire_str_size(m->group.len) +
                             wire_str_size(m->topic.len) + wire_str_size(m->filter.len) + 1 + 1 + 8 +
-                            4 + 1);
+                            4 + 1 + 1);
     start = fy_wire_frame_begin(out, FY_W_SUBSCRIBE, 0, id);
     fy_buf_put_u32(out, m->sub_id);
     fy_wire_put_slice(out, m->group);
@@ -189,6 +189,7 @@ void fy_wire_enc_subscribe(fy_buf *out, uint32_t id, const fy_w_subscribe *m)
     fy_buf_put_u64(out, m->start_ms);
     fy_buf_put_u32(out, m->credit);
     fy_buf_put_u8(out, m->filter_type);
+    fy_buf_put_u8(out, m->sub_flags);
     fy_wire_frame_end(out, start);
 }
 
@@ -428,8 +429,9 @@ int fy_wire_dec_subscribe(const fy_frame *f, fy_w_subscribe *m)
     m->start_ms = fy_rd_u64(&r);
     m->credit = fy_rd_u32(&r);
     m->filter_type = fy_rd_u8(&r);
+    m->sub_flags = fy_rd_u8(&r);
     if (m->mode > FY_SUB_BROADCAST || m->start > FY_START_TIME ||
-        m->filter_type > FY_FILTER_SQL92) {
+        m->filter_type > FY_FILTER_SQL92 || (m->sub_flags & ~FY_SUB_F_ALL)) {
         return -FY_EPROTO;
     }
     return wire_rd_done(&r);

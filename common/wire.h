@@ -57,6 +57,10 @@ typedef enum fy_filter_type {
     FY_FILTER_SQL92 = 1 /* SQL92 selector on properties and TAGS (docs/selectors.md) */
 } fy_filter_type;
 
+/* SUBSCRIBE flags. */
+#define FY_SUB_F_ORDERLY 0x01 /* one message at a time per queue, failures retried in place */
+#define FY_SUB_F_ALL 0x01
+
 /* What a NACK asks for. */
 typedef enum fy_nack_how {
     FY_NACK_RETRY = 0,   /* deliver again later (with back-off) */
@@ -144,6 +148,7 @@ typedef struct fy_w_subscribe {
     uint64_t start_ms;
     uint32_t credit;
     uint8_t filter_type; /* fy_filter_type: how to read `filter` */
+    uint8_t sub_flags;   /* FY_SUB_F_*: how to consume */
 } fy_w_subscribe;
 
 typedef struct fy_w_credit {

@@ -89,7 +89,8 @@ static const char help_send[] =
 
 static const char help_consume[] =
     "Usage: ferryctl consume TOPIC --group G [--from first|last|TIME] [--count N]\n"
-    "                        [--filter EXPR | --sql EXPR] [--broadcast] [--timeout MS]\n"
+    "                        [--filter EXPR | --sql EXPR] [--broadcast] [--orderly] [--timeout "
+    "MS]\n"
     "                        [--nack | --reject]\n"
     "\n"
     "Joins consumer group G and prints each message's body on a line (with --json, the whole\n"
@@ -99,6 +100,7 @@ static const char help_consume[] =
     "  --count N      exit after N messages\n"
     "  --filter EXPR  tag filter: * (default) or TagA || TagB\n"
     "  --sql EXPR     SQL92 filter on properties and TAGS, e.g. \"region = 'eu' AND n > 5\"\n"
+    "  --orderly      one message at a time per queue, in order (with --sharding-key on send)\n"
     "  --broadcast    broadcast mode (every member gets every message)\n"
     "  --timeout MS   exit after MS milliseconds without a message (default: wait forever)\n"
     "  --nack         fail each message instead (retry later): in a clustering group it\n"
@@ -984,9 +986,10 @@ static int settle_print(void *arg, fy_client *c, fy_consumer *cons, fy_message *
 
 static int cmd_consume(fy_client *c, int argc, char **argv)
 {
-    static const opt_spec spec[] = {
-        {"group", true},   {"from", true}, {"count", true}, {"filter", true},  {"broadcast", false},
-        {"timeout", true}, {"sql", true},  {"nack", false}, {"reject", false}, {NULL, false}};
+    static const opt_spec spec[] = {{"group", true},    {"from", true},       {"count", true},
+                                    {"filter", true},   {"broadcast", false}, {"timeout", true},
+                                    {"sql", true},      {"nack", false},      {"reject", false},
+                                    {"orderly", false}, {NULL, false}};
     fy_consumer_opts o;
     fy_consumer *cons;
     fy_consume_status how = FY_CONSUME_SUCCESS;
@@ -1033,6 +1036,7 @@ static int cmd_consume(fy_client *c, int argc, char **argv)
         o.filter = v;
         o.filter_sql = true;
     }
+    o.orderly = opt_get(&p, "orderly") != NULL;
     if (opt_get(&p, "nack") && opt_get(&p, "reject")) {
         return usage_error(help_consume, "consume: --nack and --reject exclude each other");
     }

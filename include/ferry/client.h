@@ -207,7 +207,12 @@ typedef struct fy_consumer_opts {
      * "region = 'eu' AND amount > 100" (docs/selectors.md); one that does not parse makes
      * fy_consumer_new() fail with -FY_EINVAL and the position in fy_client_last_error(). */
     const char *filter;
-    bool filter_sql;      /**< filter is SQL92 (default false: a tag expression) */
+    bool filter_sql; /**< filter is SQL92 (default false: a tag expression) */
+    /** Orderly consumption (clustering only): the broker delivers one message at a time per
+     * queue, in offset order; a failed message (RETRY_LATER) comes back in place after the
+     * broker's orderly_suspend, and after max_reconsume failures goes to the dead-letter queue.
+     * All members of a group must agree. Default false (concurrent). */
+    bool orderly;
     fy_consume_mode mode; /**< default FY_CONSUME_CLUSTERING */
     fy_consume_from from; /**< default FY_FROM_LAST */
     uint64_t from_ms;     /**< FY_FROM_TIME: ms since the epoch */

@@ -208,7 +208,8 @@ static fy_produce_result produce(env *e, const char *topic, const char *tag, con
 static fy_sub *subscribe(env *e, owner *o, const char *group, const char *topic, const char *filter,
                          fy_sub_mode mode, fy_sub_start start)
 {
-    fy_sub_spec spec = {group, topic, filter, mode, start, 0, "test", FY_FILTER_TAG, NULL, 0};
+    fy_sub_spec spec = {group,  topic,         filter, mode, start, 0,
+                        "test", FY_FILTER_TAG, NULL,   0,    false};
     int err = 0;
     o->sub = fy_core_subscribe(e->core, &spec, &ops, o, &err);
     assert_non_null(o->sub);
@@ -475,8 +476,9 @@ static void test_core_broadcast_every_member(void **state)
     wait_n(e, &b, 20);
     wait_n(e, &c, 20);
     /* The group cannot be joined in the other mode. */
-    fy_sub_spec spec = {"fans",        "news", "", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x",
-                        FY_FILTER_TAG, NULL,   0};
+    fy_sub_spec spec = {"fans",        "news", "",   FY_SUB_CLUSTERING,
+                        FY_START_LAST, 0,      "x",  FY_FILTER_TAG,
+                        NULL,          0,      false};
     int err = 0;
     assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
@@ -499,8 +501,9 @@ static void test_core_tag_filter(void **state)
     assert_string_equal(a.tag[0], "TagA");
     assert_string_equal(a.tag[1], "TagC");
 
-    fy_sub_spec spec = {"g2",          "tags", "TagA ||", FY_SUB_CLUSTERING, FY_START_LAST, 0, "x",
-                        FY_FILTER_TAG, NULL,   0};
+    fy_sub_spec spec = {"g2",          "tags", "TagA ||", FY_SUB_CLUSTERING,
+                        FY_START_LAST, 0,      "x",       FY_FILTER_TAG,
+                        NULL,          0,      false};
     int err = 0;
     assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
@@ -544,7 +547,8 @@ static void test_core_sql92_filter(void **state)
                         "t",
                         FY_FILTER_SQL92,
                         why,
-                        sizeof(why)};
+                        sizeof(why),
+                        false};
     a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
     assert_non_null(a.sub);
     fy_sub_credit(a.sub, 100);
@@ -561,7 +565,7 @@ static void test_core_sql92_filter(void **state)
 
     /* A selector that does not parse is refused, with the position. */
     fy_sub_spec bad = {"g2", "sql",           "a > ", FY_SUB_CLUSTERING, FY_START_LAST, 0,
-                       "t",  FY_FILTER_SQL92, why,    sizeof(why)};
+                       "t",  FY_FILTER_SQL92, why,    sizeof(why),       false};
     assert_null(fy_core_subscribe(e->core, &bad, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
     assert_non_null(strstr(why, "position"));
@@ -761,8 +765,9 @@ static void test_core_start_positions_and_reset(void **state)
 
     subscribe(e, &first, "gf", "pos", "", FY_SUB_CLUSTERING, FY_START_FIRST);
     subscribe(e, &last, "gl", "pos", "", FY_SUB_CLUSTERING, FY_START_LAST);
-    fy_sub_spec spec = {"gt",          "pos", "", FY_SUB_CLUSTERING, FY_START_TIME, mark, "t",
-                        FY_FILTER_TAG, NULL,  0};
+    fy_sub_spec spec = {"gt",          "pos", "",   FY_SUB_CLUSTERING,
+                        FY_START_TIME, mark,  "t",  FY_FILTER_TAG,
+                        NULL,          0,     false};
     int err = 0;
     byt.sub = fy_core_subscribe(e->core, &spec, &ops, &byt, &err);
     assert_non_null(byt.sub);
@@ -951,6 +956,66 @@ static void test_core_topic_delete_closes_subscriptions(void **state)
     fy_buf_free(&rec);
 }
 
+static void test_core_orderly_one_at_a_time_retry_in_place(void **state)
+{
+    env *e = *state;
+    static owner a, dlq;
+    memset(&a, 0, sizeof(a));
+    memset(&dlq, 0, sizeof(dlq));
+    int st = 1000, err = 0;
+    char why[128] = "";
+    fy_core_free(e->core);
+    e->cfg.orderly_suspend_ms = 100;
+    e->cfg.max_reconsume = 2;
+    core_open(e);
+    fy_core_topic_create(e->core, "ord", 1, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    fy_sub_spec spec = {"seq", "ord",         "",  FY_SUB_CLUSTERING, FY_START_LAST, 0,
+                        "t",   FY_FILTER_TAG, why, sizeof(why),       true};
+    a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
+    assert_non_null(a.sub);
+    fy_sub_credit(a.sub, 10);
+    produce(e, "ord", "", "m0", "k");
+    produce(e, "ord", "", "m1", "k");
+    produce(e, "ord", "", "m2", "k");
+    wait_n(e, &a, 1);
+    run_for(e, 100);
+    assert_int_equal(a.n, 1); /* one at a time, although credit allows more */
+    assert_string_equal(a.body[0], "m0");
+
+    /* A failure is retried in place after the pause: nothing overtakes it. */
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[0], FY_NACK_RETRY), FY_OK);
+    wait_n(e, &a, 2);
+    assert_string_equal(a.body[1], "m0");
+    assert_int_equal(a.reconsume[1], 1);
+    assert_true(a.at_ms[1] >= a.at_ms[0] + 100);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[1]), FY_OK);
+    wait_n(e, &a, 3);
+    assert_string_equal(a.body[2], "m1");
+
+    /* Past max_reconsume (2) it goes to the dead-letter queue and the queue moves on. */
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[2], FY_NACK_RETRY), FY_OK);
+    wait_n(e, &a, 4);
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[3], FY_NACK_RETRY), FY_OK);
+    wait_n(e, &a, 5);
+    assert_string_equal(a.body[4], "m1");
+    assert_int_equal(a.reconsume[4], 2);
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[4], FY_NACK_RETRY), FY_OK);
+    wait_n(e, &a, 6);
+    assert_string_equal(a.body[5], "m2");
+    subscribe(e, &dlq, "look", "%DLQ%seq", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(dlq.sub, 10);
+    wait_n(e, &dlq, 1);
+    assert_string_equal(dlq.body[0], "m1");
+
+    /* A group is orderly or concurrent, not both. */
+    fy_sub_spec mixed = {"seq", "ord",         "",  FY_SUB_CLUSTERING, FY_START_LAST, 0,
+                         "t",   FY_FILTER_TAG, why, sizeof(why),       false};
+    assert_null(fy_core_subscribe(e->core, &mixed, &ops, &dlq, &err));
+    assert_int_equal(err, -FY_EINVAL);
+    assert_non_null(strstr(why, "orderly"));
+}
+
 static void test_core_produce_refuses_internal_routing(void **state)
 {
     env *e = *state;
@@ -1035,6 +1100,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_produce_refuses_internal_routing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_orderly_one_at_a_time_retry_in_place, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup, teardown),
     };

@@ -147,7 +147,7 @@ static void build_samples(sample s[NSAMPLES])
     fy_w_topic create = {fy_slice_str("orders"), 8};
     fy_w_subscribe sub = {
         5, fy_slice_str("g"), fy_slice_str("orders"), fy_slice_str("A||B"), 1, 2, 123456789ull, 64,
-        1};
+        1, FY_SUB_F_ORDERLY};
     fy_w_credit credit = {5, 10};
     static fy_w_ack ack;
     fy_w_sub_closed closed = {5, FY_ENOTFOUND, fy_slice_str("topic deleted")};
@@ -381,7 +381,8 @@ static void test_wire_round_trip_subscribe(void **state)
                          FY_START_TIME,
                          0x0123456789abcdefull,
                          1000,
-                         FY_FILTER_SQL92},
+                         FY_FILTER_SQL92,
+                         FY_SUB_F_ORDERLY},
                    out;
     fy_frame f;
 
@@ -394,6 +395,7 @@ static void test_wire_round_trip_subscribe(void **state)
     assert_slice_str(out.filter, "TagA || TagB");
     assert_int_equal(out.mode, FY_SUB_BROADCAST);
     assert_int_equal(out.filter_type, FY_FILTER_SQL92);
+    assert_int_equal(out.sub_flags, FY_SUB_F_ORDERLY);
     assert_int_equal(out.start, FY_START_TIME);
     assert_int_equal(out.start_ms, 0x0123456789abcdefull);
     assert_int_equal(out.credit, 1000);
@@ -869,7 +871,7 @@ static int dec_patched(fy_buf *b, size_t off, uint8_t v, dec_fn dec)
 static void test_wire_decoders_reject_bad_enums(void **state)
 {
     fy_buf b = FY_BUF_INIT;
-    fy_w_subscribe sub = {1, fy_slice_str("g"), fy_slice_str("t"), fy_slice_str(""), 0, 0, 0, 10,
+    fy_w_subscribe sub = {1, fy_slice_str("g"), fy_slice_str("t"), fy_slice_str(""), 0, 0, 0, 10, 0,
                           0};
     fy_w_ack ack = {.sub_id = 1, .how = 0, .n = 1, .ids = {5}};
     /* SUBSCRIBE: u32 sub_id, str g (3), str t (3), str "" (2), then mode and start. */
@@ -886,6 +888,8 @@ static void test_wire_decoders_reject_bad_enums(void **state)
     size_t ftype_off = start_off + 1 + 8 + 4;
     assert_int_equal(dec_patched(&b, ftype_off, FY_FILTER_SQL92, dec_subscribe), FY_OK);
     assert_int_equal(dec_patched(&b, ftype_off, 2, dec_subscribe), -FY_EPROTO);
+    assert_int_equal(dec_patched(&b, ftype_off + 1, FY_SUB_F_ORDERLY, dec_subscribe), FY_OK);
+    assert_int_equal(dec_patched(&b, ftype_off + 1, 0x02, dec_subscribe), -FY_EPROTO);
 
     /* NACK how 0..2; ACK's reserved byte must be 0. */
     fy_buf_reset(&b);

@@ -205,8 +205,8 @@ static void fuzz_subscribe(const fy_frame *f, fy_buf *out)
     fuzz_check(fy_wire_dec_subscribe(&g, &b) == FY_OK, "subscribe: re-encoding does not decode");
     fuzz_check(a.sub_id == b.sub_id && slice_eq(a.group, b.group) && slice_eq(a.topic, b.topic) &&
                    slice_eq(a.filter, b.filter) && a.mode == b.mode && a.start == b.start &&
-                   a.filter_type == b.filter_type && a.start_ms == b.start_ms &&
-                   a.credit == b.credit,
+                   a.filter_type == b.filter_type && a.sub_flags == b.sub_flags &&
+                   a.start_ms == b.start_ms && a.credit == b.credit,
                "subscribe: fields differ");
 }
 

@@ -138,6 +138,22 @@ class FerryctlTest(unittest.TestCase):
                                 "--filter", "x")
         self.assertEqual(code, 2, err)
 
+    def test_orderly_consume_keeps_sharding_key_order(self):
+        self.ok("topic", "create", "t_ord", "--queues", "4")
+        lines = ["%s-%d" % (k, i) for i in range(20) for k in ("a", "b", "c")]
+        for k in ("a", "b", "c"):
+            self.send_lines("t_ord", [l for l in lines if l.startswith(k)], "--sharding-key", k)
+        out = self.ok("consume", "t_ord", "--group", "g_ord", "--orderly", "--from", "first",
+                      "--count", str(len(lines)))
+        got = out.splitlines()
+        self.assertEqual(sorted(got), sorted(lines))
+        for k in ("a", "b", "c"):
+            self.assertEqual([l for l in got if l.startswith(k)], ["%s-%d" % (k, i) for i in range(20)])
+        # The group is orderly: a concurrent member is refused, with the reason.
+        code, _, err = self.ctl("consume", "t_ord", "--group", "g_ord", "--timeout", "100")
+        self.assertEqual(code, 1, err)
+        self.assertIn("orderly", err)
+
     def test_consume_json_carries_the_ids_send_printed(self):
         self.ok("topic", "create", "t_json", "--queues", "2")
         sent = self.send_lines("t_json", ["a", "b", "c", "d"], "--tag", "T1", "--key", "kk")

@@ -59,7 +59,7 @@ class NativeTest(unittest.TestCase):
         status, msg, _ = c.request(TOPIC_CREATE, 2, s16(b"orders") + struct.pack(">I", 2))
         self.assertEqual((status, msg), (0, ""))
         sub = (struct.pack(">I", 9) + s16(b"billing") + s16(b"orders") + s16(b"*") +
-               struct.pack(">BBQIB", 0, 1, 0, 100, 0))
+               struct.pack(">BBQIBB", 0, 1, 0, 100, 0, 0))
         self.assertEqual(c.request(SUBSCRIBE, 3, sub)[0], 0)
         payload = struct.pack(">H", 2)
         for body in (b"one", b"two"):
@@ -121,7 +121,7 @@ class NativeTest(unittest.TestCase):
             struct.pack(">I", 3) + b"abc",                     # shorter than a header
             struct.pack(">I", 512 << 20) + b"\x20\x00",        # larger than max_frame
             frame(SUBSCRIBE, 4, struct.pack(">I", 1) + s16(b"g") + s16(b"t") + s16(b"") +
-                  struct.pack(">BBQIB", 7, 0, 0, 0, 0)),       # bad mode
+                  struct.pack(">BBQIBB", 7, 0, 0, 0, 0, 0)),   # bad mode
         ]
         for data in cases:
             bad = self.conn()

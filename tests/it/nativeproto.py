@@ -50,9 +50,9 @@ def send_payload(msgs):
 
 
 def subscribe_payload(sub_id, group, topic, mode, start, credit, filt=b"*", start_ms=0,
-                      filter_type=0):
+                      filter_type=0, flags=0):
     return (struct.pack(">I", sub_id) + s16(group) + s16(topic) + s16(filt) +
-            struct.pack(">BBQIB", mode, start, start_ms, credit, filter_type))
+            struct.pack(">BBQIBB", mode, start, start_ms, credit, filter_type, flags))
 
 
 def credit_payload(sub_id, n):
