@@ -139,9 +139,14 @@ struct fy_core {
     fy_sub *subs;
     struct event *tick_ev;
     struct event *retention_ev;
-    struct event *timer_ev;            /* fires when the earliest delayed message is due */
-    bool timer_busy;                   /* a batch moving due messages is being written */
-    bool closing;                      /* fy_core_free is draining: start nothing new */
+    struct event *timer_ev; /* fires when the earliest delayed message is due */
+    bool timer_busy;        /* a batch moving due messages is being written */
+    bool closing;           /* fy_core_free is draining: start nothing new */
+    /* No timer is pending below min(timer_fired_upto, timer_new_min): scans start there, not
+     * at the first key (fired timers leave deletion markers until LevelDB compacts). */
+    uint64_t timer_fired_upto;         /* due time of the last timer moved (0 after a start) */
+    uint64_t timer_new_min;            /* earliest due time put since the current scan began */
+    uint32_t timers_pending;           /* batches with new timers not yet written */
     uint64_t delay_levels[MAX_LEVELS]; /* ms of each delay level (1-based in messages) */
     size_t ndelay_levels;
     uint64_t retry_delays[MAX_LEVELS]; /* back-off before the n-th redelivery of a failure */
@@ -157,6 +162,20 @@ struct fy_core {
 #define FREE_END UINT32_MAX
 
 static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool reject);
+
+/* Where timer scans start: no timer is pending below it. */
+static uint64_t timer_floor(const fy_core *c)
+{
+    return c->timer_fired_upto < c->timer_new_min ? c->timer_fired_upto : c->timer_new_min;
+}
+
+/* Notes the due time of a timer being put (by a produce or a retry). */
+static void timer_added(fy_core *c, uint64_t due)
+{
+    if (due < c->timer_new_min) {
+        c->timer_new_min = due;
+    }
+}
 static void arm_timer(fy_core *c);
 static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
                      fy_produce_result *res);
@@ -1049,6 +1068,9 @@ static void send_back_done(void *arg, int status, fy_wbatch *b)
     back_ctx *x = arg;
     fy_core *c = x->c;
     cursor *cu = find_cursor(c, x->group, x->topic_id, x->queue_id);
+    if (!x->dlq_topic_id) {
+        c->timers_pending--; /* a retry: its timer is written (or failed) */
+    }
     if (status == FY_OK && x->dlq_topic_id) {
         appended(c, b, &x->dlq_topic_id, 1, NULL);
     } else if (status == FY_OK) {
@@ -1191,7 +1213,10 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
                target->name);
     } else {
         size_t level = reconsume - 1 < c->nretry_delays ? reconsume - 1 : c->nretry_delays - 1;
-        fy_wbatch_put_timer(b, fy_wall_ms() + c->retry_delays[level], out.data, out.len);
+        uint64_t due = fy_wall_ms() + c->retry_delays[level];
+        fy_wbatch_put_timer(b, due, out.data, out.len);
+        timer_added(c, due);
+        c->timers_pending++;
     }
     fy_store_submit(c->store, b, send_back_done, x);
     fy_buf_free(&out);
@@ -1553,6 +1578,7 @@ bad:
 typedef struct fire_ctx {
     fy_core *c;
     fy_wbatch *b;
+    uint64_t last_when;
     uint32_t *topic_ids;
     size_t n, cap;
 } fire_ctx;
@@ -1566,6 +1592,7 @@ static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, 
     topic *t = NULL;
     int rc = FY_OK;
     fy_slice real;
+    x->last_when = when;
     fy_wbatch_del_timer(x->b, when, seq);
     if (fy_record_decode(rec, len, &v) == FY_OK) {
         if (fy_record_prop_get(&v, FY_PROP_REAL_TOPIC, &real)) {
@@ -1605,6 +1632,9 @@ static void fire_done(void *arg, int status, fy_wbatch *b)
     fire_ctx *x = arg;
     fy_core *c = x->c;
     if (status == FY_OK) {
+        if (x->last_when > c->timer_fired_upto) {
+            c->timer_fired_upto = x->last_when;
+        }
         appended(c, b, x->topic_ids, x->n, NULL);
     } else {
         fy_log(ERROR, "core", "err=%s msg=\"moving due delayed messages failed; retrying\"",
@@ -1627,7 +1657,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     x = FY_NEW(fire_ctx);
     x->c = c;
     x->b = fy_wbatch_new();
-    rc = fy_store_scan_timers(c->store, fy_wall_ms(), 1024, fire_one, x);
+    rc = fy_store_scan_timers(c->store, timer_floor(c), fy_wall_ms(), 1024, fire_one, x);
+    if (c->timers_pending == 0) {
+        /* Every timer put so far was written before this scan: it saw them. */
+        c->timer_new_min = UINT64_MAX;
+    }
     if (rc < 0 || fy_wbatch_bytes(x->b) == 0) {
         if (rc < 0) {
             fy_log(ERROR, "core", "err=%s msg=\"reading due delayed messages failed\"",
@@ -1649,7 +1683,7 @@ static void arm_timer(fy_core *c)
     uint64_t next, now;
     struct timeval tv = {0, 0};
     if (c->timer_busy || c->closing || !c->timer_ev ||
-        fy_store_next_timer(c->store, &next) != FY_OK) {
+        fy_store_next_timer(c->store, timer_floor(c), &next) != FY_OK) {
         return;
     }
     now = fy_wall_ms();
@@ -1665,6 +1699,7 @@ static void arm_timer(fy_core *c)
 
 typedef struct produce_ctx {
     fy_core *c;
+    bool timers; /* the batch puts timers (counted in timers_pending) */
     fy_produce_cb done;
     void *arg;
     size_t n;
@@ -1711,6 +1746,9 @@ static void produce_done(void *arg, int status, fy_wbatch *b)
     produce_ctx *x = arg;
     fy_core *c = x->c;
     fy_produce_result *res = NULL;
+    if (x->timers) {
+        c->timers_pending--;
+    }
     if (status == FY_OK) {
         res = fy_malloc(x->n * sizeof(*res));
         appended(c, b, x->topic_ids, x->n, res);
@@ -1789,6 +1827,11 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
         if (due > now) {
             /* Held in the store's time index until due; the topic is named in the record. */
             fy_wbatch_put_timer(b, due, msgs[i].record.p, msgs[i].record.len);
+            timer_added(c, due);
+            if (!x->timers) {
+                x->timers = true;
+                c->timers_pending++;
+            }
             continue;
         }
         if (msgs[i].sharding_key.len > 0) {
@@ -2229,6 +2272,7 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     c->store = store;
     c->cfg = cfg;
     c->next_topic_id = 1;
+    c->timer_new_min = UINT64_MAX; /* timer_fired_upto 0: the first scan starts at the start */
     rc = fy_store_scan_topics(store, load_topic, c);
     if (rc == FY_OK) {
         rc = fy_store_scan_groups(store, load_group, c);

@@ -63,13 +63,13 @@ table=$(mktemp -p "$tmp")
     echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
 } >"$table"
 
-# run NAME FLUSH MODE COUNT INFLIGHT RATE [REPEAT]: with REPEAT > 1 the case runs that many
+# run NAME FLUSH MODE COUNT INFLIGHT RATE [REPEAT [EXTRA...]]: with REPEAT > 1 the case runs that many
 # times and the run with the median p99.9 latency is reported (one noisy run on a shared
 # 2-CPU machine should not decide the tail).
 run() {
     local name=$1 flush=$2 mode=$3 count=$4 inflight=$5 rate=$6 repeat=${7:-1} out lat="—"
     local args=(--broker "127.0.0.1:$port" --count "$count" --inflight "$inflight"
-        --broker-pid "$pid" --json)
+        --broker-pid "$pid" --json "${@:8}")
     local runs=()
     [[ $rate != 0 ]] && args+=(--rate "$rate")
     for _ in $(seq 1 "$repeat"); do
@@ -94,6 +94,11 @@ start async
 run produce async produce $((1000000 * scale)) 1024 0
 run "produce → consume" async e2e $((1000000 * scale)) 1024 0
 run "produce → consume" async e2e $((100000 * scale)) 1024 10000 3
+run "produce → consume, tag filter" async e2e $((300000 * scale)) 1024 0 1 --filter a
+run "produce → consume, SQL92 filter" async e2e $((300000 * scale)) 1024 0 1 \
+    --sql "region = 'eu' AND amount > 100"
+run "delayed, random within 60 s (lateness)" async e2e $((100000 * scale)) 1024 0 1 \
+    --max-delay-ms 60000
 stop
 start sync
 run produce sync produce $((300000 * scale)) 64 0
@@ -107,7 +112,8 @@ section=$(mktemp -p "$tmp")
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs ($cpu), Linux $(uname -r); one ferryd and"
     echo "ferry-bench (producer and consumer processes) on the same machine, 100-byte messages,"
     echo "topic of 8 queues. The fixed-rate case paces sends in 1 ms ticks and is the median"
-    echo "(by p99.9) of 3 runs; the others are one run each."
+    echo "(by p99.9) of 3 runs; the others are one run each. For the delayed case the latency"
+    echo "columns are how late each message came after its due time (ms resolution)."
     echo
     cat "$table"
     echo "$end"

@@ -1439,17 +1439,19 @@ static int timer_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
     return rc;
 }
 
-int fy_store_scan_timers(fy_store *s, uint64_t now_ms, size_t limit,
+int fy_store_scan_timers(fy_store *s, uint64_t from_ms, uint64_t now_ms, size_t limit,
                          int (*fn)(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec,
                                    size_t len),
                          void *arg)
 {
     timer_ctx c = {fn, arg, now_ms, limit};
+    uint8_t start[17];
     int rc;
     if (limit == 0) {
         return 0;
     }
-    rc = walk(s, "T", 1, "T", 1, timer_one, &c);
+    tkey(start, from_ms, 0);
+    rc = walk(s, "T", 1, start, sizeof(start), timer_one, &c);
     return rc == INT32_MIN ? 0 : rc;
 }
 
@@ -1462,9 +1464,12 @@ static int first_timer(void *arg, const uint8_t *k, size_t klen, const uint8_t *
     return 1;
 }
 
-int fy_store_next_timer(fy_store *s, uint64_t *deliver_ms)
+int fy_store_next_timer(fy_store *s, uint64_t from_ms, uint64_t *deliver_ms)
 {
-    int rc = walk(s, "T", 1, "T", 1, first_timer, deliver_ms);
+    uint8_t start[17];
+    int rc;
+    tkey(start, from_ms, 0);
+    rc = walk(s, "T", 1, start, sizeof(start), first_timer, deliver_ms);
     if (rc == 1) {
         return FY_OK;
     }

@@ -170,13 +170,15 @@ int fy_store_query_key(fy_store *s, uint32_t topic_id, const char *key, uint64_t
                        int (*fn)(void *arg, uint32_t queue_id, uint64_t offset, uint64_t store_ms),
                        void *arg);
 
-/* Timers due at or before now_ms, earliest first, at most limit; rec valid during the call. */
-int fy_store_scan_timers(fy_store *s, uint64_t now_ms, size_t limit,
+/* Timers due in [from_ms, now_ms], earliest first, at most limit; rec valid during the call.
+ * Starting at from_ms (rather than at the first key) keeps a scan from walking over the
+ * deletion markers of timers already fired, which LevelDB keeps until it compacts. */
+int fy_store_scan_timers(fy_store *s, uint64_t from_ms, uint64_t now_ms, size_t limit,
                          int (*fn)(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec,
                                    size_t len),
                          void *arg);
-/* Deliver time of the earliest timer: FY_OK, or -FY_ENOTFOUND when there is none. */
-int fy_store_next_timer(fy_store *s, uint64_t *deliver_ms);
+/* Deliver time of the earliest timer at or after from_ms: FY_OK, or -FY_ENOTFOUND. */
+int fy_store_next_timer(fy_store *s, uint64_t from_ms, uint64_t *deliver_ms);
 
 /* Adapter namespace: get one key, or scan keys starting with prefix (in key order). */
 int fy_store_get_adapter(fy_store *s, const char *adapter, const void *key, size_t klen,

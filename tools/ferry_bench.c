@@ -27,7 +27,17 @@ typedef struct opts {
     uint64_t rate; /* messages per second; 0 = as fast as possible */
     int broker_pid;
     bool json;
+    const char *filter; /* consumer filter (tag expression, or SQL92 with sql) */
+    bool sql;
+    uint64_t max_delay_ms; /* delayed: each message due within this many ms */
 } opts;
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static uint64_t now_ns(void)
 {
@@ -106,7 +116,14 @@ static void on_sent(void *arg, int status, const fy_send_result *r)
 static double produce(const opts *o, fy_client *c)
 {
     fy_message *m = fy_message_new(o->topic);
-    char *body = calloc(1, o->size < 8 ? 8 : o->size);
+    size_t blen = o->size < 16 ? 16 : o->size;
+    char *body = calloc(1, blen);
+    if (o->filter) {
+        /* Messages both kinds of filter select: tag "a", region = 'eu', amount = 150. */
+        fy_message_set_tag(m, "a");
+        fy_message_set_property(m, "region", "eu");
+        fy_message_set_property(m, "amount", "150");
+    }
     prod_state ps = {0};
     uint64_t t0 = now_ns(), gap = o->rate ? 1000000000u / o->rate : 0;
     for (uint64_t i = 0; i < o->count; i++) {
@@ -126,7 +143,13 @@ static double produce(const opts *o, fy_client *c)
         }
         t = now_ns();
         memcpy(body, &t, 8);
-        fy_message_set_body(m, body, o->size < 8 ? 8 : o->size);
+        if (o->max_delay_ms) {
+            /* Due at a random time within max_delay_ms; the body carries the due time. */
+            uint64_t due = wall_ms() + (uint64_t)rand() % o->max_delay_ms;
+            memcpy(body + 8, &due, 8);
+            fy_message_set_deliver_at(m, due);
+        }
+        fy_message_set_body(m, body, blen);
         if (fy_send_async(c, m, on_sent, &ps) != FY_OK) {
             fprintf(stderr, "ferry-bench: send: %s\n", fy_client_last_error(c));
             exit(1);
@@ -168,6 +191,8 @@ static void consume_child(const opts *o, const char *group, int ready_fd, int re
     co.group = group;
     co.topic = o->topic;
     co.window = 2048;
+    co.filter = o->filter;
+    co.filter_sql = o->sql;
     cons = fy_consumer_new(c, &co, &err);
     if (!cons) {
         fprintf(stderr, "ferry-bench: subscribe: %s\n", fy_client_last_error(c));
@@ -189,7 +214,12 @@ static void consume_child(const opts *o, const char *group, int ready_fd, int re
         }
         now = now_ns();
         body = fy_message_body(m, &len);
-        if (len >= 8) {
+        if (o->max_delay_ms && len >= 16) {
+            /* Delayed: how late after its due time (ms resolution, in ns units). */
+            uint64_t due, w = wall_ms();
+            memcpy(&due, body + 8, 8);
+            lat[n] = w > due ? (w - due) * 1000000u : 0;
+        } else if (len >= 8) {
             memcpy(&sent, body, 8);
             lat[n] = now > sent ? now - sent : 0;
         } else {
@@ -258,7 +288,12 @@ static void usage(FILE *f)
                "  --inflight N         sends in flight (default 1024)\n"
                "  --rate N             messages per second (default: as fast as possible)\n"
                "  --broker-pid PID     report the broker's CPU seconds per million messages\n"
-               "  --json               one JSON object per run\n");
+               "  --json               one JSON object per run\n"
+               "  --filter EXPR        e2e: the consumer's tag filter (messages get tag a and\n"
+               "                       properties region=eu, amount=150)\n"
+               "  --sql EXPR           e2e: the consumer's SQL92 filter, same messages\n"
+               "  --max-delay-ms N     e2e: each message is delayed to a random time within N ms;\n"
+               "                       the latency reported is how late after that time\n");
 }
 
 int main(int argc, char **argv)
@@ -274,9 +309,12 @@ int main(int argc, char **argv)
         {"broker-pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"filter", required_argument, NULL, 'f'},
+        {"sql", required_argument, NULL, 'S'},
+        {"max-delay-ms", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
-    opts o = {"127.0.0.1:10911", "bench", 100, 8, 1000000, 1024, 0, 0, false};
+    opts o = {"127.0.0.1:10911", "bench", 100, 8, 1000000, 1024, 0, 0, false, NULL, false, 0};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (ch) {
@@ -306,6 +344,16 @@ int main(int argc, char **argv)
             break;
         case 'j':
             o.json = true;
+            break;
+        case 'f':
+            o.filter = optarg;
+            break;
+        case 'S':
+            o.filter = optarg;
+            o.sql = true;
+            break;
+        case 'D':
+            o.max_delay_ms = strtoull(optarg, NULL, 10);
             break;
         case 'h':
             usage(stdout);

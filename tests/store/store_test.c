@@ -492,16 +492,16 @@ static void test_store_timers(void **state)
     timers t = {0};
     uint64_t next;
 
-    assert_int_equal(fy_store_next_timer(e->s, &next), -FY_ENOTFOUND);
+    assert_int_equal(fy_store_next_timer(e->s, 0, &next), -FY_ENOTFOUND);
     fy_wbatch_put_timer(b, 3000, "c", 1);
     fy_wbatch_put_timer(b, 1000, "a", 1);
     fy_wbatch_put_timer(b, 1000, "b", 1); /* same time: kept, after "a" */
     fy_wbatch_put_timer(b, 9000, "z", 1);
     submit_sync(e, b);
-    assert_int_equal(fy_store_next_timer(e->s, &next), FY_OK);
+    assert_int_equal(fy_store_next_timer(e->s, 0, &next), FY_OK);
     assert_int_equal(next, 1000);
 
-    assert_int_equal(fy_store_scan_timers(e->s, 3000, 10, timers_cb, &t), 0);
+    assert_int_equal(fy_store_scan_timers(e->s, 0, 3000, 10, timers_cb, &t), 0);
     assert_int_equal(t.n, 3);
     assert_string_equal(t.body[0], "a");
     assert_string_equal(t.body[1], "b");
@@ -518,13 +518,22 @@ static void test_store_timers(void **state)
     fy_wbatch_put_timer(b, 1000, "d", 1);
     submit_sync(e, b);
     memset(&t, 0, sizeof(t));
-    assert_int_equal(fy_store_scan_timers(e->s, 1000, 10, timers_cb, &t), 0);
+    assert_int_equal(fy_store_scan_timers(e->s, 0, 1000, 10, timers_cb, &t), 0);
     assert_int_equal(t.n, 2);
     assert_string_equal(t.body[0], "b");
     assert_string_equal(t.body[1], "d");
     memset(&t, 0, sizeof(t));
-    assert_int_equal(fy_store_scan_timers(e->s, UINT64_MAX, 2, timers_cb, &t), 0);
+    assert_int_equal(fy_store_scan_timers(e->s, 0, UINT64_MAX, 2, timers_cb, &t), 0);
     assert_int_equal(t.n, 2); /* the limit */
+    /* From a time on: earlier ones are not looked at. */
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(fy_store_scan_timers(e->s, 1001, UINT64_MAX, 10, timers_cb, &t), 0);
+    assert_int_equal(t.n, 2);
+    assert_string_equal(t.body[0], "c");
+    assert_string_equal(t.body[1], "z");
+    assert_int_equal(fy_store_next_timer(e->s, 3001, &next), FY_OK);
+    assert_int_equal(next, 9000);
+    assert_int_equal(fy_store_next_timer(e->s, 9001, &next), -FY_ENOTFOUND);
 }
 
 typedef struct kvs {
