@@ -7,6 +7,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/strmap.h"
 #include "tests/testutil.h"
 
 #include "ferry/errors.h"
@@ -1016,6 +1017,55 @@ static void test_core_orderly_one_at_a_time_retry_in_place(void **state)
     assert_non_null(strstr(why, "orderly"));
 }
 
+static void test_core_orderly_owner_change_waits_for_settle(void **state)
+{
+    env *e = *state;
+    static owner a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    int st = 1000, err = 0;
+    fy_core_topic_create(e->core, "ord2", 2, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    fy_sub_spec spec = {
+        "seq2", "ord2", "", FY_SUB_CLUSTERING, FY_START_LAST, 0, "t", FY_FILTER_TAG, NULL, 0, true};
+    a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
+    assert_non_null(a.sub);
+    fy_sub_credit(a.sub, 10);
+    /* A sharding key of queue 1, the queue that moves to the second member (RocketMQ's
+     * average allocation gives queue 0 to the first, queue 1 to the second). */
+    char key[16];
+    for (int i = 0;; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        if (fy_hash64(key, strlen(key)) % 2 == 1) {
+            break;
+        }
+    }
+    fy_produce_result r0 = produce(e, "ord2", "", "q-0", key);
+    assert_int_equal(r0.queue_id, 1);
+    produce(e, "ord2", "", "q-1", key);
+    wait_n(e, &a, 1);
+    assert_string_equal(a.body[0], "q-0");
+    /* b joins and takes over that queue while q-0 is still in flight at a: b must not get
+     * q-1 before a settles q-0. */
+    b.sub = fy_core_subscribe(e->core, &spec, &ops, &b, &err);
+    assert_non_null(b.sub);
+    fy_sub_credit(b.sub, 10);
+    run_for(e, 100);
+    assert_int_equal(a.n + b.n, 1);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[0]), FY_OK);
+    {
+        uint64_t deadline = fy_mono_ms() + 10000;
+        while (a.n + b.n < 2) {
+            assert_true(fy_mono_ms() < deadline);
+            run_for(e, 5);
+        }
+    }
+    /* The new owner got q-1, only after q-0 was settled. */
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.body[0], "q-1");
+    assert_int_equal(b.queue[0], 1);
+}
+
 static void test_core_produce_refuses_internal_routing(void **state)
 {
     env *e = *state;
@@ -1102,6 +1152,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_produce_refuses_internal_routing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_orderly_one_at_a_time_retry_in_place, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_orderly_owner_change_waits_for_settle, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup, teardown),
     };
