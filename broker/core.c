@@ -156,7 +156,10 @@ struct fy_core {
     uint64_t retention_deleted;    /* messages deleted by retention */
     uint64_t retention_skipped;    /* messages groups lost to retention before consuming */
     fy_buf scratch;
-    fy_buf patch; /* a record copied to change a header field before delivery */
+    fy_buf patch;          /* a record copied to change a header field before delivery */
+    fy_record_view *views; /* produce: the decoded requests, kept between its two passes */
+    uint64_t *dues;
+    size_t capviews;
 };
 
 #define FREE_END UINT32_MAX
@@ -1204,7 +1207,7 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
     x->queue_id = cu->queue_id;
     x->offset = offset;
     if (dlq) {
-        fy_wbatch_append_raw(b, target->id, 0, out.data, out.len);
+        fy_wbatch_append_raw(b, target->id, 0, out.data, out.len, v.nkeys > 0);
         x->dlq_topic_id = target->id;
         fy_log(WARN, "core",
                "group=%s topic=%s queue=%u offset=%llu reconsume=%u msg=\"message sent to the "
@@ -1618,7 +1621,8 @@ static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, 
             v.reconsume, NULL, &c->scratch) != FY_OK) {
         return 0; /* cannot happen: it decoded */
     }
-    fy_wbatch_append_raw(x->b, t->id, t->rr++ % t->queues, c->scratch.data, c->scratch.len);
+    fy_wbatch_append_raw(x->b, t->id, t->rr++ % t->queues, c->scratch.data, c->scratch.len,
+                         v.nkeys > 0);
     if (x->n == x->cap) {
         x->cap = x->cap ? x->cap * 2 : 64;
         x->topic_ids = fy_realloc(x->topic_ids, x->cap * sizeof(*x->topic_ids));
@@ -1768,7 +1772,7 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
     produce_ctx *x;
     int rc = FY_OK;
     size_t i;
-    uint64_t now = fy_wall_ms(), due;
+    uint64_t now = fy_wall_ms();
     fy_slice real;
 
     if (n == 0) {
@@ -1778,28 +1782,34 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
         return -FY_EUNHEALTHY;
     }
     /* Validate everything first, so that nothing (not even an automatic topic) is created for
-     * a request that is refused. */
+     * a request that is refused. Each record is decoded once: the views and due times are kept
+     * for the second pass. */
+    if (n > c->capviews) {
+        c->capviews = n;
+        c->views = fy_realloc(c->views, n * sizeof(*c->views));
+        c->dues = fy_realloc(c->dues, n * sizeof(*c->dues));
+    }
     for (i = 0; i < n; i++) {
-        fy_record_view v;
-        rc = fy_record_decode(msgs[i].record.p, msgs[i].record.len, &v);
+        fy_record_view *v = &c->views[i];
+        rc = fy_record_decode(msgs[i].record.p, msgs[i].record.len, v);
         if (rc != FY_OK) {
             rc = -FY_ECORRUPT;
             goto fail;
         }
-        if (v.body.len > c->cfg->max_message_size) {
+        if (v->body.len > c->cfg->max_message_size) {
             rc = -FY_ETOOBIG;
             goto fail;
         }
-        if (deliver_at(c, &v, now, &due) != FY_OK) {
+        if (deliver_at(c, v, now, &c->dues[i]) != FY_OK) {
             rc = -FY_EINVAL;
             goto fail;
         }
-        if (v.nprops > 0 && fy_record_prop_get(&v, FY_PROP_REAL_TOPIC, &real)) {
+        if (v->nprops > 0 && fy_record_prop_get(v, FY_PROP_REAL_TOPIC, &real)) {
             rc = -FY_EINVAL; /* the broker's own routing property: not for producers */
             goto fail;
         }
-        if (!fy_strmap_get(&c->topics, (const char *)v.topic.p, v.topic.len)) {
-            if (!fy_core_name_valid((const char *)v.topic.p, v.topic.len)) {
+        if (!fy_strmap_get(&c->topics, (const char *)v->topic.p, v->topic.len)) {
+            if (!fy_core_name_valid((const char *)v->topic.p, v->topic.len)) {
                 rc = -FY_EBADNAME;
                 goto fail;
             }
@@ -1817,13 +1827,12 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
     x->n = n;
     x->topic_ids = fy_malloc(n * sizeof(*x->topic_ids));
     for (i = 0; i < n; i++) {
-        fy_record_view v;
+        const fy_record_view *v = &c->views[i];
+        uint64_t due = c->dues[i];
         topic *t;
         uint32_t q;
-        fy_record_decode(msgs[i].record.p, msgs[i].record.len, &v);
-        t = topic_get_or_create(c, (const char *)v.topic.p, v.topic.len, b, &rc);
+        t = topic_get_or_create(c, (const char *)v->topic.p, v->topic.len, b, &rc);
         x->topic_ids[i] = t->id;
-        deliver_at(c, &v, now, &due);
         if (due > now) {
             /* Held in the store's time index until due; the topic is named in the record. */
             fy_wbatch_put_timer(b, due, msgs[i].record.p, msgs[i].record.len);
@@ -1839,7 +1848,7 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
         } else {
             q = t->rr++ % t->queues;
         }
-        fy_wbatch_append_raw(b, t->id, q, msgs[i].record.p, msgs[i].record.len);
+        fy_wbatch_append_raw(b, t->id, q, msgs[i].record.p, msgs[i].record.len, v->nkeys > 0);
     }
     fy_store_submit(c->store, b, produce_done, x);
     return FY_OK;
@@ -2366,5 +2375,7 @@ void fy_core_free(fy_core *c)
     fy_free(c->dirty);
     fy_buf_free(&c->scratch);
     fy_buf_free(&c->patch);
+    fy_free(c->views);
+    fy_free(c->dues);
     fy_free(c);
 }

@@ -217,16 +217,15 @@ int fy_wbatch_append(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const f
 }
 
 int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
-                         size_t len)
+                         size_t len, bool has_keys)
 {
-    fy_record_view v;
-    if (len > UINT32_MAX || fy_record_decode(rec, len, &v) != FY_OK) {
-        return -FY_ECORRUPT;
+    if (len > UINT32_MAX) {
+        return -FY_ETOOBIG;
     }
     fy_buf_put_u8(&b->ops, OP_APPEND);
     fy_buf_put_u32(&b->ops, topic_id);
     fy_buf_put_u32(&b->ops, queue_id);
-    fy_buf_put_u8(&b->ops, v.nkeys > 0);
+    fy_buf_put_u8(&b->ops, has_keys);
     fy_buf_put_u32(&b->ops, (uint32_t)len);
     add_append_slot(b, (uint32_t)len);
     fy_buf_append(&b->ops, rec, len);

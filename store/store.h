@@ -78,9 +78,11 @@ void fy_wbatch_free(fy_wbatch *b);
  * Returns the index of this append within the batch (for fy_wbatch_result), or -FY_EINVAL if
  * the record cannot be encoded. */
 int fy_wbatch_append(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const fy_record *r);
-/* Same, from an already encoded record (copied). -FY_ECORRUPT if it does not decode. */
+/* Same, from an already encoded record (copied) that the caller has validated (decoded): it is
+ * not decoded again, so the produce path decodes each message once. has_keys: the record has
+ * keys to index. -FY_ETOOBIG over 4 GiB. */
 int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
-                         size_t len);
+                         size_t len, bool has_keys);
 /* Number of result slots in the batch: appends and timers. */
 size_t fy_wbatch_appends(const fy_wbatch *b);
 /* Bytes the batch will write (approximate). */
