@@ -185,25 +185,75 @@ static bool produced_done(void *arg)
     return ((produced *)arg)->calls > 0;
 }
 
-/* Produces one message and waits for its result. */
-static fy_produce_result produce(env *e, const char *topic, const char *tag, const char *body,
-                                 const char *shard)
+/* A message to produce in a test: every field but topic may be NULL. */
+typedef struct tmsg {
+    const char *topic, *tag, *body, *shard, *key, *prop, *val;
+} tmsg;
+
+/* Produces one message and waits for its result. Returns what fy_core_produce returned (the
+ * result goes to *out, if not NULL, when it succeeded). */
+static int produce_msg(env *e, const tmsg *t, fy_produce_result *out)
 {
     fy_record r = {0};
     fy_buf rec = FY_BUF_INIT;
+    fy_slice keys[1] = {fy_slice_str(t->key)};
+    fy_slice props[2] = {fy_slice_str(t->prop), fy_slice_str(t->val)};
     fy_produce_msg m;
     produced p = {0};
-    r.topic = fy_slice_str(topic);
-    r.tag = fy_slice_str(tag);
-    r.body = fy_slice_str(body);
+    int rc;
+    r.topic = fy_slice_str(t->topic);
+    r.tag = fy_slice_str(t->tag);
+    r.body = fy_slice_str(t->body);
+    r.keys = keys;
+    r.nkeys = t->key ? 1 : 0;
+    r.props = props;
+    r.nprops = t->prop ? 1 : 0;
     assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
     m.record = (fy_slice){rec.data, rec.len};
-    m.sharding_key = fy_slice_str(shard);
-    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL), FY_OK);
-    run_until(e, produced_done, &p);
-    assert_int_equal(p.status, FY_OK);
+    m.sharding_key = fy_slice_str(t->shard);
+    rc = fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL);
+    if (rc == FY_OK) {
+        run_until(e, produced_done, &p);
+        assert_int_equal(p.status, FY_OK);
+        if (out) {
+            *out = p.res[0];
+        }
+    }
     fy_buf_free(&rec);
-    return p.res[0];
+    return rc;
+}
+
+/* Produces one message (which must be accepted) and returns its result. */
+static fy_produce_result produce(env *e, const char *topic, const char *tag, const char *body,
+                                 const char *shard)
+{
+    tmsg t = {topic, tag, body, shard, NULL, NULL, NULL};
+    fy_produce_result r;
+    assert_int_equal(produce_msg(e, &t, &r), FY_OK);
+    return r;
+}
+
+/* A message with property a=<val> (also its body) and a tag. */
+static void produce_prop(env *e, const char *topic, const char *tag, const char *val)
+{
+    tmsg t = {topic, tag, val, NULL, NULL, "a", val};
+    assert_int_equal(produce_msg(e, &t, NULL), FY_OK);
+}
+
+/* A message with one property name=val (val is also the body); returns fy_core_produce's code. */
+static int produce_with(env *e, const char *topic, const char *name, const char *val,
+                        fy_produce_result *out)
+{
+    tmsg t = {topic, NULL, val, NULL, NULL, name, val};
+    return produce_msg(e, &t, out);
+}
+
+/* A message with a key and the property region=eu, to check that copies keep both. */
+static void produce_keyed(env *e, const char *topic, const char *tag, const char *body,
+                          const char *key)
+{
+    tmsg t = {topic, tag, body, NULL, key, "region", "eu"};
+    assert_int_equal(produce_msg(e, &t, NULL), FY_OK);
 }
 
 static fy_sub *subscribe(env *e, owner *o, const char *group, const char *topic, const char *filter,
@@ -510,28 +560,6 @@ static void test_core_tag_filter(void **state)
     assert_int_equal(err, -FY_EINVAL);
 }
 
-/* Produces a message with one property a=<val> and a tag. */
-static void produce_prop(env *e, const char *topic, const char *tag, const char *val)
-{
-    fy_record r = {0};
-    fy_buf rec = FY_BUF_INIT;
-    fy_slice props[2] = {fy_slice_str("a"), fy_slice_str(val)};
-    fy_produce_msg m;
-    produced p = {0};
-    r.topic = fy_slice_str(topic);
-    r.tag = fy_slice_str(tag);
-    r.body = fy_slice_str(val);
-    r.props = props;
-    r.nprops = 1;
-    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
-    m.record = (fy_slice){rec.data, rec.len};
-    m.sharding_key = fy_slice_str("");
-    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL), FY_OK);
-    run_until(e, produced_done, &p);
-    assert_int_equal(p.status, FY_OK);
-    fy_buf_free(&rec);
-}
-
 static void test_core_sql92_filter(void **state)
 {
     env *e = *state;
@@ -570,34 +598,6 @@ static void test_core_sql92_filter(void **state)
     assert_null(fy_core_subscribe(e->core, &bad, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
     assert_non_null(strstr(why, "position"));
-}
-
-/* Produces a message with one property; returns the status of fy_core_produce (and the result
- * through *out when it succeeded). */
-static int produce_with(env *e, const char *topic, const char *name, const char *val,
-                        fy_produce_result *out)
-{
-    fy_record r = {0};
-    fy_buf rec = FY_BUF_INIT;
-    fy_slice props[2] = {fy_slice_str(name), fy_slice_str(val)};
-    fy_produce_msg m;
-    produced p = {0};
-    int rc;
-    r.topic = fy_slice_str(topic);
-    r.body = fy_slice_str(val);
-    r.props = props;
-    r.nprops = 1;
-    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
-    m.record = (fy_slice){rec.data, rec.len};
-    m.sharding_key = fy_slice_str("");
-    rc = fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL);
-    if (rc == FY_OK) {
-        run_until(e, produced_done, &p);
-        assert_int_equal(p.status, FY_OK);
-        *out = p.res[0];
-    }
-    fy_buf_free(&rec);
-    return rc;
 }
 
 static void test_core_delayed_messages(void **state)
@@ -790,32 +790,6 @@ static void test_core_start_positions_and_reset(void **state)
     assert_string_equal(last.body[0], "old-0");
     assert_int_equal(fy_core_group_reset(e->core, "nope", "pos", 0, NULL, NULL, NULL),
                      -FY_ENOTFOUND);
-}
-
-/* Produces a message with a key and a property, to check that copies keep both. */
-static void produce_keyed(env *e, const char *topic, const char *tag, const char *body,
-                          const char *key)
-{
-    fy_record r = {0};
-    fy_buf rec = FY_BUF_INIT;
-    fy_slice keys[1] = {fy_slice_str(key)};
-    fy_slice props[2] = {fy_slice_str("region"), fy_slice_str("eu")};
-    fy_produce_msg m;
-    produced p = {0};
-    r.topic = fy_slice_str(topic);
-    r.tag = fy_slice_str(tag);
-    r.body = fy_slice_str(body);
-    r.keys = keys;
-    r.nkeys = 1;
-    r.props = props;
-    r.nprops = 1;
-    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
-    m.record = (fy_slice){rec.data, rec.len};
-    m.sharding_key = fy_slice_str("");
-    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL), FY_OK);
-    run_until(e, produced_done, &p);
-    assert_int_equal(p.status, FY_OK);
-    fy_buf_free(&rec);
 }
 
 /* Reopens the core with short retry settings. */
