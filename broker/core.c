@@ -116,6 +116,8 @@ struct fy_sub {
     char **tags; /* NULL = every tag */
     size_t ntags;
     fy_selector *sel; /* a SQL92 filter, instead of tags */
+    bool (*match)(void *owner, const fy_record_view *v); /* the adapter's own predicate */
+    bool no_ack_timeout;
     uint32_t credit;
     inflight *fl;
     uint32_t nfl, capfl, free_head, inflight;
@@ -160,6 +162,14 @@ struct fy_core {
     fy_record_view *views; /* produce: the decoded requests, kept between its two passes */
     uint64_t *dues;
     size_t capviews;
+    struct {
+        void (*fn)(void *arg, const fy_topic_info *t);
+        void *arg;
+    } watchers[8];
+    size_t nwatchers;
+    uint32_t *created; /* topics created since the watchers last heard */
+    size_t ncreated, capcreated;
+    struct event *created_ev;
 };
 
 #define FREE_END UINT32_MAX
@@ -180,6 +190,7 @@ static void timer_added(fy_core *c, uint64_t due)
     }
 }
 static void arm_timer(fy_core *c);
+static void topic_created(fy_core *c, const topic *t);
 static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
                      fy_produce_result *res);
 
@@ -521,22 +532,24 @@ static void wake_queue(topic *t, uint32_t queue_id)
 static bool filter_matches(const fy_sub *s, const uint8_t *rec, size_t len)
 {
     fy_record_view v;
-    if (!s->tags && !s->sel) {
+    bool ok = false;
+    if (!s->tags && !s->sel && !s->match) {
         return true;
     }
     if (fy_record_decode(rec, len, &v) != FY_OK) {
         return false;
     }
     if (s->sel) {
-        return fy_selector_match(s->sel, &v);
-    }
-    for (size_t i = 0; i < s->ntags; i++) {
-        size_t n = strlen(s->tags[i]);
-        if (n == v.tag.len && memcmp(s->tags[i], v.tag.p, n) == 0) {
-            return true;
+        ok = fy_selector_match(s->sel, &v);
+    } else if (s->tags) {
+        for (size_t i = 0; i < s->ntags && !ok; i++) {
+            size_t n = strlen(s->tags[i]);
+            ok = n == v.tag.len && memcmp(s->tags[i], v.tag.p, n) == 0;
         }
+    } else {
+        ok = true;
     }
-    return false;
+    return ok && (!s->match || s->match(s->owner, &v));
 }
 
 static uint32_t fl_alloc(fy_sub *s)
@@ -568,7 +581,8 @@ static void fl_release(fy_sub *s, uint32_t i)
 }
 
 /* Hands one record to the owner: records it in flight and uses one credit. */
-static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, size_t len)
+static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, size_t len,
+                    bool again)
 {
     fy_core *c = s->core;
     uint32_t i = fl_alloc(s);
@@ -576,7 +590,7 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     fy_delivery d;
     f->cur = cu;
     f->offset = offset;
-    f->deadline_ms = fy_mono_ms() + c->cfg->ack_timeout_ms;
+    f->deadline_ms = s->no_ack_timeout ? UINT64_MAX : fy_mono_ms() + c->cfg->ack_timeout_ms;
     s->inflight++;
     s->credit--;
     cu->nflight++;
@@ -587,6 +601,7 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     d.topic_id = cu->cons->t->id;
     d.queue_id = cu->queue_id;
     d.offset = offset;
+    d.redelivered = again;
     fy_msgid_make(d.msgid, (uint16_t)c->cfg->broker_id, d.topic_id, (uint16_t)d.queue_id, offset);
     s->ops->deliver(s->owner, s, &d);
 }
@@ -621,7 +636,7 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
     x->examined++;
     cu->next++;
     if (cu->cons->retry || filter_matches(x->s, rec, len)) {
-        deliver(x->s, cu, offset, rec, len);
+        deliver(x->s, cu, offset, rec, len, false);
     } else {
         *win_at(cu, offset) = W_DONE;
     }
@@ -664,7 +679,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
             fy_be32_put(c->patch.data + FY_RECORD_OFF_RECONSUME, cu->fails);
             p = c->patch.data;
         }
-        deliver(s, cu, off, p, n);
+        deliver(s, cu, off, p, n, true);
     }
     fy_store_queue_range(c->store, t->id, cu->queue_id, &min, &max);
     if (cu->next < min) {
@@ -701,7 +716,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
         off = cu->next++;
         examined++;
         if (cu->cons->retry || filter_matches(s, ts->rec.data, ts->rec.len)) {
-            deliver(s, cu, off, ts->rec.data, ts->rec.len);
+            deliver(s, cu, off, ts->rec.data, ts->rec.len, false);
         } else {
             *win_at(cu, off) = W_DONE;
         }
@@ -825,6 +840,7 @@ static topic *topic_get_or_create(fy_core *c, const char *name, size_t len, fy_w
     tmp[len] = '\0';
     t = topic_add(c, tmp, c->next_topic_id, (uint32_t)c->cfg->default_queues);
     topic_persist(c, t, b);
+    topic_created(c, t);
     fy_log(INFO, "core", "topic=%s id=%u queues=%u msg=\"topic created automatically\"", t->name,
            t->id, t->queues);
     return t;
@@ -902,6 +918,8 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
     s->owner = owner;
     s->free_head = FREE_END;
     s->client_id = fy_strdup(spec->client_id ? spec->client_id : "");
+    s->match = spec->match;
+    s->no_ack_timeout = spec->no_ack_timeout;
     if (spec->filter_type == FY_FILTER_SQL92) {
         char why[160];
         const char *text = spec->filter ? spec->filter : "";
@@ -961,7 +979,7 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
     }
     s->g = g;
     s->cons[s->ncons++] = co;
-    if (spec->mode == FY_SUB_CLUSTERING && !co->retry && !co->orderly) {
+    if (spec->mode == FY_SUB_CLUSTERING && !co->retry && !co->orderly && !spec->no_retry) {
         /* The member also consumes the group's retry topic, where its failures come back. */
         consumer *rco = retry_consumer(c, g);
         if (rco && rco != co) {
@@ -1768,6 +1786,25 @@ static void produce_done(void *arg, int status, fy_wbatch *b)
 int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce_cb done, void *arg,
                     size_t *bad_index)
 {
+    return fy_core_produce_kv(c, msgs, n, NULL, NULL, 0, done, arg, bad_index);
+}
+
+static void kv_ops_add(fy_wbatch *b, const char *ns, const fy_kv_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].del) {
+            fy_wbatch_del_adapter(b, ns, ops[i].key.p, ops[i].key.len);
+        } else {
+            fy_wbatch_put_adapter(b, ns, ops[i].key.p, ops[i].key.len, ops[i].val.p,
+                                  ops[i].val.len);
+        }
+    }
+}
+
+int fy_core_produce_kv(fy_core *c, const fy_produce_msg *msgs, size_t n, const char *ns,
+                       const fy_kv_op *ops, size_t nops, fy_produce_cb done, void *arg,
+                       size_t *bad_index)
+{
     fy_wbatch *b;
     produce_ctx *x;
     int rc = FY_OK;
@@ -1850,6 +1887,7 @@ int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce
         }
         fy_wbatch_append_raw(b, t->id, q, msgs[i].record.p, msgs[i].record.len, v->nkeys > 0);
     }
+    kv_ops_add(b, ns, ops, nops);
     fy_store_submit(c->store, b, produce_done, x);
     return FY_OK;
 fail:
@@ -1955,6 +1993,7 @@ int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_
     t = topic_add(c, name, c->next_topic_id, queues);
     b = fy_wbatch_new();
     topic_persist(c, t, b);
+    topic_created(c, t);
     submit_with_done(c, b, done, arg);
     fy_log(INFO, "core", "topic=%s id=%u queues=%u msg=\"topic created\"", t->name, t->id,
            t->queues);
@@ -2239,6 +2278,120 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
     return FY_OK;
 }
 
+int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
+{
+    group *g = fy_strmap_get(&c->groups, name, strlen(name));
+    fy_wbatch *b;
+    name_list l = {0};
+    if (!g) {
+        return -FY_ENOTFOUND;
+    }
+    if (g->members > 0) {
+        return -FY_EBUSY;
+    }
+    if (!fy_store_healthy(c->store)) {
+        return -FY_EUNHEALTHY;
+    }
+    /* Consumers without members keep positions in memory (and may just have queued their
+     * offsets for writing): drop them, then delete every offset in a later batch. */
+    while (g->ncons > 0) {
+        consumer *co = g->cons[0];
+        co->persistent = false;
+        consumer_free(c, co);
+    }
+    b = fy_wbatch_new();
+    fy_strmap_each(&c->topics, collect_name, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        topic *t = fy_strmap_get(&c->topics, l.names[i], strlen(l.names[i]));
+        for (uint32_t q = 0; q < t->queues; q++) {
+            fy_wbatch_del_offset(b, g->name, t->id, q);
+        }
+    }
+    fy_free(l.names);
+    fy_wbatch_del_group(b, g->name);
+    fy_strmap_del(&c->groups, g->name);
+    fy_log(INFO, "core", "group=%s msg=\"group deleted\"", g->name);
+    fy_free(g->cons);
+    fy_free(g->name);
+    fy_free(g);
+    submit_with_done(c, b, done, arg);
+    return FY_OK;
+}
+
+/* ---- Topic watch --------------------------------------------------------------------------- */
+
+static void on_created(evutil_socket_t fd, short what, void *arg)
+{
+    fy_core *c = arg;
+    /* Watchers may create topics themselves: take the list first. */
+    uint32_t *ids = c->created;
+    size_t n = c->ncreated;
+    c->created = NULL;
+    c->ncreated = c->capcreated = 0;
+    for (size_t i = 0; i < n; i++) {
+        topic *t = topic_by_id(c, ids[i]);
+        fy_topic_info info;
+        if (!t) {
+            continue; /* deleted meanwhile */
+        }
+        info.name = t->name;
+        info.topic_id = t->id;
+        info.queues = t->queues;
+        for (size_t w = 0; w < c->nwatchers; w++) {
+            c->watchers[w].fn(c->watchers[w].arg, &info);
+        }
+    }
+    fy_free(ids);
+}
+
+static void topic_created(fy_core *c, const topic *t)
+{
+    if (c->nwatchers == 0) {
+        return;
+    }
+    PUSH(c->created, c->ncreated, c->capcreated, t->id);
+    event_active(c->created_ev, EV_WRITE, 0);
+}
+
+int fy_core_watch_topics(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg)
+{
+    if (c->nwatchers == sizeof(c->watchers) / sizeof(c->watchers[0])) {
+        return -FY_EINVAL;
+    }
+    c->watchers[c->nwatchers].fn = fn;
+    c->watchers[c->nwatchers].arg = arg;
+    c->nwatchers++;
+    return FY_OK;
+}
+
+/* ---- Adapter key-value namespace ------------------------------------------------------------ */
+
+int fy_core_kv_get(fy_core *c, const char *ns, const void *key, size_t klen, fy_buf *out)
+{
+    return fy_store_get_adapter(c->store, ns, key, klen, out);
+}
+
+int fy_core_kv_scan(fy_core *c, const char *ns, const void *prefix, size_t plen,
+                    int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                              size_t vlen),
+                    void *arg)
+{
+    return fy_store_scan_adapter(c->store, ns, prefix, plen, fn, arg);
+}
+
+int fy_core_kv_write(fy_core *c, const char *ns, const fy_kv_op *ops, size_t n,
+                     fy_core_done_cb done, void *arg)
+{
+    fy_wbatch *b;
+    if (!fy_store_healthy(c->store)) {
+        return -FY_EUNHEALTHY;
+    }
+    b = fy_wbatch_new();
+    kv_ops_add(b, ns, ops, n);
+    submit_with_done(c, b, done, arg);
+    return FY_OK;
+}
+
 void fy_core_get_stats(fy_core *c, fy_core_stats *st)
 {
     st->topics = c->topics.n;
@@ -2298,6 +2451,7 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     fy_buf_free(&v);
     c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
     event_add(c->tick_ev, &tick);
+    c->created_ev = event_new(base, -1, 0, on_created, c);
     if (parse_durations("delay_levels", cfg->delay_levels, c->delay_levels, &c->ndelay_levels, err,
                         errlen) != FY_OK ||
         parse_durations("retry_delays", cfg->retry_delays, c->retry_delays, &c->nretry_delays, err,
@@ -2360,6 +2514,10 @@ void fy_core_free(fy_core *c)
     if (c->tick_ev) {
         event_free(c->tick_ev);
     }
+    if (c->created_ev) {
+        event_free(c->created_ev);
+    }
+    fy_free(c->created);
     if (c->retention_ev) {
         event_free(c->retention_ev);
     }

@@ -134,6 +134,13 @@ typedef struct fy_sub_spec {
     bool orderly; /* clustering only: one message at a time per queue, in offset order; a
                    * failure is retried in place after orderly_suspend (the queue waits), and
                    * after max_reconsume it goes to the dead-letter queue */
+    /* For adapters: a predicate over each decoded record, applied after the tag or SQL92
+     * filter; a record it refuses is settled for this member without a delivery. Runs on the
+     * loop inside dispatch; it must not call the core. */
+    bool (*match)(void *owner, const fy_record_view *v);
+    bool no_retry;       /* clustering: do not consume the group's %RETRY% topic (the member
+                          * never nacks with RETRY; no retry topic is created for the group) */
+    bool no_ack_timeout; /* deliveries wait for their ack as long as the member lives (MQTT) */
 } fy_sub_spec;
 
 /* One delivery: the record (borrowed for the call; copy what you keep) and its id. */
@@ -145,6 +152,7 @@ typedef struct fy_delivery {
     uint32_t queue_id;
     uint64_t offset;
     uint8_t msgid[FY_MSGID_LEN];
+    bool redelivered; /* delivered before (to this or another member) and not settled */
 } fy_delivery;
 
 /* How the core reaches a subscription's owner. */
@@ -207,6 +215,45 @@ int fy_core_group_describe(fy_core *c, const char *group, fy_sub_mode *mode,
 int fy_core_group_reset(fy_core *c, const char *group, const char *topic, uint64_t ts_ms,
                         void (*fn)(void *arg, uint32_t queue_id, uint64_t offset),
                         fy_core_done_cb done, void *arg);
+
+/* Deletes a clustering group: its committed offsets and its record (its retry and dead-letter
+ * topics stay). -FY_ENOTFOUND, -FY_EBUSY (a member is online), or FY_OK and done once stored. */
+int fy_core_group_delete(fy_core *c, const char *group, fy_core_done_cb done, void *arg);
+
+/* ---- Topic watch ------------------------------------------------------------------------- */
+
+/* Calls fn for every topic created from now on (automatically or by request), from a deferred
+ * event after the creation, never inside the call that created it. Internal topics (%RETRY%,
+ * %DLQ%) are not reported. At most 8 watchers; returns -FY_EINVAL beyond. */
+int fy_core_watch_topics(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg);
+
+/* ---- Adapter key-value namespace --------------------------------------------------------- */
+
+/* Each adapter keeps its own durable state (MQTT sessions, retained messages) in a namespace
+ * of the store named after it; keys are bytes, ordered bytewise. */
+typedef struct fy_kv_op {
+    bool del;     /* delete key (val ignored) */
+    fy_slice key; /* borrowed for the call */
+    fy_slice val;
+} fy_kv_op;
+
+/* Reads one key into out (replacing its contents). FY_OK, -FY_ENOTFOUND or a store error. */
+int fy_core_kv_get(fy_core *c, const char *ns, const void *key, size_t klen, fy_buf *out);
+/* Calls fn for each key starting with prefix, in key order; fn returns non-zero to stop. */
+int fy_core_kv_scan(fy_core *c, const char *ns, const void *prefix, size_t plen,
+                    int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                              size_t vlen),
+                    void *arg);
+/* Writes n operations in one store batch; done (may be NULL) runs once they are durable per
+ * the flush policy. FY_OK or -FY_EUNHEALTHY at once (done not called). */
+int fy_core_kv_write(fy_core *c, const char *ns, const fy_kv_op *ops, size_t n,
+                     fy_core_done_cb done, void *arg);
+/* Like fy_core_produce, with key-value operations of namespace ns written in the same store
+ * batch: the messages and the operations become durable together or not at all (MQTT: a QoS 2
+ * packet id, or a retained message, with the message itself). */
+int fy_core_produce_kv(fy_core *c, const fy_produce_msg *msgs, size_t n, const char *ns,
+                       const fy_kv_op *ops, size_t nops, fy_produce_cb done, void *arg,
+                       size_t *bad_index);
 
 /* ---- Counters ---------------------------------------------------------------------------- */
 

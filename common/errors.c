@@ -28,6 +28,7 @@ static const struct {
     [FY_ENOTSUP] = {"ENOTSUP", "not supported"},
     [FY_EUNHEALTHY] = {"EUNHEALTHY", "store is unhealthy after a failed write"},
     [FY_EVERSION] = {"EVERSION", "unsupported version"},
+    [FY_EBUSY] = {"EBUSY", "in use"},
 };
 
 static int index_of(int err)

@@ -31,7 +31,8 @@ enum fy_error {
     FY_ENOTSUP = 17,    /**< not supported */
     FY_EUNHEALTHY = 18, /**< the store refuses writes after an earlier failure */
     FY_EVERSION = 19,   /**< unsupported format or protocol version */
-    FY_ERROR_MAX_ = 20
+    FY_EBUSY = 20,      /**< in use (a group with members online) */
+    FY_ERROR_MAX_ = 21
 };
 
 /** Human-readable text for an error code (positive or negative). Never NULL. */

@@ -50,6 +50,7 @@ typedef struct owner {
     char region[MAXD][8];
     int has_real_topic[MAXD];
     uint32_t topic_id[MAXD];
+    bool redelivered[MAXD];
     int closed;
     int closed_status;
 } owner;
@@ -78,6 +79,7 @@ static void on_deliver(void *arg, fy_sub *sub, const fy_delivery *d)
         o->has_real_topic[o->n] = fy_record_prop_get(&v, FY_PROP_REAL_TOPIC, &val);
     }
     o->topic_id[o->n] = d->topic_id;
+    o->redelivered[o->n] = d->redelivered;
     o->n++;
 }
 
@@ -259,8 +261,17 @@ static void produce_keyed(env *e, const char *topic, const char *tag, const char
 static fy_sub *subscribe(env *e, owner *o, const char *group, const char *topic, const char *filter,
                          fy_sub_mode mode, fy_sub_start start)
 {
-    fy_sub_spec spec = {group,  topic,         filter, mode, start, 0,
-                        "test", FY_FILTER_TAG, NULL,   0,    false};
+    fy_sub_spec spec = {.group = group,
+                        .topic = topic,
+                        .filter = filter,
+                        .mode = mode,
+                        .start = start,
+                        .start_ms = 0,
+                        .client_id = "test",
+                        .filter_type = FY_FILTER_TAG,
+                        .errbuf = NULL,
+                        .errbuf_len = 0,
+                        .orderly = false};
     int err = 0;
     o->sub = fy_core_subscribe(e->core, &spec, &ops, o, &err);
     assert_non_null(o->sub);
@@ -527,9 +538,17 @@ static void test_core_broadcast_every_member(void **state)
     wait_n(e, &b, 20);
     wait_n(e, &c, 20);
     /* The group cannot be joined in the other mode. */
-    fy_sub_spec spec = {"fans",        "news", "",   FY_SUB_CLUSTERING,
-                        FY_START_LAST, 0,      "x",  FY_FILTER_TAG,
-                        NULL,          0,      false};
+    fy_sub_spec spec = {.group = "fans",
+                        .topic = "news",
+                        .filter = "",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_LAST,
+                        .start_ms = 0,
+                        .client_id = "x",
+                        .filter_type = FY_FILTER_TAG,
+                        .errbuf = NULL,
+                        .errbuf_len = 0,
+                        .orderly = false};
     int err = 0;
     assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
@@ -552,9 +571,17 @@ static void test_core_tag_filter(void **state)
     assert_string_equal(a.tag[0], "TagA");
     assert_string_equal(a.tag[1], "TagC");
 
-    fy_sub_spec spec = {"g2",          "tags", "TagA ||", FY_SUB_CLUSTERING,
-                        FY_START_LAST, 0,      "x",       FY_FILTER_TAG,
-                        NULL,          0,      false};
+    fy_sub_spec spec = {.group = "g2",
+                        .topic = "tags",
+                        .filter = "TagA ||",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_LAST,
+                        .start_ms = 0,
+                        .client_id = "x",
+                        .filter_type = FY_FILTER_TAG,
+                        .errbuf = NULL,
+                        .errbuf_len = 0,
+                        .orderly = false};
     int err = 0;
     assert_null(fy_core_subscribe(e->core, &spec, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
@@ -567,17 +594,17 @@ static void test_core_sql92_filter(void **state)
     memset(&a, 0, sizeof(a));
     char why[128] = "";
     int err = 0;
-    fy_sub_spec spec = {"g",
-                        "sql",
-                        "a > 5 AND TAGS <> 'skip'",
-                        FY_SUB_CLUSTERING,
-                        FY_START_LAST,
-                        0,
-                        "t",
-                        FY_FILTER_SQL92,
-                        why,
-                        sizeof(why),
-                        false};
+    fy_sub_spec spec = {.group = "g",
+                        .topic = "sql",
+                        .filter = "a > 5 AND TAGS <> 'skip'",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_LAST,
+                        .start_ms = 0,
+                        .client_id = "t",
+                        .filter_type = FY_FILTER_SQL92,
+                        .errbuf = why,
+                        .errbuf_len = sizeof(why),
+                        .orderly = false};
     a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
     assert_non_null(a.sub);
     fy_sub_credit(a.sub, 100);
@@ -593,8 +620,17 @@ static void test_core_sql92_filter(void **state)
     assert_string_equal(a.body[1], "10.5");
 
     /* A selector that does not parse is refused, with the position. */
-    fy_sub_spec bad = {"g2", "sql",           "a > ", FY_SUB_CLUSTERING, FY_START_LAST, 0,
-                       "t",  FY_FILTER_SQL92, why,    sizeof(why),       false};
+    fy_sub_spec bad = {.group = "g2",
+                       .topic = "sql",
+                       .filter = "a > ",
+                       .mode = FY_SUB_CLUSTERING,
+                       .start = FY_START_LAST,
+                       .start_ms = 0,
+                       .client_id = "t",
+                       .filter_type = FY_FILTER_SQL92,
+                       .errbuf = why,
+                       .errbuf_len = sizeof(why),
+                       .orderly = false};
     assert_null(fy_core_subscribe(e->core, &bad, &ops, &a, &err));
     assert_int_equal(err, -FY_EINVAL);
     assert_non_null(strstr(why, "position"));
@@ -766,9 +802,17 @@ static void test_core_start_positions_and_reset(void **state)
 
     subscribe(e, &first, "gf", "pos", "", FY_SUB_CLUSTERING, FY_START_FIRST);
     subscribe(e, &last, "gl", "pos", "", FY_SUB_CLUSTERING, FY_START_LAST);
-    fy_sub_spec spec = {"gt",          "pos", "",   FY_SUB_CLUSTERING,
-                        FY_START_TIME, mark,  "t",  FY_FILTER_TAG,
-                        NULL,          0,     false};
+    fy_sub_spec spec = {.group = "gt",
+                        .topic = "pos",
+                        .filter = "",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_TIME,
+                        .start_ms = mark,
+                        .client_id = "t",
+                        .filter_type = FY_FILTER_TAG,
+                        .errbuf = NULL,
+                        .errbuf_len = 0,
+                        .orderly = false};
     int err = 0;
     byt.sub = fy_core_subscribe(e->core, &spec, &ops, &byt, &err);
     assert_non_null(byt.sub);
@@ -945,8 +989,17 @@ static void test_core_orderly_one_at_a_time_retry_in_place(void **state)
     core_open(e);
     fy_core_topic_create(e->core, "ord", 1, topic_cb, &st);
     run_until(e, topic_done, &st);
-    fy_sub_spec spec = {"seq", "ord",         "",  FY_SUB_CLUSTERING, FY_START_LAST, 0,
-                        "t",   FY_FILTER_TAG, why, sizeof(why),       true};
+    fy_sub_spec spec = {.group = "seq",
+                        .topic = "ord",
+                        .filter = "",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_LAST,
+                        .start_ms = 0,
+                        .client_id = "t",
+                        .filter_type = FY_FILTER_TAG,
+                        .errbuf = why,
+                        .errbuf_len = sizeof(why),
+                        .orderly = true};
     a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
     assert_non_null(a.sub);
     fy_sub_credit(a.sub, 10);
@@ -984,8 +1037,17 @@ static void test_core_orderly_one_at_a_time_retry_in_place(void **state)
     assert_string_equal(dlq.body[0], "m1");
 
     /* A group is orderly or concurrent, not both. */
-    fy_sub_spec mixed = {"seq", "ord",         "",  FY_SUB_CLUSTERING, FY_START_LAST, 0,
-                         "t",   FY_FILTER_TAG, why, sizeof(why),       false};
+    fy_sub_spec mixed = {.group = "seq",
+                         .topic = "ord",
+                         .filter = "",
+                         .mode = FY_SUB_CLUSTERING,
+                         .start = FY_START_LAST,
+                         .start_ms = 0,
+                         .client_id = "t",
+                         .filter_type = FY_FILTER_TAG,
+                         .errbuf = why,
+                         .errbuf_len = sizeof(why),
+                         .orderly = false};
     assert_null(fy_core_subscribe(e->core, &mixed, &ops, &dlq, &err));
     assert_int_equal(err, -FY_EINVAL);
     assert_non_null(strstr(why, "orderly"));
@@ -1000,8 +1062,17 @@ static void test_core_orderly_owner_change_waits_for_settle(void **state)
     int st = 1000, err = 0;
     fy_core_topic_create(e->core, "ord2", 2, topic_cb, &st);
     run_until(e, topic_done, &st);
-    fy_sub_spec spec = {
-        "seq2", "ord2", "", FY_SUB_CLUSTERING, FY_START_LAST, 0, "t", FY_FILTER_TAG, NULL, 0, true};
+    fy_sub_spec spec = {.group = "seq2",
+                        .topic = "ord2",
+                        .filter = "",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_LAST,
+                        .start_ms = 0,
+                        .client_id = "t",
+                        .filter_type = FY_FILTER_TAG,
+                        .errbuf = NULL,
+                        .errbuf_len = 0,
+                        .orderly = true};
     a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
     assert_non_null(a.sub);
     fy_sub_credit(a.sub, 10);
@@ -1100,6 +1171,195 @@ static void test_core_retention_deletes_old_messages(void **state)
     fy_buf_free(&rec);
 }
 
+/* ---- Adapter hooks: match predicate, no retry topic, topic watch, key-value, group delete ---- */
+
+/* Accepts records whose property "a" starts with "x". */
+static bool match_x(void *owner_arg, const fy_record_view *v)
+{
+    fy_slice val;
+    return fy_record_prop_get(v, "a", &val) && val.len > 0 && val.p[0] == 'x';
+}
+
+static void test_core_adapter_match_and_no_retry(void **state)
+{
+    env *e = *state;
+    owner a = {0};
+    int err = 0;
+    fy_topic_info ti;
+    fy_sub_spec spec = {.group = "ada",
+                        .topic = "mt",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_LAST,
+                        .client_id = "t",
+                        .match = match_x,
+                        .no_retry = true,
+                        .no_ack_timeout = true};
+    a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
+    assert_non_null(a.sub);
+    fy_sub_credit(a.sub, 100);
+    produce_prop(e, "mt", "", "x1");
+    produce_prop(e, "mt", "", "y2");
+    produce_prop(e, "mt", "", "x3");
+    wait_n(e, &a, 2);
+    run_for(e, 50);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.body[0], "x1");
+    assert_string_equal(a.body[1], "x3");
+    /* No retry topic was created for the group. */
+    assert_int_equal(fy_core_topic_get(e->core, "%RETRY%ada", &ti), -FY_ENOTFOUND);
+    /* A released delivery comes back marked as a redelivery. */
+    assert_int_equal(fy_sub_nack(a.sub, a.ids[0], FY_NACK_RELEASE), FY_OK);
+    wait_n(e, &a, 3);
+    assert_string_equal(a.body[2], "x1");
+    assert_false(a.redelivered[0]);
+    assert_true(a.redelivered[2]);
+    fy_sub_close(a.sub);
+}
+
+typedef struct watched {
+    int n;
+    char names[8][32];
+} watched;
+
+static void on_topic(void *arg, const fy_topic_info *t)
+{
+    watched *w = arg;
+    if (w->n < 8) {
+        snprintf(w->names[w->n], 32, "%s", t->name);
+    }
+    w->n++;
+}
+
+static bool watched_two(void *arg)
+{
+    return ((watched *)arg)->n >= 2;
+}
+
+static void test_core_watch_topics(void **state)
+{
+    env *e = *state;
+    watched w = {0};
+    int st = 1000;
+    assert_int_equal(fy_core_watch_topics(e->core, on_topic, &w), FY_OK);
+    assert_int_equal(fy_core_topic_create(e->core, "w1", 2, topic_cb, &st), FY_OK);
+    assert_int_equal(w.n, 0); /* never inside the creating call */
+    produce(e, "w2", "", "m", NULL);
+    produce(e, "w2", "", "m", NULL); /* exists now: not reported again */
+    run_until(e, watched_two, &w);
+    run_for(e, 30);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.names[0], "w1");
+    assert_string_equal(w.names[1], "w2");
+}
+
+static bool status_set(void *arg)
+{
+    return *(int *)arg != 1000;
+}
+
+static void kv_done(void *arg, int status)
+{
+    *(int *)arg = status;
+}
+
+typedef struct kv_seen {
+    int n;
+    char keys[4][16];
+} kv_seen;
+
+static int kv_each(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    kv_seen *k = arg;
+    snprintf(k->keys[k->n++], 16, "%.*s", (int)klen, (const char *)key);
+    return k->n == 4;
+}
+
+static void test_core_kv_and_produce_kv(void **state)
+{
+    env *e = *state;
+    int st = 1000;
+    fy_buf out = FY_BUF_INIT;
+    kv_seen seen = {0};
+    fy_kv_op ops2[2] = {{false, fy_slice_str("s/a"), fy_slice_str("1")},
+                        {false, fy_slice_str("s/b"), fy_slice_str("2")}};
+    fy_kv_op del = {true, fy_slice_str("s/a"), {NULL, 0}};
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    fy_produce_msg m;
+    produced p = {0};
+    fy_kv_op with_msg = {false, fy_slice_str("r/t"), fy_slice_str("retained")};
+
+    assert_int_equal(fy_core_kv_write(e->core, "test", ops2, 2, kv_done, &st), FY_OK);
+    run_until(e, status_set, &st);
+    assert_int_equal(st, FY_OK);
+    assert_int_equal(fy_core_kv_get(e->core, "test", "s/b", 3, &out), FY_OK);
+    assert_int_equal(out.len, 1);
+    assert_memory_equal(out.data, "2", 1);
+    /* Another namespace does not see it. */
+    assert_int_equal(fy_core_kv_get(e->core, "other", "s/b", 3, &out), -FY_ENOTFOUND);
+    st = 1000;
+    assert_int_equal(fy_core_kv_write(e->core, "test", &del, 1, kv_done, &st), FY_OK);
+    run_until(e, status_set, &st);
+    assert_int_equal(fy_core_kv_get(e->core, "test", "s/a", 3, &out), -FY_ENOTFOUND);
+
+    /* A message and a key written together. */
+    r.topic = fy_slice_str("kvt");
+    r.body = fy_slice_str("hello");
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = (fy_slice){NULL, 0};
+    assert_int_equal(fy_core_produce_kv(e->core, &m, 1, "test", &with_msg, 1, produce_cb, &p, NULL),
+                     FY_OK);
+    run_until(e, produced_done, &p);
+    assert_int_equal(p.status, FY_OK);
+    assert_int_equal(fy_core_kv_get(e->core, "test", "r/t", 3, &out), FY_OK);
+    assert_memory_equal(out.data, "retained", 8);
+    assert_int_equal(fy_core_kv_scan(e->core, "test", "", 0, kv_each, &seen), FY_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.keys[0], "r/t");
+    assert_string_equal(seen.keys[1], "s/b");
+    fy_buf_free(&rec);
+    fy_buf_free(&out);
+}
+
+static void group_seen(void *arg, const char *name, fy_sub_mode mode, uint32_t members)
+{
+    if (strcmp(name, "gdel") == 0) {
+        (*(int *)arg)++;
+    }
+}
+
+static void test_core_group_delete(void **state)
+{
+    env *e = *state;
+    owner a = {0}, b = {0};
+    int st = 1000, found = 0;
+    produce(e, "gd", "", "old", NULL);
+    subscribe(e, &a, "gdel", "gd", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 10);
+    wait_n(e, &a, 1);
+    assert_int_equal(fy_sub_ack(a.sub, a.ids[0]), FY_OK);
+    assert_int_equal(fy_core_group_delete(e->core, "gdel", kv_done, &st), -FY_EBUSY);
+    fy_sub_close(a.sub);
+    assert_int_equal(fy_core_group_delete(e->core, "gdel", kv_done, &st), FY_OK);
+    run_until(e, status_set, &st);
+    assert_int_equal(st, FY_OK);
+    assert_int_equal(fy_core_group_delete(e->core, "gdel", kv_done, &st), -FY_ENOTFOUND);
+    fy_core_group_each(e->core, group_seen, &found);
+    assert_int_equal(found, 0);
+    /* After a restart of the core the group is still gone, and a new member starting at the
+     * first message reads it again (no committed offset survived). */
+    fy_core_free(e->core);
+    core_open(e);
+    fy_core_group_each(e->core, group_seen, &found);
+    assert_int_equal(found, 0);
+    subscribe(e, &b, "gdel", "gd", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(b.sub, 10);
+    wait_n(e, &b, 1);
+    assert_string_equal(b.body[0], "old");
+    fy_sub_close(b.sub);
+}
+
 int main(void)
 {
     fy_log_set_level(FY_LOG_ERROR);
@@ -1130,6 +1390,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_orderly_owner_change_waits_for_settle, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_adapter_match_and_no_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_watch_topics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_kv_and_produce_kv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_group_delete, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
