@@ -938,13 +938,6 @@ static const fy_config_key admin_keys[] = {
 #undef LC
 
 #define AC fy_adapter_listen_config
-static const fy_config_key mqtt_keys[] = {
-    FY_CONFIG_KEY_BOOL("enabled", AC, enabled, "true",
-                       "Accept MQTT 3.1.1 and 5 clients (once the MQTT adapter is built)."),
-    FY_CONFIG_KEY_STRING("listen", AC, listen, "127.0.0.1", "Address MQTT listens on."),
-    FY_CONFIG_KEY_UINT("port", AC, port, "1883", 0, 65535,
-                       "TCP port of MQTT; 0 = pick a free port."),
-};
 static const fy_config_key amqp_keys[] = {
     FY_CONFIG_KEY_BOOL("enabled", AC, enabled, "true",
                        "Accept AMQP 1.0 clients (once the AMQP adapter is built)."),
@@ -962,9 +955,6 @@ int fy_broker_config_register(fy_config *cfg, fy_broker_config *bc)
     }
     if (rc == FY_OK) {
         rc = fy_config_add_section(cfg, "admin", admin_keys, CFG_COUNT(admin_keys), &bc->admin);
-    }
-    if (rc == FY_OK) {
-        rc = fy_config_add_section(cfg, "mqtt", mqtt_keys, CFG_COUNT(mqtt_keys), &bc->mqtt);
     }
     if (rc == FY_OK) {
         rc = fy_config_add_section(cfg, "amqp", amqp_keys, CFG_COUNT(amqp_keys), &bc->amqp);

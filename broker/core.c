@@ -115,7 +115,7 @@ struct fy_sub {
     char *client_id;
     char **tags; /* NULL = every tag */
     size_t ntags;
-    fy_selector *sel; /* a SQL92 filter, instead of tags */
+    fy_selector *sel;                                    /* a SQL92 filter, instead of tags */
     bool (*match)(void *owner, const fy_record_view *v); /* the adapter's own predicate */
     bool no_ack_timeout;
     uint32_t credit;
@@ -2113,7 +2113,9 @@ void fy_core_topic_each(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t
 {
     name_list l = {0};
     fy_strmap_each(&c->topics, collect_name, &l);
-    qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+    if (l.n > 1) {
+        qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+    }
     for (size_t i = 0; i < l.n; i++) {
         fy_topic_info info;
         fy_core_topic_get(c, l.names[i], &info);
@@ -2136,7 +2138,9 @@ void fy_core_group_each(fy_core *c,
 {
     name_list l = {0};
     fy_strmap_each(&c->groups, collect_name, &l);
-    qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+    if (l.n > 1) {
+        qsort(l.names, l.n, sizeof(*l.names), cmp_str);
+    }
     for (size_t i = 0; i < l.n; i++) {
         group *g = fy_strmap_get(&c->groups, l.names[i], strlen(l.names[i]));
         fn(arg, g->name, g->mode, g->members);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ferryd: reads the configuration, opens the store, starts the listeners on one libevent loop,
  * and on SIGINT/SIGTERM stops accepting, flushes the store and exits 0. */
+#include "adapters/adapter.h"
 #include "broker/admin.h"
 #include "broker/broker.h"
 #include "broker/core.h"
@@ -130,6 +131,7 @@ int main(int argc, char **argv)
     int nov = 0, rc = 1;
     char err[512];
     struct event *sigint = NULL, *sigterm = NULL;
+    fy_adapters *adapters = NULL;
 
     if (parse_args(argc, argv, &conf_path, ov, &nov) != 0) {
         return 2;
@@ -142,6 +144,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferryd: internal error registering the configuration\n");
         goto out;
     }
+    adapters = fy_adapters_new(b.conf);
     if (conf_path && fy_config_load_file(b.conf, conf_path, err, sizeof(err)) != FY_OK) {
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
@@ -192,6 +195,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
     }
+    {
+        fy_adapter_env env = {b.base, b.core, cfg.max_message_size, (uint16_t)cfg.broker_id};
+        if (fy_adapters_start(adapters, &env, err, sizeof(err)) != FY_OK) {
+            fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
+            fprintf(stderr, "ferryd: %s\n", err);
+            goto out;
+        }
+    }
     if (fy_admin_start(&b, cfg.admin.listen, (uint16_t)cfg.admin.port, &b.admin, err,
                        sizeof(err)) != FY_OK) {
         fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
@@ -211,6 +222,7 @@ int main(int argc, char **argv)
      * store write what is queued and flush it. */
     fy_native_stop(b.native);
     b.native = NULL;
+    fy_adapters_stop(adapters);
     fy_admin_stop(b.admin);
     b.admin = NULL;
     fy_core_free(b.core);
@@ -228,6 +240,7 @@ out:
         event_free(sigterm);
     }
     fy_native_stop(b.native);
+    fy_adapters_stop(adapters);
     fy_admin_stop(b.admin);
     fy_core_free(b.core);
     fy_store_close(b.store);
@@ -235,5 +248,6 @@ out:
         event_base_free(b.base);
     }
     fy_config_free(b.conf);
+    fy_adapters_free(adapters);
     return rc;
 }

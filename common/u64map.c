@@ -60,6 +60,38 @@ uint64_t *fy_u64map_upsert(fy_u64map *m, uint64_t key, uint64_t dflt)
     }
 }
 
+bool fy_u64map_del(fy_u64map *m, uint64_t key)
+{
+    size_t i, j, mask = m->cap - 1;
+    if (m->cap == 0) {
+        return false;
+    }
+    for (i = slot_of(key, m->cap);; i = (i + 1) & mask) {
+        if (!m->used[i]) {
+            return false;
+        }
+        if (m->keys[i] == key) {
+            break;
+        }
+    }
+    /* Backward-shift deletion: move later entries of the probe run into the hole when their
+     * home slot does not lie cyclically in (hole, their position]. */
+    m->used[i] = 0;
+    m->n--;
+    for (j = (i + 1) & mask; m->used[j]; j = (j + 1) & mask) {
+        size_t home = slot_of(m->keys[j], m->cap);
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            m->keys[i] = m->keys[j];
+            m->vals[i] = m->vals[j];
+            m->used[i] = 1;
+            m->used[j] = 0;
+            i = j;
+        }
+    }
+    return true;
+}
+
 void fy_u64map_each(const fy_u64map *m, void (*fn)(void *arg, uint64_t key, uint64_t val),
                     void *arg)
 {

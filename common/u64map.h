@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A small open-addressing hash map from uint64_t keys to uint64_t values (linear probing,
- * power-of-two capacity, no deletion). Used for per-queue offset tables. Not thread-safe. */
+ * power-of-two capacity, backward-shift deletion). Used for per-queue offset tables. Not
+ * thread-safe. */
 #ifndef FERRY_COMMON_U64MAP_H
 #define FERRY_COMMON_U64MAP_H
 
@@ -25,6 +26,8 @@ typedef struct fy_u64map {
 uint64_t *fy_u64map_find(const fy_u64map *m, uint64_t key);
 /* Returns a pointer to the value for key, inserting `dflt` if absent. Aborts on OOM. */
 uint64_t *fy_u64map_upsert(fy_u64map *m, uint64_t key, uint64_t dflt);
+/* Removes key; returns whether it was there. Pointers from find/upsert become invalid. */
+bool fy_u64map_del(fy_u64map *m, uint64_t key);
 /* Calls fn for every entry, in no particular order. */
 void fy_u64map_each(const fy_u64map *m, void (*fn)(void *arg, uint64_t key, uint64_t val),
                     void *arg);

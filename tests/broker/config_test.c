@@ -3,6 +3,7 @@
  * ranges and overflow, comments/CRLF, overrides, the formatted text reloading to the same
  * values, hostile input, and conf/ferry.conf against the key tables (every key, once, at its
  * default, under its doc line). */
+#include "adapters/adapter.h"
 #include "broker/config.h"
 #include "common/buf.h"
 #include "tests/testutil.h"
@@ -23,13 +24,38 @@
 
 /* ---- Helpers ------------------------------------------------------------------------------- */
 
-/* A config with the broker's sections registered over *bc. */
+/* The adapters' sections registered by broker_cfg, freed with their config by cfg_free. */
+static struct {
+    fy_config *cfg;
+    fy_adapters *ad;
+} registered[64];
+
+/* A config with the broker's sections registered over *bc, then the adapters' (as ferryd). */
 static fy_config *broker_cfg(fy_broker_config *bc)
 {
     fy_config *cfg = fy_config_new();
     assert_non_null(cfg);
     assert_int_equal(fy_broker_config_register(cfg, bc), FY_OK);
-    return cfg;
+    for (size_t i = 0; i < 64; i++) {
+        if (!registered[i].cfg) {
+            registered[i].cfg = cfg;
+            registered[i].ad = fy_adapters_new(cfg);
+            return cfg;
+        }
+    }
+    fail_msg("too many configs");
+    return NULL;
+}
+
+static void cfg_free(fy_config *cfg)
+{
+    fy_config_free(cfg);
+    for (size_t i = 0; i < 64; i++) {
+        if (cfg && registered[i].cfg == cfg) {
+            fy_adapters_free(registered[i].ad);
+            registered[i].cfg = NULL;
+        }
+    }
 }
 
 /* The canonical text of one value, in a static buffer. */
@@ -71,7 +97,7 @@ static void expect_error(const char *text, const char *msg)
     assert_string_equal(before, after);
     free(before);
     free(after);
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 /* Loads text into a fresh broker config, which must succeed. */
@@ -145,22 +171,22 @@ static void test_config_defaults(void **state)
     assert_int_equal(bc.native.port, 10911);
     assert_string_equal(bc.admin.listen, "127.0.0.1");
     assert_int_equal(bc.admin.port, 8081);
-    assert_true(bc.mqtt.enabled);
-    assert_string_equal(bc.mqtt.listen, "127.0.0.1");
-    assert_int_equal(bc.mqtt.port, 1883);
+    assert_string_equal(get(cfg, "mqtt", "enabled"), "true");
+    assert_string_equal(get(cfg, "mqtt", "listen"), "127.0.0.1");
+    assert_string_equal(get(cfg, "mqtt", "port"), "1883");
     assert_true(bc.amqp.enabled);
     assert_string_equal(bc.amqp.listen, "127.0.0.1");
     assert_int_equal(bc.amqp.port, 5672);
 
     assert_int_equal(fy_config_section_count(cfg), 5);
-    const char *names[] = {"", "native", "admin", "mqtt", "amqp"};
+    const char *names[] = {"", "native", "admin", "amqp", "mqtt"};
     for (size_t i = 0; i < 5; i++) {
         assert_string_equal(fy_config_section_at(cfg, i)->name, names[i]);
     }
     assert_null(fy_config_section_at(cfg, 5));
-    fy_config_free(cfg);
+    cfg_free(cfg);
     assert_null(bc.data_dir); /* strings freed and cleared */
-    assert_null(bc.mqtt.listen);
+    assert_null(bc.amqp.listen);
 }
 
 /* ---- Units --------------------------------------------------------------------------------- */
@@ -205,7 +231,7 @@ static void test_config_size_units(void **state)
         assert_int_equal(fy_config_load_string(cfg, text, "t.conf", err, sizeof(err)), FY_OK);
         assert_int_equal(t.size, cases[i].bytes);
     }
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 static void test_config_duration_units(void **state)
@@ -232,7 +258,7 @@ static void test_config_duration_units(void **state)
                      err, (unsigned long long)t.dur, (unsigned long long)cases[i].ms);
         }
     }
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 static void test_config_bool_enum_string(void **state)
@@ -261,7 +287,7 @@ static void test_config_bool_enum_string(void **state)
     assert_string_equal(err,
                         "bad value '1' for key 'flag': expected one of true, false, yes, no, on, "
                         "off");
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 /* ---- Errors -------------------------------------------------------------------------------- */
@@ -332,8 +358,8 @@ static void test_config_load_is_atomic(void **state)
     assert_string_equal(err, "t.conf:5: unknown key 'foo' in section [mqtt]");
     assert_int_equal(bc.flush, 0);
     assert_string_equal(bc.data_dir, "./data");
-    assert_int_equal(bc.mqtt.port, 1883);
-    fy_config_free(cfg);
+    assert_string_equal(get(cfg, "mqtt", "port"), "1883");
+    cfg_free(cfg);
 }
 
 static void test_config_ranges(void **state)
@@ -373,13 +399,13 @@ static void test_config_ranges(void **state)
     assert_int_equal(bc.max_reconsume, 64);
     assert_int_equal(bc.broker_id, 65535);
     assert_int_equal(bc.native.port, 65535);
-    assert_int_equal(bc.mqtt.port, 0);
-    fy_config_free(cfg);
+    assert_string_equal(get(cfg, "mqtt", "port"), "0");
+    cfg_free(cfg);
     cfg = load_ok(&bc, "default_queues 1\nmax_message_size 1KiB\nmax_reconsume 0\n");
     assert_int_equal(bc.default_queues, 1);
     assert_int_equal(bc.max_message_size, 1024);
     assert_int_equal(bc.max_reconsume, 0);
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 static void test_config_overflow(void **state)
@@ -405,7 +431,7 @@ static void test_config_overflow(void **state)
         load_ok(&bc, "retention_bytes 18446744073709551615\nretention 213503982334d\n");
     assert_int_equal(bc.retention_bytes, UINT64_MAX);
     assert_int_equal(bc.retention_ms, 213503982334ULL * 86400000);
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 /* ---- Syntax -------------------------------------------------------------------------------- */
@@ -426,18 +452,18 @@ static void test_config_comments_blank_crlf(void **state)
                                   "enabled off"); /* no newline at the end */
     assert_int_equal(bc.flush, 1);
     assert_string_equal(bc.data_dir, "/var/lib/my ferry # not a comment");
-    assert_int_equal(bc.mqtt.port, 1884);
-    assert_string_equal(bc.mqtt.listen, "::1");
+    assert_string_equal(get(cfg, "mqtt", "port"), "1884");
+    assert_string_equal(get(cfg, "mqtt", "listen"), "::1");
     assert_false(bc.amqp.enabled);
-    assert_true(bc.mqtt.enabled);
-    fy_config_free(cfg);
+    assert_string_equal(get(cfg, "mqtt", "enabled"), "true");
+    cfg_free(cfg);
 
     /* Empty and comment-only texts are fine and change nothing. */
     const char *empties[] = {"", "\n", "\n\n\n", "# only\n#", "   ", "\r\n\r\n"};
     for (size_t i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
         cfg = load_ok(&bc, empties[i]);
         assert_string_equal(bc.data_dir, "./data");
-        fy_config_free(cfg);
+        cfg_free(cfg);
     }
 }
 
@@ -451,14 +477,14 @@ static void test_config_set_overrides(void **state)
     assert_int_equal(fy_config_set(cfg, NULL, "flush", "sync", err, sizeof(err)), FY_OK);
     assert_int_equal(bc.flush, 1);
     assert_int_equal(fy_config_set(cfg, "mqtt", "port", " 1884 ", err, sizeof(err)), FY_OK);
-    assert_int_equal(bc.mqtt.port, 1884);
+    assert_string_equal(get(cfg, "mqtt", "port"), "1884");
     assert_int_equal(fy_config_set(cfg, "", "log_level", "debug", err, sizeof(err)), FY_OK);
     assert_int_equal(bc.log_level, 0);
 
     /* Errors: no file:line prefix, nothing changes. */
     assert_int_equal(fy_config_set(cfg, "mqtt", "port", "70000", err, sizeof(err)), -FY_EINVAL);
     assert_string_equal(err, "bad value '70000' for key 'port': expected 0..65535");
-    assert_int_equal(bc.mqtt.port, 1884);
+    assert_string_equal(get(cfg, "mqtt", "port"), "1884");
     assert_int_equal(fy_config_set(cfg, "nope", "port", "1", err, sizeof(err)), -FY_EINVAL);
     assert_string_equal(err, "unknown section [nope]");
     assert_int_equal(fy_config_set(cfg, "mqtt", "foo", "1", err, sizeof(err)), -FY_EINVAL);
@@ -473,7 +499,7 @@ static void test_config_set_overrides(void **state)
     assert_string_equal(err, "bad value 'a?b' for key 'data_dir': control character");
     assert_string_equal(bc.data_dir, "/from/cli");
     assert_int_equal(bc.flush, 1);
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 /* ---- Output -------------------------------------------------------------------------------- */
@@ -528,8 +554,8 @@ static void test_config_format_reloads(void **state)
     assert_int_equal(fy_config_get(ca, "mqtt", "nope", &out), -FY_ENOTFOUND);
     assert_int_equal(out.len, 0);
     fy_buf_free(&out);
-    fy_config_free(ca);
-    fy_config_free(cb);
+    cfg_free(ca);
+    cfg_free(cb);
 }
 
 /* ---- Registration -------------------------------------------------------------------------- */
@@ -553,7 +579,7 @@ static void test_config_registration(void **state)
     assert_non_null(strstr(text, "\n\n[test]\nsize 0\ndur 0\nnum 7\nflag false\nname a b c\n"
                                  "color blue\n"));
     free(text);
-    fy_config_free(cfg);
+    cfg_free(cfg);
     assert_null(t.name);
 
     /* Bad tables are refused and change nothing. */
@@ -593,8 +619,8 @@ static void test_config_registration(void **state)
     }
     assert_int_equal(fy_config_add_section(cfg, "bad name", tkeys, 6, &t), -FY_EINVAL);
     assert_int_equal(fy_config_section_count(cfg), 0);
-    fy_config_free(cfg);
-    fy_config_free(NULL);
+    cfg_free(cfg);
+    cfg_free(NULL);
 }
 
 /* ---- Hostile input ------------------------------------------------------------------------- */
@@ -690,7 +716,7 @@ static void test_config_hostile_input(void **state)
             fail_msg("iteration %d: error \"%s\"", iter, err);
         }
     }
-    fy_config_free(cfg);
+    cfg_free(cfg);
 }
 
 static void test_config_load_file(void **state)
@@ -726,7 +752,7 @@ static void test_config_load_file(void **state)
     assert_int_equal(fy_config_load_file(cfg, path, err, sizeof(err)), FY_OK);
     assert_int_equal(bc.admin.port, 8082);
 
-    fy_config_free(cfg);
+    cfg_free(cfg);
     fy_test_rmrf(dir);
 }
 
@@ -772,10 +798,11 @@ static void test_config_conf_file_matches_tables(void **state)
     char path[4096];
     fy_test_source_path("conf/ferry.conf", path, sizeof(path));
 
-    /* (a) It loads. */
+    /* (a) It loads, with the adapters' sections. */
     fy_broker_config fbc, dbc;
     fy_config *file = broker_cfg(&fbc);
     fy_config *dflt = broker_cfg(&dbc);
+
     char err[512] = "";
     int rc = fy_config_load_file(file, path, err, sizeof(err));
     if (rc != FY_OK) {
@@ -872,8 +899,8 @@ static void test_config_conf_file_matches_tables(void **state)
         }
     }
     free(text);
-    fy_config_free(file);
-    fy_config_free(dflt);
+    cfg_free(file);
+    cfg_free(dflt);
     if (failures) {
         fail_msg("conf/ferry.conf and the key tables differ (%d problems above)", failures);
     }

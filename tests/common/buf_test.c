@@ -173,6 +173,44 @@ static void sum_entry(void *arg, uint64_t key, uint64_t val)
     }
 }
 
+/* Deletes and re-inserts packet-id-like keys at random against a plain array as the truth. */
+static void test_buf_u64map_delete(void **state)
+{
+    enum { KEYS = 3000, STEPS = 200000 };
+    static uint8_t in[KEYS];
+    fy_u64map m = FY_U64MAP_INIT;
+    uint64_t x = 88172645463325252ull;
+    size_t n = 0;
+    memset(in, 0, sizeof(in));
+    assert_false(fy_u64map_del(&m, 5)); /* empty map */
+    for (int step = 0; step < STEPS; step++) {
+        uint64_t k;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        k = x % KEYS;
+        if (in[k]) {
+            assert_true(fy_u64map_del(&m, k));
+            in[k] = 0;
+            n--;
+        } else {
+            *fy_u64map_upsert(&m, k, 0) = k * 3;
+            in[k] = 1;
+            n++;
+        }
+        assert_int_equal(m.n, n);
+        if (step % 997 == 0) {
+            for (uint64_t i = 0; i < KEYS; i++) {
+                uint64_t *v = fy_u64map_find(&m, i);
+                if (in[i] ? (!v || *v != i * 3) : v != NULL) {
+                    fail_msg("step %d key %llu: map and truth differ", step, (unsigned long long)i);
+                }
+            }
+        }
+    }
+    fy_u64map_free(&m);
+}
+
 static void test_buf_u64map_many_keys(void **state)
 {
     enum { N = 10000 };
@@ -350,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_buf_reader_reads_in_order),
         cmocka_unit_test(test_buf_reader_short_read_is_sticky),
         cmocka_unit_test(test_buf_u64map_many_keys),
+        cmocka_unit_test(test_buf_u64map_delete),
         cmocka_unit_test(test_buf_u64map_upsert_keeps_existing),
         cmocka_unit_test(test_buf_errors_names_and_texts),
         cmocka_unit_test(test_buf_log_parse_level),

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What a protocol adapter is to the broker: one const struct fy_adapter per protocol, listed in
+ * adapters/adapters.c. An adapter owns a config section (its key table over its own struct),
+ * is started on the broker's loop with the core, and is stopped before the core goes. It
+ * reaches the model only through broker/core.h. */
+#ifndef FERRY_ADAPTERS_ADAPTER_H
+#define FERRY_ADAPTERS_ADAPTER_H
+
+#include "broker/config.h"
+#include "broker/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+#define FY_ADAPTER_ABI 1
+
+/* What the broker hands an adapter at start. Borrowed; valid until stop returns. */
+typedef struct fy_adapter_env {
+    struct event_base *base;
+    fy_core *core;
+    uint64_t max_message_size; /* the broker's max_message_size (bytes of a body) */
+    uint16_t broker_id;
+} fy_adapter_env;
+
+/* Counters an adapter shows in /health. */
+typedef struct fy_adapter_stats {
+    uint64_t connections;  /* open now */
+    uint64_t sessions;     /* known now (online or not) */
+    uint64_t messages_in;  /* accepted from clients since start */
+    uint64_t messages_out; /* delivered to clients since start */
+} fy_adapter_stats;
+
+typedef struct fy_adapter {
+    uint32_t abi;              /* FY_ADAPTER_ABI */
+    const char *name;          /* "mqtt": also its config section and log module */
+    const fy_config_key *keys; /* its section's keys, over a struct of conf_size bytes */
+    size_t nkeys;
+    size_t conf_size;
+    /* Starts serving (when the section says so): binds listeners, loads state. Returns FY_OK
+     * and *state (NULL when disabled), or an error with a reason in err. Logs
+     * `INFO <name> addr=A port=P msg="listening"` for each listener. */
+    int (*start)(const fy_adapter_env *env, const void *conf, void **state, char *err,
+                 size_t errlen);
+    /* Stops accepting, closes every connection and frees state. NULL-safe. */
+    void (*stop)(void *state);
+    /* Fills counters; may be NULL. */
+    void (*stats)(void *state, fy_adapter_stats *out);
+} fy_adapter;
+
+/* ---- The list (adapters/adapters.c) ---------------------------------------------------------- */
+
+typedef struct fy_adapters fy_adapters;
+
+/* Allocates a config struct per adapter and registers its section in cfg. */
+fy_adapters *fy_adapters_new(fy_config *cfg);
+/* Starts each adapter. FY_OK, or the first error (the ones started are stopped again). */
+int fy_adapters_start(fy_adapters *a, const fy_adapter_env *env, char *err, size_t errlen);
+/* Stops every started adapter (before the core is freed). NULL-safe, idempotent. */
+void fy_adapters_stop(fy_adapters *a);
+/* Calls fn for each started adapter with its counters. */
+void fy_adapters_each_stats(fy_adapters *a,
+                            void (*fn)(void *arg, const char *name, const fy_adapter_stats *s),
+                            void *arg);
+/* Frees the list and the config structs (after fy_config_free, which frees their strings). */
+void fy_adapters_free(fy_adapters *a);
+
+#endif

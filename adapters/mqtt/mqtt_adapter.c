@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The MQTT adapter: its [mqtt] section, the listener, start-up (sessions and retained messages
+ * loaded from the store) and shutdown. Connections live in mqtt_conn.c. */
+#include "adapters/mqtt/private.h"
+#include "common/alloc.h"
+#include "common/log.h"
+
+#include "ferry/errors.h"
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define C fy_mqtt_config
+static const fy_config_key mqtt_keys[] = {
+    FY_CONFIG_KEY_BOOL("enabled", C, enabled, "true", "Accept MQTT 3.1, 3.1.1 and 5.0 clients."),
+    FY_CONFIG_KEY_STRING("listen", C, listen, "127.0.0.1", "Address MQTT listens on."),
+    FY_CONFIG_KEY_UINT("port", C, port, "1883", 0, 65535,
+                       "TCP port of MQTT; 0 = pick a free port."),
+    FY_CONFIG_KEY_STRING("fallback_topic", C, fallback_topic, "mqtt",
+                         "Native topic for MQTT topics whose first level is not a topic name."),
+    FY_CONFIG_KEY_UINT("max_inflight", C, max_inflight, "64", 1, 65535,
+                       "QoS 1 and 2 messages in flight to one client (lowered to its maximum)."),
+    FY_CONFIG_KEY_UINT("receive_maximum", C, receive_maximum, "1024", 1, 65535,
+                       "QoS 1 and 2 publishes a client may leave unacknowledged (MQTT 5)."),
+    FY_CONFIG_KEY_UINT("max_keepalive", C, max_keepalive, "65535", 0, 65535,
+                       "Largest keep-alive in seconds; MQTT 5 clients asking more are lowered."),
+    FY_CONFIG_KEY_UINT("topic_alias_maximum", C, topic_alias_maximum, "10", 0, 65535,
+                       "Topic aliases a client may set up (MQTT 5); 0 = none."),
+    FY_CONFIG_KEY_SIZE("max_packet_size", C, max_packet_size, "0", 0, 268435460,
+                       "Largest packet accepted; 0 = max_message_size plus 64KiB of headers."),
+    FY_CONFIG_KEY_DURATION("connect_timeout", C, connect_timeout_ms, "10s", 100, 3600000,
+                           "A connection must send CONNECT within this time."),
+    FY_CONFIG_KEY_DURATION("session_expiry_max", C, session_expiry_max_ms, "0", 0, UINT64_MAX / 2,
+                           "Cap on how long an offline session is kept; 0 = no cap."),
+};
+#undef C
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int slen,
+                      void *arg)
+{
+    mqtt_server *srv = arg;
+    char peer[64] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+        snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
+    }
+    mqtt_conn_accept(srv, fd, peer);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    mqtt_session_tick(arg);
+}
+
+static void mqtt_stop(void *state);
+
+static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state, char *err,
+                      size_t errlen)
+{
+    const fy_mqtt_config *cfg = conf;
+    mqtt_server *srv;
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof(sin);
+    struct timeval tick = {1, 0};
+
+    *state = NULL;
+    if (!cfg->enabled) {
+        fy_log(INFO, "mqtt", "msg=\"disabled\"");
+        return FY_OK;
+    }
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, cfg->listen, &sin.sin_addr) != 1) {
+        snprintf(err, errlen, "[mqtt] listen: '%s' is not an IPv4 address", cfg->listen);
+        return -FY_EINVAL;
+    }
+    if (!fy_core_name_valid(cfg->fallback_topic, strlen(cfg->fallback_topic))) {
+        snprintf(err, errlen, "[mqtt] fallback_topic: '%s' is not a valid topic name",
+                 cfg->fallback_topic);
+        return -FY_EINVAL;
+    }
+    srv = FY_NEW(mqtt_server);
+    srv->env = *env;
+    srv->cfg = cfg;
+    srv->max_packet = cfg->max_packet_size ? (uint32_t)cfg->max_packet_size
+                                           : (uint32_t)(env->max_message_size + 65536);
+    srv->listener = evconnlistener_new_bind(env->base, on_accept, srv,
+                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+                                            (struct sockaddr *)&sin, sizeof(sin));
+    if (!srv->listener) {
+        snprintf(err, errlen, "cannot listen for MQTT on %s:%u: %s", cfg->listen,
+                 (unsigned)cfg->port, strerror(errno));
+        fy_free(srv);
+        return -FY_EIO;
+    }
+    getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&sin, &slen);
+    srv->port = ntohs(sin.sin_port);
+    mqtt_retained_load(srv);
+    mqtt_session_load_all(srv);
+    fy_core_watch_topics(env->core, mqtt_session_on_topic, srv);
+    srv->tick_ev = event_new(env->base, -1, EV_PERSIST, on_tick, srv);
+    event_add(srv->tick_ev, &tick);
+    fy_log(INFO, "mqtt", "addr=%s port=%u msg=\"listening\"", cfg->listen, (unsigned)srv->port);
+    *state = srv;
+    return FY_OK;
+}
+
+static void free_session(void *arg, const char *key, void *val)
+{
+    mqtt_session_free(val);
+}
+
+static void mqtt_stop(void *state)
+{
+    mqtt_server *srv = state;
+    if (!srv) {
+        return;
+    }
+    srv->stopping = true;
+    evconnlistener_free(srv->listener);
+    mqtt_conn_close_all(srv);
+    fy_strmap_each(&srv->sessions, free_session, NULL);
+    fy_strmap_free(&srv->sessions);
+    mqtt_retained_free(srv);
+    if (srv->tick_ev) {
+        event_free(srv->tick_ev);
+    }
+    fy_buf_free(&srv->scratch);
+    fy_free(srv);
+}
+
+static void mqtt_stats(void *state, fy_adapter_stats *out)
+{
+    mqtt_server *srv = state;
+    *out = srv->stats;
+    out->sessions = srv->sessions.n;
+}
+
+const fy_adapter fy_mqtt_adapter = {
+    .abi = FY_ADAPTER_ABI,
+    .name = "mqtt",
+    .keys = mqtt_keys,
+    .nkeys = sizeof(mqtt_keys) / sizeof(mqtt_keys[0]),
+    .conf_size = sizeof(fy_mqtt_config),
+    .start = mqtt_start,
+    .stop = mqtt_stop,
+    .stats = mqtt_stats,
+};

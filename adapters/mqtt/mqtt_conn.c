@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* MQTT connections on bufferevents: framing, the one packet switch, keep-alive, output and the
+ * close path. A bad packet closes only its own connection, with a reason code (MQTT 5) and a
+ * log line; a connection is freed only once no core completion refers to it. */
+#include "adapters/mqtt/private.h"
+#include "common/alloc.h"
+#include "common/log.h"
+
+#include "ferry/errors.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define OUT_SLOW (1u << 20)     /* output queued above this: hold credits back */
+#define OUT_RESUME (256u << 10) /* ... until it drains below this */
+#define MAX_PENDING 4096        /* publishes waiting for the store before reading pauses */
+
+static void conn_free(mqtt_conn *c)
+{
+    mqtt_server *srv = c->srv;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else if (srv->conns == c) {
+        srv->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    for (uint16_t i = 0; i < c->nalias; i++) {
+        fy_free(c->aliases[i]);
+    }
+    fy_free(c->aliases);
+    fy_buf_free(&c->will_rec);
+    fy_buf_free(&c->out);
+    fy_free(c);
+}
+
+/* Frees c once its socket is gone and nothing refers to it. */
+static void conn_maybe_free(mqtt_conn *c)
+{
+    if (c->closing && !c->bev && c->pending == 0 && !c->in_read) {
+        conn_free(c);
+    }
+}
+
+static void bev_gone(mqtt_conn *c)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    conn_maybe_free(c);
+}
+
+static void on_drained_close(struct bufferevent *bev, void *arg)
+{
+    mqtt_conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        bev_gone(c);
+    }
+}
+
+static void on_event_close(struct bufferevent *bev, short what, void *arg)
+{
+    bev_gone(arg);
+}
+
+void mqtt_conn_flush(mqtt_conn *c)
+{
+    if (c->out.len > 0 && c->bev && !c->closing) {
+        bufferevent_write(c->bev, c->out.data, c->out.len);
+    }
+    fy_buf_reset(&c->out);
+}
+
+bool mqtt_conn_slow(const mqtt_conn *c)
+{
+    return !c->bev || evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_SLOW;
+}
+
+void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
+{
+    bool will;
+    if (c->closing) {
+        return;
+    }
+    if (reason >= 0x80 && reason != FY_MQTT_RC_SERVER_SHUTTING_DOWN) {
+        fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s reason=0x%02x msg=\"closed: %s\"",
+               (unsigned long long)c->id, c->peer, c->s ? c->s->client_id : "-", reason, why);
+    } else {
+        fy_log(DEBUG, "mqtt", "conn=%llu peer=%s client=%s reason=0x%02x msg=\"closed: %s\"",
+               (unsigned long long)c->id, c->peer, c->s ? c->s->client_id : "-", reason, why);
+    }
+    if (c->connected && c->version == FY_MQTT_V5 && reason >= 0x80 && c->bev) {
+        fy_mqtt_disconnect d = {0};
+        d.reason = reason;
+        fy_mqtt_enc_disconnect(&c->out, c->version, &d, c->peer_max_packet);
+    }
+    mqtt_conn_flush(c);
+    c->closing = true;
+    if (c->connected) {
+        c->srv->stats.connections--;
+    }
+    /* The will goes out on every end but a normal DISCONNECT (which cleared it). */
+    will = c->has_will;
+    mqtt_conn_ended(c, will);
+    if (c->bev) {
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 || c->srv->stopping) {
+            bev_gone(c);
+            return;
+        }
+        /* Let the last packets (CONNACK, DISCONNECT) go out, then close. */
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        bufferevent_setcb(c->bev, NULL, on_drained_close, on_event_close, c);
+        {
+            struct timeval tv = {5, 0};
+            bufferevent_set_timeouts(c->bev, NULL, &tv);
+        }
+        return;
+    }
+    conn_maybe_free(c);
+}
+
+/* Called when a core completion that held c finishes. */
+static int dispatch(mqtt_conn *c, const fy_mqtt_frame_hdr *h, const char **why)
+{
+    if (!c->connected) {
+        if (h->type != FY_MQTT_CONNECT) {
+            *why = "first packet is not CONNECT";
+            return FY_MQTT_RC_PROTOCOL_ERROR;
+        }
+        return mqtt_handle_connect(c, h);
+    }
+    switch (h->type) {
+    case FY_MQTT_PUBLISH:
+        return mqtt_handle_publish(c, h);
+    case FY_MQTT_PUBACK:
+    case FY_MQTT_PUBREC:
+    case FY_MQTT_PUBREL:
+    case FY_MQTT_PUBCOMP:
+        return mqtt_handle_ack(c, h);
+    case FY_MQTT_SUBSCRIBE:
+        return mqtt_handle_subscribe(c, h);
+    case FY_MQTT_UNSUBSCRIBE:
+        return mqtt_handle_unsubscribe(c, h);
+    case FY_MQTT_PINGREQ: {
+        int rc = fy_mqtt_decode_ping(h, why);
+        if (rc == 0) {
+            fy_mqtt_enc_pingresp(&c->out);
+        }
+        return rc;
+    }
+    case FY_MQTT_DISCONNECT:
+        return mqtt_handle_disconnect(c, h);
+    case FY_MQTT_CONNECT:
+        *why = "second CONNECT";
+        return FY_MQTT_RC_PROTOCOL_ERROR;
+    case FY_MQTT_AUTH:
+        *why = c->version == FY_MQTT_V5 ? "AUTH without an authentication method"
+                                        : "AUTH is not a 3.1.1 packet";
+        return FY_MQTT_RC_PROTOCOL_ERROR;
+    default:
+        *why = "a packet only a server sends";
+        return FY_MQTT_RC_PROTOCOL_ERROR;
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    mqtt_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    /* Handlers may close c (and free its bufferevent): c is freed after this returns. */
+    c->in_read = true;
+    while (!c->closing && !c->read_paused) {
+        uint8_t head[5];
+        size_t avail = evbuffer_get_length(in), got;
+        fy_mqtt_frame_hdr h;
+        const char *why = "malformed packet";
+        int rc;
+        if (avail == 0) {
+            break;
+        }
+        got = evbuffer_copyout(in, head, avail < sizeof(head) ? avail : sizeof(head)) > 0
+                  ? (avail < sizeof(head) ? avail : sizeof(head))
+                  : 0;
+        rc = fy_mqtt_frame(head, got, c->srv->max_packet, &h, &why);
+        if (rc == FY_MQTT_NEED_MORE && h.hdr_len > 0 && avail >= h.hdr_len + (size_t)h.remaining) {
+            rc = 0; /* the body is in the buffer, beyond the peeked bytes */
+        }
+        if (rc == FY_MQTT_NEED_MORE) {
+            if (h.hdr_len > 0 && avail < h.hdr_len + (size_t)h.remaining) {
+                break; /* header known, body not complete */
+            }
+            if (got < sizeof(head)) {
+                break;
+            }
+        }
+        if (rc == 0) {
+            size_t total = h.hdr_len + (size_t)h.remaining;
+            const uint8_t *p = evbuffer_pullup(in, (ssize_t)total);
+            rc = fy_mqtt_frame(p, total, c->srv->max_packet, &h, &why);
+            if (rc == 0) {
+                rc = dispatch(c, &h, &why);
+            }
+            if (!c->closing) {
+                evbuffer_drain(in, total);
+            }
+        }
+        if (rc == MQTT_CLOSE_QUIET) {
+            mqtt_conn_close(c, FY_MQTT_RC_PROTOCOL_ERROR, why);
+            break;
+        }
+        if (rc != 0) {
+            if (rc == FY_MQTT_RC_PACKET_TOO_LARGE || rc == FY_MQTT_RC_MALFORMED ||
+                rc == FY_MQTT_RC_PROTOCOL_ERROR || rc >= 0x80) {
+                mqtt_conn_close(c, (uint8_t)rc, why);
+            } else {
+                mqtt_conn_close(c, FY_MQTT_RC_MALFORMED, why);
+            }
+            break;
+        }
+    }
+    c->in_read = false;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (c->pending > MAX_PENDING && !c->read_paused) {
+        c->read_paused = true;
+        bufferevent_disable(bev, EV_READ);
+    }
+    mqtt_conn_flush(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    mqtt_conn *c = arg;
+    if (c->s && !c->closing) {
+        mqtt_session_drained(c->s);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    mqtt_conn *c = arg;
+    if (what & BEV_EVENT_TIMEOUT) {
+        mqtt_conn_close(c, c->connected ? FY_MQTT_RC_KEEP_ALIVE_TIMEOUT : FY_MQTT_RC_MALFORMED,
+                        c->connected ? "keep-alive expired" : "no CONNECT in time");
+    } else if (what & BEV_EVENT_EOF) {
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "peer closed the connection");
+    } else {
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "socket error");
+    }
+}
+
+/* Resumes reading once the store has caught up (called by the publish path). */
+void mqtt_conn_pending_done(mqtt_conn *c)
+{
+    c->pending--;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (c->read_paused && c->pending < MAX_PENDING / 4) {
+        c->read_paused = false;
+        bufferevent_enable(c->bev, EV_READ);
+        on_read(c->bev, c); /* what is already buffered */
+    }
+}
+
+void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer)
+{
+    mqtt_conn *c = FY_NEW(mqtt_conn);
+    int one = 1;
+    struct timeval tv;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->bev = bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        fy_free(c);
+        return;
+    }
+    c->next = srv->conns;
+    if (srv->conns) {
+        srv->conns->prev = c;
+    }
+    srv->conns = c;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_RESUME, 0);
+    tv.tv_sec = (time_t)(srv->cfg->connect_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(srv->cfg->connect_timeout_ms % 1000) * 1000;
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    fy_log(DEBUG, "mqtt", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id, peer);
+}
+
+/* Sets the keep-alive read timeout: 1.5 times the keep-alive, none for 0. */
+void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs)
+{
+    if (secs == 0) {
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+    } else {
+        uint64_t ms = (uint64_t)secs * 1500;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    }
+}
+
+/* Closes every connection at shutdown and waits for their store completions. */
+void mqtt_conn_close_all(mqtt_server *srv)
+{
+    for (mqtt_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->closing) {
+            mqtt_conn_close(c, FY_MQTT_RC_SERVER_SHUTTING_DOWN, "broker shutting down");
+        }
+    }
+    /* Completions refer to their connection: let the store finish them. */
+    while (srv->conns) {
+        bool waiting = false;
+        for (mqtt_conn *c = srv->conns, *next; c; c = next) {
+            next = c->next;
+            if (c->bev) {
+                bufferevent_free(c->bev);
+                c->bev = NULL;
+            }
+            if (c->pending == 0) {
+                conn_free(c);
+            } else {
+                waiting = true;
+            }
+        }
+        if (waiting) {
+            event_base_loop(srv->env.base, EVLOOP_ONCE);
+        }
+    }
+}

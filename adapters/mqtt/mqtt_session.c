@@ -1,0 +1,1101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* MQTT sessions on the core: each session holds, while connected, one core member per (group,
+ * native topic) its filters need — a broadcast member for a clean session, a member of its own
+ * clustering group for a durable one, a member of group <g> for $share/<g>/... — and turns the
+ * core's deliveries into PUBLISH packets under the client's in-flight window. Durable sessions
+ * (subscriptions, QoS 2 packet ids) are kept in the adapter's key-value namespace. */
+#include "adapters/mqtt/mqtt_topic.h"
+#include "adapters/mqtt/private.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include "ferry/errors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS "mqtt"
+#define CLEAN_GROUP "mqtt%clean" /* the broadcast group of every clean session's members */
+#define MAX_SUB_IDS 32
+#define SESSION_VERSION 1
+
+static const fy_sub_ops csub_ops;
+
+/* ---- Names and keys ------------------------------------------------------------------------ */
+
+/* The clustering group of a durable session: mqtt%<client id> when the id is a valid name,
+ * else mqtt%h<hash>. */
+static char *group_for(const char *client_id)
+{
+    char buf[160];
+    size_t n = strlen(client_id);
+    if (n <= 100 && fy_core_name_valid(client_id, n)) {
+        snprintf(buf, sizeof(buf), "mqtt%%%s", client_id);
+    } else {
+        snprintf(buf, sizeof(buf), "mqtt%%h%016llx", (unsigned long long)fy_hash64(client_id, n));
+    }
+    return fy_strdup(buf);
+}
+
+static void session_key(fy_buf *k, const char *client_id)
+{
+    fy_buf_reset(k);
+    fy_buf_put_u8(k, 's');
+    fy_buf_append(k, client_id, strlen(client_id));
+}
+
+void mqtt_q2in_key(fy_buf *k, const char *client_id, uint16_t pid)
+{
+    size_t n = strlen(client_id);
+    fy_buf_reset(k);
+    fy_buf_put_u8(k, 'q');
+    fy_buf_put_u16(k, (uint16_t)n);
+    fy_buf_append(k, client_id, n);
+    fy_buf_put_u16(k, pid);
+}
+
+/* ---- Life cycle ---------------------------------------------------------------------------- */
+
+mqtt_session *mqtt_session_new(mqtt_server *srv, const char *client_id, bool durable)
+{
+    mqtt_session *s = FY_NEW(mqtt_session);
+    s->srv = srv;
+    s->client_id = fy_strdup(client_id);
+    s->durable = durable;
+    s->group = durable ? group_for(client_id) : NULL;
+    s->next_pid = 1;
+    s->expire_at = UINT64_MAX;
+    fy_strmap_put(&srv->sessions, s->client_id, s);
+    return s;
+}
+
+static void outmsg_free(outmsg *m)
+{
+    fy_buf_free(&m->pkt);
+    fy_free(m);
+}
+
+static void free_out(void *arg, uint64_t key, uint64_t val)
+{
+    outmsg_free((outmsg *)(uintptr_t)val);
+}
+
+/* Drops what is in flight or queued: the core gives unacknowledged deliveries back to the
+ * group when the members close, to be delivered again (with DUP) on the next connection. */
+static void drop_outgoing(mqtt_session *s)
+{
+    fy_u64map_each(&s->out, free_out, NULL);
+    fy_u64map_free(&s->out);
+    while (s->qhead) {
+        outmsg *m = s->qhead;
+        s->qhead = m->next;
+        outmsg_free(m);
+    }
+    s->qtail = NULL;
+    s->nqueued = 0;
+    s->inflight = 0;
+}
+
+static void close_csubs(mqtt_session *s)
+{
+    for (size_t i = 0; i < s->ncs; i++) {
+        fy_sub_close(s->cs[i]->sub);
+        fy_free(s->cs[i]->topic);
+        fy_free(s->cs[i]->share);
+        fy_free(s->cs[i]);
+    }
+    s->ncs = 0;
+}
+
+void mqtt_session_free(mqtt_session *s)
+{
+    if (!s) {
+        return;
+    }
+    close_csubs(s);
+    drop_outgoing(s);
+    for (size_t i = 0; i < s->nsubs; i++) {
+        fy_free(s->subs[i].filter);
+        fy_free(s->subs[i].share);
+    }
+    fy_free(s->subs);
+    fy_free(s->cs);
+    fy_u64map_free(&s->q2in);
+    fy_buf_free(&s->will_rec);
+    fy_free(s->group);
+    fy_free(s->client_id);
+    fy_free(s);
+}
+
+static void ignore_done(void *arg, int status)
+{
+}
+
+typedef struct keys_ctx {
+    fy_kv_op *ops;
+    fy_buf *bufs;
+    size_t n, cap;
+} keys_ctx;
+
+static void add_del(keys_ctx *k, const fy_buf *key)
+{
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 8;
+        k->ops = fy_realloc(k->ops, k->cap * sizeof(*k->ops));
+        k->bufs = fy_realloc(k->bufs, k->cap * sizeof(*k->bufs));
+    }
+    k->bufs[k->n] = (fy_buf)FY_BUF_INIT;
+    fy_buf_append(&k->bufs[k->n], key->data, key->len);
+    k->n++;
+}
+
+static void q2in_del(void *arg, uint64_t pid, uint64_t val)
+{
+    void **a = arg;
+    fy_buf k = FY_BUF_INIT;
+    mqtt_q2in_key(&k, a[1], (uint16_t)pid);
+    add_del(a[0], &k);
+    fy_buf_free(&k);
+}
+
+void mqtt_session_end(mqtt_session *s)
+{
+    mqtt_server *srv = s->srv;
+    close_csubs(s);
+    if (s->will_pending) {
+        mqtt_publish_will(srv, &s->will_rec, s->will_qos, s->will_retain);
+        s->will_pending = false;
+    }
+    if (s->group) {
+        int rc = fy_core_group_delete(srv->env.core, s->group, ignore_done, NULL);
+        if (rc != FY_OK && rc != -FY_ENOTFOUND) {
+            fy_log(WARN, "mqtt", "client=%s group=%s err=%s msg=\"session group not deleted\"",
+                   s->client_id, s->group, fy_errname(rc));
+        }
+    }
+    if (s->stored) {
+        keys_ctx k = {0};
+        fy_buf key = FY_BUF_INIT;
+        void *a[2] = {&k, s->client_id};
+        session_key(&key, s->client_id);
+        add_del(&k, &key);
+        fy_u64map_each(&s->q2in, q2in_del, a);
+        for (size_t i = 0; i < k.n; i++) {
+            k.ops[i] = (fy_kv_op){true, {k.bufs[i].data, k.bufs[i].len}, {NULL, 0}};
+        }
+        fy_core_kv_write(srv->env.core, NS, k.ops, k.n, ignore_done, NULL);
+        for (size_t i = 0; i < k.n; i++) {
+            fy_buf_free(&k.bufs[i]);
+        }
+        fy_free(k.ops);
+        fy_free(k.bufs);
+        fy_buf_free(&key);
+    }
+    fy_log(DEBUG, "mqtt", "client=%s msg=\"session ended\"", s->client_id);
+    fy_strmap_del(&srv->sessions, s->client_id);
+    mqtt_session_free(s);
+}
+
+/* ---- Persistence: "s" + client id -> subscriptions ------------------------------------------ */
+
+static void encode_session(const mqtt_session *s, fy_buf *out)
+{
+    fy_buf_put_u8(out, SESSION_VERSION);
+    fy_buf_put_u64(out, s->expiry_ms);
+    fy_buf_put_u16(out, (uint16_t)s->nsubs);
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const msub *m = &s->subs[i];
+        char full[65536 + 256];
+        int n = m->share ? snprintf(full, sizeof(full), "$share/%s/%s", m->share, m->filter)
+                         : snprintf(full, sizeof(full), "%s", m->filter);
+        fy_buf_put_u16(out, (uint16_t)n);
+        fy_buf_append(out, full, (size_t)n);
+        fy_buf_put_u8(out, (uint8_t)(m->qos | (m->no_local << 2) | (m->rap << 3) | (m->rh << 4)));
+        fy_buf_put_u32(out, m->sub_id);
+        fy_buf_put_u64(out, m->created_ms);
+    }
+}
+
+int mqtt_session_store(mqtt_session *s, fy_core_done_cb done, void *arg)
+{
+    fy_buf key = FY_BUF_INIT, val = FY_BUF_INIT;
+    fy_kv_op op;
+    int rc;
+    session_key(&key, s->client_id);
+    encode_session(s, &val);
+    op = (fy_kv_op){false, {key.data, key.len}, {val.data, val.len}};
+    rc = fy_core_kv_write(s->srv->env.core, NS, &op, 1, done ? done : ignore_done, arg);
+    if (rc == FY_OK) {
+        s->stored = true;
+    }
+    fy_buf_free(&key);
+    fy_buf_free(&val);
+    return rc;
+}
+
+/* Adds (or replaces, same filter and share) a subscription. Returns it. */
+msub *mqtt_session_add_sub(mqtt_session *s, fy_slice filter, fy_slice share, uint8_t qos,
+                           bool no_local, bool rap, uint8_t rh, uint32_t sub_id, uint64_t created,
+                           bool *existed)
+{
+    msub *m = NULL;
+    fy_slice first;
+    for (size_t i = 0; i < s->nsubs; i++) {
+        msub *x = &s->subs[i];
+        bool same_share = share.len == 0 ? x->share == NULL
+                                         : x->share && strlen(x->share) == share.len &&
+                                               memcmp(x->share, share.p, share.len) == 0;
+        if (same_share && strlen(x->filter) == filter.len &&
+            memcmp(x->filter, filter.p, filter.len) == 0) {
+            m = x;
+        }
+    }
+    *existed = m != NULL;
+    if (!m) {
+        if (s->nsubs == s->capsubs) {
+            s->capsubs = s->capsubs ? s->capsubs * 2 : 4;
+            s->subs = fy_realloc(s->subs, s->capsubs * sizeof(*s->subs));
+        }
+        m = &s->subs[s->nsubs++];
+        memset(m, 0, sizeof(*m));
+        m->filter = fy_strndup((const char *)filter.p, filter.len);
+        m->share = share.len ? fy_strndup((const char *)share.p, share.len) : NULL;
+        m->created_ms = created;
+    }
+    m->qos = qos;
+    m->no_local = no_local;
+    m->rap = rap;
+    m->rh = rh;
+    m->sub_id = sub_id;
+    first = fy_mqtt_first_level(filter);
+    m->wildcard_first = first.len == 1 && (first.p[0] == '+' || first.p[0] == '#');
+    return m;
+}
+
+/* Removes a subscription by its full filter text ($share/... included). */
+bool mqtt_session_del_sub(mqtt_session *s, fy_slice full)
+{
+    fy_slice group = {NULL, 0}, rest = full;
+    if (fy_mqtt_share_parse(full, &group, &rest) == FY_MQTT_SHARE_INVALID) {
+        return false;
+    }
+    for (size_t i = 0; i < s->nsubs; i++) {
+        msub *x = &s->subs[i];
+        bool same_share = group.len == 0 ? x->share == NULL
+                                         : x->share && strlen(x->share) == group.len &&
+                                               memcmp(x->share, group.p, group.len) == 0;
+        if (same_share && strlen(x->filter) == rest.len &&
+            memcmp(x->filter, rest.p, rest.len) == 0) {
+            fy_free(x->filter);
+            fy_free(x->share);
+            s->subs[i] = s->subs[--s->nsubs];
+            return true;
+        }
+    }
+    return false;
+}
+
+static int load_session(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    mqtt_server *srv = arg;
+    char *id = fy_strndup((const char *)key + 1, klen - 1);
+    fy_rd r = fy_rd_make(val, vlen);
+    mqtt_session *s;
+    uint16_t n;
+    if (fy_rd_u8(&r) != SESSION_VERSION) {
+        fy_log(WARN, "mqtt", "client=%s msg=\"unknown session record version, skipped\"", id);
+        fy_free(id);
+        return 0;
+    }
+    s = mqtt_session_new(srv, id, true);
+    s->stored = true;
+    s->expiry_ms = fy_rd_u64(&r);
+    n = fy_rd_u16(&r);
+    for (uint16_t i = 0; i < n && !r.bad; i++) {
+        uint16_t flen = fy_rd_u16(&r);
+        const uint8_t *f = fy_rd_take(&r, flen);
+        uint8_t o = fy_rd_u8(&r);
+        uint32_t sub_id = fy_rd_u32(&r);
+        uint64_t created = fy_rd_u64(&r);
+        fy_slice full = {f, flen}, group = {NULL, 0}, rest = full;
+        bool existed;
+        if (r.bad || fy_mqtt_share_parse(full, &group, &rest) == FY_MQTT_SHARE_INVALID) {
+            break;
+        }
+        mqtt_session_add_sub(s, rest, group, o & 3, (o >> 2) & 1, (o >> 3) & 1, (o >> 4) & 3,
+                             sub_id, created, &existed);
+    }
+    if (r.bad) {
+        fy_log(WARN, "mqtt", "client=%s msg=\"session record cut short\"", id);
+    }
+    /* The expiry clock starts again at start-up: when the broker went down is not known. */
+    s->expire_at = s->expiry_ms == UINT64_MAX ? UINT64_MAX : fy_mono_ms() + s->expiry_ms;
+    fy_free(id);
+    return 0;
+}
+
+static int load_q2in(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    mqtt_server *srv = arg;
+    fy_rd r = fy_rd_make(key + 1, klen - 1);
+    uint16_t n = fy_rd_u16(&r);
+    const uint8_t *id = fy_rd_take(&r, n);
+    uint16_t pid = fy_rd_u16(&r);
+    mqtt_session *s;
+    if (r.bad) {
+        return 0;
+    }
+    s = fy_strmap_get(&srv->sessions, (const char *)id, n);
+    if (s) {
+        fy_u64map_upsert(&s->q2in, pid, 1);
+    }
+    return 0;
+}
+
+void mqtt_session_load_all(mqtt_server *srv)
+{
+    fy_core_kv_scan(srv->env.core, NS, "s", 1, load_session, srv);
+    fy_core_kv_scan(srv->env.core, NS, "q", 1, load_q2in, srv);
+    if (srv->sessions.n > 0) {
+        fy_log(INFO, "mqtt", "sessions=%zu msg=\"durable sessions loaded\"", srv->sessions.n);
+    }
+}
+
+/* ---- Core members ---------------------------------------------------------------------------- */
+
+static bool same_share(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool record_topic(const fy_record_view *v, fy_slice *topic)
+{
+    if (!fy_record_prop_get(v, "mqtt.topic", topic)) {
+        *topic = v->topic;
+    }
+    return true;
+}
+
+static bool from_self(const mqtt_session *s, const fy_record_view *v)
+{
+    fy_slice who;
+    return fy_record_prop_get(v, "mqtt.client", &who) && who.len == strlen(s->client_id) &&
+           memcmp(who.p, s->client_id, who.len) == 0;
+}
+
+static bool csub_match(void *owner, const fy_record_view *v)
+{
+    mcsub *cs = owner;
+    mqtt_session *s = cs->s;
+    fy_slice topic;
+    bool self = false, self_known = false;
+    record_topic(v, &topic);
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const msub *m = &s->subs[i];
+        if (!same_share(m->share, cs->share)) {
+            continue;
+        }
+        if (m->no_local) {
+            if (!self_known) {
+                self = from_self(s, v);
+                self_known = true;
+            }
+            if (self) {
+                continue;
+            }
+        }
+        if (fy_mqtt_match(fy_slice_str(m->filter), topic)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether subscription m needs a member on native topic `topic`. */
+static bool sub_covers(mqtt_server *srv, const msub *m, const char *topic)
+{
+    size_t n;
+    const char *t;
+    if (m->wildcard_first) {
+        return topic[0] != '%';
+    }
+    t = mqtt_native_topic(srv, fy_mqtt_first_level(fy_slice_str(m->filter)), &n);
+    return strlen(topic) == n && memcmp(topic, t, n) == 0;
+}
+
+static mcsub *csub_find(mqtt_session *s, const char *topic, const char *share)
+{
+    for (size_t i = 0; i < s->ncs; i++) {
+        if (strcmp(s->cs[i]->topic, topic) == 0 && same_share(s->cs[i]->share, share)) {
+            return s->cs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Opens a core member for (topic, share). fresh: the topic was just created (read it all). */
+static void csub_open(mqtt_session *s, const char *topic, const char *share, bool fresh)
+{
+    mqtt_server *srv = s->srv;
+    mcsub *cs = FY_NEW(mcsub);
+    fy_sub_spec spec = {0};
+    char why[200] = "";
+    int err = 0;
+    uint64_t since = UINT64_MAX;
+    for (size_t i = 0; i < s->nsubs; i++) {
+        if (same_share(s->subs[i].share, share) && sub_covers(srv, &s->subs[i], topic) &&
+            s->subs[i].created_ms < since) {
+            since = s->subs[i].created_ms;
+        }
+    }
+    cs->s = s;
+    cs->topic = fy_strdup(topic);
+    cs->share = share ? fy_strdup(share) : NULL;
+    spec.topic = topic;
+    spec.client_id = s->client_id;
+    spec.filter = "*";
+    spec.filter_type = FY_FILTER_TAG;
+    spec.errbuf = why;
+    spec.errbuf_len = sizeof(why);
+    spec.match = csub_match;
+    spec.no_retry = true;
+    spec.no_ack_timeout = true;
+    if (share || s->group) {
+        spec.group = share ? share : s->group;
+        spec.mode = FY_SUB_CLUSTERING;
+        /* Where a group without a committed offset starts: when its subscription was made. */
+        spec.start = fresh ? FY_START_FIRST : FY_START_TIME;
+        spec.start_ms = since == UINT64_MAX ? fy_wall_ms() : since;
+    } else {
+        spec.group = CLEAN_GROUP;
+        spec.mode = FY_SUB_BROADCAST;
+        spec.start = fresh ? FY_START_FIRST : FY_START_LAST;
+    }
+    cs->sub = fy_core_subscribe(srv->env.core, &spec, &csub_ops, cs, &err);
+    if (!cs->sub) {
+        fy_log(WARN, "mqtt", "client=%s topic=%s group=%s err=%s msg=\"cannot consume: %s\"",
+               s->client_id, topic, spec.group, fy_errname(err), why);
+        fy_free(cs->topic);
+        fy_free(cs->share);
+        fy_free(cs);
+        return;
+    }
+    if (s->ncs == s->capcs) {
+        s->capcs = s->capcs ? s->capcs * 2 : 4;
+        s->cs = fy_realloc(s->cs, s->capcs * sizeof(*s->cs));
+    }
+    s->cs[s->ncs++] = cs;
+    fy_sub_credit(cs->sub, s->conn ? s->conn->window : 1);
+}
+
+typedef struct need_ctx {
+    mqtt_session *s;
+    bool fresh;
+    const char *only; /* only this topic (a new one) */
+} need_ctx;
+
+static void need_topic(void *arg, const fy_topic_info *t)
+{
+    need_ctx *x = arg;
+    mqtt_session *s = x->s;
+    if (x->only && strcmp(x->only, t->name) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const msub *m = &s->subs[i];
+        mcsub *cs;
+        if (!m->wildcard_first || t->name[0] == '%') {
+            continue;
+        }
+        cs = csub_find(s, t->name, m->share);
+        if (cs) {
+            cs->mark = true;
+        } else {
+            csub_open(s, t->name, m->share, x->fresh);
+            cs = csub_find(s, t->name, m->share);
+            if (cs) {
+                cs->mark = true;
+            }
+        }
+    }
+}
+
+/* An in-flight message whose member is gone: its acknowledgement goes nowhere. */
+static void unlink_cs(void *arg, uint64_t key, uint64_t val)
+{
+    outmsg *m = (outmsg *)(uintptr_t)val;
+    if (m->cs == arg) {
+        m->cs = NULL;
+    }
+}
+
+void mqtt_session_reconcile(mqtt_session *s)
+{
+    mqtt_server *srv = s->srv;
+    need_ctx x = {s, false, NULL};
+    if (!s->conn) {
+        return;
+    }
+    for (size_t i = 0; i < s->ncs; i++) {
+        s->cs[i]->mark = false;
+    }
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const msub *m = &s->subs[i];
+        char topic[256];
+        size_t n;
+        const char *t;
+        mcsub *cs;
+        if (m->wildcard_first) {
+            continue;
+        }
+        t = mqtt_native_topic(srv, fy_mqtt_first_level(fy_slice_str(m->filter)), &n);
+        snprintf(topic, sizeof(topic), "%.*s", (int)n, t);
+        cs = csub_find(s, topic, m->share);
+        if (!cs) {
+            csub_open(s, topic, m->share, false);
+            cs = csub_find(s, topic, m->share);
+        }
+        if (cs) {
+            cs->mark = true;
+        }
+    }
+    fy_core_topic_each(srv->env.core, need_topic, &x);
+    for (size_t i = 0; i < s->ncs;) {
+        mcsub *cs = s->cs[i];
+        if (cs->mark) {
+            i++;
+            continue;
+        }
+        /* No subscription needs this member any more: what it had in flight goes back. */
+        fy_sub_close(cs->sub);
+        cs->sub = NULL;
+        for (outmsg *m = s->qhead; m; m = m->next) {
+            if (m->cs == cs) {
+                m->cs = NULL;
+            }
+        }
+        fy_u64map_each(&s->out, unlink_cs, cs);
+        fy_free(cs->topic);
+        fy_free(cs->share);
+        fy_free(cs);
+        s->cs[i] = s->cs[--s->ncs];
+    }
+}
+
+typedef struct topic_ctx {
+    mqtt_server *srv;
+    const fy_topic_info *t;
+} topic_ctx;
+
+static void session_on_topic(void *arg, const char *key, void *val)
+{
+    topic_ctx *x = arg;
+    mqtt_session *s = val;
+    need_ctx n = {s, true, x->t->name};
+    if (s->conn) {
+        for (size_t i = 0; i < s->ncs; i++) {
+            s->cs[i]->mark = true;
+        }
+        need_topic(&n, x->t);
+    }
+}
+
+void mqtt_session_on_topic(void *arg, const fy_topic_info *t)
+{
+    mqtt_server *srv = arg;
+    topic_ctx x = {srv, t};
+    fy_strmap_each(&srv->sessions, session_on_topic, &x);
+}
+
+/* ---- Deliveries ---------------------------------------------------------------------------- */
+
+static void give_back(mqtt_session *s, mcsub *cs)
+{
+    if (!cs || !cs->sub) {
+        return;
+    }
+    if (!s->conn || mqtt_conn_slow(s->conn)) {
+        cs->owed++;
+    } else {
+        fy_sub_credit(cs->sub, 1);
+    }
+}
+
+void mqtt_session_drained(mqtt_session *s)
+{
+    for (size_t i = 0; i < s->ncs; i++) {
+        if (s->cs[i]->owed > 0 && s->cs[i]->sub) {
+            fy_sub_credit(s->cs[i]->sub, s->cs[i]->owed);
+            s->cs[i]->owed = 0;
+        }
+    }
+}
+
+/* Settles a core delivery and gives its credit back. */
+static void settle(mqtt_session *s, mcsub *cs, uint64_t delivery_id)
+{
+    if (cs && cs->sub) {
+        fy_sub_ack(cs->sub, delivery_id);
+        give_back(s, cs);
+    }
+}
+
+static uint16_t next_pid(mqtt_session *s)
+{
+    for (;;) {
+        uint16_t pid = s->next_pid++;
+        if (s->next_pid == 0) {
+            s->next_pid = 1;
+        }
+        if (pid != 0 && !fy_u64map_find(&s->out, pid)) {
+            return pid;
+        }
+    }
+}
+
+static uint8_t record_qos(const fy_record_view *v)
+{
+    fy_slice q;
+    if (fy_record_prop_get(v, "mqtt.qos", &q) && q.len == 1 && q.p[0] >= '0' && q.p[0] <= '2') {
+        return (uint8_t)(q.p[0] - '0');
+    }
+    return 1; /* native and AMQP messages are durable: at least once */
+}
+
+/* What the session's subscriptions say about a record: the QoS to deliver at (-1: none matches),
+ * retain as published, and the subscription identifiers. only: just this subscription (a
+ * retained message sent for it). */
+static int delivery_qos(mqtt_session *s, const char *share, const fy_record_view *v,
+                        const msub *only, bool *rap, uint32_t *ids, size_t *nids)
+{
+    fy_slice topic;
+    int qos = -1;
+    uint8_t pub = record_qos(v);
+    bool self = from_self(s, v);
+    record_topic(v, &topic);
+    *rap = false;
+    *nids = 0;
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const msub *m = &s->subs[i];
+        if (only ? m != only
+                 : (!same_share(m->share, share) || (m->no_local && self) ||
+                    !fy_mqtt_match(fy_slice_str(m->filter), topic))) {
+            continue;
+        }
+        if ((int)(m->qos < pub ? m->qos : pub) > qos) {
+            qos = m->qos < pub ? m->qos : pub;
+        }
+        *rap = *rap || m->rap;
+        if (m->sub_id && *nids < MAX_SUB_IDS) {
+            ids[(*nids)++] = m->sub_id;
+        }
+    }
+    return qos;
+}
+
+/* Builds and writes the PUBLISH for record v at the given QoS (pid 0 for QoS 0). Returns false
+ * when the message must be skipped: expired, or too large for the client. */
+static bool write_publish(mqtt_session *s, const fy_record_view *v, uint8_t qos, uint16_t pid,
+                          bool retain, bool dup, const uint32_t *ids, size_t nids)
+{
+    mqtt_conn *c = s->conn;
+    fy_mqtt_publish p = {0};
+    fy_slice val, name;
+    fy_slice users[2 * 64];
+    size_t nusers = 0;
+    fy_record_iter it;
+    int rc;
+    record_topic(v, &p.topic);
+    p.qos = qos;
+    p.packet_id = pid;
+    p.retain = retain;
+    p.dup = dup;
+    if (fy_record_prop_get(v, "mqtt.expiry_ms", &val)) {
+        char num[24];
+        uint64_t at, now = fy_wall_ms();
+        snprintf(num, sizeof(num), "%.*s", (int)(val.len < 23 ? val.len : 23), (const char *)val.p);
+        at = strtoull(num, NULL, 10);
+        if (at <= now) {
+            return false; /* expired: not sent (MQTT 5 3.3.2.3.3) */
+        }
+        p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_MESSAGE_EXPIRY);
+        p.props.message_expiry = (uint32_t)((at - now + 999) / 1000);
+    }
+    if (c->version == FY_MQTT_V5) {
+        if (fy_record_prop_get(v, "mqtt.payload_format", &val) && val.len == 1) {
+            p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_PAYLOAD_FORMAT);
+            p.props.payload_format = val.p[0] == '1';
+        }
+        if (fy_record_prop_get(v, "mqtt.content_type", &val)) {
+            p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_CONTENT_TYPE);
+            p.props.content_type = val;
+        }
+        if (fy_record_prop_get(v, "mqtt.response_topic", &val)) {
+            p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_RESPONSE_TOPIC);
+            p.props.response_topic = val;
+        }
+        if (fy_record_prop_get(v, "mqtt.correlation_data", &val)) {
+            p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_CORRELATION_DATA);
+            p.props.correlation_data = val;
+        }
+        it = fy_record_props(v);
+        while (fy_record_prop_next(&it, &name, &val) && nusers < 64) {
+            if (name.len >= 5 && memcmp(name.p, "mqtt.", 5) == 0) {
+                continue;
+            }
+            if (!fy_mqtt_utf8_valid(name.p, name.len) || !fy_mqtt_utf8_valid(val.p, val.len)) {
+                continue; /* native properties may hold bytes MQTT cannot carry */
+            }
+            users[2 * nusers] = name;
+            users[2 * nusers + 1] = val;
+            nusers++;
+        }
+        if (nusers > 0) {
+            p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_USER_PROPERTY);
+            p.props.user_props = users;
+            p.props.n_user_props = (uint32_t)nusers;
+        }
+        if (nids > 0) {
+            p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_SUBSCRIPTION_ID);
+            p.props.sub_id = ids[0];
+            p.props.sub_ids = ids;
+            p.props.n_sub_ids = (uint32_t)nids;
+        }
+    } else {
+        p.props.present = 0;
+    }
+    rc = fy_mqtt_enc_publish_head(&c->out, c->version, &p, v->body.len, c->peer_max_packet);
+    if (rc != FY_OK) {
+        fy_log(DEBUG, "mqtt", "client=%s err=%s msg=\"message not sent: too large for the client\"",
+               s->client_id, fy_errname(rc));
+        return false;
+    }
+    fy_buf_append(&c->out, v->body.p, v->body.len);
+    mqtt_conn_flush(c);
+    s->srv->stats.messages_out++;
+    return true;
+}
+
+static void enqueue(mqtt_session *s, outmsg *m)
+{
+    m->state = OUT_QUEUED;
+    m->next = NULL;
+    if (s->qtail) {
+        s->qtail->next = m;
+    } else {
+        s->qhead = m;
+    }
+    s->qtail = m;
+    s->nqueued++;
+}
+
+/* Sends a record now, or queues it until the client is connected and has room in its window.
+ * cs NULL: a retained message sent for subscription `only`. */
+static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, const uint8_t *rec,
+                          size_t len, bool redelivered, const msub *only)
+{
+    mqtt_conn *c = s->conn;
+    fy_record_view v;
+    bool rap = false, retain_flag;
+    uint32_t ids[MAX_SUB_IDS];
+    size_t nids = 0;
+    int qos = -1;
+    fy_slice r;
+    outmsg *m;
+    uint64_t delivery_id = d ? d->id : 0;
+    if (fy_record_decode(rec, len, &v) == FY_OK) {
+        qos = delivery_qos(s, cs ? cs->share : NULL, &v, only, &rap, ids, &nids);
+    }
+    if (qos < 0) {
+        settle(s, cs, delivery_id); /* nothing matches any more */
+        return;
+    }
+    retain_flag = only != NULL || (rap && fy_record_prop_get(&v, "mqtt.retain", &r));
+    if (c && qos == 0 && !s->qhead) {
+        write_publish(s, &v, 0, 0, retain_flag, false, ids, nids);
+        settle(s, cs, delivery_id);
+        return;
+    }
+    m = FY_NEW(outmsg);
+    m->qos = (uint8_t)qos;
+    m->cs = cs;
+    m->delivery_id = delivery_id;
+    m->retain = retain_flag;
+    m->dup = redelivered;
+    m->only = only != NULL;
+    if (d) {
+        memcpy(m->msgid, d->msgid, sizeof(m->msgid));
+        m->has_msgid = true;
+    }
+    if (!c || s->inflight >= c->window || s->qhead) {
+        fy_buf_append(&m->pkt, rec, len); /* kept until there is room */
+        enqueue(s, m);
+        return;
+    }
+    m->pid = next_pid(s);
+    if (!write_publish(s, &v, m->qos, m->pid, retain_flag, redelivered, ids, nids)) {
+        settle(s, cs, delivery_id);
+        fy_free(m);
+        return;
+    }
+    if (!m->has_msgid) {
+        fy_buf_append(&m->pkt, rec, len); /* a retained message: no id to read it back by */
+    }
+    m->state = OUT_WAIT_ACK;
+    m->seq = ++s->out_seq;
+    *fy_u64map_upsert(&s->out, m->pid, 0) = (uint64_t)(uintptr_t)m;
+    s->inflight++;
+}
+
+/* Sends queued messages while the client is connected and its window has room. */
+static void pump(mqtt_session *s)
+{
+    while (s->conn && s->qhead && (s->qhead->qos == 0 || s->inflight < s->conn->window)) {
+        outmsg *m = s->qhead;
+        fy_record_view v;
+        uint32_t ids[MAX_SUB_IDS];
+        size_t nids = 0;
+        bool rap;
+        s->qhead = m->next;
+        if (!s->qhead) {
+            s->qtail = NULL;
+        }
+        s->nqueued--;
+        if (fy_record_decode(m->pkt.data, m->pkt.len, &v) != FY_OK ||
+            delivery_qos(s, m->cs ? m->cs->share : NULL, &v, NULL, &rap, ids, &nids) < 0) {
+            nids = 0;
+        }
+        if (m->qos == 0) {
+            write_publish(s, &v, 0, 0, m->retain, false, ids, nids);
+            settle(s, m->cs, m->delivery_id);
+            outmsg_free(m);
+            continue;
+        }
+        m->pid = next_pid(s);
+        if (!write_publish(s, &v, m->qos, m->pid, m->retain, m->dup, ids, nids)) {
+            settle(s, m->cs, m->delivery_id);
+            outmsg_free(m);
+            continue;
+        }
+        if (m->has_msgid) {
+            fy_buf_free(&m->pkt); /* read back by id if it must go again */
+        }
+        m->state = OUT_WAIT_ACK;
+        m->seq = ++s->out_seq;
+        *fy_u64map_upsert(&s->out, m->pid, 0) = (uint64_t)(uintptr_t)m;
+        s->inflight++;
+    }
+}
+
+static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
+{
+    mcsub *cs = owner;
+    send_or_queue(cs->s, cs, d, d->record, d->len, d->redelivered, NULL);
+}
+
+static void on_closed(void *owner, fy_sub *sub, int status, const char *reason)
+{
+    mcsub *cs = owner;
+    cs->sub = NULL; /* the core ended it (topic deleted, shutdown) */
+}
+
+static const fy_sub_ops csub_ops = {on_deliver, on_closed};
+
+typedef struct retained_ctx {
+    mqtt_session *s;
+    const msub *m;
+} retained_ctx;
+
+static void retained_one(void *arg, const char *topic, void *val)
+{
+    retained_ctx *x = arg;
+    const mqtt_retained *r = val;
+    if (x->s->conn && fy_mqtt_match(fy_slice_str(x->m->filter), fy_slice_str(topic))) {
+        send_or_queue(x->s, NULL, NULL, r->rec.data, r->rec.len, false, x->m);
+    }
+}
+
+void mqtt_session_send_retained(mqtt_session *s, const msub *m)
+{
+    retained_ctx x = {s, m};
+    if (m->share || !s->conn) {
+        return; /* retained messages are not sent for shared subscriptions */
+    }
+    fy_strmap_each(&s->srv->retained, retained_one, &x);
+    mqtt_conn_flush(s->conn);
+}
+
+static void out_done(mqtt_session *s, outmsg *m)
+{
+    fy_u64map_del(&s->out, m->pid);
+    outmsg_free(m);
+    s->inflight--;
+    pump(s);
+}
+
+void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type)
+{
+    mqtt_conn *c = s->conn;
+    uint64_t *slot = fy_u64map_find(&s->out, pid);
+    outmsg *m = slot ? (outmsg *)(uintptr_t)*slot : NULL;
+    fy_mqtt_ack a = {0};
+    if (type == FY_MQTT_PUBCOMP) {
+        if (m && m->state == OUT_WAIT_COMP) {
+            out_done(s, m);
+        }
+        return;
+    }
+    if (!m || m->state != OUT_WAIT_ACK || (type == FY_MQTT_PUBACK) != (m->qos == 1)) {
+        fy_log(DEBUG, "mqtt", "client=%s pid=%u msg=\"acknowledgement of nothing in flight\"",
+               s->client_id, pid);
+        return;
+    }
+    settle(s, m->cs, m->delivery_id);
+    m->cs = NULL;
+    if (type == FY_MQTT_PUBACK) {
+        out_done(s, m);
+        return;
+    }
+    /* PUBREC: the client has it; the packet id stays in use until PUBCOMP. */
+    m->state = OUT_WAIT_COMP;
+    fy_buf_free(&m->pkt);
+    a.packet_id = pid;
+    fy_mqtt_enc_ack(&c->out, c->version, FY_MQTT_PUBREL, &a, c->peer_max_packet);
+}
+
+/* ---- Connect and disconnect ---------------------------------------------------------------- */
+
+typedef struct resend_ctx {
+    outmsg **v;
+    size_t n;
+} resend_ctx;
+
+static void collect_out(void *arg, uint64_t key, uint64_t val)
+{
+    resend_ctx *x = arg;
+    x->v[x->n++] = (outmsg *)(uintptr_t)val;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    const outmsg *x = *(outmsg *const *)a, *y = *(outmsg *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A resumed session: what the client had not acknowledged goes again, in the order it was
+ * first sent, with its packet id — PUBLISH with DUP, or PUBREL after a PUBREC (MQTT 4.4). */
+static void resend_unacked(mqtt_session *s)
+{
+    mqtt_conn *c = s->conn;
+    resend_ctx x = {NULL, 0};
+    if (s->out.n == 0) {
+        return;
+    }
+    x.v = fy_malloc(s->out.n * sizeof(*x.v));
+    fy_u64map_each(&s->out, collect_out, &x);
+    qsort(x.v, x.n, sizeof(*x.v), by_seq);
+    for (size_t i = 0; i < x.n; i++) {
+        outmsg *m = x.v[i];
+        fy_record_view v;
+        uint32_t ids[MAX_SUB_IDS];
+        size_t nids = 0;
+        bool rap;
+        const fy_buf *rec = &m->pkt;
+        if (m->state == OUT_WAIT_COMP) {
+            fy_mqtt_ack a = {0};
+            a.packet_id = m->pid;
+            fy_mqtt_enc_ack(&c->out, c->version, FY_MQTT_PUBREL, &a, c->peer_max_packet);
+            continue;
+        }
+        if (m->pkt.len == 0 && m->has_msgid) {
+            fy_buf_reset(&s->srv->scratch);
+            if (fy_core_message_get(s->srv->env.core, m->msgid, &s->srv->scratch) != FY_OK) {
+                settle(s, m->cs, m->delivery_id); /* gone (retention): nothing to resend */
+                out_done(s, m);
+                continue;
+            }
+            rec = &s->srv->scratch;
+        }
+        if (fy_record_decode(rec->data, rec->len, &v) != FY_OK) {
+            settle(s, m->cs, m->delivery_id);
+            out_done(s, m);
+            continue;
+        }
+        if (delivery_qos(s, m->cs ? m->cs->share : NULL, &v, NULL, &rap, ids, &nids) < 0) {
+            nids = 0;
+        }
+        if (!write_publish(s, &v, m->qos, m->pid, m->retain, true, ids, nids)) {
+            settle(s, m->cs, m->delivery_id);
+            out_done(s, m);
+        }
+    }
+    fy_free(x.v);
+    mqtt_conn_flush(c);
+}
+
+void mqtt_session_attach(mqtt_session *s, mqtt_conn *c, bool resumed)
+{
+    s->conn = c;
+    c->s = s;
+    s->expire_at = UINT64_MAX;
+    resend_unacked(s);
+    mqtt_session_reconcile(s);
+    mqtt_session_drained(s);
+    pump(s);
+    mqtt_conn_flush(c);
+}
+
+void mqtt_session_detach(mqtt_session *s)
+{
+    s->conn = NULL;
+    if (s->expiry_ms == 0) {
+        mqtt_session_end(s);
+        return;
+    }
+    /* A session that lives on keeps its members, what is in flight (re-sent with the same
+     * packet ids on reconnect) and what is queued. */
+    s->expire_at = s->expiry_ms == UINT64_MAX ? UINT64_MAX : fy_mono_ms() + s->expiry_ms;
+    if (s->durable) {
+        mqtt_session_store(s, NULL, NULL);
+    }
+}
+
+typedef struct tick_ctx {
+    uint64_t now;
+    mqtt_session **expired;
+    size_t n, cap;
+} tick_ctx;
+
+static void tick_one(void *arg, const char *key, void *val)
+{
+    tick_ctx *x = arg;
+    mqtt_session *s = val;
+    if (s->conn) {
+        return;
+    }
+    if (s->will_pending && s->will_at <= x->now) {
+        mqtt_publish_will(s->srv, &s->will_rec, s->will_qos, s->will_retain);
+        s->will_pending = false;
+        fy_buf_reset(&s->will_rec);
+    }
+    if (s->expire_at <= x->now) {
+        if (x->n == x->cap) {
+            x->cap = x->cap ? x->cap * 2 : 8;
+            x->expired = fy_realloc(x->expired, x->cap * sizeof(*x->expired));
+        }
+        x->expired[x->n++] = s;
+    }
+}
+
+void mqtt_session_tick(mqtt_server *srv)
+{
+    tick_ctx x = {fy_mono_ms(), NULL, 0, 0};
+    fy_strmap_each(&srv->sessions, tick_one, &x);
+    for (size_t i = 0; i < x.n; i++) {
+        fy_log(INFO, "mqtt", "client=%s msg=\"session expired\"", x.expired[i]->client_id);
+        mqtt_session_end(x.expired[i]);
+    }
+    fy_free(x.expired);
+}

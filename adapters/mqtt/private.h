@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The MQTT adapter's private declarations: the server, connections, sessions and their
+ * subscriptions. Everything runs on the broker's loop thread. */
+#ifndef FERRY_ADAPTERS_MQTT_PRIVATE_H
+#define FERRY_ADAPTERS_MQTT_PRIVATE_H
+
+#include "adapters/adapter.h"
+#include "adapters/mqtt/mqtt_codec.h"
+#include "common/buf.h"
+#include "common/strmap.h"
+#include "common/u64map.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct evconnlistener;
+struct event;
+
+/* [mqtt] */
+typedef struct fy_mqtt_config {
+    bool enabled;
+    char *listen;
+    uint64_t port;
+    char *fallback_topic;     /* native topic of MQTT topics whose first level is not a name */
+    uint64_t max_inflight;    /* QoS 1/2 messages in flight to a client (capped by its maximum) */
+    uint64_t receive_maximum; /* QoS 1/2 publishes a client may have unacknowledged */
+    uint64_t max_keepalive;   /* seconds; larger keep-alives are lowered (v5) */
+    uint64_t topic_alias_maximum;
+    uint64_t max_packet_size;       /* bytes; 0 = max_message_size plus room for headers */
+    uint64_t connect_timeout_ms;    /* CONNECT must arrive within this */
+    uint64_t session_expiry_max_ms; /* cap on session expiry (and 3.1.1 persistent sessions) */
+} fy_mqtt_config;
+
+typedef struct mqtt_server mqtt_server;
+typedef struct mqtt_conn mqtt_conn;
+typedef struct mqtt_session mqtt_session;
+
+/* One subscription of a session, as the client gave it. */
+typedef struct msub {
+    char *filter; /* without $share/<group>/ */
+    char *share;  /* the share group, or NULL */
+    uint8_t qos;
+    bool no_local;
+    bool rap; /* retain as published */
+    uint8_t rh;
+    uint32_t sub_id; /* 0 = none */
+    uint64_t created_ms;
+    bool wildcard_first; /* the first level is + or #: every native topic */
+} msub;
+
+/* One member of the core a session holds while connected: (group, native topic). */
+typedef struct mcsub {
+    mqtt_session *s;
+    fy_sub *sub;
+    char *topic;   /* native topic */
+    char *share;   /* NULL = the session's own group */
+    uint32_t owed; /* credits held back while the socket is slow */
+    bool mark;     /* scratch while reconciling */
+} mcsub;
+
+/* A message on its way to the client: queued, or sent and not yet acknowledged (QoS 1/2). */
+typedef struct outmsg {
+    uint16_t pid;
+    uint8_t qos;
+    uint8_t state; /* OUT_QUEUED, OUT_WAIT_ACK (PUBACK/PUBREC), OUT_WAIT_COMP */
+    bool retain;   /* the RETAIN flag it goes with */
+    bool dup;
+    bool only; /* a retained message sent for one subscription */
+    bool has_msgid;
+    mcsub *cs; /* NULL: nothing to settle in the core */
+    uint64_t delivery_id;
+    uint64_t seq; /* send order, to re-send in order */
+    uint8_t msgid[FY_MSGID_LEN];
+    fy_buf pkt;          /* the record while queued, or when it has no id to be read back by */
+    struct outmsg *next; /* queue order */
+} outmsg;
+
+enum { OUT_QUEUED = 0, OUT_WAIT_ACK = 1, OUT_WAIT_COMP = 2 };
+
+struct mqtt_session {
+    mqtt_server *srv;
+    char *client_id;
+    char *group;        /* durable sessions: the clustering group; NULL: broadcast members */
+    bool durable;       /* kept after disconnect until expiry */
+    bool stored;        /* its record is in the store */
+    uint64_t expiry_ms; /* after disconnect; UINT64_MAX = never */
+    uint64_t expire_at; /* mono ms, while offline */
+    mqtt_conn *conn;    /* NULL while offline */
+    msub *subs;
+    size_t nsubs, capsubs;
+    mcsub **cs;
+    size_t ncs, capcs;
+    fy_u64map out;         /* packet id -> outmsg* in flight */
+    outmsg *qhead, *qtail; /* waiting for room in the window */
+    size_t nqueued;
+    uint32_t inflight;
+    uint16_t next_pid;
+    fy_u64map q2in;   /* QoS 2 packet ids received, PUBREL not yet seen */
+    uint64_t out_seq; /* sends so far (orders re-sends) */
+    /* A will waiting for its delay (v5), published at will_at unless the client is back. */
+    fy_buf will_rec;
+    uint8_t will_qos;
+    bool will_retain;
+    bool will_pending;
+    uint64_t will_at;
+};
+
+struct mqtt_conn {
+    mqtt_server *srv;
+    struct bufferevent *bev;
+    uint64_t id;
+    char peer[64];
+    uint8_t version;
+    bool connected; /* CONNECT accepted */
+    bool closing;   /* socket gone or going; freed when pending reaches 0 */
+    bool read_paused;
+    bool in_read;        /* inside on_read: not freed until it returns */
+    uint32_t pending;    /* core completions outstanding */
+    uint32_t in_unacked; /* QoS 1/2 publishes not yet answered */
+    mqtt_session *s;
+    uint16_t keepalive;
+    uint32_t peer_max_packet; /* the client's Maximum Packet Size (0 = none) */
+    uint16_t peer_receive_max;
+    uint32_t window; /* min(peer receive maximum, max_inflight) */
+    bool problem_info;
+    char **aliases; /* client -> server topic aliases, 1-based */
+    uint16_t nalias;
+    /* the will, published on an abnormal end */
+    bool has_will;
+    fy_buf will_rec;
+    uint8_t will_qos;
+    bool will_retain;
+    uint32_t will_delay_s;
+    fy_buf out; /* packets built while handling input, written once per read */
+    struct event *connect_timer;
+    mqtt_conn *next, *prev;
+};
+
+/* A retained message: the map's key is its topic. */
+typedef struct mqtt_retained {
+    char *topic;
+    fy_buf rec;
+} mqtt_retained;
+
+struct mqtt_server {
+    fy_adapter_env env;
+    const fy_mqtt_config *cfg;
+    struct evconnlistener *listener;
+    uint16_t port;
+    uint32_t max_packet;
+    uint64_t next_conn_id;
+    mqtt_conn *conns;
+    fy_strmap sessions; /* client id -> mqtt_session */
+    fy_strmap retained; /* MQTT topic -> mqtt_retained */
+    struct event *tick_ev;
+    fy_buf scratch;
+    fy_adapter_stats stats;
+    bool stopping;
+};
+
+/* mqtt_conn.c */
+void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer);
+void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why);
+void mqtt_conn_flush(mqtt_conn *c);
+bool mqtt_conn_slow(const mqtt_conn *c);
+void mqtt_conn_pending_done(mqtt_conn *c);
+void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs);
+void mqtt_conn_close_all(mqtt_server *srv);
+#define MQTT_CLOSE_QUIET (-2) /* a handler already answered (CONNACK): just close */
+
+/* mqtt_handle_connect.c */
+int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
+int mqtt_handle_disconnect(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
+void mqtt_conn_ended(mqtt_conn *c, bool publish_will);
+
+/* mqtt_handle_publish.c */
+int mqtt_handle_publish(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
+int mqtt_handle_ack(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
+int mqtt_produce_record(mqtt_server *srv, mqtt_conn *c, const fy_buf *rec, const char *mqtt_topic,
+                        bool retain, uint8_t qos);
+void mqtt_build_record(mqtt_server *srv, fy_buf *out, const char *client_id, fy_slice topic,
+                       uint8_t qos, bool retain, const fy_mqtt_props *props, fy_slice payload);
+void mqtt_retained_load(mqtt_server *srv);
+void mqtt_retained_free(mqtt_server *srv);
+const char *mqtt_native_topic(mqtt_server *srv, fy_slice topic, size_t *len);
+
+/* mqtt_handle_subscribe.c */
+int mqtt_handle_subscribe(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
+int mqtt_handle_unsubscribe(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
+
+/* mqtt_session.c */
+mqtt_session *mqtt_session_new(mqtt_server *srv, const char *client_id, bool durable);
+void mqtt_session_end(mqtt_session *s);
+void mqtt_session_free(mqtt_session *s);
+void mqtt_session_attach(mqtt_session *s, mqtt_conn *c, bool resumed);
+void mqtt_session_detach(mqtt_session *s);
+void mqtt_session_reconcile(mqtt_session *s);
+int mqtt_session_store(mqtt_session *s, fy_core_done_cb done, void *arg);
+void mqtt_session_load_all(mqtt_server *srv);
+void mqtt_session_on_topic(void *arg, const fy_topic_info *t);
+void mqtt_session_tick(mqtt_server *srv);
+void mqtt_session_send_retained(mqtt_session *s, const msub *m);
+void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type);
+void mqtt_session_drained(mqtt_session *s);
+void mqtt_q2in_key(fy_buf *k, const char *client_id, uint16_t pid);
+msub *mqtt_session_add_sub(mqtt_session *s, fy_slice filter, fy_slice share, uint8_t qos,
+                           bool no_local, bool rap, uint8_t rh, uint32_t sub_id, uint64_t created,
+                           bool *existed);
+bool mqtt_session_del_sub(mqtt_session *s, fy_slice full);
+void mqtt_publish_will(mqtt_server *srv, const fy_buf *rec, uint8_t qos, bool retain);
+
+#endif
