@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Installs the Debian 12 packages Ferry needs to build, run and test. Idempotent: asks apt only
-# for what is missing, never prompts. Runs as root, or through sudo (non-interactive) otherwise.
+# Installs the Debian 12 packages Ferry needs to build, run and test, then the interop tests' npm
+# packages (scripts/interop-deps.sh). Idempotent: asks apt only for what is missing, never prompts,
+# prints nothing when nothing is missing. Runs as root, or through sudo (non-interactive) otherwise.
 set -euo pipefail
 
 pkgs=(
@@ -9,6 +10,8 @@ pkgs=(
     libevent-dev libleveldb-dev
     libcmocka-dev libjansson-dev python3
     clang libclang-rt-14-dev
+    # interop tests (interop/): third-party MQTT brokers, clients and libraries
+    mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt
 )
 
 missing=()
@@ -17,21 +20,28 @@ for p in "${pkgs[@]}"; do
         missing+=("$p")
     fi
 done
-
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+# node and npm may come from elsewhere than Debian (nodesource, nvm): ask for the commands.
+if ! command -v node >/dev/null 2>&1; then
+    missing+=(nodejs)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
 fi
 
-echo "deps: installing ${missing[*]}" >&2
-if [ "$(id -u)" -eq 0 ]; then
-    as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo -n)
-else
-    echo "deps: need root (or sudo) to install: ${missing[*]}" >&2
-    exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    if [ "$(id -u)" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo -n)
+    else
+        echo "deps: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get update -qq || echo "deps: apt-get update failed, trying the install anyway" >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -qq || echo "deps: apt-get update failed, trying the install anyway" >&2
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}"
+
+"$(dirname "$0")/interop-deps.sh"
