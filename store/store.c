@@ -26,10 +26,10 @@
 #include <unistd.h>
 
 #define STORE_FORMAT_VERSION 1u
-#define SEQ_RESERVE 65536u /* timer sequence numbers reserved per persisted step */
+#define SEQ_RESERVE 65536u /* sequence numbers (timers, transactions) reserved per step */
 
 /* Operation kinds inside a batch's op buffer. */
-enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM };
+enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF };
 
 typedef struct append_res {
     uint32_t queue_id;
@@ -80,7 +80,7 @@ struct fy_store {
     pthread_t writer;
     bool writer_started;
     fy_u64map wnext;    /* next offset to assign per queue */
-    uint64_t seq_next;  /* next timer sequence number */
+    uint64_t seq_next;  /* next sequence number: timers and transaction ids */
     uint64_t seq_limit; /* first sequence number not yet reserved on disk */
     uint64_t last_ms;   /* store timestamps never go backwards */
     leveldb_writebatch_t *wb;
@@ -142,6 +142,14 @@ static void tkey(uint8_t *k, uint64_t deliver_ms, uint64_t seq)
     k[0] = 'T';
     fy_be64_put(k + 1, deliver_ms);
     fy_be64_put(k + 9, seq);
+}
+
+enum { HKEY_LEN = 9 };
+
+static void hkey(uint8_t *k, uint64_t tx_id)
+{
+    k[0] = 'H';
+    fy_be64_put(k + 1, tx_id);
 }
 
 /* ---- Errors ------------------------------------------------------------------------------ */
@@ -351,6 +359,43 @@ void fy_wbatch_del_timer(fy_wbatch *b, uint64_t deliver_ms, uint64_t seq)
     del_op(b, k, sizeof(k));
 }
 
+int fy_wbatch_put_half(fy_wbatch *b, const void *meta, size_t mlen, const void *rec, size_t len)
+{
+    if (mlen > UINT32_MAX / 2 || len > UINT32_MAX / 2) {
+        return -FY_ETOOBIG;
+    }
+    /* The value is stored as laid out here: u32 mlen, meta, record. */
+    fy_buf_put_u8(&b->ops, OP_HALF);
+    fy_buf_put_u32(&b->ops, (uint32_t)(4 + mlen + len));
+    fy_buf_put_u32(&b->ops, (uint32_t)mlen);
+    fy_buf_append(&b->ops, meta, mlen);
+    add_append_slot(b, (uint32_t)len);
+    fy_buf_append(&b->ops, rec, len);
+    return (int)(b->nappends - 1);
+}
+
+void fy_wbatch_update_half(fy_wbatch *b, uint64_t tx_id, const void *meta, size_t mlen,
+                           const void *rec, size_t len)
+{
+    uint8_t k[HKEY_LEN];
+    fy_buf key = FY_BUF_INIT, val = FY_BUF_INIT;
+    hkey(k, tx_id);
+    fy_buf_append(&key, k, sizeof(k));
+    fy_buf_put_u32(&val, (uint32_t)mlen);
+    fy_buf_append(&val, meta, mlen);
+    fy_buf_append(&val, rec, len);
+    put_op(b, &key, val.data, val.len);
+    fy_buf_free(&key);
+    fy_buf_free(&val);
+}
+
+void fy_wbatch_del_half(fy_wbatch *b, uint64_t tx_id)
+{
+    uint8_t k[HKEY_LEN];
+    hkey(k, tx_id);
+    del_op(b, k, sizeof(k));
+}
+
 void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, uint64_t before)
 {
     fy_buf_put_u8(&b->ops, OP_TRIM);
@@ -455,6 +500,19 @@ static void trim_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t q
     leveldb_iter_destroy(it);
 }
 
+/* The next sequence number (timers, transaction ids); a new block is reserved on disk, in the
+ * same write, before the current one runs out, so numbers are never reused after a restart. */
+static uint64_t next_seq_wt(fy_store *s)
+{
+    if (s->seq_next == s->seq_limit) {
+        uint8_t v[8];
+        s->seq_limit += SEQ_RESERVE;
+        fy_be64_put(v, s->seq_limit);
+        leveldb_writebatch_put(s->wb, "S", 1, (const char *)v, sizeof(v));
+    }
+    return s->seq_next++;
+}
+
 /* Replays one batch's operations into the WriteBatch. Returns bytes added. */
 static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64_t now)
 {
@@ -502,18 +560,35 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             uint32_t len = fy_rd_u32(&rd);
             const uint8_t *rec = fy_rd_take(&rd, len);
             uint8_t k[17];
-            if (s->seq_next == s->seq_limit) {
-                uint8_t v[8];
-                s->seq_limit += SEQ_RESERVE;
-                fy_be64_put(v, s->seq_limit);
-                leveldb_writebatch_put(s->wb, "S", 1, (const char *)v, sizeof(v));
-            }
+            uint64_t seq = next_seq_wt(s);
             b->res[nappend].queue_id = UINT32_MAX;
-            b->res[nappend].offset = s->seq_next;
+            b->res[nappend].offset = seq;
             b->res[nappend].store_ms = when;
             nappend++;
-            tkey(k, when, s->seq_next++);
+            tkey(k, when, seq);
             leveldb_writebatch_put(s->wb, (const char *)k, sizeof(k), (const char *)rec, len);
+            break;
+        }
+        case OP_HALF: {
+            uint32_t total = fy_rd_u32(&rd);
+            uint8_t *val = (uint8_t *)fy_rd_take(&rd, total);
+            uint8_t k[HKEY_LEN];
+            uint64_t tx_id;
+            uint32_t mlen;
+            if (!val) {
+                break;
+            }
+            tx_id = next_seq_wt(s);
+            mlen = fy_be32_get(val);
+            /* The record's header says where it waits: no queue, the transaction id, and the
+             * time it was stored (the check-back clock starts there). */
+            fy_record_set_location(val + 4 + mlen, total - 4 - mlen, UINT32_MAX, tx_id, now);
+            b->res[nappend].queue_id = UINT32_MAX;
+            b->res[nappend].offset = tx_id;
+            b->res[nappend].store_ms = now;
+            nappend++;
+            hkey(k, tx_id);
+            leveldb_writebatch_put(s->wb, (const char *)k, sizeof(k), (const char *)val, total);
             break;
         }
         case OP_TRIM: {
@@ -694,6 +769,10 @@ static void apply_ranges(fy_store *s, fy_wbatch *b)
             fy_rd_take(&rd, 8);
             fy_rd_take(&rd, fy_rd_u32(&rd));
             nappend++; /* a result slot, but no queue */
+            break;
+        case OP_HALF:
+            fy_rd_take(&rd, fy_rd_u32(&rd));
+            nappend++;
             break;
         case OP_TRIM: {
             uint32_t topic_id = fy_rd_u32(&rd);
@@ -1473,6 +1552,70 @@ int fy_store_next_timer(fy_store *s, uint64_t from_ms, uint64_t *deliver_ms)
         return FY_OK;
     }
     return rc < 0 ? rc : -FY_ENOTFOUND;
+}
+
+/* Splits a half message's value (u32 mlen, meta, record) and calls fn. */
+static int half_call(fy_store_half_cb fn, void *arg, uint64_t tx_id, const uint8_t *v, size_t vlen)
+{
+    uint32_t mlen;
+    if (vlen < 4 || (mlen = fy_be32_get(v)) > vlen - 4) {
+        return -FY_ECORRUPT;
+    }
+    return fn(arg, tx_id, v + 4, mlen, v + 4 + mlen, vlen - 4 - mlen);
+}
+
+int fy_store_get_half(fy_store *s, uint64_t tx_id, fy_store_half_cb fn, void *arg)
+{
+    uint8_t k[HKEY_LEN];
+    char *lerr = NULL;
+    size_t vlen = 0;
+    char *v;
+    int rc;
+    hkey(k, tx_id);
+    v = leveldb_get(s->db, s->ropts, (const char *)k, sizeof(k), &vlen, &lerr);
+    if (lerr) {
+        return take_error(lerr, NULL, 0);
+    }
+    if (!v) {
+        return -FY_ENOTFOUND;
+    }
+    rc = half_call(fn, arg, tx_id, (const uint8_t *)v, vlen);
+    leveldb_free(v);
+    return rc;
+}
+
+typedef struct half_ctx {
+    fy_store_half_cb fn;
+    void *arg;
+    size_t left;
+} half_ctx;
+
+static int half_one(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    half_ctx *c = arg;
+    int rc;
+    if (klen != HKEY_LEN) {
+        return -FY_ECORRUPT;
+    }
+    rc = half_call(c->fn, c->arg, fy_be64_get(k + 1), v, vlen);
+    if (rc == 0 && --c->left == 0) {
+        rc = INT32_MIN;
+    }
+    return rc;
+}
+
+int fy_store_scan_halves(fy_store *s, uint64_t from_id, size_t limit, fy_store_half_cb fn,
+                         void *arg)
+{
+    uint8_t start[HKEY_LEN];
+    half_ctx c = {fn, arg, limit};
+    int rc;
+    if (limit == 0) {
+        return 0;
+    }
+    hkey(start, from_id);
+    rc = walk(s, "H", 1, start, sizeof(start), half_one, &c);
+    return rc == INT32_MIN ? 0 : rc;
 }
 
 int fy_store_get_adapter(fy_store *s, const char *adapter, const void *key, size_t klen,

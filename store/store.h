@@ -14,6 +14,7 @@
  *   O group 0 topic_id queue_id             -> committed consumer offset (u64)
  *   K topic_id key 0 store_ms queue_id offset -> (empty)   index by message key
  *   T deliver_ms seq                        -> record waiting for its time (delayed, retry)
+ *   H tx_id                                 -> half message: u32 mlen, meta, record
  *   C name / G name                         -> topic / group configuration (opaque bytes)
  *   A adapter 0 key                         -> a namespace per adapter (opaque bytes)
  *   V                                       -> store format version */
@@ -110,6 +111,18 @@ void fy_wbatch_del_group(fy_wbatch *b, const char *name);
  * number and store_ms = deliver_ms (the key to delete it with). */
 int fy_wbatch_put_timer(fy_wbatch *b, uint64_t deliver_ms, const void *rec, size_t len);
 void fy_wbatch_del_timer(fy_wbatch *b, uint64_t deliver_ms, uint64_t seq);
+/* Transactions: a half message waits under H tx_id until it is committed (one batch deletes it
+ * and appends its record, see fy_wbatch_append_raw) or rolled back (deleted). `meta` is the
+ * broker's own state (opaque here), stored beside the record. The writer assigns the id from
+ * the same never-reused sequence as timers and writes the id and the store time into the
+ * record's header (queue UINT32_MAX, offset = id, store_ms = now). Takes a result slot: after
+ * completion fy_wbatch_result gives queue_id UINT32_MAX, offset = tx_id, store_ms = now.
+ * -FY_ETOOBIG for sizes over 2 GiB. */
+int fy_wbatch_put_half(fy_wbatch *b, const void *meta, size_t mlen, const void *rec, size_t len);
+/* Rewrites a half message (new meta, the record bytes as read). */
+void fy_wbatch_update_half(fy_wbatch *b, uint64_t tx_id, const void *meta, size_t mlen,
+                           const void *rec, size_t len);
+void fy_wbatch_del_half(fy_wbatch *b, uint64_t tx_id);
 /* Deletes the messages of a queue with offsets below `before`, and their key index entries
  * (retention). The writer does the deleting; the caller bounds how many at once. */
 void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, uint64_t before);
@@ -181,6 +194,17 @@ int fy_store_scan_timers(fy_store *s, uint64_t from_ms, uint64_t now_ms, size_t 
                          void *arg);
 /* Deliver time of the earliest timer at or after from_ms: FY_OK, or -FY_ENOTFOUND. */
 int fy_store_next_timer(fy_store *s, uint64_t from_ms, uint64_t *deliver_ms);
+
+/* Half messages: meta and record are valid during the call; return non-zero to stop. */
+typedef int (*fy_store_half_cb)(void *arg, uint64_t tx_id, const uint8_t *meta, size_t mlen,
+                                const uint8_t *rec, size_t len);
+/* Calls fn once with half message tx_id: its return value, -FY_ENOTFOUND, -FY_ECORRUPT or an
+ * I/O error. */
+int fy_store_get_half(fy_store *s, uint64_t tx_id, fy_store_half_cb fn, void *arg);
+/* Calls fn for half messages with ids >= from_id, in id order (= store order), at most limit.
+ * Returns 0 when done, fn's stop value, or a negative error. */
+int fy_store_scan_halves(fy_store *s, uint64_t from_id, size_t limit, fy_store_half_cb fn,
+                         void *arg);
 
 /* Adapter namespace: get one key, or scan keys starting with prefix (in key order). */
 int fy_store_get_adapter(fy_store *s, const char *adapter, const void *key, size_t klen,

@@ -550,6 +550,161 @@ static int kvs_cb(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, si
     return 0;
 }
 
+typedef struct halves {
+    int n;
+    uint64_t id[8];
+    char meta[8][16];
+    char body[8][32];
+    uint64_t rec_offset[8];
+    uint64_t rec_store_ms[8];
+} halves;
+
+static int halves_cb(void *arg, uint64_t tx_id, const uint8_t *meta, size_t mlen,
+                     const uint8_t *rec, size_t len)
+{
+    halves *h = arg;
+    fy_record_view v;
+    assert_true(h->n < 8);
+    assert_int_equal(fy_record_decode(rec, len, &v), FY_OK);
+    h->id[h->n] = tx_id;
+    snprintf(h->meta[h->n], 16, "%.*s", (int)mlen, (const char *)meta);
+    snprintf(h->body[h->n], 32, "%.*s", (int)v.body.len, (const char *)v.body.p);
+    h->rec_offset[h->n] = v.queue_offset;
+    h->rec_store_ms[h->n] = v.store_ms;
+    h->n++;
+    return 0;
+}
+
+/* Puts one half message with the given meta and body; returns its id. */
+static uint64_t put_half(env *e, const char *meta, const char *body)
+{
+    fy_wbatch *b = fy_wbatch_new();
+    fy_record r = make_rec("orders", body);
+    fy_buf rec = FY_BUF_INIT;
+    done d = {0};
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    assert_int_equal(fy_wbatch_put_half(b, meta, strlen(meta), rec.data, rec.len), 0);
+    fy_store_submit(e->s, b, done_cb, &d);
+    wait_for(e, &d.calls, 1);
+    assert_int_equal(d.status, FY_OK);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.queue[0], UINT32_MAX);
+    assert_true(d.store_ms[0] > 0);
+    fy_buf_free(&rec);
+    return d.offset[0];
+}
+
+static void test_store_half_messages(void **state)
+{
+    env *e = *state;
+    halves h = {0};
+    fy_wbatch *b;
+    fy_buf out = FY_BUF_INIT, rec = FY_BUF_INIT;
+    fy_record r = make_rec("orders", "pay");
+    uint64_t a, c, d3, min, max;
+    done d = {0};
+
+    a = put_half(e, "m-a", "pay");
+    c = put_half(e, "m-c", "ship");
+    assert_true(c > a);
+    /* A half is no message: the queue is untouched. */
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(max, 0);
+    assert_int_equal(fy_store_get_half(e->s, a, halves_cb, &h), 0);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.meta[0], "m-a");
+    assert_string_equal(h.body[0], "pay");
+    assert_int_equal(h.rec_offset[0], a); /* the writer wrote the id into the header */
+    assert_true(h.rec_store_ms[0] > 0);
+    assert_int_equal(fy_store_get_half(e->s, a + 1000, halves_cb, &h), -FY_ENOTFOUND);
+
+    /* Commit: the delete and the append in one batch. */
+    b = fy_wbatch_new();
+    fy_wbatch_del_half(b, a);
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    assert_int_equal(fy_wbatch_append_raw(b, 1, 0, rec.data, rec.len, false), 0);
+    fy_store_submit(e->s, b, done_cb, &d);
+    wait_for(e, &d.calls, 1);
+    assert_int_equal(d.status, FY_OK);
+    assert_int_equal(d.offset[0], 0);
+    assert_int_equal(fy_store_get_half(e->s, a, halves_cb, &h), -FY_ENOTFOUND);
+    assert_int_equal(fy_store_get(e->s, 1, 0, 0, &out), FY_OK);
+
+    /* Rewrite (a check counted) and rollback. */
+    d3 = put_half(e, "m-d", "third");
+    b = fy_wbatch_new();
+    fy_wbatch_update_half(b, d3, "m-d2", 4, rec.data, rec.len);
+    submit_sync(e, b);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(fy_store_get_half(e->s, d3, halves_cb, &h), 0);
+    assert_string_equal(h.meta[0], "m-d2");
+    b = fy_wbatch_new();
+    fy_wbatch_del_half(b, d3);
+    submit_sync(e, b);
+
+    /* Scans: in id order, from an id, bounded. */
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(fy_store_scan_halves(e->s, 0, 10, halves_cb, &h), 0);
+    assert_int_equal(h.n, 1);
+    assert_int_equal(h.id[0], c);
+    put_half(e, "m-e", "e");
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(fy_store_scan_halves(e->s, 0, 1, halves_cb, &h), 0);
+    assert_int_equal(h.n, 1);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(fy_store_scan_halves(e->s, c + 1, 10, halves_cb, &h), 0);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.body[0], "e");
+
+    /* Halves survive a reopen; ids are never reused. */
+    reopen(e);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(fy_store_scan_halves(e->s, 0, 10, halves_cb, &h), 0);
+    assert_int_equal(h.n, 2);
+    assert_true(put_half(e, "m-f", "f") > h.id[1]);
+    fy_buf_free(&out);
+    fy_buf_free(&rec);
+}
+
+/* A commit whose write fails leaves the half message in place and appends nothing. */
+static void test_store_half_commit_is_atomic(void **state)
+{
+    env *e = *state;
+    struct rlimit old, small;
+    halves h = {0};
+    size_t big_len = 4u << 20;
+    char *big = malloc(big_len + 1);
+    fy_record r;
+    fy_buf rec = FY_BUF_INIT;
+    fy_wbatch *b;
+    uint64_t id, min, max;
+    done d = {0};
+
+    id = put_half(e, "m", "small");
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    r = make_rec("orders", big);
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    small = old;
+    small.rlim_cur = 1u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    b = fy_wbatch_new();
+    fy_wbatch_del_half(b, id);
+    fy_wbatch_append_raw(b, 1, 0, rec.data, rec.len, false);
+    fy_store_submit(e->s, b, done_cb, &d);
+    wait_for(e, &d.calls, 1);
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_true(d.status < 0);
+    reopen(e);
+    assert_int_equal(fy_store_get_half(e->s, id, halves_cb, &h), 0);
+    fy_store_queue_range(e->s, 1, 0, &min, &max);
+    assert_int_equal(max, 0);
+    fy_buf_free(&rec);
+    free(big);
+}
+
 static void test_store_adapter_namespace(void **state)
 {
     env *e = *state;
@@ -706,6 +861,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_topic_and_group_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_key_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_timers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_half_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_half_commit_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_adapter_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trim_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_second_open_is_refused, setup, teardown),
