@@ -5,6 +5,7 @@
 #include "broker/core.h"
 
 #include "broker/config.h"
+#include "broker/private.h"
 #include "broker/selector.h"
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -159,6 +160,7 @@ struct fy_core {
     uint64_t retention_skipped;    /* messages groups lost to retention before consuming */
     fy_buf scratch;
     fy_buf patch;          /* a record copied to change a header field before delivery */
+    core_tx *tx;           /* transactions (core_tx.c) */
     fy_record_view *views; /* produce: the decoded requests, kept between its two passes */
     uint64_t *dues;
     size_t capviews;
@@ -1783,33 +1785,11 @@ static void produce_done(void *arg, int status, fy_wbatch *b)
     fy_free(x);
 }
 
-int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce_cb done, void *arg,
-                    size_t *bad_index)
+int core_produce_validate(fy_core *c, const fy_produce_msg *msgs, size_t n, uint64_t now,
+                          size_t *bad_index)
 {
-    return fy_core_produce_kv(c, msgs, n, NULL, NULL, 0, done, arg, bad_index);
-}
-
-static void kv_ops_add(fy_wbatch *b, const char *ns, const fy_kv_op *ops, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (ops[i].del) {
-            fy_wbatch_del_adapter(b, ns, ops[i].key.p, ops[i].key.len);
-        } else {
-            fy_wbatch_put_adapter(b, ns, ops[i].key.p, ops[i].key.len, ops[i].val.p,
-                                  ops[i].val.len);
-        }
-    }
-}
-
-int fy_core_produce_kv(fy_core *c, const fy_produce_msg *msgs, size_t n, const char *ns,
-                       const fy_kv_op *ops, size_t nops, fy_produce_cb done, void *arg,
-                       size_t *bad_index)
-{
-    fy_wbatch *b;
-    produce_ctx *x;
     int rc = FY_OK;
     size_t i;
-    uint64_t now = fy_wall_ms();
     fy_slice real;
 
     if (n == 0) {
@@ -1856,7 +1836,31 @@ int fy_core_produce_kv(fy_core *c, const fy_produce_msg *msgs, size_t n, const c
             }
         }
     }
-    b = fy_wbatch_new();
+    return FY_OK;
+fail:
+    if (bad_index) {
+        *bad_index = i;
+    }
+    return rc;
+}
+
+int core_produce_batch(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_wbatch *b,
+                       fy_produce_cb done, void *arg, size_t *bad_index)
+{
+    produce_ctx *x;
+    int rc;
+    size_t i;
+    uint64_t now = fy_wall_ms();
+
+    /* One clock reading for both passes: a due time computed as "now" must not look later
+     * than the time it is compared with (the message would go to the time index). */
+    rc = core_produce_validate(c, msgs, n, now, bad_index);
+    if (rc != FY_OK) {
+        return rc;
+    }
+    if (!b) {
+        b = fy_wbatch_new();
+    }
     x = FY_NEW(produce_ctx);
     x->c = c;
     x->done = done;
@@ -1887,14 +1891,43 @@ int fy_core_produce_kv(fy_core *c, const fy_produce_msg *msgs, size_t n, const c
         }
         fy_wbatch_append_raw(b, t->id, q, msgs[i].record.p, msgs[i].record.len, v->nkeys > 0);
     }
-    kv_ops_add(b, ns, ops, nops);
     fy_store_submit(c->store, b, produce_done, x);
     return FY_OK;
-fail:
-    if (bad_index) {
-        *bad_index = i;
+}
+
+static void kv_ops_add(fy_wbatch *b, const char *ns, const fy_kv_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].del) {
+            fy_wbatch_del_adapter(b, ns, ops[i].key.p, ops[i].key.len);
+        } else {
+            fy_wbatch_put_adapter(b, ns, ops[i].key.p, ops[i].key.len, ops[i].val.p,
+                                  ops[i].val.len);
+        }
+    }
+}
+
+int fy_core_produce_kv(fy_core *c, const fy_produce_msg *msgs, size_t n, const char *ns,
+                       const fy_kv_op *ops, size_t nops, fy_produce_cb done, void *arg,
+                       size_t *bad_index)
+{
+    fy_wbatch *b = NULL;
+    int rc;
+    if (nops > 0) {
+        b = fy_wbatch_new();
+        kv_ops_add(b, ns, ops, nops);
+    }
+    rc = core_produce_batch(c, msgs, n, b, done, arg, bad_index);
+    if (rc != FY_OK) {
+        fy_wbatch_free(b);
     }
     return rc;
+}
+
+int fy_core_produce(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_produce_cb done, void *arg,
+                    size_t *bad_index)
+{
+    return fy_core_produce_kv(c, msgs, n, NULL, NULL, 0, done, arg, bad_index);
 }
 
 int fy_core_message_get(fy_core *c, const uint8_t msgid[FY_MSGID_LEN], fy_buf *out)
@@ -2402,6 +2435,12 @@ void fy_core_get_stats(fy_core *c, fy_core_stats *st)
     st->groups = c->groups.n;
     st->retention_deleted = c->retention_deleted;
     st->retention_skipped = c->retention_skipped;
+    core_tx_stats(c->tx, st);
+}
+
+core_tx *core_tx_of(fy_core *c)
+{
+    return c->tx;
 }
 
 /* ---- Life cycle ---------------------------------------------------------------------------- */
@@ -2465,6 +2504,7 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     }
     c->timer_ev = event_new(base, -1, 0, on_timer, c);
     arm_timer(c); /* messages that came due while ferryd was down go out now */
+    c->tx = core_tx_new(c, base, store, cfg);
     c->retention_ev = event_new(base, -1, 0, on_retention, c);
     {
         struct timeval first = {(time_t)(cfg->retention_interval_ms / 1000),
@@ -2507,6 +2547,7 @@ void fy_core_free(fy_core *c)
     }
     fy_strmap_each(&c->groups, free_consumers, c);
     persist_offsets(c);
+    core_tx_stop(c->tx);
     /* Completions of what the core submitted (produce results, delayed messages moving) need
      * the core: let them all run before it goes. */
     if (c->store) {
@@ -2529,6 +2570,7 @@ void fy_core_free(fy_core *c)
         event_free(c->timer_ev);
         c->timer_ev = NULL;
     }
+    core_tx_free(c->tx);
     fy_strmap_each(&c->groups, free_group, NULL);
     fy_strmap_free(&c->groups);
     fy_strmap_each(&c->topics, free_topic, NULL);

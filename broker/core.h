@@ -118,6 +118,74 @@ int fy_core_find_by_key(fy_core *c, const char *topic, const char *key, uint64_t
                                    size_t len),
                         void *arg);
 
+/* ---- Transactions (half messages) ---------------------------------------------------------
+ * A producer stores a half message (invisible to consumers), runs its local transaction, then
+ * commits it (appended to its topic, visible) or rolls it back (deleted). Halves left open
+ * longer than tx_check_after are checked back with a producer of the same producer group every
+ * tx_check_interval; each round counts as a check whether or not a producer of the group is
+ * connected (RocketMQ's rule), and after tx_max_checks the half is rolled back and logged.
+ * Halves live in the store (key H); the core keeps in memory only the ids being ended. */
+
+/* Message id queue of a half message: its id names the transaction, not a place in a queue. */
+#define FY_MSGID_HALF 0xFFFE
+
+/* Stores one half message of producer group `group`, validated exactly like fy_core_produce
+ * (same refusals, returned at once with nothing stored; -FY_EBADNAME also for a bad group).
+ * done gets one result once it is durable: queue_id UINT32_MAX, offset = the transaction id,
+ * store_ms = the time it was stored, msgid with queue FY_MSGID_HALF. */
+int fy_core_tx_half(fy_core *c, const fy_produce_msg *msg, const char *group, fy_produce_cb done,
+                    void *arg);
+
+/* Ends transaction tx_id. FY_TX_COMMIT appends the half's record to its topic (queue chosen
+ * from its sharding key, or round robin; a delay property delays it from the commit on, as for
+ * a normal produce) and deletes the half, in one store batch: done gets the appended message's
+ * result. FY_TX_ROLLBACK deletes it: done gets FY_OK with no result. FY_TX_UNKNOWN changes
+ * nothing and calls no done: it returns FY_OK if the half is pending. Errors at once, done not
+ * called: -FY_ENOTFOUND (no such pending transaction), -FY_EAGAIN (an earlier end of it is
+ * being stored), -FY_EUNHEALTHY, -FY_EINVAL (bad state); and for a commit the refusals of
+ * fy_core_produce (e.g. -FY_ENOTFOUND when its topic is gone and auto_create_topics is off). */
+int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_state how, fy_produce_cb done, void *arg);
+
+typedef struct fy_tx_checker fy_tx_checker;
+
+/* What a check-back asks: is transaction tx_id of `group` committed? The record (the half
+ * message as stored) is borrowed for the call. The owner answers later with fy_core_tx_end. */
+typedef struct fy_tx_check {
+    uint64_t tx_id;
+    const char *group;
+    uint8_t msgid[FY_MSGID_LEN];
+    const uint8_t *record;
+    size_t len;
+    uint32_t checks; /* this is the checks-th check (1-based) */
+} fy_tx_check;
+
+typedef struct fy_tx_checker_ops {
+    void (*check)(void *owner, fy_tx_checker *k, const fy_tx_check *chk);
+} fy_tx_checker_ops;
+
+/* Registers owner as a producer of `group` that can answer check-backs. Calls come from the
+ * core's check timer, never from inside a call of the owner. NULL and *err = -FY_EBADNAME for a
+ * bad group name. */
+fy_tx_checker *fy_core_tx_checker_add(fy_core *c, const char *group, const fy_tx_checker_ops *ops,
+                                      void *owner, int *err);
+/* Unregisters: no call reaches the owner after this returns. NULL-safe. */
+void fy_core_tx_checker_remove(fy_tx_checker *k);
+
+typedef struct fy_tx_info {
+    uint64_t tx_id;
+    const char *group;
+    uint64_t stored_ms; /* when the half was stored */
+    uint32_t checks;    /* check-backs so far */
+    uint8_t msgid[FY_MSGID_LEN];
+    const uint8_t *record;
+    size_t len;
+} fy_tx_info;
+
+/* Calls fn for pending halves with ids >= from_id, oldest first, at most limit; everything
+ * borrowed for the call. FY_OK or a store error. */
+int fy_core_tx_list(fy_core *c, uint64_t from_id, size_t limit,
+                    void (*fn)(void *arg, const fy_tx_info *t), void *arg);
+
 /* ---- Subscriptions ----------------------------------------------------------------------- */
 
 typedef struct fy_sub_spec {
@@ -262,6 +330,12 @@ typedef struct fy_core_stats {
     uint64_t groups;
     uint64_t retention_deleted; /* messages deleted by retention since start */
     uint64_t retention_skipped; /* of which groups had not consumed (they skipped ahead) */
+    uint64_t tx_pending;        /* half messages waiting for commit or rollback */
+    uint64_t tx_halves;         /* half messages stored since start */
+    uint64_t tx_commits;        /* ... committed since start */
+    uint64_t tx_rollbacks;      /* ... rolled back since start (by producers or by checks) */
+    uint64_t tx_checks;         /* check-backs sent to producers since start */
+    uint64_t tx_expired;        /* halves rolled back after tx_max_checks since start */
 } fy_core_stats;
 void fy_core_get_stats(fy_core *c, fy_core_stats *st);
 

@@ -68,6 +68,13 @@ typedef enum fy_nack_how {
     FY_NACK_REJECT = 2   /* do not deliver again: dead letter */
 } fy_nack_how;
 
+/* How a transaction ends (TX_END), and what a producer's check-back answers. */
+typedef enum fy_tx_state {
+    FY_TX_COMMIT = 0,   /* the half message becomes visible */
+    FY_TX_ROLLBACK = 1, /* the half message is deleted */
+    FY_TX_UNKNOWN = 2   /* not decided yet: ask again at the next check */
+} fy_tx_state;
+
 /* A parsed frame header; payload borrows the input. */
 typedef struct fy_frame {
     uint8_t type;

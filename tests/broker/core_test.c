@@ -1360,6 +1360,348 @@ static void test_core_group_delete(void **state)
     fy_sub_close(b.sub);
 }
 
+/* ---- Transactions ---- */
+
+/* Stores a half message of producer group `group` and returns its transaction id. */
+static uint64_t half(env *e, const char *group, const char *topic, const char *body,
+                     const char *prop, const char *val)
+{
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    fy_slice props[2] = {fy_slice_str(prop), fy_slice_str(val)};
+    fy_produce_msg m;
+    produced p = {0};
+    r.topic = fy_slice_str(topic);
+    r.body = fy_slice_str(body);
+    r.props = props;
+    r.nprops = prop ? 1 : 0;
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = fy_slice_str(NULL);
+    assert_int_equal(fy_core_tx_half(e->core, &m, group, produce_cb, &p), FY_OK);
+    run_until(e, produced_done, &p);
+    assert_int_equal(p.status, FY_OK);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.res[0].queue_id, UINT32_MAX);
+    fy_buf_free(&rec);
+    return p.res[0].offset;
+}
+
+/* Ends a transaction and waits for the store; returns the status (the result in *out). */
+static int tx_end(env *e, uint64_t id, fy_tx_state how, produced *out)
+{
+    produced p = {0};
+    int rc = fy_core_tx_end(e->core, id, how, produce_cb, &p);
+    if (rc != FY_OK || how == FY_TX_UNKNOWN) {
+        return rc;
+    }
+    run_until(e, produced_done, &p);
+    if (out) {
+        *out = p;
+    }
+    return p.status;
+}
+
+static void test_core_tx_commit_and_rollback(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    produced p;
+    fy_core_stats st;
+    fy_buf rec = FY_BUF_INIT;
+    fy_record_view v;
+    fy_topic_info ti;
+    uint64_t t1, t2, t3;
+
+    subscribe(e, &a, "g", "pay", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 10);
+    t1 = half(e, "pg", "pay", "one", NULL, NULL);
+    t2 = half(e, "pg", "pay", "two", NULL, NULL);
+    assert_true(t2 > t1);
+    /* Invisible while open. */
+    run_for(e, 100);
+    assert_int_equal(a.n, 0);
+    fy_core_get_stats(e->core, &st);
+    assert_int_equal(st.tx_pending, 2);
+
+    /* Commit: visible once, flagged, with its location in the result. */
+    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, &p), FY_OK);
+    assert_int_equal(p.n, 1);
+    assert_true(p.res[0].queue_id < 8);
+    wait_n(e, &a, 1);
+    assert_string_equal(a.body[0], "one");
+    assert_int_equal(fy_core_topic_get(e->core, "pay", &ti), FY_OK);
+    assert_int_equal(fy_store_get(e->store, ti.topic_id, p.res[0].queue_id, p.res[0].offset, &rec),
+                     FY_OK);
+    assert_int_equal(fy_record_decode(rec.data, rec.len, &v), FY_OK);
+    assert_true(v.flags & FY_RECORD_F_TX);
+    /* A second end of the same transaction finds nothing. */
+    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), -FY_ENOTFOUND);
+    assert_int_equal(tx_end(e, t1, FY_TX_ROLLBACK, NULL), -FY_ENOTFOUND);
+
+    /* Unknown changes nothing; rollback deletes; never delivered. */
+    assert_int_equal(tx_end(e, t2, FY_TX_UNKNOWN, NULL), FY_OK);
+    assert_int_equal(tx_end(e, t2, FY_TX_ROLLBACK, &p), FY_OK);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(tx_end(e, t2, FY_TX_COMMIT, NULL), -FY_ENOTFOUND);
+    assert_int_equal(tx_end(e, t2, FY_TX_UNKNOWN, NULL), -FY_ENOTFOUND);
+
+    /* Two ends in flight: the second is told to wait, and only one message appears. */
+    t3 = half(e, "pg", "pay", "three", NULL, NULL);
+    {
+        produced p1 = {0};
+        assert_int_equal(fy_core_tx_end(e->core, t3, FY_TX_COMMIT, produce_cb, &p1), FY_OK);
+        assert_int_equal(fy_core_tx_end(e->core, t3, FY_TX_COMMIT, produce_cb, &p), -FY_EAGAIN);
+        run_until(e, produced_done, &p1);
+        assert_int_equal(p1.status, FY_OK);
+    }
+    wait_n(e, &a, 2);
+    run_for(e, 100);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.body[1], "three");
+    fy_core_get_stats(e->core, &st);
+    assert_int_equal(st.tx_pending, 0);
+    assert_int_equal(st.tx_commits, 2);
+    assert_int_equal(st.tx_rollbacks, 1);
+
+    /* Refused like a produce: bad topic name, bad group. */
+    {
+        fy_record r = {0};
+        fy_produce_msg m;
+        fy_buf_reset(&rec);
+        r.topic = fy_slice_str("bad topic");
+        r.body = fy_slice_str("x");
+        assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+        m.record = (fy_slice){rec.data, rec.len};
+        m.sharding_key = fy_slice_str(NULL);
+        assert_int_equal(fy_core_tx_half(e->core, &m, "pg", produce_cb, &p), -FY_EBADNAME);
+        r.topic = fy_slice_str("pay");
+        fy_buf_reset(&rec);
+        assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+        m.record = (fy_slice){rec.data, rec.len};
+        assert_int_equal(fy_core_tx_half(e->core, &m, "bad group", produce_cb, &p), -FY_EBADNAME);
+    }
+    fy_buf_free(&rec);
+}
+
+static void test_core_tx_delayed_commit(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    produced p;
+    uint64_t t, t0;
+    subscribe(e, &a, "g", "later", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 10);
+    t = half(e, "pg", "later", "d", FY_PROP_DELAY_MS, "300");
+    run_for(e, 400); /* the delay counts from the commit, not from the half */
+    assert_int_equal(a.n, 0);
+    t0 = fy_wall_ms();
+    assert_int_equal(tx_end(e, t, FY_TX_COMMIT, &p), FY_OK);
+    assert_int_equal(p.res[0].queue_id, UINT32_MAX); /* in the time index */
+    wait_n(e, &a, 1);
+    assert_true(a.at_ms[0] >= t0 + 300);
+}
+
+/* A checker that records what it is asked. */
+typedef struct checker {
+    int n;
+    uint64_t tx[64];
+    uint32_t checks[64];
+    char group[64][16];
+    char body[64][16];
+    uint64_t at_ms[64];
+} checker;
+
+static void on_check(void *arg, fy_tx_checker *k, const fy_tx_check *chk)
+{
+    checker *c = arg;
+    fy_record_view v;
+    assert_true(c->n < 64);
+    assert_int_equal(fy_record_decode(chk->record, chk->len, &v), FY_OK);
+    c->tx[c->n] = chk->tx_id;
+    c->checks[c->n] = chk->checks;
+    snprintf(c->group[c->n], 16, "%s", chk->group);
+    snprintf(c->body[c->n], 16, "%.*s", (int)v.body.len, (const char *)v.body.p);
+    c->at_ms[c->n] = fy_wall_ms();
+    c->n++;
+}
+
+static const fy_tx_checker_ops checker_ops = {on_check};
+
+typedef struct cwant {
+    checker *c;
+    int n;
+} cwant;
+
+static bool checked_n(void *arg)
+{
+    cwant *w = arg;
+    return w->c->n >= w->n;
+}
+
+static void test_core_tx_check_back(void **state)
+{
+    env *e = *state;
+    static checker mine, other;
+    static owner a;
+    memset(&mine, 0, sizeof(mine));
+    memset(&other, 0, sizeof(other));
+    memset(&a, 0, sizeof(a));
+    fy_tx_checker *k1, *k2;
+    cwant w = {&mine, 1};
+    fy_core_stats st;
+    uint64_t t1, t0;
+    int err;
+
+    fy_core_free(e->core);
+    e->cfg.tx_check_after_ms = 400;
+    e->cfg.tx_check_interval_ms = 100;
+    e->cfg.tx_max_checks = 3;
+    core_open(e);
+    assert_null(fy_core_tx_checker_add(e->core, "bad group", &checker_ops, &mine, &err));
+    assert_int_equal(err, -FY_EBADNAME);
+    k1 = fy_core_tx_checker_add(e->core, "pg", &checker_ops, &mine, &err);
+    k2 = fy_core_tx_checker_add(e->core, "other", &checker_ops, &other, &err);
+    assert_non_null(k1);
+    subscribe(e, &a, "g", "pay", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(a.sub, 10);
+
+    t0 = fy_wall_ms();
+    t1 = half(e, "pg", "pay", "ask-me", NULL, NULL);
+    run_until(e, checked_n, &w);
+    /* Asked only after tx_check_after, only the checker of its group. */
+    assert_true(mine.at_ms[0] >= t0 + 400);
+    assert_int_equal(mine.tx[0], t1);
+    assert_int_equal(mine.checks[0], 1);
+    assert_string_equal(mine.group[0], "pg");
+    assert_string_equal(mine.body[0], "ask-me");
+    assert_int_equal(other.n, 0);
+    /* Answered by a commit: delivered, and never asked again. */
+    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), FY_OK);
+    wait_n(e, &a, 1);
+    run_for(e, 300);
+    assert_int_equal(mine.n, 1);
+    assert_int_equal(other.n, 0);
+
+    /* Unanswered: asked every interval, up to tx_max_checks, then rolled back. */
+    mine.n = 0;
+    t1 = half(e, "pg", "pay", "silent", NULL, NULL);
+    w.n = 3;
+    run_until(e, checked_n, &w);
+    assert_int_equal(mine.checks[2], 3);
+    assert_true(mine.at_ms[1] - mine.at_ms[0] >= 90);
+    for (;;) {
+        fy_core_get_stats(e->core, &st);
+        if (st.tx_expired == 1) {
+            break;
+        }
+        run_for(e, 20);
+    }
+    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), -FY_ENOTFOUND);
+    run_for(e, 300);
+    assert_int_equal(mine.n, 3);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(st.tx_pending, 0);
+    assert_int_equal(st.tx_checks, 4);
+
+    /* With no checker of its group, rounds still count (RocketMQ's rule). */
+    fy_core_tx_checker_remove(k1);
+    fy_core_tx_checker_remove(k2);
+    half(e, "pg", "pay", "nobody", NULL, NULL);
+    for (;;) {
+        fy_core_get_stats(e->core, &st);
+        if (st.tx_expired == 2) {
+            break;
+        }
+        run_for(e, 20);
+    }
+    assert_int_equal(mine.n, 3);
+    assert_int_equal(other.n, 0);
+    assert_int_equal(a.n, 1);
+}
+
+static void test_core_tx_half_survives_restart(void **state)
+{
+    env *e = *state;
+    static checker mine;
+    static owner a;
+    memset(&mine, 0, sizeof(mine));
+    memset(&a, 0, sizeof(a));
+    cwant w = {&mine, 1};
+    fy_core_stats st;
+    uint64_t t1, t2;
+    int err;
+
+    t1 = half(e, "pg", "pay", "kept", NULL, NULL);
+    t2 = half(e, "pg", "pay", "dropped", NULL, NULL);
+    fy_core_free(e->core);
+    e->cfg.tx_check_after_ms = 100;
+    e->cfg.tx_check_interval_ms = 100;
+    core_open(e);
+    fy_core_get_stats(e->core, &st);
+    assert_int_equal(st.tx_pending, 2);
+    subscribe(e, &a, "g", "pay", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 10);
+    run_for(e, 100);
+    assert_int_equal(a.n, 0);
+    /* Still checked back after the restart, and still ends by id. */
+    fy_core_tx_checker_add(e->core, "pg", &checker_ops, &mine, &err);
+    w.n = 2;
+    run_until(e, checked_n, &w);
+    assert_int_equal(mine.tx[0], t1);
+    assert_int_equal(mine.tx[1], t2);
+    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), FY_OK);
+    assert_int_equal(tx_end(e, t2, FY_TX_ROLLBACK, NULL), FY_OK);
+    wait_n(e, &a, 1);
+    run_for(e, 200);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.body[0], "kept");
+    /* New ids never reuse old ones after a restart. */
+    fy_core_free(e->core);
+    core_open(e);
+    assert_true(half(e, "pg", "pay", "new", NULL, NULL) > t2);
+}
+
+typedef struct txlist {
+    int n;
+    uint64_t id[8];
+    char group[8][16];
+    uint32_t checks[8];
+    uint64_t stored_ms[8];
+} txlist;
+
+static void on_tx(void *arg, const fy_tx_info *t)
+{
+    txlist *l = arg;
+    assert_true(l->n < 8);
+    l->id[l->n] = t->tx_id;
+    snprintf(l->group[l->n], 16, "%s", t->group);
+    l->checks[l->n] = t->checks;
+    l->stored_ms[l->n] = t->stored_ms;
+    l->n++;
+}
+
+static void test_core_tx_list(void **state)
+{
+    env *e = *state;
+    txlist l = {0};
+    uint64_t t0 = fy_wall_ms();
+    uint64_t t1 = half(e, "pg", "pay", "l1", NULL, NULL);
+    uint64_t t2 = half(e, "pg2", "pay", "l2", NULL, NULL);
+    assert_int_equal(fy_core_tx_list(e->core, 0, 10, on_tx, &l), FY_OK);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.id[0], t1);
+    assert_string_equal(l.group[1], "pg2");
+    assert_int_equal(l.checks[0], 0);
+    assert_true(l.stored_ms[0] >= t0);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(fy_core_tx_list(e->core, t1 + 1, 10, on_tx, &l), FY_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.id[0], t2);
+}
+
 int main(void)
 {
     fy_log_set_level(FY_LOG_ERROR);
@@ -1394,6 +1736,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_watch_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_kv_and_produce_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_tx_commit_and_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_tx_delayed_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_tx_check_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_tx_half_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_tx_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
