@@ -34,6 +34,13 @@ typedef struct nsub {
     nconn *conn;
 } nsub;
 
+/* This connection answers check-backs for a producer group. */
+typedef struct nchecker {
+    char *group;
+    fy_tx_checker *k;
+    nconn *conn;
+} nchecker;
+
 struct nconn {
     fy_native *srv;
     struct bufferevent *bev;
@@ -46,6 +53,8 @@ struct nconn {
     uint32_t pending; /* requests waiting for a core completion */
     nsub **subs;
     size_t nsubs, capsubs;
+    nchecker **checkers;
+    size_t ncheckers, capcheckers;
     fy_buf out;
     nconn *next, *prev;
 };
@@ -96,12 +105,14 @@ static void reply_ok_empty(nconn *c, uint32_t id)
 typedef struct req_ctx {
     nconn *c;
     uint32_t id;
+    bool noreply; /* the request asked for no answer */
 } req_ctx;
 
 static void conn_free(nconn *c)
 {
     fy_buf_free(&c->out);
     fy_free(c->subs);
+    fy_free(c->checkers);
     fy_free(c->client_id);
     fy_free(c);
 }
@@ -290,7 +301,7 @@ static int handle_topic_describe(nconn *c, const fy_frame *f)
 static void send_done(void *arg, int status, const fy_produce_result *res, size_t n)
 {
     req_ctx *x = arg;
-    if (req_finish(x)) {
+    if (req_finish(x) && !x->noreply) {
         nconn *c = x->c;
         if (status != FY_OK) {
             reply_error(c, x->id, status, NULL);
@@ -747,6 +758,209 @@ static int handle_group_reset(nconn *c, const fy_frame *f)
     return FY_OK;
 }
 
+/* ---- Transactions -------------------------------------------------------------------------- */
+
+static int handle_tx_half(nconn *c, const fy_frame *f)
+{
+    fy_w_tx_half m;
+    fy_produce_msg pm;
+    char group[128];
+    req_ctx *x;
+    int rc;
+    if (fy_wire_dec_tx_half(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(m.group, group, sizeof(group))) {
+        reply_error(c, f->id, -FY_EBADNAME, "bad producer group name");
+        return FY_OK;
+    }
+    pm.record = m.record;
+    pm.sharding_key = m.sharding_key;
+    x = req_new(c, f->id);
+    rc = fy_core_tx_half(c->srv->core, &pm, group, send_done, x);
+    if (rc != FY_OK) {
+        req_finish(x);
+        fy_free(x);
+        reply_error(c, f->id, rc, NULL);
+    }
+    return FY_OK;
+}
+
+static int handle_tx_end(nconn *c, const fy_frame *f)
+{
+    fy_w_tx_end m;
+    req_ctx *x;
+    bool noreply = (f->flags & FY_WIRE_F_NOREPLY) != 0;
+    int rc;
+    if (fy_wire_dec_tx_end(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    x = req_new(c, f->id);
+    x->noreply = noreply;
+    rc = fy_core_tx_end(c->srv->core, m.tx_id, (fy_tx_state)m.state, send_done, x);
+    if (rc != FY_OK || m.state == FY_TX_UNKNOWN) {
+        req_finish(x);
+        fy_free(x);
+        if (rc != FY_OK) {
+            fy_log(DEBUG, "native", "conn=%llu tx=%llu err=%s msg=\"transaction end refused\"",
+                   (unsigned long long)c->id, (unsigned long long)m.tx_id, fy_errname(rc));
+        }
+        if (noreply) {
+            return FY_OK;
+        }
+        if (rc == FY_OK) {
+            size_t start = fy_wire_ok_begin(&c->out, f->id);
+            fy_buf_put_u16(&c->out, 0);
+            fy_wire_frame_end(&c->out, start);
+            flush_out(c);
+        } else {
+            reply_error(c, f->id, rc,
+                        rc == -FY_ENOTFOUND ? "no such pending transaction (or its topic is gone)"
+                        : rc == -FY_EAGAIN  ? "this transaction is being ended already"
+                                            : NULL);
+        }
+    }
+    return FY_OK;
+}
+
+/* Pushes a TX_CHECK to the producer; it answers with TX_END. */
+static void on_tx_check(void *owner, fy_tx_checker *k, const fy_tx_check *chk)
+{
+    nchecker *nk = owner;
+    nconn *c = nk->conn;
+    fy_w_tx_check m;
+    if (c->closed) {
+        return;
+    }
+    m.tx_id = chk->tx_id;
+    m.group = fy_slice_str(chk->group);
+    m.checks = chk->checks;
+    memcpy(m.msgid, chk->msgid, FY_MSGID_LEN);
+    m.record = (fy_slice){chk->record, chk->len};
+    fy_wire_enc_tx_check(&c->out, &m);
+    flush_out(c);
+}
+
+static const fy_tx_checker_ops native_checker_ops = {on_tx_check};
+
+static nchecker *find_checker(nconn *c, const char *group, size_t *index)
+{
+    for (size_t i = 0; i < c->ncheckers; i++) {
+        if (strcmp(c->checkers[i]->group, group) == 0) {
+            if (index) {
+                *index = i;
+            }
+            return c->checkers[i];
+        }
+    }
+    return NULL;
+}
+
+static void remove_checker(nconn *c, size_t i)
+{
+    nchecker *nk = c->checkers[i];
+    fy_core_tx_checker_remove(nk->k);
+    c->checkers[i] = c->checkers[--c->ncheckers];
+    fy_free(nk->group);
+    fy_free(nk);
+}
+
+static int handle_tx_register(nconn *c, const fy_frame *f)
+{
+    fy_slice s;
+    char group[128];
+    nchecker *nk;
+    size_t i;
+    int err = FY_OK;
+    if (fy_wire_dec_str(f, &s) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(s, group, sizeof(group))) {
+        reply_error(c, f->id, -FY_EBADNAME, "bad producer group name");
+        return FY_OK;
+    }
+    if (f->type == FY_W_TX_UNREGISTER) {
+        if (!find_checker(c, group, &i)) {
+            reply_error(c, f->id, -FY_ENOTFOUND, "not registered for this producer group");
+            return FY_OK;
+        }
+        remove_checker(c, i);
+        reply_ok_empty(c, f->id);
+        return FY_OK;
+    }
+    if (find_checker(c, group, NULL)) {
+        reply_ok_empty(c, f->id); /* already registered: nothing changes */
+        return FY_OK;
+    }
+    nk = FY_NEW(nchecker);
+    nk->conn = c;
+    nk->group = fy_strdup(group);
+    nk->k = fy_core_tx_checker_add(c->srv->core, group, &native_checker_ops, nk, &err);
+    if (!nk->k) {
+        fy_free(nk->group);
+        fy_free(nk);
+        reply_error(c, f->id, err, "bad producer group name");
+        return FY_OK;
+    }
+    if (c->ncheckers == c->capcheckers) {
+        c->capcheckers = c->capcheckers ? c->capcheckers * 2 : 4;
+        c->checkers = fy_realloc(c->checkers, c->capcheckers * sizeof(*c->checkers));
+    }
+    c->checkers[c->ncheckers++] = nk;
+    reply_ok_empty(c, f->id);
+    return FY_OK;
+}
+
+typedef struct txlist_out {
+    fy_buf *out;
+    uint32_t n;
+    size_t end;
+    bool full;
+} txlist_out;
+
+static void put_tx(void *arg, const fy_tx_info *t)
+{
+    txlist_out *x = arg;
+    size_t need = 8 + 2 + strlen(t->group) + 8 + 4 + FY_MSGID_LEN + 4 + t->len;
+    if (x->full || x->out->len + need > x->end) {
+        x->full = true;
+        return;
+    }
+    fy_buf_put_u64(x->out, t->tx_id);
+    fy_wire_put_str(x->out, t->group);
+    fy_buf_put_u64(x->out, t->stored_ms);
+    fy_buf_put_u32(x->out, t->checks);
+    fy_buf_append(x->out, t->msgid, FY_MSGID_LEN);
+    fy_buf_put_u32(x->out, (uint32_t)t->len);
+    fy_buf_append(x->out, t->record, t->len);
+    x->n++;
+}
+
+static int handle_tx_list(nconn *c, const fy_frame *f)
+{
+    fy_w_tx_list m;
+    size_t start, count_at;
+    txlist_out x = {&c->out, 0, 0, false};
+    int rc;
+    if (fy_wire_dec_tx_list(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    start = fy_wire_ok_begin(&c->out, f->id);
+    count_at = c->out.len;
+    fy_buf_put_u32(&c->out, 0);
+    x.end = start + c->srv->max_frame;
+    rc = fy_core_tx_list(c->srv->core, m.from_id, m.limit, put_tx, &x);
+    if (rc != FY_OK) {
+        c->out.len = start;
+        reply_error(c, f->id, rc, NULL);
+        return FY_OK;
+    }
+    fy_be32_put(c->out.data + count_at, x.n);
+    fy_wire_frame_end(&c->out, start);
+    flush_out(c);
+    return FY_OK;
+}
+
 /* One frame. Returns FY_OK, or a negative code that closes the connection. */
 static int handle_frame(nconn *c, const fy_frame *f)
 {
@@ -791,6 +1005,15 @@ static int handle_frame(nconn *c, const fy_frame *f)
         return handle_group_describe(c, f);
     case FY_W_GROUP_RESET:
         return handle_group_reset(c, f);
+    case FY_W_TX_HALF:
+        return handle_tx_half(c, f);
+    case FY_W_TX_END:
+        return handle_tx_end(c, f);
+    case FY_W_TX_REGISTER:
+    case FY_W_TX_UNREGISTER:
+        return handle_tx_register(c, f);
+    case FY_W_TX_LIST:
+        return handle_tx_list(c, f);
     default:
         return -FY_EPROTO;
     }
@@ -889,6 +1112,9 @@ static void conn_close(nconn *c, const char *why)
         nsub *ns = c->subs[c->nsubs - 1];
         fy_sub_close(ns->sub);
         remove_nsub(c, ns);
+    }
+    while (c->ncheckers > 0) {
+        remove_checker(c, c->ncheckers - 1);
     }
     c->closed = true;
     bufferevent_free(c->bev);

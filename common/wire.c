@@ -279,6 +279,60 @@ void fy_wire_enc_msg_find(fy_buf *out, uint32_t id, const fy_w_msg_find *m)
     fy_wire_frame_end(out, start);
 }
 
+void fy_wire_enc_tx_half(fy_buf *out, uint32_t id, const fy_w_tx_half *m)
+{
+    size_t start;
+
+    assert(m->record.len <= UINT32_MAX);
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + wire_str_size(m->group.len) +
+                            wire_str_size(m->sharding_key.len) + 4 + m->record.len);
+    start = fy_wire_frame_begin(out, FY_W_TX_HALF, 0, id);
+    fy_wire_put_slice(out, m->group);
+    fy_wire_put_slice(out, m->sharding_key);
+    fy_buf_put_u32(out, (uint32_t)m->record.len);
+    fy_buf_append(out, m->record.p, m->record.len);
+    fy_wire_frame_end(out, start);
+}
+
+void fy_wire_enc_tx_end(fy_buf *out, uint32_t id, uint8_t flags, const fy_w_tx_end *m)
+{
+    size_t start;
+
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 8 + 1);
+    start = fy_wire_frame_begin(out, FY_W_TX_END, flags, id);
+    fy_buf_put_u64(out, m->tx_id);
+    fy_buf_put_u8(out, m->state);
+    fy_wire_frame_end(out, start);
+}
+
+void fy_wire_enc_tx_list(fy_buf *out, uint32_t id, const fy_w_tx_list *m)
+{
+    size_t start;
+
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 8 + 4);
+    start = fy_wire_frame_begin(out, FY_W_TX_LIST, 0, id);
+    fy_buf_put_u64(out, m->from_id);
+    fy_buf_put_u32(out, m->limit);
+    fy_wire_frame_end(out, start);
+}
+
+void fy_wire_enc_tx_check(fy_buf *out, const fy_w_tx_check *m)
+{
+    size_t start;
+
+    assert(m->record.len <= UINT32_MAX);
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 8 + wire_str_size(m->group.len) + 4 + FY_MSGID_LEN +
+                            4 + m->record.len);
+    start = fy_wire_frame_begin(out, FY_W_TX_CHECK, 0, 0);
+    fy_buf_put_u64(out, m->tx_id);
+    fy_wire_put_slice(out, m->group);
+    fy_buf_put_u32(out, m->checks);
+    fy_buf_append(out, m->msgid, FY_MSGID_LEN);
+    fy_buf_put_u32(out, (uint32_t)m->record.len);
+    fy_buf_append(out, m->record.p, m->record.len);
+    fy_wire_frame_end(out, start);
+}
+
 void fy_wire_enc_simple(fy_buf *out, uint8_t type, uint32_t id, const char *s)
 {
     size_t start;
@@ -522,6 +576,56 @@ int fy_wire_dec_msg_find(const fy_frame *f, fy_w_msg_find *m)
     if (m->limit == 0 || m->limit > FY_WIRE_MAX_BATCH) {
         return -FY_EPROTO;
     }
+    return wire_rd_done(&r);
+}
+
+int fy_wire_dec_tx_half(const fy_frame *f, fy_w_tx_half *m)
+{
+    fy_rd r = wire_rd(f);
+
+    m->group = fy_wire_get_str(&r);
+    m->sharding_key = fy_wire_get_str(&r);
+    m->record = wire_get_blob(&r);
+    return wire_rd_done(&r);
+}
+
+int fy_wire_dec_tx_end(const fy_frame *f, fy_w_tx_end *m)
+{
+    fy_rd r = wire_rd(f);
+
+    m->tx_id = fy_rd_u64(&r);
+    m->state = fy_rd_u8(&r);
+    if (m->state > FY_TX_UNKNOWN) {
+        return -FY_EPROTO;
+    }
+    return wire_rd_done(&r);
+}
+
+int fy_wire_dec_tx_list(const fy_frame *f, fy_w_tx_list *m)
+{
+    fy_rd r = wire_rd(f);
+
+    m->from_id = fy_rd_u64(&r);
+    m->limit = fy_rd_u32(&r);
+    if (m->limit == 0 || m->limit > FY_WIRE_MAX_BATCH) {
+        return -FY_EPROTO;
+    }
+    return wire_rd_done(&r);
+}
+
+int fy_wire_dec_tx_check(const fy_frame *f, fy_w_tx_check *m)
+{
+    fy_rd r = wire_rd(f);
+    const uint8_t *id;
+
+    m->tx_id = fy_rd_u64(&r);
+    m->group = fy_wire_get_str(&r);
+    m->checks = fy_rd_u32(&r);
+    id = fy_rd_take(&r, FY_MSGID_LEN);
+    if (id) {
+        memcpy(m->msgid, id, FY_MSGID_LEN);
+    }
+    m->record = wire_get_blob(&r);
     return wire_rd_done(&r);
 }
 

@@ -22,7 +22,7 @@
 #define FY_MSGID_HEX_LEN 32
 
 /* Frame types. Requests go client -> broker and are answered by one RESPONSE with the same id
- * (unless FY_WIRE_F_NOREPLY); DELIVER and SUB_CLOSED go broker -> client with id 0. */
+ * (unless FY_WIRE_F_NOREPLY); DELIVER, SUB_CLOSED and TX_CHECK go broker -> client with id 0. */
 typedef enum fy_wire_type {
     FY_W_HELLO = 0x01,
     FY_W_PING = 0x02,
@@ -41,12 +41,18 @@ typedef enum fy_wire_type {
     FY_W_GROUP_LIST = 0x50,
     FY_W_GROUP_DESCRIBE = 0x51,
     FY_W_GROUP_RESET = 0x52,
+    FY_W_TX_HALF = 0x60,
+    FY_W_TX_END = 0x61,
+    FY_W_TX_REGISTER = 0x62,
+    FY_W_TX_UNREGISTER = 0x63,
+    FY_W_TX_LIST = 0x64,
     FY_W_RESPONSE = 0x80,
     FY_W_DELIVER = 0x81,
-    FY_W_SUB_CLOSED = 0x82
+    FY_W_SUB_CLOSED = 0x82,
+    FY_W_TX_CHECK = 0x83
 } fy_wire_type;
 
-#define FY_WIRE_F_NOREPLY 0x01 /* request flag: do not answer (CREDIT, ACK, NACK) */
+#define FY_WIRE_F_NOREPLY 0x01 /* request flag: do not answer (CREDIT, ACK, NACK, TX_END) */
 
 /* Consumption mode and start position of a subscription. */
 typedef enum fy_sub_mode { FY_SUB_CLUSTERING = 0, FY_SUB_BROADCAST = 1 } fy_sub_mode;
@@ -198,6 +204,36 @@ typedef struct fy_w_group_reset {
     uint64_t ts_ms;
 } fy_w_group_reset;
 
+/* TX_HALF: one half message of a producer group; answered like a one-message SEND whose
+ * offset is the transaction id (queue_id UINT32_MAX). */
+typedef struct fy_w_tx_half {
+    fy_slice group;
+    fy_slice sharding_key;
+    fy_slice record;
+} fy_w_tx_half;
+
+/* TX_END: commit, roll back or "unknown" (fy_tx_state). Answered with u16 n (1 for a commit,
+ * else 0) and n SEND results. */
+typedef struct fy_w_tx_end {
+    uint64_t tx_id;
+    uint8_t state;
+} fy_w_tx_end;
+
+/* TX_LIST: pending halves with ids >= from_id, at most limit (1..FY_WIRE_MAX_BATCH). */
+typedef struct fy_w_tx_list {
+    uint64_t from_id;
+    uint32_t limit;
+} fy_w_tx_list;
+
+/* TX_CHECK (broker -> client): is transaction tx_id of group committed? Answered by TX_END. */
+typedef struct fy_w_tx_check {
+    uint64_t tx_id;
+    fy_slice group;
+    uint32_t checks; /* 1 for the first check */
+    uint8_t msgid[FY_MSGID_LEN];
+    fy_slice record;
+} fy_w_tx_check;
+
 /* RESPONSE: status 0 = OK (then the payload of the request's answer), else an FY_E* code and
  * a message. */
 typedef struct fy_w_response {
@@ -219,7 +255,12 @@ void fy_wire_enc_deliver(fy_buf *out, uint32_t sub_id, uint64_t delivery_id,
 void fy_wire_enc_sub_closed(fy_buf *out, const fy_w_sub_closed *m);
 void fy_wire_enc_group_reset(fy_buf *out, uint32_t id, const fy_w_group_reset *m);
 void fy_wire_enc_msg_find(fy_buf *out, uint32_t id, const fy_w_msg_find *m);
-/* A request whose payload is one string (TOPIC_DELETE, TOPIC_DESCRIBE, MSG_GET, GROUP_DESCRIBE)
+void fy_wire_enc_tx_half(fy_buf *out, uint32_t id, const fy_w_tx_half *m);
+void fy_wire_enc_tx_end(fy_buf *out, uint32_t id, uint8_t flags, const fy_w_tx_end *m);
+void fy_wire_enc_tx_list(fy_buf *out, uint32_t id, const fy_w_tx_list *m);
+void fy_wire_enc_tx_check(fy_buf *out, const fy_w_tx_check *m);
+/* A request whose payload is one string (TOPIC_DELETE, TOPIC_DESCRIBE, MSG_GET, GROUP_DESCRIBE,
+ * TX_REGISTER, TX_UNREGISTER)
  * or nothing (PING, TOPIC_LIST, GROUP_LIST: s = NULL). */
 void fy_wire_enc_simple(fy_buf *out, uint8_t type, uint32_t id, const char *s);
 /* An error RESPONSE (status != 0: an FY_E* code, positive or negated; message NULL = ""). */
@@ -250,6 +291,10 @@ int fy_wire_dec_deliver(const fy_frame *f, fy_w_deliver *m);
 int fy_wire_dec_sub_closed(const fy_frame *f, fy_w_sub_closed *m);
 int fy_wire_dec_group_reset(const fy_frame *f, fy_w_group_reset *m);
 int fy_wire_dec_msg_find(const fy_frame *f, fy_w_msg_find *m); /* limit 1..FY_WIRE_MAX_BATCH */
+int fy_wire_dec_tx_half(const fy_frame *f, fy_w_tx_half *m);
+int fy_wire_dec_tx_end(const fy_frame *f, fy_w_tx_end *m);   /* state 0..FY_TX_UNKNOWN */
+int fy_wire_dec_tx_list(const fy_frame *f, fy_w_tx_list *m); /* limit 1..FY_WIRE_MAX_BATCH */
+int fy_wire_dec_tx_check(const fy_frame *f, fy_w_tx_check *m);
 /* A payload that is exactly one string. */
 int fy_wire_dec_str(const fy_frame *f, fy_slice *s);
 int fy_wire_dec_response(const fy_frame *f, fy_w_response *m);

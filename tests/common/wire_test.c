@@ -120,6 +120,22 @@ static int dec_msg_find(const fy_frame *f, void *m)
 {
     return fy_wire_dec_msg_find(f, m);
 }
+static int dec_tx_half(const fy_frame *f, void *m)
+{
+    return fy_wire_dec_tx_half(f, m);
+}
+static int dec_tx_end(const fy_frame *f, void *m)
+{
+    return fy_wire_dec_tx_end(f, m);
+}
+static int dec_tx_list(const fy_frame *f, void *m)
+{
+    return fy_wire_dec_tx_list(f, m);
+}
+static int dec_tx_check(const fy_frame *f, void *m)
+{
+    return fy_wire_dec_tx_check(f, m);
+}
 static int dec_str(const fy_frame *f, void *m)
 {
     return fy_wire_dec_str(f, m);
@@ -135,7 +151,7 @@ typedef struct sample {
     dec_fn dec;
 } sample;
 
-enum { NSAMPLES = 15 };
+enum { NSAMPLES = 19 };
 
 /* One valid frame of every message type whose payload has a fixed end (an OK RESPONSE's body
  * is "the rest", so it is tested on its own). */
@@ -158,6 +174,10 @@ static void build_samples(sample s[NSAMPLES])
 
     memset(s, 0, sizeof(sample) * NSAMPLES);
     make_record(&rec, "orders", "hello");
+    fy_w_tx_half tx_half = {fy_slice_str("pg"), fy_slice_str("k"), {rec.data, rec.len}};
+    fy_w_tx_end tx_end = {77, FY_TX_ROLLBACK};
+    fy_w_tx_list tx_list = {5, 100};
+    fy_w_tx_check tx_check = {77, fy_slice_str("pg"), 3, "0123456789abcde", {rec.data, rec.len}};
 
     s[i].name = "hello";
     s[i].dec = dec_hello;
@@ -207,6 +227,18 @@ static void build_samples(sample s[NSAMPLES])
     s[i].name = "msg_find";
     s[i].dec = dec_msg_find;
     fy_wire_enc_msg_find(&s[i++].buf, 12, &find);
+    s[i].name = "tx_half";
+    s[i].dec = dec_tx_half;
+    fy_wire_enc_tx_half(&s[i++].buf, 13, &tx_half);
+    s[i].name = "tx_end";
+    s[i].dec = dec_tx_end;
+    fy_wire_enc_tx_end(&s[i++].buf, 14, FY_WIRE_F_NOREPLY, &tx_end);
+    s[i].name = "tx_list";
+    s[i].dec = dec_tx_list;
+    fy_wire_enc_tx_list(&s[i++].buf, 15, &tx_list);
+    s[i].name = "tx_check";
+    s[i].dec = dec_tx_check;
+    fy_wire_enc_tx_check(&s[i++].buf, &tx_check);
     s[i].name = "msg_get";
     s[i].dec = dec_str;
     fy_wire_enc_simple(&s[i++].buf, FY_W_MSG_GET, 10, "000100000002000300000000000000ff");
@@ -518,6 +550,67 @@ static void test_wire_round_trip_group_reset(void **state)
     assert_slice_str(out.topic, "orders");
     assert_int_equal(out.ts_ms, 1700000000123ull);
     fy_buf_free(&b);
+}
+
+static void test_wire_round_trip_tx(void **state)
+{
+    fy_buf b = FY_BUF_INIT, rec = FY_BUF_INIT;
+    fy_frame f;
+    fy_w_tx_half h, h2;
+    fy_w_tx_end e = {0x0102030405060708ull, FY_TX_COMMIT}, e2;
+    fy_w_tx_list l = {9, FY_WIRE_MAX_BATCH}, l2;
+    fy_w_tx_check c, c2;
+
+    make_record(&rec, "orders", "half");
+    h = (fy_w_tx_half){fy_slice_str("pg"), fy_slice_str("order-1"), {rec.data, rec.len}};
+    fy_wire_enc_tx_half(&b, 3, &h);
+    parse_whole(&b, FY_W_TX_HALF, 0, 3, &f);
+    assert_int_equal(fy_wire_dec_tx_half(&f, &h2), FY_OK);
+    assert_slice_str(h2.group, "pg");
+    assert_slice_str(h2.sharding_key, "order-1");
+    assert_int_equal(h2.record.len, rec.len);
+    assert_memory_equal(h2.record.p, rec.data, rec.len);
+    /* str group, str sharding_key, u32 len, record. */
+    assert_int_equal(f.payload.len, 2 + 2 + 2 + 7 + 4 + rec.len);
+
+    fy_buf_reset(&b);
+    fy_wire_enc_tx_end(&b, 4, FY_WIRE_F_NOREPLY, &e);
+    parse_whole(&b, FY_W_TX_END, FY_WIRE_F_NOREPLY, 4, &f);
+    assert_int_equal(fy_wire_dec_tx_end(&f, &e2), FY_OK);
+    assert_int_equal(e2.tx_id, e.tx_id);
+    assert_int_equal(e2.state, FY_TX_COMMIT);
+    assert_int_equal(f.payload.len, 9);
+    ((uint8_t *)f.payload.p)[8] = 3; /* no such state */
+    assert_int_equal(fy_wire_dec_tx_end(&f, &e2), -FY_EPROTO);
+
+    fy_buf_reset(&b);
+    fy_wire_enc_tx_list(&b, 5, &l);
+    parse_whole(&b, FY_W_TX_LIST, 0, 5, &f);
+    assert_int_equal(fy_wire_dec_tx_list(&f, &l2), FY_OK);
+    assert_int_equal(l2.from_id, 9);
+    assert_int_equal(l2.limit, FY_WIRE_MAX_BATCH);
+    l.limit = 0;
+    fy_buf_reset(&b);
+    fy_wire_enc_tx_list(&b, 5, &l);
+    parse_whole(&b, FY_W_TX_LIST, 0, 5, &f);
+    assert_int_equal(fy_wire_dec_tx_list(&f, &l2), -FY_EPROTO);
+
+    c.tx_id = 42;
+    c.group = fy_slice_str("pg");
+    c.checks = 2;
+    memcpy(c.msgid, "0123456789abcdef", FY_MSGID_LEN);
+    c.record = (fy_slice){rec.data, rec.len};
+    fy_buf_reset(&b);
+    fy_wire_enc_tx_check(&b, &c);
+    parse_whole(&b, FY_W_TX_CHECK, 0, 0, &f);
+    assert_int_equal(fy_wire_dec_tx_check(&f, &c2), FY_OK);
+    assert_int_equal(c2.tx_id, 42);
+    assert_slice_str(c2.group, "pg");
+    assert_int_equal(c2.checks, 2);
+    assert_memory_equal(c2.msgid, "0123456789abcdef", FY_MSGID_LEN);
+    assert_int_equal(c2.record.len, rec.len);
+    fy_buf_free(&b);
+    fy_buf_free(&rec);
 }
 
 static void test_wire_round_trip_msg_find(void **state)
@@ -1067,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_wire_decoders_reject_bad_enums),
         cmocka_unit_test(test_wire_decoders_reject_bad_counts),
         cmocka_unit_test(test_wire_decoders_reject_lengths_past_end),
+        cmocka_unit_test(test_wire_round_trip_tx),
         cmocka_unit_test(test_wire_msgid_round_trip),
         cmocka_unit_test(test_wire_msgid_bad_hex),
     };

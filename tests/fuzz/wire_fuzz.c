@@ -310,6 +310,67 @@ static void fuzz_msg_find(const fy_frame *f, fy_buf *out)
                "msg_find: fields differ");
 }
 
+static void fuzz_tx_half(const fy_frame *f, fy_buf *out)
+{
+    fy_w_tx_half a, b;
+    fy_frame g;
+
+    if (fy_wire_dec_tx_half(f, &a) != FY_OK) {
+        return;
+    }
+    fy_wire_enc_tx_half(out, f->id, &a);
+    check_reencoded(out, f, 0, f->id, &g);
+    fuzz_check(fy_wire_dec_tx_half(&g, &b) == FY_OK && slice_eq(a.group, b.group) &&
+                   slice_eq(a.sharding_key, b.sharding_key) && slice_eq(a.record, b.record),
+               "tx_half: fields differ");
+}
+
+static void fuzz_tx_end(const fy_frame *f, fy_buf *out)
+{
+    fy_w_tx_end a, b;
+    fy_frame g;
+
+    if (fy_wire_dec_tx_end(f, &a) != FY_OK) {
+        return;
+    }
+    fuzz_check(a.state <= FY_TX_UNKNOWN, "tx_end: state out of range");
+    fy_wire_enc_tx_end(out, f->id, f->flags, &a);
+    check_reencoded(out, f, f->flags, f->id, &g);
+    fuzz_check(fy_wire_dec_tx_end(&g, &b) == FY_OK && a.tx_id == b.tx_id && a.state == b.state,
+               "tx_end: fields differ");
+}
+
+static void fuzz_tx_list(const fy_frame *f, fy_buf *out)
+{
+    fy_w_tx_list a, b;
+    fy_frame g;
+
+    if (fy_wire_dec_tx_list(f, &a) != FY_OK) {
+        return;
+    }
+    fuzz_check(a.limit >= 1 && a.limit <= FY_WIRE_MAX_BATCH, "tx_list: limit out of range");
+    fy_wire_enc_tx_list(out, f->id, &a);
+    check_reencoded(out, f, 0, f->id, &g);
+    fuzz_check(fy_wire_dec_tx_list(&g, &b) == FY_OK && a.from_id == b.from_id && a.limit == b.limit,
+               "tx_list: fields differ");
+}
+
+static void fuzz_tx_check(const fy_frame *f, fy_buf *out)
+{
+    fy_w_tx_check a, b;
+    fy_frame g;
+
+    if (fy_wire_dec_tx_check(f, &a) != FY_OK) {
+        return;
+    }
+    fy_wire_enc_tx_check(out, &a);
+    check_reencoded(out, f, 0, 0, &g);
+    fuzz_check(fy_wire_dec_tx_check(&g, &b) == FY_OK && a.tx_id == b.tx_id &&
+                   slice_eq(a.group, b.group) && a.checks == b.checks &&
+                   memcmp(a.msgid, b.msgid, FY_MSGID_LEN) == 0 && slice_eq(a.record, b.record),
+               "tx_check: fields differ");
+}
+
 /* An OK body read as HELLO's answer and as SEND's answer, each re-encoded when it decodes. */
 static void fuzz_ok_body(const fy_frame *f, fy_slice body, fy_buf *out)
 {
@@ -421,6 +482,8 @@ static void fuzz_frame(const fy_frame *f, fy_buf *out)
         break;
     case FY_W_MSG_GET:
     case FY_W_GROUP_DESCRIBE:
+    case FY_W_TX_REGISTER:
+    case FY_W_TX_UNREGISTER:
         if (plain) {
             fuzz_str(f, out);
         }
@@ -450,6 +513,24 @@ static void fuzz_frame(const fy_frame *f, fy_buf *out)
     case FY_W_MSG_FIND:
         if (plain) {
             fuzz_msg_find(f, out);
+        }
+        break;
+    case FY_W_TX_HALF:
+        if (plain) {
+            fuzz_tx_half(f, out);
+        }
+        break;
+    case FY_W_TX_END:
+        fuzz_tx_end(f, out);
+        break;
+    case FY_W_TX_LIST:
+        if (plain) {
+            fuzz_tx_list(f, out);
+        }
+        break;
+    case FY_W_TX_CHECK:
+        if (pushed) {
+            fuzz_tx_check(f, out);
         }
         break;
     case FY_W_RESPONSE:
