@@ -136,15 +136,15 @@ int fy_core_find_by_key(fy_core *c, const char *topic, const char *key, uint64_t
 int fy_core_tx_half(fy_core *c, const fy_produce_msg *msg, const char *group, fy_produce_cb done,
                     void *arg);
 
-/* Ends transaction tx_id. FY_TX_COMMIT appends the half's record to its topic (queue chosen
+/* Ends transaction tx_id. FY_TXE_COMMIT appends the half's record to its topic (queue chosen
  * from its sharding key, or round robin; a delay property delays it from the commit on, as for
  * a normal produce) and deletes the half, in one store batch: done gets the appended message's
- * result. FY_TX_ROLLBACK deletes it: done gets FY_OK with no result. FY_TX_UNKNOWN changes
+ * result. FY_TXE_ROLLBACK deletes it: done gets FY_OK with no result. FY_TXE_UNKNOWN changes
  * nothing and calls no done: it returns FY_OK if the half is pending. Errors at once, done not
  * called: -FY_ENOTFOUND (no such pending transaction), -FY_EAGAIN (an earlier end of it is
  * being stored), -FY_EUNHEALTHY, -FY_EINVAL (bad state); and for a commit the refusals of
  * fy_core_produce (e.g. -FY_ENOTFOUND when its topic is gone and auto_create_topics is off). */
-int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_state how, fy_produce_cb done, void *arg);
+int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_end_how how, fy_produce_cb done, void *arg);
 
 typedef struct fy_tx_checker fy_tx_checker;
 

@@ -220,7 +220,7 @@ static int copy_half(void *arg, uint64_t tx_id, const uint8_t *meta, size_t mlen
 typedef struct end_ctx {
     core_tx *t;
     uint64_t tx_id;
-    fy_tx_state how;
+    fy_tx_end_how how;
     fy_produce_cb done;
     void *arg;
 } end_ctx;
@@ -231,14 +231,14 @@ static void end_finish(end_ctx *x, int status, const fy_produce_result *res, siz
     ending_del(t, x->tx_id);
     if (status == FY_OK) {
         t->pending -= t->pending > 0;
-        if (x->how == FY_TX_COMMIT) {
+        if (x->how == FY_TXE_COMMIT) {
             t->commits++;
         } else {
             t->rollbacks++;
         }
     }
     fy_log(DEBUG, "tx", "tx=%llu how=%s status=%s msg=\"transaction ended\"",
-           (unsigned long long)x->tx_id, x->how == FY_TX_COMMIT ? "commit" : "rollback",
+           (unsigned long long)x->tx_id, x->how == FY_TXE_COMMIT ? "commit" : "rollback",
            fy_errname(status));
     if (x->done) {
         x->done(x->arg, status, res, n);
@@ -256,7 +256,7 @@ static void rollback_done(void *arg, int status, fy_wbatch *b)
     end_finish(arg, status, NULL, 0);
 }
 
-int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_state how, fy_produce_cb done, void *arg)
+int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_end_how how, fy_produce_cb done, void *arg)
 {
     core_tx *t = core_tx_of(c);
     half_copy h = {FY_BUF_INIT, FY_BUF_INIT};
@@ -265,7 +265,7 @@ int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_state how, fy_produce_cb do
     fy_wbatch *b = NULL;
     int rc;
 
-    if (how != FY_TX_COMMIT && how != FY_TX_ROLLBACK && how != FY_TX_UNKNOWN) {
+    if (how != FY_TXE_COMMIT && how != FY_TXE_ROLLBACK && how != FY_TXE_UNKNOWN) {
         return -FY_EINVAL;
     }
     if (ending_has(t, tx_id)) {
@@ -275,7 +275,7 @@ int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_state how, fy_produce_cb do
     if (rc == FY_OK) {
         rc = meta_decode(h.meta.data, h.meta.len, &m);
     }
-    if (rc != FY_OK || how == FY_TX_UNKNOWN) {
+    if (rc != FY_OK || how == FY_TXE_UNKNOWN) {
         goto out;
     }
     if (!fy_store_healthy(t->store)) {
@@ -290,7 +290,7 @@ int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_state how, fy_produce_cb do
     x->arg = arg;
     b = fy_wbatch_new();
     fy_wbatch_del_half(b, tx_id);
-    if (how == FY_TX_COMMIT) {
+    if (how == FY_TXE_COMMIT) {
         fy_produce_msg pm;
         uint8_t *flags = h.rec.data + 2;
         /* Consumers can tell the message went through a transaction. */

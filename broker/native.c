@@ -797,8 +797,8 @@ static int handle_tx_end(nconn *c, const fy_frame *f)
     }
     x = req_new(c, f->id);
     x->noreply = noreply;
-    rc = fy_core_tx_end(c->srv->core, m.tx_id, (fy_tx_state)m.state, send_done, x);
-    if (rc != FY_OK || m.state == FY_TX_UNKNOWN) {
+    rc = fy_core_tx_end(c->srv->core, m.tx_id, (fy_tx_end_how)m.state, send_done, x);
+    if (rc != FY_OK || m.state == FY_TXE_UNKNOWN) {
         req_finish(x);
         fy_free(x);
         if (rc != FY_OK) {

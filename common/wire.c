@@ -595,7 +595,7 @@ int fy_wire_dec_tx_end(const fy_frame *f, fy_w_tx_end *m)
 
     m->tx_id = fy_rd_u64(&r);
     m->state = fy_rd_u8(&r);
-    if (m->state > FY_TX_UNKNOWN) {
+    if (m->state > FY_TXE_UNKNOWN) {
         return -FY_EPROTO;
     }
     return wire_rd_done(&r);

@@ -75,11 +75,11 @@ typedef enum fy_nack_how {
 } fy_nack_how;
 
 /* How a transaction ends (TX_END), and what a producer's check-back answers. */
-typedef enum fy_tx_state {
-    FY_TX_COMMIT = 0,   /* the half message becomes visible */
-    FY_TX_ROLLBACK = 1, /* the half message is deleted */
-    FY_TX_UNKNOWN = 2   /* not decided yet: ask again at the next check */
-} fy_tx_state;
+typedef enum fy_tx_end_how {
+    FY_TXE_COMMIT = 0,   /* the half message becomes visible */
+    FY_TXE_ROLLBACK = 1, /* the half message is deleted */
+    FY_TXE_UNKNOWN = 2   /* not decided yet: ask again at the next check */
+} fy_tx_end_how;
 
 /* A parsed frame header; payload borrows the input. */
 typedef struct fy_frame {
@@ -212,7 +212,7 @@ typedef struct fy_w_tx_half {
     fy_slice record;
 } fy_w_tx_half;
 
-/* TX_END: commit, roll back or "unknown" (fy_tx_state). Answered with u16 n (1 for a commit,
+/* TX_END: commit, roll back or "unknown" (fy_tx_end_how). Answered with u16 n (1 for a commit,
  * else 0) and n SEND results. */
 typedef struct fy_w_tx_end {
     uint64_t tx_id;
@@ -292,7 +292,7 @@ int fy_wire_dec_sub_closed(const fy_frame *f, fy_w_sub_closed *m);
 int fy_wire_dec_group_reset(const fy_frame *f, fy_w_group_reset *m);
 int fy_wire_dec_msg_find(const fy_frame *f, fy_w_msg_find *m); /* limit 1..FY_WIRE_MAX_BATCH */
 int fy_wire_dec_tx_half(const fy_frame *f, fy_w_tx_half *m);
-int fy_wire_dec_tx_end(const fy_frame *f, fy_w_tx_end *m);   /* state 0..FY_TX_UNKNOWN */
+int fy_wire_dec_tx_end(const fy_frame *f, fy_w_tx_end *m);   /* state 0..FY_TXE_UNKNOWN */
 int fy_wire_dec_tx_list(const fy_frame *f, fy_w_tx_list *m); /* limit 1..FY_WIRE_MAX_BATCH */
 int fy_wire_dec_tx_check(const fy_frame *f, fy_w_tx_check *m);
 /* A payload that is exactly one string. */

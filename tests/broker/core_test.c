@@ -1388,11 +1388,11 @@ static uint64_t half(env *e, const char *group, const char *topic, const char *b
 }
 
 /* Ends a transaction and waits for the store; returns the status (the result in *out). */
-static int tx_end(env *e, uint64_t id, fy_tx_state how, produced *out)
+static int tx_end(env *e, uint64_t id, fy_tx_end_how how, produced *out)
 {
     produced p = {0};
     int rc = fy_core_tx_end(e->core, id, how, produce_cb, &p);
-    if (rc != FY_OK || how == FY_TX_UNKNOWN) {
+    if (rc != FY_OK || how == FY_TXE_UNKNOWN) {
         return rc;
     }
     run_until(e, produced_done, &p);
@@ -1426,7 +1426,7 @@ static void test_core_tx_commit_and_rollback(void **state)
     assert_int_equal(st.tx_pending, 2);
 
     /* Commit: visible once, flagged, with its location in the result. */
-    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, &p), FY_OK);
+    assert_int_equal(tx_end(e, t1, FY_TXE_COMMIT, &p), FY_OK);
     assert_int_equal(p.n, 1);
     assert_true(p.res[0].queue_id < 8);
     wait_n(e, &a, 1);
@@ -1437,22 +1437,22 @@ static void test_core_tx_commit_and_rollback(void **state)
     assert_int_equal(fy_record_decode(rec.data, rec.len, &v), FY_OK);
     assert_true(v.flags & FY_RECORD_F_TX);
     /* A second end of the same transaction finds nothing. */
-    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), -FY_ENOTFOUND);
-    assert_int_equal(tx_end(e, t1, FY_TX_ROLLBACK, NULL), -FY_ENOTFOUND);
+    assert_int_equal(tx_end(e, t1, FY_TXE_COMMIT, NULL), -FY_ENOTFOUND);
+    assert_int_equal(tx_end(e, t1, FY_TXE_ROLLBACK, NULL), -FY_ENOTFOUND);
 
     /* Unknown changes nothing; rollback deletes; never delivered. */
-    assert_int_equal(tx_end(e, t2, FY_TX_UNKNOWN, NULL), FY_OK);
-    assert_int_equal(tx_end(e, t2, FY_TX_ROLLBACK, &p), FY_OK);
+    assert_int_equal(tx_end(e, t2, FY_TXE_UNKNOWN, NULL), FY_OK);
+    assert_int_equal(tx_end(e, t2, FY_TXE_ROLLBACK, &p), FY_OK);
     assert_int_equal(p.n, 0);
-    assert_int_equal(tx_end(e, t2, FY_TX_COMMIT, NULL), -FY_ENOTFOUND);
-    assert_int_equal(tx_end(e, t2, FY_TX_UNKNOWN, NULL), -FY_ENOTFOUND);
+    assert_int_equal(tx_end(e, t2, FY_TXE_COMMIT, NULL), -FY_ENOTFOUND);
+    assert_int_equal(tx_end(e, t2, FY_TXE_UNKNOWN, NULL), -FY_ENOTFOUND);
 
     /* Two ends in flight: the second is told to wait, and only one message appears. */
     t3 = half(e, "pg", "pay", "three", NULL, NULL);
     {
         produced p1 = {0};
-        assert_int_equal(fy_core_tx_end(e->core, t3, FY_TX_COMMIT, produce_cb, &p1), FY_OK);
-        assert_int_equal(fy_core_tx_end(e->core, t3, FY_TX_COMMIT, produce_cb, &p), -FY_EAGAIN);
+        assert_int_equal(fy_core_tx_end(e->core, t3, FY_TXE_COMMIT, produce_cb, &p1), FY_OK);
+        assert_int_equal(fy_core_tx_end(e->core, t3, FY_TXE_COMMIT, produce_cb, &p), -FY_EAGAIN);
         run_until(e, produced_done, &p1);
         assert_int_equal(p1.status, FY_OK);
     }
@@ -1498,7 +1498,7 @@ static void test_core_tx_delayed_commit(void **state)
     run_for(e, 400); /* the delay counts from the commit, not from the half */
     assert_int_equal(a.n, 0);
     t0 = fy_wall_ms();
-    assert_int_equal(tx_end(e, t, FY_TX_COMMIT, &p), FY_OK);
+    assert_int_equal(tx_end(e, t, FY_TXE_COMMIT, &p), FY_OK);
     assert_int_equal(p.res[0].queue_id, UINT32_MAX); /* in the time index */
     wait_n(e, &a, 1);
     assert_true(a.at_ms[0] >= t0 + 300);
@@ -1579,7 +1579,7 @@ static void test_core_tx_check_back(void **state)
     assert_string_equal(mine.body[0], "ask-me");
     assert_int_equal(other.n, 0);
     /* Answered by a commit: delivered, and never asked again. */
-    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), FY_OK);
+    assert_int_equal(tx_end(e, t1, FY_TXE_COMMIT, NULL), FY_OK);
     wait_n(e, &a, 1);
     run_for(e, 300);
     assert_int_equal(mine.n, 1);
@@ -1599,7 +1599,7 @@ static void test_core_tx_check_back(void **state)
         }
         run_for(e, 20);
     }
-    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), -FY_ENOTFOUND);
+    assert_int_equal(tx_end(e, t1, FY_TXE_COMMIT, NULL), -FY_ENOTFOUND);
     run_for(e, 300);
     assert_int_equal(mine.n, 3);
     assert_int_equal(a.n, 1);
@@ -1652,8 +1652,8 @@ static void test_core_tx_half_survives_restart(void **state)
     run_until(e, checked_n, &w);
     assert_int_equal(mine.tx[0], t1);
     assert_int_equal(mine.tx[1], t2);
-    assert_int_equal(tx_end(e, t1, FY_TX_COMMIT, NULL), FY_OK);
-    assert_int_equal(tx_end(e, t2, FY_TX_ROLLBACK, NULL), FY_OK);
+    assert_int_equal(tx_end(e, t1, FY_TXE_COMMIT, NULL), FY_OK);
+    assert_int_equal(tx_end(e, t2, FY_TXE_ROLLBACK, NULL), FY_OK);
     wait_n(e, &a, 1);
     run_for(e, 200);
     assert_int_equal(a.n, 1);

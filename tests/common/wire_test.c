@@ -175,7 +175,7 @@ static void build_samples(sample s[NSAMPLES])
     memset(s, 0, sizeof(sample) * NSAMPLES);
     make_record(&rec, "orders", "hello");
     fy_w_tx_half tx_half = {fy_slice_str("pg"), fy_slice_str("k"), {rec.data, rec.len}};
-    fy_w_tx_end tx_end = {77, FY_TX_ROLLBACK};
+    fy_w_tx_end tx_end = {77, FY_TXE_ROLLBACK};
     fy_w_tx_list tx_list = {5, 100};
     fy_w_tx_check tx_check = {77, fy_slice_str("pg"), 3, "0123456789abcde", {rec.data, rec.len}};
 
@@ -557,7 +557,7 @@ static void test_wire_round_trip_tx(void **state)
     fy_buf b = FY_BUF_INIT, rec = FY_BUF_INIT;
     fy_frame f;
     fy_w_tx_half h, h2;
-    fy_w_tx_end e = {0x0102030405060708ull, FY_TX_COMMIT}, e2;
+    fy_w_tx_end e = {0x0102030405060708ull, FY_TXE_COMMIT}, e2;
     fy_w_tx_list l = {9, FY_WIRE_MAX_BATCH}, l2;
     fy_w_tx_check c, c2;
 
@@ -578,7 +578,7 @@ static void test_wire_round_trip_tx(void **state)
     parse_whole(&b, FY_W_TX_END, FY_WIRE_F_NOREPLY, 4, &f);
     assert_int_equal(fy_wire_dec_tx_end(&f, &e2), FY_OK);
     assert_int_equal(e2.tx_id, e.tx_id);
-    assert_int_equal(e2.state, FY_TX_COMMIT);
+    assert_int_equal(e2.state, FY_TXE_COMMIT);
     assert_int_equal(f.payload.len, 9);
     ((uint8_t *)f.payload.p)[8] = 3; /* no such state */
     assert_int_equal(fy_wire_dec_tx_end(&f, &e2), -FY_EPROTO);

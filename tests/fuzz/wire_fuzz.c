@@ -333,7 +333,7 @@ static void fuzz_tx_end(const fy_frame *f, fy_buf *out)
     if (fy_wire_dec_tx_end(f, &a) != FY_OK) {
         return;
     }
-    fuzz_check(a.state <= FY_TX_UNKNOWN, "tx_end: state out of range");
+    fuzz_check(a.state <= FY_TXE_UNKNOWN, "tx_end: state out of range");
     fy_wire_enc_tx_end(out, f->id, f->flags, &a);
     check_reencoded(out, f, f->flags, f->id, &g);
     fuzz_check(fy_wire_dec_tx_end(&g, &b) == FY_OK && a.tx_id == b.tx_id && a.state == b.state,
