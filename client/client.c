@@ -588,6 +588,15 @@ static void cl_dispatch(fy_client *c, const fy_frame *f)
         cl_consumer_on_deliver(c, &d);
         break;
     }
+    case FY_W_TX_CHECK: {
+        fy_w_tx_check m;
+        if (fy_wire_dec_tx_check(f, &m) != FY_OK) {
+            cl_drop(c, "malformed TX_CHECK from the broker");
+            return;
+        }
+        cl_tx_on_check(c, &m);
+        break;
+    }
     case FY_W_SUB_CLOSED: {
         fy_w_sub_closed m;
         if (fy_wire_dec_sub_closed(f, &m) != FY_OK) {
@@ -955,6 +964,9 @@ static int cl_connect_attempt(fy_client *c, int64_t deadline)
     c->ever_ready = true;
     c->gen++;
     rc = cl_resubscribe(c);
+    if (rc == FY_OK) {
+        rc = cl_tx_reregister(c);
+    }
     if (rc != FY_OK && c->fd >= 0) {
         cl_disconnect(c, -FY_ECLOSED);
     }
@@ -1067,11 +1079,12 @@ int fy_client_poll(fy_client *c, int timeout_ms)
         if (rc > 0) {
             n += rc;
         }
+        n += cl_tx_dispatch(c);
         if (n > 0) {
             return n;
         }
         if (!c->ready) {
-            if (!c->cons_head) {
+            if (!c->cons_head && !c->txp_head) {
                 return 0; /* nothing can arrive without a connection */
             }
             rc = cl_ready(c);
@@ -1091,7 +1104,8 @@ int fy_client_poll(fy_client *c, int timeout_ms)
         }
         if (rc == FY_OK && cl_now() >= deadline && !c->done_head) {
             rc = cl_consumers_dispatch(c);
-            return rc > 0 ? rc : 0;
+            rc = (rc > 0 ? rc : 0) + cl_tx_dispatch(c);
+            return rc;
         }
     }
 }
@@ -1151,6 +1165,7 @@ void fy_client_free(fy_client *c)
         c->cons_head = cons->next;
         cl_consumer_destroy(cons);
     }
+    cl_tx_destroy(c);
     cl_disconnect(c, -FY_ECANCELED);
     cl_run_completions(c);
     fy_buf_free(&c->out);

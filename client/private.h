@@ -119,6 +119,22 @@ struct fy_consumer {
     fy_w_ack *acks;       /* pending acks (heap: 8 KiB of ids) */
 };
 
+struct fy_tx_producer {
+    fy_client *c;
+    fy_tx_producer *next;
+    char *group;
+    fy_tx_cb check;
+    void *check_arg;
+};
+
+/* A TX_CHECK waiting for its callback (run from fy_client_poll). */
+typedef struct cl_tx_check {
+    struct cl_tx_check *next;
+    uint64_t tx_id;
+    char *group;
+    fy_message *msg;
+} cl_tx_check;
+
 struct fy_client {
     /* Options. */
     char *host;
@@ -155,6 +171,10 @@ struct fy_client {
     fy_consumer *cons_head;
     uint32_t next_sub_id;
     int dispatching; /* depth of callback dispatch (consume callbacks) */
+
+    /* Transactional producers and check-backs not yet answered. */
+    fy_tx_producer *txp_head;
+    cl_tx_check *chk_head, *chk_tail;
 
     char err[CL_ERR_LEN];
 };
@@ -210,5 +230,16 @@ int cl_consumers_emit(fy_client *c);
 int cl_consumers_dispatch(fy_client *c);
 /* Frees a consumer's memory (no I/O). */
 void cl_consumer_destroy(fy_consumer *cons);
+
+/* ---- Transactions (transaction.c) --------------------------------------------------------- */
+
+/* A TX_CHECK frame: queued for its producer's callback. */
+void cl_tx_on_check(fy_client *c, const fy_w_tx_check *m);
+/* Runs check callbacks for queued checks and sends their answers. Returns how many ran. */
+int cl_tx_dispatch(fy_client *c);
+/* Registers every producer again on a fresh connection. FY_OK or an error. */
+int cl_tx_reregister(fy_client *c);
+/* Frees producers and queued checks (no I/O), at fy_client_free. */
+void cl_tx_destroy(fy_client *c);
 
 #endif

@@ -989,7 +989,8 @@ static int check_meta(fy_store *s, char *err, size_t errlen)
     if (lerr) {
         return take_error(lerr, err, errlen);
     }
-    s->seq_next = s->seq_limit = (v && vlen == 8) ? fy_be64_get((const uint8_t *)v) : 0;
+    /* Sequence numbers start at 1: 0 never names a timer or a transaction. */
+    s->seq_next = s->seq_limit = (v && vlen == 8) ? fy_be64_get((const uint8_t *)v) : 1;
     leveldb_free(v);
     return FY_OK;
 }

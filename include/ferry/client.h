@@ -168,6 +168,108 @@ int fy_send_async(fy_client *c, const fy_message *msg, fy_send_cb cb, void *arg)
  * 1024. */
 int fy_send_batch(fy_client *c, const fy_message *const *msgs, size_t n, fy_send_result *results);
 
+/* ==== Transactional producer ================================================================ */
+
+/** The state of a local transaction: what the execute and check callbacks return. */
+typedef enum fy_tx_state {
+    FY_TX_COMMIT = 0,   /**< done: the half message becomes visible to consumers */
+    FY_TX_ROLLBACK = 1, /**< undone: the half message is deleted */
+    FY_TX_UNKNOWN = 2   /**< not known yet: the broker will check back later */
+} fy_tx_state;
+
+/** A transactional producer of one producer group, on a client: opaque. */
+typedef struct fy_tx_producer fy_tx_producer;
+
+/** The local transaction (fy_tx_send()'s @p execute) and the check-back
+ * (fy_tx_producer_opts.check). @p msg is borrowed for the call; fy_message_id() gives the half
+ * message's id (the same in the execute call and in every check of that transaction: store it
+ * with the local transaction to answer checks), and fy_tx_id_of() its transaction id. */
+typedef fy_tx_state (*fy_tx_cb)(void *arg, const fy_message *msg);
+
+/** Options of fy_tx_producer_new(). Fill with fy_tx_producer_opts_init() first. */
+typedef struct fy_tx_producer_opts {
+    /** Producer group (required; topic naming rules). Check-backs of a transaction go to a
+     * producer of the group that sent it. */
+    const char *group;
+    /** Check-back: the broker asks about a transaction still open after its tx_check_after
+     * (6 s by default). Called from inside fy_client_poll(), the answer is sent to the broker at
+     * once. NULL: the producer does not answer checks (the broker rolls the half back after
+     * tx_max_checks). */
+    fy_tx_cb check;
+    void *check_arg;
+} fy_tx_producer_opts;
+
+/** What fy_tx_send() did. */
+typedef struct fy_tx_result {
+    uint64_t tx_id;                      /**< transaction id (0 if the half was not stored) */
+    char half_id[FY_MESSAGE_ID_LEN + 1]; /**< the half message's id */
+    fy_tx_state state;                   /**< what execute returned */
+    fy_send_result result;               /**< state FY_TX_COMMIT: where the message was stored */
+} fy_tx_result;
+
+/** Sets every field of @p opts to its default. */
+void fy_tx_producer_opts_init(fy_tx_producer_opts *opts);
+
+/** Registers a transactional producer of group @p opts->group on @p c (TX_REGISTER, waited for)
+ * so that the broker can send it check-backs; registered again after a reconnection.
+ * @param err if not NULL: FY_OK, -FY_EINVAL (no group), -FY_EBADNAME, -FY_ETIMEDOUT,
+ * -FY_ECLOSED, -FY_ENOMEM.
+ * @return the producer, owned by the caller (fy_tx_producer_free()), or NULL. */
+fy_tx_producer *fy_tx_producer_new(fy_client *c, const fy_tx_producer_opts *opts, int *err);
+
+/** Unregisters (TX_UNREGISTER, waited for at most request_timeout_ms) and frees. NULL-safe. Not
+ * from inside its own check callback. */
+void fy_tx_producer_free(fy_tx_producer *p);
+
+/** Sends @p msg in a transaction (RocketMQ's sendMessageInTransaction): stores it as a half
+ * message (invisible to consumers), calls @p execute (the local transaction) and sends its
+ * decision: commit makes the message visible (atomically: it is appended exactly once),
+ * rollback deletes it, unknown sends nothing and leaves it to the check-back.
+ * @param out if not NULL, filled in (tx_id as soon as the half is stored).
+ * @return FY_OK (the half was stored and the decision delivered); the errors of fy_send() when
+ * the half was not stored (execute is then not called); or the error of ending it (e.g.
+ * -FY_ECLOSED: the half stays open and the broker will check back). */
+int fy_tx_send(fy_tx_producer *p, const fy_message *msg, fy_tx_cb execute, void *arg,
+               fy_tx_result *out);
+
+/** The transaction id carried in a half message id (fy_message_id() of the message given to a
+ * fy_tx_cb), or 0 if @p msg is not a half message. */
+uint64_t fy_tx_id_of(const fy_message *msg);
+
+/** Lower level, for tools: stores @p msg as a half message of producer group @p group and
+ * returns its transaction id in @p tx_id (and the half's id in @p half, if not NULL). Return
+ * codes as for fy_send(), -FY_EINVAL without a group. */
+int fy_tx_send_half(fy_client *c, const char *group, const fy_message *msg, uint64_t *tx_id,
+                    fy_send_result *half);
+
+/** Ends transaction @p tx_id with @p state (any connection may end any transaction).
+ * @param result if not NULL and @p state is FY_TX_COMMIT: where the message was stored.
+ * @return FY_OK; -FY_ENOTFOUND (no such pending transaction: already ended, rolled back by the
+ * broker, or its topic is gone); -FY_EAGAIN (an earlier end is being stored); -FY_EINVAL; the
+ * errors of every request. */
+int fy_tx_end(fy_client *c, uint64_t tx_id, fy_tx_state state, fy_send_result *result);
+
+/** A pending transaction in fy_tx_list(). */
+typedef struct fy_tx_pending {
+    uint64_t tx_id;
+    const char *group;
+    uint64_t stored_ms;  /**< when the half message was stored */
+    uint32_t checks;     /**< check-backs so far */
+    fy_message *message; /**< the half message (owned by the list) */
+} fy_tx_pending;
+
+/** The answer of fy_tx_list(), oldest first. */
+typedef struct fy_tx_pending_list {
+    size_t n;
+    fy_tx_pending *txs;
+} fy_tx_pending_list;
+
+/** Lists pending transactions with ids >= @p from_id, at most @p limit (1 to 1024) and as many as
+ * fit in one frame; page on from the last id + 1. Admin-call return codes. */
+int fy_tx_list(fy_client *c, uint64_t from_id, size_t limit, fy_tx_pending_list **out);
+/** Frees the answer of fy_tx_list(). NULL-safe. */
+void fy_tx_pending_list_free(fy_tx_pending_list *list);
+
 /* ==== Consumer ============================================================================== */
 
 /** Consumption mode of a group. */

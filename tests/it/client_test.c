@@ -41,6 +41,7 @@ typedef struct broker {
     char dir[4096];
     char log[4200];
     char addr[64];
+    char conf[4200]; /* "" = no configuration file */
 } broker;
 
 static int64_t mono_ms(void)
@@ -72,8 +73,13 @@ static void broker_start(broker *b, int port)
         if (!f || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) {
             _exit(127);
         }
-        execl(ferryd_path, ferryd_path, "--data-dir", data, "--port", portarg, "--admin-port", "0",
-              "--mqtt-port", "0", "--amqp-port", "0", (char *)NULL);
+        if (b->conf[0]) {
+            execl(ferryd_path, ferryd_path, "-c", b->conf, "--data-dir", data, "--port", portarg,
+                  "--admin-port", "0", "--mqtt-port", "0", "--amqp-port", "0", (char *)NULL);
+        } else {
+            execl(ferryd_path, ferryd_path, "--data-dir", data, "--port", portarg, "--admin-port",
+                  "0", "--mqtt-port", "0", "--amqp-port", "0", (char *)NULL);
+        }
         _exit(127);
     }
     until = mono_ms() + WAIT_MS;
@@ -549,6 +555,163 @@ static void test_it_message_find_by_key(void **state)
     fy_client_free(c);
 }
 
+/* ---- Transactions ---- */
+
+/* The producer's local state: which transactions (by half id) are decided, and how. */
+typedef struct local_tx {
+    char ids[8][FY_MESSAGE_ID_LEN + 1];
+    fy_tx_state state[8];
+    int n;
+    int executed;
+    int checked;
+    uint64_t checked_tx;
+    fy_tx_state decide; /* what execute returns */
+} local_tx;
+
+static fy_tx_state tx_execute(void *arg, const fy_message *m)
+{
+    local_tx *l = arg;
+    assert_true(l->n < 8);
+    assert_int_equal(strlen(fy_message_id(m)), FY_MESSAGE_ID_LEN);
+    assert_true(fy_tx_id_of(m) > 0);
+    snprintf(l->ids[l->n], sizeof(l->ids[0]), "%s", fy_message_id(m));
+    l->state[l->n++] = l->decide;
+    l->executed++;
+    return l->decide;
+}
+
+/* Answers from the local state, as an application would from its database. */
+static fy_tx_state tx_check(void *arg, const fy_message *m)
+{
+    local_tx *l = arg;
+    l->checked++;
+    l->checked_tx = fy_tx_id_of(m);
+    for (int i = 0; i < l->n; i++) {
+        if (strcmp(l->ids[i], fy_message_id(m)) == 0) {
+            return l->state[i];
+        }
+    }
+    return FY_TX_UNKNOWN;
+}
+
+/* Polls the producer's client (check-backs) until the consumer has a message or time is up. */
+static fy_message *tx_poll_both(fy_client *pc, fy_consumer *cons, int ms)
+{
+    int64_t until = mono_ms() + ms;
+    while (mono_ms() < until) {
+        fy_message *m = NULL;
+        fy_client_poll(pc, 20);
+        if (fy_consumer_poll(cons, 20, &m) == FY_OK) {
+            assert_int_equal(fy_consumer_ack(cons, m), FY_OK);
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static void assert_body(fy_message *m, const char *body)
+{
+    size_t len;
+    const void *p;
+    assert_non_null(m);
+    p = fy_message_body(m, &len);
+    assert_int_equal(len, strlen(body));
+    assert_memory_equal(p, body, len);
+    fy_message_free(m);
+}
+
+static void test_it_transactions_check_back_and_restart(void **state)
+{
+    broker *b = *state;
+    FILE *f;
+    fy_client *pc, *cc;
+    fy_consumer *cons;
+    fy_tx_producer *p;
+    fy_tx_producer_opts o;
+    fy_tx_result r;
+    fy_tx_pending_list *pend;
+    fy_message *m;
+    static local_tx l;
+    int port, err;
+
+    /* Short check times through a configuration file. */
+    snprintf(b->conf, sizeof(b->conf), "%s/tx.conf", b->dir);
+    f = fopen(b->conf, "w");
+    assert_non_null(f);
+    fputs("tx_check_after 300ms\ntx_check_interval 200ms\ntx_max_checks 100\n", f);
+    fclose(f);
+    broker_stop(b);
+    broker_start(b, 0);
+    port = b->port;
+
+    pc = client(b);
+    cc = client(b);
+    assert_int_equal(fy_topic_create(cc, "it_tx", 2), FY_OK);
+    cons = consumer(cc, "it_tx_g", "it_tx", FY_CONSUME_CLUSTERING, NULL, NULL);
+    fy_tx_producer_opts_init(&o);
+    assert_null(fy_tx_producer_new(pc, &o, &err));
+    assert_int_equal(err, -FY_EINVAL);
+    o.group = "it_tx_pg";
+    o.check = tx_check;
+    o.check_arg = &l;
+    p = fy_tx_producer_new(pc, &o, &err);
+    assert_non_null(p);
+
+    /* Rolled back: never delivered. Committed: delivered once, with its location. */
+    m = msg("it_tx", "rolled-back");
+    l.decide = FY_TX_ROLLBACK;
+    assert_int_equal(fy_tx_send(p, m, tx_execute, &l, &r), FY_OK);
+    assert_true(r.tx_id > 0);
+    assert_int_equal(r.state, FY_TX_ROLLBACK);
+    fy_message_free(m);
+    m = msg("it_tx", "committed");
+    l.decide = FY_TX_COMMIT;
+    assert_int_equal(fy_tx_send(p, m, tx_execute, &l, &r), FY_OK);
+    assert_true(r.result.queue_id < 2);
+    fy_message_free(m);
+    assert_body(tx_poll_both(pc, cons, WAIT_MS), "committed");
+    assert_int_equal(fy_tx_end(pc, r.tx_id, FY_TX_COMMIT, NULL), -FY_ENOTFOUND);
+
+    /* Unknown at first: invisible until the broker checks back and the producer commits. */
+    m = msg("it_tx", "checked");
+    l.decide = FY_TX_UNKNOWN;
+    assert_int_equal(fy_tx_send(p, m, tx_execute, &l, &r), FY_OK);
+    fy_message_free(m);
+    assert_null(tx_poll_both(pc, cons, 400));
+    assert_true(l.checked > 0); /* asked, answered unknown */
+    assert_int_equal(l.checked_tx, r.tx_id);
+    l.state[l.n - 1] = FY_TX_COMMIT; /* the local transaction is done now */
+    assert_body(tx_poll_both(pc, cons, WAIT_MS), "checked");
+
+    /* Pending across a broker restart, then committed by a check of the reconnected producer. */
+    m = msg("it_tx", "after-restart");
+    assert_int_equal(fy_tx_send(p, m, tx_execute, &l, &r), FY_OK);
+    fy_message_free(m);
+    broker_stop(b);
+    broker_start(b, port);
+    assert_int_equal(fy_client_ping(cc), -FY_ECLOSED);     /* finds the old connection dead */
+    assert_int_equal(fy_tx_list(cc, 0, 10, &pend), FY_OK); /* reconnects */
+    assert_int_equal(pend->n, 1);
+    assert_int_equal(pend->txs[0].tx_id, r.tx_id);
+    assert_string_equal(pend->txs[0].group, "it_tx_pg");
+    assert_string_equal(fy_message_id(pend->txs[0].message), r.half_id);
+    fy_tx_pending_list_free(pend);
+    assert_int_equal(fy_client_ping(pc), -FY_ECLOSED); /* the old connection is gone */
+    l.state[l.n - 1] = FY_TX_COMMIT;
+    assert_int_equal(fy_client_ping(pc), FY_OK); /* reconnects and registers again */
+    assert_body(tx_poll_both(pc, cons, WAIT_MS), "after-restart");
+    assert_int_equal(fy_tx_list(cc, 0, 10, &pend), FY_OK);
+    assert_int_equal(pend->n, 0);
+    fy_tx_pending_list_free(pend);
+    /* Nothing else arrives (the rolled-back one, or a second copy). */
+    assert_null(tx_poll_both(pc, cons, 500));
+
+    fy_tx_producer_free(p);
+    fy_consumer_free(cons);
+    fy_client_free(pc);
+    fy_client_free(cc);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -560,6 +723,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_it_too_big_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_it_reconnect_across_broker_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_it_message_find_by_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_it_transactions_check_back_and_restart, setup,
+                                        teardown),
     };
     if (argc != 2) {
         fprintf(stderr, "usage: %s PATH_TO_FERRYD\n", argv[0]);
