@@ -52,6 +52,9 @@ static const char usage_text[] =
     "  dlq list GROUP                   count the dead letters of a consumer group\n"
     "  dlq consume GROUP [...]          print (and acknowledge) a group's dead letters\n"
     "  dlq resend GROUP [...]           send a group's dead letters to their topics again\n"
+    "  tx send TOPIC BODY [--group G]   store a half message (a transaction), print its id\n"
+    "  tx commit ID | tx rollback ID    end a transaction\n"
+    "  tx list                          list open transactions\n"
     "\n"
     "Options:\n"
     "  --broker HOST:PORT  broker address (default $FERRY_BROKER, else 127.0.0.1:10911)\n"
@@ -107,6 +110,22 @@ static const char help_consume[] =
     "                 comes back after the broker's retry_delays with reconsume + 1, and\n"
     "                 goes to the dead-letter queue after max_reconsume failures\n"
     "  --reject       fail each message for good: straight to the dead-letter queue\n";
+
+static const char help_tx[] =
+    "Usage: ferryctl tx send TOPIC BODY [--group G] [--tag TAG] [--key KEY]... [--prop N=V]...\n"
+    "                                   [--sharding-key K]\n"
+    "       ferryctl tx commit ID\n"
+    "       ferryctl tx rollback ID\n"
+    "       ferryctl tx list [--from ID] [--limit N]\n"
+    "\n"
+    "Transactional (half) messages by hand. `send` stores BODY as a half message of producer\n"
+    "group G (default ferryctl-tx): kept, but invisible to consumers. It prints the transaction\n"
+    "id (and, with --json, the half's message id). `commit` makes the message visible (appended\n"
+    "to its topic exactly once) and prints where it went; `rollback` deletes it. A transaction\n"
+    "left open is checked back with a connected producer of its group after tx_check_after,\n"
+    "every tx_check_interval, and rolled back after tx_max_checks checks (ferryctl answers no\n"
+    "checks). `list` shows the open transactions, oldest first: id, group, checks so far,\n"
+    "stored time, topic and body size.\n";
 
 static const char help_dlq[] =
     "Usage: ferryctl dlq list GROUP\n"
@@ -1552,10 +1571,164 @@ typedef struct command {
     const char *help;
 } command;
 
+/* ---- tx ------------------------------------------------------------------------------------ */
+
+#define TX_DEFAULT_GROUP "ferryctl-tx"
+
+static int cmd_tx(fy_client *c, int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"group", true},        {"tag", true},  {"key", true},
+                                    {"prop", true},         {"from", true}, {"limit", true},
+                                    {"sharding-key", true}, {NULL, false}};
+    const char *sub;
+    parsed p;
+    int rc;
+
+    cmd_name = "tx";
+    rc = parse_args(argc, argv, spec, help_tx, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos < 1) {
+        return usage_error(help_tx, "tx: missing subcommand");
+    }
+    sub = p.pos[0];
+    if (strcmp(sub, "send") == 0) {
+        const char *group = opt_get(&p, "group");
+        fy_send_result half;
+        uint64_t tx_id = 0;
+        fy_message *m;
+        cmd_name = "tx send";
+        if (p.npos != 3) {
+            return usage_error(help_tx, "tx send: TOPIC and BODY expected");
+        }
+        if (opt_get(&p, "from") || opt_get(&p, "limit")) {
+            return usage_error(help_tx, "tx send: --from and --limit are for tx list");
+        }
+        m = fy_message_new(p.pos[1]);
+        if (!m) {
+            fprintf(stderr, "ferryctl: tx send: out of memory\n");
+            return EXIT_FAIL;
+        }
+        rc = fy_message_set_body(m, p.pos[2], strlen(p.pos[2]));
+        for (int i = 0; i < p.nopts && rc == FY_OK; i++) {
+            const char *name = p.opts[i].name, *val = p.opts[i].val;
+            if (strcmp(name, "tag") == 0) {
+                rc = fy_message_set_tag(m, val);
+            } else if (strcmp(name, "key") == 0) {
+                rc = fy_message_add_key(m, val);
+            } else if (strcmp(name, "sharding-key") == 0) {
+                rc = fy_message_set_sharding_key(m, val);
+            } else if (strcmp(name, "prop") == 0) {
+                const char *eq = strchr(val, '=');
+                char *k;
+                if (!eq || eq == val) {
+                    fy_message_free(m);
+                    return usage_error(help_tx, "tx send: --prop needs NAME=VALUE, got '%s'", val);
+                }
+                k = strndup(val, (size_t)(eq - val));
+                rc = k ? fy_message_set_property(m, k, eq + 1) : -FY_ENOMEM;
+                free(k);
+            }
+        }
+        if (rc != FY_OK) {
+            fy_message_free(m);
+            return usage_error(help_tx, "tx send: bad message option: %s", fy_strerror(rc));
+        }
+        rc = need_broker(c);
+        if (rc >= 0) {
+            fy_message_free(m);
+            return rc;
+        }
+        rc = fy_tx_send_half(c, group ? group : TX_DEFAULT_GROUP, m, &tx_id, &half);
+        fy_message_free(m);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (json_out) {
+            json_print(json_pack("{s:I, s:s, s:s, s:I}", "tx_id", (json_int_t)tx_id, "half_id",
+                                 half.msgid, "group", group ? group : TX_DEFAULT_GROUP, "store_ms",
+                                 (json_int_t)half.store_ms));
+        } else {
+            printf("%" PRIu64 "\n", tx_id);
+        }
+        return EXIT_OK;
+    }
+    if (strcmp(sub, "commit") == 0 || strcmp(sub, "rollback") == 0) {
+        bool commit = sub[0] == 'c';
+        fy_send_result r;
+        uint64_t tx_id;
+        cmd_name = commit ? "tx commit" : "tx rollback";
+        if (p.npos != 2 || !parse_u64(p.pos[1], &tx_id)) {
+            return usage_error(help_tx, "%s: one transaction ID (a number) expected", cmd_name);
+        }
+        if (p.nopts > 0) {
+            return usage_error(help_tx, "%s: no options expected", cmd_name);
+        }
+        NEED_BROKER(c);
+        rc = fy_tx_end(c, tx_id, commit ? FY_TX_COMMIT : FY_TX_ROLLBACK, &r);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        if (commit) {
+            print_send_result(&r);
+        } else if (json_out) {
+            json_print(json_pack("{s:I, s:s}", "tx_id", (json_int_t)tx_id, "state", "rolled back"));
+        } else {
+            printf("%" PRIu64 " rolled back\n", tx_id);
+        }
+        return EXIT_OK;
+    }
+    if (strcmp(sub, "list") == 0) {
+        uint64_t from = 0, limit = 1024;
+        const char *v;
+        fy_tx_pending_list *l;
+        cmd_name = "tx list";
+        if (p.npos != 1) {
+            return usage_error(help_tx, "tx list: no arguments expected besides options");
+        }
+        if ((v = opt_get(&p, "from")) && !parse_u64(v, &from)) {
+            return usage_error(help_tx, "tx list: --from needs a transaction id");
+        }
+        if ((v = opt_get(&p, "limit")) && (!parse_u64(v, &limit) || limit == 0 || limit > 1024)) {
+            return usage_error(help_tx, "tx list: --limit needs 1..1024");
+        }
+        NEED_BROKER(c);
+        rc = fy_tx_list(c, from, (size_t)limit, &l);
+        if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        for (size_t i = 0; i < l->n; i++) {
+            const fy_tx_pending *t = &l->txs[i];
+            size_t len;
+            char at[40];
+            fy_message_body(t->message, &len);
+            if (json_out) {
+                json_print(json_pack("{s:I, s:s, s:s, s:I, s:I, s:s, s:I}", "tx_id",
+                                     (json_int_t)t->tx_id, "half_id", fy_message_id(t->message),
+                                     "group", t->group, "checks", (json_int_t)t->checks,
+                                     "stored_ms", (json_int_t)t->stored_ms, "topic",
+                                     fy_message_topic(t->message), "size", (json_int_t)len));
+            } else {
+                printf("%" PRIu64 " group=%s checks=%u stored=%s topic=%s size=%zu\n", t->tx_id,
+                       t->group, t->checks, fmt_time(t->stored_ms, at, sizeof(at)),
+                       fy_message_topic(t->message), len);
+            }
+        }
+        fy_tx_pending_list_free(l);
+        return EXIT_OK;
+    }
+    return usage_error(help_tx, "tx: unknown subcommand '%s'", sub);
+}
+
 static const command commands[] = {
-    {"topic", cmd_topic, help_topic},       {"send", cmd_send, help_send},
-    {"consume", cmd_consume, help_consume}, {"group", cmd_group, help_group},
-    {"message", cmd_message, help_message}, {"dlq", cmd_dlq, help_dlq},
+    {"topic", cmd_topic, help_topic},
+    {"send", cmd_send, help_send},
+    {"consume", cmd_consume, help_consume},
+    {"group", cmd_group, help_group},
+    {"message", cmd_message, help_message},
+    {"dlq", cmd_dlq, help_dlq},
+    {"tx", cmd_tx, help_tx},
 };
 
 int main(int argc, char **argv)

@@ -11,7 +11,11 @@
 # consume --nack sees a message come back with reconsume 0, 1, 2 after the back-off, then it is
 # in the group's dead-letter queue (dlq list, dlq consume with its original topic and reconsume
 # 3), dlq resend sends it to its topic again (exactly one new copy, tag and properties kept) once
-# only, and consume --reject sends messages straight to the dead-letter queue.
+# only, and consume --reject sends messages straight to the dead-letter queue. TransactionTest
+# (a ferryd with tx_check_after 2s, tx_max_checks 1): tx send prints an id and the message stays
+# invisible and listed until tx commit (delivered once; a second commit fails), tx rollback
+# deletes it, a half nobody answers for is rolled back by the broker after its checks, and tx
+# usage errors exit 2.
 # Usage: ferryctl_test.py PATH_TO_FERRYD PATH_TO_FERRYCTL SOURCE_DIR
 import datetime
 import json
@@ -624,6 +628,89 @@ class DeadLetterTest(unittest.TestCase):
         self.assertIn("dlq resend", self.ctl("--help", broker=dead)[1])
         code, _, err = self.ctl("dlq", "list", "g", broker=dead)
         self.assertEqual(code, 3, err)
+
+
+
+class TransactionTest(unittest.TestCase):
+    """tx send / commit / rollback / list, against a ferryd with short check-backs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ferry-tx-")
+        conf = os.path.join(cls.tmp, "ferry.conf")
+        with open(conf, "w") as fh:
+            fh.write("tx_check_after 2s\ntx_check_interval 200ms\ntx_max_checks 1\n")
+        cls.f = ferryd_test.Ferryd(os.path.join(cls.tmp, "data"), conf=conf)
+        cls.f.wait_ready(component="native")
+        cls.broker = "127.0.0.1:%d" % cls.f.ports["native"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    ctl = FerryctlTest.ctl
+    ok = FerryctlTest.ok
+    json_lines = FerryctlTest.json_lines
+
+    def pending(self):
+        return {d["tx_id"]: d for d in self.json_lines(self.ok("--json", "tx", "list"))}
+
+    def consume(self, topic, group):
+        return self.ok("consume", topic, "--group", group, "--from", "first",
+                       "--timeout", "300").splitlines()
+
+    def test_send_commit_delivers_once(self):
+        self.ok("topic", "create", "t_tx", "--queues", "1")
+        out = self.ok("tx", "send", "t_tx", "paid", "--group", "pg_tx", "--tag", "TagT",
+                      "--key", "order-1")
+        tx_id = int(out.strip())
+        self.assertIn(tx_id, self.pending())
+        doc = self.pending()[tx_id]
+        self.assertEqual((doc["group"], doc["topic"], doc["size"]), ("pg_tx", "t_tx", 4))
+        self.assertRegex(doc["half_id"], MSGID)
+        # A half message is not delivered.
+        self.assertEqual(self.consume("t_tx", "g_tx"), [])
+        out = self.ok("tx", "commit", str(tx_id))
+        msgid, queue, offset = out.split()
+        self.assertRegex(msgid, MSGID)
+        self.assertEqual((int(queue), int(offset)), (0, 0))
+        self.assertNotIn(tx_id, self.pending())
+        self.assertEqual(self.consume("t_tx", "g_tx"), ["paid"])
+        # Ended once: a second commit or a rollback finds nothing.
+        code, _, err = self.ctl("tx", "commit", str(tx_id))
+        self.assertEqual(code, 1, err)
+        self.assertIn("no such pending transaction", err)
+        self.assertEqual(self.ctl("tx", "rollback", str(tx_id))[0], 1)
+        self.assertEqual(self.consume("t_tx", "g_tx"), [])
+        # The key index has it, like any message.
+        self.assertIn("paid", self.ok("message", "find", "--topic", "t_tx", "--key", "order-1"))
+
+    def test_rollback_deletes(self):
+        self.ok("topic", "create", "t_txr", "--queues", "1")
+        doc = self.json_lines(self.ok("--json", "tx", "send", "t_txr", "undone"))[0]
+        self.assertEqual(doc["group"], "ferryctl-tx")
+        out = self.ok("tx", "rollback", str(doc["tx_id"]))
+        self.assertIn("rolled back", out)
+        self.assertNotIn(doc["tx_id"], self.pending())
+        self.assertEqual(self.consume("t_txr", "g_txr"), [])
+
+    def test_unanswered_half_is_rolled_back_by_the_broker(self):
+        tx_id = int(self.ok("tx", "send", "t_txe", "forgotten", "--group", "nobody").strip())
+        self.assertIn(tx_id, self.pending())
+        deadline = time.monotonic() + DEADLINE_S
+        while tx_id in self.pending():
+            self.assertLess(time.monotonic(), deadline, "half never rolled back")
+            time.sleep(0.1)
+        self.assertIn("rolled back", self.f.output())
+        self.assertEqual(self.consume("t_txe", "g_txe"), [])
+
+    def test_tx_usage_errors_exit_2(self):
+        for args in (["tx"], ["tx", "frob"], ["tx", "commit"], ["tx", "commit", "abc"],
+                     ["tx", "send", "t_tx"], ["tx", "list", "--limit", "0"],
+                     ["tx", "rollback", "1", "--group", "g"]):
+            code, _, err = self.ctl(*args)
+            self.assertEqual(code, 2, "%s: %s" % (args, err))
 
 
 if __name__ == "__main__":
