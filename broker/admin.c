@@ -73,6 +73,12 @@ static void handle_health(struct evhttp_request *req, void *arg)
         json_pack("{s:I, s:I, s:I, s:I}", "topics", (json_int_t)cs.topics, "groups",
                   (json_int_t)cs.groups, "retention_deleted", (json_int_t)cs.retention_deleted,
                   "retention_skipped", (json_int_t)cs.retention_skipped);
+    json_object_set_new(core, "transactions",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "pending",
+                                  (json_int_t)cs.tx_pending, "halves", (json_int_t)cs.tx_halves,
+                                  "commits", (json_int_t)cs.tx_commits, "rollbacks",
+                                  (json_int_t)cs.tx_rollbacks, "checks", (json_int_t)cs.tx_checks,
+                                  "expired", (json_int_t)cs.tx_expired));
     json_t *body = json_pack("{s:s, s:s, s:I, s:o, s:o}", "status", healthy ? "ok" : "degraded",
                              "version", FERRY_VERSION, "uptime_s",
                              (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000), "store",

@@ -903,14 +903,15 @@ static const fy_config_key broker_keys[] = {
                          "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
                          "Delays of the message property DELAY=1, 2, ... (RocketMQ's levels)."),
     FY_CONFIG_KEY_DURATION("tx_check_after", BC, tx_check_after_ms, "6s", 0, UINT64_MAX,
-                           "Ask the producer about a transaction still open after this time "
-                           "(transactions are not built yet)."),
-    FY_CONFIG_KEY_DURATION("tx_check_interval", BC, tx_check_interval_ms, "60s", 1, UINT64_MAX,
-                           "Time between two checks of the same open transaction (transactions are "
-                           "not built yet)."),
+                           "Ask a producer of its group about a transaction still open after this "
+                           "time."),
+    FY_CONFIG_KEY_DURATION(
+        "tx_check_interval", BC, tx_check_interval_ms, "60s", 1, UINT64_MAX,
+        "Time between two check rounds, i.e. between two checks of the same open "
+        "transaction."),
     FY_CONFIG_KEY_UINT("tx_max_checks", BC, tx_max_checks, "15", 0, UINT32_MAX,
-                       "Roll back an open transaction after this many unanswered checks "
-                       "(transactions are not built yet)."),
+                       "Roll back an open transaction after this many checks (a round with no "
+                       "producer of its group connected counts too)."),
     FY_CONFIG_KEY_SIZE("store_cache_size", BC, store_cache_size, "64MiB", FY_MiB, UINT64_MAX,
                        "LevelDB block cache for reads (at least 1MiB)."),
     FY_CONFIG_KEY_SIZE("store_write_buffer", BC, store_write_buffer, "64MiB", FY_MiB, UINT64_MAX,

@@ -116,6 +116,8 @@ class FerrydTest(unittest.TestCase):
         self.assertIsInstance(body["uptime_s"], int)
         self.assertEqual(body["store"]["state"], "ok")
         self.assertEqual(body["store"]["flush"], "async")
+        self.assertEqual(body["core"]["transactions"]["pending"], 0)
+        self.assertEqual(body["core"]["transactions"]["commits"], 0)
 
     def test_unknown_route_is_json_404(self):
         f = self.start()
