@@ -19,6 +19,7 @@ M|$P/v/from5|hello from 5
 M|$P/v/from311|hello from 3.1.1"
 for v in mqttv31 mqttv311 mqttv5; do
     wait_exit "s_$v" || fail "$v subscriber exited with $?"
-    expect_eq "messages at the $v subscriber" "$want" "$(msgs "s_$v")"
+    # sorted: order is kept per topic only (Ferry spreads topics over queues)
+    expect_eq "messages at the $v subscriber" "$(echo "$want" | sort)" "$(msgs "s_$v" | sort)"
 done
 echo "ok"

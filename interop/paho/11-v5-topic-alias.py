@@ -42,9 +42,11 @@ def test():
     c.publish(P + "/ta/two", b"remap", 1, properties=alias(1))
     c.publish("", b"use2", 1, properties=alias(1))
     got = sub.wait_messages(4)
-    eq([(m.topic, m.payload) for m in got],
-       [(P + "/ta/one", b"set"), (P + "/ta/one", b"use"), (P + "/ta/two", b"remap"),
-        (P + "/ta/two", b"use2")], "topics seen by the subscriber")
+    # order is kept per topic only
+    eq([m.payload for m in got if m.topic == P + "/ta/one"], [b"set", b"use"],
+       "messages under the first aliased topic")
+    eq([m.payload for m in got if m.topic == P + "/ta/two"], [b"remap", b"use2"],
+       "messages under the remapped alias")
     for m in got:
         eq(m.prop("TopicAlias"), None, "alias forwarded to a subscriber that did not allow any")
     c.disconnect()
