@@ -32,10 +32,10 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j $(JOBS) $(CTEST_ARGS)
 
-# Unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Unit, integration and interop tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize:
 	$(MAKE) test BUILD=build-sanitize BUILD_TYPE=Debug \
-	    CMAKE_ARGS="-DFERRY_SANITIZE=ON $(CMAKE_ARGS)" CTEST_ARGS="-L 'unit|it' $(CTEST_ARGS)"
+	    CMAKE_ARGS="-DFERRY_SANITIZE=ON $(CMAKE_ARGS)" CTEST_ARGS="-L 'unit|it|interop' $(CTEST_ARGS)"
 
 bench: build
 	scripts/bench.sh $(BUILD)

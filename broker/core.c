@@ -313,8 +313,13 @@ static const tail_slot *tail_get(const topic *t, uint32_t queue_id, uint64_t off
 
 /* ---- Cursors and offsets ------------------------------------------------------------------- */
 
+/* The settle state of offset. The window is allocated on first use: a member that is never
+ * handed anything (an idle subscriber skipping other clients' messages) never needs one. */
 static uint8_t *win_at(cursor *cu, uint64_t offset)
 {
+    if (!cu->win) {
+        cu->win = fy_calloc(WINDOW, 1);
+    }
     return &cu->win[offset % WINDOW];
 }
 
@@ -336,6 +341,18 @@ static void advance(fy_core *c, cursor *cu)
     }
     if (cu->committed != before) {
         mark_dirty(c, cu);
+    }
+}
+
+/* Settles an offset that needs no delivery (filtered out). At the front of the window the
+ * committed offset simply moves on, without touching the window. */
+static void mark_done(fy_core *c, cursor *cu, uint64_t offset)
+{
+    if (offset == cu->committed) {
+        cu->committed++;
+        mark_dirty(c, cu);
+    } else {
+        *win_at(cu, offset) = W_DONE;
     }
 }
 
@@ -406,7 +423,6 @@ static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec 
         uint64_t min, max, off;
         cu->cons = co;
         cu->queue_id = q;
-        cu->win = fy_calloc(WINDOW, 1);
         fy_store_queue_range(c->store, t->id, q, &min, &max);
         if (co->persistent && fy_store_get_offset(c->store, g->name, t->id, q, &off) == FY_OK) {
             cu->persisted = off;
@@ -640,7 +656,7 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
     if (cu->cons->retry || filter_matches(x->s, rec, len)) {
         deliver(x->s, cu, offset, rec, len, false);
     } else {
-        *win_at(cu, offset) = W_DONE;
+        mark_done(x->s->core, cu, offset);
     }
     return 0;
 }
@@ -720,7 +736,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
         if (cu->cons->retry || filter_matches(s, ts->rec.data, ts->rec.len)) {
             deliver(s, cu, off, ts->rec.data, ts->rec.len, false);
         } else {
-            *win_at(cu, off) = W_DONE;
+            mark_done(c, cu, off);
         }
     }
     advance(c, cu);
@@ -2296,7 +2312,9 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
         if (co) {
             cursor *cu = &co->cur[q];
             forget_inflight(co, cu);
-            memset(cu->win, 0, WINDOW);
+            if (cu->win) {
+                memset(cu->win, 0, WINDOW);
+            }
             cu->nredo = cu->redo_head = 0;
             cu->committed = cu->next = cu->persisted = off;
         }

@@ -90,6 +90,11 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
     if (c->closing) {
         return;
     }
+    /* What the client published before it went (a QoS 0 publish then DISCONNECT) is stored. */
+    mqtt_publish_flush(c);
+    if (c->closing) {
+        return; /* the flush closed it (a 3.1.1 publish that could not be stored) */
+    }
     if (reason >= 0x80 && reason != FY_MQTT_RC_SERVER_SHUTTING_DOWN) {
         fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s reason=0x%02x msg=\"closed: %s\"",
                (unsigned long long)c->id, c->peer, c->s ? c->s->client_id : "-", reason, why);
@@ -228,6 +233,9 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
     }
     c->in_read = false;
+    if (!c->closing) {
+        mqtt_publish_flush(c);
+    }
     if (c->closing) {
         conn_maybe_free(c);
         return;

@@ -109,13 +109,6 @@ void mqtt_build_record(mqtt_server *srv, fy_buf *out, const char *client_id, fy_
 
 /* ---- Retained messages: "r" + MQTT topic -> record ------------------------------------------ */
 
-static void retained_key(fy_buf *k, fy_slice topic)
-{
-    fy_buf_reset(k);
-    fy_buf_put_u8(k, 'r');
-    fy_buf_append(k, topic.p, topic.len);
-}
-
 static void retained_free(mqtt_retained *r)
 {
     fy_buf_free(&r->rec);
@@ -171,15 +164,27 @@ void mqtt_retained_free(mqtt_server *srv)
 
 /* ---- Producing --------------------------------------------------------------------------- */
 
-typedef struct pub_ctx {
-    mqtt_server *srv;
-    mqtt_conn *c; /* NULL: a will */
+/* The publishes of one read of a connection (or one will) go to the core as one produce: one
+ * store batch, one completion, acknowledgements in order. */
+typedef struct pub_item {
     uint8_t qos;
     uint16_t pid;
     bool retain;
-    fy_buf rec;  /* retained only: the record, for the in-memory copy */
-    char *topic; /* retained only */
-} pub_ctx;
+    bool empty;   /* empty payload: a retained publish clears the topic */
+    bool nostore; /* a QoS 2 retransmission: answered in order, stored once before */
+    size_t rec_off, rec_len, topic_off, topic_len;
+} pub_item;
+
+struct mqtt_pub_batch {
+    mqtt_server *srv;
+    mqtt_conn *c; /* NULL: a will */
+    fy_buf data;  /* records and topics, back to back */
+    pub_item *items;
+    size_t n, cap;
+};
+
+#define BATCH_MAX_MSGS 256
+#define BATCH_MAX_BYTES (1u << 20)
 
 static void ack_publish(mqtt_conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
@@ -189,108 +194,55 @@ static void ack_publish(mqtt_conn *c, uint8_t type, uint16_t pid, uint8_t reason
     fy_mqtt_enc_ack(&c->out, c->version, type, &a, c->peer_max_packet);
 }
 
-static void on_produced(void *arg, int status, const fy_produce_result *res, size_t n)
+static mqtt_pub_batch *batch_new(mqtt_server *srv, mqtt_conn *c)
 {
-    pub_ctx *x = arg;
-    mqtt_conn *c = x->c;
-    if (status == FY_OK) {
-        x->srv->stats.messages_in++;
-        if (x->retain) {
-            retained_set(x->srv, fy_slice_str(x->topic), x->rec.data, x->rec.len);
-        }
-    } else {
-        fy_log(WARN, "mqtt", "client=%s err=%s msg=\"publish not stored\"",
-               c && c->s ? c->s->client_id : "-", fy_errname(status));
-    }
-    if (c && !c->closing) {
-        if (status == FY_OK) {
-            if (x->qos == 1) {
-                ack_publish(c, FY_MQTT_PUBACK, x->pid, FY_MQTT_RC_SUCCESS);
-                c->in_unacked--;
-            } else if (x->qos == 2) {
-                ack_publish(c, FY_MQTT_PUBREC, x->pid, FY_MQTT_RC_SUCCESS);
-            }
-        } else if (x->qos > 0) {
-            if (c->version == FY_MQTT_V5) {
-                if (x->qos == 2 && c->s) {
-                    fy_u64map_del(&c->s->q2in, x->pid);
-                }
-                ack_publish(c, x->qos == 1 ? FY_MQTT_PUBACK : FY_MQTT_PUBREC, x->pid,
-                            FY_MQTT_RC_UNSPECIFIED);
-                c->in_unacked--;
-            } else {
-                mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "publish could not be stored");
-            }
-        }
-        mqtt_conn_flush(c);
-    }
-    if (c) {
-        mqtt_conn_pending_done(c);
-    }
-    fy_buf_free(&x->rec);
-    fy_free(x->topic);
-    fy_free(x);
+    mqtt_pub_batch *b = FY_NEW(mqtt_pub_batch);
+    b->srv = srv;
+    b->c = c;
+    return b;
 }
 
-/* Produces rec (an encoded record) with, for a retained publish, the retained key and, for a
- * QoS 2 publish of a durable session, its packet id, all in one store batch. */
-static int produce(mqtt_server *srv, mqtt_conn *c, const fy_buf *rec, fy_slice topic, bool retain,
-                   uint8_t qos, uint16_t pid, bool empty_payload)
+static void batch_free(mqtt_pub_batch *b)
 {
-    fy_produce_msg m;
-    fy_kv_op ops[2];
-    size_t nops = 0;
-    fy_buf rkey = FY_BUF_INIT, qkey = FY_BUF_INIT;
-    pub_ctx *x = FY_NEW(pub_ctx);
-    int rc;
-    x->srv = srv;
-    x->c = c;
-    x->qos = qos;
-    x->pid = pid;
-    x->retain = retain;
-    m.record = (fy_slice){rec->data, rec->len};
-    m.sharding_key = topic; /* one MQTT topic, one queue: its order holds */
-    if (retain) {
-        retained_key(&rkey, topic);
-        x->topic = fy_strndup((const char *)topic.p, topic.len);
-        if (!empty_payload) {
-            fy_buf_append(&x->rec, rec->data, rec->len);
-        }
-        ops[nops++] = (fy_kv_op){empty_payload, {rkey.data, rkey.len}, {rec->data, rec->len}};
-    }
-    if (qos == 2 && c && c->s && c->s->durable) {
-        mqtt_q2in_key(&qkey, c->s->client_id, pid);
-        ops[nops++] = (fy_kv_op){false, {qkey.data, qkey.len}, {NULL, 0}};
-    }
-    rc = fy_core_produce_kv(srv->env.core, &m, 1, NS, ops, nops, on_produced, x, NULL);
-    fy_buf_free(&rkey);
-    fy_buf_free(&qkey);
-    if (rc != FY_OK) {
-        fy_buf_free(&x->rec);
-        fy_free(x->topic);
-        fy_free(x);
-        return rc;
-    }
-    if (c) {
-        c->pending++;
-    }
-    return FY_OK;
+    fy_buf_free(&b->data);
+    fy_free(b->items);
+    fy_free(b);
 }
 
-void mqtt_publish_will(mqtt_server *srv, const fy_buf *rec, uint8_t qos, bool retain)
+static void batch_add(mqtt_pub_batch *b, const fy_buf *rec, fy_slice topic, uint8_t qos,
+                      uint16_t pid, bool retain, bool empty)
 {
-    fy_record_view v;
-    fy_slice topic;
-    int rc;
-    if (rec->len == 0 || fy_record_decode(rec->data, rec->len, &v) != FY_OK ||
-        !fy_record_prop_get(&v, "mqtt.topic", &topic)) {
+    pub_item *it;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 8;
+        b->items = fy_realloc(b->items, b->cap * sizeof(*b->items));
+    }
+    it = &b->items[b->n++];
+    it->qos = qos;
+    it->pid = pid;
+    it->retain = retain;
+    it->empty = empty;
+    it->nostore = rec == NULL;
+    it->rec_off = b->data.len;
+    if (!rec) {
+        it->rec_len = it->topic_off = it->topic_len = 0;
         return;
     }
-    rc = produce(srv, NULL, rec, topic, retain, qos, 0, v.body.len == 0);
-    if (rc != FY_OK) {
-        fy_log(WARN, "mqtt", "topic=%.*s err=%s msg=\"will not published\"", (int)topic.len,
-               (const char *)topic.p, fy_errname(rc));
-    }
+    it->rec_len = rec->len;
+    fy_buf_append(&b->data, rec->data, rec->len);
+    it->topic_off = b->data.len;
+    it->topic_len = topic.len;
+    fy_buf_append(&b->data, topic.p, topic.len);
+}
+
+static fy_slice item_rec(const mqtt_pub_batch *b, const pub_item *it)
+{
+    return (fy_slice){b->data.data + it->rec_off, it->rec_len};
+}
+
+static fy_slice item_topic(const mqtt_pub_batch *b, const pub_item *it)
+{
+    return (fy_slice){b->data.data + it->topic_off, it->topic_len};
 }
 
 static uint8_t refusal(int rc)
@@ -305,6 +257,169 @@ static uint8_t refusal(int rc)
         return FY_MQTT_RC_QUOTA_EXCEEDED;
     default:
         return FY_MQTT_RC_UNSPECIFIED;
+    }
+}
+
+/* Answers one publish that was not stored: MQTT 5 says why in the PUBACK/PUBREC; 3.1.1 cannot,
+ * so the connection closes (the client will publish again). */
+static void refuse(mqtt_conn *c, const pub_item *it, int status)
+{
+    if (it->qos == 0 || c->closing) {
+        return;
+    }
+    if (it->nostore) {
+        if (c->version == FY_MQTT_V5) {
+            ack_publish(c, FY_MQTT_PUBREC, it->pid, refusal(status));
+        }
+        return; /* stored before: its state stays */
+    }
+    if (it->qos == 2 && c->s) {
+        fy_u64map_del(&c->s->q2in, it->pid);
+    }
+    if (c->in_unacked > 0) {
+        c->in_unacked--;
+    }
+    if (c->version == FY_MQTT_V5) {
+        ack_publish(c, it->qos == 1 ? FY_MQTT_PUBACK : FY_MQTT_PUBREC, it->pid, refusal(status));
+    } else {
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "publish could not be stored");
+    }
+}
+
+static void on_produced(void *arg, int status, const fy_produce_result *res, size_t n)
+{
+    mqtt_pub_batch *b = arg;
+    mqtt_conn *c = b->c;
+    if (status != FY_OK) {
+        fy_log(WARN, "mqtt", "client=%s messages=%zu err=%s msg=\"publish not stored\"",
+               c && c->s ? c->s->client_id : "-", b->n, fy_errname(status));
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const pub_item *it = &b->items[i];
+        if (status == FY_OK && !it->nostore) {
+            b->srv->stats.messages_in++;
+            if (it->retain) {
+                fy_slice rec = item_rec(b, it);
+                retained_set(b->srv, item_topic(b, it), rec.p, it->empty ? 0 : rec.len);
+            }
+        }
+        if (!c || c->closing) {
+            continue;
+        }
+        if (status != FY_OK) {
+            refuse(c, it, status);
+        } else if (it->qos == 1) {
+            ack_publish(c, FY_MQTT_PUBACK, it->pid, FY_MQTT_RC_SUCCESS);
+            c->in_unacked--;
+        } else if (it->qos == 2) {
+            ack_publish(c, FY_MQTT_PUBREC, it->pid, FY_MQTT_RC_SUCCESS);
+        }
+    }
+    if (c) {
+        mqtt_conn_flush(c);
+        mqtt_conn_pending_done(c);
+    }
+    batch_free(b);
+}
+
+static void on_nothing_stored(void *arg, int status)
+{
+    on_produced(arg, status, NULL, 0);
+}
+
+/* Produces the batch: the messages, their retained keys and the QoS 2 packet ids of a durable
+ * session, in one store batch. On success the completion owns b; on failure the caller does. */
+static int batch_submit(mqtt_pub_batch *b)
+{
+    mqtt_conn *c = b->c;
+    mqtt_session *s = c ? c->s : NULL;
+    fy_produce_msg *msgs = fy_malloc(b->n * sizeof(*msgs));
+    fy_kv_op *ops = fy_malloc(2 * b->n * sizeof(*ops));
+    fy_buf keys = FY_BUF_INIT;
+    size_t nops = 0, *key_at = fy_malloc(2 * b->n * sizeof(*key_at));
+    size_t nmsgs = 0;
+    int rc;
+    for (size_t i = 0; i < b->n; i++) {
+        const pub_item *it = &b->items[i];
+        if (it->nostore) {
+            continue;
+        }
+        msgs[nmsgs].record = item_rec(b, it);
+        msgs[nmsgs].sharding_key = item_topic(b, it); /* one MQTT topic, one queue: in order */
+        nmsgs++;
+        if (it->retain) {
+            fy_slice t = item_topic(b, it);
+            key_at[nops] = keys.len;
+            fy_buf_put_u8(&keys, 'r');
+            fy_buf_append(&keys, t.p, t.len);
+            ops[nops] = (fy_kv_op){it->empty, {NULL, 1 + t.len}, item_rec(b, it)};
+            nops++;
+        }
+        if (it->qos == 2 && s && s->durable) {
+            fy_buf k = FY_BUF_INIT;
+            mqtt_q2in_key(&k, s->client_id, it->pid);
+            key_at[nops] = keys.len;
+            fy_buf_append(&keys, k.data, k.len);
+            ops[nops] = (fy_kv_op){false, {NULL, k.len}, {NULL, 0}};
+            nops++;
+            fy_buf_free(&k);
+        }
+    }
+    for (size_t i = 0; i < nops; i++) {
+        ops[i].key.p = keys.data + key_at[i]; /* keys no longer moves */
+    }
+    if (nmsgs > 0) {
+        rc = fy_core_produce_kv(b->srv->env.core, msgs, nmsgs, NS, ops, nops, on_produced, b, NULL);
+    } else {
+        /* Only retransmissions: an empty store batch completes after the ones before it. */
+        rc = fy_core_kv_write(b->srv->env.core, NS, NULL, 0, on_nothing_stored, b);
+    }
+    fy_free(msgs);
+    fy_free(ops);
+    fy_free(key_at);
+    fy_buf_free(&keys);
+    if (rc == FY_OK && c) {
+        c->pending++;
+    }
+    return rc;
+}
+
+void mqtt_publish_flush(mqtt_conn *c)
+{
+    mqtt_pub_batch *b = c->batch;
+    int rc;
+    if (!b) {
+        return;
+    }
+    c->batch = NULL;
+    rc = batch_submit(b);
+    if (rc != FY_OK) {
+        fy_log(INFO, "mqtt", "client=%s messages=%zu err=%s msg=\"publish refused\"",
+               c->s ? c->s->client_id : "-", b->n, fy_errname(rc));
+        for (size_t i = 0; i < b->n; i++) {
+            refuse(c, &b->items[i], rc);
+        }
+        batch_free(b);
+    }
+}
+
+void mqtt_publish_will(mqtt_server *srv, const fy_buf *rec, uint8_t qos, bool retain)
+{
+    fy_record_view v;
+    fy_slice topic;
+    mqtt_pub_batch *b;
+    int rc;
+    if (rec->len == 0 || fy_record_decode(rec->data, rec->len, &v) != FY_OK ||
+        !fy_record_prop_get(&v, "mqtt.topic", &topic)) {
+        return;
+    }
+    b = batch_new(srv, NULL);
+    batch_add(b, rec, topic, qos, 0, retain, v.body.len == 0);
+    rc = batch_submit(b);
+    if (rc != FY_OK) {
+        fy_log(WARN, "mqtt", "topic=%.*s err=%s msg=\"will not published\"", (int)topic.len,
+               (const char *)topic.p, fy_errname(rc));
+        batch_free(b);
     }
 }
 
@@ -341,8 +456,16 @@ int mqtt_handle_publish(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
             return FY_MQTT_RC_RECEIVE_MAX_EXCEEDED;
         }
         if (p.qos == 2 && fy_u64map_find(&s->q2in, p.packet_id)) {
-            /* A retransmission of a QoS 2 publish we already stored: answer, store nothing. */
-            ack_publish(c, FY_MQTT_PUBREC, p.packet_id, FY_MQTT_RC_SUCCESS);
+            /* A retransmission of a QoS 2 publish we already stored (or are storing): PUBREC
+             * again, after the original is stored; nothing stored twice. */
+            if (!c->batch && c->pending == 0) {
+                ack_publish(c, FY_MQTT_PUBREC, p.packet_id, FY_MQTT_RC_SUCCESS);
+                return 0;
+            }
+            if (!c->batch) {
+                c->batch = batch_new(srv, c);
+            }
+            batch_add(c->batch, NULL, p.topic, 2, p.packet_id, false, false);
             return 0;
         }
     }
@@ -358,32 +481,29 @@ int mqtt_handle_publish(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
     mqtt_build_record(srv, &srv->scratch, s->client_id, topic, p.qos, p.retain,
                       c->version == FY_MQTT_V5 ? &p.props : NULL, p.payload);
     if (srv->scratch.len == 0) {
-        why = "publish cannot be stored as a record";
-        rc = -FY_EINVAL;
-    } else {
-        if (p.qos == 2) {
-            fy_u64map_upsert(&s->q2in, p.packet_id, 1);
+        fy_log(INFO, "mqtt", "client=%s topic=%.*s msg=\"publish cannot be stored as a record\"",
+               s->client_id, (int)topic.len, (const char *)topic.p);
+        if (p.qos > 0 && c->version == FY_MQTT_V5) {
+            ack_publish(c, p.qos == 1 ? FY_MQTT_PUBACK : FY_MQTT_PUBREC, p.packet_id,
+                        FY_MQTT_RC_UNSPECIFIED);
+            return 0;
         }
-        rc =
-            produce(srv, c, &srv->scratch, topic, p.retain, p.qos, p.packet_id, p.payload.len == 0);
-        why = "publish refused";
-    }
-    if (rc == FY_OK) {
-        if (p.qos > 0) {
-            c->in_unacked++;
-        }
-        return 0;
+        return p.qos > 0 ? FY_MQTT_RC_UNSPECIFIED : 0;
     }
     if (p.qos == 2) {
-        fy_u64map_del(&s->q2in, p.packet_id);
+        fy_u64map_upsert(&s->q2in, p.packet_id, 1);
     }
-    fy_log(INFO, "mqtt", "client=%s topic=%.*s err=%s msg=\"%s\"", s->client_id, (int)topic.len,
-           (const char *)topic.p, fy_errname(rc), why);
-    if (p.qos > 0 && c->version == FY_MQTT_V5) {
-        ack_publish(c, p.qos == 1 ? FY_MQTT_PUBACK : FY_MQTT_PUBREC, p.packet_id, refusal(rc));
-        return 0;
+    if (p.qos > 0) {
+        c->in_unacked++;
     }
-    return p.qos > 0 ? refusal(rc) : 0;
+    if (!c->batch) {
+        c->batch = batch_new(srv, c);
+    }
+    batch_add(c->batch, &srv->scratch, topic, p.qos, p.packet_id, p.retain, p.payload.len == 0);
+    if (c->batch->n >= BATCH_MAX_MSGS || c->batch->data.len >= BATCH_MAX_BYTES) {
+        mqtt_publish_flush(c);
+    }
+    return 0;
 }
 
 static void q2in_done(void *arg, int status)

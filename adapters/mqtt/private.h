@@ -35,6 +35,7 @@ typedef struct fy_mqtt_config {
 typedef struct mqtt_server mqtt_server;
 typedef struct mqtt_conn mqtt_conn;
 typedef struct mqtt_session mqtt_session;
+typedef struct mqtt_pub_batch mqtt_pub_batch;
 
 /* One subscription of a session, as the client gave it. */
 typedef struct msub {
@@ -132,7 +133,8 @@ struct mqtt_conn {
     uint8_t will_qos;
     bool will_retain;
     uint32_t will_delay_s;
-    fy_buf out; /* packets built while handling input, written once per read */
+    fy_buf out;            /* packets built while handling input, written once per read */
+    mqtt_pub_batch *batch; /* publishes of this read, produced together */
     struct event *connect_timer;
     mqtt_conn *next, *prev;
 };
@@ -177,6 +179,7 @@ void mqtt_conn_ended(mqtt_conn *c, bool publish_will);
 /* mqtt_handle_publish.c */
 int mqtt_handle_publish(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
 int mqtt_handle_ack(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
+void mqtt_publish_flush(mqtt_conn *c);
 int mqtt_produce_record(mqtt_server *srv, mqtt_conn *c, const fy_buf *rec, const char *mqtt_topic,
                         bool retain, uint8_t qos);
 void mqtt_build_record(mqtt_server *srv, fy_buf *out, const char *client_id, fy_slice topic,
