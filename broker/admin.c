@@ -3,6 +3,7 @@
  * ({"error": "...", "status": N}). */
 #include "broker/admin.h"
 
+#include "adapters/adapter.h"
 #include "broker/core.h"
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -47,6 +48,15 @@ static void reply_error(struct evhttp_request *req, int code, const char *msg)
     reply_json(req, code, json_pack("{s:s, s:i}", "error", msg, "status", code));
 }
 
+static void adapter_stats(void *arg, const char *name, const fy_adapter_stats *st)
+{
+    json_object_set_new(arg, name,
+                        json_pack("{s:I, s:I, s:I, s:I}", "connections",
+                                  (json_int_t)st->connections, "sessions", (json_int_t)st->sessions,
+                                  "messages_in", (json_int_t)st->messages_in, "messages_out",
+                                  (json_int_t)st->messages_out));
+}
+
 static void handle_health(struct evhttp_request *req, void *arg)
 {
     fy_admin *a = arg;
@@ -79,10 +89,12 @@ static void handle_health(struct evhttp_request *req, void *arg)
                                   "commits", (json_int_t)cs.tx_commits, "rollbacks",
                                   (json_int_t)cs.tx_rollbacks, "checks", (json_int_t)cs.tx_checks,
                                   "expired", (json_int_t)cs.tx_expired));
-    json_t *body = json_pack("{s:s, s:s, s:I, s:o, s:o}", "status", healthy ? "ok" : "degraded",
-                             "version", FERRY_VERSION, "uptime_s",
+    json_t *adapters = json_object();
+    fy_adapters_each_stats(b->adapters, adapter_stats, adapters);
+    json_t *body = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o}", "status",
+                             healthy ? "ok" : "degraded", "version", FERRY_VERSION, "uptime_s",
                              (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000), "store",
-                             store, "core", core);
+                             store, "core", core, "adapters", adapters);
     reply_json(req, healthy ? 200 : 503, body);
 }
 

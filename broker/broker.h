@@ -13,6 +13,7 @@ struct event_base;
 typedef struct fy_admin fy_admin;
 typedef struct fy_core fy_core;
 typedef struct fy_native fy_native;
+typedef struct fy_adapters fy_adapters;
 
 typedef struct fy_broker {
     struct event_base *base;
@@ -22,6 +23,7 @@ typedef struct fy_broker {
     fy_core *core;
     fy_native *native;
     fy_admin *admin;
+    fy_adapters *adapters; /* the protocol adapters (adapters/adapter.h) */
     uint64_t started_mono_ms;
     uint64_t started_wall_ms;
 } fy_broker;

@@ -145,6 +145,7 @@ int main(int argc, char **argv)
         goto out;
     }
     adapters = fy_adapters_new(b.conf);
+    b.adapters = adapters;
     if (conf_path && fy_config_load_file(b.conf, conf_path, err, sizeof(err)) != FY_OK) {
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;

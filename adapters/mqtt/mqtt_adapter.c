@@ -24,6 +24,8 @@ static const fy_config_key mqtt_keys[] = {
                        "TCP port of MQTT; 0 = pick a free port."),
     FY_CONFIG_KEY_STRING("fallback_topic", C, fallback_topic, "mqtt",
                          "Native topic for MQTT topics whose first level is not a topic name."),
+    FY_CONFIG_KEY_STRING("topic_map", C, topic_map, "none",
+                         "MQTT topic prefixes kept in other native topics: PREFIX=TOPIC ..."),
     FY_CONFIG_KEY_UINT("max_inflight", C, max_inflight, "64", 1, 65535,
                        "QoS 1 and 2 messages in flight to one client (lowered to its maximum)."),
     FY_CONFIG_KEY_UINT("receive_maximum", C, receive_maximum, "1024", 1, 65535,
@@ -91,6 +93,11 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     srv = FY_NEW(mqtt_server);
     srv->env = *env;
     srv->cfg = cfg;
+    if (mqtt_topic_map_parse(srv, cfg->topic_map, err, errlen) != FY_OK) {
+        mqtt_topic_map_free(srv);
+        fy_free(srv);
+        return -FY_EINVAL;
+    }
     srv->max_packet = cfg->max_packet_size ? (uint32_t)cfg->max_packet_size
                                            : (uint32_t)(env->max_message_size + 65536);
     srv->listener = evconnlistener_new_bind(env->base, on_accept, srv,
@@ -99,6 +106,7 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     if (!srv->listener) {
         snprintf(err, errlen, "cannot listen for MQTT on %s:%u: %s", cfg->listen,
                  (unsigned)cfg->port, strerror(errno));
+        mqtt_topic_map_free(srv);
         fy_free(srv);
         return -FY_EIO;
     }
@@ -135,6 +143,7 @@ static void mqtt_stop(void *state)
         event_free(srv->tick_ev);
     }
     fy_buf_free(&srv->scratch);
+    mqtt_topic_map_free(srv);
     fy_free(srv);
 }
 

@@ -48,6 +48,7 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
     const char *why = "bad CONNECT";
     fy_mqtt_props ack = {0};
     char assigned[40];
+    char response_info[256 + 16];
     char *client_id;
     mqtt_session *s;
     bool present = false, durable;
@@ -153,6 +154,14 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
                           k.version == FY_MQTT_V5 ? &k.will_props : NULL, k.will_payload);
     }
 
+    if (k.version == FY_MQTT_V5 && fy_mqtt_props_has(&k.props, FY_MQTT_P_REQUEST_RESPONSE_INFO) &&
+        k.props.request_response_info == 1 && !strpbrk(s->client_id, "+#") &&
+        strlen(s->client_id) <= 256) {
+        /* A topic prefix the client may use for responses (MQTT 5 4.10). */
+        snprintf(response_info, sizeof(response_info), "response/%s", s->client_id);
+        ack.present |= FY_MQTT_PBIT(FY_MQTT_P_RESPONSE_INFO);
+        ack.response_info = fy_slice_str(response_info);
+    }
     if (k.version == FY_MQTT_V5) {
         ack.present |=
             FY_MQTT_PBIT(FY_MQTT_P_RECEIVE_MAXIMUM) | FY_MQTT_PBIT(FY_MQTT_P_MAXIMUM_PACKET_SIZE);

@@ -2,6 +2,7 @@
 /* PUBLISH from clients into the core (QoS 0, 1, 2 with the exactly-once state, topic aliases,
  * retained messages stored in the same batch as the message), the acknowledgements clients
  * send, wills, and the mapping of an MQTT publish to a native record (docs/mapping.md). */
+#include "adapters/mqtt/mqtt_topic.h"
 #include "adapters/mqtt/private.h"
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -10,6 +11,7 @@
 #include "ferry/errors.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NS "mqtt"
@@ -18,8 +20,18 @@
 
 const char *mqtt_native_topic(mqtt_server *srv, fy_slice topic, size_t *len)
 {
-    const uint8_t *slash = memchr(topic.p, '/', topic.len);
-    size_t n = slash ? (size_t)(slash - topic.p) : topic.len;
+    const uint8_t *slash;
+    size_t n;
+    for (size_t i = 0; i < srv->ntmap; i++) {
+        const mqtt_tmap *m = &srv->tmap[i];
+        if (topic.len >= m->plen && memcmp(topic.p, m->prefix, m->plen) == 0 &&
+            (topic.len == m->plen || topic.p[m->plen] == '/')) {
+            *len = strlen(m->topic);
+            return m->topic;
+        }
+    }
+    slash = memchr(topic.p, '/', topic.len);
+    n = slash ? (size_t)(slash - topic.p) : topic.len;
     /* Names starting with % are the broker's own (%RETRY%, %DLQ%). */
     if (n > 0 && topic.p[0] != '%' && fy_core_name_valid((const char *)topic.p, n)) {
         *len = n;
@@ -27,6 +39,105 @@ const char *mqtt_native_topic(mqtt_server *srv, fy_slice topic, size_t *len)
     }
     *len = strlen(srv->cfg->fallback_topic);
     return srv->cfg->fallback_topic;
+}
+
+/* Whether filter f (no wildcard first level) may match a topic `prefix` or `prefix/...`. */
+static bool filter_reaches(const char *f, const char *prefix)
+{
+    const char *p = prefix;
+    for (;;) {
+        size_t fl = strcspn(f, "/"), pl = strcspn(p, "/");
+        if (fl == 1 && f[0] == '#') {
+            return true;
+        }
+        if (!(fl == 1 && f[0] == '+') && (fl != pl || memcmp(f, p, fl) != 0)) {
+            return false;
+        }
+        if (p[pl] == '\0') {
+            return true; /* the prefix is consumed: f matches it or topics below it */
+        }
+        if (f[fl] == '\0') {
+            return false; /* f ends above the prefix */
+        }
+        f += fl + 1;
+        p += pl + 1;
+    }
+}
+
+void mqtt_filter_topics(mqtt_server *srv, const char *filter,
+                        void (*fn)(void *arg, const char *topic, size_t len), void *arg)
+{
+    size_t n;
+    fy_slice first = fy_mqtt_first_level(fy_slice_str(filter));
+    /* Where unmapped topics under the first level go; map targets the filter may reach. */
+    const char *t = mqtt_native_topic(srv, first, &n);
+    if (srv->ntmap > 0) {
+        /* The first level alone may itself be mapped: look at it without the map. */
+        mqtt_tmap *save = srv->tmap;
+        size_t nsave = srv->ntmap;
+        srv->tmap = NULL;
+        srv->ntmap = 0;
+        t = mqtt_native_topic(srv, first, &n);
+        srv->tmap = save;
+        srv->ntmap = nsave;
+    }
+    fn(arg, t, n);
+    for (size_t i = 0; i < srv->ntmap; i++) {
+        if (filter_reaches(filter, srv->tmap[i].prefix)) {
+            fn(arg, srv->tmap[i].topic, strlen(srv->tmap[i].topic));
+        }
+    }
+}
+
+static int by_prefix_len(const void *a, const void *b)
+{
+    const mqtt_tmap *x = a, *y = b;
+    return x->plen > y->plen ? -1 : x->plen < y->plen;
+}
+
+int mqtt_topic_map_parse(mqtt_server *srv, const char *text, char *err, size_t errlen)
+{
+    const char *p = strcmp(text, "none") == 0 ? "" : text;
+    while (*p) {
+        size_t n = strcspn(p, " \t"), plen;
+        const char *eq = memchr(p, '=', n);
+        mqtt_tmap m;
+        if (n == 0) {
+            p++;
+            continue;
+        }
+        plen = eq ? (size_t)(eq - p) : 0;
+        if (!eq || plen == 0 || p[plen - 1] == '/' || memchr(p, '+', plen) ||
+            memchr(p, '#', plen) || !fy_mqtt_utf8_valid((const uint8_t *)p, plen) ||
+            !fy_core_name_valid(eq + 1, n - plen - 1) || eq[1] == '%') {
+            snprintf(err, errlen,
+                     "[mqtt] topic_map: bad entry '%.*s': expected PREFIX=TOPIC (an MQTT topic "
+                     "prefix without wildcards or a trailing '/', a native topic name)",
+                     (int)n, p);
+            return -FY_EINVAL;
+        }
+        m.prefix = fy_strndup(p, plen);
+        m.plen = plen;
+        m.topic = fy_strndup(eq + 1, n - plen - 1);
+        srv->tmap = fy_realloc(srv->tmap, (srv->ntmap + 1) * sizeof(*srv->tmap));
+        srv->tmap[srv->ntmap++] = m;
+        p += n;
+    }
+    if (srv->ntmap > 1) {
+        qsort(srv->tmap, srv->ntmap, sizeof(*srv->tmap), by_prefix_len);
+    }
+    return FY_OK;
+}
+
+void mqtt_topic_map_free(mqtt_server *srv)
+{
+    for (size_t i = 0; i < srv->ntmap; i++) {
+        fy_free(srv->tmap[i].prefix);
+        fy_free(srv->tmap[i].topic);
+    }
+    fy_free(srv->tmap);
+    srv->tmap = NULL;
+    srv->ntmap = 0;
 }
 
 static bool reserved_name(fy_slice name)

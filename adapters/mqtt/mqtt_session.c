@@ -414,15 +414,25 @@ static bool csub_match(void *owner, const fy_record_view *v)
 }
 
 /* Whether subscription m needs a member on native topic `topic`. */
+typedef struct covers_ctx {
+    const char *topic;
+    bool yes;
+} covers_ctx;
+
+static void covers_one(void *arg, const char *t, size_t n)
+{
+    covers_ctx *x = arg;
+    x->yes = x->yes || (strlen(x->topic) == n && memcmp(x->topic, t, n) == 0);
+}
+
 static bool sub_covers(mqtt_server *srv, const msub *m, const char *topic)
 {
-    size_t n;
-    const char *t;
+    covers_ctx x = {topic, false};
     if (m->wildcard_first) {
         return topic[0] != '%';
     }
-    t = mqtt_native_topic(srv, fy_mqtt_first_level(fy_slice_str(m->filter)), &n);
-    return strlen(topic) == n && memcmp(topic, t, n) == 0;
+    mqtt_filter_topics(srv, m->filter, covers_one, &x);
+    return x.yes;
 }
 
 static mcsub *csub_find(mqtt_session *s, const char *topic, const char *share)
@@ -531,6 +541,28 @@ static void unlink_cs(void *arg, uint64_t key, uint64_t val)
     }
 }
 
+typedef struct need_one_ctx {
+    mqtt_session *s;
+    const char *share;
+} need_one_ctx;
+
+/* Marks (opening if needed) the member for one native topic a subscription needs. */
+static void need_one(void *arg, const char *t, size_t n)
+{
+    need_one_ctx *x = arg;
+    char topic[256];
+    mcsub *cs;
+    snprintf(topic, sizeof(topic), "%.*s", (int)n, t);
+    cs = csub_find(x->s, topic, x->share);
+    if (!cs) {
+        csub_open(x->s, topic, x->share, false);
+        cs = csub_find(x->s, topic, x->share);
+    }
+    if (cs) {
+        cs->mark = true;
+    }
+}
+
 void mqtt_session_reconcile(mqtt_session *s)
 {
     mqtt_server *srv = s->srv;
@@ -543,22 +575,9 @@ void mqtt_session_reconcile(mqtt_session *s)
     }
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
-        char topic[256];
-        size_t n;
-        const char *t;
-        mcsub *cs;
-        if (m->wildcard_first) {
-            continue;
-        }
-        t = mqtt_native_topic(srv, fy_mqtt_first_level(fy_slice_str(m->filter)), &n);
-        snprintf(topic, sizeof(topic), "%.*s", (int)n, t);
-        cs = csub_find(s, topic, m->share);
-        if (!cs) {
-            csub_open(s, topic, m->share, false);
-            cs = csub_find(s, topic, m->share);
-        }
-        if (cs) {
-            cs->mark = true;
+        need_one_ctx y = {s, m->share};
+        if (!m->wildcard_first) {
+            mqtt_filter_topics(srv, m->filter, need_one, &y);
         }
     }
     fy_core_topic_each(srv->env.core, need_topic, &x);

@@ -23,6 +23,7 @@ typedef struct fy_mqtt_config {
     char *listen;
     uint64_t port;
     char *fallback_topic;     /* native topic of MQTT topics whose first level is not a name */
+    char *topic_map;          /* "prefix=topic ..." */
     uint64_t max_inflight;    /* QoS 1/2 messages in flight to a client (capped by its maximum) */
     uint64_t receive_maximum; /* QoS 1/2 publishes a client may have unacknowledged */
     uint64_t max_keepalive;   /* seconds; larger keep-alives are lowered (v5) */
@@ -145,8 +146,17 @@ typedef struct mqtt_retained {
     fy_buf rec;
 } mqtt_retained;
 
+/* One [mqtt] topic_map entry: MQTT topics `prefix` and `prefix/...` live in native `topic`. */
+typedef struct mqtt_tmap {
+    char *prefix;
+    size_t plen;
+    char *topic;
+} mqtt_tmap;
+
 struct mqtt_server {
     fy_adapter_env env;
+    mqtt_tmap *tmap; /* longest prefix first */
+    size_t ntmap;
     const fy_mqtt_config *cfg;
     struct evconnlistener *listener;
     uint16_t port;
@@ -187,6 +197,10 @@ void mqtt_build_record(mqtt_server *srv, fy_buf *out, const char *client_id, fy_
 void mqtt_retained_load(mqtt_server *srv);
 void mqtt_retained_free(mqtt_server *srv);
 const char *mqtt_native_topic(mqtt_server *srv, fy_slice topic, size_t *len);
+void mqtt_filter_topics(mqtt_server *srv, const char *filter,
+                        void (*fn)(void *arg, const char *topic, size_t len), void *arg);
+int mqtt_topic_map_parse(mqtt_server *srv, const char *text, char *err, size_t errlen);
+void mqtt_topic_map_free(mqtt_server *srv);
 
 /* mqtt_handle_subscribe.c */
 int mqtt_handle_subscribe(mqtt_conn *c, const fy_mqtt_frame_hdr *h);

@@ -118,6 +118,27 @@ class FerrydTest(unittest.TestCase):
         self.assertEqual(body["store"]["flush"], "async")
         self.assertEqual(body["core"]["transactions"]["pending"], 0)
         self.assertEqual(body["core"]["transactions"]["commits"], 0)
+        self.assertEqual(body["adapters"]["mqtt"],
+                         {"connections": 0, "sessions": 0, "messages_in": 0, "messages_out": 0})
+
+    def test_health_counts_mqtt_traffic(self):
+        # One MQTT 3.1.1 client over a raw socket: CONNECT, PUBLISH QoS 1, and /health counts it.
+        import socket
+        f = self.start()
+        s = socket.create_connection(("127.0.0.1", f.ports["mqtt"]), timeout=DEADLINE_S)
+        try:
+            body = b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x02c1"
+            s.sendall(bytes([0x10, len(body)]) + body)
+            self.assertEqual(s.recv(4), b"\x20\x02\x00\x00")  # CONNACK accepted
+            pub = b"\x00\x03a/b\x00\x07hi"
+            s.sendall(bytes([0x32, len(pub)]) + pub)
+            self.assertEqual(s.recv(4), b"\x40\x02\x00\x07")  # PUBACK 7, after the store
+            mqtt = f.get("/health")[1]["adapters"]["mqtt"]
+            self.assertEqual(mqtt["connections"], 1)
+            self.assertEqual(mqtt["sessions"], 1)
+            self.assertEqual(mqtt["messages_in"], 1)
+        finally:
+            s.close()
 
     def test_unknown_route_is_json_404(self):
         f = self.start()
@@ -163,6 +184,15 @@ class FerrydTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("%s:1:" % conf, r.stderr)
         self.assertIn("flush", r.stderr)
+
+    def test_bad_mqtt_topic_map_is_refused(self):
+        conf = os.path.join(self.tmp, "map.conf")
+        with open(conf, "w") as f:
+            f.write("[mqtt]\ntopic_map devices/#=x\n")
+        r = run_ferryd(["-c", conf, "--data-dir", self.data, "--port", "0", "--admin-port", "0",
+                        "--mqtt-port", "0", "--amqp-port", "0"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("topic_map: bad entry 'devices/#=x'", r.stderr)
 
     def test_bad_command_line_value_is_refused(self):
         r = run_ferryd(["--admin-port", "70000", "--data-dir", self.data])
