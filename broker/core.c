@@ -54,6 +54,7 @@ struct topic {
     uint32_t queues;
     uint32_t rr;
     tail_slot *tail; /* queues * TAIL_SLOTS, allocated on first produce */
+    bool light;      /* a light queue (%LQ%<name>): its records refer to messages elsewhere */
     consumer **cons; /* consumers reading this topic */
     size_t ncons, capcons;
 };
@@ -169,6 +170,10 @@ struct fy_core {
         void *arg;
     } watchers[8];
     size_t nwatchers;
+    fy_router_fn router; /* an adapter's: which light queues index each new message */
+    void *router_arg;
+    fy_buf resolved;   /* the message a light queue's entry refers to */
+    fy_buf lq_rec;     /* a light queue entry being built */
     uint32_t *created; /* topics created since the watchers last heard */
     size_t ncreated, capcreated;
     struct event *created_ev;
@@ -194,7 +199,9 @@ static void timer_added(fy_core *c, uint64_t due)
 static void arm_timer(fy_core *c);
 static void topic_created(fy_core *c, const topic *t);
 static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
-                     fy_produce_result *res);
+                     fy_produce_result *res, size_t nres);
+static void route(fy_core *c, fy_wbatch *b, uint32_t slot, uint32_t topic_id,
+                  const fy_record_view *v, uint32_t **ids, size_t *nids, size_t *capids);
 
 /* ---- Small helpers ------------------------------------------------------------------------- */
 
@@ -251,6 +258,7 @@ static topic *topic_add(fy_core *c, const char *name, uint32_t id, uint32_t queu
 {
     topic *t = FY_NEW(topic);
     t->name = fy_strdup(name);
+    t->light = strncmp(name, FY_LQ_PREFIX, strlen(FY_LQ_PREFIX)) == 0;
     t->id = id;
     t->queues = queues;
     fy_strmap_put(&c->topics, t->name, t);
@@ -598,9 +606,16 @@ static void fl_release(fy_sub *s, uint32_t i)
     s->inflight--;
 }
 
+/* Where a delivered message is stored: for a light queue, the message its entry refers to. */
+typedef struct msg_loc {
+    uint32_t topic_id;
+    uint32_t queue_id;
+    uint64_t offset;
+} msg_loc;
+
 /* Hands one record to the owner: records it in flight and uses one credit. */
 static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, size_t len,
-                    bool again)
+                    bool again, const msg_loc *real)
 {
     fy_core *c = s->core;
     uint32_t i = fl_alloc(s);
@@ -616,12 +631,69 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     d.id = (uint64_t)f->gen << 32 | i;
     d.record = rec;
     d.len = len;
-    d.topic_id = cu->cons->t->id;
-    d.queue_id = cu->queue_id;
-    d.offset = offset;
+    d.topic_id = real ? real->topic_id : cu->cons->t->id;
+    d.queue_id = real ? real->queue_id : cu->queue_id;
+    d.offset = real ? real->offset : offset;
     d.redelivered = again;
-    fy_msgid_make(d.msgid, (uint16_t)c->cfg->broker_id, d.topic_id, (uint16_t)d.queue_id, offset);
+    fy_msgid_make(d.msgid, (uint16_t)c->cfg->broker_id, d.topic_id, (uint16_t)d.queue_id, d.offset);
     s->ops->deliver(s->owner, s, &d);
+}
+
+/* A light queue's entry: the body ends with the topic id, queue id and offset of the message it
+ * indexes. Reads that message (from the topic's tail, else the store) into rec and len. */
+static bool resolve(fy_core *c, const uint8_t *ref, size_t n, const uint8_t **rec, size_t *len,
+                    msg_loc *loc)
+{
+    fy_record_view v;
+    topic *t;
+    const tail_slot *ts;
+    if (fy_record_decode(ref, n, &v) != FY_OK || v.body.len < 16) {
+        return false;
+    }
+    loc->topic_id = fy_be32_get(v.body.p + v.body.len - 16);
+    loc->queue_id = fy_be32_get(v.body.p + v.body.len - 12);
+    loc->offset = fy_be64_get(v.body.p + v.body.len - 8);
+    t = topic_by_id(c, loc->topic_id);
+    if (!t || loc->queue_id >= t->queues) {
+        return false; /* its topic was deleted */
+    }
+    ts = tail_get(t, loc->queue_id, loc->offset);
+    if (ts) {
+        *rec = ts->rec.data;
+        *len = ts->rec.len;
+        return true;
+    }
+    if (fy_store_get(c->store, t->id, loc->queue_id, loc->offset, &c->resolved) != FY_OK) {
+        return false; /* gone (retention) */
+    }
+    *rec = c->resolved.data;
+    *len = c->resolved.len;
+    return true;
+}
+
+/* Offers the record at offset to s: delivered if it passes the filter (always, for a
+ * redelivery or the retry topic), else settled. A light queue's entry is replaced by the
+ * message it refers to, and settled if that is gone. */
+static void offer(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, size_t len,
+                  bool again)
+{
+    msg_loc loc, *real = NULL;
+    if (cu->cons->t->light) {
+        if (!resolve(s->core, rec, len, &rec, &len, &loc)) {
+            if (again) {
+                *win_at(cu, offset) = W_DONE;
+            } else {
+                mark_done(s->core, cu, offset);
+            }
+            return;
+        }
+        real = &loc;
+    }
+    if (again || cu->cons->retry || filter_matches(s, rec, len)) {
+        deliver(s, cu, offset, rec, len, again, real);
+    } else {
+        mark_done(s->core, cu, offset);
+    }
 }
 
 typedef struct scan_ctx {
@@ -653,11 +725,7 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
     }
     x->examined++;
     cu->next++;
-    if (cu->cons->retry || filter_matches(x->s, rec, len)) {
-        deliver(x->s, cu, offset, rec, len, false);
-    } else {
-        mark_done(x->s->core, cu, offset);
-    }
+    offer(x->s, cu, offset, rec, len, false);
     return 0;
 }
 
@@ -697,7 +765,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
             fy_be32_put(c->patch.data + FY_RECORD_OFF_RECONSUME, cu->fails);
             p = c->patch.data;
         }
-        deliver(s, cu, off, p, n, true);
+        offer(s, cu, off, p, n, true);
     }
     fy_store_queue_range(c->store, t->id, cu->queue_id, &min, &max);
     if (cu->next < min) {
@@ -733,11 +801,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
         }
         off = cu->next++;
         examined++;
-        if (cu->cons->retry || filter_matches(s, ts->rec.data, ts->rec.len)) {
-            deliver(s, cu, off, ts->rec.data, ts->rec.len, false);
-        } else {
-            mark_done(c, cu, off);
-        }
+        offer(s, cu, off, ts->rec.data, ts->rec.len, false);
     }
     advance(c, cu);
     return examined;
@@ -875,7 +939,7 @@ static topic *internal_topic(fy_core *c, const char *prefix, const char *group_n
     if (!t) {
         t = topic_add(c, name, c->next_topic_id, 1);
         topic_persist(c, t, b);
-        fy_log(INFO, "core", "topic=%s id=%u msg=\"internal topic created\"", t->name, t->id);
+        fy_log(DEBUG, "core", "topic=%s id=%u msg=\"internal topic created\"", t->name, t->id);
     }
     return t;
 }
@@ -961,7 +1025,14 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
         return NULL;
     }
     b = fy_wbatch_new();
-    t = topic_get_or_create(c, spec->topic, strlen(spec->topic), b, &rc);
+    if (spec->light) {
+        t = strlen(spec->topic) + strlen(FY_LQ_PREFIX) <= FY_INTERNAL_NAME_MAX
+                ? internal_topic(c, FY_LQ_PREFIX, spec->topic, b)
+                : NULL;
+        rc = -FY_EBADNAME;
+    } else {
+        t = topic_get_or_create(c, spec->topic, strlen(spec->topic), b, &rc);
+    }
     if (!t) {
         sub_free(s);
         fy_wbatch_free(b);
@@ -1111,7 +1182,7 @@ static void send_back_done(void *arg, int status, fy_wbatch *b)
         c->timers_pending--; /* a retry: its timer is written (or failed) */
     }
     if (status == FY_OK && x->dlq_topic_id) {
-        appended(c, b, &x->dlq_topic_id, 1, NULL);
+        appended(c, b, &x->dlq_topic_id, 1, NULL, 0);
     } else if (status == FY_OK) {
         arm_timer(c); /* the copy waits in the time index */
     }
@@ -1631,6 +1702,7 @@ static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, 
     topic *t = NULL;
     int rc = FY_OK;
     fy_slice real;
+    uint32_t slot;
     x->last_when = when;
     fy_wbatch_del_timer(x->b, when, seq);
     if (fy_record_decode(rec, len, &v) == FY_OK) {
@@ -1657,13 +1729,13 @@ static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, 
             v.reconsume, NULL, &c->scratch) != FY_OK) {
         return 0; /* cannot happen: it decoded */
     }
+    slot = (uint32_t)fy_wbatch_appends(x->b);
     fy_wbatch_append_raw(x->b, t->id, t->rr++ % t->queues, c->scratch.data, c->scratch.len,
                          v.nkeys > 0);
-    if (x->n == x->cap) {
-        x->cap = x->cap ? x->cap * 2 : 64;
-        x->topic_ids = fy_realloc(x->topic_ids, x->cap * sizeof(*x->topic_ids));
+    PUSH(x->topic_ids, x->n, x->cap, t->id);
+    if (!(v.flags & FY_RECORD_F_RETRY)) {
+        route(c, x->b, slot, t->id, &v, &x->topic_ids, &x->n, &x->cap);
     }
-    x->topic_ids[x->n++] = t->id;
     return 0;
 }
 
@@ -1675,7 +1747,7 @@ static void fire_done(void *arg, int status, fy_wbatch *b)
         if (x->last_when > c->timer_fired_upto) {
             c->timer_fired_upto = x->last_when;
         }
-        appended(c, b, x->topic_ids, x->n, NULL);
+        appended(c, b, x->topic_ids, x->n, NULL, 0);
     } else {
         fy_log(ERROR, "core", "err=%s msg=\"moving due delayed messages failed; retrying\"",
                fy_errname(status));
@@ -1737,19 +1809,90 @@ static void arm_timer(fy_core *c)
 
 /* ---- Produce ------------------------------------------------------------------------------- */
 
+/* ---- Light queues -------------------------------------------------------------------------- */
+
+#define MAX_ROUTES 64
+
+typedef struct route_ctx {
+    const char *names[MAX_ROUTES];
+    size_t n;
+} route_ctx;
+
+static void route_emit(void *arg, const char *name)
+{
+    route_ctx *x = arg;
+    for (size_t i = 0; i < x->n; i++) {
+        if (strcmp(x->names[i], name) == 0) {
+            return;
+        }
+    }
+    if (x->n < MAX_ROUTES) {
+        x->names[x->n++] = name;
+    }
+}
+
+/* Adds, for the message appended in result slot `slot` of b (topic_id, view v), an entry to
+ * each light queue the router names. Each entry's topic id is pushed to *ids (one per slot). */
+static void route(fy_core *c, fy_wbatch *b, uint32_t slot, uint32_t topic_id,
+                  const fy_record_view *v, uint32_t **ids, size_t *nids, size_t *capids)
+{
+    route_ctx x;
+    if (!c->router) {
+        return;
+    }
+    x.n = 0;
+    c->router(c->router_arg, v, route_emit, &x);
+    for (size_t i = 0; i < x.n; i++) {
+        fy_record r = {0};
+        uint8_t body[16] = {0};
+        topic *lq;
+        if (strlen(x.names[i]) + strlen(FY_LQ_PREFIX) > FY_INTERNAL_NAME_MAX) {
+            continue;
+        }
+        lq = internal_topic(c, FY_LQ_PREFIX, x.names[i], b);
+        fy_be32_put(body, topic_id); /* then queue id and offset, filled in by the store */
+        r.topic = fy_slice_str(lq->name);
+        r.born_ms = v->born_ms;
+        r.body = (fy_slice){body, sizeof(body)};
+        fy_buf_reset(&c->lq_rec);
+        if (fy_record_encode(&r, &c->lq_rec) != FY_OK ||
+            fy_wbatch_append_ref(b, lq->id, 0, c->lq_rec.data, c->lq_rec.len, slot) < 0) {
+            continue;
+        }
+        PUSH(*ids, *nids, *capids, lq->id);
+    }
+}
+
+void fy_core_set_router(fy_core *c, fy_router_fn fn, void *arg)
+{
+    c->router = fn;
+    c->router_arg = arg;
+}
+
+int fy_core_light_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
+{
+    char full[FY_INTERNAL_NAME_MAX + 1];
+    if (strlen(name) + strlen(FY_LQ_PREFIX) > FY_INTERNAL_NAME_MAX) {
+        return -FY_ENOTFOUND;
+    }
+    snprintf(full, sizeof(full), "%s%s", FY_LQ_PREFIX, name);
+    return fy_core_topic_delete(c, full, done, arg);
+}
+
 typedef struct produce_ctx {
     fy_core *c;
     bool timers; /* the batch puts timers (counted in timers_pending) */
     fy_produce_cb done;
     void *arg;
-    size_t n;
-    uint32_t *topic_ids;
+    size_t n;            /* messages (the first n result slots) */
+    size_t nslots;       /* with the light queue entries after them */
+    uint32_t *topic_ids; /* per result slot */
 } produce_ctx;
 
 /* After a batch of appends is stored: fills res (if not NULL) and hands the records to live
  * delivery. Timer slots (queue UINT32_MAX: held for a deliver-at time) get a scheduled id. */
 static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t n,
-                     fy_produce_result *res)
+                     fy_produce_result *res, size_t nres)
 {
     bool timers = false;
     for (size_t i = 0; i < n; i++) {
@@ -1772,7 +1915,7 @@ static void appended(fy_core *c, fy_wbatch *b, const uint32_t *topic_ids, size_t
                 wake_queue(t, r.queue_id);
             }
         }
-        if (res) {
+        if (res && i < nres) {
             res[i] = r;
         }
     }
@@ -1791,7 +1934,7 @@ static void produce_done(void *arg, int status, fy_wbatch *b)
     }
     if (status == FY_OK) {
         res = fy_malloc(x->n * sizeof(*res));
-        appended(c, b, x->topic_ids, x->n, res);
+        appended(c, b, x->topic_ids, x->nslots, res, x->n);
     }
     if (x->done) {
         x->done(x->arg, status, res, status == FY_OK ? x->n : 0);
@@ -1866,6 +2009,7 @@ int core_produce_batch(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_wbat
     produce_ctx *x;
     int rc;
     size_t i;
+    uint32_t slot0;
     uint64_t now = fy_wall_ms();
 
     /* One clock reading for both passes: a due time computed as "now" must not look later
@@ -1883,6 +2027,7 @@ int core_produce_batch(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_wbat
     x->arg = arg;
     x->n = n;
     x->topic_ids = fy_malloc(n * sizeof(*x->topic_ids));
+    slot0 = (uint32_t)fy_wbatch_appends(b);
     for (i = 0; i < n; i++) {
         const fy_record_view *v = &c->views[i];
         uint64_t due = c->dues[i];
@@ -1906,6 +2051,16 @@ int core_produce_batch(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_wbat
             q = t->rr++ % t->queues;
         }
         fy_wbatch_append_raw(b, t->id, q, msgs[i].record.p, msgs[i].record.len, v->nkeys > 0);
+    }
+    x->nslots = n;
+    if (c->router) {
+        size_t cap = n;
+        for (i = 0; i < n; i++) {
+            if (c->dues[i] <= now) {
+                route(c, b, slot0 + (uint32_t)i, x->topic_ids[i], &c->views[i], &x->topic_ids,
+                      &x->nslots, &cap);
+            }
+        }
     }
     fy_store_submit(c->store, b, produce_done, x);
     return FY_OK;
@@ -2597,6 +2752,8 @@ void fy_core_free(fy_core *c)
     fy_free(c->dirty);
     fy_buf_free(&c->scratch);
     fy_buf_free(&c->patch);
+    fy_buf_free(&c->resolved);
+    fy_buf_free(&c->lq_rec);
     fy_free(c->views);
     fy_free(c->dues);
     fy_free(c);

@@ -209,6 +209,7 @@ typedef struct fy_sub_spec {
     bool no_retry;       /* clustering: do not consume the group's %RETRY% topic (the member
                           * never nacks with RETRY; no retry topic is created for the group) */
     bool no_ack_timeout; /* deliveries wait for their ack as long as the member lives (MQTT) */
+    bool light;          /* consume the light queue named `topic` (see fy_core_set_router) */
 } fy_sub_spec;
 
 /* One delivery: the record (borrowed for the call; copy what you keep) and its id. */
@@ -287,6 +288,28 @@ int fy_core_group_reset(fy_core *c, const char *group, const char *topic, uint64
 /* Deletes a clustering group: its committed offsets and its record (its retry and dead-letter
  * topics stay). -FY_ENOTFOUND, -FY_EBUSY (a member is online), or FY_OK and done once stored. */
 int fy_core_group_delete(fy_core *c, const char *group, fy_core_done_cb done, void *arg);
+
+/* ---- Light queues ------------------------------------------------------------------------ */
+
+/* RocketMQ's light message queues: a light queue indexes messages stored in other topics, so
+ * that a consumer with a narrow interest (an MQTT session) reads only its own messages. The
+ * body is stored once; each light queue that wants a message gets a small entry in the same
+ * store batch as the message. A light queue lives in the internal topic %LQ%<name> (one
+ * queue, created on first use); a member subscribed with spec.light reads the messages its
+ * entries refer to (the delivery's location and id are the message's own). Entries whose
+ * message is gone (retention, topic deleted) are skipped. */
+#define FY_LQ_PREFIX "%LQ%"
+
+/* Called once per stored message (produced, or a delayed message becoming due): emit(ctx, name)
+ * for each light queue that must index it (at most 64; a name twice counts once). Runs on the
+ * loop inside the produce; it must not call the core. */
+typedef void (*fy_route_emit)(void *ctx, const char *name);
+typedef void (*fy_router_fn)(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx);
+
+/* Sets the router (one per core; NULL removes it). */
+void fy_core_set_router(fy_core *c, fy_router_fn fn, void *arg);
+/* Deletes light queue name (its entries, not the messages). -FY_ENOTFOUND, or FY_OK and done. */
+int fy_core_light_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg);
 
 /* ---- Topic watch ------------------------------------------------------------------------- */
 

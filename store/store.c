@@ -30,6 +30,9 @@
 
 /* Operation kinds inside a batch's op buffer. */
 enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF };
+/* The flags byte of OP_APPEND: 1 = the record has keys to index; APPEND_REF = a reference whose
+ * last 12 bytes get the location of an earlier append of the batch. */
+#define APPEND_REF 2
 
 typedef struct append_res {
     uint32_t queue_id;
@@ -237,6 +240,27 @@ int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, con
     fy_buf_put_u32(&b->ops, (uint32_t)len);
     add_append_slot(b, (uint32_t)len);
     fy_buf_append(&b->ops, rec, len);
+    return (int)(b->nappends - 1);
+}
+
+int fy_wbatch_append_ref(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
+                         size_t len, uint32_t ref)
+{
+    if (len < 12) {
+        return -FY_EINVAL;
+    }
+    if (len > UINT32_MAX) {
+        return -FY_ETOOBIG;
+    }
+    fy_buf_put_u8(&b->ops, OP_APPEND);
+    fy_buf_put_u32(&b->ops, topic_id);
+    fy_buf_put_u32(&b->ops, queue_id);
+    fy_buf_put_u8(&b->ops, APPEND_REF);
+    fy_buf_put_u32(&b->ops, (uint32_t)len);
+    add_append_slot(b, (uint32_t)len);
+    fy_buf_append(&b->ops, rec, len);
+    /* Until the writer knows the offset, the queue-id field holds the slot it refers to. */
+    fy_be32_put(b->ops.data + b->ops.len - 12, ref);
     return (int)(b->nappends - 1);
 }
 
@@ -529,6 +553,14 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             uint8_t *rec = (uint8_t *)fy_rd_take(&rd, len);
             uint8_t k[MKEY_LEN];
             uint64_t off = assign_offset_wt(s, c, qkey(topic_id, queue_id));
+            if (has_keys == APPEND_REF && rec && len >= 12) {
+                uint32_t ref = fy_be32_get(rec + len - 12);
+                if (ref < nappend) {
+                    fy_be32_put(rec + len - 12, b->res[ref].queue_id);
+                    fy_be64_put(rec + len - 8, b->res[ref].offset);
+                }
+                has_keys = 0;
+            }
             fy_record_set_location(rec, len, queue_id, off, now);
             mkey(k, topic_id, queue_id, off);
             leveldb_writebatch_put(s->wb, (const char *)k, sizeof(k), (const char *)rec, len);

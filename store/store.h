@@ -84,6 +84,13 @@ int fy_wbatch_append(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const f
  * keys to index. -FY_ETOOBIG over 4 GiB. */
 int fy_wbatch_append_raw(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
                          size_t len, bool has_keys);
+/* Appends a reference record (a light queue's entry: an index of a message stored in another
+ * topic by the same batch). rec is a record whose body ends with 12 bytes the store fills in
+ * with the queue id (be32) and offset (be64) the append of result slot `ref` (an earlier append
+ * of this batch, not a timer) was given. Returns the result slot, or -FY_EINVAL if the record
+ * is shorter than 12 bytes, -FY_ETOOBIG over 4 GiB. */
+int fy_wbatch_append_ref(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, const void *rec,
+                         size_t len, uint32_t ref);
 /* Number of result slots in the batch: appends and timers. */
 size_t fy_wbatch_appends(const fy_wbatch *b);
 /* Bytes the batch will write (approximate). */

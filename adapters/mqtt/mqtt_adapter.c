@@ -115,6 +115,7 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     mqtt_retained_load(srv);
     mqtt_session_load_all(srv);
     fy_core_watch_topics(env->core, mqtt_session_on_topic, srv);
+    fy_core_set_router(env->core, mqtt_session_route, srv);
     srv->tick_ev = event_new(env->base, -1, EV_PERSIST, on_tick, srv);
     event_add(srv->tick_ev, &tick);
     fy_log(INFO, "mqtt", "addr=%s port=%u msg=\"listening\"", cfg->listen, (unsigned)srv->port);
@@ -134,6 +135,7 @@ static void mqtt_stop(void *state)
         return;
     }
     srv->stopping = true;
+    fy_core_set_router(srv->env.core, NULL, NULL);
     evconnlistener_free(srv->listener);
     mqtt_conn_close_all(srv);
     fy_strmap_each(&srv->sessions, free_session, NULL);
@@ -144,6 +146,7 @@ static void mqtt_stop(void *state)
     }
     fy_buf_free(&srv->scratch);
     mqtt_topic_map_free(srv);
+    fy_free(srv->durables);
     fy_free(srv);
 }
 

@@ -66,6 +66,14 @@ mqtt_session *mqtt_session_new(mqtt_server *srv, const char *client_id, bool dur
     s->durable = durable;
     s->group = durable ? group_for(client_id) : NULL;
     s->next_pid = 1;
+    if (s->group) {
+        if (srv->ndurables == srv->capdurables) {
+            srv->capdurables = srv->capdurables ? srv->capdurables * 2 : 16;
+            srv->durables = fy_realloc(srv->durables, srv->capdurables * sizeof(*srv->durables));
+        }
+        s->durable_ix = srv->ndurables;
+        srv->durables[srv->ndurables++] = s;
+    }
     s->expire_at = UINT64_MAX;
     fy_strmap_put(&srv->sessions, s->client_id, s);
     return s;
@@ -116,6 +124,12 @@ void mqtt_session_free(mqtt_session *s)
     }
     close_csubs(s);
     drop_outgoing(s);
+    if (s->group) {
+        mqtt_server *srv = s->srv;
+        mqtt_session *last = srv->durables[--srv->ndurables];
+        srv->durables[s->durable_ix] = last;
+        last->durable_ix = s->durable_ix;
+    }
     for (size_t i = 0; i < s->nsubs; i++) {
         fy_free(s->subs[i].filter);
         fy_free(s->subs[i].share);
@@ -173,6 +187,11 @@ void mqtt_session_end(mqtt_session *s)
         if (rc != FY_OK && rc != -FY_ENOTFOUND) {
             fy_log(WARN, "mqtt", "client=%s group=%s err=%s msg=\"session group not deleted\"",
                    s->client_id, s->group, fy_errname(rc));
+        }
+        rc = fy_core_light_delete(srv->env.core, s->group, ignore_done, NULL);
+        if (rc != FY_OK && rc != -FY_ENOTFOUND) {
+            fy_log(WARN, "mqtt", "client=%s err=%s msg=\"session light queue not deleted\"",
+                   s->client_id, fy_errname(rc));
         }
     }
     if (s->stored) {
@@ -438,15 +457,27 @@ static bool sub_covers(mqtt_server *srv, const msub *m, const char *topic)
 static mcsub *csub_find(mqtt_session *s, const char *topic, const char *share)
 {
     for (size_t i = 0; i < s->ncs; i++) {
-        if (strcmp(s->cs[i]->topic, topic) == 0 && same_share(s->cs[i]->share, share)) {
+        if (!s->cs[i]->light && strcmp(s->cs[i]->topic, topic) == 0 &&
+            same_share(s->cs[i]->share, share)) {
             return s->cs[i];
         }
     }
     return NULL;
 }
 
-/* Opens a core member for (topic, share). fresh: the topic was just created (read it all). */
-static void csub_open(mqtt_session *s, const char *topic, const char *share, bool fresh)
+static mcsub *csub_light(mqtt_session *s)
+{
+    for (size_t i = 0; i < s->ncs; i++) {
+        if (s->cs[i]->light) {
+            return s->cs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Opens a core member for (topic, share), or for the durable session's light queue. fresh: the
+ * topic was just created (read it all). */
+static void csub_open(mqtt_session *s, const char *topic, const char *share, bool fresh, bool light)
 {
     mqtt_server *srv = s->srv;
     mcsub *cs = FY_NEW(mcsub);
@@ -472,7 +503,14 @@ static void csub_open(mqtt_session *s, const char *topic, const char *share, boo
     spec.match = csub_match;
     spec.no_retry = true;
     spec.no_ack_timeout = true;
-    if (share || s->group) {
+    cs->light = light;
+    if (light) {
+        /* Everything in it was indexed for this session: from its first entry. */
+        spec.group = s->group;
+        spec.mode = FY_SUB_CLUSTERING;
+        spec.start = FY_START_FIRST;
+        spec.light = true;
+    } else if (share || s->group) {
         spec.group = share ? share : s->group;
         spec.mode = FY_SUB_CLUSTERING;
         /* Where a group without a committed offset starts: when its subscription was made. */
@@ -516,14 +554,14 @@ static void need_topic(void *arg, const fy_topic_info *t)
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
         mcsub *cs;
-        if (!m->wildcard_first || t->name[0] == '%') {
-            continue;
+        if (!m->wildcard_first || t->name[0] == '%' || (s->group && !m->share)) {
+            continue; /* a durable session's own subscriptions read its light queue */
         }
         cs = csub_find(s, t->name, m->share);
         if (cs) {
             cs->mark = true;
         } else {
-            csub_open(s, t->name, m->share, x->fresh);
+            csub_open(s, t->name, m->share, x->fresh, false);
             cs = csub_find(s, t->name, m->share);
             if (cs) {
                 cs->mark = true;
@@ -555,7 +593,7 @@ static void need_one(void *arg, const char *t, size_t n)
     snprintf(topic, sizeof(topic), "%.*s", (int)n, t);
     cs = csub_find(x->s, topic, x->share);
     if (!cs) {
-        csub_open(x->s, topic, x->share, false);
+        csub_open(x->s, topic, x->share, false, false);
         cs = csub_find(x->s, topic, x->share);
     }
     if (cs) {
@@ -573,10 +611,20 @@ void mqtt_session_reconcile(mqtt_session *s)
     for (size_t i = 0; i < s->ncs; i++) {
         s->cs[i]->mark = false;
     }
+    if (s->group) {
+        mcsub *cs = csub_light(s);
+        if (!cs) {
+            csub_open(s, s->group, NULL, false, true);
+            cs = csub_light(s);
+        }
+        if (cs) {
+            cs->mark = true;
+        }
+    }
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
         need_one_ctx y = {s, m->share};
-        if (!m->wildcard_first) {
+        if (!m->wildcard_first && !(s->group && !m->share)) {
             mqtt_filter_topics(srv, m->filter, need_one, &y);
         }
     }
@@ -626,6 +674,38 @@ void mqtt_session_on_topic(void *arg, const fy_topic_info *t)
     mqtt_server *srv = arg;
     topic_ctx x = {srv, t};
     fy_strmap_each(&srv->sessions, session_on_topic, &x);
+}
+
+/* The core's router: a stored message goes into the light queue of every durable session with
+ * a subscription of its own (not shared) that matches it, once per session. */
+void mqtt_session_route(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx)
+{
+    mqtt_server *srv = arg;
+    fy_slice topic, who = {NULL, 0};
+    bool who_known = false;
+    record_topic(v, &topic);
+    for (size_t i = 0; i < srv->ndurables; i++) {
+        mqtt_session *s = srv->durables[i];
+        for (size_t k = 0; k < s->nsubs; k++) {
+            const msub *m = &s->subs[k];
+            if (m->share) {
+                continue;
+            }
+            if (m->no_local) {
+                if (!who_known) {
+                    fy_record_prop_get(v, "mqtt.client", &who);
+                    who_known = true;
+                }
+                if (who.len == strlen(s->client_id) && memcmp(who.p, s->client_id, who.len) == 0) {
+                    continue;
+                }
+            }
+            if (fy_mqtt_match(fy_slice_str(m->filter), topic)) {
+                emit(ctx, s->group);
+                break;
+            }
+        }
+    }
 }
 
 /* ---- Deliveries ---------------------------------------------------------------------------- */

@@ -59,6 +59,7 @@ typedef struct mcsub {
     char *share;   /* NULL = the session's own group */
     uint32_t owed; /* credits held back while the socket is slow */
     bool mark;     /* scratch while reconciling */
+    bool light;    /* the durable session's light queue (topic = its group name) */
 } mcsub;
 
 /* A message on its way to the client: queued, or sent and not yet acknowledged (QoS 1/2). */
@@ -82,6 +83,7 @@ enum { OUT_QUEUED = 0, OUT_WAIT_ACK = 1, OUT_WAIT_COMP = 2 };
 
 struct mqtt_session {
     mqtt_server *srv;
+    size_t durable_ix; /* in srv->durables, when s->group */
     char *client_id;
     char *group;        /* durable sessions: the clustering group; NULL: broadcast members */
     bool durable;       /* kept after disconnect until expiry */
@@ -163,7 +165,9 @@ struct mqtt_server {
     uint32_t max_packet;
     uint64_t next_conn_id;
     mqtt_conn *conns;
-    fy_strmap sessions; /* client id -> mqtt_session */
+    fy_strmap sessions;      /* client id -> mqtt_session */
+    mqtt_session **durables; /* sessions with a light queue, for the router */
+    size_t ndurables, capdurables;
     fy_strmap retained; /* MQTT topic -> mqtt_retained */
     struct event *tick_ev;
     fy_buf scratch;
@@ -217,6 +221,7 @@ int mqtt_session_store(mqtt_session *s, fy_core_done_cb done, void *arg);
 void mqtt_session_load_all(mqtt_server *srv);
 void mqtt_session_on_topic(void *arg, const fy_topic_info *t);
 void mqtt_session_tick(mqtt_server *srv);
+void mqtt_session_route(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx);
 void mqtt_session_send_retained(mqtt_session *s, const msub *m);
 void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type);
 void mqtt_session_drained(mqtt_session *s);

@@ -1702,6 +1702,108 @@ static void test_core_tx_list(void **state)
     assert_int_equal(l.id[0], t2);
 }
 
+/* ---- Light queues ---------------------------------------------------------------------------- */
+
+/* Routes messages whose property "a" starts with x to light queue "lx", and those starting with
+ * "xy" also to "lxy" (named twice: indexed once). */
+static void router_x(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx)
+{
+    fy_slice val;
+    (*(int *)arg)++;
+    if (fy_record_prop_get(v, "a", &val) && val.len > 0 && val.p[0] == 'x') {
+        emit(ctx, "lx");
+        emit(ctx, "lx");
+        if (val.len > 1 && val.p[1] == 'y') {
+            emit(ctx, "lxy");
+        }
+    }
+}
+
+/* A message with property a=<a> and a delay of delay_ms (0: none), body a. */
+static void produce_routed(env *e, const char *topic, const char *a, const char *delay_ms)
+{
+    fy_record r = {0};
+    fy_buf rec = FY_BUF_INIT;
+    fy_slice props[4] = {fy_slice_str("a"), fy_slice_str(a), fy_slice_str(FY_PROP_DELAY_MS),
+                         fy_slice_str(delay_ms)};
+    fy_produce_msg m;
+    produced p = {0};
+    r.topic = fy_slice_str(topic);
+    r.body = fy_slice_str(a);
+    r.props = props;
+    r.nprops = delay_ms ? 2 : 1;
+    assert_int_equal(fy_record_encode(&r, &rec), FY_OK);
+    m.record = (fy_slice){rec.data, rec.len};
+    m.sharding_key = (fy_slice){NULL, 0};
+    assert_int_equal(fy_core_produce(e->core, &m, 1, produce_cb, &p, NULL), FY_OK);
+    run_until(e, produced_done, &p);
+    assert_int_equal(p.status, FY_OK);
+    fy_buf_free(&rec);
+}
+
+static void test_core_light_queues(void **state)
+{
+    env *e = *state;
+    owner a = {0}, b = {0};
+    int err = 0, routed = 0;
+    fy_produce_result r1, r3;
+    fy_topic_info ti, lx;
+    fy_sub_spec spec = {.group = "lqg",
+                        .topic = "lx",
+                        .mode = FY_SUB_CLUSTERING,
+                        .start = FY_START_FIRST,
+                        .client_id = "t",
+                        .no_retry = true,
+                        .light = true};
+    fy_core_set_router(e->core, router_x, &routed);
+    produce_with(e, "lq1", "a", "x1", &r1);
+    produce_with(e, "lq2", "a", "y2", NULL); /* not indexed */
+    produce_with(e, "lq2", "a", "xy3", &r3);
+    assert_int_equal(routed, 3);
+    assert_int_equal(fy_core_topic_get(e->core, "%LQ%lx", &lx), FY_OK);
+    assert_int_equal(lx.queues, 1);
+
+    a.sub = fy_core_subscribe(e->core, &spec, &ops, &a, &err);
+    assert_non_null(a.sub);
+    fy_sub_credit(a.sub, 10);
+    wait_n(e, &a, 2);
+    /* The deliveries are the messages themselves, at their own location. */
+    assert_string_equal(a.body[0], "x1");
+    assert_string_equal(a.body[1], "xy3");
+    assert_int_equal(fy_core_topic_get(e->core, "lq1", &ti), FY_OK);
+    assert_int_equal(a.topic_id[0], ti.topic_id);
+    assert_int_equal(a.queue[0], r1.queue_id);
+    assert_int_equal(a.offset[0], r1.offset);
+    assert_int_equal(a.offset[1], r3.offset);
+    /* A delayed message is indexed when it becomes due and moves to its topic. */
+    produce_routed(e, "lq1", "x-later", "100");
+    run_for(e, 30);
+    assert_int_equal(a.n, 2);
+    wait_n(e, &a, 3);
+    assert_string_equal(a.body[2], "x-later");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fy_sub_ack(a.sub, a.ids[i]), FY_OK);
+    }
+
+    /* The light queue and the group's position in it survive a restart of the core. */
+    fy_sub_close(a.sub);
+    fy_core_free(e->core);
+    core_open(e);
+    fy_core_set_router(e->core, router_x, &routed);
+    produce_routed(e, "lq1", "x5", NULL);
+    b.sub = fy_core_subscribe(e->core, &spec, &ops, &b, &err);
+    assert_non_null(b.sub);
+    fy_sub_credit(b.sub, 10);
+    wait_n(e, &b, 1);
+    assert_string_equal(b.body[0], "x5");
+    run_for(e, 30);
+    assert_int_equal(b.n, 1);
+    fy_sub_close(b.sub);
+    assert_int_equal(fy_core_light_delete(e->core, "lx", NULL, NULL), FY_OK);
+    assert_int_equal(fy_core_topic_get(e->core, "%LQ%lx", &lx), -FY_ENOTFOUND);
+    assert_int_equal(fy_core_topic_get(e->core, "%LQ%lxy", &lx), FY_OK);
+}
+
 int main(void)
 {
     fy_log_set_level(FY_LOG_ERROR);
@@ -1736,6 +1838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_watch_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_kv_and_produce_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_light_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_commit_and_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_delayed_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_check_back, setup, teardown),
