@@ -16,12 +16,29 @@ struct event_base;
 
 #define FY_ADAPTER_ABI 1
 
+/* Credentials a client presented (MQTT CONNECT, AMQP SASL PLAIN), borrowed for the call. */
+typedef struct fy_auth_request {
+    const char *protocol; /* "mqtt", "amqp" */
+    const char *client_id;
+    const char *peer; /* address:port */
+    bool has_username;
+    fy_slice username;
+    bool has_password;
+    fy_slice password;
+} fy_auth_request;
+
+/* The one authentication hook every adapter asks: FY_OK (allowed) or -FY_EPERM. NULL in the env
+ * means every client is allowed (anonymous); security (issue 8) will set it. */
+typedef int (*fy_auth_fn)(void *arg, const fy_auth_request *req);
+
 /* What the broker hands an adapter at start. Borrowed; valid until stop returns. */
 typedef struct fy_adapter_env {
     struct event_base *base;
     fy_core *core;
     uint64_t max_message_size; /* the broker's max_message_size (bytes of a body) */
     uint16_t broker_id;
+    fy_auth_fn authenticate; /* NULL: allow everyone */
+    void *auth_arg;
 } fy_adapter_env;
 
 /* Counters an adapter shows in /health. */

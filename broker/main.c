@@ -197,7 +197,8 @@ int main(int argc, char **argv)
         goto out;
     }
     {
-        fy_adapter_env env = {b.base, b.core, cfg.max_message_size, (uint16_t)cfg.broker_id};
+        fy_adapter_env env = {b.base, b.core, cfg.max_message_size, (uint16_t)cfg.broker_id,
+                              NULL,   NULL}; /* no authentication yet: anonymous clients */
         if (fy_adapters_start(adapters, &env, err, sizeof(err)) != FY_OK) {
             fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
             fprintf(stderr, "ferryd: %s\n", err);

@@ -21,6 +21,11 @@
 #define OUT_RESUME (256u << 10) /* ... until it drains below this */
 #define MAX_PENDING 4096        /* publishes waiting for the store before reading pauses */
 
+static void free_alias_key(void *arg, const char *key, void *val)
+{
+    fy_free((void *)key);
+}
+
 static void conn_free(mqtt_conn *c)
 {
     mqtt_server *srv = c->srv;
@@ -36,6 +41,8 @@ static void conn_free(mqtt_conn *c)
         fy_free(c->aliases[i]);
     }
     fy_free(c->aliases);
+    fy_strmap_each(&c->out_alias, free_alias_key, NULL);
+    fy_strmap_free(&c->out_alias);
     fy_buf_free(&c->will_rec);
     fy_buf_free(&c->out);
     fy_free(c);
@@ -105,6 +112,10 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
     if (c->connected && c->version == FY_MQTT_V5 && reason >= 0x80 && c->bev) {
         fy_mqtt_disconnect d = {0};
         d.reason = reason;
+        if (c->problem_info && why) {
+            d.props.present |= FY_MQTT_PBIT(FY_MQTT_P_REASON_STRING);
+            d.props.reason_string = fy_slice_str(why); /* dropped if over the client's maximum */
+        }
         fy_mqtt_enc_disconnect(&c->out, c->version, &d, c->peer_max_packet);
     }
     mqtt_conn_flush(c);
@@ -219,7 +230,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             }
         }
         if (rc == MQTT_CLOSE_QUIET) {
-            mqtt_conn_close(c, FY_MQTT_RC_PROTOCOL_ERROR, why);
+            /* Already answered and logged (a refused CONNECT). */
+            mqtt_conn_close(c, FY_MQTT_RC_PROTOCOL_ERROR, "CONNECT refused");
             break;
         }
         if (rc != 0) {

@@ -62,7 +62,11 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
                    c->peer, why);
             return MQTT_CLOSE_QUIET;
         }
-        connack(c, k.version == FY_MQTT_V5 ? FY_MQTT_V5 : FY_MQTT_V311, false, (uint8_t)rc, NULL);
+        fy_mqtt_props why_props = {0};
+        why_props.present = FY_MQTT_PBIT(FY_MQTT_P_REASON_STRING);
+        why_props.reason_string = fy_slice_str(why);
+        connack(c, k.version == FY_MQTT_V5 ? FY_MQTT_V5 : FY_MQTT_V311, false, (uint8_t)rc,
+                &why_props);
         fy_log(INFO, "mqtt", "conn=%llu peer=%s version=%u reason=0x%02x msg=\"refused: %s\"",
                (unsigned long long)c->id, c->peer, k.version, rc, why);
         mqtt_conn_flush(c);
@@ -73,6 +77,9 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
         c->peer_max_packet = fy_mqtt_props_has(&k.props, FY_MQTT_P_MAXIMUM_PACKET_SIZE)
                                  ? k.props.maximum_packet_size
                                  : 0;
+        c->out_alias_max = fy_mqtt_props_has(&k.props, FY_MQTT_P_TOPIC_ALIAS_MAXIMUM)
+                               ? k.props.topic_alias_maximum
+                               : 0;
         c->peer_receive_max = fy_mqtt_props_has(&k.props, FY_MQTT_P_RECEIVE_MAXIMUM)
                                   ? k.props.receive_maximum
                                   : 65535;
@@ -103,6 +110,19 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
         }
     }
 
+    if (srv->env.authenticate) {
+        fy_auth_request ar = {"mqtt",     client_id,      c->peer,   k.has_username,
+                              k.username, k.has_password, k.password};
+        if (srv->env.authenticate(srv->env.auth_arg, &ar) != FY_OK) {
+            fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: not authorized\"",
+                   (unsigned long long)c->id, c->peer, client_id);
+            fy_free(client_id);
+            connack(c, k.version, false,
+                    k.has_username ? FY_MQTT_RC_BAD_USER_PASS : FY_MQTT_RC_NOT_AUTHORIZED, NULL);
+            mqtt_conn_flush(c);
+            return MQTT_CLOSE_QUIET;
+        }
+    }
     keepalive = k.keepalive;
     if (srv->cfg->max_keepalive < 65535 &&
         (keepalive > srv->cfg->max_keepalive || keepalive == 0) && k.version == FY_MQTT_V5) {

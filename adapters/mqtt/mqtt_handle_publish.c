@@ -302,6 +302,10 @@ static void ack_publish(mqtt_conn *c, uint8_t type, uint16_t pid, uint8_t reason
     fy_mqtt_ack a = {0};
     a.packet_id = pid;
     a.reason = reason;
+    if (reason >= 0x80 && c->problem_info) {
+        a.props.present = FY_MQTT_PBIT(FY_MQTT_P_REASON_STRING);
+        a.props.reason_string = fy_slice_str(fy_mqtt_reason_name(reason));
+    }
     fy_mqtt_enc_ack(&c->out, c->version, type, &a, c->peer_max_packet);
 }
 

@@ -805,6 +805,7 @@ static bool write_publish(mqtt_session *s, const fy_record_view *v, uint8_t qos,
     fy_slice users[2 * 64];
     size_t nusers = 0;
     fy_record_iter it;
+    char *new_alias = NULL;
     int rc;
     record_topic(v, &p.topic);
     p.qos = qos;
@@ -865,7 +866,29 @@ static bool write_publish(mqtt_session *s, const fy_record_view *v, uint8_t qos,
     } else {
         p.props.present = 0;
     }
+    if (c->out_alias_max > 0 && p.topic.len > 0) {
+        /* Topic aliases towards the client: the first topics get one each, for the life of the
+         * connection; later sends of such a topic carry only the alias. */
+        uintptr_t a = (uintptr_t)fy_strmap_get(&c->out_alias, (const char *)p.topic.p, p.topic.len);
+        if (a == 0 && c->out_aliases < c->out_alias_max) {
+            a = ++c->out_aliases;
+            new_alias = fy_strndup((const char *)p.topic.p, p.topic.len);
+            fy_strmap_put(&c->out_alias, new_alias, (void *)a);
+        } else if (a != 0) {
+            p.topic.len = 0;
+        }
+        if (a != 0) {
+            p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_TOPIC_ALIAS);
+            p.props.topic_alias = (uint16_t)a;
+        }
+    }
     rc = fy_mqtt_enc_publish_head(&c->out, c->version, &p, v->body.len, c->peer_max_packet);
+    if (rc != FY_OK && new_alias) {
+        /* Not sent: the alias was not set up with the client. */
+        fy_strmap_del(&c->out_alias, new_alias);
+        fy_free(new_alias);
+        c->out_aliases--;
+    }
     if (rc != FY_OK) {
         fy_log(DEBUG, "mqtt", "client=%s err=%s msg=\"message not sent: too large for the client\"",
                s->client_id, fy_errname(rc));

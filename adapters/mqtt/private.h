@@ -130,6 +130,9 @@ struct mqtt_conn {
     bool problem_info;
     char **aliases; /* client -> server topic aliases, 1-based */
     uint16_t nalias;
+    uint16_t out_alias_max; /* the client's Topic Alias Maximum (server -> client) */
+    uint16_t out_aliases;   /* aliases given out so far (never reassigned) */
+    fy_strmap out_alias;    /* topic -> alias number (value cast), keys owned */
     /* the will, published on an abnormal end */
     bool has_will;
     fy_buf will_rec;
