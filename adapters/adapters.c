@@ -8,9 +8,11 @@
 #include <stdio.h>
 
 extern const fy_adapter fy_mqtt_adapter;
+extern const fy_adapter fy_amqp_adapter;
 
 static const fy_adapter *const all[] = {
     &fy_mqtt_adapter,
+    &fy_amqp_adapter,
 };
 
 #define NADAPTERS (sizeof(all) / sizeof(all[0]))

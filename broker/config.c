@@ -938,16 +938,6 @@ static const fy_config_key admin_keys[] = {
 };
 #undef LC
 
-#define AC fy_adapter_listen_config
-static const fy_config_key amqp_keys[] = {
-    FY_CONFIG_KEY_BOOL("enabled", AC, enabled, "true",
-                       "Accept AMQP 1.0 clients (once the AMQP adapter is built)."),
-    FY_CONFIG_KEY_STRING("listen", AC, listen, "127.0.0.1", "Address AMQP listens on."),
-    FY_CONFIG_KEY_UINT("port", AC, port, "5672", 0, 65535,
-                       "TCP port of AMQP; 0 = pick a free port."),
-};
-#undef AC
-
 int fy_broker_config_register(fy_config *cfg, fy_broker_config *bc)
 {
     int rc = fy_config_add_section(cfg, "", broker_keys, CFG_COUNT(broker_keys), bc);
@@ -956,9 +946,6 @@ int fy_broker_config_register(fy_config *cfg, fy_broker_config *bc)
     }
     if (rc == FY_OK) {
         rc = fy_config_add_section(cfg, "admin", admin_keys, CFG_COUNT(admin_keys), &bc->admin);
-    }
-    if (rc == FY_OK) {
-        rc = fy_config_add_section(cfg, "amqp", amqp_keys, CFG_COUNT(amqp_keys), &bc->amqp);
     }
     return rc;
 }

@@ -137,14 +137,6 @@ typedef struct fy_listen_config {
     uint64_t port; /* 0..65535; 0 = pick a free port */
 } fy_listen_config;
 
-/* [amqp]: a protocol adapter's listener (registered by the broker until the AMQP adapter
- * registers its own section, as the MQTT adapter does). */
-typedef struct fy_adapter_listen_config {
-    bool enabled;
-    char *listen;
-    uint64_t port;
-} fy_adapter_listen_config;
-
 typedef struct fy_broker_config {
     char *data_dir;
     int flush;     /* an fy_flush (store/store.h): FY_FLUSH_ASYNC or FY_FLUSH_SYNC */
@@ -170,10 +162,9 @@ typedef struct fy_broker_config {
     uint64_t broker_id;          /* 0..65535 */
     fy_listen_config native;
     fy_listen_config admin;
-    fy_adapter_listen_config amqp;
 } fy_broker_config;
 
-/* Registers the broker's sections (top level, [native], [admin], [amqp]) over bc and
+/* Registers the broker's sections (top level, [native], [admin]) over bc and
  * applies their defaults. bc must outlive cfg; its strings are freed by fy_config_free.
  * Returns FY_OK, or the error of fy_config_add_section (a section already registered). */
 int fy_broker_config_register(fy_config *cfg, fy_broker_config *bc);

@@ -12,6 +12,8 @@ pkgs=(
     clang libclang-rt-14-dev
     # interop tests (interop/): third-party MQTT brokers, clients and libraries
     mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt
+    # the AMQP 1.0 adapter (qpid-proton-c) and its interop tests (python3-qpid-proton)
+    libqpid-proton11-dev python3-qpid-proton
 )
 
 missing=()

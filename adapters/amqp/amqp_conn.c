@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* AMQP connections: a proton connection driver fed from a bufferevent on the broker's loop (no
+ * proactor, no second loop). The driver loop: hand proton what was read, process every event,
+ * write until proton has nothing more, then re-arm the tick timer (idle timeout, heartbeats).
+ * A protocol error closes only its own connection, with an AMQP condition; a connection is freed
+ * only once no store completion refers to it. */
+#include "adapters/amqp/private.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include "ferry/errors.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <proton/condition.h>
+#include <proton/connection.h>
+#include <proton/event.h>
+#include <proton/session.h>
+#include <proton/transport.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define SESSION_COUNTED ((void *)1)
+
+static void conn_free(amqp_conn *c)
+{
+    amqp_server *srv = c->srv;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else if (srv->conns == c) {
+        srv->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    if (c->tick_ev) {
+        event_free(c->tick_ev);
+    }
+    if (c->work_ev) {
+        event_free(c->work_ev);
+    }
+    pn_connection_driver_destroy(&c->driver);
+    fy_free(c);
+}
+
+/* Frees c once its socket is gone and nothing refers to it. */
+static void conn_maybe_free(amqp_conn *c)
+{
+    if (c->closing && !c->bev && c->pending == 0 && !c->in_process) {
+        conn_free(c);
+    }
+}
+
+static void bev_gone(amqp_conn *c)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    conn_maybe_free(c);
+}
+
+static void on_drained_close(struct bufferevent *bev, void *arg)
+{
+    amqp_conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        bev_gone(c);
+    }
+}
+
+static void on_event_close(struct bufferevent *bev, short what, void *arg)
+{
+    bev_gone(arg);
+}
+
+/* The connection is over (closed by either side, or the socket failed): core members go, the
+ * last bytes are written, then the socket is closed. */
+static void conn_end(amqp_conn *c, const char *why)
+{
+    pn_condition_t *cond;
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    cond = pn_transport_condition(c->driver.transport);
+    if (pn_condition_is_set(cond)) {
+        fy_log(INFO, "amqp", "conn=%llu peer=%s container=%s cond=%s msg=\"closed: %s: %s\"",
+               (unsigned long long)c->id, c->peer, c->container[0] ? c->container : "-",
+               pn_condition_get_name(cond),
+               pn_condition_get_description(cond) ? pn_condition_get_description(cond) : "", why);
+    } else {
+        fy_log(DEBUG, "amqp", "conn=%llu peer=%s container=%s msg=\"closed: %s\"",
+               (unsigned long long)c->id, c->peer, c->container[0] ? c->container : "-", why);
+    }
+    if (c->opened) {
+        c->srv->stats.connections--;
+    }
+    amqp_links_close_all(c);
+    if (c->tick_ev) {
+        event_del(c->tick_ev);
+    }
+    if (c->work_ev) {
+        event_del(c->work_ev);
+    }
+    if (c->bev) {
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 || c->srv->stopping) {
+            bev_gone(c);
+            return;
+        }
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        bufferevent_setcb(c->bev, NULL, on_drained_close, on_event_close, c);
+        {
+            struct timeval tv = {5, 0};
+            bufferevent_set_timeouts(c->bev, NULL, &tv);
+        }
+    }
+}
+
+/* ---- Connection and session events ----------------------------------------------------------- */
+
+static void on_remote_open(amqp_conn *c, pn_connection_t *pc)
+{
+    const char *container = pn_connection_remote_container(pc);
+    pn_data_t *caps = pn_connection_offered_capabilities(pc);
+    pn_data_t *props = pn_connection_properties(pc);
+    snprintf(c->container, sizeof(c->container), "%s", container ? container : "");
+    pn_connection_set_container(pc, "ferry");
+    pn_data_clear(caps);
+    pn_data_put_array(caps, false, PN_SYMBOL);
+    pn_data_enter(caps);
+    pn_data_put_symbol(caps, pn_bytes(15, "ANONYMOUS-RELAY"));
+    pn_data_exit(caps);
+    pn_data_clear(props);
+    pn_data_put_map(props);
+    pn_data_enter(props);
+    pn_data_put_symbol(props, pn_bytes(7, "product"));
+    pn_data_put_string(props, pn_bytes(5, "ferry"));
+    pn_data_put_symbol(props, pn_bytes(7, "version"));
+    pn_data_put_string(props, pn_bytes(strlen(FERRY_VERSION), FERRY_VERSION));
+    pn_data_exit(props);
+    pn_connection_open(pc);
+    if (!c->opened) {
+        c->opened = true;
+        c->srv->stats.connections++;
+    }
+    fy_log(DEBUG, "amqp", "conn=%llu peer=%s container=%s user=%s msg=\"opened\"",
+           (unsigned long long)c->id, c->peer, c->container,
+           pn_transport_get_user(c->driver.transport) ? pn_transport_get_user(c->driver.transport)
+                                                      : "-");
+}
+
+static void on_session_open(amqp_conn *c, pn_session_t *s)
+{
+    if (pn_session_state(s) & PN_LOCAL_UNINIT) {
+        pn_session_open(s);
+        if (c->nsessions >= c->srv->cfg->max_sessions) {
+            pn_condition_format(pn_session_condition(s), "amqp:resource-limit-exceeded",
+                                "at most %u sessions per connection",
+                                (unsigned)c->srv->cfg->max_sessions);
+            pn_session_close(s);
+            return;
+        }
+        c->nsessions++;
+        pn_session_set_context(s, SESSION_COUNTED);
+    }
+}
+
+static void on_session_close(amqp_conn *c, pn_session_t *s)
+{
+    /* Ending a session detaches its links: their members leave the core. */
+    amqp_links_session_end(c, s);
+    if (pn_session_get_context(s) == SESSION_COUNTED) {
+        pn_session_set_context(s, NULL);
+        c->nsessions--;
+    }
+    if (!(pn_session_state(s) & PN_LOCAL_CLOSED)) {
+        pn_session_close(s);
+    }
+    pn_session_free(s); /* with its links, once proton no longer needs them */
+}
+
+static void handle(amqp_conn *c, pn_event_t *e)
+{
+    switch (pn_event_type(e)) {
+    case PN_CONNECTION_REMOTE_OPEN:
+        on_remote_open(c, pn_event_connection(e));
+        break;
+    case PN_CONNECTION_REMOTE_CLOSE: {
+        pn_connection_t *pc = pn_event_connection(e);
+        pn_condition_t *rc = pn_connection_remote_condition(pc);
+        if (pn_condition_is_set(rc)) {
+            fy_log(INFO, "amqp", "conn=%llu peer=%s container=%s cond=%s msg=\"client closed: %s\"",
+                   (unsigned long long)c->id, c->peer, c->container, pn_condition_get_name(rc),
+                   pn_condition_get_description(rc) ? pn_condition_get_description(rc) : "");
+        }
+        pn_connection_close(pc);
+        break;
+    }
+    case PN_SESSION_REMOTE_OPEN:
+        on_session_open(c, pn_event_session(e));
+        break;
+    case PN_SESSION_REMOTE_CLOSE:
+        on_session_close(c, pn_event_session(e));
+        break;
+    case PN_LINK_REMOTE_OPEN:
+    case PN_LINK_REMOTE_CLOSE:
+    case PN_LINK_REMOTE_DETACH:
+    case PN_LINK_FLOW:
+    case PN_DELIVERY:
+        amqp_link_event(c, e);
+        break;
+    case PN_TRANSPORT_ERROR: {
+        pn_condition_t *tc = pn_transport_condition(pn_event_transport(e));
+        fy_log(INFO, "amqp", "conn=%llu peer=%s cond=%s msg=\"%s\"", (unsigned long long)c->id,
+               c->peer, pn_condition_get_name(tc) ? pn_condition_get_name(tc) : "-",
+               pn_condition_get_description(tc) ? pn_condition_get_description(tc)
+                                                : "transport error");
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---- The driver loop ------------------------------------------------------------------------- */
+
+static void arm_tick(amqp_conn *c)
+{
+    uint64_t now = fy_mono_ms();
+    int64_t next = pn_transport_tick(c->driver.transport, (int64_t)now);
+    if (next > 0) {
+        uint64_t ms = (uint64_t)next > now ? (uint64_t)next - now : 0;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        event_add(c->tick_ev, &tv);
+    } else {
+        event_del(c->tick_ev);
+    }
+}
+
+void amqp_conn_process(amqp_conn *c)
+{
+    bool was = c->in_process;
+    if (c->closing) {
+        return;
+    }
+    c->in_process = true;
+    for (;;) {
+        pn_event_t *e;
+        pn_bytes_t w;
+        bool wrote = false;
+        while (!c->closing && (e = pn_connection_driver_next_event(&c->driver)) != NULL) {
+            handle(c, e);
+        }
+        if (c->closing) {
+            break;
+        }
+        while (c->bev && (w = pn_connection_driver_write_buffer(&c->driver)).size > 0) {
+            bufferevent_write(c->bev, w.start, w.size);
+            pn_connection_driver_write_done(&c->driver, w.size);
+            wrote = true;
+        }
+        if (!wrote && !pn_connection_driver_has_event(&c->driver)) {
+            break;
+        }
+    }
+    if (!c->closing) {
+        arm_tick(c);
+        if (pn_connection_driver_finished(&c->driver)) {
+            conn_end(c, "connection closed");
+        }
+    }
+    c->in_process = was;
+}
+
+static void on_work(evutil_socket_t fd, short what, void *arg)
+{
+    amqp_conn *c = arg;
+    amqp_conn_process(c);
+    conn_maybe_free(c);
+}
+
+void amqp_conn_schedule(amqp_conn *c)
+{
+    if (!c->closing && c->work_ev) {
+        event_active(c->work_ev, EV_WRITE, 0);
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    amqp_conn *c = arg;
+    if (!c->opened && fy_mono_ms() >= c->open_deadline) {
+        pn_connection_driver_errorf(&c->driver, "amqp:resource-limit-exceeded",
+                                    "no open within %llu ms",
+                                    (unsigned long long)c->srv->cfg->open_timeout_ms);
+    }
+    amqp_conn_process(c);
+    conn_maybe_free(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    amqp_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->in_process = true;
+    while (!c->closing && evbuffer_get_length(in) > 0) {
+        pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->driver);
+        size_t n = evbuffer_get_length(in);
+        if (rb.size == 0) {
+            /* proton takes no more input (it is closing): what follows is ignored */
+            evbuffer_drain(in, n);
+            break;
+        }
+        if (n > rb.size) {
+            n = rb.size;
+        }
+        evbuffer_remove(in, rb.start, n);
+        pn_connection_driver_read_done(&c->driver, n);
+        c->in_process = false;
+        amqp_conn_process(c);
+        c->in_process = true;
+    }
+    c->in_process = false;
+    amqp_conn_process(c);
+    conn_maybe_free(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    amqp_conn *c = arg;
+    c->in_process = true;
+    if (what & BEV_EVENT_EOF) {
+        pn_connection_driver_read_close(&c->driver);
+        c->in_process = false;
+        amqp_conn_process(c);
+        /* Nobody reads what proton still has to say: the socket is half closed at best. */
+        conn_end(c, "peer closed the connection");
+    } else {
+        c->in_process = false;
+        conn_end(c, "socket error");
+    }
+    conn_maybe_free(c);
+}
+
+void amqp_conn_pending_done(amqp_conn *c)
+{
+    c->pending--;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return;
+    }
+    amqp_conn_schedule(c);
+}
+
+void amqp_conn_accept(amqp_server *srv, int fd, const char *peer)
+{
+    amqp_conn *c = FY_NEW(amqp_conn);
+    const fy_amqp_config *cfg = srv->cfg;
+    pn_transport_t *t;
+    int one = 1;
+    struct timeval tv;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    if (pn_connection_driver_init(&c->driver, NULL, NULL) != 0) {
+        evutil_closesocket(fd);
+        fy_free(c);
+        return;
+    }
+    c->bev = bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        pn_connection_driver_destroy(&c->driver);
+        fy_free(c);
+        return;
+    }
+    t = c->driver.transport;
+    pn_transport_set_server(t);
+    pn_transport_set_max_frame(t, (uint32_t)cfg->max_frame_size);
+    pn_transport_set_channel_max(t, (uint16_t)(cfg->max_sessions - 1));
+    pn_transport_set_idle_timeout(t, (pn_millis_t)cfg->idle_timeout_ms);
+    pn_transport_require_auth(t, !cfg->allow_anonymous);
+    amqp_sasl_setup(c, t);
+    c->next = srv->conns;
+    if (srv->conns) {
+        srv->conns->prev = c;
+    }
+    srv->conns = c;
+    c->tick_ev = event_new(srv->env.base, -1, 0, on_tick, c);
+    c->work_ev = event_new(srv->env.base, -1, 0, on_work, c);
+    c->open_deadline = fy_mono_ms() + cfg->open_timeout_ms;
+    tv.tv_sec = (time_t)(cfg->open_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(cfg->open_timeout_ms % 1000) * 1000;
+    event_add(c->tick_ev, &tv);
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    fy_log(DEBUG, "amqp", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id, peer);
+    amqp_conn_process(c);
+}
+
+/* Closes every connection at shutdown and waits for their store completions. */
+void amqp_conn_close_all(amqp_server *srv)
+{
+    for (amqp_conn *c = srv->conns; c; c = c->next) {
+        if (!c->closing) {
+            pn_connection_driver_errorf(&c->driver, "amqp:connection:forced",
+                                        "broker shutting down");
+            amqp_conn_process(c);
+            conn_end(c, "broker shutting down");
+        }
+    }
+    while (srv->conns) {
+        bool waiting = false;
+        for (amqp_conn *c = srv->conns, *next; c; c = next) {
+            next = c->next;
+            if (c->bev) {
+                bufferevent_free(c->bev);
+                c->bev = NULL;
+            }
+            if (c->pending == 0) {
+                conn_free(c);
+            } else {
+                waiting = true;
+            }
+        }
+        if (waiting) {
+            event_base_loop(srv->env.base, EVLOOP_ONCE);
+        }
+    }
+}

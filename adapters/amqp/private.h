@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The AMQP adapter's private declarations: the server, connections (a proton connection driver
+ * on a bufferevent of the broker's loop) and links (producers into the core, consumers as core
+ * members). Everything runs on the broker's loop thread. */
+#ifndef FERRY_ADAPTERS_AMQP_PRIVATE_H
+#define FERRY_ADAPTERS_AMQP_PRIVATE_H
+
+#include "adapters/adapter.h"
+#include "adapters/amqp/amqp_map.h"
+#include "common/buf.h"
+
+#include <proton/connection_driver.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct evconnlistener;
+struct event;
+
+/* [amqp] */
+typedef struct fy_amqp_config {
+    bool enabled;
+    char *listen;
+    uint64_t port;
+    uint64_t max_frame_size;   /* bytes, offered in open */
+    uint64_t idle_timeout_ms;  /* offered in open; 0 = none */
+    uint64_t max_sessions;     /* per connection (channel-max + 1) */
+    uint64_t max_links;        /* per connection */
+    uint64_t max_message_size; /* encoded message; 0 = broker's max_message_size + 64KiB */
+    uint64_t link_credit;      /* credit given to a client's sender link */
+    uint64_t max_prefetch;     /* core credit of one receiving link, at most */
+    bool allow_anonymous;      /* SASL ANONYMOUS, and clients that skip SASL */
+    bool sasl_plain;           /* offer SASL PLAIN on plain TCP */
+    uint64_t open_timeout_ms;  /* a connection must be open within this */
+} fy_amqp_config;
+
+typedef struct amqp_server amqp_server;
+typedef struct amqp_conn amqp_conn;
+typedef struct alink alink;
+
+/* One attached link, either direction. */
+struct alink {
+    amqp_conn *c;
+    pn_link_t *link; /* NULL once released */
+    bool consumer;   /* the broker sends (the client's receiver) */
+    /* producing (the client's sender) */
+    char *topic;         /* NULL: anonymous relay (per-message `to`) */
+    uint32_t in_pending; /* transfers waiting for the store */
+    fy_buf rx;           /* the delivery being received */
+    /* consuming */
+    fy_sub *sub;
+    char *group;
+    bool broadcast;
+    bool durable;    /* a durable subscription (its group is deleted on close) */
+    bool presettled; /* the client asked for settled deliveries (at most once) */
+    uint32_t core_credit;
+    uint64_t next_tag;
+    struct event *drain_ev;
+    bool closed;   /* closed locally: released when nothing refers to it */
+    uint32_t refs; /* store completions referring to it */
+    alink *next, *prev;
+};
+
+struct amqp_conn {
+    amqp_server *srv;
+    struct bufferevent *bev;
+    pn_connection_driver_t driver;
+    uint64_t id;
+    char peer[64];
+    char container[128];
+    struct event *tick_ev;
+    struct event *work_ev; /* deferred: process proton events and write */
+    bool opened;
+    bool closing;           /* socket gone or going */
+    bool in_process;        /* inside process(): not freed until it returns */
+    uint64_t open_deadline; /* mono ms */
+    uint32_t pending;       /* store completions outstanding */
+    uint32_t nsessions, nlinks;
+    alink *links;
+    amqp_conn *next, *prev;
+};
+
+struct amqp_server {
+    fy_adapter_env env;
+    const fy_amqp_config *cfg;
+    struct evconnlistener *listener;
+    uint16_t port;
+    uint64_t max_msg; /* bytes of an encoded message */
+    uint64_t next_conn_id;
+    amqp_conn *conns;
+    fy_adapter_stats stats;
+    fy_buf scratch;
+    bool stopping;
+};
+
+/* amqp_conn.c */
+void amqp_conn_accept(amqp_server *srv, int fd, const char *peer);
+/* Processes proton's events and writes what it produced, now or from a deferred event. */
+void amqp_conn_process(amqp_conn *c);
+void amqp_conn_schedule(amqp_conn *c);
+void amqp_conn_close_all(amqp_server *srv);
+void amqp_conn_pending_done(amqp_conn *c);
+
+/* amqp_sasl.c: sets up the server side of SASL on t (ANONYMOUS and PLAIN through the auth hook). */
+void amqp_sasl_setup(amqp_conn *c, pn_transport_t *t);
+
+/* amqp_link.c */
+void amqp_link_event(amqp_conn *c, pn_event_t *e);
+/* The connection is ending: every link's core member is closed (its unsettled deliveries go
+ * back to the group); links still referred to by store completions stay until those finish. */
+void amqp_links_close_all(amqp_conn *c);
+/* A store completion referring to l finished. */
+void amqp_link_unref(alink *l);
+/* Session s ended: its links end with it. */
+void amqp_links_session_end(amqp_conn *c, pn_session_t *s);
+
+#endif
