@@ -44,8 +44,8 @@ def port_accepts(port, host=HOST):
 class Broker:
     """One broker process of KIND in its own work directory.
 
-    Attributes after start(): mqtt_port (both kinds), native_port and admin_port (ferryd only),
-    pid, log_path. The data directory and ports survive stop()/start() and restart()."""
+    Attributes after start(): mqtt_port (both kinds), native_port, admin_port and amqp_port
+    (ferryd only), pid, log_path. The data directory and ports survive stop()/start() and restart()."""
 
     def __init__(self, kind, binary, extra=(), workdir=None):
         if kind not in KINDS:
@@ -63,6 +63,7 @@ class Broker:
         self.mqtt_port = None
         self.native_port = None
         self.admin_port = None
+        self.amqp_port = None
         self.starts = 0
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -149,6 +150,8 @@ class Broker:
         if self.kind == "ferryd":
             e["FERRY_NATIVE_PORT"] = str(self.native_port)
             e["FERRY_ADMIN_PORT"] = str(self.admin_port)
+            if self.amqp_port:
+                e["FERRY_AMQP_PORT"] = str(self.amqp_port)
         return e
 
     # ---- ferryd ---------------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class Broker:
 
         args = [self.binary, "--data-dir", self.data_dir, "--admin-port", port(self.admin_port),
                 "--port", port(self.native_port), "--mqtt-port", port(self.mqtt_port),
-                "--amqp-port", "0"] + self.extra
+                "--amqp-port", port(self.amqp_port)] + self.extra
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + DEADLINE_S
@@ -176,6 +179,7 @@ class Broker:
                 self.mqtt_port = ports["mqtt"]
                 self.native_port = ports.get("native")
                 self.admin_port = ports.get("admin")
+                self.amqp_port = ports.get("amqp")
                 return
             if self.proc.poll() is not None:
                 rc = self.proc.returncode

@@ -8,7 +8,7 @@
 # The test runs with bash (.sh), /usr/bin/python3 (.py) or node (.js), with these variables:
 #   FERRY_BROKER_KIND  ferryd | mosquitto        FERRY_BROKER_BIN  the broker's binary
 #   FERRY_MQTT_HOST    127.0.0.1                  FERRY_MQTT_PORT   the broker's MQTT port
-#   FERRY_NATIVE_PORT, FERRY_ADMIN_PORT, FERRYCTL (ferryd only)
+#   FERRY_NATIVE_PORT, FERRY_ADMIN_PORT, FERRY_AMQP_PORT, FERRYCTL (ferryd only)
 #   FERRY_INTEROP_DIR  this directory (for `import broker`, lib.sh, ...)
 # Its exit code is ours: 0 passed, 77 skipped (its client is absent), anything else failed.
 #
