@@ -446,6 +446,7 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
     if (l->core_credit > 0) {
         l->core_credit--;
     }
+
     if (!l->link || l->closed || c->closing) {
         fy_sub_nack(sub, d->id, FY_NACK_RELEASE);
         return;
@@ -472,6 +473,11 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
         fy_sub_ack(sub, d->id);
     }
     out_top_up(l);
+    if (l->drain_ev && pn_link_get_drain(l->link)) {
+        /* a drain ends once the core has been quiet for a moment, or at once without credit */
+        struct timeval tv = {0, pn_link_credit(l->link) > 0 ? DRAIN_WAIT_MS * 1000 : 0};
+        event_add(l->drain_ev, &tv);
+    }
     amqp_conn_schedule(c);
 }
 
@@ -553,6 +559,7 @@ static void on_flow(alink *l)
         return;
     }
     out_top_up(l);
+
     if (pn_link_get_drain(l->link) && pn_link_credit(l->link) > 0) {
         struct timeval tv = {0, DRAIN_WAIT_MS * 1000};
         if (!l->drain_ev) {

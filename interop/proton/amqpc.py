@@ -100,6 +100,32 @@ def ferryctl_json(*args):
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
+def own_broker(conf=None):
+    """Starts a broker for a test marked `interop: own-broker` (optionally with a configuration
+    file of text conf) and points this module's helpers at it. The caller closes it."""
+    sys.path.insert(0, os.environ["FERRY_INTEROP_DIR"])
+    import broker
+    b = broker.from_env()
+    if conf is not None:
+        path = os.path.join(b.workdir, "ferry.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        b.extra = ["-c", path]
+    b.start()
+    _point_at(b)
+    return b
+
+
+def _point_at(b):
+    os.environ.update(b.env())
+
+
+def restart(b, kill=False):
+    """Restarts broker b (SIGTERM, or SIGKILL) on the same data and ports."""
+    b.restart(kill=kill)
+    _point_at(b)
+
+
 def main(test):
     """Runs test() and exits 0 (pass) or 1 (fail, with the reason)."""
     try:
