@@ -446,7 +446,6 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
     if (l->core_credit > 0) {
         l->core_credit--;
     }
-
     if (!l->link || l->closed || c->closing) {
         fy_sub_nack(sub, d->id, FY_NACK_RELEASE);
         return;
@@ -559,7 +558,6 @@ static void on_flow(alink *l)
         return;
     }
     out_top_up(l);
-
     if (pn_link_get_drain(l->link) && pn_link_credit(l->link) > 0) {
         struct timeval tv = {0, DRAIN_WAIT_MS * 1000};
         if (!l->drain_ev) {
