@@ -235,6 +235,9 @@ static void arm_tick(amqp_conn *c)
 {
     uint64_t now = fy_mono_ms();
     int64_t next = pn_transport_tick(c->driver.transport, (int64_t)now);
+    if (!c->opened && (next <= 0 || (uint64_t)next > c->open_deadline)) {
+        next = (int64_t)c->open_deadline; /* the open timeout runs until the connection opens */
+    }
     if (next > 0) {
         uint64_t ms = (uint64_t)next > now ? (uint64_t)next - now : 0;
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -300,6 +303,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         pn_connection_driver_errorf(&c->driver, "amqp:resource-limit-exceeded",
                                     "no open within %llu ms",
                                     (unsigned long long)c->srv->cfg->open_timeout_ms);
+        pn_connection_driver_close(&c->driver);
     }
     amqp_conn_process(c);
     conn_maybe_free(c);
@@ -411,8 +415,10 @@ void amqp_conn_close_all(amqp_server *srv)
 {
     for (amqp_conn *c = srv->conns; c; c = c->next) {
         if (!c->closing) {
-            pn_connection_driver_errorf(&c->driver, "amqp:connection:forced",
-                                        "broker shutting down");
+            pn_connection_t *pc = c->driver.connection;
+            pn_condition_set_name(pn_connection_condition(pc), "amqp:connection:forced");
+            pn_condition_set_description(pn_connection_condition(pc), "broker shutting down");
+            pn_connection_close(pc);
             amqp_conn_process(c);
             conn_end(c, "broker shutting down");
         }
