@@ -552,6 +552,11 @@ fy_amqp_map_err fy_amqp_map_in(const uint8_t *msg, size_t len, const char *topic
     fy_record r = {0};
     const char *body_prop = NULL;
 
+    static const uint8_t nothing[1] = {0};
+    if (!msg) {
+        msg = nothing; /* no arithmetic on NULL below */
+        len = 0;
+    }
     fy_buf_reset(&in->record);
     fy_buf_reset(&in->sharding_key);
     in->why[0] = '\0';
