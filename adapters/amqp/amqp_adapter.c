@@ -117,6 +117,10 @@ static void amqp_stats(void *state, fy_adapter_stats *out)
 {
     amqp_server *srv = state;
     *out = srv->stats;
+    out->sessions = 0;
+    for (const amqp_conn *c = srv->conns; c; c = c->next) {
+        out->sessions += c->nsessions; /* AMQP sessions begun now */
+    }
 }
 
 const fy_adapter fy_amqp_adapter = {
