@@ -6,6 +6,8 @@
 #include "common/alloc.h"
 #include "common/log.h"
 
+#include "ferry/errors.h"
+
 #include <proton/sasl.h>
 #include <proton/sasl_plugin.h>
 #include <proton/transport.h>
@@ -17,13 +19,14 @@ typedef struct sasl_ctx {
     char *user;
 } sasl_ctx;
 
-/* The auth hook: whether user may connect with password. Everyone may, for now (authentication
- * and ACLs are a later issue); the shape is what a real check plugs into. */
-static bool amqp_auth_check(const char *user, const char *password)
+/* Whether user may connect with password: the broker's authentication hook (adapters/adapter.h),
+ * shared with MQTT; without one (no authentication configured yet) everyone may. */
+static bool amqp_auth_check(amqp_conn *c, const char *user, const char *password)
 {
-    (void)user;
-    (void)password;
-    return true;
+    const fy_adapter_env *env = &c->srv->env;
+    fy_auth_request ar = {
+        "amqp", "", c->peer, true, fy_slice_str(user), true, fy_slice_str(password)};
+    return !env->authenticate || env->authenticate(env->auth_arg, &ar) == FY_OK;
 }
 
 static void sasl_free(pn_transport_t *t)
@@ -93,7 +96,7 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
     } else if (strcmp(mech, "PLAIN") == 0 && cfg->sasl_plain) {
         char user[256], pass[256];
         if (recv && plain_parse(recv, user, sizeof(user), pass, sizeof(pass)) &&
-            amqp_auth_check(user, pass)) {
+            amqp_auth_check(x->c, user, pass)) {
             x->user = fy_strdup(user);
             pnx_sasl_set_succeeded(t, x->user, NULL);
         } else {
