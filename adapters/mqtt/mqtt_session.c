@@ -389,43 +389,100 @@ static bool same_share(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static bool record_topic(const fy_record_view *v, fy_slice *topic)
+/* What a stored record says in MQTT terms (docs/mapping.md), read in one pass over its
+ * properties: the first of each name counts. */
+typedef struct mqtt_meta {
+    fy_slice topic;  /* mqtt.topic, else the native topic */
+    fy_slice client; /* the publisher's client id (p NULL: not from MQTT) */
+    uint8_t qos;     /* as published; native and AMQP messages count as QoS 1 */
+    bool retain;
+    bool has_expiry;
+    uint64_t expiry_ms;
+    int payload_format;                                      /* -1: none */
+    fy_slice content_type, response_topic, correlation_data; /* p NULL: none */
+} mqtt_meta;
+
+static bool prop_is(fy_slice name, const char *suffix)
 {
-    if (!fy_record_prop_get(v, "mqtt.topic", topic)) {
-        *topic = v->topic;
-    }
-    return true;
+    size_t n = strlen(suffix);
+    return name.len == 5 + n && memcmp(name.p + 5, suffix, n) == 0;
 }
 
-static bool from_self(const mqtt_session *s, const fy_record_view *v)
+static void meta_read(const fy_record_view *v, mqtt_meta *m)
 {
-    fy_slice who;
-    return fy_record_prop_get(v, "mqtt.client", &who) && who.len == strlen(s->client_id) &&
-           memcmp(who.p, s->client_id, who.len) == 0;
+    fy_record_iter it = fy_record_props(v);
+    fy_slice name, val;
+    bool topic = false, qos = false;
+    memset(m, 0, sizeof(*m));
+    m->topic = v->topic;
+    m->qos = 1;
+    m->payload_format = -1;
+    while (fy_record_prop_next(&it, &name, &val)) {
+        if (name.len < 6 || memcmp(name.p, "mqtt.", 5) != 0) {
+            continue;
+        }
+        if (prop_is(name, "topic")) {
+            if (!topic) {
+                m->topic = val;
+                topic = true;
+            }
+        } else if (prop_is(name, "qos")) {
+            if (!qos && val.len == 1 && val.p[0] >= '0' && val.p[0] <= '2') {
+                m->qos = (uint8_t)(val.p[0] - '0');
+                qos = true;
+            }
+        } else if (prop_is(name, "client")) {
+            if (!m->client.p) {
+                m->client = val;
+            }
+        } else if (prop_is(name, "retain")) {
+            m->retain = true;
+        } else if (prop_is(name, "expiry_ms")) {
+            if (!m->has_expiry) {
+                char num[24];
+                snprintf(num, sizeof(num), "%.*s", (int)(val.len < 23 ? val.len : 23),
+                         (const char *)val.p);
+                m->expiry_ms = strtoull(num, NULL, 10);
+                m->has_expiry = true;
+            }
+        } else if (prop_is(name, "payload_format")) {
+            if (m->payload_format < 0 && val.len == 1) {
+                m->payload_format = val.p[0] == '1';
+            }
+        } else if (prop_is(name, "content_type")) {
+            if (!m->content_type.p) {
+                m->content_type = val;
+            }
+        } else if (prop_is(name, "response_topic")) {
+            if (!m->response_topic.p) {
+                m->response_topic = val;
+            }
+        } else if (prop_is(name, "correlation_data")) {
+            if (!m->correlation_data.p) {
+                m->correlation_data = val;
+            }
+        }
+    }
+}
+
+static bool meta_from(const mqtt_session *s, const mqtt_meta *m)
+{
+    return m->client.p && m->client.len == strlen(s->client_id) &&
+           memcmp(m->client.p, s->client_id, m->client.len) == 0;
 }
 
 static bool csub_match(void *owner, const fy_record_view *v)
 {
     mcsub *cs = owner;
     mqtt_session *s = cs->s;
-    fy_slice topic;
-    bool self = false, self_known = false;
-    record_topic(v, &topic);
+    mqtt_meta meta;
+    meta_read(v, &meta);
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
-        if (!same_share(m->share, cs->share)) {
+        if (!same_share(m->share, cs->share) || (m->no_local && meta_from(s, &meta))) {
             continue;
         }
-        if (m->no_local) {
-            if (!self_known) {
-                self = from_self(s, v);
-                self_known = true;
-            }
-            if (self) {
-                continue;
-            }
-        }
-        if (fy_mqtt_match(fy_slice_str(m->filter), topic)) {
+        if (fy_mqtt_match(fy_slice_str(m->filter), meta.topic)) {
             return true;
         }
     }
@@ -681,26 +738,19 @@ void mqtt_session_on_topic(void *arg, const fy_topic_info *t)
 void mqtt_session_route(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx)
 {
     mqtt_server *srv = arg;
-    fy_slice topic, who = {NULL, 0};
-    bool who_known = false;
-    record_topic(v, &topic);
+    mqtt_meta meta;
+    if (srv->ndurables == 0) {
+        return;
+    }
+    meta_read(v, &meta);
     for (size_t i = 0; i < srv->ndurables; i++) {
         mqtt_session *s = srv->durables[i];
         for (size_t k = 0; k < s->nsubs; k++) {
             const msub *m = &s->subs[k];
-            if (m->share) {
+            if (m->share || (m->no_local && meta_from(s, &meta))) {
                 continue;
             }
-            if (m->no_local) {
-                if (!who_known) {
-                    fy_record_prop_get(v, "mqtt.client", &who);
-                    who_known = true;
-                }
-                if (who.len == strlen(s->client_id) && memcmp(who.p, s->client_id, who.len) == 0) {
-                    continue;
-                }
-            }
-            if (fy_mqtt_match(fy_slice_str(m->filter), topic)) {
+            if (fy_mqtt_match(fy_slice_str(m->filter), meta.topic)) {
                 emit(ctx, s->group);
                 break;
             }
@@ -754,33 +804,22 @@ static uint16_t next_pid(mqtt_session *s)
     }
 }
 
-static uint8_t record_qos(const fy_record_view *v)
-{
-    fy_slice q;
-    if (fy_record_prop_get(v, "mqtt.qos", &q) && q.len == 1 && q.p[0] >= '0' && q.p[0] <= '2') {
-        return (uint8_t)(q.p[0] - '0');
-    }
-    return 1; /* native and AMQP messages are durable: at least once */
-}
-
 /* What the session's subscriptions say about a record: the QoS to deliver at (-1: none matches),
  * retain as published, and the subscription identifiers. only: just this subscription (a
  * retained message sent for it). */
-static int delivery_qos(mqtt_session *s, const char *share, const fy_record_view *v,
-                        const msub *only, bool *rap, uint32_t *ids, size_t *nids)
+static int delivery_qos(mqtt_session *s, const char *share, const mqtt_meta *meta, const msub *only,
+                        bool *rap, uint32_t *ids, size_t *nids)
 {
-    fy_slice topic;
     int qos = -1;
-    uint8_t pub = record_qos(v);
-    bool self = from_self(s, v);
-    record_topic(v, &topic);
+    uint8_t pub = meta->qos;
+    bool self = meta_from(s, meta);
     *rap = false;
     *nids = 0;
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
         if (only ? m != only
                  : (!same_share(m->share, share) || (m->no_local && self) ||
-                    !fy_mqtt_match(fy_slice_str(m->filter), topic))) {
+                    !fy_mqtt_match(fy_slice_str(m->filter), meta->topic))) {
             continue;
         }
         if ((int)(m->qos < pub ? m->qos : pub) > qos) {
@@ -796,8 +835,9 @@ static int delivery_qos(mqtt_session *s, const char *share, const fy_record_view
 
 /* Builds and writes the PUBLISH for record v at the given QoS (pid 0 for QoS 0). Returns false
  * when the message must be skipped: expired, or too large for the client. */
-static bool write_publish(mqtt_session *s, const fy_record_view *v, uint8_t qos, uint16_t pid,
-                          bool retain, bool dup, const uint32_t *ids, size_t nids)
+static bool write_publish(mqtt_session *s, const fy_record_view *v, const mqtt_meta *meta,
+                          uint8_t qos, uint16_t pid, bool retain, bool dup, const uint32_t *ids,
+                          size_t nids)
 {
     mqtt_conn *c = s->conn;
     fy_mqtt_publish p = {0};
@@ -807,16 +847,13 @@ static bool write_publish(mqtt_session *s, const fy_record_view *v, uint8_t qos,
     fy_record_iter it;
     char *new_alias = NULL;
     int rc;
-    record_topic(v, &p.topic);
+    p.topic = meta->topic;
     p.qos = qos;
     p.packet_id = pid;
     p.retain = retain;
     p.dup = dup;
-    if (fy_record_prop_get(v, "mqtt.expiry_ms", &val)) {
-        char num[24];
-        uint64_t at, now = fy_wall_ms();
-        snprintf(num, sizeof(num), "%.*s", (int)(val.len < 23 ? val.len : 23), (const char *)val.p);
-        at = strtoull(num, NULL, 10);
+    if (meta->has_expiry) {
+        uint64_t at = meta->expiry_ms, now = fy_wall_ms();
         if (at <= now) {
             return false; /* expired: not sent (MQTT 5 3.3.2.3.3) */
         }
@@ -824,21 +861,21 @@ static bool write_publish(mqtt_session *s, const fy_record_view *v, uint8_t qos,
         p.props.message_expiry = (uint32_t)((at - now + 999) / 1000);
     }
     if (c->version == FY_MQTT_V5) {
-        if (fy_record_prop_get(v, "mqtt.payload_format", &val) && val.len == 1) {
+        if (meta->payload_format >= 0) {
             p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_PAYLOAD_FORMAT);
-            p.props.payload_format = val.p[0] == '1';
+            p.props.payload_format = (uint8_t)meta->payload_format;
         }
-        if (fy_record_prop_get(v, "mqtt.content_type", &val)) {
+        if (meta->content_type.p) {
             p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_CONTENT_TYPE);
-            p.props.content_type = val;
+            p.props.content_type = meta->content_type;
         }
-        if (fy_record_prop_get(v, "mqtt.response_topic", &val)) {
+        if (meta->response_topic.p) {
             p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_RESPONSE_TOPIC);
-            p.props.response_topic = val;
+            p.props.response_topic = meta->response_topic;
         }
-        if (fy_record_prop_get(v, "mqtt.correlation_data", &val)) {
+        if (meta->correlation_data.p) {
             p.props.present |= FY_MQTT_PBIT(FY_MQTT_P_CORRELATION_DATA);
-            p.props.correlation_data = val;
+            p.props.correlation_data = meta->correlation_data;
         }
         it = fy_record_props(v);
         while (fy_record_prop_next(&it, &name, &val) && nusers < 64) {
@@ -924,19 +961,20 @@ static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, cons
     uint32_t ids[MAX_SUB_IDS];
     size_t nids = 0;
     int qos = -1;
-    fy_slice r;
+    mqtt_meta meta;
     outmsg *m;
     uint64_t delivery_id = d ? d->id : 0;
     if (fy_record_decode(rec, len, &v) == FY_OK) {
-        qos = delivery_qos(s, cs ? cs->share : NULL, &v, only, &rap, ids, &nids);
+        meta_read(&v, &meta);
+        qos = delivery_qos(s, cs ? cs->share : NULL, &meta, only, &rap, ids, &nids);
     }
     if (qos < 0) {
         settle(s, cs, delivery_id); /* nothing matches any more */
         return;
     }
-    retain_flag = only != NULL || (rap && fy_record_prop_get(&v, "mqtt.retain", &r));
+    retain_flag = only != NULL || (rap && meta.retain);
     if (c && qos == 0 && !s->qhead) {
-        write_publish(s, &v, 0, 0, retain_flag, false, ids, nids);
+        write_publish(s, &v, &meta, 0, 0, retain_flag, false, ids, nids);
         settle(s, cs, delivery_id);
         return;
     }
@@ -957,7 +995,7 @@ static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, cons
         return;
     }
     m->pid = next_pid(s);
-    if (!write_publish(s, &v, m->qos, m->pid, retain_flag, redelivered, ids, nids)) {
+    if (!write_publish(s, &v, &meta, m->qos, m->pid, retain_flag, redelivered, ids, nids)) {
         settle(s, cs, delivery_id);
         fy_free(m);
         return;
@@ -977,6 +1015,7 @@ static void pump(mqtt_session *s)
     while (s->conn && s->qhead && (s->qhead->qos == 0 || s->inflight < s->conn->window)) {
         outmsg *m = s->qhead;
         fy_record_view v;
+        mqtt_meta meta;
         uint32_t ids[MAX_SUB_IDS];
         size_t nids = 0;
         bool rap;
@@ -985,18 +1024,23 @@ static void pump(mqtt_session *s)
             s->qtail = NULL;
         }
         s->nqueued--;
-        if (fy_record_decode(m->pkt.data, m->pkt.len, &v) != FY_OK ||
-            delivery_qos(s, m->cs ? m->cs->share : NULL, &v, NULL, &rap, ids, &nids) < 0) {
+        if (fy_record_decode(m->pkt.data, m->pkt.len, &v) != FY_OK) {
+            settle(s, m->cs, m->delivery_id);
+            outmsg_free(m);
+            continue;
+        }
+        meta_read(&v, &meta);
+        if (delivery_qos(s, m->cs ? m->cs->share : NULL, &meta, NULL, &rap, ids, &nids) < 0) {
             nids = 0;
         }
         if (m->qos == 0) {
-            write_publish(s, &v, 0, 0, m->retain, false, ids, nids);
+            write_publish(s, &v, &meta, 0, 0, m->retain, false, ids, nids);
             settle(s, m->cs, m->delivery_id);
             outmsg_free(m);
             continue;
         }
         m->pid = next_pid(s);
-        if (!write_publish(s, &v, m->qos, m->pid, m->retain, m->dup, ids, nids)) {
+        if (!write_publish(s, &v, &meta, m->qos, m->pid, m->retain, m->dup, ids, nids)) {
             settle(s, m->cs, m->delivery_id);
             outmsg_free(m);
             continue;
@@ -1121,6 +1165,7 @@ static void resend_unacked(mqtt_session *s)
     for (size_t i = 0; i < x.n; i++) {
         outmsg *m = x.v[i];
         fy_record_view v;
+        mqtt_meta meta;
         uint32_t ids[MAX_SUB_IDS];
         size_t nids = 0;
         bool rap;
@@ -1145,10 +1190,11 @@ static void resend_unacked(mqtt_session *s)
             out_done(s, m);
             continue;
         }
-        if (delivery_qos(s, m->cs ? m->cs->share : NULL, &v, NULL, &rap, ids, &nids) < 0) {
+        meta_read(&v, &meta);
+        if (delivery_qos(s, m->cs ? m->cs->share : NULL, &meta, NULL, &rap, ids, &nids) < 0) {
             nids = 0;
         }
-        if (!write_publish(s, &v, m->qos, m->pid, m->retain, true, ids, nids)) {
+        if (!write_publish(s, &v, &meta, m->qos, m->pid, m->retain, true, ids, nids)) {
             settle(s, m->cs, m->delivery_id);
             out_done(s, m);
         }
