@@ -10,7 +10,7 @@ CONF        ?= conf/ferry.conf
 DATA        ?= ./data
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test test-sanitize bench fuzz clean
+.PHONY: all deps build run test test-sanitize bench bench-mqtt fuzz clean
 
 all: build
 
@@ -40,6 +40,11 @@ test-sanitize:
 bench: build
 	scripts/bench.sh $(BUILD)
 	scripts/bench-native.sh $(BUILD)
+	scripts/bench-mqtt.sh $(BUILD)
+
+# MQTT side by side with mosquitto (docs/benchmarks.md): about 5 minutes.
+bench-mqtt: build
+	scripts/bench-mqtt.sh $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 fuzz: deps
