@@ -98,6 +98,17 @@ struct group {
     uint32_t next_member_id;
 };
 
+/* The offsets of a group reset (fy_core_group_reset) while their batch is on its way to the
+ * store: a consumer of (group, topic) created meanwhile starts from them, not from the older
+ * offsets the store still has. */
+typedef struct pending_reset {
+    char *group;
+    uint32_t topic_id;
+    uint32_t queues;
+    uint64_t *offsets; /* per queue */
+    uint64_t gen;      /* which reset: a later reset of the same group and topic replaces it */
+} pending_reset;
+
 typedef struct inflight {
     cursor *cur; /* NULL = free slot */
     uint64_t offset;
@@ -159,6 +170,9 @@ struct fy_core {
     double retention_excess;       /* share of each queue to drop for retention_bytes */
     uint64_t retention_deleted;    /* messages deleted by retention */
     uint64_t retention_skipped;    /* messages groups lost to retention before consuming */
+    pending_reset *resets;         /* group resets not yet durable */
+    size_t nresets, capresets;
+    uint64_t reset_gen;
     fy_buf scratch;
     fy_buf patch;          /* a record copied to change a header field before delivery */
     core_tx *tx;           /* transactions (core_tx.c) */
@@ -417,6 +431,49 @@ static uint64_t start_offset(fy_core *c, topic *t, uint32_t q, fy_sub_start star
     }
 }
 
+static const pending_reset *reset_find(const fy_core *c, const char *group_name, uint32_t topic_id)
+{
+    for (size_t i = 0; i < c->nresets; i++) {
+        if (c->resets[i].topic_id == topic_id && strcmp(c->resets[i].group, group_name) == 0) {
+            return &c->resets[i];
+        }
+    }
+    return NULL;
+}
+
+static void reset_remove_at(fy_core *c, size_t i)
+{
+    fy_free(c->resets[i].group);
+    fy_free(c->resets[i].offsets);
+    c->resets[i] = c->resets[--c->nresets];
+}
+
+/* Forgets pending resets of a group (NULL = any) in a topic (0 = any). */
+static void resets_drop(fy_core *c, const char *group_name, uint32_t topic_id)
+{
+    for (size_t i = 0; i < c->nresets;) {
+        if ((!group_name || strcmp(c->resets[i].group, group_name) == 0) &&
+            (topic_id == 0 || c->resets[i].topic_id == topic_id)) {
+            reset_remove_at(c, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* The committed offset of (group, topic, queue): a reset on its way to the store, else what the
+ * store has. FY_OK or -FY_ENOTFOUND. */
+static int committed_offset(fy_core *c, const char *group_name, uint32_t topic_id, uint32_t q,
+                            uint64_t *off)
+{
+    const pending_reset *r = reset_find(c, group_name, topic_id);
+    if (r && q < r->queues) {
+        *off = r->offsets[q];
+        return FY_OK;
+    }
+    return fy_store_get_offset(c->store, group_name, topic_id, q, off);
+}
+
 static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec *spec)
 {
     consumer *co = FY_NEW(consumer);
@@ -432,7 +489,7 @@ static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec 
         cu->cons = co;
         cu->queue_id = q;
         fy_store_queue_range(c->store, t->id, q, &min, &max);
-        if (co->persistent && fy_store_get_offset(c->store, g->name, t->id, q, &off) == FY_OK) {
+        if (co->persistent && committed_offset(c, g->name, t->id, q, &off) == FY_OK) {
             cu->persisted = off;
             if (off < min) {
                 c->retention_skipped += min - off;
@@ -2280,6 +2337,7 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
             consumer_free(c, co);
         }
     }
+    resets_drop(c, NULL, t->id);
     b = fy_wbatch_new();
     fy_wbatch_del_topic(b, t->name);
     purge_topic(c, b, t->id, t->queues);
@@ -2376,7 +2434,7 @@ static int describe_stored(void *arg, uint32_t topic_id, uint32_t queue_id, uint
     topic *t = topic_by_id(x->c, topic_id);
     fy_group_queue_info q;
     uint64_t min, max;
-    if (!t || online_consumer(x->g, topic_id)) {
+    if (!t || online_consumer(x->g, topic_id) || reset_find(x->c, x->g->name, topic_id)) {
         return 0; /* deleted topic, or reported from memory */
     }
     fy_store_queue_range(x->c->store, topic_id, queue_id, &min, &max);
@@ -2426,6 +2484,24 @@ int fy_core_group_describe(fy_core *c, const char *name, fy_sub_mode *mode,
             queue(arg, &qi);
         }
     }
+    for (size_t i = 0; i < c->nresets; i++) {
+        const pending_reset *r = &c->resets[i];
+        topic *t = topic_by_id(c, r->topic_id);
+        if (!t || strcmp(r->group, g->name) != 0 || online_consumer(g, r->topic_id)) {
+            continue;
+        }
+        for (uint32_t q = 0; q < r->queues && q < t->queues; q++) {
+            fy_group_queue_info qi;
+            uint64_t min, max;
+            fy_store_queue_range(c->store, t->id, q, &min, &max);
+            qi.topic = t->name;
+            qi.queue_id = q;
+            qi.committed = r->offsets[q];
+            qi.max_offset = max;
+            qi.owner = 0;
+            queue(arg, &qi);
+        }
+    }
     if (g->mode == FY_SUB_CLUSTERING) {
         fy_store_scan_offsets(c->store, g->name, describe_stored, &x);
     }
@@ -2445,6 +2521,31 @@ static void forget_inflight(consumer *co, cursor *cu)
     }
 }
 
+typedef struct reset_ctx {
+    fy_core *c;
+    uint64_t gen; /* 0: nothing pending to forget */
+    fy_core_done_cb done;
+    void *arg;
+} reset_ctx;
+
+static void reset_done(void *arg, int status, fy_wbatch *b)
+{
+    reset_ctx *x = arg;
+    fy_core *c = x->c;
+    /* Durable (or failed: then the store refuses every write, and what a consumer created
+     * meanwhile holds in memory is as good as anything): the store answers from now on. */
+    for (size_t i = 0; x->gen && i < c->nresets; i++) {
+        if (c->resets[i].gen == x->gen) {
+            reset_remove_at(c, i);
+            break;
+        }
+    }
+    if (x->done) {
+        x->done(x->arg, status);
+    }
+    fy_free(x);
+}
+
 int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, uint64_t ts_ms,
                         void (*fn)(void *arg, uint32_t queue_id, uint64_t offset),
                         fy_core_done_cb done, void *arg)
@@ -2453,6 +2554,8 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
     topic *t = fy_strmap_get(&c->topics, topic_name, strlen(topic_name));
     consumer *co;
     fy_wbatch *b;
+    reset_ctx *x;
+    pending_reset *pr = NULL;
     if (!g || !t) {
         return -FY_ENOTFOUND;
     }
@@ -2460,10 +2563,30 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
         return -FY_ENOTSUP; /* broadcast positions live in each member */
     }
     co = online_consumer(g, t->id);
+    x = FY_NEW(reset_ctx);
+    x->c = c;
+    x->done = done;
+    x->arg = arg;
+    if (!co) {
+        /* No consumer holds the group's position in memory: until the batch is written, a
+         * member joining must find the new offsets here, not the old ones in the store. */
+        pending_reset r = {0};
+        resets_drop(c, g->name, t->id);
+        r.group = fy_strdup(g->name);
+        r.topic_id = t->id;
+        r.queues = t->queues;
+        r.offsets = fy_calloc(t->queues, sizeof(*r.offsets));
+        r.gen = x->gen = ++c->reset_gen;
+        PUSH(c->resets, c->nresets, c->capresets, r);
+        pr = &c->resets[c->nresets - 1];
+    }
     b = fy_wbatch_new();
     for (uint32_t q = 0; q < t->queues; q++) {
         uint64_t off = start_offset(c, t, q, FY_START_TIME, ts_ms);
         fy_wbatch_put_offset(b, g->name, t->id, q, off);
+        if (pr) {
+            pr->offsets[q] = off;
+        }
         if (co) {
             cursor *cu = &co->cur[q];
             forget_inflight(co, cu);
@@ -2477,7 +2600,7 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
             fn(arg, q, off);
         }
     }
-    submit_with_done(c, b, done, arg);
+    fy_store_submit(c->store, b, reset_done, x);
     if (co) {
         for (size_t k = 0; k < co->nmembers; k++) {
             schedule(co->members[k]);
@@ -2519,6 +2642,7 @@ int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     }
     fy_free(l.names);
     fy_wbatch_del_group(b, g->name);
+    resets_drop(c, g->name, 0);
     fy_strmap_del(&c->groups, g->name);
     fy_log(INFO, "core", "group=%s msg=\"group deleted\"", g->name);
     fy_free(g->cons);
@@ -2750,6 +2874,8 @@ void fy_core_free(fy_core *c)
     fy_strmap_free(&c->topics);
     fy_u64map_free(&c->topic_ids);
     fy_free(c->dirty);
+    resets_drop(c, NULL, 0);
+    fy_free(c->resets);
     fy_buf_free(&c->scratch);
     fy_buf_free(&c->patch);
     fy_buf_free(&c->resolved);

@@ -280,7 +280,9 @@ int fy_core_group_describe(fy_core *c, const char *group, fy_sub_mode *mode,
                            void (*queue)(void *arg, const fy_group_queue_info *q), void *arg);
 /* Moves a group's position in topic to the first message stored at or after ts_ms, per queue;
  * deliveries in flight are forgotten (their acks are ignored). Calls fn per queue with the new
- * offset, then done once the offsets are stored. FY_OK, -FY_ENOTFOUND. */
+ * offset, then done once the offsets are stored. The new position holds at once: a member that
+ * joins before they are stored starts from it, and describe shows it. FY_OK, -FY_ENOTFOUND,
+ * -FY_ENOTSUP (a broadcast group). */
 int fy_core_group_reset(fy_core *c, const char *group, const char *topic, uint64_t ts_ms,
                         void (*fn)(void *arg, uint32_t queue_id, uint64_t offset),
                         fy_core_done_cb done, void *arg);

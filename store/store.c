@@ -77,6 +77,7 @@ struct fy_store {
     fy_wbatch *done_head, *done_tail; /* written (or failed), not yet completed on the loop */
     bool stopping;
     bool writer_busy; /* a commit is under way (on the writer thread, or inline on the loop) */
+    bool held;        /* fy_store_hold: queued batches wait (tests) */
     char last_error[256];
 
     /* Writer only. */
@@ -752,7 +753,7 @@ static void *writer_main_wt(void *arg)
     for (;;) {
         fy_wbatch *group;
         pthread_mutex_lock(&s->mu);
-        while (!s->q_head && !s->stopping) {
+        while ((!s->q_head || s->held) && !s->stopping) {
             pthread_cond_wait(&s->cv, &s->mu);
         }
         if (!s->q_head) {
@@ -869,7 +870,7 @@ void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
     b->next = NULL;
     atomic_fetch_add(&s->st_pending, 1);
     pthread_mutex_lock(&s->mu);
-    if (s->flush == FY_FLUSH_ASYNC && !s->q_head && !s->writer_busy && !s->stopping &&
+    if (s->flush == FY_FLUSH_ASYNC && !s->q_head && !s->writer_busy && !s->stopping && !s->held &&
         s->inline_ctx && fy_mono_ms() >= s->inline_off_until_ms) {
         /* The writer is idle and nothing waits: write now on the loop. Under flush=async a
          * LevelDB write is a write(2) into the log and a memtable insert (microseconds); should
@@ -892,6 +893,14 @@ void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
         s->q_head = b;
     }
     s->q_tail = b;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void fy_store_hold(fy_store *s, bool hold)
+{
+    pthread_mutex_lock(&s->mu);
+    s->held = hold;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }

@@ -142,6 +142,11 @@ void fy_wbatch_del_adapter(fy_wbatch *b, const char *adapter, const void *key, s
  * never inside this call. An unhealthy store completes the batch with -FY_EUNHEALTHY. */
 void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg);
 
+/* For tests of what happens while a batch is on its way: with hold true, submitted batches
+ * queue up and none is written (not even inline) until fy_store_hold(s, false); closing the
+ * store writes them regardless. */
+void fy_store_hold(fy_store *s, bool hold);
+
 /* ---- Reads (loop thread; synchronous) ------------------------------------------------------ */
 
 /* Copies the record at (topic, queue, offset) into out (replacing its contents).

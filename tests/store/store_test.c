@@ -364,6 +364,39 @@ static void test_store_consumer_offsets(void **state)
     assert_int_equal(fy_store_get_offset(e->s, "g1", 1, 3, &off), -FY_ENOTFOUND);
 }
 
+/* fy_store_hold keeps submitted batches (inline writes too) from the database until released;
+ * closing writes them regardless. */
+static void test_store_hold_keeps_batches_queued(void **state)
+{
+    env *e = *state;
+    fy_wbatch *b = fy_wbatch_new();
+    done d = {0};
+    uint64_t off = 0, until = fy_mono_ms() + 100;
+
+    fy_store_hold(e->s, true);
+    fy_wbatch_put_offset(b, "g", 1, 0, 7);
+    fy_store_submit(e->s, b, done_cb, &d);
+    while (fy_mono_ms() < until) {
+        event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(fy_store_get_offset(e->s, "g", 1, 0, &off), -FY_ENOTFOUND);
+    fy_store_hold(e->s, false);
+    wait_for(e, &d.calls, 1);
+    assert_int_equal(d.status, FY_OK);
+    assert_int_equal(fy_store_get_offset(e->s, "g", 1, 0, &off), FY_OK);
+    assert_int_equal(off, 7);
+
+    fy_store_hold(e->s, true);
+    b = fy_wbatch_new();
+    fy_wbatch_put_offset(b, "g", 1, 0, 8);
+    fy_store_submit(e->s, b, NULL, NULL);
+    reopen(e); /* writes what was held */
+    assert_int_equal(fy_store_get_offset(e->s, "g", 1, 0, &off), FY_OK);
+    assert_int_equal(off, 8);
+}
+
 typedef struct names {
     int n;
     char name[8][32];
@@ -858,6 +891,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_reopen_recovers_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_offset_by_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_consumer_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_hold_keeps_batches_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_topic_and_group_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_key_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_timers, setup, teardown),
