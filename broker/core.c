@@ -92,7 +92,8 @@ struct consumer {
 struct group {
     char *name;
     fy_sub_mode mode;
-    consumer **cons; /* clustering: one per topic; broadcast: one per member */
+    int max_reconsume; /* 0..64, or FY_GROUP_MAX_RECONSUME_DEFAULT: the broker's */
+    consumer **cons;   /* clustering: one per topic; broadcast: one per member */
     size_t ncons, capcons;
     uint32_t members;
     uint32_t next_member_id;
@@ -953,11 +954,32 @@ static group *group_get_or_add(fy_core *c, const char *name, fy_sub_mode mode, b
         g = FY_NEW(group);
         g->name = fy_strdup(name);
         g->mode = mode;
+        g->max_reconsume = FY_GROUP_MAX_RECONSUME_DEFAULT;
         g->next_member_id = 1;
         fy_strmap_put(&c->groups, g->name, g);
         *created = true;
     }
     return g;
+}
+
+/* A group's record (key G name): u8 mode, u8 max_reconsume (GROUP_REC_DEFAULT = the broker's).
+ * Records written before per-group settings are one byte (mode only); bytes after the known
+ * ones are left for later fields and ignored. */
+#define GROUP_REC_LEN 2
+#define GROUP_REC_DEFAULT 0xFF
+
+static void group_persist(const group *g, fy_wbatch *b)
+{
+    uint8_t rec[GROUP_REC_LEN];
+    rec[0] = (uint8_t)g->mode;
+    rec[1] = g->max_reconsume < 0 ? GROUP_REC_DEFAULT : (uint8_t)g->max_reconsume;
+    fy_wbatch_put_group(b, g->name, rec, sizeof(rec));
+}
+
+/* Failures of a message before it goes to the dead-letter queue, for this group. */
+static uint32_t group_max_reconsume(const fy_core *c, const group *g)
+{
+    return g->max_reconsume >= 0 ? (uint32_t)g->max_reconsume : (uint32_t)c->cfg->max_reconsume;
 }
 
 static topic *topic_get_or_create(fy_core *c, const char *name, size_t len, fy_wbatch *b, int *err)
@@ -1098,8 +1120,7 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
     }
     g = group_get_or_add(c, spec->group, spec->mode, &created);
     if (created) {
-        uint8_t mode = (uint8_t)spec->mode;
-        fy_wbatch_put_group(b, g->name, &mode, 1);
+        group_persist(g, b);
     }
     fy_store_submit(c->store, b, NULL, NULL);
 
@@ -1351,7 +1372,7 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
         return;
     }
     reconsume = v.reconsume + 1;
-    dlq = reject || reconsume > c->cfg->max_reconsume;
+    dlq = reject || reconsume > group_max_reconsume(c, g);
     b = fy_wbatch_new();
     target = internal_topic(c, dlq ? FY_DLQ_PREFIX : FY_RETRY_PREFIX, g->name, b);
     if (copy_record(&v, (uint16_t)(v.flags | FY_RECORD_F_RETRY), reconsume,
@@ -1400,7 +1421,7 @@ static void orderly_fail(fy_core *c, group *g, cursor *cu, uint64_t offset, bool
         cu->fails = 0;
     }
     cu->fails++;
-    if (reject || cu->fails > c->cfg->max_reconsume) {
+    if (reject || cu->fails > group_max_reconsume(c, g)) {
         cu->fails = 0;
         send_back(c, g, cu, offset, true);
         return;
@@ -2652,6 +2673,59 @@ int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     return FY_OK;
 }
 
+static void group_config_fill(const fy_core *c, const group *g, fy_group_config *out)
+{
+    out->mode = g->mode;
+    out->max_reconsume = g->max_reconsume;
+    out->max_reconsume_effective = group_max_reconsume(c, g);
+}
+
+int fy_core_group_config_get(fy_core *c, const char *name, fy_group_config *out)
+{
+    group *g = fy_strmap_get(&c->groups, name, strlen(name));
+    if (!g) {
+        return -FY_ENOTFOUND;
+    }
+    group_config_fill(c, g, out);
+    return FY_OK;
+}
+
+int fy_core_group_set_max_reconsume(fy_core *c, const char *name, int max_reconsume,
+                                    fy_group_config *out, fy_core_done_cb done, void *arg)
+{
+    group *g;
+    bool created;
+    fy_wbatch *b;
+    if (!fy_core_name_valid(name, strlen(name))) {
+        return -FY_EBADNAME;
+    }
+    if (max_reconsume != FY_GROUP_MAX_RECONSUME_DEFAULT &&
+        (max_reconsume < 0 || max_reconsume > FY_GROUP_MAX_RECONSUME_MAX)) {
+        return -FY_EINVAL;
+    }
+    g = fy_strmap_get(&c->groups, name, strlen(name));
+    if (g && g->mode != FY_SUB_CLUSTERING) {
+        return -FY_ENOTSUP; /* broadcast failures are redelivered at once, never dead-lettered */
+    }
+    if (!fy_store_healthy(c->store)) {
+        return -FY_EUNHEALTHY;
+    }
+    /* RocketMQ lets a subscription group be configured before its consumers start: the group
+     * is created in clustering mode, with no member and no offsets yet. */
+    g = group_get_or_add(c, name, FY_SUB_CLUSTERING, &created);
+    g->max_reconsume = max_reconsume;
+    b = fy_wbatch_new();
+    group_persist(g, b);
+    submit_with_done(c, b, done, arg);
+    fy_log(INFO, "core",
+           "group=%s max_reconsume=%d effective=%u created=%d msg=\"group config set\"", g->name,
+           g->max_reconsume, group_max_reconsume(c, g), created);
+    if (out) {
+        group_config_fill(c, g, out);
+    }
+    return FY_OK;
+}
+
 /* ---- Topic watch --------------------------------------------------------------------------- */
 
 static void on_created(evutil_socket_t fd, short what, void *arg)
@@ -2757,9 +2831,17 @@ static int load_group(void *arg, const char *name, const uint8_t *val, size_t le
 {
     fy_core *c = arg;
     bool created;
-    group_get_or_add(c, name,
-                     len >= 1 && val[0] == FY_SUB_BROADCAST ? FY_SUB_BROADCAST : FY_SUB_CLUSTERING,
-                     &created);
+    group *g = group_get_or_add(
+        c, name, len >= 1 && val[0] == FY_SUB_BROADCAST ? FY_SUB_BROADCAST : FY_SUB_CLUSTERING,
+        &created);
+    if (len >= 2 && val[1] <= FY_GROUP_MAX_RECONSUME_MAX) {
+        g->max_reconsume = val[1];
+    } else if (len >= 2 && val[1] != GROUP_REC_DEFAULT) {
+        fy_log(ERROR, "core",
+               "group=%s max_reconsume=%u msg=\"bad group record, the broker's "
+               "max_reconsume applies\"",
+               name, val[1]);
+    }
     return 0;
 }
 

@@ -287,9 +287,37 @@ int fy_core_group_reset(fy_core *c, const char *group, const char *topic, uint64
                         void (*fn)(void *arg, uint32_t queue_id, uint64_t offset),
                         fy_core_done_cb done, void *arg);
 
-/* Deletes a clustering group: its committed offsets and its record (its retry and dead-letter
- * topics stay). -FY_ENOTFOUND, -FY_EBUSY (a member is online), or FY_OK and done once stored. */
+/* Deletes a clustering group: its committed offsets and its record with its settings (its retry
+ * and dead-letter topics stay). -FY_ENOTFOUND, -FY_EBUSY (a member is online), or FY_OK and done
+ * once stored. */
 int fy_core_group_delete(fy_core *c, const char *group, fy_core_done_cb done, void *arg);
+
+/* Per-group settings (RocketMQ's subscription group config), kept in the group's record. */
+#define FY_GROUP_MAX_RECONSUME_DEFAULT (-1) /* the broker's max_reconsume applies */
+#define FY_GROUP_MAX_RECONSUME_MAX 64
+
+typedef struct fy_group_config {
+    fy_sub_mode mode;
+    int max_reconsume; /* the group's own (0..64) or FY_GROUP_MAX_RECONSUME_DEFAULT */
+    uint32_t max_reconsume_effective; /* what applies: the group's, else the broker's */
+} fy_group_config;
+
+/* Reads a group's settings into out. FY_OK or -FY_ENOTFOUND. */
+int fy_core_group_config_get(fy_core *c, const char *group, fy_group_config *out);
+
+/* Sets how many times the group's failed messages are delivered again before they go to
+ * %DLQ%<group> (through %RETRY%<group> when consumed concurrently, in place when orderly):
+ * 0..64, or FY_GROUP_MAX_RECONSUME_DEFAULT to follow the broker's max_reconsume again. It
+ * applies from the next failure on, to messages already waiting in the retry topic too (their
+ * reconsume count is compared with the new value). A group that does not exist is created in
+ * clustering mode with no member and no offsets (RocketMQ lets a subscription group be set up
+ * before its consumers start); a broadcast member can then not join it. Returns at once
+ * -FY_EBADNAME, -FY_EINVAL (out of range), -FY_ENOTSUP (a broadcast group: its failures are
+ * delivered again at once, never dead-lettered), -FY_EUNHEALTHY; or FY_OK with the setting in
+ * force, *out (if not NULL) the group's settings, and done (may be NULL) called once the record
+ * is stored. */
+int fy_core_group_set_max_reconsume(fy_core *c, const char *group, int max_reconsume,
+                                    fy_group_config *out, fy_core_done_cb done, void *arg);
 
 /* ---- Light queues ------------------------------------------------------------------------ */
 

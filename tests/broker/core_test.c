@@ -988,6 +988,156 @@ static void test_core_retry_then_dead_letter(void **state)
     assert_int_equal(dlq.reconsume[1], 1);
 }
 
+/* fy_core_group_each: notes a clustering group named "strict" without members. */
+static void strict_seen(void *arg, const char *name, fy_sub_mode mode, uint32_t members)
+{
+    if (strcmp(name, "strict") == 0 && mode == FY_SUB_CLUSTERING && members == 0) {
+        *(bool *)arg = true;
+    }
+}
+
+/* Nacks the delivery at index i of o and waits for the next one. */
+static void nack_and_wait(env *e, owner *o, int i)
+{
+    assert_int_equal(fy_sub_nack(o->sub, o->ids[i], FY_NACK_RETRY), FY_OK);
+    wait_n(e, o, i + 2);
+}
+
+/* max_reconsume per group: a group set to 1 dead-letters after one retry while another group
+ * of the same topic follows the broker's default; the setting survives a restart of the core,
+ * can be made before the group has members, and goes back to the default. */
+static void test_core_group_max_reconsume(void **state)
+{
+    env *e = *state;
+    static owner strict, lenient, dlq;
+    memset(&strict, 0, sizeof(strict));
+    memset(&lenient, 0, sizeof(lenient));
+    memset(&dlq, 0, sizeof(dlq));
+    fy_group_config gc;
+    int st = 1000;
+    bool found;
+    short_retries(e, "30ms", 16);
+
+    /* Set before the group exists: it is created, in clustering mode, with no member. */
+    assert_int_equal(fy_core_group_config_get(e->core, "strict", &gc), -FY_ENOTFOUND);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "strict", 1, &gc, topic_cb, &st),
+                     FY_OK);
+    assert_int_equal(gc.mode, FY_SUB_CLUSTERING);
+    assert_int_equal(gc.max_reconsume, 1);
+    assert_int_equal(gc.max_reconsume_effective, 1);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    found = false;
+    fy_core_group_each(e->core, strict_seen, &found);
+    assert_true(found);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "strict", 65, NULL, NULL, NULL),
+                     -FY_EINVAL);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "strict", -2, NULL, NULL, NULL),
+                     -FY_EINVAL);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "bad name", 1, NULL, NULL, NULL),
+                     -FY_EBADNAME);
+
+    /* A restart keeps it (the group has no member and no offsets yet). */
+    fy_core_free(e->core);
+    core_open(e);
+    assert_int_equal(fy_core_group_config_get(e->core, "strict", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, 1);
+    assert_int_equal(fy_core_group_config_get(e->core, "lenient", &gc), -FY_ENOTFOUND);
+
+    subscribe(e, &strict, "strict", "mr", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    subscribe(e, &lenient, "lenient", "mr", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(strict.sub, 100);
+    fy_sub_credit(lenient.sub, 100);
+    assert_int_equal(fy_core_group_config_get(e->core, "lenient", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, FY_GROUP_MAX_RECONSUME_DEFAULT);
+    assert_int_equal(gc.max_reconsume_effective, 16);
+    produce(e, "mr", "", "bad", "");
+    wait_n(e, &strict, 1);
+    wait_n(e, &lenient, 1);
+    /* strict: one retry, then the dead-letter queue. */
+    nack_and_wait(e, &strict, 0);
+    assert_int_equal(strict.reconsume[1], 1);
+    assert_int_equal(fy_sub_nack(strict.sub, strict.ids[1], FY_NACK_RETRY), FY_OK);
+    subscribe(e, &dlq, "look", "%DLQ%strict", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(dlq.sub, 100);
+    wait_n(e, &dlq, 1);
+    assert_string_equal(dlq.body[0], "bad");
+    assert_int_equal(dlq.reconsume[0], 2);
+    /* lenient keeps retrying past that. */
+    for (int i = 0; i < 3; i++) {
+        nack_and_wait(e, &lenient, i);
+    }
+    assert_int_equal(lenient.reconsume[3], 3);
+    assert_int_equal(fy_sub_ack(lenient.sub, lenient.ids[3]), FY_OK);
+    run_for(e, 150);
+    assert_int_equal(strict.n, 2);
+    assert_int_equal(fy_sub_ack(dlq.sub, dlq.ids[0]), FY_OK);
+    fy_sub_close(strict.sub);
+    fy_sub_close(lenient.sub);
+    fy_sub_close(dlq.sub);
+
+    /* After a restart, with members consuming again: still one retry for strict. */
+    fy_core_free(e->core);
+    core_open(e);
+    memset(&strict, 0, sizeof(strict));
+    memset(&dlq, 0, sizeof(dlq));
+    subscribe(e, &strict, "strict", "mr", "", FY_SUB_CLUSTERING, FY_START_LAST);
+    fy_sub_credit(strict.sub, 100);
+    produce(e, "mr", "", "bad2", "");
+    wait_n(e, &strict, 1);
+    nack_and_wait(e, &strict, 0);
+    assert_int_equal(fy_sub_nack(strict.sub, strict.ids[1], FY_NACK_RETRY), FY_OK);
+    subscribe(e, &dlq, "look", "%DLQ%strict", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(dlq.sub, 100);
+    wait_n(e, &dlq, 1);
+    assert_string_equal(dlq.body[0], "bad2"); /* "look" acknowledged the first one */
+
+    /* Back to the broker's default, which a restart keeps too. */
+    st = 1000;
+    assert_int_equal(fy_core_group_set_max_reconsume(
+                         e->core, "strict", FY_GROUP_MAX_RECONSUME_DEFAULT, &gc, topic_cb, &st),
+                     FY_OK);
+    assert_int_equal(gc.max_reconsume_effective, 16);
+    run_until(e, topic_done, &st);
+    fy_sub_close(strict.sub);
+    fy_sub_close(dlq.sub);
+    fy_core_free(e->core);
+    core_open(e);
+    assert_int_equal(fy_core_group_config_get(e->core, "strict", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, FY_GROUP_MAX_RECONSUME_DEFAULT);
+    assert_int_equal(gc.max_reconsume_effective, 16);
+
+    /* Broadcast groups have no retry topic. */
+    memset(&dlq, 0, sizeof(dlq));
+    subscribe(e, &dlq, "fans", "mr", "", FY_SUB_BROADCAST, FY_START_LAST);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "fans", 3, NULL, NULL, NULL),
+                     -FY_ENOTSUP);
+    fy_sub_close(dlq.sub);
+}
+
+/* A group record of one byte (mode only, as written before per-group settings) still loads,
+ * with the broker's max_reconsume. */
+static void test_core_group_old_record_loads(void **state)
+{
+    env *e = *state;
+    fy_group_config gc;
+    fy_wbatch *b = fy_wbatch_new();
+    uint8_t mode = FY_SUB_BROADCAST;
+    fy_wbatch_put_group(b, "old-bc", &mode, 1);
+    mode = FY_SUB_CLUSTERING;
+    fy_wbatch_put_group(b, "old-cl", &mode, 1);
+    fy_store_submit(e->store, b, NULL, NULL);
+    fy_core_free(e->core);
+    core_open(e);
+    assert_int_equal(fy_core_group_config_get(e->core, "old-bc", &gc), FY_OK);
+    assert_int_equal(gc.mode, FY_SUB_BROADCAST);
+    assert_int_equal(gc.max_reconsume, FY_GROUP_MAX_RECONSUME_DEFAULT);
+    assert_int_equal(fy_core_group_config_get(e->core, "old-cl", &gc), FY_OK);
+    assert_int_equal(gc.mode, FY_SUB_CLUSTERING);
+    assert_int_equal(gc.max_reconsume, FY_GROUP_MAX_RECONSUME_DEFAULT);
+    assert_int_equal(gc.max_reconsume_effective, e->cfg.max_reconsume);
+}
+
 static void test_core_topic_delete_closes_subscriptions(void **state)
 {
     env *e = *state;
@@ -1889,6 +2039,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_ack_timeout_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_retry_then_dead_letter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_group_max_reconsume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_group_old_record_loads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_produce_refuses_internal_routing, setup,
