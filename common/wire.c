@@ -305,6 +305,31 @@ void fy_wire_enc_tx_end(fy_buf *out, uint32_t id, uint8_t flags, const fy_w_tx_e
     fy_wire_frame_end(out, start);
 }
 
+void fy_wire_enc_group_config(fy_buf *out, uint32_t id, const fy_w_group_config *m)
+{
+    size_t start;
+
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + wire_str_size(m->group.len) + 2);
+    start = fy_wire_frame_begin(out, FY_W_GROUP_CONFIG, 0, id);
+    fy_wire_put_slice(out, m->group);
+    fy_buf_put_u8(out, m->set);
+    fy_buf_put_u8(out, m->max_reconsume);
+    fy_wire_frame_end(out, start);
+}
+
+void fy_wire_enc_group_config_info(fy_buf *out, uint32_t id, const fy_w_group_config_info *m)
+{
+    size_t start;
+
+    fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 2 + 2 + wire_str_size(m->group.len) + 3);
+    start = fy_wire_ok_begin(out, id);
+    fy_wire_put_slice(out, m->group);
+    fy_buf_put_u8(out, m->mode);
+    fy_buf_put_u8(out, m->max_reconsume);
+    fy_buf_put_u8(out, m->effective);
+    fy_wire_frame_end(out, start);
+}
+
 void fy_wire_enc_tx_list(fy_buf *out, uint32_t id, const fy_w_tx_list *m)
 {
     size_t start;
@@ -561,6 +586,43 @@ int fy_wire_dec_group_reset(const fy_frame *f, fy_w_group_reset *m)
     m->group = fy_wire_get_str(&r);
     m->topic = fy_wire_get_str(&r);
     m->ts_ms = fy_rd_u64(&r);
+    return wire_rd_done(&r);
+}
+
+static bool reconsume_valid(uint8_t v)
+{
+    return v <= FY_WIRE_RECONSUME_MAX || v == FY_WIRE_RECONSUME_DEFAULT;
+}
+
+int fy_wire_dec_group_config(const fy_frame *f, fy_w_group_config *m)
+{
+    fy_rd r = wire_rd(f);
+
+    m->group = fy_wire_get_str(&r);
+    m->set = fy_rd_u8(&r);
+    m->max_reconsume = fy_rd_u8(&r);
+    if ((m->set & ~FY_GROUP_CFG_ALL) != 0) {
+        return -FY_EPROTO;
+    }
+    if ((m->set & FY_GROUP_CFG_MAX_RECONSUME) ? !reconsume_valid(m->max_reconsume)
+                                              : m->max_reconsume != 0) {
+        return -FY_EPROTO;
+    }
+    return wire_rd_done(&r);
+}
+
+int fy_wire_dec_group_config_info(fy_slice body, fy_w_group_config_info *m)
+{
+    fy_rd r = fy_rd_make(body.p, body.len);
+
+    m->group = fy_wire_get_str(&r);
+    m->mode = fy_rd_u8(&r);
+    m->max_reconsume = fy_rd_u8(&r);
+    m->effective = fy_rd_u8(&r);
+    if (m->mode > FY_SUB_BROADCAST || !reconsume_valid(m->max_reconsume) ||
+        m->effective > FY_WIRE_RECONSUME_MAX) {
+        return -FY_EPROTO;
+    }
     return wire_rd_done(&r);
 }
 

@@ -41,6 +41,7 @@ typedef enum fy_wire_type {
     FY_W_GROUP_LIST = 0x50,
     FY_W_GROUP_DESCRIBE = 0x51,
     FY_W_GROUP_RESET = 0x52,
+    FY_W_GROUP_CONFIG = 0x53,
     FY_W_TX_HALF = 0x60,
     FY_W_TX_END = 0x61,
     FY_W_TX_REGISTER = 0x62,
@@ -204,6 +205,28 @@ typedef struct fy_w_group_reset {
     uint64_t ts_ms;
 } fy_w_group_reset;
 
+/* GROUP_CONFIG: reads a group's settings, or changes those named in `set` (a group that does not
+ * exist is then created in clustering mode). Answered with fy_w_group_config_info. */
+#define FY_GROUP_CFG_MAX_RECONSUME 0x01 /* set: max_reconsume */
+#define FY_GROUP_CFG_ALL 0x01
+#define FY_WIRE_RECONSUME_DEFAULT 0xFF /* max_reconsume: the broker's max_reconsume applies */
+#define FY_WIRE_RECONSUME_MAX 64
+
+typedef struct fy_w_group_config {
+    fy_slice group;
+    uint8_t set;           /* FY_GROUP_CFG_* to change; 0 = read only */
+    uint8_t max_reconsume; /* 0..64 or FY_WIRE_RECONSUME_DEFAULT with FY_GROUP_CFG_MAX_RECONSUME,
+                            * else 0 */
+} fy_w_group_config;
+
+/* GROUP_CONFIG's answer: the group's settings after the request. */
+typedef struct fy_w_group_config_info {
+    fy_slice group;
+    uint8_t mode;          /* fy_sub_mode */
+    uint8_t max_reconsume; /* the group's own (0..64), or FY_WIRE_RECONSUME_DEFAULT */
+    uint8_t effective;     /* what applies: the group's, else the broker's (0..64) */
+} fy_w_group_config_info;
+
 /* TX_HALF: one half message of a producer group; answered like a one-message SEND whose
  * offset is the transaction id (queue_id UINT32_MAX). */
 typedef struct fy_w_tx_half {
@@ -254,6 +277,9 @@ void fy_wire_enc_deliver(fy_buf *out, uint32_t sub_id, uint64_t delivery_id,
                          const uint8_t msgid[FY_MSGID_LEN], const void *rec, size_t len);
 void fy_wire_enc_sub_closed(fy_buf *out, const fy_w_sub_closed *m);
 void fy_wire_enc_group_reset(fy_buf *out, uint32_t id, const fy_w_group_reset *m);
+void fy_wire_enc_group_config(fy_buf *out, uint32_t id, const fy_w_group_config *m);
+/* An OK RESPONSE to GROUP_CONFIG. */
+void fy_wire_enc_group_config_info(fy_buf *out, uint32_t id, const fy_w_group_config_info *m);
 void fy_wire_enc_msg_find(fy_buf *out, uint32_t id, const fy_w_msg_find *m);
 void fy_wire_enc_tx_half(fy_buf *out, uint32_t id, const fy_w_tx_half *m);
 void fy_wire_enc_tx_end(fy_buf *out, uint32_t id, uint8_t flags, const fy_w_tx_end *m);
@@ -290,6 +316,12 @@ int fy_wire_dec_ack(const fy_frame *f, fy_w_ack *m); /* ACK and NACK */
 int fy_wire_dec_deliver(const fy_frame *f, fy_w_deliver *m);
 int fy_wire_dec_sub_closed(const fy_frame *f, fy_w_sub_closed *m);
 int fy_wire_dec_group_reset(const fy_frame *f, fy_w_group_reset *m);
+/* set within FY_GROUP_CFG_ALL; max_reconsume 0..64 or FY_WIRE_RECONSUME_DEFAULT when set, else 0.
+ */
+int fy_wire_dec_group_config(const fy_frame *f, fy_w_group_config *m);
+/* The body of GROUP_CONFIG's OK RESPONSE: mode 0..1, max_reconsume 0..64 or
+ * FY_WIRE_RECONSUME_DEFAULT, effective 0..64. */
+int fy_wire_dec_group_config_info(fy_slice body, fy_w_group_config_info *m);
 int fy_wire_dec_msg_find(const fy_frame *f, fy_w_msg_find *m); /* limit 1..FY_WIRE_MAX_BATCH */
 int fy_wire_dec_tx_half(const fy_frame *f, fy_w_tx_half *m);
 int fy_wire_dec_tx_end(const fy_frame *f, fy_w_tx_end *m);   /* state 0..FY_TXE_UNKNOWN */

@@ -116,6 +116,16 @@ static int dec_group_reset(const fy_frame *f, void *m)
 {
     return fy_wire_dec_group_reset(f, m);
 }
+static int dec_group_config(const fy_frame *f, void *m)
+{
+    return fy_wire_dec_group_config(f, m);
+}
+static int dec_group_config_info(const fy_frame *f, void *m)
+{
+    fy_w_response resp;
+    int rc = fy_wire_dec_response(f, &resp);
+    return rc != FY_OK ? rc : fy_wire_dec_group_config_info(resp.body, m);
+}
 static int dec_msg_find(const fy_frame *f, void *m)
 {
     return fy_wire_dec_msg_find(f, m);
@@ -151,7 +161,7 @@ typedef struct sample {
     dec_fn dec;
 } sample;
 
-enum { NSAMPLES = 19 };
+enum { NSAMPLES = 21 };
 
 /* One valid frame of every message type whose payload has a fixed end (an OK RESPONSE's body
  * is "the rest", so it is tested on its own). */
@@ -168,6 +178,8 @@ static void build_samples(sample s[NSAMPLES])
     static fy_w_ack ack;
     fy_w_sub_closed closed = {5, FY_ENOTFOUND, fy_slice_str("topic deleted")};
     fy_w_group_reset reset = {fy_slice_str("g"), fy_slice_str("orders"), 42};
+    fy_w_group_config gconf = {fy_slice_str("g"), FY_GROUP_CFG_MAX_RECONSUME, 3};
+    fy_w_group_config_info ginfo = {fy_slice_str("g"), FY_SUB_CLUSTERING, 3, 3};
     fy_w_msg_find find = {fy_slice_str("orders"), fy_slice_str("order-1"), 5, UINT64_MAX, 300};
     size_t start;
     int i = 0;
@@ -224,6 +236,12 @@ static void build_samples(sample s[NSAMPLES])
     s[i].name = "group_reset";
     s[i].dec = dec_group_reset;
     fy_wire_enc_group_reset(&s[i++].buf, 9, &reset);
+    s[i].name = "group_config";
+    s[i].dec = dec_group_config;
+    fy_wire_enc_group_config(&s[i++].buf, 16, &gconf);
+    s[i].name = "group_config_info";
+    s[i].dec = dec_group_config_info;
+    fy_wire_enc_group_config_info(&s[i++].buf, 16, &ginfo);
     s[i].name = "msg_find";
     s[i].dec = dec_msg_find;
     fy_wire_enc_msg_find(&s[i++].buf, 12, &find);
@@ -549,6 +567,72 @@ static void test_wire_round_trip_group_reset(void **state)
     assert_slice_str(out.group, "g1");
     assert_slice_str(out.topic, "orders");
     assert_int_equal(out.ts_ms, 1700000000123ull);
+    fy_buf_free(&b);
+}
+
+static void test_wire_round_trip_group_config(void **state)
+{
+    fy_buf b = FY_BUF_INIT;
+    fy_w_group_config in = {fy_slice_str("g1"), FY_GROUP_CFG_MAX_RECONSUME, 1}, out;
+    fy_w_group_config_info info = {fy_slice_str("g1"), FY_SUB_CLUSTERING, FY_WIRE_RECONSUME_DEFAULT,
+                                   16},
+                           info2;
+    fy_w_response resp;
+    fy_frame f;
+
+    fy_wire_enc_group_config(&b, 8, &in);
+    parse_whole(&b, FY_W_GROUP_CONFIG, 0, 8, &f);
+    assert_int_equal(fy_wire_dec_group_config(&f, &out), FY_OK);
+    assert_slice_str(out.group, "g1");
+    assert_int_equal(out.set, FY_GROUP_CFG_MAX_RECONSUME);
+    assert_int_equal(out.max_reconsume, 1);
+    /* The exact layout of docs/protocol.md: str group, u8 set, u8 max_reconsume. */
+    static const uint8_t want[] = {0,   0,   0,    12, FY_W_GROUP_CONFIG, 0, 0, 0, 0, 8, 0, 2,
+                                   'g', '1', 0x01, 1};
+    assert_int_equal(b.len, sizeof(want));
+    assert_memory_equal(b.data, want, sizeof(want));
+    /* Back to the broker's default, and a read (nothing set). */
+    in.max_reconsume = FY_WIRE_RECONSUME_DEFAULT;
+    fy_buf_reset(&b);
+    fy_wire_enc_group_config(&b, 8, &in);
+    parse_whole(&b, FY_W_GROUP_CONFIG, 0, 8, &f);
+    assert_int_equal(fy_wire_dec_group_config(&f, &out), FY_OK);
+    assert_int_equal(out.max_reconsume, FY_WIRE_RECONSUME_DEFAULT);
+    in = (fy_w_group_config){fy_slice_str("g1"), 0, 0};
+    fy_buf_reset(&b);
+    fy_wire_enc_group_config(&b, 8, &in);
+    parse_whole(&b, FY_W_GROUP_CONFIG, 0, 8, &f);
+    assert_int_equal(fy_wire_dec_group_config(&f, &out), FY_OK);
+    assert_int_equal(out.set, 0);
+    /* Out of range: 65..254, a value without its bit, an unknown bit. */
+    ((uint8_t *)f.payload.p)[4] = FY_GROUP_CFG_MAX_RECONSUME;
+    ((uint8_t *)f.payload.p)[5] = 65;
+    assert_int_equal(fy_wire_dec_group_config(&f, &out), -FY_EPROTO);
+    ((uint8_t *)f.payload.p)[5] = 64;
+    assert_int_equal(fy_wire_dec_group_config(&f, &out), FY_OK);
+    ((uint8_t *)f.payload.p)[4] = 0;
+    assert_int_equal(fy_wire_dec_group_config(&f, &out), -FY_EPROTO);
+    ((uint8_t *)f.payload.p)[4] = 0x02;
+    ((uint8_t *)f.payload.p)[5] = 0;
+    assert_int_equal(fy_wire_dec_group_config(&f, &out), -FY_EPROTO);
+
+    /* The answer. */
+    fy_buf_reset(&b);
+    fy_wire_enc_group_config_info(&b, 8, &info);
+    parse_whole(&b, FY_W_RESPONSE, 0, 8, &f);
+    assert_int_equal(fy_wire_dec_response(&f, &resp), FY_OK);
+    assert_int_equal(resp.status, 0);
+    assert_int_equal(fy_wire_dec_group_config_info(resp.body, &info2), FY_OK);
+    assert_slice_str(info2.group, "g1");
+    assert_int_equal(info2.mode, FY_SUB_CLUSTERING);
+    assert_int_equal(info2.max_reconsume, FY_WIRE_RECONSUME_DEFAULT);
+    assert_int_equal(info2.effective, 16);
+    assert_int_equal(resp.body.len, 4 + 3);
+    ((uint8_t *)resp.body.p)[6] = 65; /* effective out of range */
+    assert_int_equal(fy_wire_dec_group_config_info(resp.body, &info2), -FY_EPROTO);
+    ((uint8_t *)resp.body.p)[6] = 0;
+    ((uint8_t *)resp.body.p)[4] = 2; /* no such mode */
+    assert_int_equal(fy_wire_dec_group_config_info(resp.body, &info2), -FY_EPROTO);
     fy_buf_free(&b);
 }
 
@@ -1147,6 +1231,7 @@ int main(void)
         cmocka_unit_test(test_wire_round_trip_deliver),
         cmocka_unit_test(test_wire_round_trip_sub_closed),
         cmocka_unit_test(test_wire_round_trip_group_reset),
+        cmocka_unit_test(test_wire_round_trip_group_config),
         cmocka_unit_test(test_wire_round_trip_msg_find),
         cmocka_unit_test(test_wire_msg_find_limit_range),
         cmocka_unit_test(test_wire_round_trip_simple),

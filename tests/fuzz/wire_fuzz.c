@@ -293,6 +293,26 @@ static void fuzz_group_reset(const fy_frame *f, fy_buf *out)
                "group_reset: fields differ");
 }
 
+static void fuzz_group_config(const fy_frame *f, fy_buf *out)
+{
+    fy_w_group_config a, b;
+    fy_frame g;
+
+    if (fy_wire_dec_group_config(f, &a) != FY_OK) {
+        return;
+    }
+    fuzz_check((a.set & ~FY_GROUP_CFG_ALL) == 0, "group_config: unknown bits");
+    fuzz_check((a.set & FY_GROUP_CFG_MAX_RECONSUME) ? (a.max_reconsume <= FY_WIRE_RECONSUME_MAX ||
+                                                       a.max_reconsume == FY_WIRE_RECONSUME_DEFAULT)
+                                                    : a.max_reconsume == 0,
+               "group_config: max_reconsume out of range");
+    fy_wire_enc_group_config(out, f->id, &a);
+    check_reencoded(out, f, 0, f->id, &g);
+    fuzz_check(fy_wire_dec_group_config(&g, &b) == FY_OK && slice_eq(a.group, b.group) &&
+                   a.set == b.set && a.max_reconsume == b.max_reconsume,
+               "group_config: fields differ");
+}
+
 static void fuzz_msg_find(const fy_frame *f, fy_buf *out)
 {
     fy_w_msg_find a, b;
@@ -375,11 +395,26 @@ static void fuzz_tx_check(const fy_frame *f, fy_buf *out)
 static void fuzz_ok_body(const fy_frame *f, fy_slice body, fy_buf *out)
 {
     fy_w_hello_ok a, b;
+    fy_w_group_config_info ga, gb;
     fy_w_response r;
     fy_frame g;
     fy_rd rd;
     size_t start;
     uint16_t n;
+
+    if (fy_wire_dec_group_config_info(body, &ga) == FY_OK) {
+        fuzz_check(ga.mode <= FY_SUB_BROADCAST && ga.effective <= FY_WIRE_RECONSUME_MAX,
+                   "group_config_info: out of range");
+        fy_buf_reset(out);
+        fy_wire_enc_group_config_info(out, f->id, &ga);
+        check_reencoded(out, f, 0, f->id, &g);
+        fuzz_check(fy_wire_dec_response(&g, &r) == FY_OK && r.status == 0 &&
+                       fy_wire_dec_group_config_info(r.body, &gb) == FY_OK,
+                   "group_config_info: re-encoding does not decode");
+        fuzz_check(slice_eq(ga.group, gb.group) && ga.mode == gb.mode &&
+                       ga.max_reconsume == gb.max_reconsume && ga.effective == gb.effective,
+                   "group_config_info: fields differ");
+    }
 
     if (fy_wire_dec_hello_ok(body, &a) == FY_OK) {
         fy_buf_reset(out);
@@ -508,6 +543,11 @@ static void fuzz_frame(const fy_frame *f, fy_buf *out)
     case FY_W_GROUP_RESET:
         if (plain) {
             fuzz_group_reset(f, out);
+        }
+        break;
+    case FY_W_GROUP_CONFIG:
+        if (plain) {
+            fuzz_group_config(f, out);
         }
         break;
     case FY_W_MSG_FIND:
