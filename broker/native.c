@@ -758,6 +758,84 @@ static int handle_group_reset(nconn *c, const fy_frame *f)
     return FY_OK;
 }
 
+static void reply_group_config(nconn *c, uint32_t id, const char *name, const fy_group_config *gc)
+{
+    fy_w_group_config_info m;
+    m.group = fy_slice_str(name);
+    m.mode = (uint8_t)gc->mode;
+    m.max_reconsume = gc->max_reconsume == FY_GROUP_MAX_RECONSUME_DEFAULT
+                          ? FY_WIRE_RECONSUME_DEFAULT
+                          : (uint8_t)gc->max_reconsume;
+    m.effective = (uint8_t)gc->max_reconsume_effective;
+    fy_wire_enc_group_config_info(&c->out, id, &m);
+    flush_out(c);
+}
+
+/* A GROUP_CONFIG that changes something is answered once the group's record is stored, with the
+ * settings as they are then. */
+typedef struct gconf_ctx {
+    req_ctx *x;
+    char group[128];
+} gconf_ctx;
+
+static void gconf_done(void *arg, int status)
+{
+    gconf_ctx *g = arg;
+    if (req_finish(g->x)) {
+        nconn *c = g->x->c;
+        fy_group_config gc;
+        if (status != FY_OK) {
+            reply_error(c, g->x->id, status, NULL);
+        } else if (fy_core_group_config_get(c->srv->core, g->group, &gc) != FY_OK) {
+            reply_error(c, g->x->id, -FY_ENOTFOUND, "the group was deleted meanwhile");
+        } else {
+            reply_group_config(c, g->x->id, g->group, &gc);
+        }
+    }
+    fy_free(g->x);
+    fy_free(g);
+}
+
+static int handle_group_config(nconn *c, const fy_frame *f)
+{
+    fy_w_group_config m;
+    char group[128];
+    fy_group_config gc;
+    gconf_ctx *g;
+    int rc, max;
+    if (fy_wire_dec_group_config(f, &m) != FY_OK) {
+        return -FY_EPROTO;
+    }
+    if (!slice_cstr(m.group, group, sizeof(group)) || !fy_core_name_valid(group, strlen(group))) {
+        reply_error(c, f->id, -FY_EBADNAME, "bad group name");
+        return FY_OK;
+    }
+    if (m.set == 0) {
+        if (fy_core_group_config_get(c->srv->core, group, &gc) != FY_OK) {
+            reply_error(c, f->id, -FY_ENOTFOUND, "no such group");
+        } else {
+            reply_group_config(c, f->id, group, &gc);
+        }
+        return FY_OK;
+    }
+    max = m.max_reconsume == FY_WIRE_RECONSUME_DEFAULT ? FY_GROUP_MAX_RECONSUME_DEFAULT
+                                                       : m.max_reconsume;
+    g = FY_NEW(gconf_ctx);
+    g->x = req_new(c, f->id);
+    memcpy(g->group, group, sizeof(group));
+    rc = fy_core_group_set_max_reconsume(c->srv->core, group, max, NULL, gconf_done, g);
+    if (rc != FY_OK) {
+        req_finish(g->x);
+        fy_free(g->x);
+        fy_free(g);
+        reply_error(c, f->id, rc,
+                    rc == -FY_ENOTSUP ? "broadcast groups have no retry topic: a failed message "
+                                        "is delivered again at once, never dead-lettered"
+                                      : NULL);
+    }
+    return FY_OK;
+}
+
 /* ---- Transactions -------------------------------------------------------------------------- */
 
 static int handle_tx_half(nconn *c, const fy_frame *f)
@@ -1005,6 +1083,8 @@ static int handle_frame(nconn *c, const fy_frame *f)
         return handle_group_describe(c, f);
     case FY_W_GROUP_RESET:
         return handle_group_reset(c, f);
+    case FY_W_GROUP_CONFIG:
+        return handle_group_config(c, f);
     case FY_W_TX_HALF:
         return handle_tx_half(c, f);
     case FY_W_TX_END:

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libferry's admin calls: topics (create, delete, list, describe), message lookup by id or by
- * key, groups (list, describe, reset to a time). Each is one synchronous request; each answer is
- * decoded into one heap block (structure, arrays and strings together), so its _free is one
- * free() — except a message list, whose messages are ordinary fy_message objects. Counts are
+ * key, groups (list, describe, reset to a time, settings). Each is one synchronous request; each
+ * answer is decoded into one heap block (structure, arrays and strings together), so its _free is
+ * one free() — except a message list, whose messages are ordinary fy_message objects. Counts are
  * checked against the answer's size before anything is allocated. */
 #include "client/private.h"
 
@@ -633,4 +633,103 @@ out:
 void fy_group_offsets_free(fy_group_offsets *offsets)
 {
     free(offsets);
+}
+
+/* GROUP_CONFIG: set = 0 reads, FY_GROUP_CFG_MAX_RECONSUME sets max_reconsume (a wire value). */
+static int group_config_call(fy_client *c, const char *what, const char *group, uint8_t set,
+                             uint8_t max_reconsume, fy_group_config **out)
+{
+    fy_group_config *res;
+    fy_w_group_config m;
+    fy_w_group_config_info info;
+    cl_req req;
+    arena a;
+    uint32_t id;
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    rc = cl_ready(c);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    rc = cl_out_reserve(c, FY_WIRE_HEADER_LEN + 2 + strlen(group) + 2);
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    m.group = fy_slice_str(group);
+    m.set = set;
+    m.max_reconsume = max_reconsume;
+    id = cl_next_id(c);
+    fy_wire_enc_group_config(&c->out, id, &m);
+    cl_req_start(c, &req, CL_REQ_SYNC, FY_W_GROUP_CONFIG, id);
+    cl_write_now(c);
+    rc = cl_req_wait(c, &req);
+    if (rc != FY_OK) {
+        goto out;
+    }
+    if (fy_wire_dec_group_config_info((fy_slice){req.body.data, req.body.len}, &info) != FY_OK) {
+        rc = admin_malformed(c, what);
+        goto out;
+    }
+    if (!out) {
+        goto out;
+    }
+    rc = arena_init(&a, sizeof(*res) + ARENA_ALIGN + arena_strings(req.body.len, 1));
+    if (rc != FY_OK) {
+        rc = cl_fail(c, rc, "out of memory");
+        goto out;
+    }
+    res = arena_take(&a, sizeof(*res));
+    res->name = arena_str(&a, info.group);
+    res->mode = info.mode == FY_SUB_BROADCAST ? FY_CONSUME_BROADCAST : FY_CONSUME_CLUSTERING;
+    res->max_reconsume = info.max_reconsume == FY_WIRE_RECONSUME_DEFAULT ? FY_MAX_RECONSUME_DEFAULT
+                                                                         : info.max_reconsume;
+    res->max_reconsume_effective = info.effective;
+    *out = res;
+out:
+    cl_req_clear(&req);
+    cl_run_completions(c);
+    return rc;
+}
+
+int fy_group_config_get(fy_client *c, const char *group, fy_group_config **out)
+{
+    if (out) {
+        *out = NULL;
+    }
+    if (!c) {
+        return -FY_EINVAL;
+    }
+    if (!group || !*group || strlen(group) > UINT16_MAX) {
+        return cl_fail(c, -FY_EINVAL, "group config: a group is required");
+    }
+    return group_config_call(c, "group config", group, 0, 0, out);
+}
+
+int fy_group_set_max_reconsume(fy_client *c, const char *group, int max_reconsume,
+                               fy_group_config **out)
+{
+    if (out) {
+        *out = NULL;
+    }
+    if (!c) {
+        return -FY_EINVAL;
+    }
+    if (!group || !*group || strlen(group) > UINT16_MAX) {
+        return cl_fail(c, -FY_EINVAL, "group config: a group is required");
+    }
+    if (max_reconsume != FY_MAX_RECONSUME_DEFAULT &&
+        (max_reconsume < 0 || max_reconsume > FY_WIRE_RECONSUME_MAX)) {
+        return cl_fail(c, -FY_EINVAL, "group config: max_reconsume must be 0..64 or the default");
+    }
+    return group_config_call(c, "group config", group, FY_GROUP_CFG_MAX_RECONSUME,
+                             max_reconsume == FY_MAX_RECONSUME_DEFAULT ? FY_WIRE_RECONSUME_DEFAULT
+                                                                       : (uint8_t)max_reconsume,
+                             out);
+}
+
+void fy_group_config_free(fy_group_config *cfg)
+{
+    free(cfg);
 }

@@ -513,6 +513,37 @@ int fy_group_reset(fy_client *c, const char *group, const char *topic, uint64_t 
 /** Frees the answer of fy_group_reset(). NULL-safe. */
 void fy_group_offsets_free(fy_group_offsets *offsets);
 
+/** fy_group_set_max_reconsume(): follow the broker's max_reconsume again. In fy_group_config:
+ * the group has no value of its own. */
+#define FY_MAX_RECONSUME_DEFAULT (-1)
+
+/** A consumer group's own settings (RocketMQ's subscription group config), kept by the broker
+ * with the group across restarts. */
+typedef struct fy_group_config {
+    const char *name;
+    fy_consume_mode mode;
+    /** Failures of a message before it goes to the group's dead-letter queue, as set for this
+     * group: 0..64, or FY_MAX_RECONSUME_DEFAULT when the broker's max_reconsume applies. */
+    int max_reconsume;
+    /** The value in force: the group's own, else the broker's max_reconsume. */
+    int max_reconsume_effective;
+} fy_group_config;
+
+/** Reads the settings of group @p group; -FY_ENOTFOUND if the broker does not know it. */
+int fy_group_config_get(fy_client *c, const char *group, fy_group_config **out);
+/** Sets how many times a failed message of group @p group is delivered again (through
+ * %RETRY%<group>, or in place for orderly consumption) before it goes to %DLQ%<group>:
+ * @p max_reconsume 0..64, or FY_MAX_RECONSUME_DEFAULT to follow the broker's max_reconsume again
+ * (-FY_EINVAL otherwise, checked before sending). It applies from the next failure on, also to
+ * messages already waiting in the retry topic. A group the broker does not know is created in
+ * clustering mode with no members (as RocketMQ lets a subscription group be set up before its
+ * consumers start); -FY_ENOTSUP for a broadcast group (it never retries through %RETRY%). The
+ * answer comes once the setting is stored; @p out (may be NULL) gets the group's settings. */
+int fy_group_set_max_reconsume(fy_client *c, const char *group, int max_reconsume,
+                               fy_group_config **out);
+/** Frees the answer of fy_group_config_get() or fy_group_set_max_reconsume(). NULL-safe. */
+void fy_group_config_free(fy_group_config *cfg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -322,6 +322,20 @@ static bool fake_handle(fake *f, const fy_frame *fr, fy_buf *out)
         fy_wire_frame_end(out, start);
         break;
     }
+    case FY_W_GROUP_CONFIG: {
+        /* Echoes the request: a set value becomes the group's own, in force; a read answers
+         * "the broker's default, 16"; group "bc" is broadcast. */
+        fy_w_group_config r;
+        fy_w_group_config_info a;
+        FAKE_CHECK((fy_wire_dec_group_config(fr, &r)) == (FY_OK));
+        a.group = r.group;
+        a.mode = r.group.len == 2 && memcmp(r.group.p, "bc", 2) == 0 ? FY_SUB_BROADCAST
+                                                                     : FY_SUB_CLUSTERING;
+        a.max_reconsume = r.set ? r.max_reconsume : FY_WIRE_RECONSUME_DEFAULT;
+        a.effective = a.max_reconsume == FY_WIRE_RECONSUME_DEFAULT ? 16 : a.max_reconsume;
+        fy_wire_enc_group_config_info(out, fr->id, &a);
+        break;
+    }
     case FY_W_MSG_GET: {
         fy_slice hex;
         uint8_t id[FY_MSGID_LEN];
@@ -1128,6 +1142,28 @@ static void test_admin_answers_decode(void **state)
     assert_int_equal(go->offsets[1], 3);
     fy_group_offsets_free(go);
     assert_int_equal(fy_group_reset(c, "g1", "orders", 1234, NULL), FY_OK);
+
+    /* Group settings: values checked before sending, the default as -1 both ways. */
+    fy_group_config *gc;
+    assert_int_equal(fy_group_config_get(c, "g1", &gc), FY_OK);
+    assert_string_equal(gc->name, "g1");
+    assert_int_equal(gc->mode, FY_CONSUME_CLUSTERING);
+    assert_int_equal(gc->max_reconsume, FY_MAX_RECONSUME_DEFAULT);
+    assert_int_equal(gc->max_reconsume_effective, 16);
+    fy_group_config_free(gc);
+    assert_int_equal(fy_group_set_max_reconsume(c, "g1", 3, &gc), FY_OK);
+    assert_int_equal(gc->max_reconsume, 3);
+    assert_int_equal(gc->max_reconsume_effective, 3);
+    fy_group_config_free(gc);
+    assert_int_equal(fy_group_set_max_reconsume(c, "bc", 0, &gc), FY_OK);
+    assert_int_equal(gc->mode, FY_CONSUME_BROADCAST);
+    assert_int_equal(gc->max_reconsume, 0);
+    fy_group_config_free(gc);
+    assert_int_equal(fy_group_set_max_reconsume(c, "g1", FY_MAX_RECONSUME_DEFAULT, NULL), FY_OK);
+    assert_int_equal(fy_group_set_max_reconsume(c, "g1", 65, &gc), -FY_EINVAL);
+    assert_null(gc);
+    assert_int_equal(fy_group_set_max_reconsume(c, "g1", -2, NULL), -FY_EINVAL);
+    assert_int_equal(fy_group_config_get(c, "", &gc), -FY_EINVAL);
 
     /* Message lookup: malformed ids are refused locally, known ones decode. */
     assert_int_equal(fy_message_get_by_id(c, "xyz", &m), -FY_EINVAL);
