@@ -46,6 +46,8 @@ static const char usage_text[] =
     "  group describe GROUP             members, and committed offset and lag per queue\n"
     "  group reset GROUP --topic T --to TIME\n"
     "                                   move a group's position in T to a time\n"
+    "  group config GROUP [--max-reconsume N|default]\n"
+    "                                   show or set a group's own settings\n"
     "  message get ID                   show a stored message by id\n"
     "  message find --topic T --key K [--since TIME] [--until TIME] [--limit N]\n"
     "                                   list the messages of T with key K, oldest first\n"
@@ -152,11 +154,18 @@ static const char help_group[] =
     "Usage: ferryctl group list\n"
     "       ferryctl group describe GROUP\n"
     "       ferryctl group reset GROUP --topic T --to TIME\n"
+    "       ferryctl group config GROUP [--max-reconsume N|default]\n"
     "\n"
     "`describe` lists the members and, per queue, the committed offset (lowest not yet\n"
     "acknowledged), the max offset, the lag (max - committed) and the member that owns it.\n"
     "`reset` moves the group's position in topic T to the first message stored at or after\n"
-    "TIME (ms since the epoch or ISO 8601) in every queue.\n";
+    "TIME (ms since the epoch or ISO 8601) in every queue.\n"
+    "`config` shows the group's own settings, or changes them:\n"
+    "  --max-reconsume N   failures of a message (0..64) before it goes to the group's\n"
+    "                      dead-letter queue %DLQ%GROUP, instead of the broker's\n"
+    "                      max_reconsume; `default` follows the broker's again. A group that\n"
+    "                      does not exist yet is created (clustering, no members), so it can\n"
+    "                      be set up before its consumers start.\n";
 
 static const char help_message[] =
     "Usage: ferryctl message get ID\n"
@@ -1286,9 +1295,65 @@ static const char *mode_name(fy_consume_mode m)
     return m == FY_CONSUME_BROADCAST ? "broadcast" : "clustering";
 }
 
+/* "16 (the broker's default)" or "3 (set for the group)". */
+static void print_max_reconsume(const char *label, const fy_group_config *gc)
+{
+    printf("%s%d (%s)\n", label, gc->max_reconsume_effective,
+           gc->max_reconsume == FY_MAX_RECONSUME_DEFAULT ? "the broker's default"
+                                                         : "set for the group");
+}
+
+static json_t *group_config_json(const fy_group_config *gc)
+{
+    return json_pack("{s:s, s:s, s:i, s:b}", "group", gc->name, "mode", mode_name(gc->mode),
+                     "max_reconsume", gc->max_reconsume_effective, "max_reconsume_default",
+                     gc->max_reconsume == FY_MAX_RECONSUME_DEFAULT);
+}
+
+static int cmd_group_config(fy_client *c, const parsed *p)
+{
+    const char *mr = opt_get(p, "max-reconsume");
+    fy_group_config *gc;
+    int rc, max = FY_MAX_RECONSUME_DEFAULT;
+
+    cmd_name = "group config";
+    if (p->npos != 2) {
+        return usage_error(help_group, "group config: one GROUP expected");
+    }
+    for (int i = 0; i < p->nopts; i++) {
+        if (strcmp(p->opts[i].name, "max-reconsume") != 0) {
+            return usage_error(help_group, "group config: --%s is for group reset",
+                               p->opts[i].name);
+        }
+    }
+    if (mr && strcmp(mr, "default") != 0) {
+        uint64_t v;
+        if (!parse_u64(mr, &v) || v > 64) {
+            return usage_error(
+                help_group, "group config: --max-reconsume must be 0..64 or default, not '%s'", mr);
+        }
+        max = (int)v;
+    }
+    NEED_BROKER(c);
+    rc = mr ? fy_group_set_max_reconsume(c, p->pos[1], max, &gc)
+            : fy_group_config_get(c, p->pos[1], &gc);
+    if (rc != FY_OK) {
+        return report(c, rc);
+    }
+    if (json_out) {
+        json_print(group_config_json(gc));
+    } else {
+        printf("group:          %s\nmode:           %s\n", gc->name, mode_name(gc->mode));
+        print_max_reconsume("max_reconsume:  ", gc);
+    }
+    fy_group_config_free(gc);
+    return EXIT_OK;
+}
+
 static int cmd_group(fy_client *c, int argc, char **argv)
 {
-    static const opt_spec spec[] = {{"topic", true}, {"to", true}, {NULL, false}};
+    static const opt_spec spec[] = {
+        {"topic", true}, {"to", true}, {"max-reconsume", true}, {NULL, false}};
     const char *sub;
     parsed p;
     int rc;
@@ -1301,6 +1366,9 @@ static int cmd_group(fy_client *c, int argc, char **argv)
         return usage_error(help_group, "group: missing subcommand");
     }
     sub = p.pos[0];
+    if (strcmp(sub, "config") == 0) {
+        return cmd_group_config(c, &p);
+    }
     if (strcmp(sub, "reset") == 0) {
         const char *topic = opt_get(&p, "topic"), *to = opt_get(&p, "to");
         fy_group_offsets *res;
@@ -1311,6 +1379,9 @@ static int cmd_group(fy_client *c, int argc, char **argv)
         }
         if (!topic || !*topic || !to) {
             return usage_error(help_group, "group reset: --topic and --to are required");
+        }
+        if (opt_get(&p, "max-reconsume")) {
+            return usage_error(help_group, "group reset: --max-reconsume is for group config");
         }
         if (!parse_time(to, &ts)) {
             return usage_error(help_group, "group reset: bad TIME '%s'", to);
@@ -1342,7 +1413,8 @@ static int cmd_group(fy_client *c, int argc, char **argv)
         return EXIT_OK;
     }
     if (p.nopts > 0) {
-        return usage_error(help_group, "group %s: --topic and --to are for group reset", sub);
+        return usage_error(help_group, "group %s: --%s is for group %s", sub, p.opts[0].name,
+                           strcmp(p.opts[0].name, "max-reconsume") == 0 ? "config" : "reset");
     }
     if (strcmp(sub, "list") == 0) {
         fy_groups *list;
@@ -1376,6 +1448,7 @@ static int cmd_group(fy_client *c, int argc, char **argv)
     }
     if (strcmp(sub, "describe") == 0) {
         fy_group_info *g;
+        fy_group_config *gc = NULL;
         cmd_name = "group describe";
         if (p.npos != 2) {
             return usage_error(help_group, "group describe: one GROUP expected");
@@ -1383,6 +1456,11 @@ static int cmd_group(fy_client *c, int argc, char **argv)
         NEED_BROKER(c);
         rc = fy_group_describe(c, p.pos[1], &g);
         if (rc != FY_OK) {
+            return report(c, rc);
+        }
+        rc = fy_group_config_get(c, p.pos[1], &gc);
+        if (rc != FY_OK) {
+            fy_group_info_free(g);
             return report(c, rc);
         }
         if (json_out) {
@@ -1403,12 +1481,15 @@ static int cmd_group(fy_client *c, int argc, char **argv)
                                   "max_offset", (json_int_t)q->max_offset, "lag",
                                   (json_int_t)q->lag, "owner", (json_int_t)q->owner));
             }
-            json_print(json_pack("{s:s, s:s, s:o, s:o}", "name", g->name, "mode",
-                                 mode_name(g->mode), "members", mem, "queues", qs));
+            json_print(json_pack(
+                "{s:s, s:s, s:i, s:b, s:o, s:o}", "name", g->name, "mode", mode_name(g->mode),
+                "max_reconsume", gc->max_reconsume_effective, "max_reconsume_default",
+                gc->max_reconsume == FY_MAX_RECONSUME_DEFAULT, "members", mem, "queues", qs));
         } else {
             uint64_t lag = 0;
-            printf("group:   %s\nmode:    %s\nmembers: %zu\n\n", g->name, mode_name(g->mode),
-                   g->nmembers);
+            printf("group:          %s\nmode:           %s\n", g->name, mode_name(g->mode));
+            print_max_reconsume("max_reconsume:  ", gc);
+            printf("members:        %zu\n\n", g->nmembers);
             if (g->nmembers) {
                 printf("%8s %-24s %-20s %-16s %8s %8s\n", "MEMBER", "CLIENT", "TOPIC", "FILTER",
                        "CREDIT", "INFLIGHT");
@@ -1432,6 +1513,7 @@ static int cmd_group(fy_client *c, int argc, char **argv)
             printf("%-20s %6s %14s %14s %10" PRIu64 "\n", "total", "", "", "", lag);
         }
         fy_group_info_free(g);
+        fy_group_config_free(gc);
         return EXIT_OK;
     }
     return usage_error(help_group, "group: unknown subcommand '%s'", sub);

@@ -15,7 +15,9 @@
 # (a ferryd with tx_check_after 2s, tx_max_checks 1): tx send prints an id and the message stays
 # invisible and listed until tx commit (delivered once; a second commit fails), tx rollback
 # deletes it, a half nobody answers for is rolled back by the broker after its checks, and tx
-# usage errors exit 2.
+# usage errors exit 2. GroupConfigTest: group config --max-reconsume creates a group before its
+# consumers, survives a restart, shows in group describe, dead-letters at the first failure with
+# 0 while a group on the broker's default (2) retries, and goes back to the default.
 # Usage: ferryctl_test.py PATH_TO_FERRYD PATH_TO_FERRYCTL SOURCE_DIR
 import datetime
 import json
@@ -629,6 +631,95 @@ class DeadLetterTest(unittest.TestCase):
         code, _, err = self.ctl("dlq", "list", "g", broker=dead)
         self.assertEqual(code, 3, err)
 
+
+
+class GroupConfigTest(unittest.TestCase):
+    """group config --max-reconsume, against a ferryd with retry_delays 200ms, max_reconsume 2,
+    across a restart."""
+
+    def test_max_reconsume_per_group_survives_a_restart(self):
+        tmp = tempfile.mkdtemp(prefix="ferry-gconf-")
+        data = os.path.join(tmp, "data")
+        conf = os.path.join(tmp, "ferry.conf")
+        with open(conf, "w") as fh:
+            fh.write("retry_delays 200ms\nmax_reconsume 2\n")
+        f = ferryd_test.Ferryd(data, conf=conf)
+        try:
+            f.wait_ready(component="native")
+            broker = ["127.0.0.1:%d" % f.ports["native"]]
+
+            def ctl(*args, check=0):
+                r = subprocess.run([FERRYCTL, "--broker", broker[0]] + list(args),
+                                   capture_output=True, text=True, timeout=DEADLINE_S)
+                self.assertEqual(r.returncode, check, "%s: %s %s" % (args, r.stdout, r.stderr))
+                return r.stdout
+
+            def doc(*args):
+                return json.loads(ctl("--json", *args).splitlines()[0])
+
+            def dlq_count(group):
+                return doc("dlq", "list", group)["messages"]
+
+            # Unknown group: shown as not found; set on it: created, clustering, no members.
+            ctl("group", "config", "g_strict", check=1)
+            d = doc("group", "config", "g_strict", "--max-reconsume", "0")
+            self.assertEqual(d, {"group": "g_strict", "mode": "clustering", "max_reconsume": 0,
+                                 "max_reconsume_default": False})
+            groups = doc("group", "list")["groups"]
+            self.assertIn({"name": "g_strict", "mode": "clustering", "members": 0}, groups)
+            out = ctl("group", "config", "g_strict")
+            self.assertRegex(out, r"max_reconsume:\s+0 \(set for the group\)")
+            # A group never configured follows the broker's default.
+            ctl("topic", "create", "t_gc", "--queues", "1")
+            ctl("send", "t_gc", "poison")
+            ctl("consume", "t_gc", "--group", "g_loose", "--from", "first", "--count", "1")
+            d = doc("group", "config", "g_loose")
+            self.assertEqual((d["max_reconsume"], d["max_reconsume_default"]), (2, True))
+
+            # Restart: the setting is kept.
+            self.assertEqual(f.stop(), 0)
+            f.close()
+            f = ferryd_test.Ferryd(data, conf=conf)
+            f.wait_ready(component="native")
+            broker[0] = "127.0.0.1:%d" % f.ports["native"]
+            d = doc("group", "describe", "g_strict")
+            self.assertEqual((d["max_reconsume"], d["max_reconsume_default"]), (0, False))
+            self.assertRegex(ctl("group", "describe", "g_strict"),
+                             r"max_reconsume:\s+0 \(set for the group\)")
+
+            # max_reconsume 0: the first failure is a dead letter, no retry; g_loose (the
+            # broker's 2) gets it back twice.
+            ctl("consume", "t_gc", "--group", "g_strict", "--from", "first", "--nack",
+                "--count", "1")
+            deadline = time.monotonic() + DEADLINE_S
+            while dlq_count("g_strict") != 1:
+                self.assertLess(time.monotonic(), deadline, "no dead letter for g_strict")
+                time.sleep(0.05)
+            self.assertEqual(ctl("consume", "t_gc", "--group", "g_strict", "--timeout", "700"),
+                             "")
+            got = [json.loads(x) for x in ctl(
+                "--json", "consume", "t_gc", "--group", "g_loose2", "--from", "first",
+                "--nack", "--count", "3", "--timeout", "10000").splitlines()]
+            self.assertEqual([m["reconsume"] for m in got], [0, 1, 2])
+
+            # Back to the broker's default.
+            d = doc("group", "config", "g_strict", "--max-reconsume", "default")
+            self.assertEqual((d["max_reconsume"], d["max_reconsume_default"]), (2, True))
+            self.assertRegex(ctl("group", "config", "g_strict"),
+                             r"max_reconsume:\s+2 \(the broker's default\)")
+
+            # Usage errors exit 2, before any request.
+            for args in (["group", "config"], ["group", "config", "g", "--max-reconsume", "65"],
+                         ["group", "config", "g", "--max-reconsume", "-1"],
+                         ["group", "config", "g", "--max-reconsume", "lots"],
+                         ["group", "config", "g", "--topic", "t"],
+                         ["group", "describe", "g", "--max-reconsume", "3"]):
+                ctl(*args, check=2)
+            # Bad names are the broker's refusal.
+            ctl("group", "config", "bad name", "--max-reconsume", "3", check=1)
+        finally:
+            f.close()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class TransactionTest(unittest.TestCase):
