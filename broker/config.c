@@ -890,7 +890,8 @@ static const fy_config_key broker_keys[] = {
                            "time."),
     FY_CONFIG_KEY_UINT("max_reconsume", BC, max_reconsume, "16", 0, 64,
                        "Redeliveries of a failed message before it goes to the dead-letter "
-                       "queue (0..64)."),
+                       "queue (0..64); default for groups without their own (ferryctl group "
+                       "config)."),
     FY_CONFIG_KEY_DURATION("orderly_suspend", BC, orderly_suspend_ms, "1s", 0, UINT64_MAX,
                            "Pause of an orderly queue before a failed message is tried again."),
     FY_CONFIG_KEY_STRING("retry_delays", BC, retry_delays,
