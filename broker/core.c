@@ -59,22 +59,38 @@ struct topic {
     size_t ncons, capcons;
 };
 
+/* What few cursors ever need, allocated on first use: deliveries to make again, and the
+ * state of an orderly queue's failing message. */
+typedef struct cursor_x {
+    uint64_t *redo; /* offsets to deliver again, FIFO */
+    uint32_t nredo, capredo, redo_head;
+    uint32_t fails;           /* orderly: how often fail_offset failed in place */
+    uint64_t fail_offset;     /* orderly: the offset failing in place */
+    uint64_t paused_until_ms; /* orderly: a failure pauses the queue until then */
+} cursor_x;
+
+/* One queue of a consumer. Every subscriber has one per queue of its topic, so it is small:
+ * the window and the rest are allocated only when used. */
 struct cursor {
     consumer *cons;
-    uint32_t queue_id;
+    fy_sub *owner;
+    uint8_t *win;       /* WINDOW states for offsets [committed, next), by offset % WINDOW */
+    cursor_x *x;        /* NULL until a redelivery or an orderly failure */
     uint64_t committed; /* lowest offset not settled */
     uint64_t next;      /* next new offset to read */
     uint64_t persisted; /* last committed offset written to the store */
-    uint8_t *win;       /* WINDOW states for offsets [committed, next), by offset % WINDOW */
-    uint64_t *redo;     /* offsets to deliver again, FIFO */
-    size_t nredo, capredo, redo_head;
-    fy_sub *owner;
+    uint32_t queue_id;
+    uint32_t nflight; /* deliveries of this queue in flight */
     bool dirty_listed;
-    uint32_t nflight;         /* deliveries of this queue in flight */
-    uint64_t paused_until_ms; /* orderly: a failure pauses the queue until then */
-    uint64_t fail_offset;     /* orderly: the offset failing in place, and how often */
-    uint32_t fails;
 };
+
+static cursor_x *cur_x(cursor *cu)
+{
+    if (!cu->x) {
+        cu->x = FY_NEW(cursor_x);
+    }
+    return cu->x;
+}
 
 struct consumer {
     group *g;
@@ -381,28 +397,30 @@ static void mark_done(fy_core *c, cursor *cu, uint64_t offset)
 
 static void redo_push(cursor *cu, uint64_t offset)
 {
-    if (cu->nredo == cu->capredo) {
+    cursor_x *x = cur_x(cu);
+    if (x->nredo == x->capredo) {
         /* Unroll the ring into a bigger array. */
-        size_t cap = cu->capredo ? cu->capredo * 2 : 16;
+        uint32_t cap = x->capredo ? x->capredo * 2 : 16;
         uint64_t *r = fy_malloc(cap * sizeof(*r));
-        for (size_t i = 0; i < cu->nredo; i++) {
-            r[i] = cu->redo[(cu->redo_head + i) % cu->capredo];
+        for (uint32_t i = 0; i < x->nredo; i++) {
+            r[i] = x->redo[(x->redo_head + i) % x->capredo];
         }
-        fy_free(cu->redo);
-        cu->redo = r;
-        cu->capredo = cap;
-        cu->redo_head = 0;
+        fy_free(x->redo);
+        x->redo = r;
+        x->capredo = cap;
+        x->redo_head = 0;
     }
-    cu->redo[(cu->redo_head + cu->nredo) % cu->capredo] = offset;
-    cu->nredo++;
+    x->redo[(x->redo_head + x->nredo) % x->capredo] = offset;
+    x->nredo++;
 }
 
 static bool redo_pop(cursor *cu, uint64_t *offset)
 {
-    while (cu->nredo > 0) {
-        uint64_t off = cu->redo[cu->redo_head];
-        cu->redo_head = (cu->redo_head + 1) % cu->capredo;
-        cu->nredo--;
+    cursor_x *x = cu->x;
+    while (x && x->nredo > 0) {
+        uint64_t off = x->redo[x->redo_head];
+        x->redo_head = (x->redo_head + 1) % x->capredo;
+        x->nredo--;
         /* Skip entries made stale by a reset. */
         if (off >= cu->committed && off < cu->next && *win_at(cu, off) == W_REDELIVER) {
             *offset = off;
@@ -562,7 +580,10 @@ static void consumer_free(fy_core *c, consumer *co)
     REMOVE(co->t->cons, co->t->ncons, co);
     for (uint32_t q = 0; q < co->t->queues; q++) {
         fy_free(co->cur[q].win);
-        fy_free(co->cur[q].redo);
+        if (co->cur[q].x) {
+            fy_free(co->cur[q].x->redo);
+            fy_free(co->cur[q].x);
+        }
     }
     fy_free(co->cur);
     fy_free(co->members);
@@ -797,7 +818,8 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
     uint64_t off, min, max;
     fy_buf *tmp = &c->scratch;
 
-    if (cu->cons->orderly && (cu->nflight > 0 || fy_mono_ms() < cu->paused_until_ms)) {
+    if (cu->cons->orderly &&
+        (cu->nflight > 0 || (cu->x && fy_mono_ms() < cu->x->paused_until_ms))) {
         return 0; /* one at a time, and a failed message waits out its pause */
     }
     while (s->credit > 0 && !(cu->cons->orderly && cu->nflight > 0) && redo_pop(cu, &off)) {
@@ -815,12 +837,12 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
             *win_at(cu, off) = W_DONE; /* gone (retention): nothing to redeliver */
             continue;
         }
-        if (cu->cons->orderly && cu->fail_offset == off && cu->fails > 0 &&
+        if (cu->cons->orderly && cu->x && cu->x->fail_offset == off && cu->x->fails > 0 &&
             n >= FY_RECORD_HEADER_LEN) {
             /* Retried in place: the delivery says how often it failed. */
             fy_buf_reset(&c->patch);
             fy_buf_append(&c->patch, p, n);
-            fy_be32_put(c->patch.data + FY_RECORD_OFF_RECONSUME, cu->fails);
+            fy_be32_put(c->patch.data + FY_RECORD_OFF_RECONSUME, cu->x->fails);
             p = c->patch.data;
         }
         offer(s, cu, off, p, n, true);
@@ -1208,8 +1230,8 @@ int fy_sub_ack(fy_sub *s, uint64_t delivery_id)
         *win_at(cu, f->offset) = W_DONE;
         advance(s->core, cu);
     }
-    if (cu->fail_offset == f->offset) {
-        cu->fails = 0;
+    if (cu->x && cu->x->fail_offset == f->offset) {
+        cu->x->fails = 0;
     }
     fl_release(s, slot);
     if (cu->owner) {
@@ -1416,17 +1438,18 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
  * queue and the queue moves on. */
 static void orderly_fail(fy_core *c, group *g, cursor *cu, uint64_t offset, bool reject)
 {
-    if (cu->fail_offset != offset) {
-        cu->fail_offset = offset;
-        cu->fails = 0;
+    cursor_x *x = cur_x(cu);
+    if (x->fail_offset != offset) {
+        x->fail_offset = offset;
+        x->fails = 0;
     }
-    cu->fails++;
-    if (reject || cu->fails > group_max_reconsume(c, g)) {
-        cu->fails = 0;
+    x->fails++;
+    if (reject || x->fails > group_max_reconsume(c, g)) {
+        x->fails = 0;
         send_back(c, g, cu, offset, true);
         return;
     }
-    cu->paused_until_ms = fy_mono_ms() + c->cfg->orderly_suspend_ms;
+    x->paused_until_ms = fy_mono_ms() + c->cfg->orderly_suspend_ms;
     release_one(cu, offset);
 }
 
@@ -2614,7 +2637,9 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
             if (cu->win) {
                 memset(cu->win, 0, WINDOW);
             }
-            cu->nredo = cu->redo_head = 0;
+            if (cu->x) {
+                cu->x->nredo = cu->x->redo_head = 0;
+            }
             cu->committed = cu->next = cu->persisted = off;
         }
         if (fn) {

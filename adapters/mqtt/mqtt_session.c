@@ -274,7 +274,7 @@ msub *mqtt_session_add_sub(mqtt_session *s, fy_slice filter, fy_slice share, uin
     *existed = m != NULL;
     if (!m) {
         if (s->nsubs == s->capsubs) {
-            s->capsubs = s->capsubs ? s->capsubs * 2 : 4;
+            s->capsubs = s->capsubs ? s->capsubs * 2 : 1;
             s->subs = fy_realloc(s->subs, s->capsubs * sizeof(*s->subs));
         }
         m = &s->subs[s->nsubs++];
