@@ -95,6 +95,7 @@ static int amqp_start(const fy_adapter_env *env, const void *conf, void **state,
     }
     getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&sin, &slen);
     srv->port = ntohs(sin.sin_port);
+    amqp_tmp_cleanup(srv);
     fy_log(INFO, "amqp", "addr=%s port=%u msg=\"listening\"", cfg->listen, (unsigned)srv->port);
     *state = srv;
     return FY_OK;

@@ -4,7 +4,8 @@
  * condition when refused. A client's receiver link is a core member: source `<topic>` a
  * broadcast member, `<topic>/subscriptions/<group>` (or `<topic>::<group>`) a member of the
  * clustering group, a durable source a clustering group of its own named after the container
- * and link. Link credit is core credit; outcomes become ack and nack. */
+ * and link, a dynamic source a temporary topic of its own (request/reply) that lives as long as
+ * the link. Link credit is core credit; outcomes become ack and nack. */
 #include "adapters/amqp/private.h"
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -72,6 +73,7 @@ static void link_free(alink *l)
     fy_buf_free(&l->rx);
     fy_free(l->topic);
     fy_free(l->group);
+    fy_free(l->tmp_topic);
     fy_free(l);
 }
 
@@ -114,6 +116,14 @@ static void link_end(alink *l, enum link_end_how how)
         }
         if (l->drain_ev) {
             event_del(l->drain_ev);
+        }
+        if (l->tmp_topic && !c->srv->stopping) {
+            /* left behind at shutdown, deleted at the next start (amqp_tmp_cleanup) */
+            int rc = fy_core_topic_delete(c->srv->env.core, l->tmp_topic, ignore_done, NULL);
+            if (rc != FY_OK && rc != -FY_ENOTFOUND) {
+                fy_log(WARN, "amqp", "topic=%s err=%s msg=\"temporary topic not deleted\"",
+                       l->tmp_topic, fy_errname(rc));
+            }
         }
         if (l->durable && how == END_REMOTE_CLOSE) {
             fy_buf key = FY_BUF_INIT;
@@ -203,6 +213,32 @@ static void close_with(alink *l, const char *cond, const char *desc)
 static bool topic_name_ok(const char *t)
 {
     return t && t[0] != '%' && fy_core_name_valid(t, strlen(t));
+}
+
+static bool is_tmp(const char *t, size_t len)
+{
+    size_t plen = strlen(AMQP_TMP_PREFIX);
+    return len > plen && memcmp(t, AMQP_TMP_PREFIX, plen) == 0;
+}
+
+/* A topic a client may send to: a user topic, or a dynamic source's temporary topic while it
+ * exists (a message to a temporary topic that is gone must not create it again). */
+static bool target_ok(amqp_server *srv, const char *t, size_t len)
+{
+    char name[128];
+    fy_topic_info info;
+    if (!fy_core_name_valid(t, len)) {
+        return false;
+    }
+    if (t[0] != '%') {
+        return true;
+    }
+    if (!is_tmp(t, len)) {
+        return false;
+    }
+    memcpy(name, t, len);
+    name[len] = '\0';
+    return fy_core_topic_get(srv->env.core, name, &info) == FY_OK;
 }
 
 static void in_top_up(alink *l)
@@ -305,11 +341,15 @@ static void transfer_done(alink *l, pn_delivery_t *d)
     fy_buf_reset(&l->rx);
     if (me == FY_AMQP_MAP_OK && !l->topic) {
         fy_record_view v;
-        if (fy_record_decode(in.record.data, in.record.len, &v) != FY_OK || v.topic.p[0] == '%' ||
-            !fy_core_name_valid((const char *)v.topic.p, v.topic.len)) {
+        if (fy_record_decode(in.record.data, in.record.len, &v) != FY_OK ||
+            !target_ok(srv, (const char *)v.topic.p, v.topic.len)) {
             me = FY_AMQP_MAP_NOTFOUND;
             snprintf(in.why, sizeof(in.why), "`to` is not a valid topic name");
         }
+    } else if (me == FY_AMQP_MAP_OK && l->topic[0] == '%' &&
+               !target_ok(srv, l->topic, strlen(l->topic))) {
+        me = FY_AMQP_MAP_NOTFOUND;
+        snprintf(in.why, sizeof(in.why), "the temporary topic is gone");
     }
     if (me != FY_AMQP_MAP_OK) {
         cond = fy_amqp_map_condition(me);
@@ -397,7 +437,11 @@ static void open_producer(amqp_conn *c, pn_link_t *pl)
         refuse(pl, "amqp:not-implemented", "%s", "transactions are not supported over AMQP yet");
         return;
     }
-    if (addr && addr[0] && !topic_name_ok(addr)) {
+    if (pn_terminus_is_dynamic(target)) {
+        refuse(pl, "amqp:not-implemented", "%s", "dynamic targets are not supported");
+        return;
+    }
+    if (addr && addr[0] && !target_ok(c->srv, addr, strlen(addr))) {
         refuse(pl, "amqp:not-found", "'%s' is not a topic name ([A-Za-z0-9_.%%-]{1,127})", addr);
         return;
     }
@@ -706,6 +750,65 @@ static void source_filter_free(source_filter *f)
     fy_free(f->tags_key);
 }
 
+/* A receiver with a dynamic source (request/reply): a temporary topic of one queue, made for
+ * this link, read by it alone as a broadcast member (no group state in the store); its name is
+ * the source address of the attach reply, for the client's reply-to. The topic is deleted when
+ * the link ends (detach, session end or connection end), whatever the expiry policy. */
+static void open_dynamic(amqp_conn *c, pn_link_t *pl)
+{
+    amqp_server *srv = c->srv;
+    fy_sub_spec spec = {0};
+    char name[128], why[200] = "";
+    alink *l;
+    int rc, err = 0;
+
+    for (;;) {
+        snprintf(name, sizeof(name), "%s%llu-%llu", AMQP_TMP_PREFIX, (unsigned long long)c->id,
+                 (unsigned long long)++srv->next_tmp);
+        rc = fy_core_topic_create(srv->env.core, name, 1, ignore_done, NULL);
+        if (rc != -FY_EEXIST) {
+            break;
+        }
+    }
+    if (rc != FY_OK) {
+        refuse(pl, "amqp:internal-error", "cannot create a temporary topic: %s", fy_strerror(rc));
+        return;
+    }
+    l = link_new(c, pl);
+    l->consumer = true;
+    l->presettled = pn_link_remote_snd_settle_mode(pl) == PN_SND_SETTLED;
+    l->group = fy_strdup(BROADCAST_GROUP);
+    l->broadcast = true;
+    l->tmp_topic = fy_strdup(name);
+    spec.group = l->group;
+    spec.topic = name;
+    spec.filter = "*";
+    spec.mode = FY_SUB_BROADCAST;
+    spec.start = FY_START_FIRST;
+    spec.client_id = c->container;
+    spec.errbuf = why;
+    spec.errbuf_len = sizeof(why);
+    spec.no_ack_timeout = true;
+    l->sub = fy_core_subscribe(srv->env.core, &spec, &link_sub_ops, l, &err);
+    if (!l->sub) {
+        fy_log(WARN, "amqp", "conn=%llu topic=%s err=%s msg=\"dynamic source refused: %s\"",
+               (unsigned long long)c->id, name, fy_errname(err), why);
+        link_end(l, END_CONN); /* deletes the topic; the proton link is ours to refuse */
+        refuse(pl, "amqp:internal-error", "%s", why[0] ? why : fy_strerror(err));
+        return;
+    }
+    pn_terminus_copy(pn_link_source(pl), pn_link_remote_source(pl));
+    pn_terminus_set_address(pn_link_source(pl), name);
+    pn_data_clear(pn_terminus_filter(pn_link_source(pl))); /* no filter is applied */
+    pn_terminus_copy(pn_link_target(pl), pn_link_remote_target(pl));
+    pn_link_set_snd_settle_mode(pl, l->presettled ? PN_SND_SETTLED : PN_SND_UNSETTLED);
+    pn_link_set_rcv_settle_mode(pl, PN_RCV_FIRST);
+    pn_link_open(pl);
+    fy_log(DEBUG, "amqp", "conn=%llu link=%s topic=%s msg=\"dynamic source attached\"",
+           (unsigned long long)c->id, pn_link_name(pl), name);
+    out_top_up(l);
+}
+
 static void open_consumer(amqp_conn *c, pn_link_t *pl)
 {
     amqp_server *srv = c->srv;
@@ -722,7 +825,7 @@ static void open_consumer(amqp_conn *c, pn_link_t *pl)
     pn_data_t *lf;
 
     if (pn_terminus_is_dynamic(src)) {
-        refuse(pl, "amqp:not-implemented", "%s", "dynamic sources are not supported yet");
+        open_dynamic(c, pl);
         return;
     }
     if (!addr || !addr[0]) {
@@ -894,4 +997,33 @@ void amqp_link_event(amqp_conn *c, pn_event_t *e)
     default:
         break;
     }
+}
+
+/* ---- Temporary topics ------------------------------------------------------------------------ */
+
+typedef struct tmp_list {
+    char **names;
+    size_t n;
+} tmp_list;
+
+static void collect_tmp(void *arg, const fy_topic_info *t)
+{
+    tmp_list *x = arg;
+    if (is_tmp(t->name, strlen(t->name))) {
+        x->names = fy_realloc(x->names, (x->n + 1) * sizeof(*x->names));
+        x->names[x->n++] = fy_strdup(t->name);
+    }
+}
+
+void amqp_tmp_cleanup(amqp_server *srv)
+{
+    tmp_list x = {NULL, 0};
+    fy_core_topic_each(srv->env.core, collect_tmp, &x);
+    for (size_t i = 0; i < x.n; i++) {
+        fy_core_topic_delete(srv->env.core, x.names[i], ignore_done, NULL);
+        fy_log(INFO, "amqp", "topic=%s msg=\"temporary topic of a previous run deleted\"",
+               x.names[i]);
+        fy_free(x.names[i]);
+    }
+    fy_free(x.names);
 }

@@ -54,6 +54,7 @@ struct alink {
     bool broadcast;
     bool durable;    /* a durable subscription (its group is deleted on close) */
     bool presettled; /* the client asked for settled deliveries (at most once) */
+    char *tmp_topic; /* a dynamic source's temporary topic (deleted when the link ends) */
     uint32_t core_credit;
     uint64_t next_tag;
     struct event *drain_ev;
@@ -88,6 +89,7 @@ struct amqp_server {
     uint16_t port;
     uint64_t max_msg; /* bytes of an encoded message */
     uint64_t next_conn_id;
+    uint64_t next_tmp; /* numbers the temporary topics of dynamic sources */
     amqp_conn *conns;
     fy_adapter_stats stats;
     fy_buf scratch;
@@ -106,6 +108,11 @@ void amqp_conn_pending_done(amqp_conn *c);
 void amqp_sasl_setup(amqp_conn *c, pn_transport_t *t);
 
 /* amqp_link.c */
+/* Temporary topics of dynamic sources: AMQP_TMP_PREFIX<conn id>-<n>. The core's reserved '%'
+ * prefix keeps them apart from user topics and from MQTT wildcards. */
+#define AMQP_TMP_PREFIX "%TMP%amqp-"
+/* Deletes the temporary topics a previous run left behind (a crash, a shutdown). */
+void amqp_tmp_cleanup(amqp_server *srv);
 void amqp_link_event(amqp_conn *c, pn_event_t *e);
 /* The connection is ending: every link's core member is closed (its unsettled deliveries go
  * back to the group); links still referred to by store completions stay until those finish. */

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Ferry only: a sender or receiver whose address is not a topic name (or names a broker topic such
 # as %DLQ%g) is refused at attach with amqp:not-found; a receiver without an address with
-# amqp:invalid-field; a dynamic source with amqp:not-implemented (not supported yet). A sender
+# amqp:invalid-field; a sender to a temporary topic that does not exist (%TMP%amqp-...) with
+# amqp:not-found (dynamic sources: 16-dynamic-reply.py). A sender
 # without a target address is the anonymous relay: each message goes to its `to`; one without a
 # valid `to` is rejected with amqp:not-found. The connection survives all of it.
 # interop: ferry-only
@@ -32,8 +33,8 @@ def test():
             lambda: c.create_receiver("x/subscriptions/", name="c"), "amqp:not-found")
     refused("receiver from %RETRY%g", lambda: c.create_receiver("%RETRY%g", name="d"),
             "amqp:not-found")
-    refused("dynamic receiver", lambda: c.create_receiver(None, dynamic=True, name="e"),
-            "amqp:not-implemented")
+    refused("sender to a temporary topic that is not there",
+            lambda: c.create_sender("%TMP%amqp-999999-1", name="e"), "amqp:not-found")
 
     rcv = c.create_receiver(t, credit=5)
     relay = c.create_sender(None, name="relay")
