@@ -10,7 +10,7 @@ CONF        ?= conf/ferry.conf
 DATA        ?= ./data
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test test-sanitize bench bench-mqtt fuzz clean
+.PHONY: all deps build run test test-sanitize bench bench-mqtt bench-amqp fuzz clean
 
 all: build
 
@@ -41,10 +41,15 @@ bench: build
 	scripts/bench.sh $(BUILD)
 	scripts/bench-native.sh $(BUILD)
 	scripts/bench-mqtt.sh $(BUILD)
+	scripts/bench-amqp.sh $(BUILD)
 
 # MQTT side by side with mosquitto (docs/benchmarks.md): about 5 minutes.
 bench-mqtt: build
 	scripts/bench-mqtt.sh $(BUILD)
+
+# AMQP 1.0: ferry-amqp-bench against ferryd, and RabbitMQ's AMQP 1.0 plugin when installed.
+bench-amqp: build
+	scripts/bench-amqp.sh $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 fuzz: deps

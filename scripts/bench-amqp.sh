@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# AMQP 1.0 benchmark (make bench-amqp): starts ferryd (flush async) on free ports in a temporary
+# directory and runs ferry-amqp-bench against it; then, when Debian's rabbitmq-server and its
+# rabbitmq_amqp1_0 plugin are installed, starts a private RabbitMQ node on free loopback ports
+# (its own mnesia, config, cookie and epmd) and runs the same cases with the same generator.
+# Prints a Markdown table and rewrites the amqp-bench section of docs/benchmarks.md.
+#   scripts/bench-amqp.sh BUILD_DIR      (BENCH_SCALE=1 multiplies the message counts;
+#                                         BENCH_RABBITMQ=0 skips RabbitMQ)
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 BUILD_DIR" >&2
+    exit 2
+fi
+build=$1
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ferryd=$build/broker/ferryd
+bench=$build/tools/ferry-amqp-bench
+doc=$root/docs/benchmarks.md
+scale=${BENCH_SCALE:-1}
+rabbit_bin=/usr/lib/rabbitmq/bin/rabbitmq-server
+begin='<!-- amqp-bench:begin -->'
+end='<!-- amqp-bench:end -->'
+for b in "$ferryd" "$bench"; do
+    [[ -x $b ]] || { echo "$0: $b not found: build first (make build)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+pid=       # the broker process measured (ferryd, or RabbitMQ's beam.smp)
+epmd_port= # RabbitMQ's private epmd
+cleanup() {
+    if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    if [[ -n $epmd_port ]]; then ERL_EPMD_PORT=$epmd_port epmd -kill >/dev/null 2>&1 || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start_ferryd() {
+    rm -rf "$tmp/data"
+    "$ferryd" --data-dir "$tmp/data" --flush async --port 0 --admin-port 0 --mqtt-port 0 \
+        --amqp-port 0 >"$tmp/ferryd.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do
+        port=$(sed -nE 's/.*INFO amqp addr=\S+ port=([0-9]+) msg="listening".*/\1/p' \
+            "$tmp/ferryd.log")
+        grep -q 'msg="ready"' "$tmp/ferryd.log" && [[ -n $port ]] && return 0
+        sleep 0.1
+    done
+    echo "$0: ferryd did not start:" >&2
+    cat "$tmp/ferryd.log" >&2
+    exit 1
+}
+
+# A RabbitMQ node of its own: nothing of the system's node (/var/lib/rabbitmq, port 5672, epmd
+# 4369) is used. Sets pid to beam.smp's; returns 1 if it does not come up within 60 s.
+start_rabbitmq() {
+    local r=$tmp/rabbitmq spid
+    mkdir -p "$r/home"
+    port=$(free_port)
+    epmd_port=$(free_port)
+    echo '[rabbitmq_amqp1_0].' >"$r/enabled_plugins"
+    cat >"$r/rabbitmq.conf" <<EOC
+listeners.tcp.default = 127.0.0.1:$port
+amqp1_0.default_user = guest
+loopback_users = none
+log.console = false
+log.file.level = warning
+EOC
+    HOME=$r/home RABBITMQ_MNESIA_BASE=$r/mnesia RABBITMQ_LOG_BASE=$r/log \
+        RABBITMQ_NODENAME=ferrybench$$@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+        RABBITMQ_NODE_PORT=$port ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1 \
+        RABBITMQ_ENABLED_PLUGINS_FILE=$r/enabled_plugins RABBITMQ_CONFIG_FILE=$r/rabbitmq \
+        RABBITMQ_ADVANCED_CONFIG_FILE=$r/advanced.config RABBITMQ_CONF_ENV_FILE=$r/env.conf \
+        RABBITMQ_PID_FILE=$r/pid RABBITMQ_PLUGINS_EXPAND_DIR=$r/plugins \
+        "$rabbit_bin" >"$r/out.log" 2>&1 &
+    spid=$!
+    for _ in $(seq 1 600); do
+        if grep -q 'Starting broker.*completed' "$r/out.log"; then
+            pid=$(cat "$r/pid" 2>/dev/null || true)
+            [[ -n $pid ]] && return 0
+        fi
+        kill -0 "$spid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$0: RabbitMQ did not start:" >&2
+    tail -20 "$r/out.log" >&2
+    return 1
+}
+
+stop() {
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done # beam.smp is not our child
+    pid=
+    if [[ -n $epmd_port ]]; then
+        ERL_EPMD_PORT=$epmd_port epmd -kill >/dev/null 2>&1 || true
+        epmd_port=
+    fi
+}
+
+field() {
+    sed -nE 's/.*"'"$2"'":"?([^",}]*)"?[,}].*/\1/p' <<<"$1"
+}
+
+table=$(mktemp -p "$tmp")
+{
+    echo "| broker | case | window | offered rate | msgs/s | broker CPU s per 1M msgs | latency p50 / p99 / p99.9 (µs) |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
+} >"$table"
+
+# run BROKER NAME MODE COUNT RATE REPEAT TARGET [SOURCE]: with REPEAT > 1 the case runs that many
+# times and the run with the median p99.9 latency is reported.
+run() {
+    local broker=$1 name=$2 mode=$3 count=$4 rate=$5 repeat=$6 target=$7 source=${8:-} out lat="—"
+    local args=(--broker "127.0.0.1:$port" --count "$count" --inflight 1024 --credit 1000
+        --broker-pid "$pid" --json)
+    local runs=() n=0
+    [[ $rate != 0 ]] && args+=(--rate "$rate")
+    for _ in $(seq 1 "$repeat"); do
+        n=$((n + 1))
+        local t=${target//@/$RANDOM$n} s=()
+        [[ -n $source ]] && s=(--source "${source//@/${t##*/}}")
+        echo "running ($broker): ferry-amqp-bench ${args[*]} --target $t ${s[*]} $mode" >&2
+        runs+=("$("$bench" "${args[@]}" --target "$t" "${s[@]}" "$mode")")
+    done
+    if [[ $repeat -gt 1 ]]; then
+        out=$(for r in "${runs[@]}"; do printf '%s %s\n' "$(field "$r" p999)" "$r"; done |
+            sort -n | sed -n "$(((repeat + 1) / 2))p" | cut -d' ' -f2-)
+    else
+        out=${runs[0]}
+    fi
+    if [[ $mode == e2e ]]; then
+        lat="$(field "$out" p50) / $(field "$out" p99) / $(field "$out" p999)"
+    fi
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$broker" "$name" 1024 \
+        "$([[ $rate == 0 ]] && echo max || echo "$rate/s")" "$(field "$out" msgs_per_s)" \
+        "$(field "$out" broker_cpu_s_per_million)" "$lat" >>"$table"
+    echo "$out" >&2
+}
+
+# cases BROKER TARGET [SOURCE]: `@` in the addresses becomes a fresh name per run.
+cases() {
+    run "$1" "produce (unsettled, accepted)" produce $((500000 * scale)) 0 1 "$2"
+    run "$1" "produce → consume" e2e $((500000 * scale)) 0 1 "$2" "${3:-}"
+    run "$1" "produce → consume" e2e $((100000 * scale)) 10000 3 "$2" "${3:-}"
+}
+
+ferry_version=$("$ferryd" --version 2>/dev/null | head -1 || echo ferryd)
+start_ferryd
+cases "Ferry (flush async)" "b@" # receiver: b<n>/subscriptions/bench, a clustering group
+stop
+
+rabbit_note=
+if [[ ${BENCH_RABBITMQ:-1} == 0 ]]; then
+    rabbit_note="RabbitMQ skipped (BENCH_RABBITMQ=0)."
+elif [[ ! -x $rabbit_bin ]] || ! ls /usr/lib/rabbitmq/lib/*/plugins 2>/dev/null | grep -q rabbitmq_amqp1_0; then
+    rabbit_note="RabbitMQ not measured: rabbitmq-server (with rabbitmq_amqp1_0) is not installed (apt-get install rabbitmq-server)."
+elif start_rabbitmq; then
+    rabbit_version=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo "?")
+    cases "RabbitMQ $rabbit_version" "/queue/b@" "/queue/@"
+    stop
+else
+    rabbit_note="RabbitMQ not measured: it did not start (see the run's output)."
+    pid=
+fi
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+section=$(mktemp -p "$tmp")
+{
+    echo "$begin"
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs ($cpu), Linux $(uname -r), with"
+    echo "\`scripts/bench-amqp.sh build\` (\`make bench-amqp\`): one broker at a time and ferry-amqp-bench"
+    echo "(a sender process and, for produce → consume, a receiver process) on the same machine;"
+    echo "100-byte \`data\` bodies, durable, unsettled transfers with at most 1,024 outstanding"
+    echo "(Ferry's sender link credit, 256, limits it further), the receiver accepting each delivery"
+    echo "with a credit window of 1,000. Ferry: \`$ferry_version\`, \`--flush async\`, sender to topic"
+    echo "\`b<n>\` (8 queues), receiver from \`b<n>/subscriptions/bench\` (a clustering group)."
+    echo "RabbitMQ: its own node on loopback, default settings, AMQP 1.0 plugin, sender and receiver"
+    echo "on \`/queue/b<n>\` (a classic queue). The fixed-rate case paces sends in 1 ms ticks and is the"
+    echo "median (by p99.9) of 3 runs; the others are one run each. ${rabbit_note}"
+    echo
+    cat "$table"
+    echo "$end"
+} >"$section"
+cat "$table"
+
+if ! grep -q "$begin" "$doc"; then
+    printf '\n## AMQP 1.0\n\n%s\n%s\n' \
+        "\`ferry-amqp-bench\` (tools/ferry_amqp_bench.c) on qpid-proton's proactor, for any AMQP 1.0 broker: \`produce\` counts transfers settled \`accepted\`; \`e2e\` adds a receiver process; latency is send to receive (monotonic clock, same machine)." \
+        "$begin
+$end" >>"$doc"
+fi
+awk -v b="$begin" -v e="$end" -v f="$section" '
+    $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
+    $0 == e { skip = 0; next }
+    !skip { print }' "$doc" >"$tmp/doc" && cp "$tmp/doc" "$doc"

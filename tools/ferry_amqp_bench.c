@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ferry-amqp-bench: an AMQP 1.0 load generator on qpid-proton's proactor, for any AMQP 1.0
+ * broker. `produce` sends unsettled transfers (a window of outstanding ones) and counts them
+ * settled `accepted`; `e2e` adds a receiver process with link credit and reports throughput and
+ * send-to-receive latency percentiles, at full speed or at a fixed rate. With --broker-pid it
+ * also reports the broker's CPU seconds per million messages. */
+#include <proton/condition.h>
+#include <proton/connection.h>
+#include <proton/delivery.h>
+#include <proton/disposition.h>
+#include <proton/event.h>
+#include <proton/link.h>
+#include <proton/message.h>
+#include <proton/proactor.h>
+#include <proton/sasl.h>
+#include <proton/session.h>
+#include <proton/terminus.h>
+#include <proton/transport.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAGIC 0x46455252594245ULL /* "FERRYBE": marks a body whose first 8 bytes are a time */
+#define STALL_MS 30000            /* no progress this long: the run failed */
+
+typedef struct opts {
+    const char *broker; /* host:port */
+    const char *target; /* sender target address */
+    const char *source; /* receiver source address */
+    const char *user, *password;
+    size_t size;
+    uint64_t count;
+    uint32_t inflight; /* unsettled transfers outstanding, at most */
+    uint32_t credit;   /* receiver link credit window */
+    uint64_t rate;     /* messages per second; 0 = as fast as possible */
+    int broker_pid;
+    bool json;
+} opts;
+
+typedef struct bench {
+    const opts *o;
+    pn_proactor_t *p;
+    pn_connection_t *conn;
+    pn_link_t *link;
+    bool sender;
+    int ready_fd; /* receiver: written once the link is attached and has credit out */
+    /* sender */
+    char *enc; /* the encoded message; its body (the last o->size bytes) carries the time */
+    size_t enc_len;
+    uint64_t sent, accepted, rejected;
+    uint64_t t0;
+    /* receiver */
+    char *rbuf;
+    size_t rcap;
+    uint64_t received, tr0, tr_last;
+    uint64_t *lat;
+    /* both */
+    uint64_t last_progress;
+    bool finished;
+    int failed;
+} bench;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Broker CPU time (user + system) in seconds, from /proc; -1 if unknown. */
+static double broker_cpu_s(int pid)
+{
+    char path[64], buf[1024];
+    unsigned long utime = 0, stime = 0;
+    FILE *f;
+    char *p;
+    if (pid <= 0) {
+        return -1;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (!f) {
+        return -1;
+    }
+    if (!fgets(buf, sizeof(buf), f)) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    p = strrchr(buf, ')');
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
+        return -1;
+    }
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Encodes one message with a data body of o->size bytes; the body is the end of the encoding
+ * (no footer), so each send patches the time in place instead of encoding again. */
+static void encode_message(bench *b)
+{
+    const opts *o = b->o;
+    pn_message_t *m = pn_message();
+    size_t blen = o->size < 16 ? 16 : o->size, cap = blen + 1024;
+    char *body = calloc(1, blen);
+    uint64_t magic = MAGIC;
+    int rc;
+    memcpy(body + 8, &magic, 8);
+    pn_message_set_durable(m, true);
+    pn_data_put_binary(pn_message_body(m), pn_bytes(blen, body));
+    b->enc = malloc(cap);
+    b->enc_len = cap;
+    rc = pn_message_encode(m, b->enc, &b->enc_len);
+    if (rc != 0 || b->enc_len < blen || memcmp(b->enc + b->enc_len - blen, body, blen) != 0) {
+        fprintf(stderr, "ferry-amqp-bench: cannot encode the message\n");
+        exit(1);
+    }
+    pn_message_free(m);
+    free(body);
+}
+
+/* Message i is due at t0 + i / rate, rounded down to a 1 ms tick (as ferry-bench paces). */
+static bool due(const bench *b, uint64_t now)
+{
+    uint64_t gap;
+    if (!b->o->rate) {
+        return true;
+    }
+    gap = 1000000000u / b->o->rate;
+    return now >= b->t0 + (b->sent * gap) / 1000000u * 1000000u;
+}
+
+static void send_some(bench *b)
+{
+    const opts *o = b->o;
+    size_t blen = o->size < 16 ? 16 : o->size;
+    while (b->sent < o->count && pn_link_credit(b->link) > 0 &&
+           b->sent - b->accepted - b->rejected < o->inflight) {
+        uint64_t t = now_ns(), tag = b->sent;
+        pn_delivery_t *d;
+        if (!due(b, t)) {
+            break;
+        }
+        memcpy(b->enc + b->enc_len - blen, &t, 8);
+        d = pn_delivery(b->link, pn_dtag((const char *)&tag, sizeof(tag)));
+        (void)d;
+        pn_link_send(b->link, b->enc, b->enc_len);
+        pn_link_advance(b->link);
+        b->sent++;
+    }
+}
+
+static void on_sender_delivery(bench *b, pn_delivery_t *d)
+{
+    if (!pn_delivery_updated(d) || !pn_delivery_settled(d)) {
+        return;
+    }
+    if (pn_delivery_remote_state(d) == PN_ACCEPTED) {
+        b->accepted++;
+    } else {
+        if (!b->rejected) {
+            pn_condition_t *c = pn_disposition_condition(pn_delivery_remote(d));
+            fprintf(stderr, "ferry-amqp-bench: transfer not accepted (state %llu): %s %s\n",
+                    (unsigned long long)pn_delivery_remote_state(d),
+                    pn_condition_get_name(c) ? pn_condition_get_name(c) : "",
+                    pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
+        }
+        b->rejected++;
+    }
+    pn_delivery_settle(d);
+    b->last_progress = now_ns();
+    if (b->accepted + b->rejected == b->o->count) {
+        b->finished = true;
+        pn_connection_close(b->conn);
+        return;
+    }
+    send_some(b);
+}
+
+static void on_receiver_delivery(bench *b, pn_delivery_t *d)
+{
+    const opts *o = b->o;
+    size_t blen = o->size < 16 ? 16 : o->size;
+    size_t pending;
+    ssize_t n;
+    uint64_t now, sent, magic;
+    if (!pn_delivery_readable(d) || pn_delivery_partial(d)) {
+        return;
+    }
+    pending = pn_delivery_pending(d);
+    if (pending > b->rcap) {
+        b->rcap = pending * 2;
+        b->rbuf = realloc(b->rbuf, b->rcap);
+    }
+    n = pn_link_recv(b->link, b->rbuf, pending);
+    pn_link_advance(b->link);
+    now = now_ns();
+    b->lat[b->received] = 0;
+    if (n >= (ssize_t)blen) {
+        /* the body is the end of the message when no footer follows; else decode it */
+        const char *body = b->rbuf + n - blen;
+        memcpy(&magic, body + 8, 8);
+        if (magic != MAGIC) {
+            pn_message_t *m = pn_message();
+            body = NULL;
+            if (pn_message_decode(m, b->rbuf, (size_t)n) == 0) {
+                pn_data_t *bd = pn_message_body(m);
+                pn_data_rewind(bd);
+                if (pn_data_next(bd) && pn_data_type(bd) == PN_BINARY &&
+                    pn_data_get_binary(bd).size >= 16) {
+                    memcpy(&sent, pn_data_get_binary(bd).start, 8);
+                    b->lat[b->received] = now > sent ? now - sent : 0;
+                }
+            }
+            pn_message_free(m);
+        } else {
+            memcpy(&sent, body, 8);
+            b->lat[b->received] = now > sent ? now - sent : 0;
+        }
+    }
+    pn_delivery_update(d, PN_ACCEPTED);
+    pn_delivery_settle(d);
+    if (b->received == 0) {
+        b->tr0 = now;
+    }
+    b->tr_last = now;
+    b->last_progress = now;
+    b->received++;
+    if (b->received == o->count) {
+        b->finished = true;
+        pn_connection_close(b->conn);
+        return;
+    }
+    if ((uint32_t)pn_link_credit(b->link) < o->credit / 2) {
+        pn_link_flow(b->link, (int)o->credit - pn_link_credit(b->link));
+    }
+}
+
+static void on_event(bench *b, pn_event_t *e)
+{
+    switch (pn_event_type(e)) {
+    case PN_CONNECTION_INIT: {
+        pn_session_t *s;
+        char name[64];
+        snprintf(name, sizeof(name), "ferry-amqp-bench-%d", (int)getpid());
+        pn_connection_set_container(b->conn, name);
+        pn_connection_open(b->conn);
+        s = pn_session(b->conn);
+        pn_session_set_incoming_capacity(s, 64u * 1024 * 1024);
+        pn_session_open(s);
+        if (b->sender) {
+            b->link = pn_sender(s, "bench-sender");
+            pn_terminus_set_address(pn_link_target(b->link), b->o->target);
+            pn_link_set_snd_settle_mode(b->link, PN_SND_UNSETTLED);
+        } else {
+            b->link = pn_receiver(s, "bench-receiver");
+            pn_terminus_set_address(pn_link_source(b->link), b->o->source);
+            pn_link_set_rcv_settle_mode(b->link, PN_RCV_FIRST);
+        }
+        pn_link_open(b->link);
+        if (!b->sender) {
+            pn_link_flow(b->link, (int)b->o->credit);
+        }
+        break;
+    }
+    case PN_LINK_REMOTE_OPEN:
+        if (pn_terminus_get_type(b->sender ? pn_link_remote_target(b->link)
+                                           : pn_link_remote_source(b->link)) == PN_UNSPECIFIED) {
+            break; /* refused: the detach follows */
+        }
+        if (!b->sender && b->ready_fd >= 0) {
+            if (write(b->ready_fd, "r", 1) != 1) {
+                exit(1);
+            }
+            close(b->ready_fd);
+            b->ready_fd = -1;
+        }
+        break;
+    case PN_LINK_REMOTE_CLOSE:
+    case PN_LINK_REMOTE_DETACH: {
+        pn_condition_t *c = pn_link_remote_condition(pn_event_link(e));
+        fprintf(stderr, "ferry-amqp-bench: link detached: %s %s\n",
+                pn_condition_get_name(c) ? pn_condition_get_name(c) : "",
+                pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
+        b->failed = 1;
+        pn_connection_close(b->conn);
+        break;
+    }
+    case PN_CONNECTION_WAKE:
+        if (b->sender && b->link && b->t0) {
+            send_some(b);
+        }
+        break;
+    case PN_LINK_FLOW:
+        if (b->sender) {
+            if (b->t0 == 0) {
+                b->t0 = now_ns();
+            }
+            send_some(b);
+        }
+        break;
+    case PN_DELIVERY:
+        if (b->sender) {
+            on_sender_delivery(b, pn_event_delivery(e));
+        } else {
+            on_receiver_delivery(b, pn_event_delivery(e));
+        }
+        break;
+    case PN_PROACTOR_TIMEOUT:
+        if (now_ns() - b->last_progress > (uint64_t)STALL_MS * 1000000u && !b->finished) {
+            fprintf(stderr,
+                    "ferry-amqp-bench: no progress for %d s (%s: %llu sent, %llu settled, "
+                    "%llu received)\n",
+                    STALL_MS / 1000, b->sender ? "sender" : "receiver", (unsigned long long)b->sent,
+                    (unsigned long long)(b->accepted + b->rejected),
+                    (unsigned long long)b->received);
+            b->failed = 1;
+            pn_connection_close(b->conn);
+            break;
+        }
+        if (b->sender && b->o->rate && b->t0) {
+            pn_connection_wake(b->conn); /* the next tick's messages, in the connection's batch */
+        }
+        pn_proactor_set_timeout(b->p, b->sender && b->o->rate ? 1 : 1000);
+        break;
+    case PN_TRANSPORT_CLOSED: {
+        pn_condition_t *c = pn_transport_condition(pn_event_transport(e));
+        if (!b->finished) {
+            fprintf(stderr, "ferry-amqp-bench: connection lost: %s %s\n",
+                    pn_condition_get_name(c) ? pn_condition_get_name(c) : "",
+                    pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
+            b->failed = 1;
+        }
+        break;
+    }
+    case PN_CONNECTION_REMOTE_CLOSE:
+        pn_connection_close(b->conn);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Runs one side until it finished or failed. */
+static int run(bench *b)
+{
+    const opts *o = b->o;
+    pn_transport_t *t;
+    b->p = pn_proactor();
+    b->conn = pn_connection();
+    t = pn_transport();
+    if (o->user) {
+        pn_connection_set_user(b->conn, o->user);
+        pn_connection_set_password(b->conn, o->password ? o->password : "");
+        pn_sasl_set_allow_insecure_mechs(pn_sasl(t), true);
+    } else {
+        pn_sasl_allowed_mechs(pn_sasl(t), "ANONYMOUS");
+    }
+    b->last_progress = now_ns();
+    pn_proactor_connect2(b->p, b->conn, t, o->broker);
+    pn_proactor_set_timeout(b->p, b->sender && o->rate ? 1 : 1000);
+    for (bool done = false; !done;) {
+        pn_event_batch_t *batch = pn_proactor_wait(b->p);
+        pn_event_t *e;
+        while ((e = pn_event_batch_next(batch)) != NULL) {
+            if (pn_event_type(e) == PN_PROACTOR_INACTIVE) {
+                done = true;
+            } else if (pn_event_type(e) == PN_TRANSPORT_CLOSED) {
+                on_event(b, e);
+                done = true;
+            } else {
+                on_event(b, e);
+            }
+        }
+        pn_proactor_done(b->p, batch);
+    }
+    pn_proactor_free(b->p);
+    return b->failed || (b->sender && b->rejected) ? 1 : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The receiving side of e2e, in a child process: reports "received seconds p50 p99 p999 max"
+ * (latencies in microseconds) on result_fd. */
+static void receive_child(const opts *o, int ready_fd, int result_fd)
+{
+    bench b = {0};
+    char line[256];
+    uint64_t n;
+    b.o = o;
+    b.ready_fd = ready_fd;
+    b.lat = malloc(o->count * sizeof(*b.lat));
+    if (run(&b) != 0 || b.received != o->count) {
+        exit(1);
+    }
+    n = b.received;
+    qsort(b.lat, n, sizeof(*b.lat), cmp_u64);
+    snprintf(line, sizeof(line), "%llu %.6f %.1f %.1f %.1f %.1f\n", (unsigned long long)n,
+             (double)(b.tr_last - b.tr0) / 1e9, (double)b.lat[n / 2] / 1e3,
+             (double)b.lat[(size_t)((double)n * 0.99)] / 1e3,
+             (double)b.lat[(size_t)((double)n * 0.999)] / 1e3, (double)b.lat[n - 1] / 1e3);
+    if (write(result_fd, line, strlen(line)) < 0) {
+        exit(1);
+    }
+    free(b.lat);
+    free(b.rbuf);
+    exit(0);
+}
+
+static void report(const opts *o, const char *mode, double secs, double cpu0, double cpu1,
+                   const char *extra_json, const char *extra_text)
+{
+    double rate = (double)o->count / secs;
+    double cpu_per_m = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) * 1e6 / (double)o->count : -1;
+    if (o->json) {
+        printf("{\"mode\":\"%s\",\"count\":%llu,\"size\":%zu,\"inflight\":%u,\"rate\":%llu,"
+               "\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"broker_cpu_s_per_million\":%.2f%s}\n",
+               mode, (unsigned long long)o->count, o->size, o->inflight,
+               (unsigned long long)o->rate, secs, rate, cpu_per_m, extra_json);
+    } else {
+        printf("%s: %llu messages of %zu bytes in %.2f s = %.0f msg/s", mode,
+               (unsigned long long)o->count, o->size, secs, rate);
+        if (cpu_per_m >= 0) {
+            printf(", broker CPU %.2f s per million", cpu_per_m);
+        }
+        printf("%s\n", extra_text);
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ferry-amqp-bench [options] produce|e2e\n"
+               "  --broker HOST:PORT   (default 127.0.0.1:5672)\n"
+               "  --target ADDRESS     the sender's target (default bench)\n"
+               "  --source ADDRESS     e2e: the receiver's source (default\n"
+               "                       <target>/subscriptions/bench, Ferry's clustering group)\n"
+               "  --user U --password P  SASL PLAIN (default: SASL ANONYMOUS)\n"
+               "  --size BYTES         message body size (default 100)\n"
+               "  --count N            messages (default 1000000)\n"
+               "  --inflight N         unsettled transfers outstanding, at most (default 1024)\n"
+               "  --credit N           e2e: the receiver's link credit window (default 1000)\n"
+               "  --rate N             messages per second (default: as fast as possible)\n"
+               "  --broker-pid PID     report the broker's CPU seconds per million messages\n"
+               "  --json               one JSON object per run\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        {"broker", required_argument, NULL, 'b'},
+        {"target", required_argument, NULL, 't'},
+        {"source", required_argument, NULL, 'S'},
+        {"user", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'P'},
+        {"size", required_argument, NULL, 's'},
+        {"count", required_argument, NULL, 'n'},
+        {"inflight", required_argument, NULL, 'i'},
+        {"credit", required_argument, NULL, 'c'},
+        {"rate", required_argument, NULL, 'r'},
+        {"broker-pid", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opts o = {"127.0.0.1:5672", "bench", NULL, NULL, NULL, 100, 1000000, 1024, 1000, 0, 0, false};
+    char source[300];
+    bench b = {0};
+    double cpu0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        switch (ch) {
+        case 'b':
+            o.broker = optarg;
+            break;
+        case 't':
+            o.target = optarg;
+            break;
+        case 'S':
+            o.source = optarg;
+            break;
+        case 'u':
+            o.user = optarg;
+            break;
+        case 'P':
+            o.password = optarg;
+            break;
+        case 's':
+            o.size = strtoul(optarg, NULL, 10);
+            break;
+        case 'n':
+            o.count = strtoull(optarg, NULL, 10);
+            break;
+        case 'i':
+            o.inflight = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'c':
+            o.credit = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'r':
+            o.rate = strtoull(optarg, NULL, 10);
+            break;
+        case 'p':
+            o.broker_pid = atoi(optarg);
+            break;
+        case 'j':
+            o.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind + 1 != argc || o.count == 0 || o.inflight == 0 || o.credit == 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (!o.source) {
+        snprintf(source, sizeof(source), "%s/subscriptions/bench", o.target);
+        o.source = source;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    b.o = &o;
+    b.sender = true;
+    b.ready_fd = -1;
+    encode_message(&b);
+
+    if (strcmp(argv[optind], "produce") == 0) {
+        double secs;
+        cpu0 = broker_cpu_s(o.broker_pid);
+        if (run(&b) != 0 || b.accepted != o.count) {
+            fprintf(stderr, "ferry-amqp-bench: %llu of %llu accepted\n",
+                    (unsigned long long)b.accepted, (unsigned long long)o.count);
+            return 1;
+        }
+        secs = (double)(now_ns() - b.t0) / 1e9;
+        report(&o, "produce", secs, cpu0, broker_cpu_s(o.broker_pid), "", "");
+        free(b.enc);
+        return 0;
+    }
+    if (strcmp(argv[optind], "e2e") == 0) {
+        int ready[2], result[2], status;
+        char buf[256] = "", extra_json[256], extra_text[256];
+        unsigned long long n = 0;
+        double csecs = 0, p50 = 0, p99 = 0, p999 = 0, pmax = 0;
+        ssize_t got, total = 0;
+        pid_t pid;
+        int rc;
+        if (pipe(ready) != 0 || pipe(result) != 0) {
+            perror("pipe");
+            return 1;
+        }
+        pid = fork();
+        if (pid == 0) {
+            close(ready[0]);
+            close(result[0]);
+            receive_child(&o, ready[1], result[1]);
+        }
+        close(ready[1]);
+        close(result[1]);
+        if (read(ready[0], buf, 1) != 1) {
+            fprintf(stderr, "ferry-amqp-bench: the receiver did not attach\n");
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            return 1;
+        }
+        cpu0 = broker_cpu_s(o.broker_pid);
+        rc = run(&b);
+        if (rc != 0) {
+            kill(pid, SIGKILL);
+        }
+        while ((got = read(result[0], buf + total, sizeof(buf) - 1 - (size_t)total)) > 0) {
+            total += got;
+        }
+        waitpid(pid, &status, 0);
+        buf[total] = '\0';
+        if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+            sscanf(buf, "%llu %lf %lf %lf %lf %lf", &n, &csecs, &p50, &p99, &p999, &pmax) != 6) {
+            fprintf(stderr, "ferry-amqp-bench: the %s failed\n", rc ? "sender" : "receiver");
+            return 1;
+        }
+        snprintf(extra_json, sizeof(extra_json),
+                 ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}", p50, p99,
+                 p999, pmax);
+        snprintf(extra_text, sizeof(extra_text),
+                 ", latency p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us", p50, p99, p999,
+                 pmax);
+        report(&o, "e2e", csecs, cpu0, broker_cpu_s(o.broker_pid), extra_json, extra_text);
+        free(b.enc);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}
