@@ -182,7 +182,7 @@ section=$(mktemp -p "$tmp")
     echo "\`b<n>\` (8 queues), receiver from \`b<n>/subscriptions/bench\` (a clustering group)."
     echo "RabbitMQ: its own node on loopback, default settings, AMQP 1.0 plugin, sender and receiver"
     echo "on \`/queue/b<n>\` (a classic queue). The fixed-rate case paces sends in 1 ms ticks and is the"
-    echo "median (by p99.9) of 3 runs; the others are one run each. ${rabbit_note}"
+    echo "median (by p99.9) of 3 runs; the others are one run each.${rabbit_note:+ $rabbit_note}"
     echo
     cat "$table"
     echo "$end"
