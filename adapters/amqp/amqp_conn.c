@@ -261,6 +261,8 @@ void amqp_conn_process(amqp_conn *c)
         while (!c->closing && (e = pn_connection_driver_next_event(&c->driver)) != NULL) {
             handle(c, e);
         }
+        /* The transfers of this read go to the store together. */
+        amqp_links_flush(c);
         if (c->closing) {
             break;
         }

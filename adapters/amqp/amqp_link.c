@@ -174,6 +174,7 @@ static void link_end(alink *l, enum link_end_how how)
 
 void amqp_links_close_all(amqp_conn *c)
 {
+    amqp_links_flush(c); /* what arrived complete is stored, as it would have been */
     for (alink *l = c->links, *next; l; l = next) {
         next = l->next;
         link_end(l, END_CONN);
@@ -289,38 +290,147 @@ static void reject(pn_delivery_t *d, const char *cond, const char *desc)
     pn_delivery_settle(d);
 }
 
-typedef struct produce_ctx {
-    alink *l;
+/* The complete transfers of one link from one read, produced together: one store batch, one
+ * completion, dispositions in order. Holds a reference on the link and a pending count on the
+ * connection. */
+typedef struct in_item {
     pn_delivery_t *d; /* NULL: pre-settled */
-} produce_ctx;
+    size_t rec_off, rec_len, key_off, key_len;
+} in_item;
 
-static void on_produced(void *arg, int status, const fy_produce_result *res, size_t n)
+struct in_batch {
+    alink *l;
+    fy_buf data; /* records and sharding keys, back to back */
+    in_item *items;
+    size_t n, cap;
+};
+
+#define BATCH_MAX_MSGS 256
+#define BATCH_MAX_BYTES (1u << 20)
+
+static in_batch *batch_new(alink *l)
 {
-    produce_ctx *x = arg;
-    alink *l = x->l;
-    amqp_conn *c = l->c;
-    l->in_pending--;
-    if (status == FY_OK) {
-        c->srv->stats.messages_in++;
-    } else {
-        fy_log(WARN, "amqp", "conn=%llu err=%s msg=\"transfer not stored\"",
-               (unsigned long long)c->id, fy_errname(status));
+    in_batch *b = FY_NEW(in_batch);
+    b->l = l;
+    l->refs++;
+    l->c->pending++;
+    return b;
+}
+
+static void batch_add(in_batch *b, pn_delivery_t *d, fy_slice rec, fy_slice key)
+{
+    in_item *it;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->items = fy_realloc(b->items, b->cap * sizeof(*b->items));
     }
-    if (x->d && l->link && !l->closed && !c->closing) {
+    it = &b->items[b->n++];
+    it->d = d;
+    it->rec_off = b->data.len;
+    it->rec_len = rec.len;
+    fy_buf_append(&b->data, rec.p, rec.len);
+    it->key_off = b->data.len;
+    it->key_len = key.len;
+    fy_buf_append(&b->data, key.p, key.len);
+    b->l->in_pending++;
+}
+
+/* Settles the batch's unsettled transfers (accepted, or rejected with status) and lets go. */
+static void batch_finish(in_batch *b, int status)
+{
+    alink *l = b->l;
+    amqp_conn *c = l->c;
+    bool live = l->link && !l->closed && !c->closing;
+    for (size_t i = 0; i < b->n; i++) {
+        in_item *it = &b->items[i];
+        l->in_pending--;
         if (status == FY_OK) {
-            pn_delivery_update(x->d, PN_ACCEPTED);
-            pn_delivery_settle(x->d);
-        } else {
-            const char *cond, *desc;
-            produce_refusal(status, &cond, &desc);
-            reject(x->d, cond, desc);
+            c->srv->stats.messages_in++;
         }
+        if (it->d && live) {
+            if (status == FY_OK) {
+                pn_delivery_update(it->d, PN_ACCEPTED);
+                pn_delivery_settle(it->d);
+            } else {
+                const char *cond, *desc;
+                produce_refusal(status, &cond, &desc);
+                reject(it->d, cond, desc);
+            }
+        }
+    }
+    if (status != FY_OK && b->n > 0) {
+        fy_log(WARN, "amqp", "conn=%llu transfers=%zu err=%s msg=\"transfers not stored\"",
+               (unsigned long long)c->id, b->n, fy_errname(status));
+    }
+    if (live && b->n > 0) {
         in_top_up(l);
         amqp_conn_schedule(c);
     }
-    fy_free(x);
+    fy_buf_free(&b->data);
+    fy_free(b->items);
+    fy_free(b);
     amqp_link_unref(l);
     amqp_conn_pending_done(c);
+}
+
+static void on_produced(void *arg, int status, const fy_produce_result *res, size_t n)
+{
+    batch_finish(arg, status);
+}
+
+static int batch_submit(in_batch *b)
+{
+    fy_produce_msg *m = fy_malloc(b->n * sizeof(*m));
+    int rc;
+    for (size_t i = 0; i < b->n; i++) {
+        m[i].record = (fy_slice){b->data.data + b->items[i].rec_off, b->items[i].rec_len};
+        m[i].sharding_key = (fy_slice){b->data.data + b->items[i].key_off, b->items[i].key_len};
+    }
+    rc = fy_core_produce(b->l->c->srv->env.core, m, b->n, on_produced, b, NULL);
+    fy_free(m);
+    return rc;
+}
+
+/* Produces l's batch. A refusal of the whole (one bad transfer refuses a batch) is retried
+ * transfer by transfer, so that only the bad one is rejected. */
+static void batch_flush(alink *l)
+{
+    in_batch *b = l->batch;
+    int rc;
+    if (!b) {
+        return;
+    }
+    l->batch = NULL;
+    rc = batch_submit(b);
+    if (rc == FY_OK) {
+        return;
+    }
+    if (b->n > 1) {
+        for (size_t i = 0; i < b->n; i++) {
+            in_batch *one = batch_new(l);
+            in_item *it = &b->items[i];
+            l->in_pending--; /* moves to the single batch */
+            batch_add(one, it->d, (fy_slice){b->data.data + it->rec_off, it->rec_len},
+                      (fy_slice){b->data.data + it->key_off, it->key_len});
+            if ((rc = batch_submit(one)) != FY_OK) {
+                batch_finish(one, rc);
+            }
+        }
+        b->n = 0;
+        batch_finish(b, FY_OK);
+        return;
+    }
+    batch_finish(b, rc);
+}
+
+void amqp_links_flush(amqp_conn *c)
+{
+    for (alink *l = c->links, *next; l; l = next) {
+        next = l->next; /* a closed link may go when its batch finishes */
+        if (l->batch) {
+            batch_flush(l);
+        }
+    }
 }
 
 /* A complete transfer in l->rx. */
@@ -331,11 +441,8 @@ static void transfer_done(alink *l, pn_delivery_t *d)
     bool settled = pn_delivery_settled(d); /* pre-settled by the client: at most once */
     fy_amqp_in in = {FY_BUF_INIT, FY_BUF_INIT, ""};
     fy_amqp_map_err me;
-    fy_produce_msg m;
-    produce_ctx *x;
     const char *cond = NULL, *desc = NULL;
     char why[200];
-    int rc;
 
     me = fy_amqp_map_in(l->rx.data, l->rx.len, l->topic, c->peer, fy_wall_ms(), &in);
     fy_buf_reset(&l->rx);
@@ -357,22 +464,16 @@ static void transfer_done(alink *l, pn_delivery_t *d)
         desc = why;
         goto refused;
     }
-    m.record = (fy_slice){in.record.data, in.record.len};
-    m.sharding_key = (fy_slice){in.sharding_key.data, in.sharding_key.len};
-    x = FY_NEW(produce_ctx);
-    x->l = l;
-    x->d = settled ? NULL : d;
-    rc = fy_core_produce(srv->env.core, &m, 1, on_produced, x, NULL);
-    if (rc != FY_OK) {
-        fy_free(x);
-        produce_refusal(rc, &cond, &desc);
-        goto refused;
+    if (!l->batch) {
+        l->batch = batch_new(l);
     }
-    l->refs++;
-    l->in_pending++;
-    c->pending++;
+    batch_add(l->batch, settled ? NULL : d, (fy_slice){in.record.data, in.record.len},
+              (fy_slice){in.sharding_key.data, in.sharding_key.len});
     if (settled) {
         pn_delivery_settle(d);
+    }
+    if (l->batch->n >= BATCH_MAX_MSGS || l->batch->data.len >= BATCH_MAX_BYTES) {
+        batch_flush(l);
     }
     fy_amqp_in_free(&in);
     return;

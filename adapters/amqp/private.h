@@ -38,6 +38,7 @@ typedef struct fy_amqp_config {
 typedef struct amqp_server amqp_server;
 typedef struct amqp_conn amqp_conn;
 typedef struct alink alink;
+typedef struct in_batch in_batch;
 
 /* One attached link, either direction. */
 struct alink {
@@ -48,6 +49,7 @@ struct alink {
     char *topic;         /* NULL: anonymous relay (per-message `to`) */
     uint32_t in_pending; /* transfers waiting for the store */
     fy_buf rx;           /* the delivery being received */
+    in_batch *batch;     /* complete transfers not yet handed to the core */
     /* consuming */
     fy_sub *sub;
     char *group;
@@ -119,6 +121,9 @@ void amqp_link_event(amqp_conn *c, pn_event_t *e);
 void amqp_links_close_all(amqp_conn *c);
 /* A store completion referring to l finished. */
 void amqp_link_unref(alink *l);
+/* Hands every link's complete transfers to the core, one produce per link (called once
+ * proton's events of a read are handled). */
+void amqp_links_flush(amqp_conn *c);
 /* Session s ended: its links end with it. */
 void amqp_links_session_end(amqp_conn *c, pn_session_t *s);
 
