@@ -1912,24 +1912,39 @@ static void arm_timer(fy_core *c)
 
 /* ---- Light queues -------------------------------------------------------------------------- */
 
-#define MAX_ROUTES 64
-
+/* One message being routed: where its light queue entries go. */
 typedef struct route_ctx {
-    const char *names[MAX_ROUTES];
-    size_t n;
+    fy_core *c;
+    fy_wbatch *b;
+    uint32_t slot; /* the message's result slot in b */
+    uint32_t topic_id;
+    uint64_t born_ms;
+    uint32_t **ids; /* topic id per result slot */
+    size_t *nids, *capids;
 } route_ctx;
 
+/* Appends an entry for the message to light queue `name` (created in the batch if new). */
 static void route_emit(void *arg, const char *name)
 {
     route_ctx *x = arg;
-    for (size_t i = 0; i < x->n; i++) {
-        if (strcmp(x->names[i], name) == 0) {
-            return;
-        }
+    fy_core *c = x->c;
+    fy_record r = {0};
+    uint8_t body[16] = {0};
+    topic *lq;
+    if (strlen(name) + strlen(FY_LQ_PREFIX) > FY_INTERNAL_NAME_MAX) {
+        return;
     }
-    if (x->n < MAX_ROUTES) {
-        x->names[x->n++] = name;
+    lq = internal_topic(c, FY_LQ_PREFIX, name, x->b);
+    fy_be32_put(body, x->topic_id); /* then queue id and offset, filled in by the store */
+    r.topic = fy_slice_str(lq->name);
+    r.born_ms = x->born_ms;
+    r.body = (fy_slice){body, sizeof(body)};
+    fy_buf_reset(&c->lq_rec);
+    if (fy_record_encode(&r, &c->lq_rec) != FY_OK ||
+        fy_wbatch_append_ref(x->b, lq->id, 0, c->lq_rec.data, c->lq_rec.len, x->slot) < 0) {
+        return;
     }
+    PUSH(*x->ids, *x->nids, *x->capids, lq->id);
 }
 
 /* Adds, for the message appended in result slot `slot` of b (topic_id, view v), an entry to
@@ -1937,30 +1952,9 @@ static void route_emit(void *arg, const char *name)
 static void route(fy_core *c, fy_wbatch *b, uint32_t slot, uint32_t topic_id,
                   const fy_record_view *v, uint32_t **ids, size_t *nids, size_t *capids)
 {
-    route_ctx x;
-    if (!c->router) {
-        return;
-    }
-    x.n = 0;
-    c->router(c->router_arg, v, route_emit, &x);
-    for (size_t i = 0; i < x.n; i++) {
-        fy_record r = {0};
-        uint8_t body[16] = {0};
-        topic *lq;
-        if (strlen(x.names[i]) + strlen(FY_LQ_PREFIX) > FY_INTERNAL_NAME_MAX) {
-            continue;
-        }
-        lq = internal_topic(c, FY_LQ_PREFIX, x.names[i], b);
-        fy_be32_put(body, topic_id); /* then queue id and offset, filled in by the store */
-        r.topic = fy_slice_str(lq->name);
-        r.born_ms = v->born_ms;
-        r.body = (fy_slice){body, sizeof(body)};
-        fy_buf_reset(&c->lq_rec);
-        if (fy_record_encode(&r, &c->lq_rec) != FY_OK ||
-            fy_wbatch_append_ref(b, lq->id, 0, c->lq_rec.data, c->lq_rec.len, slot) < 0) {
-            continue;
-        }
-        PUSH(*ids, *nids, *capids, lq->id);
+    route_ctx x = {c, b, slot, topic_id, v->born_ms, ids, nids, capids};
+    if (c->router) {
+        c->router(c->router_arg, v, route_emit, &x);
     }
 }
 

@@ -331,8 +331,9 @@ int fy_core_group_set_max_reconsume(fy_core *c, const char *group, int max_recon
 #define FY_LQ_PREFIX "%LQ%"
 
 /* Called once per stored message (produced, or a delayed message becoming due): emit(ctx, name)
- * for each light queue that must index it (at most 64; a name twice counts once). Runs on the
- * loop inside the produce; it must not call the core. */
+ * for each light queue that must index it, each name at most once per message (the router
+ * makes sure: an entry is added per call). Runs on the loop inside the produce; it must not
+ * call the core. */
 typedef void (*fy_route_emit)(void *ctx, const char *name);
 typedef void (*fy_router_fn)(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx);
 

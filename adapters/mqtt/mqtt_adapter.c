@@ -140,6 +140,7 @@ static void mqtt_stop(void *state)
     mqtt_conn_close_all(srv);
     fy_strmap_each(&srv->sessions, free_session, NULL);
     fy_strmap_free(&srv->sessions);
+    mqtt_route_free(srv);
     mqtt_retained_free(srv);
     if (srv->tick_ev) {
         event_free(srv->tick_ev);

@@ -77,6 +77,7 @@ static void on_stored(void *arg, int status)
 static void finish(mqtt_conn *c, sub_ctx *x)
 {
     mqtt_session *s = c->s;
+    mqtt_session_reindex(s);
     mqtt_session_reconcile(s);
     if (s->durable && mqtt_session_store(s, on_stored, x) == FY_OK) {
         c->pending++;

@@ -22,6 +22,7 @@
 #define SESSION_VERSION 1
 
 static const fy_sub_ops csub_ops;
+static void route_unindex(mqtt_session *s);
 
 /* ---- Names and keys ------------------------------------------------------------------------ */
 
@@ -124,6 +125,7 @@ void mqtt_session_free(mqtt_session *s)
     }
     close_csubs(s);
     drop_outgoing(s);
+    route_unindex(s);
     if (s->group) {
         mqtt_server *srv = s->srv;
         mqtt_session *last = srv->durables[--srv->ndurables];
@@ -351,6 +353,7 @@ static int load_session(void *arg, const uint8_t *key, size_t klen, const uint8_
     }
     /* The expiry clock starts again at start-up: when the broker went down is not known. */
     s->expire_at = s->expiry_ms == UINT64_MAX ? UINT64_MAX : fy_mono_ms() + s->expiry_ms;
+    mqtt_session_reindex(s);
     fy_free(id);
     return 0;
 }
@@ -733,27 +736,165 @@ void mqtt_session_on_topic(void *arg, const fy_topic_info *t)
     fy_strmap_each(&srv->sessions, session_on_topic, &x);
 }
 
+/* ---- The router's index ------------------------------------------------------------------ */
+
+/* The durable sessions with an exact (wildcard-free) filter, by that filter. */
+typedef struct route_list {
+    char *filter;
+    mqtt_session **v;
+    size_t n, cap;
+} route_list;
+
+static bool has_wildcard(const char *f)
+{
+    return strpbrk(f, "+#") != NULL;
+}
+
+static void route_unindex(mqtt_session *s)
+{
+    mqtt_server *srv = s->srv;
+    for (size_t i = 0; i < s->nroute_keys; i++) {
+        route_list *l =
+            fy_strmap_get(&srv->route_exact, s->route_keys[i], strlen(s->route_keys[i]));
+        for (size_t k = 0; l && k < l->n; k++) {
+            if (l->v[k] == s) {
+                l->v[k] = l->v[--l->n];
+                break;
+            }
+        }
+        if (l && l->n == 0) {
+            fy_strmap_del(&srv->route_exact, l->filter);
+            fy_free(l->filter);
+            fy_free(l->v);
+            fy_free(l);
+        }
+        fy_free(s->route_keys[i]);
+    }
+    fy_free(s->route_keys);
+    s->route_keys = NULL;
+    s->nroute_keys = 0;
+    if (s->in_wild) {
+        mqtt_session *last = srv->route_wild[--srv->nwild];
+        srv->route_wild[s->wild_ix] = last;
+        last->wild_ix = s->wild_ix;
+        s->in_wild = false;
+    }
+}
+
+/* Lists a durable session under its own subscriptions' exact filters, or among the sessions
+ * with wildcards, after its subscriptions changed. */
+void mqtt_session_reindex(mqtt_session *s)
+{
+    mqtt_server *srv = s->srv;
+    bool wild = false;
+    route_unindex(s);
+    s->any_no_local = false;
+    if (!s->group) {
+        return;
+    }
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const msub *m = &s->subs[i];
+        route_list *l;
+        bool listed = false;
+        if (m->share) {
+            continue;
+        }
+        s->any_no_local = s->any_no_local || m->no_local;
+        if (has_wildcard(m->filter)) {
+            wild = true;
+            continue;
+        }
+        for (size_t k = 0; k < s->nroute_keys && !listed; k++) {
+            listed = strcmp(s->route_keys[k], m->filter) == 0;
+        }
+        if (listed) {
+            continue;
+        }
+        l = fy_strmap_get(&srv->route_exact, m->filter, strlen(m->filter));
+        if (!l) {
+            l = FY_NEW(route_list);
+            l->filter = fy_strdup(m->filter);
+            fy_strmap_put(&srv->route_exact, l->filter, l);
+        }
+        if (l->n == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 2;
+            l->v = fy_realloc(l->v, l->cap * sizeof(*l->v));
+        }
+        l->v[l->n++] = s;
+        s->route_keys = fy_realloc(s->route_keys, (s->nroute_keys + 1) * sizeof(char *));
+        s->route_keys[s->nroute_keys++] = fy_strdup(m->filter);
+    }
+    if (wild) {
+        if (srv->nwild == srv->capwild) {
+            srv->capwild = srv->capwild ? srv->capwild * 2 : 16;
+            srv->route_wild = fy_realloc(srv->route_wild, srv->capwild * sizeof(*srv->route_wild));
+        }
+        s->wild_ix = srv->nwild;
+        srv->route_wild[srv->nwild++] = s;
+        s->in_wild = true;
+    }
+}
+
+static void free_route_list(void *arg, const char *key, void *val)
+{
+    route_list *l = val;
+    fy_free(l->filter);
+    fy_free(l->v);
+    fy_free(l);
+}
+
+void mqtt_route_free(mqtt_server *srv)
+{
+    fy_strmap_each(&srv->route_exact, free_route_list, NULL);
+    fy_strmap_free(&srv->route_exact);
+    fy_free(srv->route_wild);
+    srv->route_wild = NULL;
+    srv->nwild = srv->capwild = 0;
+}
+
+/* Whether one of s's own (not shared) subscriptions takes the message. */
+static bool session_takes(const mqtt_session *s, const mqtt_meta *meta)
+{
+    for (size_t k = 0; k < s->nsubs; k++) {
+        const msub *m = &s->subs[k];
+        if (m->share || (m->no_local && meta_from(s, meta))) {
+            continue;
+        }
+        if (fy_mqtt_match(fy_slice_str(m->filter), meta->topic)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The core's router: a stored message goes into the light queue of every durable session with
- * a subscription of its own (not shared) that matches it, once per session. */
+ * a subscription of its own (not shared) that matches it, once per session. Sessions with an
+ * exact filter are found by the message's topic; only those with wildcards are tried one by
+ * one. */
 void mqtt_session_route(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx)
 {
     mqtt_server *srv = arg;
     mqtt_meta meta;
+    route_list *l;
+    uint64_t gen;
     if (srv->ndurables == 0) {
         return;
     }
     meta_read(v, &meta);
-    for (size_t i = 0; i < srv->ndurables; i++) {
-        mqtt_session *s = srv->durables[i];
-        for (size_t k = 0; k < s->nsubs; k++) {
-            const msub *m = &s->subs[k];
-            if (m->share || (m->no_local && meta_from(s, &meta))) {
-                continue;
-            }
-            if (fy_mqtt_match(fy_slice_str(m->filter), meta.topic)) {
-                emit(ctx, s->group);
-                break;
-            }
+    gen = ++srv->route_gen;
+    l = fy_strmap_get(&srv->route_exact, (const char *)meta.topic.p, meta.topic.len);
+    for (size_t i = 0; l && i < l->n; i++) {
+        mqtt_session *s = l->v[i];
+        if (s->route_gen != gen && (!s->any_no_local || session_takes(s, &meta))) {
+            s->route_gen = gen;
+            emit(ctx, s->group);
+        }
+    }
+    for (size_t i = 0; i < srv->nwild; i++) {
+        mqtt_session *s = srv->route_wild[i];
+        if (s->route_gen != gen && session_takes(s, &meta)) {
+            s->route_gen = gen;
+            emit(ctx, s->group);
         }
     }
 }

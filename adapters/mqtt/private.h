@@ -84,6 +84,13 @@ enum { OUT_QUEUED = 0, OUT_WAIT_ACK = 1, OUT_WAIT_COMP = 2 };
 struct mqtt_session {
     mqtt_server *srv;
     size_t durable_ix; /* in srv->durables, when s->group */
+    /* The router's index of a durable session's own subscriptions (mqtt_session_reindex). */
+    char **route_keys; /* exact filters it is listed under in srv->route_exact */
+    size_t nroute_keys;
+    bool in_wild; /* listed in srv->route_wild (it has a wildcard filter) */
+    size_t wild_ix;
+    bool any_no_local;  /* some subscription has No Local */
+    uint64_t route_gen; /* the message it was last routed (once per message) */
     char *client_id;
     char *group;        /* durable sessions: the clustering group; NULL: broadcast members */
     bool durable;       /* kept after disconnect until expiry */
@@ -169,8 +176,12 @@ struct mqtt_server {
     uint64_t next_conn_id;
     mqtt_conn *conns;
     fy_strmap sessions;      /* client id -> mqtt_session */
-    mqtt_session **durables; /* sessions with a light queue, for the router */
+    mqtt_session **durables; /* sessions with a light queue */
     size_t ndurables, capdurables;
+    fy_strmap route_exact;     /* exact filter -> route_list of durable sessions */
+    mqtt_session **route_wild; /* durable sessions with a wildcard filter */
+    size_t nwild, capwild;
+    uint64_t route_gen;
     fy_strmap retained; /* MQTT topic -> mqtt_retained */
     struct event *tick_ev;
     fy_buf scratch;
@@ -225,6 +236,8 @@ void mqtt_session_load_all(mqtt_server *srv);
 void mqtt_session_on_topic(void *arg, const fy_topic_info *t);
 void mqtt_session_tick(mqtt_server *srv);
 void mqtt_session_route(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx);
+void mqtt_session_reindex(mqtt_session *s);
+void mqtt_route_free(mqtt_server *srv);
 void mqtt_session_send_retained(mqtt_session *s, const msub *m);
 void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type);
 void mqtt_session_drained(mqtt_session *s);

@@ -5,7 +5,8 @@
 # and goes away; 300 messages go to fan/other/x and 3 to fan/dev7/cmd. `ferryctl group describe
 # mqtt%interop-24` shows the session's group reading only %LQ%mqtt%interop-24, 3 entries; on
 # reconnect it gets exactly those 3, in order. A second session's durable subscription to fan/#
-# is indexed the other messages too (each message indexed per matching session).
+# is indexed the other messages too (each message indexed per matching session), and a session
+# whose exact and wildcard subscriptions both match gets each message once.
 # interop: ferry-only
 import json
 import os
@@ -33,6 +34,11 @@ def test():
     allc.connect()
     allc.subscribe("fan/#", 1)
     allc.disconnect()
+    both = mqttc.Client("interop-24-both", V311, clean_session=False)
+    both.connect()
+    both.subscribe("fan/dev7/cmd", 1)
+    both.subscribe("fan/+/cmd", 1)
+    both.disconnect()
     p = mqttc.Client("interop-24-pub", V311)
     p.connect()
     for i in range(300):
@@ -52,6 +58,9 @@ def test():
     eq([m.payload for m in got], [b"m0", b"m1", b"m2"], "backlog in order")
     dev.expect_no_more(3, "nothing but its own messages")
     check(all(m.topic == "fan/dev7/cmd" for m in got), "topics: %r" % got)
+    d = describe("mqtt%interop-24-both")
+    eq(sum(q["max_offset"] - q["committed"] for q in d["queues"]), 3,
+       "one entry per message for two matching subscriptions: %s" % d)
 
 
 if __name__ == "__main__":

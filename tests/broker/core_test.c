@@ -1917,13 +1917,12 @@ static void test_core_tx_list(void **state)
 /* ---- Light queues ---------------------------------------------------------------------------- */
 
 /* Routes messages whose property "a" starts with x to light queue "lx", and those starting with
- * "xy" also to "lxy" (named twice: indexed once). */
+ * "xy" also to "lxy". */
 static void router_x(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx)
 {
     fy_slice val;
     (*(int *)arg)++;
     if (fy_record_prop_get(v, "a", &val) && val.len > 0 && val.p[0] == 'x') {
-        emit(ctx, "lx");
         emit(ctx, "lx");
         if (val.len > 1 && val.p[1] == 'y') {
             emit(ctx, "lxy");
@@ -1951,6 +1950,32 @@ static void produce_routed(env *e, const char *topic, const char *a, const char 
     run_until(e, produced_done, &p);
     assert_int_equal(p.status, FY_OK);
     fy_buf_free(&rec);
+}
+
+/* Routes every message to 100 light queues (more than any fixed table would hold). */
+static void router_many(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx)
+{
+    char name[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "many%d", i);
+        emit(ctx, name);
+    }
+}
+
+static void test_core_light_queue_fan_out(void **state)
+{
+    env *e = *state;
+    fy_topic_info lq;
+    char name[32];
+    fy_core_set_router(e->core, router_many, NULL);
+    produce(e, "fan", "", "m", NULL);
+    for (int i = 0; i < 100; i++) {
+        uint64_t min, max;
+        snprintf(name, sizeof(name), "%%LQ%%many%d", i);
+        assert_int_equal(fy_core_topic_get(e->core, name, &lq), FY_OK);
+        fy_core_queue_range(e->core, lq.topic_id, 0, &min, &max);
+        assert_int_equal(max - min, 1);
+    }
 }
 
 static void test_core_light_queues(void **state)
@@ -2055,6 +2080,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_kv_and_produce_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_light_queue_fan_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_commit_and_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_delayed_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_check_back, setup, teardown),
