@@ -63,6 +63,9 @@ start_rabbitmq() {
     mkdir -p "$r/home"
     port=$(free_port)
     epmd_port=$(free_port)
+    # The distribution port defaults to the AMQP port + 20000, which a free port above 45535
+    # would push past 65535: give it a free port of its own.
+    dist_port=$(free_port)
     echo '[rabbitmq_amqp1_0].' >"$r/enabled_plugins"
     cat >"$r/rabbitmq.conf" <<EOC
 listeners.tcp.default = 127.0.0.1:$port
@@ -73,7 +76,8 @@ log.file.level = warning
 EOC
     HOME=$r/home RABBITMQ_MNESIA_BASE=$r/mnesia RABBITMQ_LOG_BASE=$r/log \
         RABBITMQ_NODENAME=ferrybench$$@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-        RABBITMQ_NODE_PORT=$port ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1 \
+        RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$dist_port ERL_CRASH_DUMP=$r/erl_crash.dump \
+        ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1 \
         RABBITMQ_ENABLED_PLUGINS_FILE=$r/enabled_plugins RABBITMQ_CONFIG_FILE=$r/rabbitmq \
         RABBITMQ_ADVANCED_CONFIG_FILE=$r/advanced.config RABBITMQ_CONF_ENV_FILE=$r/env.conf \
         RABBITMQ_PID_FILE=$r/pid RABBITMQ_PLUGINS_EXPAND_DIR=$r/plugins \
