@@ -6,6 +6,7 @@
 #ifndef FERRY_ADAPTERS_ADAPTER_H
 #define FERRY_ADAPTERS_ADAPTER_H
 
+#include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/core.h"
 
@@ -16,20 +17,8 @@ struct event_base;
 
 #define FY_ADAPTER_ABI 1
 
-/* Credentials a client presented (MQTT CONNECT, AMQP SASL PLAIN), borrowed for the call. */
-typedef struct fy_auth_request {
-    const char *protocol; /* "mqtt", "amqp" */
-    const char *client_id;
-    const char *peer; /* address:port */
-    bool has_username;
-    fy_slice username;
-    bool has_password;
-    fy_slice password;
-} fy_auth_request;
-
-/* The one authentication hook every adapter asks: FY_OK (allowed) or -FY_EPERM. NULL in the env
- * means every client is allowed (anonymous); security (issue 8) will set it. */
-typedef int (*fy_auth_fn)(void *arg, const fy_auth_request *req);
+/* Authentication and authorization (broker/auth.h): fy_auth_request, fy_auth_fn, fy_acl_op and
+ * fy_authz_fn. The hooks in the env are the broker's; an adapter only calls them. */
 
 /* What the broker hands an adapter at start. Borrowed; valid until stop returns. */
 typedef struct fy_adapter_env {
@@ -39,6 +28,10 @@ typedef struct fy_adapter_env {
     uint16_t broker_id;
     fy_auth_fn authenticate; /* NULL: allow everyone */
     void *auth_arg;
+    /* May user (NULL: anonymous) do op on topic? NULL: everything is allowed. Called with
+     * auth_arg. MQTT asks per PUBLISH, per SUBSCRIBE filter and per message delivered. */
+    fy_authz_fn authorize;
+    bool allow_anonymous; /* false: clients must authenticate (AMQP offers no ANONYMOUS) */
 } fy_adapter_env;
 
 /* Counters an adapter shows in /health. */

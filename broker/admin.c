@@ -4,10 +4,12 @@
 #include "broker/admin.h"
 
 #include "adapters/adapter.h"
+#include "broker/auth.h"
 #include "broker/core.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/passwd.h"
 
 #include "ferry/errors.h"
 
@@ -98,9 +100,64 @@ static void handle_health(struct evhttp_request *req, void *arg)
     reply_json(req, healthy ? 200 : 503, body);
 }
 
+/* Whether the request may use the admin API: with a password file, HTTP Basic credentials of a
+ * user it holds, who also needs an `admin` rule when there is an ACL file. Answers 401 (asking
+ * for credentials) or 403 when not. /health stays open: probes need no secret, and it shows
+ * counters only. */
+static bool admin_allowed(struct evhttp_request *req, fy_admin *a)
+{
+    fy_auth *auth = a->b->auth;
+    const char *h;
+    uint8_t dec[512];
+    long n;
+    const uint8_t *colon;
+    char user[256], peer[64] = "-";
+    fy_auth_request ar = {"admin", "", peer, true, {NULL, 0}, true, {NULL, 0}};
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    bool ok;
+    if (!auth || !fy_auth_has_passwords(auth)) {
+        return true;
+    }
+    if (conn) {
+        const char *host = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(conn, (char **)&host, &port);
+        snprintf(peer, sizeof(peer), "%s:%u", host ? host : "?", port);
+    }
+    h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Basic ", 6) != 0 ||
+        (n = fy_base64_decode(h + 6, strlen(h + 6), dec, sizeof(dec) - 1)) < 0 ||
+        !(colon = memchr(dec, ':', (size_t)n)) || (size_t)(colon - dec) >= sizeof(user) ||
+        memchr(dec, 0, (size_t)n)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Basic realm=\"ferry\", charset=\"UTF-8\"");
+        reply_error(req, 401, "authentication required");
+        return false;
+    }
+    ar.username = (fy_slice){dec, (size_t)(colon - dec)};
+    ar.password = (fy_slice){colon + 1, (size_t)(n - (colon + 1 - dec))};
+    ok = fy_auth_authenticate(auth, &ar) == FY_OK;
+    memcpy(user, dec, ar.username.len);
+    user[ar.username.len] = '\0';
+    memset(dec, 0, sizeof(dec));
+    if (!ok) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Basic realm=\"ferry\", charset=\"UTF-8\"");
+        reply_error(req, 401, "bad user name or password");
+        return false;
+    }
+    if (fy_auth_authorize(auth, user, "", "admin", FY_ACL_ADMIN, (fy_slice){NULL, 0}) != FY_OK) {
+        reply_error(req, 403, "not authorized to use the admin API");
+        return false;
+    }
+    return true;
+}
+
 static void handle_other(struct evhttp_request *req, void *arg)
 {
-    (void)arg;
+    if (!admin_allowed(req, arg)) {
+        return;
+    }
     reply_error(req, 404, "no such route");
 }
 

@@ -862,6 +862,9 @@ _Static_assert(FY_LOG_DEBUG == 0 && FY_LOG_INFO == 1 && FY_LOG_WARN == 2 && FY_L
 
 static const char *const flush_choices[] = {"async", "sync", NULL};
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
+_Static_assert(FY_ANON_AUTO == 0 && FY_ANON_TRUE == 1 && FY_ANON_FALSE == 2,
+               "allow_anonymous choices follow enum fy_anon");
+static const char *const anon_choices[] = {"auto", "true", "false", NULL};
 
 #define BC fy_broker_config
 static const fy_config_key broker_keys[] = {
@@ -919,6 +922,15 @@ static const fy_config_key broker_keys[] = {
                        "LevelDB write buffer, the memtable (at least 1MiB)."),
     FY_CONFIG_KEY_SIZE("store_max_commit", BC, store_max_commit, "16MiB", 64 * FY_KiB, UINT64_MAX,
                        "Most bytes written in one group commit (at least 64KiB)."),
+    FY_CONFIG_KEY_STRING(
+        "password_file", BC, password_file, "none",
+        "Users and PBKDF2-SHA512 hashes in mosquitto's format (ferryctl passwd); none = no users."),
+    FY_CONFIG_KEY_STRING(
+        "acl_file", BC, acl_file, "none",
+        "Who may read and write which topics (docs/security.md); none = everyone may do anything."),
+    FY_CONFIG_KEY_ENUM("allow_anonymous", BC, allow_anonymous, "auto", anon_choices,
+                       "Clients without a user name: auto = allowed only when every listener is "
+                       "loopback and there is no password_file."),
     FY_CONFIG_KEY_UINT("broker_id", BC, broker_id, "0", 0, 65535,
                        "Number of this broker (0..65535), written into message ids."),
 };

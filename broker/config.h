@@ -137,6 +137,11 @@ typedef struct fy_listen_config {
     uint64_t port; /* 0..65535; 0 = pick a free port */
 } fy_listen_config;
 
+/* allow_anonymous: auto allows anonymous clients only when every listener binds a loopback
+ * address and no password_file is set; a non-loopback listener without a password_file then
+ * refuses to start (broker/main.c). */
+typedef enum fy_anon { FY_ANON_AUTO = 0, FY_ANON_TRUE = 1, FY_ANON_FALSE = 2 } fy_anon;
+
 typedef struct fy_broker_config {
     char *data_dir;
     int flush;     /* an fy_flush (store/store.h): FY_FLUSH_ASYNC or FY_FLUSH_SYNC */
@@ -159,6 +164,9 @@ typedef struct fy_broker_config {
     uint64_t store_cache_size;   /* bytes */
     uint64_t store_write_buffer; /* bytes */
     uint64_t store_max_commit;   /* bytes */
+    char *password_file;         /* "none" = no users */
+    char *acl_file;              /* "none" = no rules */
+    int allow_anonymous;         /* an fy_anon */
     uint64_t broker_id;          /* 0..65535 */
     fy_listen_config native;
     fy_listen_config admin;

@@ -3,6 +3,7 @@
  * and on SIGINT/SIGTERM stops accepting, flushes the store and exits 0. */
 #include "adapters/adapter.h"
 #include "broker/admin.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/core.h"
 #include "broker/native.h"
@@ -13,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,6 +57,96 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     fy_broker *b = arg;
     fy_log(INFO, "ferryd", "signal=%s msg=\"shutting down\"", sig == SIGINT ? "INT" : "TERM");
     event_base_loopexit(b->base, NULL);
+}
+
+/* SIGHUP: reads the password and ACL files again; bad new files leave the old ones in use. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    fy_broker *b = arg;
+    char err[512];
+    if (!b->auth) {
+        return;
+    }
+    if (fy_auth_reload(b->auth, err, sizeof(err)) == FY_OK) {
+        fy_log(INFO, "ferryd", "signal=HUP msg=\"password and ACL files reloaded\"");
+    } else {
+        fy_log(ERROR, "ferryd", "signal=HUP msg=\"reload failed, keeping the files in use: %s\"",
+               err);
+    }
+}
+
+static bool addr_is_loopback(const char *addr)
+{
+    struct in_addr a;
+    if (strcmp(addr, "localhost") == 0 || strcmp(addr, "::1") == 0) {
+        return true;
+    }
+    return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+/* The first listener (section name) bound to a non-loopback address, or NULL. Adapters' sections
+ * are read through the configuration: [mqtt] and [amqp] count when enabled. */
+static const char *public_listener(const fy_config *conf, const fy_broker_config *cfg, char *addr,
+                                   size_t addrlen)
+{
+    static const char *const adapters[] = {"mqtt", "amqp"};
+    if (!addr_is_loopback(cfg->native.listen)) {
+        snprintf(addr, addrlen, "%s", cfg->native.listen);
+        return "native";
+    }
+    if (!addr_is_loopback(cfg->admin.listen)) {
+        snprintf(addr, addrlen, "%s", cfg->admin.listen);
+        return "admin";
+    }
+    for (size_t i = 0; i < sizeof(adapters) / sizeof(adapters[0]); i++) {
+        fy_buf en = FY_BUF_INIT, la = FY_BUF_INIT;
+        bool pub = false;
+        if (fy_config_get(conf, adapters[i], "enabled", &en) == FY_OK &&
+            fy_config_get(conf, adapters[i], "listen", &la) == FY_OK) {
+            fy_buf_put_u8(&en, 0);
+            fy_buf_put_u8(&la, 0);
+            pub = strcmp((char *)en.data, "true") == 0 && !addr_is_loopback((char *)la.data);
+            snprintf(addr, addrlen, "%s", (char *)la.data);
+        }
+        fy_buf_free(&en);
+        fy_buf_free(&la);
+        if (pub) {
+            return adapters[i];
+        }
+    }
+    return NULL;
+}
+
+/* Decides allow_anonymous and loads the password and ACL files; refuses (false, err) a
+ * non-loopback listener with no authentication configured unless allow_anonymous is true. */
+static bool auth_setup(fy_broker *b, char *err, size_t errlen)
+{
+    const fy_broker_config *cfg = b->cfg;
+    char addr[128] = "";
+    const char *pub = public_listener(b->conf, cfg, addr, sizeof(addr));
+    bool has_pw = strcmp(cfg->password_file, "none") != 0 && cfg->password_file[0];
+    bool anon;
+    if (cfg->allow_anonymous == FY_ANON_AUTO && pub && !has_pw) {
+        snprintf(err, errlen,
+                 "[%s] listen %s is not a loopback address and no authentication is configured: "
+                 "set password_file (ferryctl passwd), or allow_anonymous true to accept "
+                 "anyone on the network",
+                 pub, addr);
+        return false;
+    }
+    anon =
+        cfg->allow_anonymous == FY_ANON_TRUE || (cfg->allow_anonymous == FY_ANON_AUTO && !has_pw);
+    if (fy_auth_new(cfg->password_file, cfg->acl_file, anon, &b->auth, err, errlen) != FY_OK) {
+        return false;
+    }
+    fy_log(INFO, "ferryd", "password_file=%s acl_file=%s allow_anonymous=%s msg=\"security\"",
+           cfg->password_file, cfg->acl_file, anon ? "true" : "false");
+    if (!anon && !has_pw) {
+        fy_log(WARN, "ferryd",
+               "msg=\"allow_anonymous is false and there is no password_file: nobody can "
+               "connect\"");
+    }
+    return true;
 }
 
 static int parse_args(int argc, char **argv, const char **conf_path, override *ov, int *nov)
@@ -130,7 +222,7 @@ int main(int argc, char **argv)
     override ov[16];
     int nov = 0, rc = 1;
     char err[512];
-    struct event *sigint = NULL, *sigterm = NULL;
+    struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
     fy_adapters *adapters = NULL;
 
     if (parse_args(argc, argv, &conf_path, ov, &nov) != 0) {
@@ -167,6 +259,11 @@ int main(int argc, char **argv)
     }
     fy_log(INFO, "ferryd", "version=%s config=%s data_dir=%s msg=\"starting\"", FERRY_VERSION,
            conf_path ? conf_path : "(defaults)", cfg.data_dir);
+    if (!auth_setup(&b, err, sizeof(err))) {
+        fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
+        fprintf(stderr, "ferryd: %s\n", err);
+        goto out;
+    }
 
     fy_store_opts so = {
         .dir = cfg.data_dir,
@@ -191,14 +288,20 @@ int main(int argc, char **argv)
     }
     if (fy_native_start(b.base, b.core, (uint16_t)cfg.broker_id,
                         (size_t)cfg.max_message_size + FY_NATIVE_FRAME_SLACK, cfg.native.listen,
-                        (uint16_t)cfg.native.port, &b.native, err, sizeof(err)) != FY_OK) {
+                        (uint16_t)cfg.native.port, b.auth, &b.native, err, sizeof(err)) != FY_OK) {
         fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
     }
     {
-        fy_adapter_env env = {b.base, b.core, cfg.max_message_size, (uint16_t)cfg.broker_id,
-                              NULL,   NULL}; /* no authentication yet: anonymous clients */
+        fy_adapter_env env = {b.base,
+                              b.core,
+                              cfg.max_message_size,
+                              (uint16_t)cfg.broker_id,
+                              fy_auth_authenticate,
+                              b.auth,
+                              fy_auth_authorize,
+                              fy_auth_allows_anonymous(b.auth)};
         if (fy_adapters_start(adapters, &env, err, sizeof(err)) != FY_OK) {
             fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
             fprintf(stderr, "ferryd: %s\n", err);
@@ -216,6 +319,8 @@ int main(int argc, char **argv)
     sigterm = evsignal_new(b.base, SIGTERM, on_signal, &b);
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
+    sighup = evsignal_new(b.base, SIGHUP, on_hup, &b);
+    evsignal_add(sighup, NULL);
     fy_log(INFO, "ferryd", "msg=\"ready\"");
 
     event_base_dispatch(b.base);
@@ -241,6 +346,9 @@ out:
     if (sigterm) {
         event_free(sigterm);
     }
+    if (sighup) {
+        event_free(sighup);
+    }
     fy_native_stop(b.native);
     fy_adapters_stop(adapters);
     fy_admin_stop(b.admin);
@@ -251,5 +359,6 @@ out:
     }
     fy_config_free(b.conf);
     fy_adapters_free(adapters);
+    fy_auth_free(b.auth);
     return rc;
 }

@@ -4,6 +4,7 @@
  * frame closes only its own connection, with a log line saying why. */
 #include "broker/native.h"
 
+#include "broker/auth.h"
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -47,8 +48,10 @@ struct nconn {
     uint64_t id;
     char peer[64];
     char *client_id;
+    char *user; /* authenticated user name; NULL: anonymous */
     bool hello;
-    bool closed; /* socket gone; waiting for pending completions before the free */
+    bool close_on_drain; /* refused: close once the answer is written */
+    bool closed;         /* socket gone; waiting for pending completions before the free */
     bool read_paused;
     uint32_t pending; /* requests waiting for a core completion */
     nsub **subs;
@@ -62,6 +65,7 @@ struct nconn {
 struct fy_native {
     struct event_base *base;
     fy_core *core;
+    fy_auth *auth; /* NULL: everyone may do anything */
     uint16_t broker_id;
     size_t max_frame;
     struct evconnlistener *listener;
@@ -114,6 +118,7 @@ static void conn_free(nconn *c)
     fy_free(c->subs);
     fy_free(c->checkers);
     fy_free(c->client_id);
+    fy_free(c->user);
     fy_free(c);
 }
 
@@ -170,6 +175,38 @@ static bool slice_cstr(fy_slice s, char *buf, size_t n)
     return true;
 }
 
+/* Whether this connection's user may do op on name (a topic or group); answers -FY_EPERM with
+ * what was refused when not. */
+static bool allowed(nconn *c, uint32_t id, fy_acl_op op, fy_slice name)
+{
+    static const char *const what[] = {"", "read topic", "write to topic",
+                                       "", "use group",  "administer topics and groups"};
+    char msg[200];
+    if (!c->srv->auth ||
+        fy_auth_authorize(c->srv->auth, c->user, c->client_id, "native", op, name) == FY_OK) {
+        return true;
+    }
+    snprintf(msg, sizeof(msg), "not authorized to %s%s%.*s", what[op],
+             op == FY_ACL_ADMIN ? "" : " ",
+             op == FY_ACL_ADMIN ? 0 : (int)(name.len > 127 ? 127 : name.len),
+             name.p ? (const char *)name.p : "");
+    fy_log(INFO, "native", "conn=%llu peer=%s user=%s msg=\"refused: %s\"",
+           (unsigned long long)c->id, c->peer, c->user ? c->user : "(anonymous)", msg);
+    reply_error(c, id, -FY_EPERM, msg);
+    return false;
+}
+
+/* The topic of an encoded record, for the ACL; an undecodable record is refused later by the
+ * core. */
+static fy_slice record_topic(fy_slice rec)
+{
+    fy_record_view v;
+    if (fy_record_decode(rec.p, rec.len, &v) != FY_OK) {
+        return (fy_slice){NULL, 0};
+    }
+    return v.topic;
+}
+
 static int handle_hello(nconn *c, const fy_frame *f)
 {
     fy_w_hello m;
@@ -183,6 +220,21 @@ static int handle_hello(nconn *c, const fy_frame *f)
     }
     fy_free(c->client_id);
     c->client_id = fy_strndup((const char *)m.client_id.p, m.client_id.len);
+    if (c->srv->auth) {
+        bool named = m.has_credentials && m.username.len > 0;
+        fy_auth_request ar = {"native",   c->client_id, c->peer,   named,
+                              m.username, named,        m.password};
+        if (fy_auth_authenticate(c->srv->auth, &ar) != FY_OK ||
+            (named && memchr(m.username.p, 0, m.username.len))) {
+            reply_error(c, f->id, -FY_EPERM,
+                        named ? "bad user name or password" : "anonymous clients are not allowed");
+            c->close_on_drain = true;
+            bufferevent_disable(c->bev, EV_READ);
+            return FY_OK;
+        }
+        fy_free(c->user);
+        c->user = named ? fy_strndup((const char *)m.username.p, m.username.len) : NULL;
+    }
     c->hello = true;
     ok.version = FY_WIRE_VERSION;
     ok.broker_id = c->srv->broker_id;
@@ -206,6 +258,9 @@ static int handle_topic_create(nconn *c, const fy_frame *f)
         reply_error(c, f->id, -FY_EBADNAME, "bad topic name");
         return FY_OK;
     }
+    if (!allowed(c, f->id, FY_ACL_ADMIN, m.name)) {
+        return FY_OK;
+    }
     x = req_new(c, f->id);
     rc = fy_core_topic_create(c->srv->core, name, m.queues, req_done_empty, x);
     if (rc != FY_OK) {
@@ -227,6 +282,9 @@ static int handle_topic_delete(nconn *c, const fy_frame *f)
     }
     if (!slice_cstr(s, name, sizeof(name))) {
         reply_error(c, f->id, -FY_ENOTFOUND, "no such topic");
+        return FY_OK;
+    }
+    if (!allowed(c, f->id, FY_ACL_ADMIN, s)) {
         return FY_OK;
     }
     x = req_new(c, f->id);
@@ -335,6 +393,12 @@ static int handle_send(nconn *c, const fy_frame *f)
     for (uint16_t i = 0; i < m->n; i++) {
         produce_scratch[i].record = m->msgs[i].record;
         produce_scratch[i].sharding_key = m->msgs[i].sharding_key;
+        if (c->srv->auth) {
+            fy_slice t = record_topic(m->msgs[i].record);
+            if (t.p && !allowed(c, f->id, FY_ACL_WRITE, t)) {
+                return FY_OK; /* none of the batch is stored */
+            }
+        }
     }
     x = req_new(c, f->id);
     rc = fy_core_produce(c->srv->core, produce_scratch, m->n, send_done, x, &bad);
@@ -428,6 +492,9 @@ static int handle_subscribe(nconn *c, const fy_frame *f)
     }
     if (!slice_cstr(m.filter, filter, sizeof(filter))) {
         reply_error(c, f->id, -FY_EINVAL, "filter too long");
+        return FY_OK;
+    }
+    if (!allowed(c, f->id, FY_ACL_READ, m.topic) || !allowed(c, f->id, FY_ACL_GROUP, m.group)) {
         return FY_OK;
     }
     spec = (fy_sub_spec){.group = group,
@@ -548,6 +615,11 @@ static int handle_msg_get(nconn *c, const fy_frame *f)
         return FY_OK;
     }
     rc = fy_core_message_get(c->srv->core, id, &rec);
+    if (rc == FY_OK && c->srv->auth &&
+        !allowed(c, f->id, FY_ACL_READ, record_topic((fy_slice){rec.data, rec.len}))) {
+        fy_buf_free(&rec);
+        return FY_OK;
+    }
     if (rc != FY_OK) {
         reply_error(c, f->id, rc, rc == -FY_ENOTFOUND ? "no such message" : NULL);
     } else {
@@ -593,6 +665,9 @@ static int handle_msg_find(nconn *c, const fy_frame *f)
     }
     if (!slice_cstr(m.topic, topic, sizeof(topic)) || !slice_cstr(m.key, key, sizeof(key))) {
         reply_error(c, f->id, -FY_EINVAL, "topic name or key too long");
+        return FY_OK;
+    }
+    if (!allowed(c, f->id, FY_ACL_READ, m.topic)) {
         return FY_OK;
     }
     start = fy_wire_ok_begin(&c->out, f->id);
@@ -743,6 +818,9 @@ static int handle_group_reset(nconn *c, const fy_frame *f)
         reply_error(c, f->id, -FY_ENOTFOUND, "no such group or topic");
         return FY_OK;
     }
+    if (!allowed(c, f->id, FY_ACL_ADMIN, m.group)) {
+        return FY_OK;
+    }
     r = FY_NEW(reset_ctx);
     r->x = req_new(c, f->id);
     rc = fy_core_group_reset(c->srv->core, group, topic, m.ts_ms, put_reset, reset_done, r);
@@ -818,6 +896,9 @@ static int handle_group_config(nconn *c, const fy_frame *f)
         }
         return FY_OK;
     }
+    if (!allowed(c, f->id, FY_ACL_ADMIN, m.group)) {
+        return FY_OK;
+    }
     max = m.max_reconsume == FY_WIRE_RECONSUME_DEFAULT ? FY_GROUP_MAX_RECONSUME_DEFAULT
                                                        : m.max_reconsume;
     g = FY_NEW(gconf_ctx);
@@ -851,6 +932,12 @@ static int handle_tx_half(nconn *c, const fy_frame *f)
     if (!slice_cstr(m.group, group, sizeof(group))) {
         reply_error(c, f->id, -FY_EBADNAME, "bad producer group name");
         return FY_OK;
+    }
+    if (c->srv->auth) {
+        fy_slice t = record_topic(m.record);
+        if (t.p && !allowed(c, f->id, FY_ACL_WRITE, t)) {
+            return FY_OK;
+        }
     }
     pm.record = m.record;
     pm.sharding_key = m.sharding_key;
@@ -1023,6 +1110,9 @@ static int handle_tx_list(nconn *c, const fy_frame *f)
     if (fy_wire_dec_tx_list(f, &m) != FY_OK) {
         return -FY_EPROTO;
     }
+    if (!allowed(c, f->id, FY_ACL_ADMIN, (fy_slice){NULL, 0})) {
+        return FY_OK;
+    }
     start = fy_wire_ok_begin(&c->out, f->id);
     count_at = c->out.len;
     fy_buf_put_u32(&c->out, 0);
@@ -1123,7 +1213,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         fy_frame f;
         long n;
         int rc;
-        if (c->closed || avail < 4) {
+        if (c->closed || c->close_on_drain || avail < 4) {
             return;
         }
         if (c->pending >= MAX_PENDING ||
@@ -1160,7 +1250,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-    maybe_resume_reading(arg);
+    nconn *c = arg;
+    if (c->close_on_drain) {
+        conn_close(c, "authentication failed");
+        return;
+    }
+    maybe_resume_reading(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -1242,9 +1337,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 }
 
 int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, size_t max_frame,
-                    const char *addr, uint16_t port, fy_native **out, char *err, size_t errlen)
+                    const char *addr, uint16_t port, fy_auth *auth, fy_native **out, char *err,
+                    size_t errlen)
 {
     fy_native *n = FY_NEW(fy_native);
+    n->auth = auth;
     struct sockaddr_in sin;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);

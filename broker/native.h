@@ -15,11 +15,14 @@ struct event_base;
 /* Room in a frame beyond the largest body: record header, names, keys, properties. */
 #define FY_NATIVE_FRAME_SLACK (1u << 20)
 typedef struct fy_native fy_native;
+typedef struct fy_auth fy_auth;
 
-/* Listens on addr:port (0 = a free port) and serves connections on base. Returns FY_OK and
- * *out, or -FY_EIO with a reason in err. */
+/* Listens on addr:port (0 = a free port) and serves connections on base. auth (borrowed, may
+ * be NULL: everyone may do anything) checks HELLO's credentials and each request. Returns FY_OK
+ * and *out, or -FY_EIO with a reason in err. */
 int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, size_t max_frame,
-                    const char *addr, uint16_t port, fy_native **out, char *err, size_t errlen);
+                    const char *addr, uint16_t port, fy_auth *auth, fy_native **out, char *err,
+                    size_t errlen);
 /* The port actually bound. */
 uint16_t fy_native_port(const fy_native *n);
 /* Stops accepting and closes every connection (their subscriptions leave their groups;

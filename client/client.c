@@ -116,6 +116,15 @@ static char *cl_strndup(const void *p, size_t n)
 
 /* ---- Options and lifetime ------------------------------------------------------------------ */
 
+/* Frees a password after overwriting it (explicit_bzero is not optimized away). */
+static void cl_free_secret(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
 void fy_client_opts_init(fy_client_opts *o)
 {
     if (!o) {
@@ -243,6 +252,18 @@ fy_client *fy_client_new(const fy_client_opts *opts, int *err)
         rc = -FY_ENOMEM;
         goto fail;
     }
+    if (opts->username) {
+        c->username = cl_strdup(opts->username);
+        c->password = cl_strdup(opts->password ? opts->password : "");
+        if (!c->username || !c->password) {
+            rc = -FY_ENOMEM;
+            goto fail;
+        }
+        if (strlen(c->username) > UINT16_MAX || strlen(c->password) > UINT16_MAX) {
+            rc = -FY_EINVAL;
+            goto fail;
+        }
+    }
     if (strlen(c->client_id) > UINT16_MAX || strlen(c->client_name) > UINT16_MAX) {
         rc = -FY_EINVAL;
         goto fail;
@@ -258,6 +279,8 @@ fail:
         free(c->broker);
         free(c->client_id);
         free(c->client_name);
+        cl_free_secret(c->password);
+        free(c->username);
         free(c);
     }
     if (err) {
@@ -918,8 +941,11 @@ static int cl_connect_attempt(fy_client *c, int64_t deadline)
     hello.version = FY_WIRE_VERSION;
     hello.client_id = fy_slice_str(c->client_id);
     hello.client_name = fy_slice_str(c->client_name);
-    rc = cl_out_reserve(c,
-                        FY_WIRE_HEADER_LEN + 2 + 4 + strlen(c->client_id) + strlen(c->client_name));
+    hello.has_credentials = c->username != NULL;
+    hello.username = fy_slice_str(c->username);
+    hello.password = fy_slice_str(c->password);
+    rc = cl_out_reserve(c, FY_WIRE_HEADER_LEN + 2 + 8 + strlen(c->client_id) +
+                               strlen(c->client_name) + hello.username.len + hello.password.len);
     if (rc != FY_OK) {
         cl_disconnect(c, -FY_ECLOSED);
         return cl_fail(c, rc, "out of memory");
@@ -1175,5 +1201,7 @@ void fy_client_free(fy_client *c)
     free(c->broker);
     free(c->client_id);
     free(c->client_name);
+    cl_free_secret(c->password);
+    free(c->username);
     free(c);
 }

@@ -142,6 +142,8 @@ struct fy_client {
     char *broker; /* "host:port", for messages */
     char *client_id;
     char *client_name;
+    char *username; /* NULL: anonymous */
+    char *password;
     int connect_timeout_ms;
     int request_timeout_ms;
     bool reconnect;

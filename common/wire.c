@@ -137,11 +137,16 @@ void fy_wire_enc_hello(fy_buf *out, uint32_t id, const fy_w_hello *m)
     size_t start;
 
     fy_buf_reserve(out, FY_WIRE_HEADER_LEN + 2 + wire_str_size(m->client_id.len) +
-                            wire_str_size(m->client_name.len));
+                            wire_str_size(m->client_name.len) + wire_str_size(m->username.len) +
+                            wire_str_size(m->password.len));
     start = fy_wire_frame_begin(out, FY_W_HELLO, 0, id);
     fy_buf_put_u16(out, m->version);
     fy_wire_put_slice(out, m->client_id);
     fy_wire_put_slice(out, m->client_name);
+    if (m->has_credentials) {
+        fy_wire_put_slice(out, m->username);
+        fy_wire_put_slice(out, m->password);
+    }
     fy_wire_frame_end(out, start);
 }
 
@@ -453,6 +458,12 @@ int fy_wire_dec_hello(const fy_frame *f, fy_w_hello *m)
     m->version = fy_rd_u16(&r);
     m->client_id = fy_wire_get_str(&r);
     m->client_name = fy_wire_get_str(&r);
+    m->has_credentials = !r.bad && r.left > 0;
+    m->username = m->password = (fy_slice){NULL, 0};
+    if (m->has_credentials) {
+        m->username = fy_wire_get_str(&r);
+        m->password = fy_wire_get_str(&r);
+    }
     return wire_rd_done(&r);
 }
 

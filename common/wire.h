@@ -109,10 +109,14 @@ fy_slice fy_wire_get_str(fy_rd *r);
 
 /* ---- Messages ------------------------------------------------------------------------------ */
 
+/* HELLO; the credentials are optional trailing fields (absent in older clients' frames). */
 typedef struct fy_w_hello {
     uint16_t version;
     fy_slice client_id;
     fy_slice client_name;
+    bool has_credentials;
+    fy_slice username;
+    fy_slice password;
 } fy_w_hello;
 
 typedef struct fy_w_hello_ok {

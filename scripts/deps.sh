@@ -9,6 +9,8 @@ pkgs=(
     build-essential cmake pkg-config
     libevent-dev libleveldb-dev
     libcmocka-dev libjansson-dev python3
+    # authentication: PBKDF2-SHA512 password files (broker/auth.c, ferryctl passwd)
+    libssl-dev
     clang libclang-rt-14-dev
     # interop tests (interop/): third-party MQTT brokers, clients and libraries
     mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt

@@ -4,6 +4,8 @@
  * prints JSON Lines (one compact JSON document per line: one per command, or one per message for
  * send and consume). Exit codes: 0 ok, 1 the broker refused or a request failed, 2 usage error,
  * 3 cannot connect (or the connection was lost), 130 interrupted. */
+#include "tools/ferryctl_passwd.h"
+
 #include "ferry/client.h"
 #include "ferry/errors.h"
 #include "ferry/message.h"
@@ -33,7 +35,7 @@
 #define MAX_OPTS 256
 
 static const char usage_text[] =
-    "Usage: ferryctl [--broker HOST:PORT] [--json] [--timeout MS] COMMAND ...\n"
+    "Usage: ferryctl [--broker HOST:PORT] [--user U] [--json] [--timeout MS] COMMAND ...\n"
     "\n"
     "Commands:\n"
     "  topic create NAME [--queues N]   create a topic (N queues; default: the broker's)\n"
@@ -57,9 +59,12 @@ static const char usage_text[] =
     "  tx send TOPIC BODY [--group G]   store a half message (a transaction), print its id\n"
     "  tx commit ID | tx rollback ID    end a transaction\n"
     "  tx list                          list open transactions\n"
+    "  passwd [-D] FILE USER            add or change (-D: delete) a user in a password file\n"
     "\n"
     "Options:\n"
     "  --broker HOST:PORT  broker address (default $FERRY_BROKER, else 127.0.0.1:10911)\n"
+    "  --user U            user name (default $FERRY_USER; password: $FERRY_PASSWORD,\n"
+    "                      else asked without echo on a terminal)\n"
     "  --json              print JSON Lines: one JSON document per line\n"
     "  --timeout MS        request timeout in milliseconds (default 10000)\n"
     "  -h, --help          this help; `ferryctl COMMAND --help` for a command's\n"
@@ -1816,6 +1821,9 @@ static const command commands[] = {
 int main(int argc, char **argv)
 {
     const char *broker = getenv("FERRY_BROKER");
+    const char *user = getenv("FERRY_USER");
+    const char *password = getenv("FERRY_PASSWORD");
+    char asked[1024];
     const command *cmd = NULL;
     uint64_t timeout = 0;
     fy_client_opts o;
@@ -1846,8 +1854,9 @@ int main(int argc, char **argv)
             json_out = true;
             continue;
         }
-        if (strncmp(a, "--broker", 8) == 0 || strncmp(a, "--timeout", 9) == 0) {
-            const char *name = a[2] == 'b' ? "broker" : "timeout";
+        if (strncmp(a, "--broker", 8) == 0 || strncmp(a, "--timeout", 9) == 0 ||
+            strncmp(a, "--user", 6) == 0) {
+            const char *name = a[2] == 'b' ? "broker" : a[2] == 'u' ? "user" : "timeout";
             size_t nlen = strlen(name) + 2;
             if (a[nlen] == '=') {
                 val = a + nlen + 1;
@@ -1860,6 +1869,8 @@ int main(int argc, char **argv)
             }
             if (name[0] == 'b') {
                 broker = val;
+            } else if (name[0] == 'u') {
+                user = val;
             } else if (!parse_u64(val, &timeout) || timeout == 0 || timeout > INT32_MAX) {
                 return usage_error(NULL, "--timeout needs a positive number of milliseconds");
             }
@@ -1872,6 +1883,14 @@ int main(int argc, char **argv)
     }
     if (i == argc) {
         return usage_error(NULL, "no command given");
+    }
+    if (strcmp(argv[i], "passwd") == 0) {
+        if (i + 1 < argc &&
+            (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0)) {
+            fputs(ferryctl_passwd_help, stdout);
+            return EXIT_OK;
+        }
+        return ferryctl_passwd(argc - i - 1, argv + i + 1);
     }
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
         if (strcmp(commands[k].name, argv[i]) == 0) {
@@ -1892,6 +1911,13 @@ int main(int argc, char **argv)
     fy_client_opts_init(&o);
     o.broker = broker && *broker ? broker : NULL;
     o.client_name = "ferryctl";
+    if (user && *user) {
+        o.username = user;
+        if (!password && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+            password = ferryctl_ask_password(asked, sizeof(asked)) == 0 ? asked : "";
+        }
+        o.password = password ? password : "";
+    }
     if (timeout) {
         o.request_timeout_ms = (int)timeout;
         o.connect_timeout_ms = (int)(timeout < 5000 ? timeout : 5000);
@@ -1911,6 +1937,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    explicit_bzero(asked, sizeof(asked));
     rc = cmd->run(c, argc - i - 1, argv + i + 1);
     fy_client_free(c);
     return rc;

@@ -46,6 +46,7 @@ static void conn_free(amqp_conn *c)
         event_free(c->work_ev);
     }
     pn_connection_driver_destroy(&c->driver);
+    fy_free(c->user);
     fy_free(c);
 }
 
@@ -393,7 +394,7 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer)
     pn_transport_set_max_frame(t, (uint32_t)cfg->max_frame_size);
     pn_transport_set_channel_max(t, (uint16_t)(cfg->max_sessions - 1));
     pn_transport_set_idle_timeout(t, (pn_millis_t)cfg->idle_timeout_ms);
-    pn_transport_require_auth(t, !cfg->allow_anonymous);
+    pn_transport_require_auth(t, !cfg->allow_anonymous || !srv->env.allow_anonymous);
     amqp_sasl_setup(c, t);
     c->next = srv->conns;
     if (srv->conns) {

@@ -199,6 +199,19 @@ static void refuse(pn_link_t *pl, const char *cond, const char *fmt, const char 
     pn_link_close(pl);
 }
 
+/* Whether the connection's user may do op on a native topic or group (the ACL). */
+static bool amqp_allowed(amqp_conn *c, fy_acl_op op, const char *name)
+{
+    const fy_adapter_env *env = &c->srv->env;
+    if (!env->authorize || env->authorize(env->auth_arg, c->user, c->container, "amqp", op,
+                                          fy_slice_str(name)) == FY_OK) {
+        return true;
+    }
+    fy_log(INFO, "amqp", "conn=%llu user=%s name=%s msg=\"refused: not authorized\"",
+           (unsigned long long)c->id, c->user ? c->user : "(anonymous)", name);
+    return false;
+}
+
 static void close_with(alink *l, const char *cond, const char *desc)
 {
     if (l->link) {
@@ -452,6 +465,15 @@ static void transfer_done(alink *l, pn_delivery_t *d)
             !target_ok(srv, (const char *)v.topic.p, v.topic.len)) {
             me = FY_AMQP_MAP_NOTFOUND;
             snprintf(in.why, sizeof(in.why), "`to` is not a valid topic name");
+        } else if (srv->env.authorize) {
+            char t[128];
+            snprintf(t, sizeof(t), "%.*s", (int)v.topic.len, (const char *)v.topic.p);
+            if (!amqp_allowed(c, FY_ACL_WRITE, t)) {
+                cond = "amqp:unauthorized-access";
+                snprintf(why, sizeof(why), "not authorized to write to topic %s", t);
+                desc = why;
+                goto refused;
+            }
         }
     } else if (me == FY_AMQP_MAP_OK && l->topic[0] == '%' &&
                !target_ok(srv, l->topic, strlen(l->topic))) {
@@ -544,6 +566,10 @@ static void open_producer(amqp_conn *c, pn_link_t *pl)
     }
     if (addr && addr[0] && !target_ok(c->srv, addr, strlen(addr))) {
         refuse(pl, "amqp:not-found", "'%s' is not a topic name ([A-Za-z0-9_.%%-]{1,127})", addr);
+        return;
+    }
+    if (addr && addr[0] && !amqp_allowed(c, FY_ACL_WRITE, addr)) {
+        refuse(pl, "amqp:unauthorized-access", "not authorized to write to topic %s", addr);
         return;
     }
     l = link_new(c, pl);
@@ -948,6 +974,14 @@ static void open_consumer(amqp_conn *c, pn_link_t *pl)
         (sep && (!group[0] || group[0] == '%' || !fy_core_name_valid(group, strlen(group))))) {
         refuse(pl, "amqp:not-found",
                "'%s' is not <topic> or <topic>/subscriptions/<group> with valid names", addr);
+        return;
+    }
+    if (!amqp_allowed(c, FY_ACL_READ, topic)) {
+        refuse(pl, "amqp:unauthorized-access", "not authorized to read topic %s", topic);
+        return;
+    }
+    if (group[0] && !amqp_allowed(c, FY_ACL_GROUP, group)) {
+        refuse(pl, "amqp:unauthorized-access", "not authorized to use group %s", group);
         return;
     }
     read_filters(src, &f);

@@ -38,17 +38,23 @@ static void sasl_free(pn_transport_t *t)
     }
 }
 
+/* ANONYMOUS needs both [amqp] allow_anonymous and the broker's allow_anonymous. */
+static bool anonymous_ok(const amqp_conn *c)
+{
+    return c->srv->cfg->allow_anonymous && c->srv->env.allow_anonymous;
+}
+
 static const char *sasl_list_mechs(pn_transport_t *t)
 {
     sasl_ctx *x = pnx_sasl_get_context(t);
     const fy_amqp_config *cfg = x->c->srv->cfg;
-    if (cfg->sasl_plain && cfg->allow_anonymous) {
+    if (cfg->sasl_plain && anonymous_ok(x->c)) {
         return "PLAIN ANONYMOUS";
     }
     if (cfg->sasl_plain) {
         return "PLAIN";
     }
-    return cfg->allow_anonymous ? "ANONYMOUS" : "";
+    return anonymous_ok(x->c) ? "ANONYMOUS" : "";
 }
 
 static bool sasl_init_server(pn_transport_t *t)
@@ -90,7 +96,7 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
 {
     sasl_ctx *x = pnx_sasl_get_context(t);
     const fy_amqp_config *cfg = x->c->srv->cfg;
-    if (strcmp(mech, "ANONYMOUS") == 0 && cfg->allow_anonymous) {
+    if (strcmp(mech, "ANONYMOUS") == 0 && anonymous_ok(x->c)) {
         x->user = fy_strdup("anonymous");
         pnx_sasl_set_succeeded(t, x->user, NULL);
     } else if (strcmp(mech, "PLAIN") == 0 && cfg->sasl_plain) {
@@ -98,6 +104,8 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
         if (recv && plain_parse(recv, user, sizeof(user), pass, sizeof(pass)) &&
             amqp_auth_check(x->c, user, pass)) {
             x->user = fy_strdup(user);
+            fy_free(x->c->user);
+            x->c->user = fy_strdup(user);
             pnx_sasl_set_succeeded(t, x->user, NULL);
         } else {
             fy_log(INFO, "amqp", "conn=%llu peer=%s msg=\"SASL PLAIN refused\"",

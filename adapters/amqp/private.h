@@ -72,6 +72,7 @@ struct amqp_conn {
     uint64_t id;
     char peer[64];
     char container[128];
+    char *user; /* SASL PLAIN's user, for the ACL; NULL: anonymous */
     struct event *tick_ev;
     struct event *work_ev; /* deferred: process proton events and write */
     bool opened;

@@ -41,6 +41,7 @@ static void conn_free(mqtt_conn *c)
         fy_free(c->aliases[i]);
     }
     fy_free(c->aliases);
+    fy_free(c->user);
     fy_strmap_each(&c->out_alias, free_alias_key, NULL);
     fy_strmap_free(&c->out_alias);
     fy_buf_free(&c->will_rec);

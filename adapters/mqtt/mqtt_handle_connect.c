@@ -113,7 +113,8 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
     if (srv->env.authenticate) {
         fy_auth_request ar = {"mqtt",     client_id,      c->peer,   k.has_username,
                               k.username, k.has_password, k.password};
-        if (srv->env.authenticate(srv->env.auth_arg, &ar) != FY_OK) {
+        if ((k.has_username && memchr(k.username.p, 0, k.username.len)) ||
+            srv->env.authenticate(srv->env.auth_arg, &ar) != FY_OK) {
             fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: not authorized\"",
                    (unsigned long long)c->id, c->peer, client_id);
             fy_free(client_id);
@@ -122,6 +123,18 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
             mqtt_conn_flush(c);
             return MQTT_CLOSE_QUIET;
         }
+    }
+    c->user = k.has_username ? fy_strndup((const char *)k.username.p, k.username.len) : NULL;
+    if (k.will && srv->env.authorize &&
+        srv->env.authorize(srv->env.auth_arg, c->user, client_id, "mqtt", FY_ACL_WRITE,
+                           k.will_topic) != FY_OK) {
+        /* As mosquitto: a will the client may not publish refuses the connection. */
+        fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: will topic not allowed\"",
+               (unsigned long long)c->id, c->peer, client_id);
+        fy_free(client_id);
+        connack(c, k.version, false, FY_MQTT_RC_NOT_AUTHORIZED, NULL);
+        mqtt_conn_flush(c);
+        return MQTT_CLOSE_QUIET;
     }
     keepalive = k.keepalive;
     if (srv->cfg->max_keepalive < 65535 &&

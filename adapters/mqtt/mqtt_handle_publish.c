@@ -584,6 +584,28 @@ int mqtt_handle_publish(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
             return 0;
         }
     }
+    if (srv->env.authorize && srv->env.authorize(srv->env.auth_arg, c->user, s->client_id, "mqtt",
+                                                 FY_ACL_WRITE, topic) != FY_OK) {
+        fy_log(INFO, "mqtt",
+               "conn=%llu client=%s topic=%.*s msg=\"publish refused: not authorized\"",
+               (unsigned long long)c->id, s->client_id, (int)(topic.len > 256 ? 256 : topic.len),
+               (const char *)topic.p);
+        if (p.qos == 0) {
+            return 0; /* dropped, as mosquitto does */
+        }
+        if (c->version != FY_MQTT_V5) {
+            /* 3.1.1 has no refusal: acknowledged and dropped (as mosquitto). */
+            if (p.qos == 2) {
+                fy_u64map_upsert(&s->q2in, p.packet_id, 1); /* so PUBREL finds it */
+            }
+            ack_publish(c, p.qos == 1 ? FY_MQTT_PUBACK : FY_MQTT_PUBREC, p.packet_id,
+                        FY_MQTT_RC_SUCCESS);
+            return 0;
+        }
+        ack_publish(c, p.qos == 1 ? FY_MQTT_PUBACK : FY_MQTT_PUBREC, p.packet_id,
+                    FY_MQTT_RC_NOT_AUTHORIZED);
+        return 0;
+    }
     if (c->version == FY_MQTT_V5 && fy_mqtt_props_has(&p.props, FY_MQTT_P_PAYLOAD_FORMAT) &&
         p.props.payload_format == 1 && !fy_mqtt_utf8_valid(p.payload.p, p.payload.len)) {
         if (p.qos == 0) {

@@ -134,6 +134,15 @@ int mqtt_handle_subscribe(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
             fy_buf_put_u8(&x->reasons, reason);
             continue;
         }
+        if (c->srv->env.authorize &&
+            c->srv->env.authorize(c->srv->env.auth_arg, c->user, s->client_id, "mqtt",
+                                  FY_ACL_SUBSCRIBE, rest) != FY_OK) {
+            fy_log(INFO, "mqtt",
+                   "client=%s filter=%.*s msg=\"subscription refused: not authorized\"",
+                   s->client_id, (int)e.filter.len, (const char *)e.filter.p);
+            fy_buf_put_u8(&x->reasons, c->version == FY_MQTT_V5 ? FY_MQTT_RC_NOT_AUTHORIZED : 0x80);
+            continue;
+        }
         m = mqtt_session_add_sub(s, rest, share == FY_MQTT_SHARE_OK ? group : (fy_slice){NULL, 0},
                                  e.qos, e.no_local, e.retain_as_published, e.retain_handling,
                                  sub_id, fy_wall_ms(), &existed);

@@ -974,6 +974,19 @@ static int delivery_qos(mqtt_session *s, const char *share, const mqtt_meta *met
     return qos;
 }
 
+/* Whether the connected client may receive a message of this topic (the ACL's read rules):
+ * a wildcard subscription matches topics the user may not read. Asked when a message goes to
+ * the socket, so an offline session's queue is checked against whoever connects. */
+static bool may_read(mqtt_session *s, const mqtt_meta *meta)
+{
+    const fy_adapter_env *env = &s->srv->env;
+    if (!s->conn || !env->authorize) {
+        return true;
+    }
+    return env->authorize(env->auth_arg, s->conn->user, s->client_id, "mqtt", FY_ACL_READ,
+                          meta->topic) == FY_OK;
+}
+
 /* Builds and writes the PUBLISH for record v at the given QoS (pid 0 for QoS 0). Returns false
  * when the message must be skipped: expired, or too large for the client. */
 static bool write_publish(mqtt_session *s, const fy_record_view *v, const mqtt_meta *meta,
@@ -1108,6 +1121,9 @@ static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, cons
     if (fy_record_decode(rec, len, &v) == FY_OK) {
         meta_read(&v, &meta);
         qos = delivery_qos(s, cs ? cs->share : NULL, &meta, only, &rap, ids, &nids);
+        if (qos >= 0 && !may_read(s, &meta)) {
+            qos = -1;
+        }
     }
     if (qos < 0) {
         settle(s, cs, delivery_id); /* nothing matches any more */
@@ -1171,6 +1187,11 @@ static void pump(mqtt_session *s)
             continue;
         }
         meta_read(&v, &meta);
+        if (!may_read(s, &meta)) {
+            settle(s, m->cs, m->delivery_id);
+            outmsg_free(m);
+            continue;
+        }
         if (delivery_qos(s, m->cs ? m->cs->share : NULL, &meta, NULL, &rap, ids, &nids) < 0) {
             nids = 0;
         }

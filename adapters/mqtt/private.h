@@ -135,6 +135,7 @@ struct mqtt_conn {
     uint16_t peer_receive_max;
     uint32_t window; /* min(peer receive maximum, max_inflight) */
     bool problem_info;
+    char *user;     /* the user name it connected with, for the ACL; NULL: anonymous */
     char **aliases; /* client -> server topic aliases, 1-based */
     uint16_t nalias;
     uint16_t out_alias_max; /* the client's Topic Alias Maximum (server -> client) */

@@ -66,6 +66,11 @@ typedef struct fy_client_opts {
     /** Most fy_send_async() requests in flight; a further fy_send_async() first waits (doing
      * I/O) for one to finish. 0 = 4096. */
     uint32_t max_inflight;
+    /** User name sent in HELLO when the broker has a password file (docs/security.md). NULL =
+     * anonymous. */
+    const char *username;
+    /** Password of @p username. NULL = "". Copied, and wiped when the client is freed. */
+    const char *password;
 } fy_client_opts;
 
 /** Sets every field of @p opts to its default. */

@@ -168,7 +168,7 @@ enum { NSAMPLES = 21 };
 static void build_samples(sample s[NSAMPLES])
 {
     fy_buf rec = FY_BUF_INIT;
-    fy_w_hello hello = {1, fy_slice_str("cid"), fy_slice_str("name")};
+    fy_w_hello hello = {1, fy_slice_str("cid"), fy_slice_str("name"), false, {NULL, 0}, {NULL, 0}};
     fy_w_hello_ok hello_ok = {1, 7, 1u << 20, fy_slice_str("ferry 0.1")};
     fy_w_topic create = {fy_slice_str("orders"), 8};
     fy_w_subscribe sub = {
@@ -298,7 +298,13 @@ static int dec_resized(dec_fn dec, const fy_frame *f, size_t n, uint8_t fill)
 static void test_wire_round_trip_hello(void **state)
 {
     fy_buf b = FY_BUF_INIT;
-    fy_w_hello in = {FY_WIRE_VERSION, fy_slice_str("client-7"), fy_slice_str("orders app")}, out;
+    fy_w_hello in = {FY_WIRE_VERSION,
+                     fy_slice_str("client-7"),
+                     fy_slice_str("orders app"),
+                     false,
+                     {NULL, 0},
+                     {NULL, 0}},
+               out;
     fy_frame f;
 
     fy_wire_enc_hello(&b, 0xdeadbeef, &in);
@@ -313,6 +319,18 @@ static void test_wire_round_trip_hello(void **state)
                                    'o', 'r', 'd', 'e', 'r',  's', ' ',  'a',  'p',  'p'};
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
+    assert_false(out.has_credentials);
+    /* With credentials: two more strings, read back. */
+    fy_buf_reset(&b);
+    in.has_credentials = true;
+    in.username = fy_slice_str("alice");
+    in.password = fy_slice_str("s3cret");
+    fy_wire_enc_hello(&b, 1, &in);
+    parse_whole(&b, FY_W_HELLO, 0, 1, &f);
+    assert_int_equal(fy_wire_dec_hello(&f, &out), FY_OK);
+    assert_true(out.has_credentials);
+    assert_slice_str(out.username, "alice");
+    assert_slice_str(out.password, "s3cret");
     fy_buf_free(&b);
 }
 

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Users and what they may do: the password file (mosquitto's format), the ACL file
+ * (mosquitto-like, plus rules for native topics, consumer groups and administration) and
+ * allow_anonymous. The broker owns them; protocol adapters ask through the two hooks of
+ * adapters/adapter.h, which are fy_auth_authenticate and fy_auth_authorize over an fy_auth.
+ * Everything runs on the loop thread. docs/security.md describes the files. */
+#ifndef FERRY_BROKER_AUTH_H
+#define FERRY_BROKER_AUTH_H
+
+#include "common/record.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Credentials a client presented (MQTT CONNECT, AMQP SASL PLAIN, native HELLO, admin HTTP
+ * Basic), borrowed for the call. */
+typedef struct fy_auth_request {
+    const char *protocol; /* "mqtt", "amqp", "native", "admin" */
+    const char *client_id;
+    const char *peer; /* address:port */
+    bool has_username;
+    fy_slice username;
+    bool has_password;
+    fy_slice password;
+} fy_auth_request;
+
+/* The one authentication hook every adapter asks: FY_OK (allowed) or -FY_EPERM. */
+typedef int (*fy_auth_fn)(void *arg, const fy_auth_request *req);
+
+/* What a client asks to do with a topic (or group). */
+typedef enum fy_acl_op {
+    FY_ACL_READ = 1,      /* receive the messages of a topic (MQTT: per message topic) */
+    FY_ACL_WRITE = 2,     /* publish to a topic */
+    FY_ACL_SUBSCRIBE = 3, /* MQTT: subscribe to a filter (some topic under it is readable) */
+    FY_ACL_GROUP = 4,     /* consume as a member of the consumer group named by topic */
+    FY_ACL_ADMIN = 5      /* create or delete topics, reset or configure groups (topic unused) */
+} fy_acl_op;
+
+/* The authorization hook: FY_OK or -FY_EPERM. user NULL = an anonymous client. protocol "mqtt"
+ * checks `topic`/`pattern` rules against an MQTT topic (or filter); any other protocol checks
+ * `ntopic`/`group`/`admin` rules against a native topic or group name. */
+typedef int (*fy_authz_fn)(void *arg, const char *user, const char *client_id, const char *protocol,
+                           fy_acl_op op, fy_slice topic);
+
+/* ---- Parsed files (pure: no I/O; fuzzed) ------------------------------------------------- */
+
+typedef struct fy_passwd_db fy_passwd_db;
+typedef struct fy_acl fy_acl;
+
+/* Parses a password file's text. NULL on error with "origin:line: reason" in err. A duplicate
+ * user is an error. */
+fy_passwd_db *fy_passwd_db_parse(const char *text, size_t len, const char *origin, char *err,
+                                 size_t errlen);
+/* Whether user exists and password is theirs (PBKDF2 on the first success, then a keyed
+ * fast hash of the password that was accepted). */
+bool fy_passwd_db_check(fy_passwd_db *db, fy_slice user, fy_slice password);
+size_t fy_passwd_db_count(const fy_passwd_db *db);
+void fy_passwd_db_free(fy_passwd_db *db);
+
+/* Parses an ACL file's text. NULL on error with "origin:line: reason" in err. */
+fy_acl *fy_acl_parse(const char *text, size_t len, const char *origin, char *err, size_t errlen);
+/* Whether the rules let user (NULL: anonymous) do op on topic; see fy_authz_fn. */
+bool fy_acl_allows(const fy_acl *acl, const char *user, const char *client_id, const char *protocol,
+                   fy_acl_op op, fy_slice topic);
+void fy_acl_free(fy_acl *acl);
+
+/* MQTT topic matching used by the rules (exposed for tests): whether topic matches filter, and
+ * whether two filters have a topic in common. Topics starting with '$' are not matched by a
+ * first-level wildcard. */
+bool fy_acl_topic_matches(fy_slice filter, fy_slice topic);
+bool fy_acl_filters_overlap(fy_slice a, fy_slice b);
+
+/* ---- The broker's state --------------------------------------------------------------------- */
+
+typedef struct fy_auth fy_auth;
+
+/* Loads password_file and acl_file (either NULL or "none" = not used). Returns FY_OK and *out,
+ * or -FY_EIO/-FY_EINVAL with "file:line: reason" in err (the broker refuses to start). */
+int fy_auth_new(const char *password_file, const char *acl_file, bool allow_anonymous,
+                fy_auth **out, char *err, size_t errlen);
+/* Reads both files again (SIGHUP). FY_OK when both are good and now in use; otherwise the old
+ * ones stay in use and err says why. */
+int fy_auth_reload(fy_auth *a, char *err, size_t errlen);
+void fy_auth_free(fy_auth *a);
+
+/* Whether a password file is in use (clients then need a user name and password). */
+bool fy_auth_has_passwords(const fy_auth *a);
+bool fy_auth_allows_anonymous(const fy_auth *a);
+
+/* The hooks (arg is the fy_auth). authenticate: a request without a user name is an anonymous
+ * client, allowed when allow_anonymous; with a user name, the password file must hold it with
+ * that password (without a password file the user name is taken as given when anonymous
+ * clients are allowed, as mosquitto does). authorize: without an ACL file everything is
+ * allowed. Both log refusals at INFO. */
+int fy_auth_authenticate(void *arg, const fy_auth_request *req);
+int fy_auth_authorize(void *arg, const char *user, const char *client_id, const char *protocol,
+                      fy_acl_op op, fy_slice topic);
+
+#endif
