@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of authentication and authorization: mosquitto password lines (a line written by
+ * mosquitto_passwd 2.0.11, our writer's output read back, every malformed form with its reason),
+ * the password database (duplicates, cached checks), MQTT topic matching and filter overlap, the
+ * ACL file (users, patterns with %u and %c, deny, native topics, groups, admin, errors with
+ * file:line), and fy_auth (allow_anonymous, reload keeping the old files). */
+#include "broker/auth.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/passwd.h"
+#include "tests/testutil.h"
+
+#include "ferry/errors.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* cmocka.h needs the system headers above; this comment keeps clang-format from hoisting it. */
+#include <cmocka.h>
+
+/* Written by `mosquitto_passwd -b f bob hunter2` (mosquitto 2.0.11): 101 rounds. */
+static const char mosq_line[] = "bob:$7$101$cUwZAT8hdYuCD95/$QdNygI082aQZicgpRVtHAVAI6v5j1u4tu9Y/"
+                                "N7bylulQTdHaS5PGSUVkgcCd32TP2jtwUc53DAjMF9IA0uCS7A==";
+
+static fy_slice S(const char *s)
+{
+    return fy_slice_str(s);
+}
+
+/* ---- Password lines ---------------------------------------------------------------------- */
+
+static void test_auth_passwd_mosquitto_line(void **state)
+{
+    fy_passwd_entry e;
+    const char *why = NULL;
+    assert_int_equal(fy_passwd_parse_line(mosq_line, strlen(mosq_line), &e, &why), 1);
+    assert_int_equal(e.type, 7);
+    assert_int_equal(e.iterations, 101);
+    assert_int_equal(e.salt_len, 12);
+    assert_int_equal(e.user.len, 3);
+    assert_memory_equal(e.user.p, "bob", 3);
+    assert_true(fy_passwd_check(&e, "hunter2", 7));
+    assert_false(fy_passwd_check(&e, "hunter3", 7));
+    assert_false(fy_passwd_check(&e, "hunter", 6));
+    assert_false(fy_passwd_check(&e, "", 0));
+}
+
+static void test_auth_passwd_writer_round_trip(void **state)
+{
+    fy_buf b = FY_BUF_INIT, b2 = FY_BUF_INIT;
+    fy_passwd_entry e, e2;
+    const char *why = NULL;
+    assert_int_equal(fy_passwd_format(&b, "alice", "wonder land", 1000), FY_OK);
+    assert_true(b.len > 0 && b.data[b.len - 1] == '\n');
+    assert_int_equal(fy_passwd_parse_line((const char *)b.data, b.len - 1, &e, &why), 1);
+    assert_int_equal(e.type, 7);
+    assert_int_equal(e.iterations, 1000);
+    assert_int_equal(e.salt_len, FY_PASSWD_SALT_LEN);
+    assert_true(fy_passwd_check(&e, "wonder land", 11));
+    assert_false(fy_passwd_check(&e, "wonder lane", 11));
+    /* A fresh salt each time: the same password hashes differently. */
+    assert_int_equal(fy_passwd_format(&b2, "alice", "wonder land", 1000), FY_OK);
+    assert_int_equal(fy_passwd_parse_line((const char *)b2.data, b2.len - 1, &e2, &why), 1);
+    assert_memory_not_equal(e.salt, e2.salt, FY_PASSWD_SALT_LEN);
+    assert_memory_not_equal(e.hash, e2.hash, FY_PASSWD_HASH_LEN);
+    /* The default writes at least 210,000 rounds. */
+    assert_true(FY_PASSWD_ITERATIONS >= 210000);
+    assert_int_equal(fy_passwd_format(&b, "a:b", "x", 1000), -FY_EINVAL);
+    assert_int_equal(fy_passwd_format(&b, "", "x", 1000), -FY_EINVAL);
+    assert_int_equal(fy_passwd_format(&b, "tab\tname", "x", 1000), -FY_EINVAL);
+    fy_buf_free(&b);
+    fy_buf_free(&b2);
+}
+
+static void test_auth_passwd_sha512_v6(void **state)
+{
+    /* mosquitto 1.x: $6$salt$SHA512(password || salt). This line logs in to mosquitto 2.0.11
+     * with password "pw" (checked by hand when written). */
+    fy_passwd_entry e;
+    const char *why = NULL;
+    static const char line[] =
+        "old:$6$c2FsdDEyMzQ1Njc4$"
+        "HB2ZT/zfCHtx2pvx3OJZZzRDUbs7NG6mV6xXbVio6vEbSbBzjl0GrjMUc0fQjOQk4v/5KPnqbslWwrOutKOkTg==";
+    assert_int_equal(fy_passwd_parse_line(line, strlen(line), &e, &why), 1);
+    assert_int_equal(e.type, 6);
+    assert_int_equal(e.salt_len, 12);
+    assert_true(fy_passwd_check(&e, "pw", 2));
+    assert_false(fy_passwd_check(&e, "px", 2));
+}
+
+static void test_auth_passwd_malformed(void **state)
+{
+    static const struct {
+        const char *line;
+        const char *why;
+    } bad[] = {
+        {"alice", "expected user:"},
+        {":$7$1$c2FsdA==$x", "expected user:"},
+        {"alice:secret", "not a hashed password"},
+        {"alice:$5$abc$def", "not a hashed password"},
+        {"alice:$7$$c2FsdA==$x", "bad iteration count"},
+        {"alice:$7$12a$c2FsdA==$x", "bad iteration count"},
+        {"alice:$7$0$c2FsdA==$x", "iteration count out of range"},
+        {"alice:$7$99999999999$c2FsdA==$x", "bad iteration count"},
+        {"alice:$7$100$c2Fs!A==$x", "bad salt"},
+        {"alice:$7$100$c2FsdA=$x", "bad salt"},
+        {"alice:$7$100$c2FsdA==$c2FsdA==", "bad hash"},
+        {"alice:$7$100$c2FsdA==", "bad salt"},
+        {"al\x01ice:$7$100$c2FsdA==$x", "control character"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fy_passwd_entry e;
+        const char *why = "";
+        int rc = fy_passwd_parse_line(bad[i].line, strlen(bad[i].line), &e, &why);
+        if (rc != -FY_EINVAL || !strstr(why, bad[i].why)) {
+            fail_msg("line %zu '%s': rc %d why '%s', want '%s'", i, bad[i].line, rc, why,
+                     bad[i].why);
+        }
+    }
+    fy_passwd_entry e;
+    const char *why = "";
+    assert_int_equal(fy_passwd_parse_line("", 0, &e, &why), 0);
+    assert_int_equal(fy_passwd_parse_line("  # comment", 11, &e, &why), 0);
+    assert_int_equal(fy_passwd_parse_line(" \r", 2, &e, &why), 0);
+}
+
+static void test_auth_base64(void **state)
+{
+    fy_buf b = FY_BUF_INIT;
+    uint8_t out[16];
+    fy_base64_encode(&b, (const uint8_t *)"fo", 2);
+    assert_int_equal(b.len, 4);
+    assert_memory_equal(b.data, "Zm8=", 4);
+    assert_int_equal(fy_base64_decode("Zm8=", 4, out, sizeof(out)), 2);
+    assert_memory_equal(out, "fo", 2);
+    assert_int_equal(fy_base64_decode("Zm9v", 4, out, sizeof(out)), 3);
+    assert_int_equal(fy_base64_decode("Zm9", 3, out, sizeof(out)), -1);
+    assert_int_equal(fy_base64_decode("Z=9v", 4, out, sizeof(out)), -1);
+    assert_int_equal(fy_base64_decode("Zm9vZm9v", 8, out, 5), -1);
+    fy_buf_free(&b);
+}
+
+/* ---- Password database --------------------------------------------------------------------- */
+
+static void test_auth_passwd_db(void **state)
+{
+    fy_buf text = FY_BUF_INIT;
+    char err[256];
+    fy_passwd_db *db;
+    fy_buf_append(&text, "# users\n", 8);
+    assert_int_equal(fy_passwd_format(&text, "alice", "a-pw", 1000), FY_OK);
+    fy_buf_append(&text, mosq_line, strlen(mosq_line));
+    fy_buf_append(&text, "\r\n\n", 3);
+    db = fy_passwd_db_parse((const char *)text.data, text.len, "pw", err, sizeof(err));
+    assert_non_null(db);
+    assert_int_equal(fy_passwd_db_count(db), 2);
+    for (int round = 0; round < 2; round++) { /* the second round uses the cached check */
+        assert_true(fy_passwd_db_check(db, S("alice"), S("a-pw")));
+        assert_true(fy_passwd_db_check(db, S("bob"), S("hunter2")));
+        assert_false(fy_passwd_db_check(db, S("alice"), S("hunter2")));
+        assert_false(fy_passwd_db_check(db, S("alic"), S("a-pw")));
+        assert_false(fy_passwd_db_check(db, S("carol"), S("")));
+    }
+    fy_passwd_db_free(db);
+
+    /* A duplicate user and a bad line are errors with file:line. */
+    fy_buf_append(&text, mosq_line, strlen(mosq_line));
+    assert_null(fy_passwd_db_parse((const char *)text.data, text.len, "pw", err, sizeof(err)));
+    assert_string_equal(err, "pw:5: user 'bob' appears twice");
+    assert_null(fy_passwd_db_parse("a:$7$1$c2FsdA==$x\n", 19, "f", err, sizeof(err)));
+    assert_string_equal(err, "f:1: bad hash (base64 of 64 bytes)");
+    assert_null(fy_passwd_db_parse("\n\nx:y\0z", 7, "f", err, sizeof(err)));
+    assert_true(strncmp(err, "f:3: ", 5) == 0);
+    fy_buf_free(&text);
+}
+
+/* ---- Topic matching ------------------------------------------------------------------------ */
+
+static void test_auth_topic_matches(void **state)
+{
+    static const struct {
+        const char *f, *t;
+        bool m;
+    } cases[] = {
+        {"a/b", "a/b", true},       {"a/b", "a/c", false},   {"a/+", "a/b", true},
+        {"a/+", "a/b/c", false},    {"a/#", "a", true},      {"a/#", "a/b/c", true},
+        {"#", "a/b", true},         {"#", "$SYS/x", false},  {"+/x", "$SYS/x", false},
+        {"$SYS/#", "$SYS/x", true}, {"a/+/c", "a//c", true}, {"+", "", true},
+        {"a", "a/", false},         {"a/+", "a/", true},     {"+/+", "/x", true},
+        {"a/b/#", "a/b", true},     {"a/b/#", "a/c", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (fy_acl_topic_matches(S(cases[i].f), S(cases[i].t)) != cases[i].m) {
+            fail_msg("filter '%s' topic '%s': want %d", cases[i].f, cases[i].t, cases[i].m);
+        }
+    }
+}
+
+static void test_auth_filters_overlap(void **state)
+{
+    static const struct {
+        const char *a, *b;
+        bool o;
+    } cases[] = {
+        {"#", "a/b", true},
+        {"a/#", "a", true},
+        {"a/#", "b/#", false},
+        {"a/+", "+/b", true},
+        {"a/+", "a/b/c", false},
+        {"a/+/#", "a/x", true},
+        {"secret/alice/#", "secret/bob/#", false},
+        {"secret/+/x", "secret/bob/#", true},
+        {"#", "$SYS/#", false},
+        {"$SYS/#", "$SYS/a", true},
+        {"a/b", "a/b", true},
+        {"a/b", "a/c", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (fy_acl_filters_overlap(S(cases[i].a), S(cases[i].b)) != cases[i].o ||
+            fy_acl_filters_overlap(S(cases[i].b), S(cases[i].a)) != cases[i].o) {
+            fail_msg("'%s' and '%s': want %d", cases[i].a, cases[i].b, cases[i].o);
+        }
+    }
+}
+
+/* ---- ACL file ------------------------------------------------------------------------------ */
+
+static const char acl_text[] = "# anonymous clients\n"
+                               "topic read public/#\n"
+                               "ntopic read news\n"
+                               "pattern readwrite clients/%c/#\n"
+                               "pattern read users/%u/#\n"
+                               "\n"
+                               "user alice\n"
+                               "  topic readwrite a/#\n"
+                               "  topic write in/+\n"
+                               "  topic deny a/secret\n"
+                               "  topic b/c\n"
+                               "  ntopic readwrite orders\n"
+                               "  ntopic read logs*\n"
+                               "  group billing\n"
+                               "user root\n"
+                               "admin\n"
+                               "ntopic readwrite *\n"
+                               "group *\n"
+                               "user alice\n"
+                               "topic read more/#\n";
+
+static bool A(const fy_acl *acl, const char *user, const char *proto, fy_acl_op op,
+              const char *topic)
+{
+    return fy_acl_allows(acl, user, "cid-1", proto, op, S(topic));
+}
+
+static void test_auth_acl_rules(void **state)
+{
+    char err[256];
+    fy_acl *acl = fy_acl_parse(acl_text, strlen(acl_text), "acl", err, sizeof(err));
+    assert_non_null(acl);
+    /* alice, MQTT */
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_READ, "a/x"));
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_WRITE, "a/x/y"));
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_READ, "a/secret"));
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_WRITE, "a/secret"));
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_WRITE, "in/x"));
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_READ, "in/x"));
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_READ, "b/c"));       /* no access word: readwrite */
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_READ, "more/x"));    /* second section continues */
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_READ, "public/x")); /* anonymous rules only */
+    /* patterns apply to every client */
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_WRITE, "clients/cid-1/x"));
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_WRITE, "clients/cid-2/x"));
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_READ, "users/alice/x"));
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_WRITE, "users/alice/x"));
+    assert_false(A(acl, "bob", "mqtt", FY_ACL_READ, "users/alice/x"));
+    assert_true(A(acl, "bob", "mqtt", FY_ACL_READ, "users/bob/x"));
+    /* a user name with a wildcard or slash never expands a pattern */
+    assert_false(A(acl, "x/y", "mqtt", FY_ACL_READ, "users/x/y/z"));
+    assert_false(A(acl, "+", "mqtt", FY_ACL_READ, "users/+/z"));
+    /* subscriptions: allowed when some readable topic is under the filter */
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_SUBSCRIBE, "#"));
+    assert_true(A(acl, "alice", "mqtt", FY_ACL_SUBSCRIBE, "a/secret"));
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_SUBSCRIBE, "in/x"));
+    assert_false(A(acl, "alice", "mqtt", FY_ACL_SUBSCRIBE, "zzz/#"));
+    /* anonymous */
+    assert_true(A(acl, NULL, "mqtt", FY_ACL_READ, "public/x"));
+    assert_false(A(acl, NULL, "mqtt", FY_ACL_WRITE, "public/x"));
+    assert_false(A(acl, NULL, "mqtt", FY_ACL_READ, "users/x"));
+    assert_true(A(acl, NULL, "mqtt", FY_ACL_READ, "clients/cid-1/q"));
+    assert_true(A(acl, NULL, "native", FY_ACL_READ, "news"));
+    assert_false(A(acl, NULL, "native", FY_ACL_WRITE, "news"));
+    /* native and AMQP: ntopic, group and admin rules; MQTT rules do not count */
+    assert_true(A(acl, "alice", "native", FY_ACL_WRITE, "orders"));
+    assert_true(A(acl, "alice", "amqp", FY_ACL_READ, "logs-2026"));
+    assert_false(A(acl, "alice", "amqp", FY_ACL_WRITE, "logs-2026"));
+    assert_false(A(acl, "alice", "native", FY_ACL_READ, "a"));
+    assert_true(A(acl, "alice", "native", FY_ACL_GROUP, "billing"));
+    assert_false(A(acl, "alice", "native", FY_ACL_GROUP, "billing2"));
+    assert_false(A(acl, "alice", "native", FY_ACL_ADMIN, ""));
+    assert_true(A(acl, "root", "native", FY_ACL_ADMIN, ""));
+    assert_true(A(acl, "root", "admin", FY_ACL_ADMIN, ""));
+    assert_true(A(acl, "root", "native", FY_ACL_WRITE, "anything"));
+    assert_true(A(acl, "root", "native", FY_ACL_GROUP, "any"));
+    assert_false(A(acl, "root", "mqtt", FY_ACL_READ, "a/x"));
+    /* no ACL: everything */
+    assert_true(fy_acl_allows(NULL, NULL, "", "mqtt", FY_ACL_WRITE, S("x")));
+    fy_acl_free(acl);
+}
+
+static void test_auth_acl_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *err;
+    } bad[] = {
+        {"user alice\nfrobnicate x\n", "acl:2: unknown rule 'frobnicate'"},
+        {"user\n", "acl:1: user needs a name"},
+        {"topic read\n", "acl:1: 'topic' needs a topic filter"},
+        {"\n\ntopic read a/#/b\n", "acl:3: bad topic filter 'a/#/b'"},
+        {"topic read a+\n", "acl:1: bad topic filter 'a+'"},
+        {"ntopic read bad name\n", "acl:1: bad name 'bad name'"},
+        {"group a*b\n", "acl:1: bad name 'a*b'"},
+        {"admin now\n", "acl:1: admin takes no argument"},
+        {"pattern write\n", "acl:1: 'pattern' needs a topic filter"},
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fy_acl *acl = fy_acl_parse(bad[i].text, strlen(bad[i].text), "acl", err, sizeof(err));
+        if (acl || strncmp(err, bad[i].err, strlen(bad[i].err)) != 0) {
+            fail_msg("case %zu: got '%s', want '%s'", i, acl ? "(parsed)" : err, bad[i].err);
+        }
+    }
+    assert_null(fy_acl_parse("topic a\0b\n", 10, "acl", err, sizeof(err)));
+    assert_string_equal(err, "acl:1: NUL byte");
+}
+
+/* ---- fy_auth --------------------------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static fy_auth_request req(const char *user, const char *pw)
+{
+    fy_auth_request r = {"mqtt", "c", "127.0.0.1:1", user != NULL, S(user), pw != NULL, S(pw)};
+    return r;
+}
+
+static void test_auth_state(void **state)
+{
+    char dir[] = "/tmp/ferry-auth-XXXXXX", pw[128], acl[128], err[512];
+    fy_buf line = FY_BUF_INIT;
+    fy_auth *a = NULL;
+    fy_auth_request r;
+    assert_non_null(mkdtemp(dir));
+    snprintf(pw, sizeof(pw), "%s/pw", dir);
+    snprintf(acl, sizeof(acl), "%s/acl", dir);
+    assert_int_equal(fy_passwd_format(&line, "alice", "one", 1000), FY_OK);
+    fy_buf_put_u8(&line, 0);
+    write_file(pw, (const char *)line.data);
+    write_file(acl, "user alice\ntopic read a/#\n");
+
+    /* No files: anonymous decides. */
+    assert_int_equal(fy_auth_new(NULL, "none", true, &a, err, sizeof(err)), FY_OK);
+    r = req(NULL, NULL);
+    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    r = req("who", "ever");
+    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    assert_int_equal(fy_auth_authorize(a, NULL, "c", "mqtt", FY_ACL_WRITE, S("x")), FY_OK);
+    fy_auth_free(a);
+    assert_int_equal(fy_auth_new(NULL, NULL, false, &a, err, sizeof(err)), FY_OK);
+    r = req(NULL, NULL);
+    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    fy_auth_free(a);
+
+    /* Both files. */
+    assert_int_equal(fy_auth_new(pw, acl, false, &a, err, sizeof(err)), FY_OK);
+    assert_true(fy_auth_has_passwords(a));
+    r = req("alice", "one");
+    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    r = req("alice", "two");
+    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    r = req("alice", NULL);
+    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    r = req(NULL, NULL);
+    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    assert_int_equal(fy_auth_authorize(a, "alice", "c", "mqtt", FY_ACL_READ, S("a/1")), FY_OK);
+    assert_int_equal(fy_auth_authorize(a, "alice", "c", "mqtt", FY_ACL_READ, S("b/1")), -FY_EPERM);
+
+    /* A bad ACL on reload: refused with file:line, the old rules stay. */
+    write_file(acl, "user alice\ntopic read b/#\nbogus\n");
+    assert_int_equal(fy_auth_reload(a, err, sizeof(err)), -FY_EINVAL);
+    assert_true(strstr(err, "/acl:3: unknown rule") != NULL);
+    assert_int_equal(fy_auth_authorize(a, "alice", "c", "mqtt", FY_ACL_READ, S("a/1")), FY_OK);
+    /* A missing password file on reload: the same. */
+    unlink(pw);
+    write_file(acl, "user alice\ntopic read b/#\n");
+    assert_int_equal(fy_auth_reload(a, err, sizeof(err)), -FY_EIO);
+    assert_true(strstr(err, "/pw: cannot open") != NULL);
+    r = req("alice", "one");
+    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    /* Good files again: in use. */
+    write_file(pw, (const char *)line.data);
+    assert_int_equal(fy_auth_reload(a, err, sizeof(err)), FY_OK);
+    assert_int_equal(fy_auth_authorize(a, "alice", "c", "mqtt", FY_ACL_READ, S("b/1")), FY_OK);
+    assert_int_equal(fy_auth_authorize(a, "alice", "c", "mqtt", FY_ACL_READ, S("a/1")), -FY_EPERM);
+    fy_auth_free(a);
+
+    /* Start-up fails closed. */
+    write_file(pw, "alice:plain\n");
+    assert_int_equal(fy_auth_new(pw, NULL, false, &a, err, sizeof(err)), -FY_EINVAL);
+    assert_true(strstr(err, "/pw:1: not a hashed password") != NULL);
+    unlink(pw);
+    unlink(acl);
+    rmdir(dir);
+    fy_buf_free(&line);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_auth_passwd_mosquitto_line),
+        cmocka_unit_test(test_auth_passwd_writer_round_trip),
+        cmocka_unit_test(test_auth_passwd_sha512_v6),
+        cmocka_unit_test(test_auth_passwd_malformed),
+        cmocka_unit_test(test_auth_base64),
+        cmocka_unit_test(test_auth_passwd_db),
+        cmocka_unit_test(test_auth_topic_matches),
+        cmocka_unit_test(test_auth_filters_overlap),
+        cmocka_unit_test(test_auth_acl_rules),
+        cmocka_unit_test(test_auth_acl_errors),
+        cmocka_unit_test(test_auth_state),
+    };
+    fy_log_set_level(FY_LOG_OFF);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
