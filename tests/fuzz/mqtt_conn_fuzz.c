@@ -74,7 +74,7 @@ static void setup(void)
         abort();
     }
     core = fy_core_new(base, store, &bc, err, sizeof(err));
-    env = (fy_adapter_env){base, core, bc.max_message_size, 0, NULL, NULL};
+    env = (fy_adapter_env){base, core, bc.max_message_size, 0, NULL, NULL, NULL, true};
     if (!core || fy_mqtt_adapter.start(&env, &mc, &state, err, sizeof(err)) != FY_OK) {
         abort();
     }
