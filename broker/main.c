@@ -141,6 +141,11 @@ static bool auth_setup(fy_broker *b, char *err, size_t errlen)
     }
     fy_log(INFO, "ferryd", "password_file=%s acl_file=%s allow_anonymous=%s msg=\"security\"",
            cfg->password_file, cfg->acl_file, anon ? "true" : "false");
+    if (!has_pw && strcmp(cfg->acl_file, "none") != 0 && cfg->acl_file[0]) {
+        fy_log(WARN, "ferryd",
+               "msg=\"acl_file without password_file: user names are not checked, any client "
+               "may claim any user's rules\"");
+    }
     if (!anon && !has_pw) {
         fy_log(WARN, "ferryd",
                "msg=\"allow_anonymous is false and there is no password_file: nobody can "

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 # Ferry only: with a password file, MQTT clients need a user and the right password. The file
-# holds a user written by `ferryctl passwd` and one by `mosquitto_passwd -b` (210,000 and 101
-# PBKDF2 rounds): both log in. paho 3.1.1: wrong password -> CONNACK 4, no user -> 5; paho 5.0:
+# is created by `mosquitto_passwd -c -b` (101 PBKDF2 rounds) and `ferryctl passwd` adds a user
+# (210,000 rounds), keeping mosquitto's line: both log in. paho 3.1.1: wrong password -> CONNACK 4, no user -> 5; paho 5.0:
 # 0x86 and 0x87; mosquitto_pub -u -P: right password publishes, a wrong one is refused with
 # "bad user name or password". The right password also works a second time (cached check).
 # interop: ferry-only, own-broker
@@ -28,12 +28,15 @@ def connect(proto, user=None, password=None, expect=0):
 
 def test(d):
     pw = os.path.join(d, "passwd")
-    sec.passwd(pw, "alice", "wonder land")
     has_mp = shutil.which("mosquitto_passwd") is not None
     if has_mp:
-        r = subprocess.run(["mosquitto_passwd", "-b", pw, "bob", "hunter2"], capture_output=True,
-                           text=True, timeout=30)
-        eq(r.returncode, 0, "mosquitto_passwd -b (stderr: %s)" % r.stderr)
+        # The file is created by mosquitto_passwd; ferryctl then adds a user, keeping bob's line.
+        r = subprocess.run(["mosquitto_passwd", "-c", "-b", pw, "bob", "hunter2"],
+                           capture_output=True, text=True, timeout=30)
+        eq(r.returncode, 0, "mosquitto_passwd -c -b (stderr: %s)" % r.stderr)
+    sec.passwd(pw, "alice", "wonder land")
+    if has_mp:
+        check(open(pw).read().startswith("bob:$7$101$"), "ferryctl kept mosquitto's line")
     f = sec.Ferry(d, "password_file %s\n" % pw)
     mqttc.PORT = f.b.mqtt_port
     port = str(f.b.mqtt_port)
