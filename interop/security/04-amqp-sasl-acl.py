@@ -5,7 +5,8 @@
 # that skips SASL. Attaching a sender or receiver to a topic the user may not write or read, or a
 # receiver to a consumer group the user may not use, is refused with amqp:unauthorized-access;
 # allowed links work and the connection survives the refusals. A message relayed (sender without
-# a target) to a topic the user may not write is rejected with amqp:unauthorized-access.
+# a target) to a topic the user may not write is rejected with amqp:unauthorized-access; one to a
+# dynamic source's reply address is accepted without a rule (request/reply).
 # interop: ferry-only, own-broker
 import os
 import sys
@@ -76,6 +77,14 @@ def test(d):
        "condition of relay to secret")
     d3 = relay.send(Message(address="ok2", body="yes"))
     eq(d3.remote_state, Delivery.ACCEPTED, "relay to ok2")
+    # Request/reply: a dynamic source's temporary topic may be answered to without a rule.
+    reply = c.create_receiver(None, dynamic=True, credit=5, name="replies")
+    addr = reply.link.remote_source.address
+    check(addr, "dynamic source address")
+    d4 = relay.send(Message(address=addr, body="answer"))
+    eq(d4.remote_state, Delivery.ACCEPTED, "relay to the reply address")
+    eq(reply.receive(timeout=amqpc.DEADLINE).body, "answer", "the reply")
+    reply.accept()
     check(c.conn.state & c.conn.REMOTE_ACTIVE, "connection still open")
     c.close()
     f.close()
