@@ -786,6 +786,11 @@ bool fy_auth_has_passwords(const fy_auth *a)
     return a && a->pw;
 }
 
+bool fy_auth_has_acl(const fy_auth *a)
+{
+    return a && a->acl;
+}
+
 bool fy_auth_allows_anonymous(const fy_auth *a)
 {
     return !a || a->anon;

@@ -86,6 +86,8 @@ void fy_auth_free(fy_auth *a);
 /* Whether a password file is in use (clients then need a user name and password). */
 bool fy_auth_has_passwords(const fy_auth *a);
 bool fy_auth_allows_anonymous(const fy_auth *a);
+/* Whether an ACL file is in use (without one, fy_auth_authorize allows everything). */
+bool fy_auth_has_acl(const fy_auth *a);
 
 /* The hooks (arg is the fy_auth). authenticate: a request without a user name is an anonymous
  * client, allowed when allow_anonymous; with a user name, the password file must hold it with

@@ -393,7 +393,7 @@ static int handle_send(nconn *c, const fy_frame *f)
     for (uint16_t i = 0; i < m->n; i++) {
         produce_scratch[i].record = m->msgs[i].record;
         produce_scratch[i].sharding_key = m->msgs[i].sharding_key;
-        if (c->srv->auth) {
+        if (fy_auth_has_acl(c->srv->auth)) {
             fy_slice t = record_topic(m->msgs[i].record);
             if (t.p && !allowed(c, f->id, FY_ACL_WRITE, t)) {
                 return FY_OK; /* none of the batch is stored */
@@ -615,7 +615,7 @@ static int handle_msg_get(nconn *c, const fy_frame *f)
         return FY_OK;
     }
     rc = fy_core_message_get(c->srv->core, id, &rec);
-    if (rc == FY_OK && c->srv->auth &&
+    if (rc == FY_OK && fy_auth_has_acl(c->srv->auth) &&
         !allowed(c, f->id, FY_ACL_READ, record_topic((fy_slice){rec.data, rec.len}))) {
         fy_buf_free(&rec);
         return FY_OK;
@@ -933,7 +933,7 @@ static int handle_tx_half(nconn *c, const fy_frame *f)
         reply_error(c, f->id, -FY_EBADNAME, "bad producer group name");
         return FY_OK;
     }
-    if (c->srv->auth) {
+    if (fy_auth_has_acl(c->srv->auth)) {
         fy_slice t = record_topic(m.record);
         if (t.p && !allowed(c, f->id, FY_ACL_WRITE, t)) {
             return FY_OK;
