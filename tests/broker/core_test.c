@@ -2013,7 +2013,7 @@ static void test_core_light_queues(void **state)
     assert_int_equal(a.offset[0], r1.offset);
     assert_int_equal(a.offset[1], r3.offset);
     /* A delayed message is indexed when it becomes due and moves to its topic. */
-    produce_routed(e, "lq1", "x-later", "100");
+    produce_routed(e, "lq1", "x-later", "1500"); /* not due before the check below */
     run_for(e, 30);
     assert_int_equal(a.n, 2);
     wait_n(e, &a, 3);
