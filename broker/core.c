@@ -57,6 +57,7 @@ struct topic {
     bool light;      /* a light queue (%LQ%<name>): its records refer to messages elsewhere */
     consumer **cons; /* consumers reading this topic */
     size_t ncons, capcons;
+    fy_topic_counters ctr;
 };
 
 /* What few cursors ever need, allocated on first use: deliveries to make again, and the
@@ -148,6 +149,7 @@ struct fy_sub {
     fy_selector *sel;                                    /* a SQL92 filter, instead of tags */
     bool (*match)(void *owner, const fy_record_view *v); /* the adapter's own predicate */
     bool no_ack_timeout;
+    fy_proto proto;
     uint32_t credit;
     inflight *fl;
     uint32_t nfl, capfl, free_head, inflight;
@@ -715,6 +717,13 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     d.offset = real ? real->offset : offset;
     d.redelivered = again;
     fy_msgid_make(d.msgid, (uint16_t)c->cfg->broker_id, d.topic_id, (uint16_t)d.queue_id, d.offset);
+    {
+        topic *ct = real ? topic_by_id(c, real->topic_id) : cu->cons->t;
+        if (ct) {
+            ct->ctr.msgs_out[s->proto]++;
+            ct->ctr.bytes_out[s->proto] += len;
+        }
+    }
     s->ops->deliver(s->owner, s, &d);
 }
 
@@ -1103,6 +1112,7 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
     s->client_id = fy_strdup(spec->client_id ? spec->client_id : "");
     s->match = spec->match;
     s->no_ack_timeout = spec->no_ack_timeout;
+    s->proto = (unsigned)spec->proto < FY_PROTO_COUNT ? spec->proto : FY_PROTO_INTERNAL;
     if (spec->filter_type == FY_FILTER_SQL92) {
         char why[160];
         const char *text = spec->filter ? spec->filter : "";
@@ -2130,6 +2140,10 @@ int core_produce_batch(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_wbat
         uint32_t q;
         t = topic_get_or_create(c, (const char *)v->topic.p, v->topic.len, b, &rc);
         x->topic_ids[i] = t->id;
+        if ((unsigned)msgs[i].proto < FY_PROTO_COUNT) {
+            t->ctr.msgs_in[msgs[i].proto]++;
+            t->ctr.bytes_in[msgs[i].proto] += msgs[i].record.len;
+        }
         if (due > now) {
             /* Held in the store's time index until due; the topic is named in the record. */
             fy_wbatch_put_timer(b, due, msgs[i].record.p, msgs[i].record.len);
@@ -2397,6 +2411,12 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     return FY_OK;
 }
 
+const char *fy_proto_name(fy_proto p)
+{
+    static const char *const names[FY_PROTO_COUNT] = {"internal", "native", "mqtt", "amqp"};
+    return (unsigned)p < FY_PROTO_COUNT ? names[p] : "unknown";
+}
+
 int fy_core_topic_get(fy_core *c, const char *name, fy_topic_info *out)
 {
     topic *t = fy_strmap_get(&c->topics, name, strlen(name));
@@ -2406,6 +2426,7 @@ int fy_core_topic_get(fy_core *c, const char *name, fy_topic_info *out)
     out->name = t->name;
     out->topic_id = t->id;
     out->queues = t->queues;
+    out->counters = &t->ctr;
     return FY_OK;
 }
 
@@ -2764,6 +2785,7 @@ static void on_created(evutil_socket_t fd, short what, void *arg)
         info.name = t->name;
         info.topic_id = t->id;
         info.queues = t->queues;
+        info.counters = &t->ctr;
         for (size_t w = 0; w < c->nwatchers; w++) {
             c->watchers[w].fn(c->watchers[w].arg, &info);
         }

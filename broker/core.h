@@ -46,10 +46,34 @@ int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_
  * -FY_ENOTFOUND at once, or FY_OK and done later. */
 int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg);
 
+/* Which protocol a message came in or went out by, for the per-topic counters. INTERNAL: the
+ * broker itself (a delayed message becoming due, a retry, a dead letter). */
+typedef enum fy_proto {
+    FY_PROTO_INTERNAL = 0,
+    FY_PROTO_NATIVE,
+    FY_PROTO_MQTT,
+    FY_PROTO_AMQP,
+    FY_PROTO_COUNT
+} fy_proto;
+
+/* "internal", "native", "mqtt", "amqp". */
+const char *fy_proto_name(fy_proto p);
+
+/* Counters of a topic since start, per protocol: messages accepted from producers (counted
+ * when handed to the store, delayed ones included) and delivered to consumers (redeliveries
+ * included; a light queue's delivery counts for the topic that stores the message). */
+typedef struct fy_topic_counters {
+    uint64_t msgs_in[FY_PROTO_COUNT];
+    uint64_t bytes_in[FY_PROTO_COUNT]; /* encoded record bytes */
+    uint64_t msgs_out[FY_PROTO_COUNT];
+    uint64_t bytes_out[FY_PROTO_COUNT];
+} fy_topic_counters;
+
 typedef struct fy_topic_info {
     const char *name; /* valid until the topic is deleted */
     uint32_t topic_id;
     uint32_t queues;
+    const fy_topic_counters *counters; /* live; valid until the topic is deleted */
 } fy_topic_info;
 
 /* Looks a topic up. FY_OK or -FY_ENOTFOUND. */
@@ -84,6 +108,7 @@ void fy_core_queue_range(fy_core *c, uint32_t topic_id, uint32_t queue_id, uint6
 typedef struct fy_produce_msg {
     fy_slice record;
     fy_slice sharding_key;
+    fy_proto proto; /* who produced it (counters only) */
 } fy_produce_msg;
 
 typedef struct fy_produce_result {
@@ -210,6 +235,7 @@ typedef struct fy_sub_spec {
                           * never nacks with RETRY; no retry topic is created for the group) */
     bool no_ack_timeout; /* deliveries wait for their ack as long as the member lives (MQTT) */
     bool light;          /* consume the light queue named `topic` (see fy_core_set_router) */
+    fy_proto proto;      /* the member's protocol (counters only) */
 } fy_sub_spec;
 
 /* One delivery: the record (borrowed for the call; copy what you keep) and its id. */

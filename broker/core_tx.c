@@ -299,6 +299,7 @@ int fy_core_tx_end(fy_core *c, uint64_t tx_id, fy_tx_end_how how, fy_produce_cb 
         }
         pm.record = (fy_slice){h.rec.data, h.rec.len};
         pm.sharding_key = m.shard;
+        pm.proto = FY_PROTO_NATIVE; /* transactions are native only */
         rc = core_produce_batch(c, &pm, 1, b, commit_done, x, NULL);
         if (rc != FY_OK) {
             goto out;

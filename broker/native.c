@@ -393,6 +393,7 @@ static int handle_send(nconn *c, const fy_frame *f)
     for (uint16_t i = 0; i < m->n; i++) {
         produce_scratch[i].record = m->msgs[i].record;
         produce_scratch[i].sharding_key = m->msgs[i].sharding_key;
+        produce_scratch[i].proto = FY_PROTO_NATIVE;
         if (fy_auth_has_acl(c->srv->auth)) {
             fy_slice t = record_topic(m->msgs[i].record);
             if (t.p && !allowed(c, f->id, FY_ACL_WRITE, t)) {
@@ -504,6 +505,7 @@ static int handle_subscribe(nconn *c, const fy_frame *f)
                          .start = (fy_sub_start)m.start,
                          .start_ms = m.start_ms,
                          .client_id = c->client_id,
+                         .proto = FY_PROTO_NATIVE,
                          .filter_type = (fy_filter_type)m.filter_type,
                          .errbuf = why,
                          .errbuf_len = sizeof(why),
@@ -941,6 +943,7 @@ static int handle_tx_half(nconn *c, const fy_frame *f)
     }
     pm.record = m.record;
     pm.sharding_key = m.sharding_key;
+    pm.proto = FY_PROTO_NATIVE;
     x = req_new(c, f->id);
     rc = fy_core_tx_half(c->srv->core, &pm, group, send_done, x);
     if (rc != FY_OK) {

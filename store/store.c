@@ -96,8 +96,39 @@ struct fy_store {
 
     atomic_bool healthy;
     atomic_uint_fast64_t st_inline, st_commits, st_batches, st_appends, st_bytes, st_failed,
-        st_pending, st_commit_ns;
+        st_pending, st_commit_ns, st_fsyncs, st_fsync_ns;
+    bool sync; /* flush=sync: every write is fsync'ed */
+    atomic_uint_fast64_t h_commit[FY_STORE_LAT_BUCKETS + 1], h_fsync[FY_STORE_LAT_BUCKETS + 1],
+        h_batch[FY_STORE_BATCH_BUCKETS + 1];
 };
+
+static const uint64_t lat_bounds_us[FY_STORE_LAT_BUCKETS] = FY_STORE_LAT_BOUNDS_US;
+static const uint64_t batch_bounds[FY_STORE_BATCH_BUCKETS] = FY_STORE_BATCH_BOUNDS;
+
+/* Index of the first bound >= v (n = past the last). */
+static size_t bucket_of(const uint64_t *bounds, size_t n, uint64_t v)
+{
+    size_t i = 0;
+    while (i < n && v > bounds[i]) {
+        i++;
+    }
+    return i;
+}
+
+/* One observation per LevelDB write: a few relaxed increments, no lock. */
+static void observe_commit_wt(fy_store *s, uint64_t ns, size_t appends)
+{
+    uint64_t us = ns / 1000;
+    size_t li = bucket_of(lat_bounds_us, FY_STORE_LAT_BUCKETS, us);
+    atomic_fetch_add_explicit(&s->h_commit[li], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->h_batch[bucket_of(batch_bounds, FY_STORE_BATCH_BUCKETS, appends)],
+                              1, memory_order_relaxed);
+    if (s->sync) {
+        atomic_fetch_add_explicit(&s->h_fsync[li], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->st_fsyncs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->st_fsync_ns, ns, memory_order_relaxed);
+    }
+}
 
 static inline uint64_t qkey(uint32_t topic_id, uint32_t queue_id)
 {
@@ -721,7 +752,8 @@ static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group, boo
         }
         t0 = fy_mono_ns();
         leveldb_write(s->db, s->wopts, s->wb, &lerr);
-        atomic_fetch_add(&s->st_commit_ns, fy_mono_ns() - t0);
+        t0 = fy_mono_ns() - t0;
+        atomic_fetch_add(&s->st_commit_ns, t0);
         if (lerr) {
             status = map_leveldb_error(lerr);
             rollback_wt(s, c);
@@ -736,6 +768,7 @@ static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group, boo
             leveldb_free(lerr);
         } else {
             atomic_fetch_add(&s->st_commits, 1);
+            observe_commit_wt(s, t0, appends);
             atomic_fetch_add(&s->st_appends, appends);
             atomic_fetch_add(&s->st_bytes, bytes);
         }
@@ -1074,6 +1107,7 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
     leveldb_readoptions_set_fill_cache(s->scan_ropts, 0);
     s->wopts = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(s->wopts, opts->flush == FY_FLUSH_SYNC);
+    s->sync = opts->flush == FY_FLUSH_SYNC;
 
     s->db = leveldb_open(s->options, opts->dir, &lerr);
     if (lerr) {
@@ -1226,6 +1260,15 @@ void fy_store_get_stats(const fy_store *s, fy_store_stats *st)
     st->failed = atomic_load(&m->st_failed);
     st->pending = atomic_load(&m->st_pending);
     st->commit_ns_total = atomic_load(&m->st_commit_ns);
+    st->fsyncs = atomic_load(&m->st_fsyncs);
+    st->fsync_ns_total = atomic_load(&m->st_fsync_ns);
+    for (size_t i = 0; i <= FY_STORE_LAT_BUCKETS; i++) {
+        st->commit_us[i] = atomic_load(&m->h_commit[i]);
+        st->fsync_us[i] = atomic_load(&m->h_fsync[i]);
+    }
+    for (size_t i = 0; i <= FY_STORE_BATCH_BUCKETS; i++) {
+        st->batch_msgs[i] = atomic_load(&m->h_batch[i]);
+    }
 }
 
 /* ---- Reads -------------------------------------------------------------------------------- */

@@ -230,7 +230,14 @@ int fy_store_scan_adapter(fy_store *s, const char *adapter, const void *prefix, 
  * only in the memtable is not counted). */
 uint64_t fy_store_messages_bytes(fy_store *s);
 
-/* Counters for /health and metrics. */
+/* Upper bounds of the commit histograms: write latency in microseconds, messages per write. */
+#define FY_STORE_LAT_BUCKETS 14
+#define FY_STORE_LAT_BOUNDS_US                                                                     \
+    {50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000}
+#define FY_STORE_BATCH_BUCKETS 12
+#define FY_STORE_BATCH_BOUNDS {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}
+
+/* Counters for /health and metrics. Any thread. */
 typedef struct fy_store_stats {
     uint64_t commits;         /* LevelDB writes */
     uint64_t inline_commits;  /* of which written on the loop while the writer was idle */
@@ -240,6 +247,14 @@ typedef struct fy_store_stats {
     uint64_t failed;          /* batches failed */
     uint64_t pending;         /* batches queued or being written */
     uint64_t commit_ns_total; /* time spent in LevelDB writes */
+    /* Histograms, one observation per LevelDB write (not per message): counts per bucket (not
+     * cumulative), the last one past the highest bound (+Inf). The write time includes the
+     * fsync under flush=sync, and is then also observed in fsync_us. */
+    uint64_t commit_us[FY_STORE_LAT_BUCKETS + 1];
+    uint64_t fsync_us[FY_STORE_LAT_BUCKETS + 1];
+    uint64_t fsyncs;               /* synced writes */
+    uint64_t fsync_ns_total;       /* time spent in them */
+    uint64_t batch_msgs[FY_STORE_BATCH_BUCKETS + 1];
 } fy_store_stats;
 void fy_store_get_stats(const fy_store *s, fy_store_stats *st);
 

@@ -401,6 +401,7 @@ static int batch_submit(in_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         m[i].record = (fy_slice){b->data.data + b->items[i].rec_off, b->items[i].rec_len};
         m[i].sharding_key = (fy_slice){b->data.data + b->items[i].key_off, b->items[i].key_len};
+        m[i].proto = FY_PROTO_AMQP;
     }
     rc = fy_core_produce(b->l->c->srv->env.core, m, b->n, on_produced, b, NULL);
     fy_free(m);
@@ -1005,6 +1006,7 @@ static void open_consumer(amqp_conn *c, pn_link_t *pl)
     }
     spec.group = l->group;
     spec.topic = topic;
+    spec.proto = FY_PROTO_AMQP;
     spec.client_id = c->container;
     spec.errbuf = why;
     spec.errbuf_len = sizeof(why);

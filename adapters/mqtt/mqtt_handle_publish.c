@@ -461,6 +461,7 @@ static int batch_submit(mqtt_pub_batch *b)
         }
         msgs[nmsgs].record = item_rec(b, it);
         msgs[nmsgs].sharding_key = item_topic(b, it); /* one MQTT topic, one queue: in order */
+        msgs[nmsgs].proto = FY_PROTO_MQTT;
         nmsgs++;
         if (it->retain) {
             fy_slice t = item_topic(b, it);

@@ -555,6 +555,7 @@ static void csub_open(mqtt_session *s, const char *topic, const char *share, boo
     cs->topic = fy_strdup(topic);
     cs->share = share ? fy_strdup(share) : NULL;
     spec.topic = topic;
+    spec.proto = FY_PROTO_MQTT;
     spec.client_id = s->client_id;
     spec.filter = "*";
     spec.filter_type = FY_FILTER_TAG;

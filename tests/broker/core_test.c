@@ -201,7 +201,7 @@ static int produce_msg(env *e, const tmsg *t, fy_produce_result *out)
     fy_buf rec = FY_BUF_INIT;
     fy_slice keys[1] = {fy_slice_str(t->key)};
     fy_slice props[2] = {fy_slice_str(t->prop), fy_slice_str(t->val)};
-    fy_produce_msg m;
+    fy_produce_msg m = {0};
     produced p = {0};
     int rc;
     r.topic = fy_slice_str(t->topic);
@@ -383,17 +383,17 @@ static void test_core_produce_refuses_bad_input(void **state)
     r.body = (fy_slice){(const uint8_t *)body, e->cfg.max_message_size + 1};
     fy_record_encode(&r, &big);
 
-    m[0] = (fy_produce_msg){{ok.data, ok.len}, {NULL, 0}};
-    m[1] = (fy_produce_msg){{bad.data, bad.len}, {NULL, 0}};
+    m[0] = (fy_produce_msg){{ok.data, ok.len}, {NULL, 0}, FY_PROTO_NATIVE};
+    m[1] = (fy_produce_msg){{bad.data, bad.len}, {NULL, 0}, FY_PROTO_NATIVE};
     assert_int_equal(fy_core_produce(e->core, m, 2, produce_cb, NULL, &bad_index), -FY_EBADNAME);
     assert_int_equal(bad_index, 1);
     /* Nothing of the refused request exists, not even the automatic topic. */
     fy_topic_info t;
     assert_int_equal(fy_core_topic_get(e->core, "fine", &t), -FY_ENOTFOUND);
 
-    m[1] = (fy_produce_msg){{big.data, big.len}, {NULL, 0}};
+    m[1] = (fy_produce_msg){{big.data, big.len}, {NULL, 0}, FY_PROTO_NATIVE};
     assert_int_equal(fy_core_produce(e->core, m, 2, produce_cb, NULL, &bad_index), -FY_ETOOBIG);
-    m[1] = (fy_produce_msg){{ok.data, ok.len - 1}, {NULL, 0}};
+    m[1] = (fy_produce_msg){{ok.data, ok.len - 1}, {NULL, 0}, FY_PROTO_NATIVE};
     assert_int_equal(fy_core_produce(e->core, m, 2, produce_cb, NULL, &bad_index), -FY_ECORRUPT);
 
     e->cfg.auto_create_topics = false;
