@@ -42,6 +42,18 @@ typedef struct fy_adapter_stats {
     uint64_t messages_out; /* delivered to clients since start */
 } fy_adapter_stats;
 
+/* One open connection, for the admin API. Everything borrowed for the call. */
+typedef struct fy_conn_info {
+    uint64_t id;           /* the adapter's connection number (the `conn=` of its log lines) */
+    const char *client_id; /* "" before the client said who it is */
+    const char *peer;      /* address:port */
+    const char *user;      /* NULL: anonymous */
+    uint32_t subscriptions;
+    uint32_t inflight; /* deliveries sent and not yet settled */
+} fy_conn_info;
+
+typedef void (*fy_conn_info_fn)(void *arg, const fy_conn_info *ci);
+
 typedef struct fy_adapter {
     uint32_t abi;              /* FY_ADAPTER_ABI */
     const char *name;          /* "mqtt": also its config section and log module */
@@ -57,6 +69,13 @@ typedef struct fy_adapter {
     void (*stop)(void *state);
     /* Fills counters; may be NULL. */
     void (*stats)(void *state, fy_adapter_stats *out);
+    /* Optional: calls fn for each open connection, on the loop, never re-entering the adapter
+     * from fn (fn only reads). */
+    void (*each_connection)(void *state, fy_conn_info_fn fn, void *arg);
+    /* Optional: closes connection id as the protocol says for an administrator's action (MQTT
+     * 5: DISCONNECT 0x98; AMQP: close with amqp:connection:forced). The connection is freed
+     * later, not inside this call. FY_OK or -FY_ENOTFOUND. */
+    int (*kick)(void *state, uint64_t id);
 } fy_adapter;
 
 /* ---- The list (adapters/adapters.c) ---------------------------------------------------------- */
@@ -73,6 +92,11 @@ void fy_adapters_stop(fy_adapters *a);
 void fy_adapters_each_stats(fy_adapters *a,
                             void (*fn)(void *arg, const char *name, const fy_adapter_stats *s),
                             void *arg);
+/* Connections of the started adapter called name: FY_OK, -FY_ENOTFOUND (no such adapter
+ * started), -FY_ENOTSUP (it cannot list them). */
+int fy_adapters_each_connection(fy_adapters *a, const char *name, fy_conn_info_fn fn, void *arg);
+/* Kicks connection id of adapter name: FY_OK, -FY_ENOTFOUND, -FY_ENOTSUP. */
+int fy_adapters_kick(fy_adapters *a, const char *name, uint64_t id);
 /* Frees the list and the config structs (after fy_config_free, which frees their strings). */
 void fy_adapters_free(fy_adapters *a);
 

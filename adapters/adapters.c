@@ -6,6 +6,7 @@
 #include "ferry/errors.h"
 
 #include <stdio.h>
+#include <string.h>
 
 extern const fy_adapter fy_mqtt_adapter;
 extern const fy_adapter fy_amqp_adapter;
@@ -84,6 +85,41 @@ void fy_adapters_each_stats(fy_adapters *a,
         }
         fn(arg, all[i]->name, &st);
     }
+}
+
+static int find_started(fy_adapters *a, const char *name)
+{
+    for (size_t i = 0; a && i < NADAPTERS; i++) {
+        if (a->started[i] && a->state[i] && strcmp(all[i]->name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int fy_adapters_each_connection(fy_adapters *a, const char *name, fy_conn_info_fn fn, void *arg)
+{
+    int i = find_started(a, name);
+    if (i < 0) {
+        return -FY_ENOTFOUND;
+    }
+    if (!all[i]->each_connection) {
+        return -FY_ENOTSUP;
+    }
+    all[i]->each_connection(a->state[i], fn, arg);
+    return FY_OK;
+}
+
+int fy_adapters_kick(fy_adapters *a, const char *name, uint64_t id)
+{
+    int i = find_started(a, name);
+    if (i < 0) {
+        return -FY_ENOTFOUND;
+    }
+    if (!all[i]->kick) {
+        return -FY_ENOTSUP;
+    }
+    return all[i]->kick(a->state[i], id);
 }
 
 void fy_adapters_free(fy_adapters *a)

@@ -181,6 +181,8 @@ struct fy_core {
     uint64_t timer_fired_upto;         /* due time of the last timer moved (0 after a start) */
     uint64_t timer_new_min;            /* earliest due time put since the current scan began */
     uint32_t timers_pending;           /* batches with new timers not yet written */
+    uint64_t timers_live;              /* messages in the time index (delayed, retries) */
+    uint64_t st_retries, st_dead;      /* failures sent to %RETRY% / %DLQ% since start */
     uint64_t delay_levels[MAX_LEVELS]; /* ms of each delay level (1-based in messages) */
     size_t ndelay_levels;
     uint64_t retry_delays[MAX_LEVELS]; /* back-off before the n-th redelivery of a failure */
@@ -1226,6 +1228,11 @@ static inflight *fl_find(fy_sub *s, uint64_t id, uint32_t *slot)
     return &s->fl[i];
 }
 
+uint32_t fy_sub_inflight(const fy_sub *s)
+{
+    return s->inflight;
+}
+
 int fy_sub_ack(fy_sub *s, uint64_t delivery_id)
 {
     uint32_t slot;
@@ -1426,6 +1433,7 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
     if (dlq) {
         fy_wbatch_append_raw(b, target->id, 0, out.data, out.len, v.nkeys > 0);
         x->dlq_topic_id = target->id;
+        c->st_dead++;
         fy_log(WARN, "core",
                "group=%s topic=%s queue=%u offset=%llu reconsume=%u msg=\"message sent to the "
                "dead-letter queue %s\"",
@@ -1437,6 +1445,8 @@ static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool re
         fy_wbatch_put_timer(b, due, out.data, out.len);
         timer_added(c, due);
         c->timers_pending++;
+        c->timers_live++;
+        c->st_retries++;
     }
     fy_store_submit(c->store, b, send_back_done, x);
     fy_buf_free(&out);
@@ -1816,6 +1826,9 @@ static int fire_one(void *arg, uint64_t when, uint64_t seq, const uint8_t *rec, 
     uint32_t slot;
     x->last_when = when;
     fy_wbatch_del_timer(x->b, when, seq);
+    if (c->timers_live > 0) {
+        c->timers_live--;
+    }
     if (fy_record_decode(rec, len, &v) == FY_OK) {
         if (fy_record_prop_get(&v, FY_PROP_REAL_TOPIC, &real)) {
             /* A retry: it goes to the group's retry topic, not to the topic it names. */
@@ -2148,6 +2161,7 @@ int core_produce_batch(fy_core *c, const fy_produce_msg *msgs, size_t n, fy_wbat
             /* Held in the store's time index until due; the topic is named in the record. */
             fy_wbatch_put_timer(b, due, msgs[i].record.p, msgs[i].record.len);
             timer_added(c, due);
+            c->timers_live++;
             if (!x->timers) {
                 x->timers = true;
                 c->timers_pending++;
@@ -2841,12 +2855,22 @@ int fy_core_kv_write(fy_core *c, const char *ns, const fy_kv_op *ops, size_t n,
     return FY_OK;
 }
 
+static int count_timer(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec,
+                       size_t len)
+{
+    ((fy_core *)arg)->timers_live++;
+    return 0;
+}
+
 void fy_core_get_stats(fy_core *c, fy_core_stats *st)
 {
     st->topics = c->topics.n;
     st->groups = c->groups.n;
     st->retention_deleted = c->retention_deleted;
     st->retention_skipped = c->retention_skipped;
+    st->delayed_pending = c->timers_live;
+    st->retries = c->st_retries;
+    st->dead_letters = c->st_dead;
     core_tx_stats(c->tx, st);
 }
 
@@ -2923,6 +2947,8 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
         return NULL;
     }
     c->timer_ev = event_new(base, -1, 0, on_timer, c);
+    /* One pass over the time index at start; kept up to date from then on. */
+    fy_store_scan_timers(store, 0, UINT64_MAX, SIZE_MAX, count_timer, c);
     arm_timer(c); /* messages that came due while ferryd was down go out now */
     c->tx = core_tx_new(c, base, store, cfg);
     c->retention_ev = event_new(base, -1, 0, on_retention, c);

@@ -272,6 +272,8 @@ void fy_sub_credit(fy_sub *s, uint32_t n);
 int fy_sub_ack(fy_sub *s, uint64_t delivery_id);
 /* Gives a delivery back: it will be delivered again (see fy_nack_how). */
 int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how);
+/* Deliveries of s not yet settled (for display). */
+uint32_t fy_sub_inflight(const fy_sub *s);
 /* Leaves the group: unsettled deliveries go back to the group; no call reaches the owner after
  * this returns. */
 void fy_sub_close(fy_sub *s);
@@ -416,6 +418,9 @@ typedef struct fy_core_stats {
     uint64_t tx_rollbacks;      /* ... rolled back since start (by producers or by checks) */
     uint64_t tx_checks;         /* check-backs sent to producers since start */
     uint64_t tx_expired;        /* halves rolled back after tx_max_checks since start */
+    uint64_t delayed_pending;   /* messages waiting in the time index (delayed and retries) */
+    uint64_t retries;           /* failures sent to a %RETRY% topic since start */
+    uint64_t dead_letters;      /* messages sent to a %DLQ% topic since start */
 } fy_core_stats;
 void fy_core_get_stats(fy_core *c, fy_core_stats *st);
 

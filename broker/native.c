@@ -4,6 +4,7 @@
  * frame closes only its own connection, with a log line saying why. */
 #include "broker/native.h"
 
+#include "adapters/adapter.h"
 #include "broker/auth.h"
 #include "common/alloc.h"
 #include "common/log.h"
@@ -1393,4 +1394,35 @@ void fy_native_stop(fy_native *n)
         conn_close(n->conns, NULL);
     }
     fy_free(n);
+}
+
+void fy_native_each_connection(fy_native *n, void (*fn)(void *arg, const struct fy_conn_info *ci),
+                               void *arg)
+{
+    for (nconn *c = n ? n->conns : NULL; c; c = c->next) {
+        fy_conn_info ci = {0};
+        if (c->closed) {
+            continue;
+        }
+        ci.id = c->id;
+        ci.client_id = c->client_id ? c->client_id : "";
+        ci.peer = c->peer;
+        ci.user = c->user;
+        ci.subscriptions = (uint32_t)c->nsubs;
+        for (size_t i = 0; i < c->nsubs; i++) {
+            ci.inflight += fy_sub_inflight(c->subs[i]->sub);
+        }
+        fn(arg, &ci);
+    }
+}
+
+int fy_native_kick(fy_native *n, uint64_t id)
+{
+    for (nconn *c = n ? n->conns : NULL; c; c = c->next) {
+        if (c->id == id && !c->closed) {
+            conn_close(c, "kicked by an administrator");
+            return FY_OK;
+        }
+    }
+    return -FY_ENOTFOUND;
 }

@@ -25,6 +25,12 @@ int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, 
                     size_t errlen);
 /* The port actually bound. */
 uint16_t fy_native_port(const fy_native *n);
+struct fy_conn_info;
+/* Calls fn for each open connection (adapters/adapter.h's fy_conn_info; fn only reads). */
+void fy_native_each_connection(fy_native *n, void (*fn)(void *arg, const struct fy_conn_info *ci),
+                               void *arg);
+/* Closes connection id (its subscriptions leave their groups). FY_OK or -FY_ENOTFOUND. */
+int fy_native_kick(fy_native *n, uint64_t id);
 /* Stops accepting and closes every connection (their subscriptions leave their groups;
  * requests waiting for the store are answered to nobody). NULL-safe. */
 void fy_native_stop(fy_native *n);

@@ -124,6 +124,39 @@ static void amqp_stats(void *state, fy_adapter_stats *out)
     }
 }
 
+static void amqp_each_connection(void *state, fy_conn_info_fn fn, void *arg)
+{
+    amqp_server *srv = state;
+    for (const amqp_conn *c = srv->conns; c; c = c->next) {
+        fy_conn_info ci = {0};
+        if (c->closing) {
+            continue;
+        }
+        ci.id = c->id;
+        ci.client_id = c->container;
+        ci.peer = c->peer;
+        for (const alink *l = c->links; l; l = l->next) {
+            if (l->consumer && l->sub && !l->closed) {
+                ci.subscriptions++;
+                ci.inflight += fy_sub_inflight(l->sub);
+            }
+        }
+        fn(arg, &ci);
+    }
+}
+
+static int amqp_kick(void *state, uint64_t id)
+{
+    amqp_server *srv = state;
+    for (amqp_conn *c = srv->conns; c; c = c->next) {
+        if (c->id == id && !c->closing) {
+            amqp_conn_kick(c);
+            return FY_OK;
+        }
+    }
+    return -FY_ENOTFOUND;
+}
+
 const fy_adapter fy_amqp_adapter = {
     .abi = FY_ADAPTER_ABI,
     .name = "amqp",
@@ -133,4 +166,6 @@ const fy_adapter fy_amqp_adapter = {
     .start = amqp_start,
     .stop = amqp_stop,
     .stats = amqp_stats,
+    .each_connection = amqp_each_connection,
+    .kick = amqp_kick,
 };

@@ -413,6 +413,16 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer)
     amqp_conn_process(c);
 }
 
+void amqp_conn_kick(amqp_conn *c)
+{
+    pn_connection_t *pc = c->driver.connection;
+    pn_condition_set_name(pn_connection_condition(pc), "amqp:connection:forced");
+    pn_condition_set_description(pn_connection_condition(pc), "kicked by an administrator");
+    pn_connection_close(pc);
+    amqp_conn_process(c);
+    conn_end(c, "kicked by an administrator");
+}
+
 /* Closes every connection at shutdown and waits for their store completions. */
 void amqp_conn_close_all(amqp_server *srv)
 {

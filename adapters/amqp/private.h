@@ -105,6 +105,8 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer);
 void amqp_conn_process(amqp_conn *c);
 void amqp_conn_schedule(amqp_conn *c);
 void amqp_conn_close_all(amqp_server *srv);
+/* Closes c with amqp:connection:forced (an administrator's action); freed later. */
+void amqp_conn_kick(amqp_conn *c);
 void amqp_conn_pending_done(amqp_conn *c);
 
 /* amqp_sasl.c: sets up the server side of SASL on t (ANONYMOUS and PLAIN through the auth hook). */

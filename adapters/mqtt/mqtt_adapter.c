@@ -158,6 +158,35 @@ static void mqtt_stats(void *state, fy_adapter_stats *out)
     out->sessions = srv->sessions.n;
 }
 
+static void mqtt_each_connection(void *state, fy_conn_info_fn fn, void *arg)
+{
+    mqtt_server *srv = state;
+    for (mqtt_conn *c = srv->conns; c; c = c->next) {
+        fy_conn_info ci = {0};
+        if (c->closing) {
+            continue;
+        }
+        ci.id = c->id;
+        ci.client_id = c->s ? c->s->client_id : "";
+        ci.peer = c->peer;
+        ci.subscriptions = c->s ? (uint32_t)c->s->nsubs : 0;
+        ci.inflight = c->s ? c->s->inflight : 0;
+        fn(arg, &ci);
+    }
+}
+
+static int mqtt_kick(void *state, uint64_t id)
+{
+    mqtt_server *srv = state;
+    for (mqtt_conn *c = srv->conns; c; c = c->next) {
+        if (c->id == id && !c->closing) {
+            mqtt_conn_close(c, FY_MQTT_RC_ADMIN_ACTION, "kicked by an administrator");
+            return FY_OK;
+        }
+    }
+    return -FY_ENOTFOUND;
+}
+
 const fy_adapter fy_mqtt_adapter = {
     .abi = FY_ADAPTER_ABI,
     .name = "mqtt",
@@ -167,4 +196,6 @@ const fy_adapter fy_mqtt_adapter = {
     .start = mqtt_start,
     .stop = mqtt_stop,
     .stats = mqtt_stats,
+    .each_connection = mqtt_each_connection,
+    .kick = mqtt_kick,
 };
