@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Admin HTTP on evhttp: routes and JSON replies. Every reply is JSON, errors included
- * ({"error": "...", "status": N}). */
+/* Admin HTTP on evhttp: /health, /metrics (broker/metrics.c) and the JSON API under /api/v1
+ * (docs/admin-api.md). Every reply but /metrics is JSON, errors included ({"status": N,
+ * "error": "..."}). Loop thread only. Operations that wait for the store keep their request in
+ * an admin_op until the core's completion; a client that goes away, or the listener stopping,
+ * leaves the op orphaned and the completion only frees it. */
 #include "broker/admin.h"
 
 #include "adapters/adapter.h"
 #include "broker/auth.h"
 #include "broker/core.h"
+#include "broker/metrics.h"
+#include "broker/native.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/passwd.h"
+#include "common/wire.h"
 
 #include "ferry/errors.h"
 
@@ -20,17 +26,38 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+
+#define API "/api/v1/"
+#define MAX_JSON_BODY (64 * 1024) /* request bodies of the API; evhttp caps anything at 1 MiB */
+#define MAX_SEGS 6
+#define LIST_LIMIT_DEFAULT 100
+#define LIST_LIMIT_MAX 1000
+#define TICK_MS 250
+#define RATE_SLOTS 21 /* samples of 250 ms: rates over the last 5 s */
+
+typedef struct admin_op admin_op;
 
 struct fy_admin {
     fy_broker *b;
     struct evhttp *http;
     uint16_t port;
+    admin_op *ops; /* waiting for a core completion */
+    struct event *tick_ev;
+    uint64_t tick_expected_ns;
+    double lag_s, lag_max_s;
+    /* totals of every topic's counters, one sample per tick, for the overview's rates */
+    uint64_t in_samples[RATE_SLOTS], out_samples[RATE_SLOTS];
+    size_t nsamples, sample_at;
 };
+
+/* ---- Replies ------------------------------------------------------------------------------- */
 
 static void reply_json(struct evhttp_request *req, int code, json_t *body)
 {
@@ -39,7 +66,7 @@ static void reply_json(struct evhttp_request *req, int code, json_t *body)
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evbuffer_add(out, text, strlen(text));
     evbuffer_add(out, "\n", 1);
-    evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", out);
+    evhttp_send_reply(req, code, code < 300 ? "OK" : "Error", out);
     evbuffer_free(out);
     free(text);
     json_decref(body);
@@ -47,58 +74,287 @@ static void reply_json(struct evhttp_request *req, int code, json_t *body)
 
 static void reply_error(struct evhttp_request *req, int code, const char *msg)
 {
-    reply_json(req, code, json_pack("{s:s, s:i}", "error", msg, "status", code));
+    reply_json(req, code, json_pack("{s:i, s:s}", "status", code, "error", msg));
 }
 
-static void adapter_stats(void *arg, const char *name, const fy_adapter_stats *st)
+/* The status code of a core error. */
+static int http_status(int err)
 {
-    json_object_set_new(arg, name,
-                        json_pack("{s:I, s:I, s:I, s:I}", "connections",
-                                  (json_int_t)st->connections, "sessions", (json_int_t)st->sessions,
-                                  "messages_in", (json_int_t)st->messages_in, "messages_out",
-                                  (json_int_t)st->messages_out));
+    switch (-err) {
+    case FY_EINVAL:
+    case FY_EBADNAME:
+    case FY_ECORRUPT:
+    case FY_ETOOBIG:
+        return 400;
+    case FY_ENOTFOUND:
+        return 404;
+    case FY_EEXIST:
+    case FY_EBUSY:
+    case FY_ENOTSUP:
+        return 409;
+    case FY_EUNHEALTHY:
+    case FY_ECANCELED:
+        return 503;
+    default:
+        return 500;
+    }
 }
 
-static void handle_health(struct evhttp_request *req, void *arg)
+static void reply_core_error(struct evhttp_request *req, int err, const char *what)
 {
-    fy_admin *a = arg;
-    fy_broker *b = a->b;
-    fy_store_stats st;
-    bool healthy = fy_store_healthy(b->store);
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s: %s", what, fy_strerror(err));
+    reply_error(req, http_status(err), msg);
+}
 
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-        reply_error(req, 405, "method not allowed");
+/* ---- Requests ------------------------------------------------------------------------------ */
+
+typedef struct route_req {
+    fy_admin *a;
+    struct evhttp_request *req;
+    enum evhttp_cmd_type cmd;
+    char *segs[MAX_SEGS]; /* decoded path segments after /api/v1/ */
+    size_t nsegs;
+    struct evkeyvalq query;
+    bool has_query;
+} route_req;
+
+static const char *query_get(route_req *r, const char *name)
+{
+    return r->has_query ? evhttp_find_header(&r->query, name) : NULL;
+}
+
+/* Parses an unsigned decimal query parameter; false (and a 400 sent) if it is malformed. */
+static bool query_u64(route_req *r, const char *name, uint64_t dflt, uint64_t *out)
+{
+    const char *v = query_get(r, name);
+    char *end;
+    char msg[160];
+    if (!v || !*v) {
+        *out = dflt;
+        return true;
+    }
+    errno = 0;
+    *out = strtoull(v, &end, 10);
+    if (*end || errno || v[0] == '-') {
+        snprintf(msg, sizeof(msg), "query parameter '%s' must be an unsigned integer", name);
+        reply_error(r->req, 400, msg);
+        return false;
+    }
+    return true;
+}
+
+static bool query_limit(route_req *r, uint64_t *limit)
+{
+    if (!query_u64(r, "limit", LIST_LIMIT_DEFAULT, limit)) {
+        return false;
+    }
+    if (*limit == 0 || *limit > LIST_LIMIT_MAX) {
+        reply_error(r->req, 400, "limit must be 1..1000");
+        return false;
+    }
+    return true;
+}
+
+/* The request body as a JSON object; NULL (and a 400 or 413 sent) otherwise. */
+static json_t *body_object(route_req *r)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t jerr;
+    json_t *j;
+    char msg[300];
+    if (len > MAX_JSON_BODY) {
+        reply_error(r->req, 413, "request body over 64 KiB");
+        return NULL;
+    }
+    if (len == 0) {
+        reply_error(r->req, 400, "a JSON object body is required");
+        return NULL;
+    }
+    j = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        snprintf(msg, sizeof(msg), "bad JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        reply_error(r->req, 400, msg);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        reply_error(r->req, 400, "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+static bool method_is(route_req *r, enum evhttp_cmd_type cmd)
+{
+    if (r->cmd == cmd) {
+        return true;
+    }
+    reply_error(r->req, 405, "method not allowed");
+    return false;
+}
+
+/* Writes need a healthy store: answer 503 at once rather than queue a doomed batch. */
+static bool store_writable(route_req *r)
+{
+    if (fy_store_healthy(r->a->b->store)) {
+        return true;
+    }
+    reply_error(r->req, 503, "the store is unhealthy: writes are refused");
+    return false;
+}
+
+/* ---- Operations waiting for the core ------------------------------------------------------- */
+
+struct admin_op {
+    fy_admin *a;                 /* NULL once the listener stopped */
+    struct evhttp_request *req;  /* NULL once orphaned */
+    struct evhttp_connection *conn;
+    json_t *body; /* the reply being built (e.g. reset offsets) */
+    admin_op *next, *prev;
+};
+
+static void op_conn_closed(struct evhttp_connection *conn, void *arg);
+
+static admin_op *op_new(route_req *r, json_t *body)
+{
+    admin_op *op = FY_NEW(admin_op);
+    op->a = r->a;
+    op->req = r->req;
+    op->conn = evhttp_request_get_connection(r->req);
+    op->body = body;
+    op->next = r->a->ops;
+    if (op->next) {
+        op->next->prev = op;
+    }
+    r->a->ops = op;
+    if (op->conn) {
+        evhttp_connection_set_closecb(op->conn, op_conn_closed, op);
+    }
+    return op;
+}
+
+static void op_unlink(admin_op *op)
+{
+    if (op->a) {
+        if (op->prev) {
+            op->prev->next = op->next;
+        } else {
+            op->a->ops = op->next;
+        }
+        if (op->next) {
+            op->next->prev = op->prev;
+        }
+    }
+    if (op->req && op->conn) {
+        evhttp_connection_set_closecb(op->conn, NULL, NULL);
+    }
+    op->a = NULL;
+    op->next = op->prev = NULL;
+}
+
+static void op_conn_closed(struct evhttp_connection *conn, void *arg)
+{
+    admin_op *op = arg;
+    op->req = NULL; /* evhttp frees the request with its connection */
+}
+
+/* Ends an op from its completion: replies (unless orphaned) and frees it. */
+static void op_finish(admin_op *op, int code, json_t *reply)
+{
+    struct evhttp_request *req = op->req;
+    op_unlink(op);
+    if (req) {
+        reply_json(req, code, reply);
+    } else {
+        json_decref(reply);
+    }
+    json_decref(op->body);
+    fy_free(op);
+}
+
+static void op_done_simple(void *arg, int status)
+{
+    admin_op *op = arg;
+    if (status != FY_OK) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "not stored: %s", fy_strerror(status));
+        op_finish(op, http_status(status),
+                  json_pack("{s:i, s:s}", "status", http_status(status), "error", msg));
         return;
     }
-    fy_store_get_stats(b->store, &st);
-    json_t *store = json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "state", healthy ? "ok" : "unhealthy", "flush",
-        b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "appends", (json_int_t)st.appends,
-        "commits", (json_int_t)st.commits, "inline_commits", (json_int_t)st.inline_commits,
-        "pending", (json_int_t)st.pending, "failed", (json_int_t)st.failed);
-    if (!healthy) {
-        json_object_set_new(store, "error", json_string(fy_store_last_error(b->store)));
-    }
-    fy_core_stats cs;
-    fy_core_get_stats(b->core, &cs);
-    json_t *core =
-        json_pack("{s:I, s:I, s:I, s:I}", "topics", (json_int_t)cs.topics, "groups",
-                  (json_int_t)cs.groups, "retention_deleted", (json_int_t)cs.retention_deleted,
-                  "retention_skipped", (json_int_t)cs.retention_skipped);
-    json_object_set_new(core, "transactions",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "pending",
-                                  (json_int_t)cs.tx_pending, "halves", (json_int_t)cs.tx_halves,
-                                  "commits", (json_int_t)cs.tx_commits, "rollbacks",
-                                  (json_int_t)cs.tx_rollbacks, "checks", (json_int_t)cs.tx_checks,
-                                  "expired", (json_int_t)cs.tx_expired));
-    json_t *adapters = json_object();
-    fy_adapters_each_stats(b->adapters, adapter_stats, adapters);
-    json_t *body = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o}", "status",
-                             healthy ? "ok" : "degraded", "version", FERRY_VERSION, "uptime_s",
-                             (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000), "store",
-                             store, "core", core, "adapters", adapters);
-    reply_json(req, healthy ? 200 : 503, body);
+    op_finish(op, 200, json_incref(op->body));
 }
+
+/* ---- JSON of messages ---------------------------------------------------------------------- */
+
+static char *base64(const uint8_t *p, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = fy_malloc(4 * ((n + 2) / 3) + 1), *o = out;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        *o++ = tbl[v >> 18 & 63];
+        *o++ = tbl[v >> 12 & 63];
+        *o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *slice_json(fy_slice s)
+{
+    json_t *j = json_stringn(s.p ? (const char *)s.p : "", s.len);
+    return j ? j : json_string("");
+}
+
+/* A stored record as JSON, in ferryctl's shape: body as a string when it is UTF-8, else
+ * body_base64. NULL if it does not decode. */
+static json_t *record_json(const uint8_t msgid[FY_MSGID_LEN], const uint8_t *rec, size_t len)
+{
+    fy_record_view v;
+    fy_record_iter it;
+    fy_slice k, n, val;
+    char hex[FY_MSGID_HEX_LEN + 1];
+    json_t *o, *keys, *props, *body;
+    if (fy_record_decode(rec, len, &v) != FY_OK) {
+        return NULL;
+    }
+    fy_msgid_to_hex(msgid, hex);
+    keys = json_array();
+    it = fy_record_keys(&v);
+    while (fy_record_key_next(&it, &k)) {
+        json_array_append_new(keys, slice_json(k));
+    }
+    props = json_object();
+    it = fy_record_props(&v);
+    while (fy_record_prop_next(&it, &n, &val)) {
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(n.len < 255 ? n.len : 255), (const char *)n.p);
+        json_object_set_new(props, name, slice_json(val));
+    }
+    o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:o, s:I, s:I}", "msgid", hex,
+                  "topic", slice_json(v.topic), "tag", slice_json(v.tag), "keys", keys,
+                  "properties", props, "queue", (json_int_t)v.queue_id, "offset",
+                  (json_int_t)v.queue_offset, "born_ms", (json_int_t)v.born_ms, "store_ms",
+                  (json_int_t)v.store_ms, "born_host", slice_json(v.born_host), "reconsume",
+                  (json_int_t)v.reconsume, "size", (json_int_t)v.body.len);
+    body = json_stringn(v.body.p ? (const char *)v.body.p : "", v.body.len);
+    if (body) {
+        json_object_set_new(o, "body", body);
+    } else {
+        char *b64 = base64(v.body.p, v.body.len);
+        json_object_set_new(o, "body_base64", json_string(b64));
+        fy_free(b64);
+    }
+    return o;
+}
+
+/* ---- Authentication ------------------------------------------------------------------------ */
 
 /* Whether the request may use the admin API: with a password file, HTTP Basic credentials of a
  * user it holds, who also needs an `admin` rule when there is an ACL file. Answers 401 (asking
@@ -153,12 +409,1065 @@ static bool admin_allowed(struct evhttp_request *req, fy_admin *a)
     return true;
 }
 
-static void handle_other(struct evhttp_request *req, void *arg)
+/* ---- /health ------------------------------------------------------------------------------- */
+
+static void adapter_stats(void *arg, const char *name, const fy_adapter_stats *st)
 {
-    if (!admin_allowed(req, arg)) {
+    json_object_set_new(arg, name,
+                        json_pack("{s:I, s:I, s:I, s:I}", "connections",
+                                  (json_int_t)st->connections, "sessions", (json_int_t)st->sessions,
+                                  "messages_in", (json_int_t)st->messages_in, "messages_out",
+                                  (json_int_t)st->messages_out));
+}
+
+static void handle_health(struct evhttp_request *req, void *arg)
+{
+    fy_admin *a = arg;
+    fy_broker *b = a->b;
+    fy_store_stats st;
+    bool healthy = fy_store_healthy(b->store);
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        reply_error(req, 405, "method not allowed");
         return;
     }
-    reply_error(req, 404, "no such route");
+    fy_store_get_stats(b->store, &st);
+    json_t *store = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "state", healthy ? "ok" : "unhealthy", "flush",
+        b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "appends", (json_int_t)st.appends,
+        "commits", (json_int_t)st.commits, "inline_commits", (json_int_t)st.inline_commits,
+        "pending", (json_int_t)st.pending, "failed", (json_int_t)st.failed);
+    if (!healthy) {
+        json_object_set_new(store, "error", json_string(fy_store_last_error(b->store)));
+    }
+    fy_core_stats cs;
+    fy_core_get_stats(b->core, &cs);
+    json_t *core =
+        json_pack("{s:I, s:I, s:I, s:I}", "topics", (json_int_t)cs.topics, "groups",
+                  (json_int_t)cs.groups, "retention_deleted", (json_int_t)cs.retention_deleted,
+                  "retention_skipped", (json_int_t)cs.retention_skipped);
+    json_object_set_new(core, "transactions",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "pending",
+                                  (json_int_t)cs.tx_pending, "halves", (json_int_t)cs.tx_halves,
+                                  "commits", (json_int_t)cs.tx_commits, "rollbacks",
+                                  (json_int_t)cs.tx_rollbacks, "checks", (json_int_t)cs.tx_checks,
+                                  "expired", (json_int_t)cs.tx_expired));
+    json_t *adapters = json_object();
+    fy_adapters_each_stats(b->adapters, adapter_stats, adapters);
+    json_t *body = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o}", "status",
+                             healthy ? "ok" : "degraded", "version", FERRY_VERSION, "uptime_s",
+                             (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000), "store",
+                             store, "core", core, "adapters", adapters);
+    reply_json(req, healthy ? 200 : 503, body);
+}
+
+/* ---- /metrics ------------------------------------------------------------------------------ */
+
+static void handle_metrics(struct evhttp_request *req, void *arg)
+{
+    fy_admin *a = arg;
+    struct evbuffer *out;
+    fy_metrics_loop loop = {a->lag_s, a->lag_max_s};
+    if (!admin_allowed(req, a)) {
+        return;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        reply_error(req, 405, "method not allowed");
+        return;
+    }
+    out = evbuffer_new();
+    fy_metrics_render(a->b, &loop, out);
+    a->lag_max_s = a->lag_s;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+/* ---- Loop tick: lag and rates -------------------------------------------------------------- */
+
+typedef struct totals {
+    uint64_t in, out;
+} totals;
+
+static void add_topic_totals(void *arg, const fy_topic_info *t)
+{
+    totals *s = arg;
+    for (int p = 0; p < FY_PROTO_COUNT; p++) {
+        s->in += t->counters->msgs_in[p];
+        s->out += t->counters->msgs_out[p];
+    }
+}
+
+static void arm_tick(fy_admin *a)
+{
+    struct timeval tv = {0, TICK_MS * 1000};
+    a->tick_expected_ns = fy_mono_ns() + (uint64_t)TICK_MS * 1000000;
+    event_add(a->tick_ev, &tv);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    fy_admin *a = arg;
+    uint64_t now = fy_mono_ns();
+    totals t = {0, 0};
+    a->lag_s = now > a->tick_expected_ns ? (double)(now - a->tick_expected_ns) / 1e9 : 0;
+    if (a->lag_s > a->lag_max_s) {
+        a->lag_max_s = a->lag_s;
+    }
+    fy_core_topic_each(a->b->core, add_topic_totals, &t);
+    a->in_samples[a->sample_at] = t.in;
+    a->out_samples[a->sample_at] = t.out;
+    a->sample_at = (a->sample_at + 1) % RATE_SLOTS;
+    if (a->nsamples < RATE_SLOTS) {
+        a->nsamples++;
+    }
+    arm_tick(a);
+}
+
+/* Messages per second over the samples kept (0 until two exist). */
+static double rate_of(const fy_admin *a, const uint64_t *samples)
+{
+    size_t newest = (a->sample_at + RATE_SLOTS - 1) % RATE_SLOTS;
+    size_t oldest = a->nsamples < RATE_SLOTS ? 0 : a->sample_at;
+    if (a->nsamples < 2) {
+        return 0;
+    }
+    return (double)(samples[newest] - samples[oldest]) /
+           ((double)(a->nsamples - 1) * TICK_MS / 1000.0);
+}
+
+/* ---- /api/v1/overview ---------------------------------------------------------------------- */
+
+static void count_native(void *arg, const fy_conn_info *ci)
+{
+    (*(json_int_t *)arg)++;
+}
+
+static void overview_adapter(void *arg, const char *name, const fy_adapter_stats *st)
+{
+    json_object_set_new(arg, name, json_integer((json_int_t)st->connections));
+}
+
+static void api_overview(route_req *r)
+{
+    fy_broker *b = r->a->b;
+    fy_core_stats cs;
+    fy_store_stats st;
+    totals t = {0, 0};
+    json_int_t native = 0;
+    json_t *conns = json_object();
+    if (!method_is(r, EVHTTP_REQ_GET)) {
+        return;
+    }
+    fy_core_get_stats(b->core, &cs);
+    fy_store_get_stats(b->store, &st);
+    fy_core_topic_each(b->core, add_topic_totals, &t);
+    fy_native_each_connection(b->native, count_native, &native);
+    json_object_set_new(conns, "native", json_integer(native));
+    fy_adapters_each_stats(b->adapters, overview_adapter, conns);
+    reply_json(
+        r->req, 200,
+        json_pack("{s:s, s:I, s:I, s:I, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+                  "s:{s:I, s:I, s:f, s:f}, s:I}",
+                  "version", FERRY_VERSION, "broker_id", (json_int_t)b->cfg->broker_id,
+                  "uptime_s", (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000),
+                  "started_ms", (json_int_t)b->started_wall_ms, "flush",
+                  b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "store_healthy",
+                  fy_store_healthy(b->store), "connections", conns, "counts", "topics",
+                  (json_int_t)cs.topics, "groups", (json_int_t)cs.groups, "delayed_pending",
+                  (json_int_t)cs.delayed_pending, "half_pending", (json_int_t)cs.tx_pending,
+                  "retries", (json_int_t)cs.retries, "dead_letters", (json_int_t)cs.dead_letters,
+                  "messages", "in", (json_int_t)t.in, "out", (json_int_t)t.out, "in_per_s",
+                  rate_of(r->a, r->a->in_samples), "out_per_s", rate_of(r->a, r->a->out_samples),
+                  "resident_memory_bytes", (json_int_t)fy_metrics_rss_bytes()));
+}
+
+/* ---- /api/v1/topics ------------------------------------------------------------------------ */
+
+static bool internal_name(const char *name)
+{
+    return name[0] == '%'; /* %RETRY%, %DLQ%, %LQ% */
+}
+
+static json_t *counters_json(const fy_topic_counters *c)
+{
+    json_t *o = json_object();
+    for (int p = 0; p < FY_PROTO_COUNT; p++) {
+        if (c->msgs_in[p] || c->msgs_out[p]) {
+            json_object_set_new(o, fy_proto_name((fy_proto)p),
+                                json_pack("{s:I, s:I, s:I, s:I}", "messages_in",
+                                          (json_int_t)c->msgs_in[p], "bytes_in",
+                                          (json_int_t)c->bytes_in[p], "messages_out",
+                                          (json_int_t)c->msgs_out[p], "bytes_out",
+                                          (json_int_t)c->bytes_out[p]));
+        }
+    }
+    return o;
+}
+
+typedef struct topic_list {
+    fy_core *core;
+    json_t *arr;
+    bool internal;
+} topic_list;
+
+static void list_topic(void *arg, const fy_topic_info *t)
+{
+    topic_list *l = arg;
+    uint64_t msgs = 0, in = 0, out = 0;
+    if (!l->internal && internal_name(t->name)) {
+        return;
+    }
+    for (uint32_t q = 0; q < t->queues; q++) {
+        uint64_t min, max;
+        fy_core_queue_range(l->core, t->topic_id, q, &min, &max);
+        msgs += max - min;
+    }
+    for (int p = 0; p < FY_PROTO_COUNT; p++) {
+        in += t->counters->msgs_in[p];
+        out += t->counters->msgs_out[p];
+    }
+    json_array_append_new(l->arr, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", t->name,
+                                             "id", (json_int_t)t->topic_id, "queues",
+                                             (json_int_t)t->queues, "messages", (json_int_t)msgs,
+                                             "messages_in", (json_int_t)in, "messages_out",
+                                             (json_int_t)out));
+}
+
+static void topic_create_done(void *arg, int status)
+{
+    admin_op *op = arg;
+    if (status == FY_OK) {
+        op_finish(op, 201, json_incref(op->body));
+        return;
+    }
+    op_done_simple(arg, status);
+}
+
+static void api_topics(route_req *r)
+{
+    fy_core *core = r->a->b->core;
+    if (r->cmd == EVHTTP_REQ_GET) {
+        const char *internal = query_get(r, "internal");
+        topic_list l = {core, json_array(),
+                        internal && (strcmp(internal, "true") == 0 || strcmp(internal, "1") == 0)};
+        fy_core_topic_each(core, list_topic, &l);
+        reply_json(r->req, 200, json_pack("{s:o}", "topics", l.arr));
+        return;
+    }
+    if (r->cmd == EVHTTP_REQ_POST) {
+        json_t *body = body_object(r), *jn, *jq;
+        json_int_t queues = 0;
+        const char *name;
+        admin_op *op;
+        int rc;
+        if (!body) {
+            return;
+        }
+        jn = json_object_get(body, "name");
+        jq = json_object_get(body, "queues");
+        if (!json_is_string(jn) || (jq && !json_is_integer(jq))) {
+            json_decref(body);
+            reply_error(r->req, 400, "expected {\"name\": string, \"queues\": integer}");
+            return;
+        }
+        name = json_string_value(jn);
+        queues = jq ? json_integer_value(jq) : 0;
+        if (queues < 0 || queues > 1024) {
+            json_decref(body);
+            reply_error(r->req, 400, "queues must be 0..1024 (0: default_queues)");
+            return;
+        }
+        if (!store_writable(r)) {
+            json_decref(body);
+            return;
+        }
+        op = op_new(r, NULL);
+        rc = fy_core_topic_create(core, name, (uint32_t)queues, topic_create_done, op);
+        if (rc != FY_OK) {
+            op_unlink(op);
+            fy_free(op);
+            reply_core_error(r->req, rc, "cannot create the topic");
+        } else {
+            fy_topic_info ti;
+            fy_core_topic_get(core, name, &ti);
+            op->body = json_pack("{s:s, s:I, s:I}", "name", name, "id", (json_int_t)ti.topic_id,
+                                 "queues", (json_int_t)ti.queues);
+        }
+        json_decref(body);
+        return;
+    }
+    reply_error(r->req, 405, "method not allowed");
+}
+
+static void api_topic(route_req *r)
+{
+    fy_core *core = r->a->b->core;
+    const char *name = r->segs[1];
+    fy_topic_info t;
+    if (fy_core_topic_get(core, name, &t) != FY_OK) {
+        reply_error(r->req, 404, "no such topic");
+        return;
+    }
+    if (r->cmd == EVHTTP_REQ_GET) {
+        json_t *queues = json_array();
+        uint64_t total = 0;
+        for (uint32_t q = 0; q < t.queues; q++) {
+            uint64_t min, max;
+            fy_core_queue_range(core, t.topic_id, q, &min, &max);
+            total += max - min;
+            json_array_append_new(queues, json_pack("{s:I, s:I, s:I, s:I}", "queue",
+                                                    (json_int_t)q, "min_offset", (json_int_t)min,
+                                                    "max_offset", (json_int_t)max, "messages",
+                                                    (json_int_t)(max - min)));
+        }
+        reply_json(r->req, 200,
+                   json_pack("{s:s, s:I, s:b, s:I, s:o, s:o}", "name", t.name, "id",
+                             (json_int_t)t.topic_id, "internal", internal_name(t.name), "messages",
+                             (json_int_t)total, "queues", queues, "counters",
+                             counters_json(t.counters)));
+        return;
+    }
+    if (r->cmd == EVHTTP_REQ_DELETE) {
+        admin_op *op;
+        int rc;
+        if (!store_writable(r)) {
+            return;
+        }
+        op = op_new(r, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
+        rc = fy_core_topic_delete(core, name, op_done_simple, op);
+        if (rc != FY_OK) {
+            op_unlink(op);
+            json_decref(op->body);
+            fy_free(op);
+            reply_core_error(r->req, rc, "cannot delete the topic");
+        }
+        return;
+    }
+    reply_error(r->req, 405, "method not allowed");
+}
+
+/* ---- /api/v1/groups ------------------------------------------------------------------------ */
+
+static const char *mode_name(fy_sub_mode m)
+{
+    return m == FY_SUB_BROADCAST ? "broadcast" : "clustering";
+}
+
+typedef struct group_desc {
+    json_t *members, *queues;
+    uint64_t lag;
+} group_desc;
+
+static void desc_member(void *arg, const fy_group_member_info *m)
+{
+    group_desc *d = arg;
+    if (!d->members) {
+        return;
+    }
+    json_array_append_new(
+        d->members, json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "member_id",
+                              (json_int_t)m->member_id, "client_id", m->client_id ? m->client_id : "",
+                              "topic", m->topic ? m->topic : "", "filter", m->filter ? m->filter : "",
+                              "credit", (json_int_t)m->credit, "inflight", (json_int_t)m->inflight));
+}
+
+static void desc_queue(void *arg, const fy_group_queue_info *q)
+{
+    group_desc *d = arg;
+    uint64_t lag = q->max_offset > q->committed ? q->max_offset - q->committed : 0;
+    d->lag += lag;
+    if (!d->queues) {
+        return;
+    }
+    json_array_append_new(d->queues,
+                          json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "topic", q->topic, "queue",
+                                    (json_int_t)q->queue_id, "committed", (json_int_t)q->committed,
+                                    "max_offset", (json_int_t)q->max_offset, "lag",
+                                    (json_int_t)lag, "owner", (json_int_t)q->owner));
+}
+
+typedef struct group_list {
+    fy_core *core;
+    json_t *arr;
+} group_list;
+
+static void list_group(void *arg, const char *name, fy_sub_mode mode, uint32_t members)
+{
+    group_list *l = arg;
+    group_desc d = {NULL, NULL, 0};
+    fy_sub_mode m;
+    fy_core_group_describe(l->core, name, &m, desc_member, desc_queue, &d);
+    json_array_append_new(l->arr, json_pack("{s:s, s:s, s:I, s:I}", "name", name, "mode",
+                                            mode_name(mode), "members", (json_int_t)members,
+                                            "lag", (json_int_t)d.lag));
+}
+
+static void group_get(route_req *r, const char *name)
+{
+    fy_core *core = r->a->b->core;
+    group_desc d = {json_array(), json_array(), 0};
+    fy_sub_mode mode;
+    fy_group_config gc;
+    json_t *o;
+    if (fy_core_group_describe(core, name, &mode, desc_member, desc_queue, &d) != FY_OK) {
+        json_decref(d.members);
+        json_decref(d.queues);
+        reply_error(r->req, 404, "no such group");
+        return;
+    }
+    o = json_pack("{s:s, s:s, s:I, s:o, s:o}", "name", name, "mode", mode_name(mode), "lag",
+                  (json_int_t)d.lag, "members", d.members, "queues", d.queues);
+    if (fy_core_group_config_get(core, name, &gc) == FY_OK) {
+        json_object_set_new(o, "config",
+                            json_pack("{s:o, s:I}", "max_reconsume",
+                                      gc.max_reconsume == FY_GROUP_MAX_RECONSUME_DEFAULT
+                                          ? json_null()
+                                          : json_integer(gc.max_reconsume),
+                                      "max_reconsume_effective",
+                                      (json_int_t)gc.max_reconsume_effective));
+    }
+    reply_json(r->req, 200, o);
+}
+
+static void reset_queue(void *arg, uint32_t queue_id, uint64_t offset)
+{
+    admin_op *op = arg;
+    json_array_append_new(json_object_get(op->body, "queues"),
+                          json_pack("{s:I, s:I}", "queue", (json_int_t)queue_id, "offset",
+                                    (json_int_t)offset));
+}
+
+static void group_reset(route_req *r, const char *name)
+{
+    json_t *body = body_object(r), *jt, *jto;
+    uint64_t ts;
+    admin_op *op;
+    int rc;
+    if (!body) {
+        return;
+    }
+    jt = json_object_get(body, "topic");
+    jto = json_object_get(body, "to");
+    if (!json_is_string(jt) || !jto) {
+        json_decref(body);
+        reply_error(r->req, 400,
+                    "expected {\"topic\": string, \"to\": ms since the epoch | \"earliest\" | "
+                    "\"latest\"}");
+        return;
+    }
+    if (json_is_integer(jto) && json_integer_value(jto) >= 0) {
+        ts = (uint64_t)json_integer_value(jto);
+    } else if (json_is_string(jto) && strcmp(json_string_value(jto), "earliest") == 0) {
+        ts = 0;
+    } else if (json_is_string(jto) && strcmp(json_string_value(jto), "latest") == 0) {
+        ts = UINT64_MAX;
+    } else {
+        json_decref(body);
+        reply_error(r->req, 400, "'to' must be ms since the epoch, \"earliest\" or \"latest\"");
+        return;
+    }
+    if (!store_writable(r)) {
+        json_decref(body);
+        return;
+    }
+    op = op_new(r, json_pack("{s:s, s:s, s:I, s:[]}", "group", name, "topic",
+                             json_string_value(jt), "to_ms",
+                             (json_int_t)(ts == UINT64_MAX ? -1 : (json_int_t)ts), "queues"));
+    rc = fy_core_group_reset(r->a->b->core, name, json_string_value(jt), ts, reset_queue,
+                             op_done_simple, op);
+    if (rc != FY_OK) {
+        op_unlink(op);
+        json_decref(op->body);
+        fy_free(op);
+        reply_core_error(r->req, rc, "cannot reset the group");
+    }
+    json_decref(body);
+}
+
+static void group_config(route_req *r, const char *name)
+{
+    json_t *body = body_object(r), *jm;
+    int mr;
+    fy_group_config gc;
+    admin_op *op;
+    int rc;
+    if (!body) {
+        return;
+    }
+    jm = json_object_get(body, "max_reconsume");
+    if (json_is_integer(jm) && json_integer_value(jm) >= 0 &&
+        json_integer_value(jm) <= FY_GROUP_MAX_RECONSUME_MAX) {
+        mr = (int)json_integer_value(jm);
+    } else if (json_is_null(jm) ||
+               (json_is_string(jm) && strcmp(json_string_value(jm), "default") == 0)) {
+        mr = FY_GROUP_MAX_RECONSUME_DEFAULT;
+    } else {
+        json_decref(body);
+        reply_error(r->req, 400, "expected {\"max_reconsume\": 0..64 | null | \"default\"}");
+        return;
+    }
+    json_decref(body);
+    if (!store_writable(r)) {
+        return;
+    }
+    op = op_new(r, NULL);
+    rc = fy_core_group_set_max_reconsume(r->a->b->core, name, mr, &gc, op_done_simple, op);
+    if (rc != FY_OK) {
+        op_unlink(op);
+        fy_free(op);
+        reply_core_error(r->req, rc, "cannot configure the group");
+        return;
+    }
+    op->body = json_pack("{s:s, s:s, s:o, s:I}", "group", name, "mode", mode_name(gc.mode),
+                         "max_reconsume",
+                         gc.max_reconsume == FY_GROUP_MAX_RECONSUME_DEFAULT
+                             ? json_null()
+                             : json_integer(gc.max_reconsume),
+                         "max_reconsume_effective", (json_int_t)gc.max_reconsume_effective);
+}
+
+/* ---- Dead letters -------------------------------------------------------------------------- */
+
+typedef struct dlq_scan {
+    fy_broker *b;
+    uint32_t topic_id;
+    json_t *arr;
+} dlq_scan;
+
+static int dlq_one(void *arg, uint64_t offset, const uint8_t *rec, size_t len)
+{
+    dlq_scan *s = arg;
+    uint8_t id[FY_MSGID_LEN];
+    json_t *m;
+    fy_msgid_make(id, (uint16_t)s->b->cfg->broker_id, s->topic_id, 0, offset);
+    m = record_json(id, rec, len);
+    if (m) {
+        json_array_append_new(s->arr, m);
+    }
+    return 0;
+}
+
+static void dlq_list(route_req *r, const char *group)
+{
+    fy_broker *b = r->a->b;
+    char topic[FY_INTERNAL_NAME_MAX + 1];
+    fy_topic_info t;
+    uint64_t min, max, from, limit;
+    fy_sub_mode mode;
+    dlq_scan s;
+    snprintf(topic, sizeof(topic), "%s%s", FY_DLQ_PREFIX, group);
+    if (fy_core_topic_get(b->core, topic, &t) != FY_OK) {
+        if (fy_core_group_describe(b->core, group, &mode, NULL, NULL, NULL) != FY_OK) {
+            reply_error(r->req, 404, "no such group");
+            return;
+        }
+        reply_json(r->req, 200,
+                   json_pack("{s:s, s:s, s:b, s:I, s:I, s:[]}", "group", group, "topic", topic,
+                             "exists", 0, "min_offset", (json_int_t)0, "max_offset",
+                             (json_int_t)0, "messages"));
+        return;
+    }
+    fy_core_queue_range(b->core, t.topic_id, 0, &min, &max);
+    if (!query_u64(r, "from", min, &from) || !query_limit(r, &limit)) {
+        return;
+    }
+    if (from < min) {
+        from = min;
+    }
+    s = (dlq_scan){b, t.topic_id, json_array()};
+    fy_store_scan(b->store, t.topic_id, 0, from, (size_t)limit, 0, dlq_one, &s);
+    reply_json(r->req, 200,
+               json_pack("{s:s, s:s, s:b, s:I, s:I, s:o}", "group", group, "topic", topic,
+                         "exists", 1, "min_offset", (json_int_t)min, "max_offset",
+                         (json_int_t)max, "messages", s.arr));
+}
+
+/* Resent copies drop what would delay them again and the broker's routing property. */
+static bool resend_drops(fy_slice name)
+{
+    static const char *const dropped[] = {FY_PROP_DELIVER_MS, FY_PROP_DELAY_MS,
+                                          FY_PROP_DELAY_LEVEL, FY_PROP_REAL_TOPIC};
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
+        if (name.len == strlen(dropped[i]) && memcmp(name.p, dropped[i], name.len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A dead letter as a new message for its original topic (the record's topic field): tag, keys,
+ * properties and body kept, reconsume count and flags cleared. */
+static int resend_record(const uint8_t *rec, size_t len, fy_buf *out)
+{
+    fy_record_view v;
+    fy_record r = {0};
+    fy_record_iter it;
+    fy_slice *keys = NULL, *props = NULL, k, n, val;
+    size_t nk = 0, np = 0;
+    int rc;
+    if (fy_record_decode(rec, len, &v) != FY_OK) {
+        return -FY_ECORRUPT;
+    }
+    keys = fy_malloc((v.nkeys + 1) * sizeof(*keys));
+    props = fy_malloc((2 * (size_t)v.nprops + 1) * sizeof(*props));
+    it = fy_record_keys(&v);
+    while (fy_record_key_next(&it, &k)) {
+        keys[nk++] = k;
+    }
+    it = fy_record_props(&v);
+    while (fy_record_prop_next(&it, &n, &val)) {
+        if (!resend_drops(n)) {
+            props[2 * np] = n;
+            props[2 * np + 1] = val;
+            np++;
+        }
+    }
+    r.born_ms = v.born_ms;
+    r.topic = v.topic;
+    r.tag = v.tag;
+    r.born_host = v.born_host;
+    r.keys = keys;
+    r.nkeys = (uint16_t)nk;
+    r.props = props;
+    r.nprops = (uint16_t)np;
+    r.body = v.body;
+    rc = fy_record_encode(&r, out);
+    fy_free(keys);
+    fy_free(props);
+    return rc;
+}
+
+static void resend_done(void *arg, int status, const fy_produce_result *res, size_t n)
+{
+    admin_op *op = arg;
+    json_t *arr;
+    if (status != FY_OK) {
+        op_done_simple(op, status);
+        return;
+    }
+    arr = json_object_get(op->body, "resent");
+    for (size_t i = 0; i < n && i < json_array_size(arr); i++) {
+        char hex[FY_MSGID_HEX_LEN + 1];
+        fy_msgid_to_hex(res[i].msgid, hex);
+        json_object_set_new(json_array_get(arr, i), "new_msgid", json_string(hex));
+    }
+    op_finish(op, 200, json_incref(op->body));
+}
+
+static void dlq_resend(route_req *r, const char *group)
+{
+    fy_broker *b = r->a->b;
+    char topic[FY_INTERNAL_NAME_MAX + 1];
+    fy_topic_info t;
+    json_t *body = body_object(r), *ids, *resent = NULL;
+    fy_buf *recs = NULL;
+    fy_produce_msg *msgs = NULL;
+    size_t n = 0, bad = 0;
+    admin_op *op;
+    int rc;
+    if (!body) {
+        return;
+    }
+    ids = json_object_get(body, "msgids");
+    if (!json_is_array(ids) || json_array_size(ids) == 0 ||
+        json_array_size(ids) > LIST_LIMIT_MAX) {
+        reply_error(r->req, 400, "expected {\"msgids\": [1..1000 message ids of the DLQ]}");
+        goto out;
+    }
+    snprintf(topic, sizeof(topic), "%s%s", FY_DLQ_PREFIX, group);
+    if (fy_core_topic_get(b->core, topic, &t) != FY_OK) {
+        reply_error(r->req, 404, "the group has no dead-letter queue");
+        goto out;
+    }
+    n = json_array_size(ids);
+    recs = fy_calloc(n, sizeof(*recs));
+    msgs = fy_calloc(n, sizeof(*msgs));
+    resent = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *ji = json_array_get(ids, i);
+        uint8_t id[FY_MSGID_LEN];
+        uint16_t bid, qid;
+        uint32_t tid;
+        uint64_t off;
+        fy_buf rec = FY_BUF_INIT;
+        char msg[400];
+        if (!json_is_string(ji) ||
+            fy_msgid_from_hex(json_string_value(ji), json_string_length(ji), id) != FY_OK) {
+            reply_error(r->req, 400, "msgids must be 32 hex digits each");
+            goto out;
+        }
+        fy_msgid_parse(id, &bid, &tid, &qid, &off);
+        if (tid != t.topic_id || fy_core_message_get(b->core, id, &rec) != FY_OK) {
+            fy_buf_free(&rec);
+            snprintf(msg, sizeof(msg), "%s is not a message of %s", json_string_value(ji), topic);
+            reply_error(r->req, 404, msg);
+            goto out;
+        }
+        rc = resend_record(rec.data, rec.len, &recs[i]);
+        fy_buf_free(&rec);
+        if (rc != FY_OK) {
+            reply_core_error(r->req, rc, "cannot read the dead letter");
+            goto out;
+        }
+        msgs[i].record = (fy_slice){recs[i].data, recs[i].len};
+        msgs[i].proto = FY_PROTO_INTERNAL;
+        json_array_append_new(resent, json_pack("{s:O}", "msgid", ji));
+    }
+    if (!store_writable(r)) {
+        goto out;
+    }
+    op = op_new(r, json_pack("{s:s, s:o}", "group", group, "resent", resent));
+    resent = NULL;
+    rc = fy_core_produce(b->core, msgs, n, resend_done, op, &bad);
+    if (rc != FY_OK) {
+        op_unlink(op);
+        json_decref(op->body);
+        fy_free(op);
+        reply_core_error(r->req, rc, "cannot resend");
+    }
+out:
+    for (size_t i = 0; recs && i < n; i++) {
+        fy_buf_free(&recs[i]);
+    }
+    fy_free(recs);
+    fy_free(msgs);
+    json_decref(resent);
+    json_decref(body);
+}
+
+static void api_group(route_req *r)
+{
+    const char *name = r->segs[1];
+    if (r->nsegs == 2) {
+        if (method_is(r, EVHTTP_REQ_GET)) {
+            group_get(r, name);
+        }
+    } else if (r->nsegs == 3 && strcmp(r->segs[2], "reset") == 0) {
+        if (method_is(r, EVHTTP_REQ_POST)) {
+            group_reset(r, name);
+        }
+    } else if (r->nsegs == 3 && strcmp(r->segs[2], "config") == 0) {
+        if (method_is(r, EVHTTP_REQ_PUT)) {
+            group_config(r, name);
+        }
+    } else if (r->nsegs == 3 && strcmp(r->segs[2], "dlq") == 0) {
+        if (method_is(r, EVHTTP_REQ_GET)) {
+            dlq_list(r, name);
+        }
+    } else if (r->nsegs == 4 && strcmp(r->segs[2], "dlq") == 0 &&
+               strcmp(r->segs[3], "resend") == 0) {
+        if (method_is(r, EVHTTP_REQ_POST)) {
+            dlq_resend(r, name);
+        }
+    } else {
+        reply_error(r->req, 404, "no such route");
+    }
+}
+
+/* ---- /api/v1/connections ------------------------------------------------------------------- */
+
+static void conn_json(void *arg, const fy_conn_info *ci)
+{
+    json_t *o = json_pack("{s:I, s:s, s:s, s:I, s:I}", "id", (json_int_t)ci->id, "client_id",
+                          ci->client_id ? ci->client_id : "", "remote", ci->peer ? ci->peer : "",
+                          "subscriptions", (json_int_t)ci->subscriptions, "inflight",
+                          (json_int_t)ci->inflight);
+    json_object_set_new(o, "user", ci->user ? json_string(ci->user) : json_null());
+    json_array_append_new(arg, o);
+}
+
+static const char *const protocols[] = {"native", "mqtt", "amqp"};
+
+/* Lists one protocol's connections into arr: FY_OK, -FY_ENOTFOUND (not enabled), -FY_ENOTSUP. */
+static int list_conns(fy_broker *b, const char *proto, json_t *arr)
+{
+    if (strcmp(proto, "native") == 0) {
+        fy_native_each_connection(b->native, conn_json, arr);
+        return FY_OK;
+    }
+    return fy_adapters_each_connection(b->adapters, proto, conn_json, arr);
+}
+
+static bool known_protocol(const char *p)
+{
+    for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++) {
+        if (strcmp(protocols[i], p) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void api_connections(route_req *r)
+{
+    fy_broker *b = r->a->b;
+    if (r->nsegs == 1) {
+        json_t *o = json_object();
+        if (!method_is(r, EVHTTP_REQ_GET)) {
+            json_decref(o);
+            return;
+        }
+        for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++) {
+            json_t *arr = json_array();
+            if (list_conns(b, protocols[i], arr) == FY_OK) {
+                json_object_set_new(o, protocols[i], arr);
+            } else {
+                json_decref(arr);
+            }
+        }
+        reply_json(r->req, 200, json_pack("{s:o}", "connections", o));
+        return;
+    }
+    if (!known_protocol(r->segs[1])) {
+        reply_error(r->req, 404, "no such protocol (native, mqtt, amqp)");
+        return;
+    }
+    if (r->nsegs == 2) {
+        json_t *arr = json_array();
+        int rc;
+        if (!method_is(r, EVHTTP_REQ_GET)) {
+            json_decref(arr);
+            return;
+        }
+        rc = list_conns(b, r->segs[1], arr);
+        if (rc != FY_OK) {
+            json_decref(arr);
+            reply_error(r->req, 404, "protocol not enabled");
+            return;
+        }
+        reply_json(r->req, 200,
+                   json_pack("{s:s, s:o}", "protocol", r->segs[1], "connections", arr));
+        return;
+    }
+    if (r->nsegs == 3) {
+        char *end;
+        uint64_t id;
+        int rc;
+        if (!method_is(r, EVHTTP_REQ_DELETE)) {
+            return;
+        }
+        errno = 0;
+        id = strtoull(r->segs[2], &end, 10);
+        if (*end || errno || !r->segs[2][0]) {
+            reply_error(r->req, 400, "a connection id is a decimal number");
+            return;
+        }
+        rc = strcmp(r->segs[1], "native") == 0 ? fy_native_kick(b->native, id)
+                                                : fy_adapters_kick(b->adapters, r->segs[1], id);
+        if (rc != FY_OK) {
+            reply_core_error(r->req, rc, "cannot kick");
+            return;
+        }
+        fy_log(INFO, "admin", "protocol=%s conn=%llu msg=\"connection kicked\"", r->segs[1],
+               (unsigned long long)id);
+        reply_json(r->req, 200,
+                   json_pack("{s:s, s:I, s:b}", "protocol", r->segs[1], "id", (json_int_t)id,
+                             "kicked", 1));
+        return;
+    }
+    reply_error(r->req, 404, "no such route");
+}
+
+/* ---- /api/v1/messages ---------------------------------------------------------------------- */
+
+static void found_by_key(void *arg, const uint8_t msgid[FY_MSGID_LEN], const uint8_t *rec,
+                         size_t len)
+{
+    json_t *m = record_json(msgid, rec, len);
+    if (m) {
+        json_array_append_new(arg, m);
+    }
+}
+
+static void api_messages(route_req *r)
+{
+    fy_core *core = r->a->b->core;
+    if (!method_is(r, EVHTTP_REQ_GET)) {
+        return;
+    }
+    if (r->nsegs == 2) {
+        uint8_t id[FY_MSGID_LEN];
+        fy_buf rec = FY_BUF_INIT;
+        json_t *m;
+        int rc;
+        if (fy_msgid_from_hex(r->segs[1], strlen(r->segs[1]), id) != FY_OK) {
+            reply_error(r->req, 400, "a message id is 32 hex digits");
+            return;
+        }
+        rc = fy_core_message_get(core, id, &rec);
+        if (rc != FY_OK) {
+            fy_buf_free(&rec);
+            reply_core_error(r->req, rc == -FY_EINVAL ? -FY_ENOTFOUND : rc, "no such message");
+            return;
+        }
+        m = record_json(id, rec.data, rec.len);
+        fy_buf_free(&rec);
+        if (!m) {
+            reply_error(r->req, 500, "the stored record does not decode");
+            return;
+        }
+        reply_json(r->req, 200, m);
+        return;
+    }
+    if (r->nsegs == 1) {
+        const char *topic = query_get(r, "topic"), *key = query_get(r, "key");
+        uint64_t since, until, limit;
+        json_t *arr;
+        int rc;
+        if (!topic || !*topic || !key || !*key) {
+            reply_error(r->req, 400, "query parameters topic and key are required");
+            return;
+        }
+        if (!query_u64(r, "since", 0, &since) || !query_u64(r, "until", UINT64_MAX, &until) ||
+            !query_limit(r, &limit)) {
+            return;
+        }
+        arr = json_array();
+        rc = fy_core_find_by_key(core, topic, key, since, until, (size_t)limit, found_by_key, arr);
+        if (rc != FY_OK) {
+            json_decref(arr);
+            reply_core_error(r->req, rc, "cannot look up");
+            return;
+        }
+        reply_json(r->req, 200,
+                   json_pack("{s:s, s:s, s:o}", "topic", topic, "key", key, "messages", arr));
+        return;
+    }
+    reply_error(r->req, 404, "no such route");
+}
+
+/* ---- /api/v1/config ------------------------------------------------------------------------ */
+
+static void api_config(route_req *r)
+{
+    fy_buf text = FY_BUF_INIT;
+    json_t *sections = json_object(), *cur;
+    char *line, *save = NULL, *copy;
+    if (!method_is(r, EVHTTP_REQ_GET)) {
+        json_decref(sections);
+        return;
+    }
+    fy_config_format(r->a->b->conf, &text);
+    copy = fy_malloc(text.len + 1);
+    memcpy(copy, text.data, text.len);
+    copy[text.len] = '\0';
+    cur = json_object();
+    json_object_set_new(sections, "", cur);
+    /* The text is `key value` lines and `[section]` headers (broker/config.h). */
+    for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *sp;
+        if (line[0] == '#' || line[0] == '\0') {
+            continue;
+        }
+        if (line[0] == '[') {
+            char *end = strchr(line, ']');
+            if (end) {
+                *end = '\0';
+            }
+            cur = json_object();
+            json_object_set_new(sections, line + 1, cur);
+            continue;
+        }
+        sp = strchr(line, ' ');
+        if (sp) {
+            *sp = '\0';
+            json_object_set_new(cur, line, json_string(sp + 1));
+        } else {
+            json_object_set_new(cur, line, json_string(""));
+        }
+    }
+    reply_json(r->req, 200,
+               json_pack("{s:o, s:s%}", "sections", sections, "text", (const char *)text.data,
+                         text.len));
+    fy_free(copy);
+    fy_buf_free(&text);
+}
+
+/* ---- Routing ------------------------------------------------------------------------------- */
+
+static void api_dispatch(route_req *r)
+{
+    const char *s0 = r->segs[0];
+    if (strcmp(s0, "overview") == 0 && r->nsegs == 1) {
+        api_overview(r);
+    } else if (strcmp(s0, "topics") == 0 && r->nsegs == 1) {
+        api_topics(r);
+    } else if (strcmp(s0, "topics") == 0 && r->nsegs == 2) {
+        api_topic(r);
+    } else if (strcmp(s0, "groups") == 0 && r->nsegs == 1) {
+        if (method_is(r, EVHTTP_REQ_GET)) {
+            group_list l = {r->a->b->core, json_array()};
+            fy_core_group_each(r->a->b->core, list_group, &l);
+            reply_json(r->req, 200, json_pack("{s:o}", "groups", l.arr));
+        }
+    } else if (strcmp(s0, "groups") == 0) {
+        api_group(r);
+    } else if (strcmp(s0, "connections") == 0) {
+        api_connections(r);
+    } else if (strcmp(s0, "messages") == 0) {
+        api_messages(r);
+    } else if (strcmp(s0, "config") == 0 && r->nsegs == 1) {
+        api_config(r);
+    } else {
+        reply_error(r->req, 404, "no such route");
+    }
+}
+
+static void handle_request(struct evhttp_request *req, void *arg)
+{
+    fy_admin *a = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    route_req r = {0};
+    char *copy = NULL, *seg, *save = NULL;
+
+    if (!admin_allowed(req, a)) {
+        return;
+    }
+    r.a = a;
+    r.req = req;
+    r.cmd = evhttp_request_get_command(req);
+    if (!path || strncmp(path, API, strlen(API)) != 0) {
+        reply_error(req, 404, "no such route");
+        return;
+    }
+    if (query) {
+        if (evhttp_parse_query_str(query, &r.query) != 0) {
+            evhttp_clear_headers(&r.query);
+            reply_error(req, 400, "malformed query string");
+            return;
+        }
+        r.has_query = true;
+    }
+    copy = fy_strdup(path + strlen(API));
+    for (seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+        if (r.nsegs == MAX_SEGS) {
+            reply_error(req, 404, "no such route");
+            goto out;
+        }
+        r.segs[r.nsegs] = evhttp_uridecode(seg, 0, NULL);
+        if (!r.segs[r.nsegs]) {
+            reply_error(req, 400, "malformed path");
+            goto out;
+        }
+        r.nsegs++;
+    }
+    if (r.nsegs == 0) {
+        reply_error(req, 404, "no such route");
+        goto out;
+    }
+    api_dispatch(&r);
+out:
+    for (size_t i = 0; i < r.nsegs; i++) {
+        free(r.segs[i]);
+    }
+    if (r.has_query) {
+        evhttp_clear_headers(&r.query);
+    }
+    fy_free(copy);
 }
 
 int fy_admin_start(fy_broker *b, const char *addr, uint16_t port, fy_admin **out, char *err,
@@ -178,7 +1487,8 @@ int fy_admin_start(fy_broker *b, const char *addr, uint16_t port, fy_admin **out
     evhttp_set_max_headers_size(a->http, 64 << 10);
     evhttp_set_timeout(a->http, 30);
     evhttp_set_cb(a->http, "/health", handle_health, a);
-    evhttp_set_gencb(a->http, handle_other, a);
+    evhttp_set_cb(a->http, "/metrics", handle_metrics, a);
+    evhttp_set_gencb(a->http, handle_request, a);
     sock = evhttp_bind_socket_with_handle(a->http, addr, port);
     if (!sock) {
         snprintf(err, errlen, "cannot listen on %s:%u for admin HTTP: %s", addr, port,
@@ -197,6 +1507,8 @@ int fy_admin_start(fy_broker *b, const char *addr, uint16_t port, fy_admin **out
             }
         }
     }
+    a->tick_ev = event_new(b->base, -1, 0, on_tick, a);
+    arm_tick(a);
     fy_log(INFO, "admin", "addr=%s port=%u msg=\"admin HTTP listening\"", addr, a->port);
     *out = a;
     return FY_OK;
@@ -214,6 +1526,16 @@ void fy_admin_stop(fy_admin *a)
 {
     if (!a) {
         return;
+    }
+    /* Operations still waiting for the core are answered to nobody: their completions (at the
+     * latest -FY_ECANCELED when the core closes) only free them. */
+    while (a->ops) {
+        admin_op *op = a->ops;
+        op_unlink(op);
+        op->req = NULL;
+    }
+    if (a->tick_ev) {
+        event_free(a->tick_ev);
     }
     if (a->http) {
         evhttp_free(a->http);
