@@ -10,7 +10,10 @@ CONF        ?= conf/ferry.conf
 DATA        ?= ./data
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test test-sanitize bench bench-mqtt bench-amqp fuzz clean
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+
+.PHONY: all deps build run test test-sanitize bench bench-mqtt bench-amqp fuzz clean install
 
 all: build
 
@@ -36,6 +39,12 @@ test: build
 test-sanitize:
 	$(MAKE) test BUILD=build-sanitize BUILD_TYPE=Debug \
 	    CMAKE_ARGS="-DFERRY_SANITIZE=ON $(CMAKE_ARGS)" CTEST_ARGS="-L 'unit|it|interop' $(CTEST_ARGS)"
+
+# Binaries, libferry (headers, libferry.pc), conf/ferry.conf under PREFIX/etc/ferry, the systemd
+# unit under PREFIX/lib/systemd/system and the docs: `make install PREFIX=/opt/ferry`.
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+	@echo "installed under $(DESTDIR)$(PREFIX)"
 
 bench: build
 	scripts/bench.sh $(BUILD)

@@ -876,6 +876,9 @@ static const fy_config_key broker_keys[] = {
                        "to disk."),
     FY_CONFIG_KEY_ENUM("log_level", BC, log_level, "info", log_level_choices,
                        "Least severe log lines written: debug, info, warn or error."),
+    FY_CONFIG_KEY_STRING("log_file", BC, log_file, "stderr",
+                         "Where log lines go: stderr, or a file appended to and reopened on "
+                         "SIGHUP (rotation)."),
     FY_CONFIG_KEY_BOOL("auto_create_topics", BC, auto_create_topics, "true",
                        "Create a topic when it is first produced to or subscribed to."),
     FY_CONFIG_KEY_UINT("default_queues", BC, default_queues, "8", 1, 1024,

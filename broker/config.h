@@ -146,6 +146,7 @@ typedef struct fy_broker_config {
     char *data_dir;
     int flush;     /* an fy_flush (store/store.h): FY_FLUSH_ASYNC or FY_FLUSH_SYNC */
     int log_level; /* an fy_log_level (common/log.h): FY_LOG_DEBUG .. FY_LOG_ERROR */
+    char *log_file; /* "stderr" or a path */
     bool auto_create_topics;
     uint64_t default_queues;   /* 1..1024 */
     uint64_t max_message_size; /* bytes, 1KiB..256MiB */

@@ -7,6 +7,7 @@
 #include "broker/broker.h"
 #include "broker/core.h"
 #include "broker/native.h"
+#include "broker/service.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -15,6 +16,7 @@
 #include <event2/event.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,13 +39,15 @@ static void usage(FILE *f)
                "      --admin-port N    admin HTTP port ([admin] port)\n"
                "      --flush MODE      async or sync (key flush)\n"
                "      --log-level L     debug, info, warn or error (key log_level)\n"
+               "      --check-config    load and validate the configuration, then exit: 0 if\n"
+               "                        it is valid, 1 with the file and line of an error\n"
                "  -h, --help            show this help and exit\n"
                "  -V, --version         show the version and exit\n"
                "\n"
                "Port 0 picks a free port; the bound port is logged.\n");
 }
 
-enum { OPT_MQTT = 256, OPT_AMQP, OPT_ADMIN, OPT_FLUSH, OPT_LOG };
+enum { OPT_MQTT = 256, OPT_AMQP, OPT_ADMIN, OPT_FLUSH, OPT_LOG, OPT_CHECK };
 
 /* An override from the command line, applied after the file. */
 typedef struct override {
@@ -56,13 +60,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     fy_broker *b = arg;
     fy_log(INFO, "ferryd", "signal=%s msg=\"shutting down\"", sig == SIGINT ? "INT" : "TERM");
+    fy_service_notify("STOPPING=1");
     event_base_loopexit(b->base, NULL);
 }
 
-/* SIGHUP: reads the password and ACL files again; bad new files leave the old ones in use. */
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+/* The security step of a SIGHUP: reads the password and ACL files again; bad new files leave the
+ * old ones in use. */
+static void reload_auth(fy_broker *b)
 {
-    fy_broker *b = arg;
     char err[512];
     if (!b->auth) {
         return;
@@ -154,7 +159,18 @@ static bool auth_setup(fy_broker *b, char *err, size_t errlen)
     return true;
 }
 
-static int parse_args(int argc, char **argv, const char **conf_path, override *ov, int *nov)
+/* SIGHUP reloads what can change without a restart. Each step is one call here, in order. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    fy_log(INFO, "ferryd", "signal=HUP msg=\"reloading\"");
+    fy_service_notify("RELOADING=1");
+    fy_service_reload(); /* the log file, after rotation */
+    reload_auth(arg);    /* password and ACL files */
+    fy_service_notify("READY=1");
+}
+
+static int parse_args(int argc, char **argv, const char **conf_path, override *ov, int *nov,
+                      bool *check_only)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -165,6 +181,7 @@ static int parse_args(int argc, char **argv, const char **conf_path, override *o
         {"admin-port", required_argument, NULL, OPT_ADMIN},
         {"flush", required_argument, NULL, OPT_FLUSH},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"check-config", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -195,6 +212,9 @@ static int parse_args(int argc, char **argv, const char **conf_path, override *o
             break;
         case OPT_LOG:
             ov[(*nov)++] = (override){"", "log_level", optarg};
+            break;
+        case OPT_CHECK:
+            *check_only = true;
             break;
         case 'h':
             usage(stdout);
@@ -229,8 +249,9 @@ int main(int argc, char **argv)
     char err[512];
     struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
     fy_adapters *adapters = NULL;
+    bool check_only = false;
 
-    if (parse_args(argc, argv, &conf_path, ov, &nov) != 0) {
+    if (parse_args(argc, argv, &conf_path, ov, &nov, &check_only) != 0) {
         return 2;
     }
     b.started_mono_ms = fy_mono_ms();
@@ -254,7 +275,21 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (check_only) {
+        /* The security files and rules too: a start would refuse what they refuse. */
+        if (!auth_setup(&b, err, sizeof(err))) {
+            fprintf(stderr, "ferryd: %s\n", err);
+            goto out;
+        }
+        printf("ferryd: configuration %s is valid\n", conf_path ? conf_path : "(defaults)");
+        rc = 0;
+        goto out;
+    }
     fy_log_set_level((fy_log_level)cfg.log_level);
+    if (strcmp(cfg.log_file, "stderr") != 0 && fy_log_open(cfg.log_file) != FY_OK) {
+        fprintf(stderr, "ferryd: cannot open log_file %s: %s\n", cfg.log_file, strerror(errno));
+        goto out;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     b.base = event_base_new();
@@ -324,9 +359,10 @@ int main(int argc, char **argv)
     sigterm = evsignal_new(b.base, SIGTERM, on_signal, &b);
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
-    sighup = evsignal_new(b.base, SIGHUP, on_hup, &b);
+    sighup = evsignal_new(b.base, SIGHUP, on_sighup, &b);
     evsignal_add(sighup, NULL);
     fy_log(INFO, "ferryd", "msg=\"ready\"");
+    fy_service_notify("READY=1");
 
     event_base_dispatch(b.base);
 
@@ -365,5 +401,6 @@ out:
     fy_config_free(b.conf);
     fy_adapters_free(adapters);
     fy_auth_free(b.auth);
+    fy_log_close();
     return rc;
 }

@@ -5,10 +5,13 @@
 
 #include "ferry/errors.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 int fy_log_level_min = FY_LOG_INFO;
 static FILE *log_file;
@@ -35,6 +38,67 @@ int fy_log_parse_level(const char *s, fy_log_level *out)
 void fy_log_set_file(FILE *f)
 {
     log_file = f;
+}
+
+static FILE *opened;
+static char *opened_path;
+
+static int open_append(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int fy_log_open(const char *path)
+{
+    int fd = open_append(path);
+    FILE *f;
+    if (fd < 0) {
+        return -FY_EIO;
+    }
+    f = fdopen(fd, "a");
+    if (!f) {
+        close(fd);
+        return -FY_EIO;
+    }
+    fy_log_close();
+    opened = f;
+    opened_path = strdup(path);
+    log_file = f;
+    return FY_OK;
+}
+
+int fy_log_reopen(void)
+{
+    int fd;
+    if (!opened) {
+        return FY_OK;
+    }
+    fd = open_append(opened_path);
+    if (fd < 0) {
+        return -FY_EIO;
+    }
+    fflush(opened);
+    /* dup2 swaps the file under the descriptor atomically; the FILE stays valid. */
+    if (dup2(fd, fileno(opened)) < 0) {
+        close(fd);
+        return -FY_EIO;
+    }
+    close(fd);
+    return FY_OK;
+}
+
+void fy_log_close(void)
+{
+    if (!opened) {
+        return;
+    }
+    if (log_file == opened) {
+        log_file = NULL;
+    }
+    fclose(opened);
+    opened = NULL;
+    free(opened_path);
+    opened_path = NULL;
 }
 
 void fy_log_write(fy_log_level level, const char *module, const char *fmt, ...)

@@ -24,6 +24,16 @@ void fy_log_set_level(fy_log_level level);
 int fy_log_parse_level(const char *s, fy_log_level *out);
 /* Directs log lines to f (default stderr). The caller keeps ownership of f. */
 void fy_log_set_file(FILE *f);
+/* Appends log lines to the file at path (created 0640 if missing) from now on. Returns FY_OK or
+ * -FY_EIO (errno set; logging is unchanged). Call before other threads log. */
+int fy_log_open(const char *path);
+/* Reopens the file of fy_log_open at its path (after a rename by logrotate): the new file
+ * replaces the old one under the same descriptor, so a line written meanwhile by another thread
+ * goes to one or the other, never nowhere. FY_OK, or -FY_EIO (the old file stays in use). A
+ * no-op without fy_log_open. */
+int fy_log_reopen(void);
+/* Closes the file of fy_log_open; lines go to stderr again. Call after other threads stopped. */
+void fy_log_close(void);
 
 /* Writes one line. fmt is the logfmt body after the module, e.g. "conn=%d msg=\"hello\"". */
 void fy_log_write(fy_log_level level, const char *module, const char *fmt, ...)
