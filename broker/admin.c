@@ -556,10 +556,11 @@ static void api_overview(route_req *r)
     fy_store_stats st;
     totals t = {0, 0};
     json_int_t native = 0;
-    json_t *conns = json_object();
+    json_t *conns;
     if (!method_is(r, EVHTTP_REQ_GET)) {
         return;
     }
+    conns = json_object();
     fy_core_get_stats(b->core, &cs);
     fy_store_get_stats(b->store, &st);
     fy_core_topic_each(b->core, add_topic_totals, &t);
@@ -959,7 +960,8 @@ static void dlq_list(route_req *r, const char *group)
     dlq_scan s;
     snprintf(topic, sizeof(topic), "%s%s", FY_DLQ_PREFIX, group);
     if (fy_core_topic_get(b->core, topic, &t) != FY_OK) {
-        if (fy_core_group_describe(b->core, group, &mode, NULL, NULL, NULL) != FY_OK) {
+        group_desc d = {NULL, NULL, 0};
+        if (fy_core_group_describe(b->core, group, &mode, desc_member, desc_queue, &d) != FY_OK) {
             reply_error(r->req, 404, "no such group");
             return;
         }
