@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,9 +63,12 @@ static const char usage_text[] =
     "  tx commit ID | tx rollback ID    end a transaction\n"
     "  tx list                          list open transactions\n"
     "  passwd [-D] FILE USER            add or change (-D: delete) a user in a password file\n"
+    "  status                           the broker's overview, from its admin HTTP API\n"
     "\n"
     "Options:\n"
     "  --broker HOST:PORT  broker address (default $FERRY_BROKER, else 127.0.0.1:10911)\n"
+    "  --admin HOST:PORT   admin HTTP address, for status (default $FERRY_ADMIN, else\n"
+    "                      127.0.0.1:8081)\n"
     "  --user U            user name (default $FERRY_USER; password: $FERRY_PASSWORD,\n"
     "                      else asked without echo on a terminal)\n"
     "  --json              print JSON Lines: one JSON document per line\n"
@@ -1818,12 +1824,201 @@ static const command commands[] = {
     {"tx", cmd_tx, help_tx},
 };
 
+/* ---- status (admin HTTP API) ---------------------------------------------------------------- */
+
+static const char help_status[] =
+    "Usage: ferryctl [--admin HOST:PORT] [--user U] status\n"
+    "\n"
+    "Shows the broker's overview (GET /api/v1/overview on the admin listener): version,\n"
+    "uptime, store state, topic and group counts, connections per protocol, messages in and\n"
+    "out with their rates over the last seconds, pending delayed and half messages, retries,\n"
+    "dead letters and resident memory. --json prints the overview document as it is.\n"
+    "With --user, the request carries HTTP Basic credentials (the admin API asks for them when\n"
+    "the broker has a password_file).\n";
+
+/* GET path over HTTP/1.0 from host:port; the body of a 200 reply into *body (malloc'ed).
+ * EXIT_OK, EXIT_CONN (cannot connect) or EXIT_FAIL (a reply other than 200). */
+static int http_get(const char *addr, const char *path, const char *user, const char *password,
+                    int timeout_ms, char **body)
+{
+    char host[256], req[2048], auth[1200] = "", *colon, *p;
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    size_t len = 0, cap = 4096;
+    char *buf = NULL;
+    int fd = -1, rc = EXIT_CONN, status = 0;
+    ssize_t n;
+
+    snprintf(host, sizeof(host), "%s", addr);
+    colon = strrchr(host, ':');
+    if (!colon || colon == host || !colon[1]) {
+        fprintf(stderr, "ferryctl: bad admin address '%s' (HOST:PORT)\n", addr);
+        return EXIT_USAGE;
+    }
+    *colon = '\0';
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai) {
+        fprintf(stderr, "ferryctl: cannot resolve %s\n", addr);
+        goto out;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+        goto out;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect() too */
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        fprintf(stderr, "ferryctl: cannot connect to the admin API at %s: %s\n", addr,
+                strerror(errno));
+        goto out;
+    }
+    if (user) {
+        /* HTTP Basic: base64 of user:password, when the admin API has a password file. */
+        char cred[768];
+        char *b64;
+        snprintf(cred, sizeof(cred), "%s:%s", user, password);
+        b64 = base64((const uint8_t *)cred, strlen(cred));
+        explicit_bzero(cred, sizeof(cred));
+        if (b64) {
+            snprintf(auth, sizeof(auth), "Authorization: Basic %s\r\n", b64);
+            explicit_bzero(b64, strlen(b64));
+            free(b64);
+        }
+    }
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: application/json\r\n%s\r\n",
+             path, addr, auth);
+    explicit_bzero(auth, sizeof(auth));
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+        fprintf(stderr, "ferryctl: cannot send to %s: %s\n", addr, strerror(errno));
+        goto out;
+    }
+    rc = EXIT_FAIL;
+    buf = malloc(cap);
+    while (buf) {
+        if (len + 1 == cap) {
+            char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+            if (!nb) {
+                fprintf(stderr, "ferryctl: reply from %s too large\n", addr);
+                goto out;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n < 0) {
+            fprintf(stderr, "ferryctl: reading from %s: %s\n", addr, strerror(errno));
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    if (!buf) {
+        goto out;
+    }
+    buf[len] = '\0';
+    if (sscanf(buf, "HTTP/%*d.%*d %d", &status) != 1 || !(p = strstr(buf, "\r\n\r\n"))) {
+        fprintf(stderr, "ferryctl: not an HTTP reply from %s\n", addr);
+        goto out;
+    }
+    if (status != 200) {
+        fprintf(stderr, "ferryctl: %s answered %d: %s", addr, status, p + 4);
+        goto out;
+    }
+    *body = strdup(p + 4);
+    rc = *body ? EXIT_OK : EXIT_FAIL;
+out:
+    free(buf);
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (ai) {
+        freeaddrinfo(ai);
+    }
+    return rc;
+}
+
+static json_int_t jint(json_t *o, const char *path1, const char *path2)
+{
+    json_t *v = json_object_get(o, path1);
+    if (path2) {
+        v = json_object_get(v, path2);
+    }
+    return json_integer_value(v);
+}
+
+static int cmd_status(const char *admin, const char *user, const char *password, int timeout_ms,
+                      int argc, char **argv)
+{
+    char *text = NULL;
+    json_t *o, *conns, *v;
+    json_error_t jerr;
+    const char *name;
+    json_int_t up;
+    bool first = true;
+    int rc;
+    if (argc > 0) {
+        return usage_error(help_status, "status takes no arguments");
+    }
+    rc = http_get(admin, "/api/v1/overview", user, password, timeout_ms, &text);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    o = json_loads(text, 0, &jerr);
+    if (!json_is_object(o)) {
+        fprintf(stderr, "ferryctl: the overview is not a JSON object: %s\n", jerr.text);
+        json_decref(o);
+        free(text);
+        return EXIT_FAIL;
+    }
+    if (json_out) {
+        char *s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        goto out;
+    }
+    up = jint(o, "uptime_s", NULL);
+    printf("version:       %s\n", json_string_value(json_object_get(o, "version")));
+    printf("uptime:        %lldd %02lld:%02lld:%02lld\n", (long long)(up / 86400),
+           (long long)(up / 3600 % 24), (long long)(up / 60 % 60), (long long)(up % 60));
+    printf("store:         %s (flush %s)\n",
+           json_is_true(json_object_get(o, "store_healthy")) ? "ok" : "UNHEALTHY",
+           json_string_value(json_object_get(o, "flush")));
+    printf("topics:        %lld\n", (long long)jint(o, "counts", "topics"));
+    printf("groups:        %lld\n", (long long)jint(o, "counts", "groups"));
+    printf("connections:  ");
+    conns = json_object_get(o, "connections");
+    json_object_foreach(conns, name, v)
+    {
+        printf("%s %s %lld", first ? "" : ",", name, (long long)json_integer_value(v));
+        first = false;
+    }
+    printf("\n");
+    printf("messages in:   %lld (%.1f/s)\n", (long long)jint(o, "messages", "in"),
+           json_real_value(json_object_get(json_object_get(o, "messages"), "in_per_s")));
+    printf("messages out:  %lld (%.1f/s)\n", (long long)jint(o, "messages", "out"),
+           json_real_value(json_object_get(json_object_get(o, "messages"), "out_per_s")));
+    printf("delayed:       %lld pending\n", (long long)jint(o, "counts", "delayed_pending"));
+    printf("transactions:  %lld half messages pending\n",
+           (long long)jint(o, "counts", "half_pending"));
+    printf("retries:       %lld\n", (long long)jint(o, "counts", "retries"));
+    printf("dead letters:  %lld\n", (long long)jint(o, "counts", "dead_letters"));
+    printf("memory:        %.1f MiB resident\n",
+           (double)jint(o, "resident_memory_bytes", NULL) / (1024.0 * 1024.0));
+out:
+    json_decref(o);
+    free(text);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     const char *broker = getenv("FERRY_BROKER");
     const char *user = getenv("FERRY_USER");
     const char *password = getenv("FERRY_PASSWORD");
     char asked[1024];
+    const char *admin = getenv("FERRY_ADMIN");
     const command *cmd = NULL;
     uint64_t timeout = 0;
     fy_client_opts o;
@@ -1855,8 +2050,11 @@ int main(int argc, char **argv)
             continue;
         }
         if (strncmp(a, "--broker", 8) == 0 || strncmp(a, "--timeout", 9) == 0 ||
-            strncmp(a, "--user", 6) == 0) {
-            const char *name = a[2] == 'b' ? "broker" : a[2] == 'u' ? "user" : "timeout";
+            strncmp(a, "--user", 6) == 0 || strncmp(a, "--admin", 7) == 0) {
+            const char *name = a[2] == 'b'   ? "broker"
+                               : a[2] == 'u' ? "user"
+                               : a[2] == 'a' ? "admin"
+                                             : "timeout";
             size_t nlen = strlen(name) + 2;
             if (a[nlen] == '=') {
                 val = a + nlen + 1;
@@ -1871,6 +2069,8 @@ int main(int argc, char **argv)
                 broker = val;
             } else if (name[0] == 'u') {
                 user = val;
+            } else if (name[0] == 'a') {
+                admin = val;
             } else if (!parse_u64(val, &timeout) || timeout == 0 || timeout > INT32_MAX) {
                 return usage_error(NULL, "--timeout needs a positive number of milliseconds");
             }
@@ -1891,6 +2091,26 @@ int main(int argc, char **argv)
             return EXIT_OK;
         }
         return ferryctl_passwd(argc - i - 1, argv + i + 1);
+    }
+    if (strcmp(argv[i], "status") == 0) {
+        const char *pw = NULL;
+        for (int k = i + 1; k < argc; k++) {
+            if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+                fputs(help_status, stdout);
+                return EXIT_OK;
+            }
+        }
+        signal(SIGPIPE, SIG_IGN);
+        if (user && *user) {
+            pw = password;
+            if (!pw && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+                pw = ferryctl_ask_password(asked, sizeof(asked)) == 0 ? asked : "";
+            }
+        }
+        rc = cmd_status(admin && *admin ? admin : "127.0.0.1:8081", user && *user ? user : NULL,
+                        pw ? pw : "", timeout ? (int)timeout : 10000, argc - i - 1, argv + i + 1);
+        explicit_bzero(asked, sizeof(asked));
+        return rc;
     }
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
         if (strcmp(commands[k].name, argv[i]) == 0) {
