@@ -209,8 +209,8 @@ static bool store_writable(route_req *r)
 /* ---- Operations waiting for the core ------------------------------------------------------- */
 
 struct admin_op {
-    fy_admin *a;                 /* NULL once the listener stopped */
-    struct evhttp_request *req;  /* NULL once orphaned */
+    fy_admin *a;                /* NULL once the listener stopped */
+    struct evhttp_request *req; /* NULL once orphaned */
     struct evhttp_connection *conn;
     json_t *body; /* the reply being built (e.g. reset offsets) */
     admin_op *next, *prev;
@@ -567,21 +567,21 @@ static void api_overview(route_req *r)
     fy_native_each_connection(b->native, count_native, &native);
     json_object_set_new(conns, "native", json_integer(native));
     fy_adapters_each_stats(b->adapters, overview_adapter, conns);
-    reply_json(
-        r->req, 200,
-        json_pack("{s:s, s:I, s:I, s:I, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
-                  "s:{s:I, s:I, s:f, s:f}, s:I}",
-                  "version", FERRY_VERSION, "broker_id", (json_int_t)b->cfg->broker_id,
-                  "uptime_s", (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000),
-                  "started_ms", (json_int_t)b->started_wall_ms, "flush",
-                  b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "store_healthy",
-                  fy_store_healthy(b->store), "connections", conns, "counts", "topics",
-                  (json_int_t)cs.topics, "groups", (json_int_t)cs.groups, "delayed_pending",
-                  (json_int_t)cs.delayed_pending, "half_pending", (json_int_t)cs.tx_pending,
-                  "retries", (json_int_t)cs.retries, "dead_letters", (json_int_t)cs.dead_letters,
-                  "messages", "in", (json_int_t)t.in, "out", (json_int_t)t.out, "in_per_s",
-                  rate_of(r->a, r->a->in_samples), "out_per_s", rate_of(r->a, r->a->out_samples),
-                  "resident_memory_bytes", (json_int_t)fy_metrics_rss_bytes()));
+    reply_json(r->req, 200,
+               json_pack("{s:s, s:I, s:I, s:I, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+                         "s:{s:I, s:I, s:f, s:f}, s:I}",
+                         "version", FERRY_VERSION, "broker_id", (json_int_t)b->cfg->broker_id,
+                         "uptime_s", (json_int_t)((fy_mono_ms() - b->started_mono_ms) / 1000),
+                         "started_ms", (json_int_t)b->started_wall_ms, "flush",
+                         b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "store_healthy",
+                         fy_store_healthy(b->store), "connections", conns, "counts", "topics",
+                         (json_int_t)cs.topics, "groups", (json_int_t)cs.groups, "delayed_pending",
+                         (json_int_t)cs.delayed_pending, "half_pending", (json_int_t)cs.tx_pending,
+                         "retries", (json_int_t)cs.retries, "dead_letters",
+                         (json_int_t)cs.dead_letters, "messages", "in", (json_int_t)t.in, "out",
+                         (json_int_t)t.out, "in_per_s", rate_of(r->a, r->a->in_samples),
+                         "out_per_s", rate_of(r->a, r->a->out_samples), "resident_memory_bytes",
+                         (json_int_t)fy_metrics_rss_bytes()));
 }
 
 /* ---- /api/v1/topics ------------------------------------------------------------------------ */
@@ -596,12 +596,11 @@ static json_t *counters_json(const fy_topic_counters *c)
     json_t *o = json_object();
     for (int p = 0; p < FY_PROTO_COUNT; p++) {
         if (c->msgs_in[p] || c->msgs_out[p]) {
-            json_object_set_new(o, fy_proto_name((fy_proto)p),
-                                json_pack("{s:I, s:I, s:I, s:I}", "messages_in",
-                                          (json_int_t)c->msgs_in[p], "bytes_in",
-                                          (json_int_t)c->bytes_in[p], "messages_out",
-                                          (json_int_t)c->msgs_out[p], "bytes_out",
-                                          (json_int_t)c->bytes_out[p]));
+            json_object_set_new(
+                o, fy_proto_name((fy_proto)p),
+                json_pack("{s:I, s:I, s:I, s:I}", "messages_in", (json_int_t)c->msgs_in[p],
+                          "bytes_in", (json_int_t)c->bytes_in[p], "messages_out",
+                          (json_int_t)c->msgs_out[p], "bytes_out", (json_int_t)c->bytes_out[p]));
         }
     }
     return o;
@@ -629,11 +628,11 @@ static void list_topic(void *arg, const fy_topic_info *t)
         in += t->counters->msgs_in[p];
         out += t->counters->msgs_out[p];
     }
-    json_array_append_new(l->arr, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", t->name,
-                                             "id", (json_int_t)t->topic_id, "queues",
-                                             (json_int_t)t->queues, "messages", (json_int_t)msgs,
-                                             "messages_in", (json_int_t)in, "messages_out",
-                                             (json_int_t)out));
+    json_array_append_new(l->arr,
+                          json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", t->name, "id",
+                                    (json_int_t)t->topic_id, "queues", (json_int_t)t->queues,
+                                    "messages", (json_int_t)msgs, "messages_in", (json_int_t)in,
+                                    "messages_out", (json_int_t)out));
 }
 
 static void topic_create_done(void *arg, int status)
@@ -718,10 +717,10 @@ static void api_topic(route_req *r)
             uint64_t min, max;
             fy_core_queue_range(core, t.topic_id, q, &min, &max);
             total += max - min;
-            json_array_append_new(queues, json_pack("{s:I, s:I, s:I, s:I}", "queue",
-                                                    (json_int_t)q, "min_offset", (json_int_t)min,
-                                                    "max_offset", (json_int_t)max, "messages",
-                                                    (json_int_t)(max - min)));
+            json_array_append_new(queues,
+                                  json_pack("{s:I, s:I, s:I, s:I}", "queue", (json_int_t)q,
+                                            "min_offset", (json_int_t)min, "max_offset",
+                                            (json_int_t)max, "messages", (json_int_t)(max - min)));
         }
         reply_json(r->req, 200,
                    json_pack("{s:s, s:I, s:b, s:I, s:o, s:o}", "name", t.name, "id",
@@ -768,10 +767,11 @@ static void desc_member(void *arg, const fy_group_member_info *m)
         return;
     }
     json_array_append_new(
-        d->members, json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "member_id",
-                              (json_int_t)m->member_id, "client_id", m->client_id ? m->client_id : "",
-                              "topic", m->topic ? m->topic : "", "filter", m->filter ? m->filter : "",
-                              "credit", (json_int_t)m->credit, "inflight", (json_int_t)m->inflight));
+        d->members,
+        json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "member_id", (json_int_t)m->member_id,
+                  "client_id", m->client_id ? m->client_id : "", "topic", m->topic ? m->topic : "",
+                  "filter", m->filter ? m->filter : "", "credit", (json_int_t)m->credit, "inflight",
+                  (json_int_t)m->inflight));
 }
 
 static void desc_queue(void *arg, const fy_group_queue_info *q)
@@ -785,8 +785,8 @@ static void desc_queue(void *arg, const fy_group_queue_info *q)
     json_array_append_new(d->queues,
                           json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "topic", q->topic, "queue",
                                     (json_int_t)q->queue_id, "committed", (json_int_t)q->committed,
-                                    "max_offset", (json_int_t)q->max_offset, "lag",
-                                    (json_int_t)lag, "owner", (json_int_t)q->owner));
+                                    "max_offset", (json_int_t)q->max_offset, "lag", (json_int_t)lag,
+                                    "owner", (json_int_t)q->owner));
 }
 
 typedef struct group_list {
@@ -800,9 +800,9 @@ static void list_group(void *arg, const char *name, fy_sub_mode mode, uint32_t m
     group_desc d = {NULL, NULL, 0};
     fy_sub_mode m;
     fy_core_group_describe(l->core, name, &m, desc_member, desc_queue, &d);
-    json_array_append_new(l->arr, json_pack("{s:s, s:s, s:I, s:I}", "name", name, "mode",
-                                            mode_name(mode), "members", (json_int_t)members,
-                                            "lag", (json_int_t)d.lag));
+    json_array_append_new(l->arr,
+                          json_pack("{s:s, s:s, s:I, s:I}", "name", name, "mode", mode_name(mode),
+                                    "members", (json_int_t)members, "lag", (json_int_t)d.lag));
 }
 
 static void group_get(route_req *r, const char *name)
@@ -835,9 +835,9 @@ static void group_get(route_req *r, const char *name)
 static void reset_queue(void *arg, uint32_t queue_id, uint64_t offset)
 {
     admin_op *op = arg;
-    json_array_append_new(json_object_get(op->body, "queues"),
-                          json_pack("{s:I, s:I}", "queue", (json_int_t)queue_id, "offset",
-                                    (json_int_t)offset));
+    json_array_append_new(
+        json_object_get(op->body, "queues"),
+        json_pack("{s:I, s:I}", "queue", (json_int_t)queue_id, "offset", (json_int_t)offset));
 }
 
 static void group_reset(route_req *r, const char *name)
@@ -873,9 +873,9 @@ static void group_reset(route_req *r, const char *name)
         json_decref(body);
         return;
     }
-    op = op_new(r, json_pack("{s:s, s:s, s:I, s:[]}", "group", name, "topic",
-                             json_string_value(jt), "to_ms",
-                             (json_int_t)(ts == UINT64_MAX ? -1 : (json_int_t)ts), "queues"));
+    op = op_new(r,
+                json_pack("{s:s, s:s, s:I, s:[]}", "group", name, "topic", json_string_value(jt),
+                          "to_ms", (json_int_t)(ts == UINT64_MAX ? -1 : (json_int_t)ts), "queues"));
     rc = fy_core_group_reset(r->a->b->core, name, json_string_value(jt), ts, reset_queue,
                              op_done_simple, op);
     if (rc != FY_OK) {
@@ -921,12 +921,11 @@ static void group_config(route_req *r, const char *name)
         reply_core_error(r->req, rc, "cannot configure the group");
         return;
     }
-    op->body = json_pack("{s:s, s:s, s:o, s:I}", "group", name, "mode", mode_name(gc.mode),
-                         "max_reconsume",
-                         gc.max_reconsume == FY_GROUP_MAX_RECONSUME_DEFAULT
-                             ? json_null()
-                             : json_integer(gc.max_reconsume),
-                         "max_reconsume_effective", (json_int_t)gc.max_reconsume_effective);
+    op->body = json_pack(
+        "{s:s, s:s, s:o, s:I}", "group", name, "mode", mode_name(gc.mode), "max_reconsume",
+        gc.max_reconsume == FY_GROUP_MAX_RECONSUME_DEFAULT ? json_null()
+                                                           : json_integer(gc.max_reconsume),
+        "max_reconsume_effective", (json_int_t)gc.max_reconsume_effective);
 }
 
 /* ---- Dead letters -------------------------------------------------------------------------- */
@@ -967,8 +966,8 @@ static void dlq_list(route_req *r, const char *group)
         }
         reply_json(r->req, 200,
                    json_pack("{s:s, s:s, s:b, s:I, s:I, s:[]}", "group", group, "topic", topic,
-                             "exists", 0, "min_offset", (json_int_t)0, "max_offset",
-                             (json_int_t)0, "messages"));
+                             "exists", 0, "min_offset", (json_int_t)0, "max_offset", (json_int_t)0,
+                             "messages"));
         return;
     }
     fy_core_queue_range(b->core, t.topic_id, 0, &min, &max);
@@ -981,16 +980,16 @@ static void dlq_list(route_req *r, const char *group)
     s = (dlq_scan){b, t.topic_id, json_array()};
     fy_store_scan(b->store, t.topic_id, 0, from, (size_t)limit, 0, dlq_one, &s);
     reply_json(r->req, 200,
-               json_pack("{s:s, s:s, s:b, s:I, s:I, s:o}", "group", group, "topic", topic,
-                         "exists", 1, "min_offset", (json_int_t)min, "max_offset",
-                         (json_int_t)max, "messages", s.arr));
+               json_pack("{s:s, s:s, s:b, s:I, s:I, s:o}", "group", group, "topic", topic, "exists",
+                         1, "min_offset", (json_int_t)min, "max_offset", (json_int_t)max,
+                         "messages", s.arr));
 }
 
 /* Resent copies drop what would delay them again and the broker's routing property. */
 static bool resend_drops(fy_slice name)
 {
-    static const char *const dropped[] = {FY_PROP_DELIVER_MS, FY_PROP_DELAY_MS,
-                                          FY_PROP_DELAY_LEVEL, FY_PROP_REAL_TOPIC};
+    static const char *const dropped[] = {FY_PROP_DELIVER_MS, FY_PROP_DELAY_MS, FY_PROP_DELAY_LEVEL,
+                                          FY_PROP_REAL_TOPIC};
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
         if (name.len == strlen(dropped[i]) && memcmp(name.p, dropped[i], name.len) == 0) {
             return true;
@@ -1073,8 +1072,7 @@ static void dlq_resend(route_req *r, const char *group)
         return;
     }
     ids = json_object_get(body, "msgids");
-    if (!json_is_array(ids) || json_array_size(ids) == 0 ||
-        json_array_size(ids) > LIST_LIMIT_MAX) {
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > LIST_LIMIT_MAX) {
         reply_error(r->req, 400, "expected {\"msgids\": [1..1000 message ids of the DLQ]}");
         goto out;
     }
@@ -1257,7 +1255,7 @@ static void api_connections(route_req *r)
             return;
         }
         rc = strcmp(r->segs[1], "native") == 0 ? fy_native_kick(b->native, id)
-                                                : fy_adapters_kick(b->adapters, r->segs[1], id);
+                                               : fy_adapters_kick(b->adapters, r->segs[1], id);
         if (rc != FY_OK) {
             reply_core_error(r->req, rc, "cannot kick");
             return;
@@ -1380,9 +1378,9 @@ static void api_config(route_req *r)
             json_object_set_new(cur, line, json_string(""));
         }
     }
-    reply_json(r->req, 200,
-               json_pack("{s:o, s:s%}", "sections", sections, "text", (const char *)text.data,
-                         text.len));
+    reply_json(
+        r->req, 200,
+        json_pack("{s:o, s:s%}", "sections", sections, "text", (const char *)text.data, text.len));
     fy_free(copy);
     fy_buf_free(&text);
 }

@@ -144,8 +144,8 @@ typedef enum fy_anon { FY_ANON_AUTO = 0, FY_ANON_TRUE = 1, FY_ANON_FALSE = 2 } f
 
 typedef struct fy_broker_config {
     char *data_dir;
-    int flush;     /* an fy_flush (store/store.h): FY_FLUSH_ASYNC or FY_FLUSH_SYNC */
-    int log_level; /* an fy_log_level (common/log.h): FY_LOG_DEBUG .. FY_LOG_ERROR */
+    int flush;      /* an fy_flush (store/store.h): FY_FLUSH_ASYNC or FY_FLUSH_SYNC */
+    int log_level;  /* an fy_log_level (common/log.h): FY_LOG_DEBUG .. FY_LOG_ERROR */
     char *log_file; /* "stderr" or a path */
     bool auto_create_topics;
     uint64_t default_queues;   /* 1..1024 */

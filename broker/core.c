@@ -2855,8 +2855,7 @@ int fy_core_kv_write(fy_core *c, const char *ns, const fy_kv_op *ops, size_t n,
     return FY_OK;
 }
 
-static int count_timer(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec,
-                       size_t len)
+static int count_timer(void *arg, uint64_t deliver_ms, uint64_t seq, const uint8_t *rec, size_t len)
 {
     ((fy_core *)arg)->timers_live++;
     return 0;

@@ -105,8 +105,7 @@ static void adapter_conns(void *arg, const char *name, const fy_adapter_stats *s
 
 static void adapter_sessions(void *arg, const char *name, const fy_adapter_stats *st)
 {
-    evbuffer_add_printf(arg, "ferry_sessions{protocol=\"%s\"} %" PRIu64 "\n", name,
-                        st->sessions);
+    evbuffer_add_printf(arg, "ferry_sessions{protocol=\"%s\"} %" PRIu64 "\n", name, st->sessions);
 }
 
 static void render_connections(fy_broker *b, struct evbuffer *out)

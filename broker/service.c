@@ -47,8 +47,9 @@ void fy_service_notify(const char *state)
 void fy_service_reload(void)
 {
     if (fy_log_reopen() != FY_OK) {
-        fy_log(ERROR, "ferryd", "errno=%d msg=\"cannot reopen the log file; still writing to "
-                                "the old one\"",
+        fy_log(ERROR, "ferryd",
+               "errno=%d msg=\"cannot reopen the log file; still writing to "
+               "the old one\"",
                errno);
         return;
     }

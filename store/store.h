@@ -233,9 +233,14 @@ uint64_t fy_store_messages_bytes(fy_store *s);
 /* Upper bounds of the commit histograms: write latency in microseconds, messages per write. */
 #define FY_STORE_LAT_BUCKETS 14
 #define FY_STORE_LAT_BOUNDS_US                                                                     \
-    {50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000}
+    {                                                                                              \
+        50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000  \
+    }
 #define FY_STORE_BATCH_BUCKETS 12
-#define FY_STORE_BATCH_BOUNDS {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}
+#define FY_STORE_BATCH_BOUNDS                                                                      \
+    {                                                                                              \
+        1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096                                          \
+    }
 
 /* Counters for /health and metrics. Any thread. */
 typedef struct fy_store_stats {
@@ -252,8 +257,8 @@ typedef struct fy_store_stats {
      * fsync under flush=sync, and is then also observed in fsync_us. */
     uint64_t commit_us[FY_STORE_LAT_BUCKETS + 1];
     uint64_t fsync_us[FY_STORE_LAT_BUCKETS + 1];
-    uint64_t fsyncs;               /* synced writes */
-    uint64_t fsync_ns_total;       /* time spent in them */
+    uint64_t fsyncs;         /* synced writes */
+    uint64_t fsync_ns_total; /* time spent in them */
     uint64_t batch_msgs[FY_STORE_BATCH_BUCKETS + 1];
 } fy_store_stats;
 void fy_store_get_stats(const fy_store *s, fy_store_stats *st);
