@@ -913,6 +913,7 @@ static void open_dynamic(amqp_conn *c, pn_link_t *pl)
     l->tmp_topic = fy_strdup(name);
     spec.group = l->group;
     spec.topic = name;
+    spec.proto = FY_PROTO_AMQP;
     spec.filter = "*";
     spec.mode = FY_SUB_BROADCAST;
     spec.start = FY_START_FIRST;
