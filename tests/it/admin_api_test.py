@@ -422,7 +422,8 @@ class AdminApiTest(unittest.TestCase):
         gone = threading.Event()
         c = mqtt.Client(client_id="dev-42", protocol=mqtt.MQTTv5)
         c.on_subscribe = lambda *a: got.set()
-        c.on_disconnect = lambda *a: gone.set()
+        reasons = []
+        c.on_disconnect = lambda client, userdata, rc, props=None: (reasons.append(rc), gone.set())
         c.connect("127.0.0.1", self.f.ports["mqtt"])
         c.loop_start()
         try:
@@ -440,6 +441,7 @@ class AdminApiTest(unittest.TestCase):
             status, k = self.http("DELETE", "/api/v1/connections/mqtt/%d" % mine[0]["id"])
             self.assertEqual((status, k["kicked"]), (200, True))
             self.assertTrue(gone.wait(DEADLINE_S), "the client saw its connection closed")
+            self.assertEqual(int(getattr(reasons[0], "value", reasons[0])), 0x98)  # admin action
             wait_for(lambda: "dev-42" not in [x["client_id"] for x in self.get(
                 "/api/v1/connections/mqtt")[1]["connections"]], "the kicked client gone")
         finally:
@@ -450,6 +452,29 @@ class AdminApiTest(unittest.TestCase):
         self.assertEqual(self.get("/api/v1/connections/smtp")[0], 404)
         self.assertEqual(self.http("POST", "/api/v1/connections/mqtt", {})[0], 405)
         self.assertEqual(self.http("GET", "/api/v1/connections/mqtt/1")[0], 405)
+
+    def test_connections_amqp_list_and_kick(self):
+        from proton.utils import BlockingConnection
+        conn = BlockingConnection("amqp://127.0.0.1:%d" % self.f.ports["amqp"], timeout=DEADLINE_S)
+        try:
+            rcv = conn.create_receiver("amqpk", credit=10)
+            conns = wait_for(lambda: [x for x in self.get("/api/v1/connections/amqp")[1]
+                                      ["connections"] if x["subscriptions"] == 1],
+                             "the AMQP receiver listed")
+            self.assertEqual(len(conns), 1, conns)
+            self.assertTrue(conns[0]["client_id"])  # the container id
+            self.assertEqual(self.http("DELETE", "/api/v1/connections/amqp/%d" %
+                                       conns[0]["id"])[0], 200)
+            with self.assertRaises(Exception):  # closed by the broker: amqp:connection:forced
+                rcv.receive(timeout=DEADLINE_S)
+            wait_for(lambda: self.get("/api/v1/connections/amqp")[1]["connections"] == [],
+                     "the kicked AMQP connection gone")
+        finally:
+            try:
+                conn.close()
+            except Exception:
+                pass
+        self.assertEqual(self.http("DELETE", "/api/v1/connections/amqp/999999")[0], 404)
 
     def test_connections_native_list_and_kick(self):
         sys.path.insert(0, os.path.join(SOURCE, "tests", "it"))
