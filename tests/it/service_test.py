@@ -4,7 +4,8 @@
 # (headers, libferry.pc), ferry.conf, the systemd unit and the docs in place, and a tiny client
 # builds against the installed libferry with pkg-config; `ferryd --check-config` accepts a good
 # file and names file:line of a bad one; READY=1 and STOPPING=1 reach a NOTIFY_SOCKET the test
-# binds; SIGHUP reopens log_file after a rename (logrotate's way); `ferryctl status`.
+# binds; SIGHUP reopens log_file after a rename (logrotate's way); `ferryctl status`, with HTTP
+# Basic credentials when the broker has a password file.
 # Usage: service_test.py FERRYD FERRYCTL SOURCE_DIR BUILD_DIR
 import json
 import os
@@ -215,6 +216,50 @@ class ServiceTest(unittest.TestCase):
         r = subprocess.run([FERRYCTL, "--admin", admin, "status"], capture_output=True, text=True,
                            timeout=DEADLINE_S)
         self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+
+
+class ServiceAuthTest(unittest.TestCase):
+    """With authentication (docs/security.md): ferryctl status sends Basic credentials;
+    --check-config refuses what a start would."""
+    setUp, tearDown = ServiceTest.setUp, ServiceTest.tearDown
+    ferryd, stop, _conf = ServiceTest.ferryd, ServiceTest.stop, ServiceTest._conf
+
+    def test_status_and_api_behind_basic_auth(self):
+        pw = os.path.join(self.tmp, "passwd")
+        r = subprocess.run([FERRYCTL, "passwd", pw, "ops"], input="s3cret\n", text=True,
+                           capture_output=True, timeout=DEADLINE_S)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = self.ferryd("-c", self._conf("password_file %s\n" % pw))
+        log = os.path.join(self.tmp, "stderr.log")
+        wait_for(lambda: 'msg="ready"' in read(log), "ready")
+        admin = "127.0.0.1:%d" % int(re.search(
+            r'INFO admin addr=\S+ port=(\d+)', read(log)).group(1))
+        env = dict(os.environ, FERRY_PASSWORD="s3cret")
+        r = subprocess.run([FERRYCTL, "--admin", admin, "--user", "ops", "--json", "status"],
+                           capture_output=True, text=True, timeout=DEADLINE_S, env=env,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("version", json.loads(r.stdout))
+        r = subprocess.run([FERRYCTL, "--admin", admin, "status"], capture_output=True, text=True,
+                           timeout=DEADLINE_S, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("401", r.stderr)
+        r = subprocess.run([FERRYCTL, "--admin", admin, "--user", "ops", "status"],
+                           capture_output=True, text=True, timeout=DEADLINE_S,
+                           env=dict(os.environ, FERRY_PASSWORD="wrong"), stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(self.stop(p), 0)
+
+    def test_check_config_checks_security(self):
+        r = subprocess.run([FERRYD, "--check-config", "-c",
+                            self._conf("password_file %s/missing\n" % self.tmp)],
+                           capture_output=True, text=True, timeout=DEADLINE_S)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        r = subprocess.run([FERRYD, "--check-config", "-c",
+                            self._conf("[mqtt]\nlisten 0.0.0.0\n")],
+                           capture_output=True, text=True, timeout=DEADLINE_S)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("not a loopback address", r.stderr)
 
 
 def main():
