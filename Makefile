@@ -67,5 +67,14 @@ fuzz: deps
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
+# Crash loops across protocols (docs/reliability.md): ferryd SIGKILLed every 3-7 s for
+# TORTURE_ROUNDS rounds under flush=sync and TORTURE_ASYNC_ROUNDS under flush=async (~15 min);
+# the results table is written into docs/reliability.md.
+TORTURE_ROUNDS ?= 100
+TORTURE_ASYNC_ROUNDS ?= 50
+.PHONY: torture
+torture: build
+	scripts/torture.sh $(BUILD) $(TORTURE_ROUNDS) $(TORTURE_ASYNC_ROUNDS)
+
 clean:
 	rm -rf build build-sanitize build-fuzz
