@@ -68,13 +68,15 @@ fuzz: deps
 	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 # Crash loops across protocols (docs/reliability.md): ferryd SIGKILLed every 3-7 s for
-# TORTURE_ROUNDS rounds under flush=sync and TORTURE_ASYNC_ROUNDS under flush=async (~15 min);
+# TORTURE_ROUNDS rounds under flush=sync and TORTURE_ASYNC_ROUNDS under flush=async, then
+# TORTURE_TERM_ROUNDS clean stops (SIGTERM under full load, within 10 s) (~20 min);
 # the results table is written into docs/reliability.md.
 TORTURE_ROUNDS ?= 100
 TORTURE_ASYNC_ROUNDS ?= 50
+TORTURE_TERM_ROUNDS ?= 30
 .PHONY: torture
 torture: build
-	scripts/torture.sh $(BUILD) $(TORTURE_ROUNDS) $(TORTURE_ASYNC_ROUNDS)
+	scripts/torture.sh $(BUILD) $(TORTURE_ROUNDS) $(TORTURE_ASYNC_ROUNDS) $(TORTURE_TERM_ROUNDS)
 
 clean:
 	rm -rf build build-sanitize build-fuzz

@@ -10,9 +10,11 @@
 # Usage: crash_loop.py FERRYD FERRYCTL [--rounds N] [--flush sync|async] [--seconds-per-round A-B]
 #                      [--rate R] [--seed S] [--json FILE]
 import argparse
+import collections
 import json
 import os
 import random
+import signal
 import struct
 import subprocess
 import sys
@@ -250,6 +252,7 @@ class Path:
         self.lock = threading.Lock()
         self.got = []  # (producer, seq, key, extra)
         self.strangers = 0
+        self.stuck = set()  # (producer, seq) that reached the MQTT client in a QoS 2 PUBLISH
 
     def add(self, body, extra=None):
         p = parse_body(body)
@@ -262,6 +265,24 @@ class Path:
     def seen(self):
         with self.lock:
             return {(p, s) for p, s, _, _ in self.got}
+
+
+class Received(collections.OrderedDict):
+    """paho's table of incoming QoS 2 messages (packet id -> message, from PUBLISH to PUBREL),
+    noting every message that reached the client: one that did and never was handed to the
+    application was PUBREC'd and then never released by the broker (or its entry was replaced by
+    a later PUBLISH the broker sent with the same packet id)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def __setitem__(self, k, m):
+        pb = parse_body(m.payload)
+        if pb:
+            with self.path.lock:
+                self.path.stuck.add(pb[:2])
+        super().__setitem__(k, m)
 
 
 def mqtt_consumer(sh, path, ready):
@@ -284,6 +305,7 @@ def mqtt_consumer(sh, path, ready):
         path.add(m.payload, m.qos)
 
     c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
+    c._in_messages = Received(path)
     c.connect_async(sh.broker.host, sh.broker.mqtt_port, keepalive=30)
     c.loop_start()
     sh.done.wait()
@@ -335,6 +357,7 @@ def native_consumer(sh, path, ready, ferryctl):
         except OSError as e:
             sh.error("ferryctl: %s" % e)
             return
+        sh.ferryctl = p
         ready.set()  # with --timeout 1000 it exits after 1 s without a message: done is seen
         for line in p.stdout:
             try:
@@ -372,7 +395,13 @@ def verify(path, acked, qos2_producer):
                 disorder.append((prod, key, last_first[sk], seq))
             last_first[sk] = max(seq, last_first.get(sk, 0))
     n_acked = sum(len(s) for s in acked.values())
-    lost = sorted((p, s) for p, ss in acked.items() for s in ss if (p, s) not in counts)
+    missing = sorted((p, s) for p, ss in acked.items() for s in ss if (p, s) not in counts)
+    # Lost in the MQTT subscriber's QoS 2 flow: PUBREC'd, but the broker never sent the PUBREL
+    # (the open problem of docs/reliability.md); counted apart, still a loss to the application.
+    with path.lock:
+        reached = set(path.stuck)
+    stuck = [k for k in missing if k in reached]
+    lost = [k for k in missing if k not in reached]
     dups = sum(n - 1 for n in counts.values())
     # Where the consumer says where a message was stored (native: queue and offset), one id at
     # two places was stored twice: a resend the broker did not recognise.
@@ -394,7 +423,8 @@ def verify(path, acked, qos2_producer):
                            if p == qos2_producer and n > 1)
     unacked_seen = sum(1 for (p, s) in counts if s not in acked.get(p, ()))
     return dict(path=path.name, acked=n_acked, delivered=len(got), unique=len(counts),
-                lost=len(lost), lost_sample=lost[:20], duplicates=dups, duplicates_by_producer=dups_by,
+                lost=len(lost), lost_sample=lost[:20], stuck_pubrel=len(stuck),
+                stuck_sample=stuck[:20], duplicates=dups, duplicates_by_producer=dups_by,
                 stored_twice_by_producer=stored_twice,
                 disorder=len(disorder), disorder_sample=disorder[:10],
                 qos2_duplicates=len(qos2_dups), qos2_dup_sample=qos2_dups[:10],
@@ -402,6 +432,10 @@ def verify(path, acked, qos2_producer):
 
 
 # ---- main ---------------------------------------------------------------------------------------
+
+
+def mean(v):
+    return sum(v) / len(v) if v else 0.0
 
 
 def main():
@@ -417,17 +451,22 @@ def main():
     ap.add_argument("--drain-seconds", type=float, default=120,
                     help="after the last round, how long consumers may take to catch up")
     ap.add_argument("--json", help="write the results as JSON to this file")
-    ap.add_argument("--allow-qos2-redelivery", action="store_true",
-                    help="report QoS 2 messages the MQTT subscriber got twice without failing: "
-                    "the known open problem in docs/reliability.md (the broker sends PUBREL before "
-                    "the offset is stored). Stored twice still fails.")
+    ap.add_argument("--signal", choices=("kill", "term"), default="kill",
+                    help="how ferryd is stopped each round: SIGKILL (a crash) or SIGTERM (a clean "
+                    "stop under load, which must exit 0 within --term-bound seconds)")
+    ap.add_argument("--term-bound", type=float, default=10.0)
+    ap.add_argument("--known-qos2-outbound", action="store_true",
+                    help="report without failing the open problem of docs/reliability.md: the "
+                    "broker's outgoing QoS 2 state is not durable, so across a restart a QoS 2 "
+                    "message reaches the MQTT subscriber twice, or stays PUBREC'd without PUBREL. "
+                    "Any other loss, and a QoS 2 publish stored twice, still fail.")
     a = ap.parse_args()
     lo, _, hi = a.seconds_per_round.partition("-")
     lo, hi = float(lo), float(hi or lo)
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     rnd = random.Random(seed)
-    log("crash_loop: rounds=%d flush=%s seconds-per-round=%g-%g rate=%g seed=%d", a.rounds,
-        a.flush, lo, hi, a.rate, seed)
+    log("crash_loop: rounds=%d signal=%s flush=%s seconds-per-round=%g-%g rate=%g seed=%d",
+        a.rounds, a.signal, a.flush, lo, hi, a.rate, seed)
 
     b = broker.Broker("ferryd", a.ferryd, extra=["--flush", a.flush])
     t0 = time.monotonic()
@@ -465,17 +504,28 @@ def main():
         for t in producers:
             t.daemon = True
             t.start()
-        restart_s = []
+        stop_s, start_s = [], []
+        sig = signal.SIGKILL if a.signal == "kill" else signal.SIGTERM
         for r in range(1, a.rounds + 1):
             sh.stop.wait(rnd.uniform(lo, hi))
             rs = time.monotonic()
-            b.restart(kill=True)
-            restart_s.append(time.monotonic() - rs)
+            rc = b.stop(sig)
+            stop_s.append(time.monotonic() - rs)
+            if sig == signal.SIGTERM:
+                # A clean stop under load: exit 0 within the bound (it drains the store).
+                if rc != 0:
+                    sh.error("round %d: ferryd exited with %s after SIGTERM" % (r, rc))
+                if stop_s[-1] > a.term_bound:
+                    sh.error("round %d: ferryd took %.1fs to stop after SIGTERM (bound %gs)" %
+                             (r, stop_s[-1], a.term_bound))
+            rs = time.monotonic()
+            b.start()
+            start_s.append(time.monotonic() - rs)
             if r % 10 == 0 or r == a.rounds:
                 with sh.lock:
                     n = sum(len(s) for s in sh.acked.values())
-                log("round %d/%d: %d acknowledged so far, restart %.2fs", r, a.rounds, n,
-                    restart_s[-1])
+                log("round %d/%d: %d acknowledged so far, stop %.2fs, start %.2fs", r, a.rounds,
+                    n, stop_s[-1], start_s[-1])
             if sh.errors:
                 break
         # Let the producers finish what they have in flight against a broker that stays up.
@@ -490,55 +540,63 @@ def main():
         want = {(p, s) for p, ss in acked.items() for s in ss}
         deadline = time.monotonic() + a.drain_seconds
         while time.monotonic() < deadline:
-            if all(want <= paths[n].seen() for n in PATHS):
+            if all(want <= paths[n].seen() | paths[n].stuck for n in PATHS):
                 break
             time.sleep(0.2)
         time.sleep(1.0)  # late duplicates count too
         sh.done.set()
         for t in threads:
             t.join(15)
+            if t.is_alive():
+                sh.error("consumer %s did not stop within 15s" % t.name)
         elapsed = time.monotonic() - t0
         results = [verify(paths[n], acked, "mq2" if n == "mqtt" else None) for n in PATHS]
         nat = results[PATHS.index("native")]
         stored_twice_q2 = nat["stored_twice_by_producer"].get("mq2", 0)
         q2_sub_dups = results[PATHS.index("mqtt")]["qos2_duplicates"]
+        q2_stuck = results[PATHS.index("mqtt")]["stuck_pubrel"]
         ok = (not sh.errors and stored_twice_q2 == 0 and
-              (q2_sub_dups == 0 or a.allow_qos2_redelivery) and
+              ((q2_sub_dups == 0 and q2_stuck == 0) or a.known_qos2_outbound) and
               all(r["lost"] == 0 and r["disorder"] == 0 for r in results))
         per_producer = {p: len(s) for p, s in sorted(acked.items())}
         log("acknowledged per producer: %s", per_producer)
-        print("%-7s %6s %9s %9s %5s %10s %8s %9s %12s" % (
+        print("%-7s %6s %9s %9s %5s %10s %8s %9s %11s %12s" % (
             "path", "rounds", "acked", "delivered", "lost", "duplicates", "disorder", "qos2-dups",
-            "unacked-seen"))
+            "qos2-stuck", "unacked-seen"))
         for r in results:
-            print("%-7s %6d %9d %9d %5d %10d %8d %9s %12d" % (
+            mq = r["path"] == "mqtt"
+            print("%-7s %6d %9d %9d %5d %10d %8d %9s %11s %12d" % (
                 r["path"], a.rounds, r["acked"], r["delivered"], r["lost"], r["duplicates"],
-                r["disorder"], r["qos2_duplicates"] if r["path"] == "mqtt" else "-",
-                r["delivered_unacked"]))
+                r["disorder"], r["qos2_duplicates"] if mq else "-",
+                r["stuck_pubrel"] if mq else "-", r["delivered_unacked"]))
             print("  %s duplicates by producer: %s" % (r["path"], r["duplicates_by_producer"]))
             if r["path"] == "native":
                 print("  native stored twice (two offsets) by producer: %s" %
                       r["stored_twice_by_producer"])
-            for k in ("lost_sample", "disorder_sample", "qos2_dup_sample"):
+            for k in ("stuck_sample", "lost_sample", "disorder_sample", "qos2_dup_sample"):
                 if r[k]:
                     print("  %s %s: %s" % (r["path"], k, r[k]))
         print("QoS 2 publishes stored twice: %d (must be 0); QoS 2 messages the MQTT subscriber "
-              "got more than once: %d%s" % (
-                  stored_twice_q2, q2_sub_dups,
-                  " (KNOWN OPEN PROBLEM, allowed by --allow-qos2-redelivery)"
-                  if q2_sub_dups and a.allow_qos2_redelivery else ""))
-        print("elapsed %.1fs, restarts %d (mean %.2fs, max %.2fs), seed %d, flush %s: %s" % (
-            elapsed, len(restart_s), sum(restart_s) / max(1, len(restart_s)),
-            max(restart_s or [0]), seed, a.flush, "PASS" if ok else "FAIL"))
+              "got more than once: %d, never got (PUBREC'd, no PUBREL came): %d%s" % (
+                  stored_twice_q2, q2_sub_dups, q2_stuck,
+                  " (KNOWN OPEN PROBLEM, allowed by --known-qos2-outbound)"
+                  if (q2_sub_dups or q2_stuck) and a.known_qos2_outbound else ""))
+        print("elapsed %.1fs, %d x SIG%s: stop mean %.2fs max %.2fs, start mean %.2fs max %.2fs, "
+              "seed %d, flush %s: %s" % (
+                  elapsed, len(stop_s), a.signal.upper(), mean(stop_s), max(stop_s or [0]),
+                  mean(start_s), max(start_s or [0]), seed, a.flush, "PASS" if ok else "FAIL"))
         for e in sh.errors:
             print("error: %s" % e)
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(dict(rounds=a.rounds, flush=a.flush, seed=seed, elapsed=elapsed,
                                acked_per_producer=per_producer, paths=results,
-                               restarts=len(restart_s), errors=sh.errors, ok=ok,
+                               signal=a.signal, restarts=len(stop_s),
+                               stop_max_s=max(stop_s or [0]), start_max_s=max(start_s or [0]),
+                               start_mean_s=mean(start_s), errors=sh.errors, ok=ok,
                                qos2_stored_twice=stored_twice_q2,
-                               qos2_subscriber_duplicates=q2_sub_dups), f, indent=1)
+                               qos2_subscriber_duplicates=q2_sub_dups,
+                               qos2_subscriber_stuck=q2_stuck), f, indent=1)
         if not ok:
             print("broker log: %s (kept)" % b.log_path)
             b.own_workdir = False  # keep the data and the log for the report
@@ -546,8 +604,14 @@ def main():
         sh.stop.set()
         sh.done.set()
         b.close()
+        p = getattr(sh, "ferryctl", None)
+        if p is not None and p.poll() is None:
+            p.kill()  # by PID: ours
+            p.wait()
     sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
+    # SIGTERM (a CTest timeout) unwinds like Ctrl-C: ferryd and ferryctl are stopped by PID.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     main()

@@ -12,23 +12,31 @@ BEGIN, END = "<!-- torture-results:begin -->", "<!-- torture-results:end -->"
 
 def table(runs):
     out = ["Run of %s (`make torture`)." % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "",
-           "| flush | rounds | path | acked | delivered | lost | duplicates | reordered | "
-           "QoS 2 stored twice | QoS 2 to subscriber more than once | elapsed | seed | result |",
-           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+           "| signal | flush | rounds | path | acked | delivered | lost | duplicates | reordered | "
+           "QoS 2 stored twice | QoS 2 to subscriber twice | QoS 2 never released | elapsed | "
+           "seed | result |",
+           "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+           "| ---: | --- |"]
     for r in runs:
         for p in r["paths"]:
-            out.append("| %s | %d | %s | %d | %d | %d | %d | %d | %s | %s | %.0f s | %d | %s |" % (
-                r["flush"], r["rounds"], p["path"], p["acked"], p["delivered"], p["lost"],
-                p["duplicates"], p["disorder"],
-                r.get("qos2_stored_twice", "-") if p["path"] == "native" else "-",
-                r.get("qos2_subscriber_duplicates", "-") if p["path"] == "mqtt" else "-",
-                r["elapsed"], r["seed"], "pass" if r["ok"] else "**FAIL**"))
+            mq = p["path"] == "mqtt"
+            out.append("| SIG%s | %s | %d | %s | %d | %d | %d | %d | %d | %s | %s | %s | %.0f s | "
+                       "%d | %s |" % (
+                           r["signal"].upper(), r["flush"], r["rounds"], p["path"], p["acked"],
+                           p["delivered"], p["lost"], p["duplicates"], p["disorder"],
+                           r.get("qos2_stored_twice", "-") if p["path"] == "native" else "-",
+                           r.get("qos2_subscriber_duplicates", "-") if mq else "-",
+                           r.get("qos2_subscriber_stuck", "-") if mq else "-",
+                           r["elapsed"], r["seed"], "pass" if r["ok"] else "**FAIL**"))
         out.append("")
         out.append("")
     lines = []
     for r in runs:
-        lines.append("- flush=%s: acknowledged per producer %s" % (
-            r["flush"], ", ".join("%s %d" % kv for kv in sorted(r["acked_per_producer"].items()))))
+        lines.append("- SIG%s, flush=%s: acknowledged per producer %s; stop max %.2f s, start "
+                     "mean %.2f s max %.2f s" % (
+                         r["signal"].upper(), r["flush"],
+                         ", ".join("%s %d" % kv for kv in sorted(r["acked_per_producer"].items())),
+                         r["stop_max_s"], r["start_mean_s"], r["start_max_s"]))
     return "\n".join(out[:-2] + [""] + lines)
 
 
