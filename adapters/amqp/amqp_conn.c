@@ -426,7 +426,9 @@ void amqp_conn_kick(amqp_conn *c)
 /* Closes every connection at shutdown and waits for their store completions. */
 void amqp_conn_close_all(amqp_server *srv)
 {
-    for (amqp_conn *c = srv->conns; c; c = c->next) {
+    /* conn_end may free c (nothing pending while stopping): read the next one first. */
+    for (amqp_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
         if (!c->closing) {
             pn_connection_t *pc = c->driver.connection;
             pn_condition_set_name(pn_connection_condition(pc), "amqp:connection:forced");
