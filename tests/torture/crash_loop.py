@@ -451,10 +451,14 @@ def main():
     ap.add_argument("--drain-seconds", type=float, default=120,
                     help="after the last round, how long consumers may take to catch up")
     ap.add_argument("--json", help="write the results as JSON to this file")
+    ap.add_argument("--dump", help="write every delivery of every path to this file (JSON)")
     ap.add_argument("--signal", choices=("kill", "term"), default="kill",
                     help="how ferryd is stopped each round: SIGKILL (a crash) or SIGTERM (a clean "
                     "stop under load, which must exit 0 within --term-bound seconds)")
     ap.add_argument("--term-bound", type=float, default=10.0)
+    ap.add_argument("--known-qos2-inbound", action="store_true",
+                    help="report without failing QoS 2 publishes stored twice: the second open "
+                    "problem of docs/reliability.md, seen across SIGTERM only")
     ap.add_argument("--known-qos2-outbound", action="store_true",
                     help="report without failing the open problem of docs/reliability.md: the "
                     "broker's outgoing QoS 2 state is not durable, so across a restart a QoS 2 "
@@ -555,7 +559,7 @@ def main():
         stored_twice_q2 = nat["stored_twice_by_producer"].get("mq2", 0)
         q2_sub_dups = results[PATHS.index("mqtt")]["qos2_duplicates"]
         q2_stuck = results[PATHS.index("mqtt")]["stuck_pubrel"]
-        ok = (not sh.errors and stored_twice_q2 == 0 and
+        ok = (not sh.errors and (stored_twice_q2 == 0 or a.known_qos2_inbound) and
               ((q2_sub_dups == 0 and q2_stuck == 0) or a.known_qos2_outbound) and
               all(r["lost"] == 0 and r["disorder"] == 0 for r in results))
         per_producer = {p: len(s) for p, s in sorted(acked.items())}
@@ -576,9 +580,11 @@ def main():
             for k in ("stuck_sample", "lost_sample", "disorder_sample", "qos2_dup_sample"):
                 if r[k]:
                     print("  %s %s: %s" % (r["path"], k, r[k]))
-        print("QoS 2 publishes stored twice: %d (must be 0); QoS 2 messages the MQTT subscriber "
+        print("QoS 2 publishes stored twice: %d%s; QoS 2 messages the MQTT subscriber "
               "got more than once: %d, never got (PUBREC'd, no PUBREL came): %d%s" % (
-                  stored_twice_q2, q2_sub_dups, q2_stuck,
+                  stored_twice_q2, " (KNOWN OPEN PROBLEM, allowed by --known-qos2-inbound)"
+                  if stored_twice_q2 and a.known_qos2_inbound else " (must be 0)",
+                  q2_sub_dups, q2_stuck,
                   " (KNOWN OPEN PROBLEM, allowed by --known-qos2-outbound)"
                   if (q2_sub_dups or q2_stuck) and a.known_qos2_outbound else ""))
         print("elapsed %.1fs, %d x SIG%s: stop mean %.2fs max %.2fs, start mean %.2fs max %.2fs, "
@@ -587,6 +593,10 @@ def main():
                   mean(start_s), max(start_s or [0]), seed, a.flush, "PASS" if ok else "FAIL"))
         for e in sh.errors:
             print("error: %s" % e)
+        if a.dump:
+            with open(a.dump, "w") as f:
+                json.dump({n: [list(g[:3]) + [g[3] if not isinstance(g[3], tuple) else list(g[3])]
+                               for g in paths[n].got] for n in PATHS}, f)
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(dict(rounds=a.rounds, flush=a.flush, seed=seed, elapsed=elapsed,
