@@ -28,8 +28,6 @@ def table(runs):
                            r.get("qos2_subscriber_duplicates", "-") if mq else "-",
                            r.get("qos2_subscriber_stuck", "-") if mq else "-",
                            r["elapsed"], r["seed"], "pass" if r["ok"] else "**FAIL**"))
-        out.append("")
-        out.append("")
     lines = []
     for r in runs:
         lines.append("- SIG%s, flush=%s: acknowledged per producer %s; stop max %.2f s, start "
@@ -37,7 +35,7 @@ def table(runs):
                          r["signal"].upper(), r["flush"],
                          ", ".join("%s %d" % kv for kv in sorted(r["acked_per_producer"].items())),
                          r["stop_max_s"], r["start_mean_s"], r["start_max_s"]))
-    return "\n".join(out[:-2] + [""] + lines)
+    return "\n".join(out + [""] + lines)
 
 
 def main():
