@@ -47,6 +47,19 @@ static void session_key(fy_buf *k, const char *client_id)
     fy_buf_append(k, client_id, strlen(client_id));
 }
 
+/* "p" + client id + packet id -> message id: a QoS 2 message the client has (PUBREC) and whose
+ * PUBCOMP has not come, kept for durable sessions so that a restart sends PUBREL again, not the
+ * message. */
+static void q2out_key(fy_buf *k, const char *client_id, uint16_t pid)
+{
+    size_t n = strlen(client_id);
+    fy_buf_reset(k);
+    fy_buf_put_u8(k, 'p');
+    fy_buf_put_u16(k, (uint16_t)n);
+    fy_buf_append(k, client_id, n);
+    fy_buf_put_u16(k, pid);
+}
+
 void mqtt_q2in_key(fy_buf *k, const char *client_id, uint16_t pid)
 {
     size_t n = strlen(client_id);
@@ -176,6 +189,18 @@ static void q2in_del(void *arg, uint64_t pid, uint64_t val)
     fy_buf_free(&k);
 }
 
+static void q2out_del(void *arg, uint64_t pid, uint64_t val)
+{
+    void **a = arg;
+    const outmsg *m = (const outmsg *)(uintptr_t)val;
+    fy_buf k = FY_BUF_INIT;
+    if (m->state == OUT_WAIT_COMP) {
+        q2out_key(&k, a[1], (uint16_t)pid);
+        add_del(a[0], &k);
+    }
+    fy_buf_free(&k);
+}
+
 void mqtt_session_end(mqtt_session *s)
 {
     mqtt_server *srv = s->srv;
@@ -203,6 +228,7 @@ void mqtt_session_end(mqtt_session *s)
         session_key(&key, s->client_id);
         add_del(&k, &key);
         fy_u64map_each(&s->q2in, q2in_del, a);
+        fy_u64map_each(&s->out, q2out_del, a);
         for (size_t i = 0; i < k.n; i++) {
             k.ops[i] = (fy_kv_op){true, {k.bufs[i].data, k.bufs[i].len}, {NULL, 0}};
         }
@@ -376,10 +402,39 @@ static int load_q2in(void *arg, const uint8_t *key, size_t klen, const uint8_t *
     return 0;
 }
 
+static int load_q2out(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    mqtt_server *srv = arg;
+    fy_rd r = fy_rd_make(key + 1, klen - 1);
+    uint16_t n = fy_rd_u16(&r);
+    const uint8_t *id = fy_rd_take(&r, n);
+    uint16_t pid = fy_rd_u16(&r);
+    mqtt_session *s;
+    outmsg *m;
+    if (r.bad || vlen != FY_MSGID_LEN) {
+        return 0;
+    }
+    s = fy_strmap_get(&srv->sessions, (const char *)id, n);
+    if (!s || fy_u64map_find(&s->out, pid)) {
+        return 0;
+    }
+    m = FY_NEW(outmsg);
+    m->pid = pid;
+    m->qos = 2;
+    m->state = OUT_WAIT_COMP;
+    m->has_msgid = true;
+    memcpy(m->msgid, val, FY_MSGID_LEN);
+    m->seq = ++s->out_seq;
+    *fy_u64map_upsert(&s->out, pid, 0) = (uint64_t)(uintptr_t)m;
+    s->inflight++;
+    return 0;
+}
+
 void mqtt_session_load_all(mqtt_server *srv)
 {
     fy_core_kv_scan(srv->env.core, NS, "s", 1, load_session, srv);
     fy_core_kv_scan(srv->env.core, NS, "q", 1, load_q2in, srv);
+    fy_core_kv_scan(srv->env.core, NS, "p", 1, load_q2out, srv);
     if (srv->sessions.n > 0) {
         fy_log(INFO, "mqtt", "sessions=%zu msg=\"durable sessions loaded\"", srv->sessions.n);
     }
@@ -1218,10 +1273,36 @@ static void pump(mqtt_session *s)
     }
 }
 
+typedef struct waiting_ctx {
+    const uint8_t *msgid;
+    bool found;
+} waiting_ctx;
+
+static void find_waiting(void *arg, uint64_t pid, uint64_t val)
+{
+    waiting_ctx *x = arg;
+    const outmsg *m = (const outmsg *)(uintptr_t)val;
+    if (m->state == OUT_WAIT_COMP && m->has_msgid &&
+        memcmp(m->msgid, x->msgid, FY_MSGID_LEN) == 0) {
+        x->found = true;
+    }
+}
+
 static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
 {
     mcsub *cs = owner;
-    send_or_queue(cs->s, cs, d, d->record, d->len, d->redelivered, NULL);
+    mqtt_session *s = cs->s;
+    if (d->redelivered || s->out.n > 0) {
+        /* A message the client already has (PUBREC before a restart; the group's offset had not
+         * moved past it yet): settled, not sent again. */
+        waiting_ctx w = {d->msgid, false};
+        fy_u64map_each(&s->out, find_waiting, &w);
+        if (w.found) {
+            settle(s, cs, d->id);
+            return;
+        }
+    }
+    send_or_queue(s, cs, d, d->record, d->len, d->redelivered, NULL);
 }
 
 static void on_closed(void *owner, fy_sub *sub, int status, const char *reason)
@@ -1264,14 +1345,70 @@ static void out_done(mqtt_session *s, outmsg *m)
     pump(s);
 }
 
+typedef struct pubrel_ctx {
+    mqtt_server *srv;
+    char *client_id;
+    uint16_t pid;
+} pubrel_ctx;
+
+static void send_pubrel(mqtt_conn *c, uint16_t pid)
+{
+    fy_mqtt_ack a = {0};
+    a.packet_id = pid;
+    fy_mqtt_enc_ack(&c->out, c->version, FY_MQTT_PUBREL, &a, c->peer_max_packet);
+    mqtt_conn_flush(c);
+}
+
+/* The PUBREL goes out once the "waiting for PUBCOMP" record is stored (if the session and the
+ * connection are still there; else a reconnect sends it). */
+static void pubrel_stored(void *arg, int status)
+{
+    pubrel_ctx *x = arg;
+    mqtt_session *s = fy_strmap_get(&x->srv->sessions, x->client_id, strlen(x->client_id));
+    uint64_t *slot = s ? fy_u64map_find(&s->out, x->pid) : NULL;
+    if (slot && s->conn && !s->conn->closing &&
+        ((outmsg *)(uintptr_t)*slot)->state == OUT_WAIT_COMP) {
+        send_pubrel(s->conn, x->pid);
+    }
+    fy_free(x->client_id);
+    fy_free(x);
+}
+
+/* Writes (msgid) or deletes (NULL) the "waiting for PUBCOMP" record of pid; a write sends the
+ * PUBREL when it is stored. Returns FY_OK or the store's refusal. */
+static int q2out_write(mqtt_session *s, uint16_t pid, const uint8_t *msgid)
+{
+    fy_buf k = FY_BUF_INIT;
+    fy_kv_op op;
+    pubrel_ctx *x = NULL;
+    int rc;
+    q2out_key(&k, s->client_id, pid);
+    op = (fy_kv_op){msgid == NULL, {k.data, k.len}, {msgid, msgid ? FY_MSGID_LEN : 0}};
+    if (msgid) {
+        x = FY_NEW(pubrel_ctx);
+        x->srv = s->srv;
+        x->client_id = fy_strdup(s->client_id);
+        x->pid = pid;
+    }
+    rc = fy_core_kv_write(s->srv->env.core, NS, &op, 1, x ? pubrel_stored : ignore_done, x);
+    if (rc != FY_OK && x) {
+        fy_free(x->client_id);
+        fy_free(x);
+    }
+    fy_buf_free(&k);
+    return rc;
+}
+
 void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type)
 {
     mqtt_conn *c = s->conn;
     uint64_t *slot = fy_u64map_find(&s->out, pid);
     outmsg *m = slot ? (outmsg *)(uintptr_t)*slot : NULL;
-    fy_mqtt_ack a = {0};
     if (type == FY_MQTT_PUBCOMP) {
         if (m && m->state == OUT_WAIT_COMP) {
+            if (s->group) {
+                q2out_write(s, pid, NULL);
+            }
             out_done(s, m);
         }
         return;
@@ -1287,11 +1424,15 @@ void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type)
         out_done(s, m);
         return;
     }
-    /* PUBREC: the client has it; the packet id stays in use until PUBCOMP. */
+    /* PUBREC: the client has it; the packet id stays in use until PUBCOMP. A durable session
+     * keeps that in the store (written before the group's offset moves past the message, which
+     * goes in a later batch), so that after a restart it sends PUBREL, not the message. */
     m->state = OUT_WAIT_COMP;
     fy_buf_free(&m->pkt);
-    a.packet_id = pid;
-    fy_mqtt_enc_ack(&c->out, c->version, FY_MQTT_PUBREL, &a, c->peer_max_packet);
+    if (s->group && m->has_msgid && q2out_write(s, pid, m->msgid) == FY_OK) {
+        return; /* PUBREL once it is stored */
+    }
+    send_pubrel(c, pid);
 }
 
 /* ---- Connect and disconnect ---------------------------------------------------------------- */
