@@ -110,6 +110,7 @@ static void drop_outgoing(mqtt_session *s)
 {
     fy_u64map_each(&s->out, free_out, NULL);
     fy_u64map_free(&s->out);
+    s->restored_waits = 0;
     while (s->qhead) {
         outmsg *m = s->qhead;
         s->qhead = m->next;
@@ -423,6 +424,8 @@ static int load_q2out(void *arg, const uint8_t *key, size_t klen, const uint8_t 
     m->qos = 2;
     m->state = OUT_WAIT_COMP;
     m->has_msgid = true;
+    m->restored = true;
+    s->restored_waits++;
     memcpy(m->msgid, val, FY_MSGID_LEN);
     m->seq = ++s->out_seq;
     *fy_u64map_upsert(&s->out, pid, 0) = (uint64_t)(uintptr_t)m;
@@ -1292,9 +1295,11 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
 {
     mcsub *cs = owner;
     mqtt_session *s = cs->s;
-    if (d->redelivered || s->out.n > 0) {
+    if (s->restored_waits > 0) {
         /* A message the client already has (PUBREC before a restart; the group's offset had not
-         * moved past it yet): settled, not sent again. */
+         * moved past it yet): settled, not sent again. Within one run a PUBREC'd message is
+         * settled in the core at once and never comes back, so only restored ones are looked
+         * for, and only while there are some. */
         waiting_ctx w = {d->msgid, false};
         fy_u64map_each(&s->out, find_waiting, &w);
         if (w.found) {
@@ -1340,6 +1345,9 @@ void mqtt_session_send_retained(mqtt_session *s, const msub *m)
 static void out_done(mqtt_session *s, outmsg *m)
 {
     fy_u64map_del(&s->out, m->pid);
+    if (m->restored) {
+        s->restored_waits--;
+    }
     outmsg_free(m);
     s->inflight--;
     pump(s);

@@ -71,7 +71,8 @@ typedef struct outmsg {
     bool dup;
     bool only; /* a retained message sent for one subscription */
     bool has_msgid;
-    mcsub *cs; /* NULL: nothing to settle in the core */
+    bool restored; /* waiting for PUBCOMP since before a restart (loaded from the store) */
+    mcsub *cs;     /* NULL: nothing to settle in the core */
     uint64_t delivery_id;
     uint64_t seq; /* send order, to re-send in order */
     uint8_t msgid[FY_MSGID_LEN];
@@ -109,6 +110,8 @@ struct mqtt_session {
     uint16_t next_pid;
     fy_u64map q2in;   /* QoS 2 packet ids received, PUBREL not yet seen */
     uint64_t out_seq; /* sends so far (orders re-sends) */
+    uint32_t
+        restored_waits; /* outmsgs with `restored`: redeliveries must be checked against them */
     /* A will waiting for its delay (v5), published at will_at unless the client is back. */
     fy_buf will_rec;
     uint8_t will_qos;
