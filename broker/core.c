@@ -170,6 +170,10 @@ struct fy_core {
     uint32_t next_topic_id;
     cursor **dirty;
     size_t ndirty, capdirty;
+    struct ack_waiter *waiters; /* fy_sub_ack_durable: settled, offset not yet stored */
+    size_t nwaiters, capwaiters;
+    struct event *persist_ev; /* persists offsets soon (once per loop turn) for waiters */
+    bool persist_armed;
     fy_sub *subs;
     struct event *tick_ev;
     struct event *retention_ev;
@@ -550,11 +554,65 @@ static void remove_dirty(fy_core *c, consumer *co)
     }
 }
 
-/* Writes the committed offsets of every dirty cursor in one store batch. */
+/* A delivery settled with fy_sub_ack_durable whose owner waits for the committed offset past
+ * it to be stored. */
+typedef struct ack_waiter {
+    cursor *cu; /* NULL: its consumer went (cancelled) */
+    uint64_t offset;
+    fy_core_done_cb done;
+    void *arg;
+} ack_waiter;
+
+/* Waiters whose offsets go in (or went in) a batch: told when it is stored. */
+typedef struct ack_fired {
+    size_t n;
+    ack_waiter w[];
+} ack_fired;
+
+static void acks_stored(void *arg, int status, fy_wbatch *b)
+{
+    ack_fired *f = arg;
+    for (size_t i = 0; i < f->n; i++) {
+        f->w[i].done(f->w[i].arg, f->w[i].cu ? status : -FY_ECANCELED);
+    }
+    fy_free(f);
+}
+
+/* Takes the waiters whose offsets are persisted (or that were cancelled) out of the list. */
+static ack_fired *take_fired(fy_core *c)
+{
+    ack_fired *f = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nwaiters; i++) {
+        const ack_waiter *w = &c->waiters[i];
+        n += !w->cu || w->cu->persisted > w->offset;
+    }
+    if (n == 0) {
+        return NULL;
+    }
+    /* In the order they were made: owners answer their clients in that order. */
+    f = fy_malloc(sizeof(*f) + n * sizeof(f->w[0]));
+    f->n = 0;
+    n = 0;
+    for (size_t i = 0; i < c->nwaiters; i++) {
+        const ack_waiter *w = &c->waiters[i];
+        if (!w->cu || w->cu->persisted > w->offset) {
+            f->w[f->n++] = *w;
+        } else {
+            c->waiters[n++] = *w;
+        }
+    }
+    c->nwaiters = n;
+    return f;
+}
+
+/* Writes the committed offsets of every dirty cursor in one store batch; waiters whose offsets
+ * it covers are told when it is stored. */
 static void persist_offsets(fy_core *c)
 {
     fy_wbatch *b;
-    if (c->ndirty == 0 || !fy_store_healthy(c->store)) {
+    ack_fired *f;
+    if ((c->ndirty == 0 && c->nwaiters == 0) || !fy_store_healthy(c->store)) {
         return;
     }
     b = fy_wbatch_new();
@@ -568,7 +626,31 @@ static void persist_offsets(fy_core *c)
         }
     }
     c->ndirty = 0;
-    fy_store_submit(c->store, b, NULL, NULL);
+    f = take_fired(c);
+    fy_store_submit(c->store, b, f ? acks_stored : NULL, f);
+}
+
+static void on_persist_soon(evutil_socket_t fd, short what, void *arg)
+{
+    fy_core *c = arg;
+    c->persist_armed = false;
+    persist_offsets(c);
+}
+
+/* Waiters of consumer co's cursors are cancelled (co is going); told at the next persist. */
+static void waiters_cancel(fy_core *c, const consumer *co)
+{
+    bool any = false;
+    for (size_t i = 0; i < c->nwaiters; i++) {
+        if (c->waiters[i].cu && c->waiters[i].cu->cons == co) {
+            c->waiters[i].cu = NULL;
+            any = true;
+        }
+    }
+    if (any && !c->persist_armed && c->persist_ev) {
+        c->persist_armed = true;
+        event_active(c->persist_ev, EV_WRITE, 0);
+    }
 }
 
 static void consumer_free(fy_core *c, consumer *co)
@@ -579,6 +661,7 @@ static void consumer_free(fy_core *c, consumer *co)
         }
         persist_offsets(c);
     }
+    waiters_cancel(c, co);
     remove_dirty(c, co);
     REMOVE(co->g->cons, co->g->ncons, co);
     REMOVE(co->t->cons, co->t->ncons, co);
@@ -717,6 +800,8 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     d.topic_id = real ? real->topic_id : cu->cons->t->id;
     d.queue_id = real ? real->queue_id : cu->queue_id;
     d.offset = real ? real->offset : offset;
+    d.entry_queue_id = cu->queue_id;
+    d.entry_offset = offset;
     d.redelivered = again;
     fy_msgid_make(d.msgid, (uint16_t)c->cfg->broker_id, d.topic_id, (uint16_t)d.queue_id, d.offset);
     {
@@ -1253,6 +1338,49 @@ int fy_sub_ack(fy_sub *s, uint64_t delivery_id)
     fl_release(s, slot);
     if (cu->owner) {
         schedule(cu->owner); /* the window may have room again */
+    }
+    return FY_OK;
+}
+
+int fy_core_group_committed(fy_core *c, const char *group_name, const char *topic_name,
+                            uint32_t queue_id, uint64_t *offset)
+{
+    topic *t = fy_strmap_get(&c->topics, topic_name, strlen(topic_name));
+    group *g = fy_strmap_get(&c->groups, group_name, strlen(group_name));
+    if (!t || queue_id >= t->queues) {
+        return -FY_ENOTFOUND;
+    }
+    for (size_t i = 0; g && i < g->ncons; i++) {
+        if (g->cons[i]->t == t) {
+            *offset = g->cons[i]->cur[queue_id].committed;
+            return FY_OK;
+        }
+    }
+    return fy_store_get_offset(c->store, group_name, t->id, queue_id, offset);
+}
+
+int fy_sub_ack_durable(fy_sub *s, uint64_t delivery_id, fy_core_done_cb done, void *arg)
+{
+    fy_core *c = s->core;
+    uint32_t slot;
+    inflight *f = fl_find(s, delivery_id, &slot);
+    cursor *cu;
+    uint64_t offset;
+    if (!f) {
+        return -FY_ENOTFOUND;
+    }
+    cu = f->cur;
+    offset = f->offset;
+    if (!cu->cons->persistent) {
+        fy_sub_ack(s, delivery_id);
+        return -FY_ENOTSUP;
+    }
+    PUSH(c->waiters, c->nwaiters, c->capwaiters, ((ack_waiter){cu, offset, done, arg}));
+    fy_sub_ack(s, delivery_id);
+    if (!c->persist_armed) {
+        /* Once this turn of the loop is over: the acks of one read go in one batch. */
+        c->persist_armed = true;
+        event_active(c->persist_ev, EV_WRITE, 0);
     }
     return FY_OK;
 }
@@ -2938,6 +3066,7 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
     event_add(c->tick_ev, &tick);
     c->created_ev = event_new(base, -1, 0, on_created, c);
+    c->persist_ev = event_new(base, -1, 0, on_persist_soon, c);
     if (parse_durations("delay_levels", cfg->delay_levels, c->delay_levels, &c->ndelay_levels, err,
                         errlen) != FY_OK ||
         parse_durations("retry_delays", cfg->retry_delays, c->retry_delays, &c->nretry_delays, err,
@@ -2992,6 +3121,10 @@ void fy_core_free(fy_core *c)
     }
     fy_strmap_each(&c->groups, free_consumers, c);
     persist_offsets(c);
+    for (size_t i = 0; i < c->nwaiters; i++) {
+        c->waiters[i].done(c->waiters[i].arg, -FY_ECANCELED); /* not stored in this run */
+    }
+    c->nwaiters = 0;
     core_tx_stop(c->tx);
     /* Completions of what the core submitted (produce results, delayed messages moving) need
      * the core: let them all run before it goes. */
@@ -3007,6 +3140,10 @@ void fy_core_free(fy_core *c)
     if (c->created_ev) {
         event_free(c->created_ev);
     }
+    if (c->persist_ev) {
+        event_free(c->persist_ev);
+    }
+    fy_free(c->waiters);
     fy_free(c->created);
     if (c->retention_ev) {
         event_free(c->retention_ev);

@@ -243,9 +243,11 @@ typedef struct fy_delivery {
     uint64_t id;
     const uint8_t *record;
     size_t len;
-    uint32_t topic_id;
+    uint32_t topic_id; /* where the message is stored */
     uint32_t queue_id;
     uint64_t offset;
+    uint32_t entry_queue_id; /* what the member read: for a light queue, its entry (else the same) */
+    uint64_t entry_offset;
     uint8_t msgid[FY_MSGID_LEN];
     bool redelivered; /* delivered before (to this or another member) and not settled */
 } fy_delivery;
@@ -270,6 +272,14 @@ void fy_sub_credit(fy_sub *s, uint32_t n);
 /* Settles a delivery: the group's committed offset moves past it once everything before it is
  * settled. Unknown or stale ids are ignored (returns -FY_ENOTFOUND). */
 int fy_sub_ack(fy_sub *s, uint64_t delivery_id);
+/* Settles a delivery like fy_sub_ack, and calls done(arg, FY_OK) once the group's committed
+ * offset past it is stored: from then on a restart does not deliver it again. That waits for
+ * every earlier delivery of its queue to be settled too (in this run or a later member's).
+ * done(arg, -FY_ECANCELED) when it will not happen: the group or topic was deleted, or the core
+ * is being freed — then the owner may be gone, and done must only free arg. -FY_ENOTFOUND
+ * (unknown or stale id) or -FY_ENOTSUP (a broadcast member: its offsets are not stored; the
+ * delivery is settled all the same) and done is not called. */
+int fy_sub_ack_durable(fy_sub *s, uint64_t delivery_id, fy_core_done_cb done, void *arg);
 /* Gives a delivery back: it will be delivered again (see fy_nack_how). */
 int fy_sub_nack(fy_sub *s, uint64_t delivery_id, fy_nack_how how);
 /* Deliveries of s not yet settled (for display). */
@@ -306,6 +316,11 @@ void fy_core_group_each(fy_core *c,
 int fy_core_group_describe(fy_core *c, const char *group, fy_sub_mode *mode,
                            void (*member)(void *arg, const fy_group_member_info *m),
                            void (*queue)(void *arg, const fy_group_queue_info *q), void *arg);
+/* The committed offset of (group, topic, queue): the group's position in memory, or as stored
+ * when no member has read that topic since the start. FY_OK, or -FY_ENOTFOUND (no such topic
+ * or queue, or nothing committed). */
+int fy_core_group_committed(fy_core *c, const char *group, const char *topic, uint32_t queue_id,
+                            uint64_t *offset);
 /* Moves a group's position in topic to the first message stored at or after ts_ms, per queue;
  * deliveries in flight are forgotten (their acks are ignored). Calls fn per queue with the new
  * offset, then done once the offsets are stored. The new position holds at once: a member that

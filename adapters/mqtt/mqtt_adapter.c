@@ -91,10 +91,13 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
         return -FY_EINVAL;
     }
     srv = FY_NEW(mqtt_server);
+    srv->live = FY_NEW(mqtt_live);
+    srv->live->srv = srv;
     srv->env = *env;
     srv->cfg = cfg;
     if (mqtt_topic_map_parse(srv, cfg->topic_map, err, errlen) != FY_OK) {
         mqtt_topic_map_free(srv);
+        fy_free(srv->live);
         fy_free(srv);
         return -FY_EINVAL;
     }
@@ -107,6 +110,7 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
         snprintf(err, errlen, "cannot listen for MQTT on %s:%u: %s", cfg->listen,
                  (unsigned)cfg->port, strerror(errno));
         mqtt_topic_map_free(srv);
+        fy_free(srv->live);
         fy_free(srv);
         return -FY_EIO;
     }
@@ -135,6 +139,10 @@ static void mqtt_stop(void *state)
         return;
     }
     srv->stopping = true;
+    srv->live->srv = NULL; /* store completions still to come do nothing */
+    if (srv->live->refs == 0) {
+        fy_free(srv->live);
+    }
     fy_core_set_router(srv->env.core, NULL, NULL);
     evconnlistener_free(srv->listener);
     mqtt_conn_close_all(srv);

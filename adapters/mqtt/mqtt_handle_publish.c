@@ -644,8 +644,24 @@ int mqtt_handle_publish(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
     return 0;
 }
 
-static void q2in_done(void *arg, int status)
+typedef struct pubcomp_ctx {
+    mqtt_conn *c;
+    uint16_t pid;
+} pubcomp_ctx;
+
+/* The packet id's record is deleted: PUBCOMP now. Sent earlier, a crash before the deletion is
+ * stored would leave the id looking in use, and the client's next PUBLISH with it (free again
+ * after PUBCOMP) would be taken for a retransmission and not stored. */
+static void q2in_deleted(void *arg, int status)
 {
+    pubcomp_ctx *x = arg;
+    mqtt_conn *c = x->c;
+    if (!c->closing) {
+        ack_publish(c, FY_MQTT_PUBCOMP, x->pid, FY_MQTT_RC_SUCCESS);
+        mqtt_conn_flush(c);
+    }
+    fy_free(x);
+    mqtt_conn_pending_done(c);
 }
 
 int mqtt_handle_ack(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
@@ -667,10 +683,18 @@ int mqtt_handle_ack(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
             if (s->durable) {
                 fy_buf k = FY_BUF_INIT;
                 fy_kv_op op;
+                pubcomp_ctx *x = FY_NEW(pubcomp_ctx);
+                x->c = c;
+                x->pid = a.packet_id;
                 mqtt_q2in_key(&k, s->client_id, a.packet_id);
                 op = (fy_kv_op){true, {k.data, k.len}, {NULL, 0}};
-                fy_core_kv_write(c->srv->env.core, NS, &op, 1, q2in_done, NULL);
+                rc = fy_core_kv_write(c->srv->env.core, NS, &op, 1, q2in_deleted, x);
                 fy_buf_free(&k);
+                if (rc == FY_OK) {
+                    c->pending++;
+                    return 0; /* PUBCOMP once the deletion is stored */
+                }
+                fy_free(x);
             }
         } else {
             reason = FY_MQTT_RC_PACKET_ID_NOT_FOUND;

@@ -47,9 +47,22 @@ static void session_key(fy_buf *k, const char *client_id)
     fy_buf_append(k, client_id, strlen(client_id));
 }
 
-/* "p" + client id + packet id -> message id: a QoS 2 message the client has (PUBREC) and whose
- * PUBCOMP has not come, kept for durable sessions so that a restart sends PUBREL again, not the
- * message. */
+/* "p" + client id + packet id -> message id [+ flags]: a durable session's QoS 2 message in
+ * flight, so that after a restart it goes again with the same packet id (MQTT 4.3.3: only the
+ * packet id tells the client it has the message already).
+ * The value: message id, flags, and the queue id (u32) and offset (u64) of its light-queue entry.
+ *   flags Q2_SENT: sent (or about to be), PUBREC not yet seen; after a restart the PUBLISH goes
+ *     again with DUP (Q2_RETAIN: with the RETAIN flag).
+ *   flags 0: the client has it (PUBREC); after a restart PUBREL goes again, not the message.
+ * After a restart the core delivers the message again unless the group's stored offset is past
+ * it; that delivery is recognised by its message id and settled, not sent. So the record is
+ * deleted only once the stored offset is past the message (fy_sub_ack_durable) and PUBCOMP has
+ * come: a completed message is never sent again as a new one. (Records of the first version
+ * hold the message id alone: PUBREC'd.) */
+#define Q2_SENT 0x01
+#define Q2_RETAIN 0x02
+#define Q2_REC_LEN (FY_MSGID_LEN + 1 + 4 + 8)
+
 static void q2out_key(fy_buf *k, const char *client_id, uint16_t pid)
 {
     size_t n = strlen(client_id);
@@ -195,7 +208,7 @@ static void q2out_del(void *arg, uint64_t pid, uint64_t val)
     void **a = arg;
     const outmsg *m = (const outmsg *)(uintptr_t)val;
     fy_buf k = FY_BUF_INIT;
-    if (m->state == OUT_WAIT_COMP) {
+    if (m->persisted) {
         q2out_key(&k, a[1], (uint16_t)pid);
         add_del(a[0], &k);
     }
@@ -403,6 +416,19 @@ static int load_q2in(void *arg, const uint8_t *key, size_t klen, const uint8_t *
     return 0;
 }
 
+/* The committed offset (as stored) of queue_id of a durable session's light queue; 0 when it
+ * has none yet. */
+static uint64_t light_committed(mqtt_server *srv, const char *group, uint32_t queue_id)
+{
+    char topic[512];
+    uint64_t off = 0;
+    snprintf(topic, sizeof(topic), "%s%s", FY_LQ_PREFIX, group);
+    if (fy_core_group_committed(srv->env.core, group, topic, queue_id, &off) != FY_OK) {
+        off = 0;
+    }
+    return off;
+}
+
 static int load_q2out(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
     mqtt_server *srv = arg;
@@ -412,7 +438,7 @@ static int load_q2out(void *arg, const uint8_t *key, size_t klen, const uint8_t 
     uint16_t pid = fy_rd_u16(&r);
     mqtt_session *s;
     outmsg *m;
-    if (r.bad || vlen != FY_MSGID_LEN) {
+    if (r.bad || (vlen != FY_MSGID_LEN && vlen != Q2_REC_LEN)) {
         return 0;
     }
     s = fy_strmap_get(&srv->sessions, (const char *)id, n);
@@ -423,7 +449,21 @@ static int load_q2out(void *arg, const uint8_t *key, size_t klen, const uint8_t 
     m->pid = pid;
     m->qos = 2;
     m->state = OUT_WAIT_COMP;
+    m->durable = true; /* a first-version record: its offset was stored before it */
+    if (vlen == Q2_REC_LEN) {
+        fy_rd v = fy_rd_make(val + FY_MSGID_LEN + 1, 12);
+        if (val[FY_MSGID_LEN] & Q2_SENT) {
+            m->state = OUT_WAIT_ACK; /* sent before the restart: again, with DUP, on reconnect */
+            m->retain = (val[FY_MSGID_LEN] & Q2_RETAIN) != 0;
+            m->dup = true;
+        }
+        m->queue_id = fy_rd_u32(&v);
+        m->offset = fy_rd_u64(&v);
+        /* Not durable: the core delivers it again, and that delivery is settled for it. */
+        m->durable = s->group && light_committed(srv, s->group, m->queue_id) > m->offset;
+    }
     m->has_msgid = true;
+    m->persisted = true;
     m->restored = true;
     s->restored_waits++;
     memcpy(m->msgid, val, FY_MSGID_LEN);
@@ -1163,6 +1203,243 @@ static void enqueue(mqtt_session *s, outmsg *m)
     s->nqueued++;
 }
 
+static void out_done(mqtt_session *s, outmsg *m);
+
+/* Writes the PUBLISH of in-flight message m from its record, or read back by id. false: it cannot
+ * go (gone by retention, expired, too large for the client). */
+static bool out_send(mqtt_session *s, outmsg *m, bool dup)
+{
+    fy_record_view v;
+    mqtt_meta meta;
+    uint32_t ids[MAX_SUB_IDS];
+    size_t nids = 0;
+    bool rap;
+    const fy_buf *rec = &m->pkt;
+    if (m->pkt.len == 0 && m->has_msgid) {
+        fy_buf_reset(&s->srv->scratch);
+        if (fy_core_message_get(s->srv->env.core, m->msgid, &s->srv->scratch) != FY_OK) {
+            return false;
+        }
+        rec = &s->srv->scratch;
+    }
+    if (fy_record_decode(rec->data, rec->len, &v) != FY_OK) {
+        return false;
+    }
+    meta_read(&v, &meta);
+    if (delivery_qos(s, m->cs ? m->cs->share : NULL, &meta, NULL, &rap, ids, &nids) < 0) {
+        nids = 0;
+    }
+    if (!write_publish(s, &v, &meta, m->qos, m->pid, m->retain, dup, ids, nids)) {
+        return false;
+    }
+    if (m->has_msgid) {
+        fy_buf_free(&m->pkt); /* read back by id if it must go again */
+    }
+    return true;
+}
+
+/* What a store completion about an in-flight QoS 2 message (session, packet id, message id)
+ * needs to find it again, if it is still there. */
+typedef struct q2out_ctx {
+    mqtt_live *live;
+    char *client_id;
+    uint16_t pid;
+    bool has_msgid;
+    uint8_t msgid[FY_MSGID_LEN];
+} q2out_ctx;
+
+static q2out_ctx *q2ctx_new(mqtt_session *s, const outmsg *m)
+{
+    q2out_ctx *x = FY_NEW(q2out_ctx);
+    x->live = s->srv->live;
+    x->live->refs++;
+    x->client_id = fy_strdup(s->client_id);
+    x->pid = m->pid;
+    x->has_msgid = m->has_msgid;
+    memcpy(x->msgid, m->msgid, FY_MSGID_LEN);
+    return x;
+}
+
+static void q2ctx_free(q2out_ctx *x)
+{
+    if (--x->live->refs == 0 && !x->live->srv) {
+        fy_free(x->live);
+    }
+    fy_free(x->client_id);
+    fy_free(x);
+}
+
+static outmsg *q2out_find(q2out_ctx *x, mqtt_session **sp)
+{
+    mqtt_server *srv = x->live->srv;
+    mqtt_session *s = srv ? fy_strmap_get(&srv->sessions, x->client_id, strlen(x->client_id))
+                          : NULL;
+    uint64_t *slot = s ? fy_u64map_find(&s->out, x->pid) : NULL;
+    outmsg *m = slot ? (outmsg *)(uintptr_t)*slot : NULL;
+    *sp = s;
+    if (!m || m->has_msgid != x->has_msgid ||
+        (m->has_msgid && memcmp(m->msgid, x->msgid, FY_MSGID_LEN) != 0)) {
+        return NULL; /* gone, or the packet id went to another message since */
+    }
+    return m;
+}
+
+static void send_pubrel(mqtt_conn *c, uint16_t pid)
+{
+    fy_mqtt_ack a = {0};
+    a.packet_id = pid;
+    fy_mqtt_enc_ack(&c->out, c->version, FY_MQTT_PUBREL, &a, c->peer_max_packet);
+    mqtt_conn_flush(c);
+}
+
+/* The PUBREL goes out once the "waiting for PUBCOMP" record is stored (if the session and the
+ * connection are still there; else a reconnect sends it). */
+static void pubrel_stored(void *arg, int status)
+{
+    q2out_ctx *x = arg;
+    mqtt_session *s;
+    outmsg *m = q2out_find(x, &s);
+    if (m && m->state == OUT_WAIT_COMP && s->conn && !s->conn->closing) {
+        send_pubrel(s->conn, x->pid);
+    }
+    q2ctx_free(x);
+}
+
+/* The PUBLISH goes out once its "sent" record is stored; with no connection by then, a
+ * reconnect sends it (resend_unacked). */
+static void publish_stored(void *arg, int status)
+{
+    q2out_ctx *x = arg;
+    mqtt_session *s;
+    outmsg *m = q2out_find(x, &s);
+    if (m && m->unsent) {
+        m->unsent = false;
+        if (s->conn && !s->conn->closing && !out_send(s, m, m->dup)) {
+            settle(s, m->cs, m->delivery_id);
+            out_done(s, m);
+        }
+    }
+    q2ctx_free(x);
+}
+
+/* Stores m's "p" record: sent and waiting for PUBREC (then the PUBLISH goes out when it is
+ * stored), or PUBREC'd and waiting for PUBCOMP (then the PUBREL goes out when it is stored).
+ * Returns FY_OK or the store's refusal. */
+static int q2out_put(mqtt_session *s, outmsg *m, bool sent)
+{
+    uint8_t val[Q2_REC_LEN];
+    size_t vlen = FY_MSGID_LEN;
+    fy_buf k = FY_BUF_INIT;
+    fy_kv_op op;
+    q2out_ctx *x = q2ctx_new(s, m);
+    int rc;
+    memcpy(val, m->msgid, FY_MSGID_LEN);
+    val[vlen++] = sent ? Q2_SENT | (m->retain ? Q2_RETAIN : 0) : 0;
+    fy_be32_put(val + vlen, m->queue_id);
+    fy_be64_put(val + vlen + 4, m->offset);
+    vlen += 12;
+    q2out_key(&k, s->client_id, m->pid);
+    op = (fy_kv_op){false, {k.data, k.len}, {val, vlen}};
+    rc = fy_core_kv_write(s->srv->env.core, NS, &op, 1, sent ? publish_stored : pubrel_stored, x);
+    if (rc != FY_OK) {
+        q2ctx_free(x);
+    } else {
+        m->persisted = true;
+    }
+    fy_buf_free(&k);
+    return rc;
+}
+
+static void out_forget(mqtt_session *s, outmsg *m);
+
+/* The group's stored offset is past m: a restart will not deliver it again. A PUBCOMP'd one
+ * can go now. */
+static void acked_durable(void *arg, int status)
+{
+    q2out_ctx *x = arg;
+    mqtt_session *s;
+    outmsg *m = status == -FY_ECANCELED ? NULL : q2out_find(x, &s);
+    if (m && m->acking) {
+        if (status != FY_OK) {
+            fy_log(WARN, "mqtt", "client=%s pid=%u err=%s msg=\"offset past a QoS 2 message "
+                   "not stored\"", s->client_id, m->pid, fy_errname(status));
+        }
+        m->acking = false;
+        m->durable = true;
+        if (m->state == OUT_COMPLETE) {
+            out_forget(s, m);
+        }
+    }
+    q2ctx_free(x);
+}
+
+/* Settles the light-queue delivery (cs, id) of m and marks it durable once the group's offset
+ * past it is stored. */
+static void q2_settle(mqtt_session *s, outmsg *m, mcsub *cs, uint64_t delivery_id)
+{
+    q2out_ctx *x;
+    int rc = -FY_ENOTFOUND;
+    if (m->durable || m->acking) {
+        settle(s, cs, delivery_id); /* a second delivery of it: nothing to wait for */
+        return;
+    }
+    x = q2ctx_new(s, m);
+    if (cs->sub) {
+        rc = fy_sub_ack_durable(cs->sub, delivery_id, acked_durable, x);
+        give_back(s, cs);
+    }
+    if (rc == FY_OK) {
+        m->acking = true;
+    } else {
+        q2ctx_free(x);
+        m->durable = true; /* stale: its offset is settled already, or it went back */
+    }
+}
+
+static void q2out_forget(mqtt_session *s, uint16_t pid)
+{
+    fy_buf k = FY_BUF_INIT;
+    fy_kv_op op;
+    q2out_key(&k, s->client_id, pid);
+    op = (fy_kv_op){true, {k.data, k.len}, {NULL, 0}};
+    fy_core_kv_write(s->srv->env.core, NS, &op, 1, ignore_done, NULL);
+    fy_buf_free(&k);
+}
+
+/* A PUBCOMP'd message whose offset is stored: its record and packet id go. */
+static void out_forget(mqtt_session *s, outmsg *m)
+{
+    if (m->persisted) {
+        q2out_forget(s, m->pid);
+    }
+    fy_u64map_del(&s->out, m->pid);
+    if (m->restored) {
+        s->restored_waits--;
+    }
+    outmsg_free(m);
+}
+
+/* Puts m (its record in m->pkt, a packet id given) in flight. A durable session's QoS 2 message
+ * is sent only once the store has its packet id, so that after a crash it goes again with the
+ * same one; anything else is sent now. */
+static void out_start(mqtt_session *s, outmsg *m)
+{
+    bool defer = m->qos == 2 && s->group && m->has_msgid && m->cs && m->cs->light;
+    m->state = OUT_WAIT_ACK;
+    m->seq = ++s->out_seq;
+    m->unsent = defer;
+    *fy_u64map_upsert(&s->out, m->pid, 0) = (uint64_t)(uintptr_t)m;
+    s->inflight++;
+    if (defer && q2out_put(s, m, true) == FY_OK) {
+        return;
+    }
+    m->unsent = false;
+    if (!out_send(s, m, m->dup)) {
+        settle(s, m->cs, m->delivery_id);
+        out_done(s, m);
+    }
+}
+
 /* Sends a record now, or queues it until the client is connected and has room in its window.
  * cs NULL: a retained message sent for subscription `only`. */
 static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, const uint8_t *rec,
@@ -1204,6 +1481,8 @@ static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, cons
     if (d) {
         memcpy(m->msgid, d->msgid, sizeof(m->msgid));
         m->has_msgid = true;
+        m->queue_id = d->entry_queue_id; /* a light queue's entry: what the group's offset counts */
+        m->offset = d->entry_offset;
     }
     if (!c || s->inflight >= c->window || s->qhead) {
         fy_buf_append(&m->pkt, rec, len); /* kept until there is room */
@@ -1211,6 +1490,11 @@ static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, cons
         return;
     }
     m->pid = next_pid(s);
+    if (m->qos == 2 && s->group && m->has_msgid && cs && cs->light) {
+        fy_buf_append(&m->pkt, rec, len); /* sent from here once its packet id is stored */
+        out_start(s, m);
+        return;
+    }
     if (!write_publish(s, &v, &meta, m->qos, m->pid, retain_flag, redelivered, ids, nids)) {
         settle(s, cs, delivery_id);
         fy_free(m);
@@ -1261,6 +1545,10 @@ static void pump(mqtt_session *s)
             continue;
         }
         m->pid = next_pid(s);
+        if (m->qos == 2 && s->group && m->has_msgid && m->cs && m->cs->light) {
+            out_start(s, m);
+            continue;
+        }
         if (!write_publish(s, &v, &meta, m->qos, m->pid, m->retain, m->dup, ids, nids)) {
             settle(s, m->cs, m->delivery_id);
             outmsg_free(m);
@@ -1278,16 +1566,16 @@ static void pump(mqtt_session *s)
 
 typedef struct waiting_ctx {
     const uint8_t *msgid;
-    bool found;
+    outmsg *m;
 } waiting_ctx;
 
 static void find_waiting(void *arg, uint64_t pid, uint64_t val)
 {
     waiting_ctx *x = arg;
-    const outmsg *m = (const outmsg *)(uintptr_t)val;
-    if (m->state == OUT_WAIT_COMP && m->has_msgid &&
+    outmsg *m = (outmsg *)(uintptr_t)val;
+    if ((m->state >= OUT_WAIT_COMP || m->restored) && m->has_msgid &&
         memcmp(m->msgid, x->msgid, FY_MSGID_LEN) == 0) {
-        x->found = true;
+        x->m = m;
     }
 }
 
@@ -1296,14 +1584,24 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
     mcsub *cs = owner;
     mqtt_session *s = cs->s;
     if (s->restored_waits > 0) {
-        /* A message the client already has (PUBREC before a restart; the group's offset had not
-         * moved past it yet): settled, not sent again. Within one run a PUBREC'd message is
-         * settled in the core at once and never comes back, so only restored ones are looked
-         * for, and only while there are some. */
-        waiting_ctx w = {d->msgid, false};
+        /* A message in flight since before a restart (the group's offset had not moved past
+         * it yet). PUBREC'd: the client has it; settled, not sent again. Sent and not yet
+         * PUBREC'd: it went again with its old packet id at reconnect; this delivery is the one
+         * its PUBREC settles. Within one run a message in flight is not delivered again, so only
+         * restored ones are looked for, and only while there are some. */
+        waiting_ctx w = {d->msgid, NULL};
         fy_u64map_each(&s->out, find_waiting, &w);
-        if (w.found) {
-            settle(s, cs, d->id);
+        if (w.m && w.m->state == OUT_WAIT_ACK && !w.m->cs && cs->light && !w.m->durable) {
+            w.m->cs = cs; /* its PUBREC settles this delivery */
+            w.m->delivery_id = d->id;
+            return;
+        }
+        if (w.m && w.m->state != OUT_WAIT_ACK) {
+            if (cs->light) {
+                q2_settle(s, w.m, cs, d->id);
+            } else {
+                settle(s, cs, d->id);
+            }
             return;
         }
     }
@@ -1344,6 +1642,9 @@ void mqtt_session_send_retained(mqtt_session *s, const msub *m)
 
 static void out_done(mqtt_session *s, outmsg *m)
 {
+    if (m->persisted) {
+        q2out_forget(s, m->pid);
+    }
     fy_u64map_del(&s->out, m->pid);
     if (m->restored) {
         s->restored_waits--;
@@ -1353,94 +1654,52 @@ static void out_done(mqtt_session *s, outmsg *m)
     pump(s);
 }
 
-typedef struct pubrel_ctx {
-    mqtt_server *srv;
-    char *client_id;
-    uint16_t pid;
-} pubrel_ctx;
-
-static void send_pubrel(mqtt_conn *c, uint16_t pid)
-{
-    fy_mqtt_ack a = {0};
-    a.packet_id = pid;
-    fy_mqtt_enc_ack(&c->out, c->version, FY_MQTT_PUBREL, &a, c->peer_max_packet);
-    mqtt_conn_flush(c);
-}
-
-/* The PUBREL goes out once the "waiting for PUBCOMP" record is stored (if the session and the
- * connection are still there; else a reconnect sends it). */
-static void pubrel_stored(void *arg, int status)
-{
-    pubrel_ctx *x = arg;
-    mqtt_session *s = fy_strmap_get(&x->srv->sessions, x->client_id, strlen(x->client_id));
-    uint64_t *slot = s ? fy_u64map_find(&s->out, x->pid) : NULL;
-    if (slot && s->conn && !s->conn->closing &&
-        ((outmsg *)(uintptr_t)*slot)->state == OUT_WAIT_COMP) {
-        send_pubrel(s->conn, x->pid);
-    }
-    fy_free(x->client_id);
-    fy_free(x);
-}
-
-/* Writes (msgid) or deletes (NULL) the "waiting for PUBCOMP" record of pid; a write sends the
- * PUBREL when it is stored. Returns FY_OK or the store's refusal. */
-static int q2out_write(mqtt_session *s, uint16_t pid, const uint8_t *msgid)
-{
-    fy_buf k = FY_BUF_INIT;
-    fy_kv_op op;
-    pubrel_ctx *x = NULL;
-    int rc;
-    q2out_key(&k, s->client_id, pid);
-    op = (fy_kv_op){msgid == NULL, {k.data, k.len}, {msgid, msgid ? FY_MSGID_LEN : 0}};
-    if (msgid) {
-        x = FY_NEW(pubrel_ctx);
-        x->srv = s->srv;
-        x->client_id = fy_strdup(s->client_id);
-        x->pid = pid;
-    }
-    rc = fy_core_kv_write(s->srv->env.core, NS, &op, 1, x ? pubrel_stored : ignore_done, x);
-    if (rc != FY_OK && x) {
-        fy_free(x->client_id);
-        fy_free(x);
-    }
-    fy_buf_free(&k);
-    return rc;
-}
-
 void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type)
 {
-    mqtt_conn *c = s->conn;
     uint64_t *slot = fy_u64map_find(&s->out, pid);
     outmsg *m = slot ? (outmsg *)(uintptr_t)*slot : NULL;
     if (type == FY_MQTT_PUBCOMP) {
         if (m && m->state == OUT_WAIT_COMP) {
-            if (s->group) {
-                q2out_write(s, pid, NULL);
+            if (m->durable || !m->persisted) {
+                out_done(s, m);
+                return;
             }
-            out_done(s, m);
+            /* Out of the window now; the record (and packet id) wait for the offset. */
+            m->state = OUT_COMPLETE;
+            s->inflight--;
+            pump(s);
         }
         return;
     }
-    if (!m || m->state != OUT_WAIT_ACK || (type == FY_MQTT_PUBACK) != (m->qos == 1)) {
+    if (!m || m->state != OUT_WAIT_ACK || m->unsent || (type == FY_MQTT_PUBACK) != (m->qos == 1)) {
         fy_log(DEBUG, "mqtt", "client=%s pid=%u msg=\"acknowledgement of nothing in flight\"",
                s->client_id, pid);
         return;
     }
-    settle(s, m->cs, m->delivery_id);
-    m->cs = NULL;
     if (type == FY_MQTT_PUBACK) {
+        settle(s, m->cs, m->delivery_id);
+        m->cs = NULL;
         out_done(s, m);
         return;
     }
     /* PUBREC: the client has it; the packet id stays in use until PUBCOMP. A durable session
-     * keeps that in the store (written before the group's offset moves past the message, which
-     * goes in a later batch), so that after a restart it sends PUBREL, not the message. */
+     * records that (PUBREL once it is stored), so that after a restart it sends PUBREL, not the
+     * message. */
+    if (m->persisted && m->cs && m->cs->light) {
+        q2_settle(s, m, m->cs, m->delivery_id);
+    } else if (m->restored) {
+        /* Sent before a restart; not durable: its delivery comes again and is settled then */
+    } else {
+        settle(s, m->cs, m->delivery_id);
+        m->durable = true; /* not a light-queue delivery: nothing to wait for */
+    }
+    m->cs = NULL;
     m->state = OUT_WAIT_COMP;
     fy_buf_free(&m->pkt);
-    if (s->group && m->has_msgid && q2out_write(s, pid, m->msgid) == FY_OK) {
+    if (s->group && m->has_msgid && q2out_put(s, m, false) == FY_OK) {
         return; /* PUBREL once it is stored */
     }
-    send_pubrel(c, pid);
+    send_pubrel(s->conn, pid);
 }
 
 /* ---- Connect and disconnect ---------------------------------------------------------------- */
@@ -1476,38 +1735,17 @@ static void resend_unacked(mqtt_session *s)
     qsort(x.v, x.n, sizeof(*x.v), by_seq);
     for (size_t i = 0; i < x.n; i++) {
         outmsg *m = x.v[i];
-        fy_record_view v;
-        mqtt_meta meta;
-        uint32_t ids[MAX_SUB_IDS];
-        size_t nids = 0;
-        bool rap;
-        const fy_buf *rec = &m->pkt;
+        if (m->unsent || m->state == OUT_COMPLETE) {
+            continue; /* goes when its record is stored (publish_stored), or is done */
+        }
         if (m->state == OUT_WAIT_COMP) {
             fy_mqtt_ack a = {0};
             a.packet_id = m->pid;
             fy_mqtt_enc_ack(&c->out, c->version, FY_MQTT_PUBREL, &a, c->peer_max_packet);
             continue;
         }
-        if (m->pkt.len == 0 && m->has_msgid) {
-            fy_buf_reset(&s->srv->scratch);
-            if (fy_core_message_get(s->srv->env.core, m->msgid, &s->srv->scratch) != FY_OK) {
-                settle(s, m->cs, m->delivery_id); /* gone (retention): nothing to resend */
-                out_done(s, m);
-                continue;
-            }
-            rec = &s->srv->scratch;
-        }
-        if (fy_record_decode(rec->data, rec->len, &v) != FY_OK) {
-            settle(s, m->cs, m->delivery_id);
-            out_done(s, m);
-            continue;
-        }
-        meta_read(&v, &meta);
-        if (delivery_qos(s, m->cs ? m->cs->share : NULL, &meta, NULL, &rap, ids, &nids) < 0) {
-            nids = 0;
-        }
-        if (!write_publish(s, &v, &meta, m->qos, m->pid, m->retain, true, ids, nids)) {
-            settle(s, m->cs, m->delivery_id);
+        if (!out_send(s, m, true)) {
+            settle(s, m->cs, m->delivery_id); /* gone (retention), expired or too large */
             out_done(s, m);
         }
     }

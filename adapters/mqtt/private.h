@@ -71,7 +71,13 @@ typedef struct outmsg {
     bool dup;
     bool only; /* a retained message sent for one subscription */
     bool has_msgid;
-    bool restored; /* waiting for PUBCOMP since before a restart (loaded from the store) */
+    bool restored; /* in flight since before a restart (loaded from the store) */
+    bool persisted; /* a "p" record of it is in the store (or on its way there) */
+    bool unsent;    /* QoS 2: waiting for its "p" record to be stored before it is sent */
+    bool acking;    /* its light-queue delivery is settled; the stored offset past it awaited */
+    bool durable;   /* the group's stored offset is past it: a restart will not deliver it */
+    uint32_t queue_id; /* of the light-queue delivery (durable sessions' QoS 2) */
+    uint64_t offset;
     mcsub *cs;     /* NULL: nothing to settle in the core */
     uint64_t delivery_id;
     uint64_t seq; /* send order, to re-send in order */
@@ -80,7 +86,9 @@ typedef struct outmsg {
     struct outmsg *next; /* queue order */
 } outmsg;
 
-enum { OUT_QUEUED = 0, OUT_WAIT_ACK = 1, OUT_WAIT_COMP = 2 };
+/* OUT_COMPLETE: PUBCOMP'd, but its "p" record (and packet id) stay until the group's offset
+ * past it is stored. Not in flight any more (not in s->inflight). */
+enum { OUT_QUEUED = 0, OUT_WAIT_ACK = 1, OUT_WAIT_COMP = 2, OUT_COMPLETE = 3 };
 
 struct mqtt_session {
     mqtt_server *srv;
@@ -169,8 +177,16 @@ typedef struct mqtt_tmap {
     char *topic;
 } mqtt_tmap;
 
+/* Outlives the server while store completions that refer to it are pending (srv NULL once the
+ * adapter stopped). */
+typedef struct mqtt_live {
+    mqtt_server *srv;
+    uint32_t refs;
+} mqtt_live;
+
 struct mqtt_server {
     fy_adapter_env env;
+    mqtt_live *live;
     mqtt_tmap *tmap; /* longest prefix first */
     size_t ntmap;
     const fy_mqtt_config *cfg;

@@ -783,6 +783,92 @@ static void test_core_committed_offset_survives_restart(void **state)
     assert_string_equal(a.body[3], "5");
 }
 
+/* fy_sub_ack_durable: done only once the committed offset past the delivery is stored, in the
+ * order the acks were made; an unsettled earlier delivery holds it back; the stored offset
+ * survives a restart (nothing acked durably comes again); waiters of a deleted group and of a
+ * core being freed get -FY_ECANCELED. */
+typedef struct durable_seen {
+    int n;
+    int order[8];
+    int status[8];
+} durable_seen;
+
+static durable_seen g_durable;
+
+static void durable_cb(void *arg, int status)
+{
+    int i = g_durable.n++;
+    g_durable.order[i] = (int)(intptr_t)arg;
+    g_durable.status[i] = status;
+}
+
+static bool durable_n(void *arg)
+{
+    return g_durable.n >= (int)(intptr_t)arg;
+}
+
+static void test_core_ack_durable(void **state)
+{
+    env *e = *state;
+    static owner a, b;
+    int st = 1000;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&g_durable, 0, sizeof(g_durable));
+    fy_core_topic_create(e->core, "ad", 1, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "g", "ad", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 100);
+    for (int i = 0; i < 4; i++) {
+        char body[8];
+        snprintf(body, sizeof(body), "%d", i);
+        produce(e, "ad", "", body, "");
+    }
+    wait_n(e, &a, 4);
+    /* 2 and 1 acked durably while 0 is not settled: nothing is told. */
+    assert_int_equal(fy_sub_ack_durable(a.sub, a.ids[2], durable_cb, (void *)(intptr_t)2), FY_OK);
+    assert_int_equal(fy_sub_ack_durable(a.sub, a.ids[1], durable_cb, (void *)(intptr_t)1), FY_OK);
+    run_for(e, 100);
+    assert_int_equal(g_durable.n, 0);
+    /* Settling 0 moves the committed offset to 3: both are told, in the order they were made. */
+    fy_sub_ack(a.sub, a.ids[0]);
+    run_until(e, durable_n, (void *)(intptr_t)2);
+    assert_int_equal(g_durable.order[0], 2);
+    assert_int_equal(g_durable.order[1], 1);
+    assert_int_equal(g_durable.status[0], FY_OK);
+    assert_int_equal(g_durable.status[1], FY_OK);
+    assert_int_equal(fy_sub_ack_durable(a.sub, 999999, durable_cb, NULL), -FY_ENOTFOUND);
+
+    /* When told, the store has the committed offset: a crash from here on starts at 3. */
+    {
+        uint64_t off = 0;
+        assert_int_equal(fy_store_get_offset(e->store, "g", a.topic_id[0], 0, &off), FY_OK);
+        assert_int_equal(off, 3);
+    }
+
+    /* 3 is acked durably behind nothing, but the group is deleted first: cancelled. */
+    subscribe(e, &b, "g2", "ad", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(b.sub, 100);
+    wait_n(e, &b, 4);
+    assert_int_equal(fy_sub_ack_durable(b.sub, b.ids[3], durable_cb, (void *)(intptr_t)7), FY_OK);
+    fy_sub_close(b.sub);
+    st = 1000;
+    assert_int_equal(fy_core_group_delete(e->core, "g2", topic_cb, &st), FY_OK);
+    run_until(e, durable_n, (void *)(intptr_t)3);
+    assert_int_equal(g_durable.order[2], 7);
+    assert_int_equal(g_durable.status[2], -FY_ECANCELED);
+    /* One left waiting (4, behind unsettled 3) when the core goes: cancelled too. */
+    produce(e, "ad", "", "4", "");
+    wait_n(e, &a, 5);
+    assert_int_equal(fy_sub_ack_durable(a.sub, a.ids[4], durable_cb, (void *)(intptr_t)8), FY_OK);
+    fy_core_free(e->core);
+    e->core = NULL;
+    assert_int_equal(g_durable.n, 4);
+    assert_int_equal(g_durable.order[3], 8);
+    assert_int_equal(g_durable.status[3], -FY_ECANCELED);
+    core_open(e);
+}
+
 static void test_core_start_positions_and_reset(void **state)
 {
     env *e = *state;
@@ -2059,6 +2145,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_delayed_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_committed_offset_survives_restart, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_core_ack_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_start_positions_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_reset_then_subscribe_before_written, setup,
                                         teardown),
