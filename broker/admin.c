@@ -8,6 +8,7 @@
 
 #include "adapters/adapter.h"
 #include "broker/auth.h"
+#include "broker/console.h"
 #include "broker/core.h"
 #include "broker/metrics.h"
 #include "broker/native.h"
@@ -15,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/passwd.h"
+#include "common/strmap.h"
 #include "common/wire.h"
 
 #include "ferry/errors.h"
@@ -41,8 +43,22 @@
 #define LIST_LIMIT_MAX 1000
 #define TICK_MS 250
 #define RATE_SLOTS 21 /* samples of 250 ms: rates over the last 5 s */
+#define SEC_SLOTS 6   /* per-topic and per-group samples, one a second: rates over the last 5 s */
+#define TICKS_PER_SEC (1000 / TICK_MS)
 
 typedef struct admin_op admin_op;
+
+/* A topic's message counters (all protocols), one sample a second; indexed by topic id. */
+typedef struct topic_rate {
+    uint64_t in[SEC_SLOTS], out[SEC_SLOTS];
+} topic_rate;
+
+/* A group's committed offsets summed over its queues, one sample a second. */
+typedef struct group_rate {
+    char *name;
+    uint64_t seen; /* the second it was last sampled */
+    uint64_t committed[SEC_SLOTS];
+} group_rate;
 
 struct fy_admin {
     fy_broker *b;
@@ -55,6 +71,14 @@ struct fy_admin {
     /* totals of every topic's counters, one sample per tick, for the overview's rates */
     uint64_t in_samples[RATE_SLOTS], out_samples[RATE_SLOTS];
     size_t nsamples, sample_at;
+    /* per-topic and per-group rates (topics and groups pages, ferryctl top) */
+    unsigned ticks;
+    uint64_t secs; /* seconds sampled so far */
+    size_t sec_at;
+    topic_rate *topic_rates;
+    size_t ntopic_rates;
+    fy_strmap group_rates; /* name -> group_rate */
+    uint64_t groups_wanted_until; /* mono ms: groups are sampled only while someone looks */
 };
 
 /* ---- Replies ------------------------------------------------------------------------------- */
@@ -506,6 +530,135 @@ static void arm_tick(fy_admin *a)
     event_add(a->tick_ev, &tv);
 }
 
+static void sample_topic(void *arg, const fy_topic_info *t)
+{
+    fy_admin *a = arg;
+    topic_rate *r;
+    if (t->topic_id >= a->ntopic_rates) {
+        size_t n = a->ntopic_rates ? a->ntopic_rates : 16;
+        while (n <= t->topic_id) {
+            n *= 2;
+        }
+        a->topic_rates = fy_realloc(a->topic_rates, n * sizeof(*a->topic_rates));
+        memset(a->topic_rates + a->ntopic_rates, 0,
+               (n - a->ntopic_rates) * sizeof(*a->topic_rates));
+        a->ntopic_rates = n;
+    }
+    r = &a->topic_rates[t->topic_id];
+    r->in[a->sec_at] = r->out[a->sec_at] = 0;
+    for (int p = 0; p < FY_PROTO_COUNT; p++) {
+        r->in[a->sec_at] += t->counters->msgs_in[p];
+        r->out[a->sec_at] += t->counters->msgs_out[p];
+    }
+}
+
+static void no_member(void *arg, const fy_group_member_info *m)
+{
+}
+
+static void sum_committed(void *arg, const fy_group_queue_info *q)
+{
+    *(uint64_t *)arg += q->committed;
+}
+
+static void sample_group(void *arg, const char *name, fy_sub_mode mode, uint32_t members)
+{
+    fy_admin *a = arg;
+    group_rate *g = fy_strmap_get(&a->group_rates, name, strlen(name));
+    uint64_t committed = 0;
+    fy_sub_mode m;
+    fy_core_group_describe(a->b->core, name, &m, no_member, sum_committed, &committed);
+    if (!g) {
+        /* first seen: the whole window holds today's value, so no jump from 0 shows as a rate */
+        g = FY_NEW(group_rate);
+        g->name = fy_strdup(name);
+        for (size_t i = 0; i < SEC_SLOTS; i++) {
+            g->committed[i] = committed;
+        }
+        fy_strmap_put(&a->group_rates, g->name, g);
+    }
+    g->committed[a->sec_at] = committed;
+    g->seen = a->secs;
+}
+
+typedef struct gone_groups {
+    uint64_t secs;
+    group_rate **list;
+    size_t n;
+} gone_groups;
+
+static void find_gone(void *arg, const char *key, void *val)
+{
+    gone_groups *x = arg;
+    group_rate *g = val;
+    if (g->seen != x->secs) {
+        x->list = fy_realloc(x->list, (x->n + 1) * sizeof(*x->list));
+        x->list[x->n++] = g;
+    }
+}
+
+static void group_rate_free(group_rate *g)
+{
+    fy_free(g->name);
+    fy_free(g);
+}
+
+/* Once a second: every topic's counters and, while the groups' rates were asked for in the last
+ * minute, every group's committed offsets (describing an offline group reads the store, and
+ * MQTT's durable sessions are groups: thousands of them must not be read every second for
+ * nobody). */
+static void sample_second(fy_admin *a)
+{
+    gone_groups gone = {0};
+    a->secs++;
+    a->sec_at = (size_t)(a->secs % SEC_SLOTS);
+    fy_core_topic_each(a->b->core, sample_topic, a);
+    if (fy_mono_ms() < a->groups_wanted_until) {
+        fy_core_group_each(a->b->core, sample_group, a);
+    }
+    gone.secs = a->secs;
+    fy_strmap_each(&a->group_rates, find_gone, &gone);
+    for (size_t i = 0; i < gone.n; i++) {
+        fy_strmap_del(&a->group_rates, gone.list[i]->name);
+        group_rate_free(gone.list[i]);
+    }
+    fy_free(gone.list);
+}
+
+/* Per second over the samples kept: newest minus oldest (never below 0: a reset moves committed
+ * offsets back), over the seconds between them. */
+static double sec_rate(const fy_admin *a, const uint64_t *samples)
+{
+    uint64_t span, newest, oldest;
+    if (a->secs < 2) {
+        return 0;
+    }
+    span = a->secs < SEC_SLOTS ? a->secs - 1 : SEC_SLOTS - 1;
+    newest = samples[a->sec_at];
+    oldest = samples[(a->secs - span) % SEC_SLOTS];
+    if (newest <= oldest) {
+        return 0;
+    }
+    return (double)(newest - oldest) / (double)span;
+}
+
+static void topic_rates(const fy_admin *a, uint32_t topic_id, double *in, double *out)
+{
+    *in = *out = 0;
+    if (topic_id < a->ntopic_rates) {
+        *in = sec_rate(a, a->topic_rates[topic_id].in);
+        *out = sec_rate(a, a->topic_rates[topic_id].out);
+    }
+}
+
+static double group_consume_rate(fy_admin *a, const char *name)
+{
+    const group_rate *g;
+    a->groups_wanted_until = fy_mono_ms() + 60000;
+    g = fy_strmap_get(&a->group_rates, name, strlen(name));
+    return g ? sec_rate(a, g->committed) : 0;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     fy_admin *a = arg;
@@ -521,6 +674,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     a->sample_at = (a->sample_at + 1) % RATE_SLOTS;
     if (a->nsamples < RATE_SLOTS) {
         a->nsamples++;
+    }
+    if (++a->ticks % TICKS_PER_SEC == 0) {
+        sample_second(a);
     }
     arm_tick(a);
 }
@@ -607,6 +763,7 @@ static json_t *counters_json(const fy_topic_counters *c)
 }
 
 typedef struct topic_list {
+    fy_admin *a;
     fy_core *core;
     json_t *arr;
     bool internal;
@@ -616,6 +773,8 @@ static void list_topic(void *arg, const fy_topic_info *t)
 {
     topic_list *l = arg;
     uint64_t msgs = 0, in = 0, out = 0;
+    double in_rate, out_rate;
+    json_t *o;
     if (!l->internal && internal_name(t->name)) {
         return;
     }
@@ -628,11 +787,12 @@ static void list_topic(void *arg, const fy_topic_info *t)
         in += t->counters->msgs_in[p];
         out += t->counters->msgs_out[p];
     }
-    json_array_append_new(l->arr,
-                          json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", t->name, "id",
-                                    (json_int_t)t->topic_id, "queues", (json_int_t)t->queues,
-                                    "messages", (json_int_t)msgs, "messages_in", (json_int_t)in,
-                                    "messages_out", (json_int_t)out));
+    topic_rates(l->a, t->topic_id, &in_rate, &out_rate);
+    o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "name", t->name, "id",
+                  (json_int_t)t->topic_id, "queues", (json_int_t)t->queues, "messages",
+                  (json_int_t)msgs, "messages_in", (json_int_t)in, "messages_out", (json_int_t)out,
+                  "in_per_s", in_rate, "out_per_s", out_rate);
+    json_array_append_new(l->arr, o);
 }
 
 static void topic_create_done(void *arg, int status)
@@ -650,7 +810,7 @@ static void api_topics(route_req *r)
     fy_core *core = r->a->b->core;
     if (r->cmd == EVHTTP_REQ_GET) {
         const char *internal = query_get(r, "internal");
-        topic_list l = {core, json_array(),
+        topic_list l = {r->a, core, json_array(),
                         internal && (strcmp(internal, "true") == 0 || strcmp(internal, "1") == 0)};
         fy_core_topic_each(core, list_topic, &l);
         reply_json(r->req, 200, json_pack("{s:o}", "topics", l.arr));
@@ -711,8 +871,9 @@ static void api_topic(route_req *r)
         return;
     }
     if (r->cmd == EVHTTP_REQ_GET) {
-        json_t *queues = json_array();
+        json_t *queues = json_array(), *o;
         uint64_t total = 0;
+        double in_rate, out_rate;
         for (uint32_t q = 0; q < t.queues; q++) {
             uint64_t min, max;
             fy_core_queue_range(core, t.topic_id, q, &min, &max);
@@ -722,11 +883,12 @@ static void api_topic(route_req *r)
                                             "min_offset", (json_int_t)min, "max_offset",
                                             (json_int_t)max, "messages", (json_int_t)(max - min)));
         }
-        reply_json(r->req, 200,
-                   json_pack("{s:s, s:I, s:b, s:I, s:o, s:o}", "name", t.name, "id",
-                             (json_int_t)t.topic_id, "internal", internal_name(t.name), "messages",
-                             (json_int_t)total, "queues", queues, "counters",
-                             counters_json(t.counters)));
+        topic_rates(r->a, t.topic_id, &in_rate, &out_rate);
+        o = json_pack("{s:s, s:I, s:b, s:I, s:f, s:f, s:o, s:o}", "name", t.name, "id",
+                      (json_int_t)t.topic_id, "internal", internal_name(t.name), "messages",
+                      (json_int_t)total, "in_per_s", in_rate, "out_per_s", out_rate, "queues",
+                      queues, "counters", counters_json(t.counters));
+        reply_json(r->req, 200, o);
         return;
     }
     if (r->cmd == EVHTTP_REQ_DELETE) {
@@ -790,6 +952,7 @@ static void desc_queue(void *arg, const fy_group_queue_info *q)
 }
 
 typedef struct group_list {
+    fy_admin *a;
     fy_core *core;
     json_t *arr;
 } group_list;
@@ -800,9 +963,10 @@ static void list_group(void *arg, const char *name, fy_sub_mode mode, uint32_t m
     group_desc d = {NULL, NULL, 0};
     fy_sub_mode m;
     fy_core_group_describe(l->core, name, &m, desc_member, desc_queue, &d);
-    json_array_append_new(l->arr,
-                          json_pack("{s:s, s:s, s:I, s:I}", "name", name, "mode", mode_name(mode),
-                                    "members", (json_int_t)members, "lag", (json_int_t)d.lag));
+    json_array_append_new(l->arr, json_pack("{s:s, s:s, s:I, s:I, s:f}", "name", name, "mode",
+                                            mode_name(mode), "members", (json_int_t)members, "lag",
+                                            (json_int_t)d.lag, "consumed_per_s",
+                                            group_consume_rate(l->a, name)));
 }
 
 static void group_get(route_req *r, const char *name)
@@ -818,8 +982,9 @@ static void group_get(route_req *r, const char *name)
         reply_error(r->req, 404, "no such group");
         return;
     }
-    o = json_pack("{s:s, s:s, s:I, s:o, s:o}", "name", name, "mode", mode_name(mode), "lag",
-                  (json_int_t)d.lag, "members", d.members, "queues", d.queues);
+    o = json_pack("{s:s, s:s, s:I, s:f, s:o, s:o}", "name", name, "mode", mode_name(mode), "lag",
+                  (json_int_t)d.lag, "consumed_per_s", group_consume_rate(r->a, name), "members",
+                  d.members, "queues", d.queues);
     if (fy_core_group_config_get(core, name, &gc) == FY_OK) {
         json_object_set_new(o, "config",
                             json_pack("{s:o, s:I}", "max_reconsume",
@@ -1398,7 +1563,7 @@ static void api_dispatch(route_req *r)
         api_topic(r);
     } else if (strcmp(s0, "groups") == 0 && r->nsegs == 1) {
         if (method_is(r, EVHTTP_REQ_GET)) {
-            group_list l = {r->a->b->core, json_array()};
+            group_list l = {r->a, r->a->b->core, json_array()};
             fy_core_group_each(r->a->b->core, list_group, &l);
             reply_json(r->req, 200, json_pack("{s:o}", "groups", l.arr));
         }
@@ -1430,6 +1595,10 @@ static void handle_request(struct evhttp_request *req, void *arg)
     r.a = a;
     r.req = req;
     r.cmd = evhttp_request_get_command(req);
+    if (path && strncmp(path, API, strlen(API)) != 0 && fy_console_find(path)) {
+        fy_console_serve(req, fy_console_find(path));
+        return;
+    }
     if (!path || strncmp(path, API, strlen(API)) != 0) {
         reply_error(req, 404, "no such route");
         return;
@@ -1536,6 +1705,16 @@ void fy_admin_stop(fy_admin *a)
     }
     if (a->tick_ev) {
         event_free(a->tick_ev);
+    }
+    {
+        gone_groups all = {UINT64_MAX, NULL, 0};
+        fy_strmap_each(&a->group_rates, find_gone, &all);
+        for (size_t i = 0; i < all.n; i++) {
+            group_rate_free(all.list[i]);
+        }
+        fy_free(all.list);
+        fy_strmap_free(&a->group_rates);
+        fy_free(a->topic_rates);
     }
     if (a->http) {
         evhttp_free(a->http);

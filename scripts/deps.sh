@@ -16,6 +16,8 @@ pkgs=(
     mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt
     # the AMQP 1.0 adapter (qpid-proton-c) and its interop tests (python3-qpid-proton)
     libqpid-proton11-dev python3-qpid-proton
+    # the web console's browser test (interop/console): headless Chromium
+    chromium
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs the npm packages of the interop tests, each pinned in package.json and package-lock.json:
-# MQTT.js in interop/mqttjs, rhea (AMQP 1.0) in interop/rhea. Runs `npm ci` in a folder only when its
+# MQTT.js in interop/mqttjs, rhea (AMQP 1.0) in interop/rhea, puppeteer-core (drives Debian's
+# chromium for the web console's test) in interop/console. Runs `npm ci` in a folder only when its
 # node_modules lacks the package. Quiet when there is nothing to do. Never fails the build: without
 # npm or the registry it says so, and those interop tests then exit 77 (their client is absent).
 set -uo pipefail
@@ -27,4 +28,5 @@ install() {
 
 install mqttjs mqtt MQTT.js
 install rhea rhea rhea
+install console puppeteer-core "the web console's browser"
 exit 0
