@@ -40,6 +40,8 @@ static const fy_config_key mqtt_keys[] = {
                            "A connection must send CONNECT within this time."),
     FY_CONFIG_KEY_DURATION("session_expiry_max", C, session_expiry_max_ms, "0", 0, UINT64_MAX / 2,
                            "Cap on how long an offline session is kept; 0 = no cap."),
+    FY_CONFIG_KEY_DURATION("sys_interval", C, sys_interval_ms, "10s", 0, 86400000,
+                           "Publish the $SYS/broker/... topics this often; 0 = off."),
 };
 #undef C
 
@@ -85,6 +87,10 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
         snprintf(err, errlen, "[mqtt] listen: '%s' is not an IPv4 address", cfg->listen);
         return -FY_EINVAL;
     }
+    if (cfg->sys_interval_ms > 0 && cfg->sys_interval_ms < 100) {
+        snprintf(err, errlen, "[mqtt] sys_interval: 0 (off) or at least 100ms");
+        return -FY_EINVAL;
+    }
     if (!fy_core_name_valid(cfg->fallback_topic, strlen(cfg->fallback_topic))) {
         snprintf(err, errlen, "[mqtt] fallback_topic: '%s' is not a valid topic name",
                  cfg->fallback_topic);
@@ -122,6 +128,7 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     fy_core_set_router(env->core, mqtt_session_route, srv);
     srv->tick_ev = event_new(env->base, -1, EV_PERSIST, on_tick, srv);
     event_add(srv->tick_ev, &tick);
+    mqtt_sys_start(srv);
     fy_log(INFO, "mqtt", "addr=%s port=%u msg=\"listening\"", cfg->listen, (unsigned)srv->port);
     *state = srv;
     return FY_OK;
@@ -143,6 +150,7 @@ static void mqtt_stop(void *state)
     if (srv->live->refs == 0) {
         fy_free(srv->live);
     }
+    mqtt_sys_stop(srv);
     fy_core_set_router(srv->env.core, NULL, NULL);
     evconnlistener_free(srv->listener);
     mqtt_conn_close_all(srv);

@@ -42,6 +42,7 @@ static void answer(sub_ctx *x)
         for (size_t k = 0; k < s->nsubs; k++) {
             if (!s->subs[k].share && strcmp(s->subs[k].filter, x->retained[i]) == 0) {
                 mqtt_session_send_retained(s, &s->subs[k]);
+                mqtt_sys_subscribed(s, &s->subs[k]);
             }
         }
         (void)full;

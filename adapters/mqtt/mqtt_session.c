@@ -1630,6 +1630,11 @@ static void retained_one(void *arg, const char *topic, void *val)
     }
 }
 
+void mqtt_session_send_record(mqtt_session *s, const uint8_t *rec, size_t len, const msub *only)
+{
+    send_or_queue(s, NULL, NULL, rec, len, false, only);
+}
+
 void mqtt_session_send_retained(mqtt_session *s, const msub *m)
 {
     retained_ctx x = {s, m};

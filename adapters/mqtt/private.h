@@ -31,12 +31,14 @@ typedef struct fy_mqtt_config {
     uint64_t max_packet_size;       /* bytes; 0 = max_message_size plus room for headers */
     uint64_t connect_timeout_ms;    /* CONNECT must arrive within this */
     uint64_t session_expiry_max_ms; /* cap on session expiry (and 3.1.1 persistent sessions) */
+    uint64_t sys_interval_ms;       /* $SYS topics published this often; 0 = off */
 } fy_mqtt_config;
 
 typedef struct mqtt_server mqtt_server;
 typedef struct mqtt_conn mqtt_conn;
 typedef struct mqtt_session mqtt_session;
 typedef struct mqtt_pub_batch mqtt_pub_batch;
+typedef struct mqtt_sys mqtt_sys;
 
 /* One subscription of a session, as the client gave it. */
 typedef struct msub {
@@ -206,6 +208,7 @@ struct mqtt_server {
     struct event *tick_ev;
     fy_buf scratch;
     fy_adapter_stats stats;
+    mqtt_sys *sys; /* the $SYS topics (mqtt_sys.c); NULL when sys_interval is 0 */
     bool stopping;
 };
 
@@ -267,5 +270,17 @@ msub *mqtt_session_add_sub(mqtt_session *s, fy_slice filter, fy_slice share, uin
                            bool *existed);
 bool mqtt_session_del_sub(mqtt_session *s, fy_slice full);
 void mqtt_publish_will(mqtt_server *srv, const fy_buf *rec, uint8_t qos, bool retain);
+/* Sends (or queues) a record that is not in the core, such as a $SYS message, to s: to every
+ * subscription it matches, or with `only` to that one as a retained message. Nothing to settle. */
+void mqtt_session_send_record(mqtt_session *s, const uint8_t *rec, size_t len, const msub *only);
+
+/* mqtt_sys.c: the $SYS topics */
+/* Starts publishing every [mqtt] sys_interval (nothing when 0; mqtt_start refused 1..99 ms). */
+void mqtt_sys_start(mqtt_server *srv);
+/* Stops and frees; NULL-safe on srv->sys. */
+void mqtt_sys_stop(mqtt_server *srv);
+/* A subscription m of s was made (SUBACK sent, retained messages due): sends it the current
+ * $SYS values it matches, with RETAIN set. */
+void mqtt_sys_subscribed(mqtt_session *s, const msub *m);
 
 #endif
