@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -64,10 +65,12 @@ static const char usage_text[] =
     "  tx list                          list open transactions\n"
     "  passwd [-D] FILE USER            add or change (-D: delete) a user in a password file\n"
     "  status                           the broker's overview, from its admin HTTP API\n"
+    "  top [--interval D] [--once | --iterations N] [--internal]\n"
+    "                                   live rates per topic and group (admin HTTP API)\n"
     "\n"
     "Options:\n"
     "  --broker HOST:PORT  broker address (default $FERRY_BROKER, else 127.0.0.1:10911)\n"
-    "  --admin HOST:PORT   admin HTTP address, for status (default $FERRY_ADMIN, else\n"
+    "  --admin HOST:PORT   admin HTTP address, for status and top (default $FERRY_ADMIN, else\n"
     "                      127.0.0.1:8081)\n"
     "  --user U            user name (default $FERRY_USER; password: $FERRY_PASSWORD,\n"
     "                      else asked without echo on a terminal)\n"
@@ -2012,6 +2015,240 @@ out:
     return EXIT_OK;
 }
 
+/* ---- top (admin HTTP API) ------------------------------------------------------------------- */
+
+static const char help_top[] =
+    "Usage: ferryctl [--admin HOST:PORT] [--user U] [--json] top [--interval D] [--once |\n"
+    "                --iterations N] [--internal] [--limit N]\n"
+    "\n"
+    "Shows the broker's live rates, refreshed every interval until Ctrl-C: messages in and out\n"
+    "per second overall and per topic (busiest first), and per consumer group its lag and the\n"
+    "messages it consumed per second (most lag first). Rates are the broker's, over its last\n"
+    "5 seconds; a group's rate is measured while someone asks for it, so the first screen may\n"
+    "show 0 for groups. On a terminal each screen replaces the last one.\n"
+    "  --interval D     time between screens (default 2s; e.g. 500ms, 1s)\n"
+    "  --once           one screen, then exit (same as --iterations 1)\n"
+    "  --iterations N   N screens, then exit\n"
+    "  --internal       list internal topics too (%RETRY%, %DLQ%, %LQ%)\n"
+    "  --limit N        at most N topics and N groups (default: what fits the terminal, else all)\n"
+    "--json prints one JSON document per screen: {\"time_ms\", \"overview\", \"topics\",\n"
+    "\"groups\"} with the API's documents (GET /api/v1/overview, /topics, /groups).\n";
+
+static json_t *get_json(const char *admin, const char *path, const char *user,
+                        const char *password, int timeout_ms, int *rc)
+{
+    char *text = NULL;
+    json_error_t jerr;
+    json_t *o;
+    *rc = http_get(admin, path, user, password, timeout_ms, &text);
+    if (*rc != EXIT_OK) {
+        return NULL;
+    }
+    o = json_loads(text, 0, &jerr);
+    free(text);
+    if (!json_is_object(o)) {
+        fprintf(stderr, "ferryctl: %s is not a JSON object: %s\n", path, jerr.text);
+        json_decref(o);
+        *rc = EXIT_FAIL;
+        return NULL;
+    }
+    return o;
+}
+
+static double jreal(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static int by_in_rate(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    double rx = jreal(x, "in_per_s") + jreal(x, "out_per_s");
+    double ry = jreal(y, "in_per_s") + jreal(y, "out_per_s");
+    if (rx != ry) {
+        return rx < ry ? 1 : -1;
+    }
+    return strcmp(json_string_value(json_object_get(x, "name")),
+                  json_string_value(json_object_get(y, "name")));
+}
+
+static int by_lag(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    json_int_t lx = json_integer_value(json_object_get(x, "lag"));
+    json_int_t ly = json_integer_value(json_object_get(y, "lag"));
+    if (lx != ly) {
+        return lx < ly ? 1 : -1;
+    }
+    return strcmp(json_string_value(json_object_get(x, "name")),
+                  json_string_value(json_object_get(y, "name")));
+}
+
+/* The array's elements sorted by cmp, in a new array of borrowed pointers (free() it). */
+static json_t **sorted(json_t *arr, int (*cmp)(const void *, const void *), size_t *n)
+{
+    json_t **v;
+    *n = json_array_size(arr);
+    v = calloc(*n ? *n : 1, sizeof(*v));
+    if (!v) {
+        *n = 0;
+        return NULL;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        v[i] = json_array_get(arr, i);
+    }
+    qsort(v, *n, sizeof(*v), cmp);
+    return v;
+}
+
+static void top_print(json_t *ov, json_t *topics, json_t *groups, size_t limit, bool tty)
+{
+    json_t *msgs = json_object_get(ov, "messages"), *conns = json_object_get(ov, "connections");
+    json_t *v, **tv, **gv;
+    const char *name;
+    json_int_t up = jint(ov, "uptime_s", NULL);
+    size_t nt, ng;
+    bool first = true;
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    strftime(now, sizeof(now), "%H:%M:%S", localtime_r(&t, &tm));
+    if (tty) {
+        fputs("\033[H\033[2J", stdout); /* home, clear: each screen replaces the last */
+    }
+    printf("ferry %s  up %lldd %02lld:%02lld:%02lld  store %s  connections",
+           json_string_value(json_object_get(ov, "version")), (long long)(up / 86400),
+           (long long)(up / 3600 % 24), (long long)(up / 60 % 60), (long long)(up % 60),
+           json_is_true(json_object_get(ov, "store_healthy")) ? "ok" : "UNHEALTHY");
+    json_object_foreach(conns, name, v)
+    {
+        printf("%s %s %lld", first ? "" : ",", name, (long long)json_integer_value(v));
+        first = false;
+    }
+    printf("  %s\n", now);
+    printf("messages in %lld (%.1f/s)  out %lld (%.1f/s)  topics %lld  groups %lld\n\n",
+           (long long)jint(ov, "messages", "in"), jreal(msgs, "in_per_s"),
+           (long long)jint(ov, "messages", "out"), jreal(msgs, "out_per_s"),
+           (long long)jint(ov, "counts", "topics"), (long long)jint(ov, "counts", "groups"));
+    tv = sorted(json_object_get(topics, "topics"), by_in_rate, &nt);
+    printf("%-32s %6s %12s %10s %10s %12s %12s\n", "TOPIC", "QUEUES", "STORED", "IN/S", "OUT/S",
+           "IN", "OUT");
+    for (size_t i = 0; i < nt && i < limit; i++) {
+        printf("%-32s %6lld %12lld %10.1f %10.1f %12lld %12lld\n",
+               json_string_value(json_object_get(tv[i], "name")),
+               (long long)jint(tv[i], "queues", NULL), (long long)jint(tv[i], "messages", NULL),
+               jreal(tv[i], "in_per_s"), jreal(tv[i], "out_per_s"),
+               (long long)jint(tv[i], "messages_in", NULL),
+               (long long)jint(tv[i], "messages_out", NULL));
+    }
+    if (nt > limit) {
+        printf("... %zu more topics\n", nt - limit);
+    }
+    gv = sorted(json_object_get(groups, "groups"), by_lag, &ng);
+    printf("\n%-32s %-10s %8s %12s %11s\n", "GROUP", "MODE", "MEMBERS", "LAG", "CONSUMED/S");
+    for (size_t i = 0; i < ng && i < limit; i++) {
+        printf("%-32s %-10s %8lld %12lld %11.1f\n",
+               json_string_value(json_object_get(gv[i], "name")),
+               json_string_value(json_object_get(gv[i], "mode")),
+               (long long)jint(gv[i], "members", NULL), (long long)jint(gv[i], "lag", NULL),
+               jreal(gv[i], "consumed_per_s"));
+    }
+    if (ng > limit) {
+        printf("... %zu more groups\n", ng - limit);
+    }
+    free(tv);
+    free(gv);
+    fflush(stdout);
+}
+
+/* Sleeps ms, or less if a signal (Ctrl-C) comes. */
+static void nap(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (!interrupted && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int cmd_top(const char *admin, const char *user, const char *password, int timeout_ms,
+                   int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"interval", true}, {"once", false}, {"iterations", true},
+                                    {"internal", false}, {"limit", true}, {NULL, false}};
+    parsed p;
+    uint64_t interval = 2000, iterations = 0, limit = 0;
+    const char *v;
+    bool tty = isatty(STDOUT_FILENO) && !json_out;
+    int rc = parse_args(argc, argv, spec, help_top, &p);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (p.npos > 0) {
+        return usage_error(help_top, "top: no arguments expected besides options");
+    }
+    if ((v = opt_get(&p, "interval")) && (!parse_duration(v, &interval) || interval < 100)) {
+        return usage_error(help_top, "top: --interval needs a duration of at least 100ms");
+    }
+    if ((v = opt_get(&p, "iterations")) && (!parse_u64(v, &iterations) || iterations == 0)) {
+        return usage_error(help_top, "top: --iterations needs a positive number");
+    }
+    if (opt_get(&p, "once")) {
+        if (opt_get(&p, "iterations") && iterations != 1) {
+            return usage_error(help_top, "top: --once and --iterations exclude each other");
+        }
+        iterations = 1;
+    }
+    if ((v = opt_get(&p, "limit")) && (!parse_u64(v, &limit) || limit == 0)) {
+        return usage_error(help_top, "top: --limit needs a positive number");
+    }
+    if (!limit) {
+        struct winsize ws;
+        limit = SIZE_MAX;
+        if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 16) {
+            limit = (size_t)(ws.ws_row - 9) / 2; /* both tables and the headers fit */
+        }
+    }
+    for (uint64_t i = 0; !interrupted && (iterations == 0 || i < iterations); i++) {
+        json_t *ov, *topics = NULL, *groups = NULL;
+        if (i > 0) {
+            nap(interval);
+            if (interrupted) {
+                break;
+            }
+        }
+        ov = get_json(admin, "/api/v1/overview", user, password, timeout_ms, &rc);
+        if (ov) {
+            topics = get_json(admin,
+                              opt_get(&p, "internal") ? "/api/v1/topics?internal=true"
+                                                      : "/api/v1/topics",
+                              user, password, timeout_ms, &rc);
+        }
+        if (topics) {
+            groups = get_json(admin, "/api/v1/groups", user, password, timeout_ms, &rc);
+        }
+        if (!groups) {
+            json_decref(ov);
+            json_decref(topics);
+            return rc;
+        }
+        if (json_out) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            json_print(json_pack("{s:I, s:o, s:o, s:o}", "time_ms",
+                                 (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, "overview",
+                                 ov, "topics", json_incref(json_object_get(topics, "topics")),
+                                 "groups", json_incref(json_object_get(groups, "groups"))));
+            fflush(stdout);
+        } else {
+            top_print(ov, topics, groups, (size_t)limit, tty);
+            json_decref(ov);
+        }
+        json_decref(topics);
+        json_decref(groups);
+    }
+    return interrupted ? EXIT_INTR : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     const char *broker = getenv("FERRY_BROKER");
@@ -2090,25 +2327,40 @@ int main(int argc, char **argv)
             fputs(ferryctl_passwd_help, stdout);
             return EXIT_OK;
         }
-        return ferryctl_passwd(argc - i - 1, argv + i + 1);
+        rc = ferryctl_passwd(argc - i - 1, argv + i + 1);
+        if (rc == EXIT_OK && json_out) {
+            /* passwd [-D] FILE USER: what was done, for scripts */
+            bool del = argc - i - 1 == 3 && strcmp(argv[i + 1], "-D") == 0;
+            json_print(json_pack("{s:s, s:s, s:b}", "file", argv[argc - 2], "user",
+                                 argv[argc - 1], "deleted", del));
+        }
+        return rc;
     }
-    if (strcmp(argv[i], "status") == 0) {
+    if (strcmp(argv[i], "status") == 0 || strcmp(argv[i], "top") == 0) {
         const char *pw = NULL;
+        bool top = argv[i][0] == 't';
         for (int k = i + 1; k < argc; k++) {
             if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
-                fputs(help_status, stdout);
+                fputs(top ? help_top : help_status, stdout);
                 return EXIT_OK;
             }
         }
         signal(SIGPIPE, SIG_IGN);
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
         if (user && *user) {
             pw = password;
             if (!pw && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
                 pw = ferryctl_ask_password(asked, sizeof(asked)) == 0 ? asked : "";
             }
         }
-        rc = cmd_status(admin && *admin ? admin : "127.0.0.1:8081", user && *user ? user : NULL,
-                        pw ? pw : "", timeout ? (int)timeout : 10000, argc - i - 1, argv + i + 1);
+        rc = (top ? cmd_top : cmd_status)(admin && *admin ? admin : "127.0.0.1:8081",
+                                          user && *user ? user : NULL, pw ? pw : "",
+                                          timeout ? (int)timeout : 10000, argc - i - 1,
+                                          argv + i + 1);
         explicit_bzero(asked, sizeof(asked));
         return rc;
     }
