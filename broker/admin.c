@@ -1580,6 +1580,29 @@ static void api_dispatch(route_req *r)
     }
 }
 
+/* A browser that holds the console's credentials must not let another site's page change the
+ * broker (cross-site request forgery: an HTML form can POST text/plain to any address). Browsers
+ * send Origin with every POST, PUT and DELETE; a request whose Origin is not this listener's own
+ * (its Host) is refused. Clients that are not browsers (curl, ferryctl) send no Origin. */
+static bool same_origin(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *origin = evhttp_find_header(in, "Origin");
+    const char *host = evhttp_find_header(in, "Host");
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD || !origin) {
+        return true;
+    }
+    if (strncmp(origin, "http://", 7) == 0) {
+        origin += 7;
+    } else if (strncmp(origin, "https://", 8) == 0) {
+        origin += 8;
+    } else {
+        return false; /* "null" (a sandboxed or file: page) and anything else */
+    }
+    return host && strcasecmp(origin, host) == 0;
+}
+
 static void handle_request(struct evhttp_request *req, void *arg)
 {
     fy_admin *a = arg;
@@ -1590,6 +1613,10 @@ static void handle_request(struct evhttp_request *req, void *arg)
     char *copy = NULL, *seg, *save = NULL;
 
     if (!admin_allowed(req, a)) {
+        return;
+    }
+    if (!same_origin(req)) {
+        reply_error(req, 403, "cross-origin request refused (Origin is not this listener)");
         return;
     }
     r.a = a;

@@ -161,7 +161,9 @@ function every(ms, gen, refresh) {
         try {
             await refresh();
         } catch (e) {
-            if (!(e instanceof ApiError) || e.status === 0) {
+            if (e instanceof ApiError) {
+                setStatus(false, e.message); // e.g. a group that is gone: said in the header
+            } else {
                 console.error(e);
             }
         }

@@ -3,6 +3,7 @@
 // Starts ferryd (with a password file: the console sits behind the API's Basic authentication),
 // makes real traffic with ferryctl and mosquitto_pub, then opens the console and checks that
 //   - / and its files need credentials, and come with their Content-Type and caching headers;
+//     a POST from another site's page (a foreign Origin) is refused;
 //   - the overview's numbers are the API's (counts, totals, connections) and its live rate moves
 //     while a producer runs;
 //   - topics: the per-topic totals and rates match the API; a topic created in the form exists;
@@ -214,6 +215,13 @@ async function test() {
         'GET console.js with its ETag');
     eq((await request('POST', '/index.html', { body: {} })).status, 405, 'POST /index.html');
     eq((await request('GET', '/nope.html')).status, 404, 'GET /nope.html');
+    // Another site's page cannot use the browser's credentials to change the broker.
+    r = await request('POST', '/api/v1/topics', { body: { name: 'csrf' }, headers: { Origin: 'http://evil.example' } });
+    eq(r.status, 403, 'POST with a foreign Origin: ' + r.body);
+    eq((await request('GET', '/api/v1/topics/csrf')).status, 404, 'topic of the refused cross-origin POST');
+    r = await request('POST', '/api/v1/topics', { body: { name: 'same-origin' },
+        headers: { Origin: `http://127.0.0.1:${ports.admin}` } });
+    eq(r.status, 201, 'POST with the listener\'s own Origin: ' + r.body);
 
     // Traffic: 20 keyed messages on orders (native), 5 MQTT messages on sensors, a group with lag
     // and two dead letters.
