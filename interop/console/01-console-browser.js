@@ -213,6 +213,9 @@ async function test() {
     }
     eq((await request('GET', '/console.js', { headers: { 'If-None-Match': js.headers.etag } })).status, 304,
         'GET console.js with its ETag');
+    const head = await request('HEAD', '/console.js');
+    eq([head.status, head.headers['content-length'], head.body], [200, String(Buffer.byteLength(js.body)), ''],
+        'HEAD /console.js: status, length of the GET body, no body');
     eq((await request('POST', '/index.html', { body: {} })).status, 405, 'POST /index.html');
     eq((await request('GET', '/nope.html')).status, 404, 'GET /nope.html');
     // Another site's page cannot use the browser's credentials to change the broker.
