@@ -9,7 +9,7 @@ const OVERVIEW_MS = 1000; // the overview's refresh period
 const LIST_MS = 2000;     // the other views' refresh period
 const HISTORY = 120;      // rate samples kept for the chart (2 minutes at 1 s)
 
-const state = { timer: null, view: null, gen: 0, history: [] };
+const state = { timer: null, view: null, gen: 0, history: [], refresh: () => {} };
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -152,12 +152,14 @@ function route() {
     views[name](main, parts.slice(1), state.gen);
 }
 
-// Runs refresh(gen) now and every ms while the view is still the one shown.
+// Runs refresh() now and every ms while the view is still the one shown; state.refresh() runs
+// it again at once (after a change made from the page).
 function every(ms, gen, refresh) {
     const tick = async () => {
         if (gen !== state.gen) {
             return;
         }
+        clearTimeout(state.timer);
         try {
             await refresh();
         } catch (e) {
@@ -168,9 +170,11 @@ function every(ms, gen, refresh) {
             }
         }
         if (gen === state.gen) {
+            clearTimeout(state.timer);
             state.timer = setTimeout(tick, ms);
         }
     };
+    state.refresh = tick;
     tick();
 }
 
@@ -284,6 +288,7 @@ views.topics = (main, args, gen) => {
             const r = await api('POST', '/topics', { name: name.value, queues: Number(queues.value || 0) });
             note(out, true, `Created topic ${r.name} with ${r.queues} queues.`);
             name.value = '';
+            state.refresh();
         } catch (e) {
             note(out, false, e.message);
         }
@@ -414,6 +419,7 @@ function groupDetail(main, name, gen) {
             const r = await api('POST', '/groups/' + enc(name) + '/reset', { topic: topic.value, to });
             note(out, true, `Reset ${r.group} in ${r.topic}: ` +
                 r.queues.map((q) => `queue ${q.queue} → ${q.offset}`).join(', '));
+            state.refresh();
         } catch (e) {
             note(out, false, e.message);
         }
@@ -480,6 +486,7 @@ views.connections = (main, args, gen) => {
                     try {
                         await api('DELETE', `/connections/${proto}/${c.id}`);
                         note(out, true, `Kicked ${proto} connection ${c.id} (${c.client_id}).`);
+                        state.refresh();
                     } catch (e) {
                         note(out, false, e.message);
                     }
