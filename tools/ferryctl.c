@@ -2268,6 +2268,10 @@ int main(int argc, char **argv)
         const char *val = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "help") == 0) {
             if (strcmp(a, "help") == 0 && i + 1 < argc) {
+                if (strcmp(argv[i + 1], "top") == 0 || strcmp(argv[i + 1], "status") == 0) {
+                    fputs(argv[i + 1][0] == 't' ? help_top : help_status, stdout);
+                    return EXIT_OK;
+                }
                 for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
                     if (strcmp(commands[k].name, argv[i + 1]) == 0) {
                         fputs(commands[k].help, stdout);

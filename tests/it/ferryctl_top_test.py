@@ -132,6 +132,9 @@ class TopTest(unittest.TestCase):
         self.assertIn("more topics", limited)
 
     def test_top_usage_and_connection_errors(self):
+        for args in (["help", "top"], ["top", "--help"]):
+            out = self.ctl(*args).stdout
+            self.assertIn("--iterations N", out, args)
         for args in (["top", "--once", "--iterations", "2"], ["top", "--interval", "5ms"],
                      ["top", "--iterations", "0"], ["top", "extra"], ["top", "--frob"],
                      ["top", "--limit", "x"]):
