@@ -77,7 +77,7 @@ struct fy_admin {
     size_t sec_at;
     topic_rate *topic_rates;
     size_t ntopic_rates;
-    fy_strmap group_rates; /* name -> group_rate */
+    fy_strmap group_rates;        /* name -> group_rate */
     uint64_t groups_wanted_until; /* mono ms: groups are sampled only while someone looks */
 };
 

@@ -2034,8 +2034,8 @@ static const char help_top[] =
     "--json prints one JSON document per screen: {\"time_ms\", \"overview\", \"topics\",\n"
     "\"groups\"} with the API's documents (GET /api/v1/overview, /topics, /groups).\n";
 
-static json_t *get_json(const char *admin, const char *path, const char *user,
-                        const char *password, int timeout_ms, int *rc)
+static json_t *get_json(const char *admin, const char *path, const char *user, const char *password,
+                        int timeout_ms, int *rc)
 {
     char *text = NULL;
     json_error_t jerr;
@@ -2173,7 +2173,7 @@ static void nap(uint64_t ms)
 static int cmd_top(const char *admin, const char *user, const char *password, int timeout_ms,
                    int argc, char **argv)
 {
-    static const opt_spec spec[] = {{"interval", true}, {"once", false}, {"iterations", true},
+    static const opt_spec spec[] = {{"interval", true},  {"once", false}, {"iterations", true},
                                     {"internal", false}, {"limit", true}, {NULL, false}};
     parsed p;
     uint64_t interval = 2000, iterations = 0, limit = 0;
@@ -2218,10 +2218,9 @@ static int cmd_top(const char *admin, const char *user, const char *password, in
         }
         ov = get_json(admin, "/api/v1/overview", user, password, timeout_ms, &rc);
         if (ov) {
-            topics = get_json(admin,
-                              opt_get(&p, "internal") ? "/api/v1/topics?internal=true"
-                                                      : "/api/v1/topics",
-                              user, password, timeout_ms, &rc);
+            topics = get_json(
+                admin, opt_get(&p, "internal") ? "/api/v1/topics?internal=true" : "/api/v1/topics",
+                user, password, timeout_ms, &rc);
         }
         if (topics) {
             groups = get_json(admin, "/api/v1/groups", user, password, timeout_ms, &rc);
@@ -2335,8 +2334,8 @@ int main(int argc, char **argv)
         if (rc == EXIT_OK && json_out) {
             /* passwd [-D] FILE USER: what was done, for scripts */
             bool del = argc - i - 1 == 3 && strcmp(argv[i + 1], "-D") == 0;
-            json_print(json_pack("{s:s, s:s, s:b}", "file", argv[argc - 2], "user",
-                                 argv[argc - 1], "deleted", del));
+            json_print(json_pack("{s:s, s:s, s:b}", "file", argv[argc - 2], "user", argv[argc - 1],
+                                 "deleted", del));
         }
         return rc;
     }
@@ -2361,10 +2360,9 @@ int main(int argc, char **argv)
                 pw = ferryctl_ask_password(asked, sizeof(asked)) == 0 ? asked : "";
             }
         }
-        rc = (top ? cmd_top : cmd_status)(admin && *admin ? admin : "127.0.0.1:8081",
-                                          user && *user ? user : NULL, pw ? pw : "",
-                                          timeout ? (int)timeout : 10000, argc - i - 1,
-                                          argv + i + 1);
+        rc = (top ? cmd_top : cmd_status)(
+            admin && *admin ? admin : "127.0.0.1:8081", user && *user ? user : NULL, pw ? pw : "",
+            timeout ? (int)timeout : 10000, argc - i - 1, argv + i + 1);
         explicit_bzero(asked, sizeof(asked));
         return rc;
     }

@@ -5,8 +5,8 @@
  * messages; a new subscription gets the current values at once with RETAIN set, as mosquitto's
  * retained $SYS messages. They are never stored nor produced to the core (mosquitto does not
  * persist them either): they exist only in this file's table. Loop thread only. */
-#include "adapters/mqtt/private.h"
 #include "adapters/mqtt/mqtt_topic.h"
+#include "adapters/mqtt/private.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
