@@ -8,6 +8,7 @@
 #     API counts in the store;
 #   - a subscriber to # gets no $SYS message (MQTT 4.7.2) but does get live messages;
 #   - $SYS messages are not stored: no topic of the store holds one;
+#   - the ACL's read rules apply: a user allowed to read only $SYS/broker/version gets only it;
 #   - with sys_interval 0 a $SYS subscriber gets nothing.
 # interop: ferry-only, own-broker
 import json
@@ -160,6 +161,20 @@ def test_on(b, subs):
     shutil.rmtree(d, ignore_errors=True)
 
 
+def test_acl(b, subs):
+    d = tempfile.mkdtemp(prefix="ferry-sys-acl-", dir=os.environ.get("TMPDIR"))
+    full = Sub(b, d, "s-full", "-u", "alice", "-P", "pw-a", "-t", "$SYS/broker/#")
+    subs.append(full)
+    one = Sub(b, d, "s-one", "-u", "bob", "-P", "pw-b", "-t", "$SYS/broker/#")
+    subs.append(one)
+    # two rounds for both (uptime moves every round)
+    full.wait(lambda s: len(set(s.values("$SYS/broker/uptime"))) >= 2, "alice: uptime updates")
+    time.sleep(1.2)
+    eq(sorted(set(l.split("|")[1] for l in one.lines())), ["$SYS/broker/version"],
+       "topics bob (read $SYS/broker/version only) got")
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def test_off(b, subs):
     d = tempfile.mkdtemp(prefix="ferry-sys-off-", dir=os.environ.get("TMPDIR"))
     s = Sub(b, d, "s-off", "-t", "$SYS/#", "-d")
@@ -178,6 +193,15 @@ def main():
     d = tempfile.mkdtemp(prefix="ferry-sys-conf-")
     try:
         with_broker(d, "[mqtt]\nsys_interval 1s\n", test_on)
+        pw = os.path.join(d, "passwd")
+        for user, password in (("alice", "pw-a"), ("bob", "pw-b")):
+            subprocess.run([os.environ["FERRYCTL"], "passwd", pw, user], input=password + "\n",
+                           text=True, check=True, timeout=DEADLINE)
+        acl = os.path.join(d, "acl")
+        with open(acl, "w") as f:
+            f.write("user alice\ntopic read $SYS/#\nuser bob\ntopic read $SYS/broker/version\n")
+        with_broker(d, "password_file %s\nacl_file %s\n[mqtt]\nsys_interval 1s\n" % (pw, acl),
+                    test_acl)
         with_broker(d, "[mqtt]\nsys_interval 0\n", test_off)
     finally:
         shutil.rmtree(d, ignore_errors=True)
