@@ -424,6 +424,12 @@ test().then(() => 0, (err) => {
 }).then(async (rc) => {
     clearTimeout(timer);
     await cleanup();
+    if (rc === 0 && broker && broker.exitCode !== 0) {
+        // a clean SIGTERM exits 0; anything else (a sanitizer report, a crash) fails the test
+        console.error(`FAIL: ferryd exited with ${broker.exitCode} (signal ${broker.signalCode}) after SIGTERM`);
+        console.error(fs.readFileSync(path.join(work, 'ferryd.log'), 'utf8').split('\n').slice(-40).join('\n'));
+        rc = 1;
+    }
     if (!process.env.FERRY_INTEROP_KEEP) {
         fs.rmSync(work, { recursive: true, force: true });
     }

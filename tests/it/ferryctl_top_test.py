@@ -41,8 +41,12 @@ class TopTest(unittest.TestCase):
             if p.poll() is None:
                 p.kill()
             p.wait()
+        code = cls.f.stop()  # SIGTERM: 0 unless something went wrong (a sanitizer report)
+        out = cls.f.output()
         cls.f.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+        if code != 0:
+            raise AssertionError("ferryd exited with %s after SIGTERM:\n%s" % (code, out[-4000:]))
 
     def ctl(self, *args, stdin=None, check=0):
         cmd = [FERRYCTL, "--broker", self.broker, "--admin", self.admin] + list(args)
