@@ -68,20 +68,19 @@ typedef struct cursor_x {
     uint32_t fails;           /* orderly: how often fail_offset failed in place */
     uint64_t fail_offset;     /* orderly: the offset failing in place */
     uint64_t paused_until_ms; /* orderly: a failure pauses the queue until then */
+    uint64_t persisted;       /* persistent consumers: last committed offset written */
 } cursor_x;
 
 /* One queue of a consumer. Every subscriber has one per queue of its topic, so it is small:
  * the window and the rest are allocated only when used. */
 struct cursor {
-    consumer *cons;
     fy_sub *owner;
     uint8_t *win;       /* WINDOW states for offsets [committed, next), by offset % WINDOW */
-    cursor_x *x;        /* NULL until a redelivery or an orderly failure */
+    cursor_x *x;        /* NULL until needed; always there in a persistent consumer */
     uint64_t committed; /* lowest offset not settled */
     uint64_t next;      /* next new offset to read */
-    uint64_t persisted; /* last committed offset written to the store */
-    uint32_t queue_id;
-    uint32_t nflight; /* deliveries of this queue in flight */
+    uint16_t queue_id;  /* < MAX_QUEUES; also its index in its consumer's cur[] */
+    uint16_t nflight;   /* deliveries of this queue in flight (<= WINDOW) */
     bool dirty_listed;
 };
 
@@ -100,11 +99,23 @@ struct consumer {
     bool persistent; /* clustering: offsets in the store; broadcast: in memory */
     bool retry;      /* the group's %RETRY% topic: no filter (it was applied before) */
     bool orderly;    /* one message in flight per queue; failures retried in place */
-    cursor *cur;     /* t->queues cursors */
     fy_sub **members;
     size_t nmembers, capmembers;
     char *filter_text;
+    cursor cur[]; /* t->queues cursors */
 };
+
+/* The consumer a cursor belongs to (its cursors are the end of its allocation). */
+static inline consumer *cons_of(const cursor *cu)
+{
+    return (consumer *)(void *)((char *)(uintptr_t)(cu - cu->queue_id) - offsetof(consumer, cur));
+}
+
+/* A persistent consumer's cursor: the committed offset last written to the store. */
+static inline uint64_t *persisted_of(cursor *cu)
+{
+    return &cu->x->persisted;
+}
 
 struct group {
     char *name;
@@ -154,7 +165,8 @@ struct fy_sub {
     inflight *fl;
     uint32_t nfl, capfl, free_head, inflight;
     uint32_t rr;
-    struct event *dispatch_ev;
+    fy_sub *ready_next, *ready_prev; /* in the core's list of members to dispatch */
+    bool ready;
     bool closed;
     fy_sub *next_all; /* core's list of live subscriptions */
     fy_sub *prev_all;
@@ -173,6 +185,11 @@ struct fy_core {
     struct ack_waiter *waiters; /* fy_sub_ack_durable: settled, offset not yet stored */
     size_t nwaiters, capwaiters;
     struct event *persist_ev; /* persists offsets soon (once per loop turn) for waiters */
+    /* Members with something to deliver and credit, dispatched by one event in the order they
+     * became ready (an event per member would cost 150 bytes each). */
+    fy_sub *ready_head, *ready_tail;
+    struct event *ready_ev;
+    bool ready_armed;
     bool persist_armed;
     fy_sub *subs;
     struct event *tick_ev;
@@ -372,7 +389,7 @@ static uint8_t *win_at(cursor *cu, uint64_t offset)
 
 static void mark_dirty(fy_core *c, cursor *cu)
 {
-    if (cu->cons->persistent && !cu->dirty_listed) {
+    if (cons_of(cu)->persistent && !cu->dirty_listed) {
         cu->dirty_listed = true;
         PUSH(c->dirty, c->ndirty, c->capdirty, cu);
     }
@@ -503,21 +520,22 @@ static int committed_offset(fy_core *c, const char *group_name, uint32_t topic_i
 
 static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec *spec)
 {
-    consumer *co = FY_NEW(consumer);
+    consumer *co = fy_calloc(1, sizeof(*co) + t->queues * sizeof(co->cur[0]));
     co->g = g;
     co->t = t;
     co->mode = spec->mode;
     co->persistent = spec->mode == FY_SUB_CLUSTERING;
     co->orderly = spec->orderly && spec->mode == FY_SUB_CLUSTERING;
-    co->cur = fy_calloc(t->queues, sizeof(*co->cur));
     for (uint32_t q = 0; q < t->queues; q++) {
         cursor *cu = &co->cur[q];
         uint64_t min, max, off;
-        cu->cons = co;
         cu->queue_id = q;
         fy_store_queue_range(c->store, t->id, q, &min, &max);
+        if (co->persistent) {
+            cur_x(cu);
+        }
         if (co->persistent && committed_offset(c, g->name, t->id, q, &off) == FY_OK) {
-            cu->persisted = off;
+            *persisted_of(cu) = off;
             if (off < min) {
                 c->retention_skipped += min - off;
                 fy_log(WARN, "core",
@@ -531,10 +549,12 @@ static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec 
             }
         } else {
             off = start_offset(c, t, q, spec->start, spec->start_ms);
-            cu->persisted = UINT64_MAX; /* never written: persist the start position */
+            if (co->persistent) {
+                *persisted_of(cu) = UINT64_MAX; /* never written: persist the start position */
+            }
         }
         cu->committed = cu->next = off;
-        if (cu->persisted != off) {
+        if (co->persistent && *persisted_of(cu) != off) {
             mark_dirty(c, cu);
         }
     }
@@ -546,7 +566,7 @@ static consumer *consumer_new(fy_core *c, group *g, topic *t, const fy_sub_spec 
 static void remove_dirty(fy_core *c, consumer *co)
 {
     for (size_t i = 0; i < c->ndirty;) {
-        if (c->dirty[i]->cons == co) {
+        if (cons_of(c->dirty[i]) == co) {
             c->dirty[i] = c->dirty[--c->ndirty];
         } else {
             i++;
@@ -585,7 +605,7 @@ static ack_fired *take_fired(fy_core *c)
     size_t n = 0;
     for (size_t i = 0; i < c->nwaiters; i++) {
         const ack_waiter *w = &c->waiters[i];
-        n += !w->cu || w->cu->persisted > w->offset;
+        n += !w->cu || *persisted_of(w->cu) > w->offset;
     }
     if (n == 0) {
         return NULL;
@@ -596,7 +616,7 @@ static ack_fired *take_fired(fy_core *c)
     n = 0;
     for (size_t i = 0; i < c->nwaiters; i++) {
         const ack_waiter *w = &c->waiters[i];
-        if (!w->cu || w->cu->persisted > w->offset) {
+        if (!w->cu || *persisted_of(w->cu) > w->offset) {
             f->w[f->n++] = *w;
         } else {
             c->waiters[n++] = *w;
@@ -619,10 +639,10 @@ static void persist_offsets(fy_core *c)
     for (size_t i = 0; i < c->ndirty; i++) {
         cursor *cu = c->dirty[i];
         cu->dirty_listed = false;
-        if (cu->committed != cu->persisted) {
-            fy_wbatch_put_offset(b, cu->cons->g->name, cu->cons->t->id, cu->queue_id,
+        if (cu->committed != *persisted_of(cu)) {
+            fy_wbatch_put_offset(b, cons_of(cu)->g->name, cons_of(cu)->t->id, cu->queue_id,
                                  cu->committed);
-            cu->persisted = cu->committed;
+            *persisted_of(cu) = cu->committed;
         }
     }
     c->ndirty = 0;
@@ -642,7 +662,7 @@ static void waiters_cancel(fy_core *c, const consumer *co)
 {
     bool any = false;
     for (size_t i = 0; i < c->nwaiters; i++) {
-        if (c->waiters[i].cu && c->waiters[i].cu->cons == co) {
+        if (c->waiters[i].cu && cons_of(c->waiters[i].cu) == co) {
             c->waiters[i].cu = NULL;
             any = true;
         }
@@ -672,7 +692,6 @@ static void consumer_free(fy_core *c, consumer *co)
             fy_free(co->cur[q].x);
         }
     }
-    fy_free(co->cur);
     fy_free(co->members);
     fy_free(co->filter_text);
     fy_free(co);
@@ -705,9 +724,43 @@ static void rebalance(consumer *co)
 
 static void schedule(fy_sub *s)
 {
-    if (!s->closed && s->credit > 0) {
-        event_active(s->dispatch_ev, EV_WRITE, 0);
+    fy_core *c = s->core;
+    if (s->closed || s->credit == 0 || s->ready) {
+        return;
     }
+    s->ready = true;
+    s->ready_next = NULL;
+    s->ready_prev = c->ready_tail;
+    if (c->ready_tail) {
+        c->ready_tail->ready_next = s;
+    } else {
+        c->ready_head = s;
+    }
+    c->ready_tail = s;
+    if (!c->ready_armed) {
+        c->ready_armed = true;
+        event_active(c->ready_ev, EV_WRITE, 0);
+    }
+}
+
+static void unschedule(fy_sub *s)
+{
+    fy_core *c = s->core;
+    if (!s->ready) {
+        return;
+    }
+    if (s->ready_prev) {
+        s->ready_prev->ready_next = s->ready_next;
+    } else {
+        c->ready_head = s->ready_next;
+    }
+    if (s->ready_next) {
+        s->ready_next->ready_prev = s->ready_prev;
+    } else {
+        c->ready_tail = s->ready_prev;
+    }
+    s->ready = false;
+    s->ready_next = s->ready_prev = NULL;
 }
 
 /* Wakes the owners of the queue's cursors after new messages arrived. */
@@ -797,7 +850,7 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     d.id = (uint64_t)f->gen << 32 | i;
     d.record = rec;
     d.len = len;
-    d.topic_id = real ? real->topic_id : cu->cons->t->id;
+    d.topic_id = real ? real->topic_id : cons_of(cu)->t->id;
     d.queue_id = real ? real->queue_id : cu->queue_id;
     d.offset = real ? real->offset : offset;
     d.entry_queue_id = cu->queue_id;
@@ -805,7 +858,7 @@ static void deliver(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, 
     d.redelivered = again;
     fy_msgid_make(d.msgid, (uint16_t)c->cfg->broker_id, d.topic_id, (uint16_t)d.queue_id, d.offset);
     {
-        topic *ct = real ? topic_by_id(c, real->topic_id) : cu->cons->t;
+        topic *ct = real ? topic_by_id(c, real->topic_id) : cons_of(cu)->t;
         if (ct) {
             ct->ctr.msgs_out[s->proto]++;
             ct->ctr.bytes_out[s->proto] += len;
@@ -853,7 +906,7 @@ static void offer(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, si
                   bool again)
 {
     msg_loc loc, *real = NULL;
-    if (cu->cons->t->light) {
+    if (cons_of(cu)->t->light) {
         if (!resolve(s->core, rec, len, &rec, &len, &loc)) {
             if (again) {
                 *win_at(cu, offset) = W_DONE;
@@ -864,7 +917,7 @@ static void offer(fy_sub *s, cursor *cu, uint64_t offset, const uint8_t *rec, si
         }
         real = &loc;
     }
-    if (again || cu->cons->retry || filter_matches(s, rec, len)) {
+    if (again || cons_of(cu)->retry || filter_matches(s, rec, len)) {
         deliver(s, cu, offset, rec, len, again, real);
     } else {
         mark_done(s->core, cu, offset);
@@ -895,7 +948,7 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
         }
     }
     if (x->s->credit == 0 || cu->next - cu->committed >= WINDOW ||
-        (cu->cons->orderly && cu->nflight > 0)) {
+        (cons_of(cu)->orderly && cu->nflight > 0)) {
         return 1;
     }
     x->examined++;
@@ -909,16 +962,16 @@ static int scan_deliver(void *arg, uint64_t offset, const uint8_t *rec, size_t l
 static size_t dispatch_cursor(fy_sub *s, cursor *cu)
 {
     fy_core *c = s->core;
-    topic *t = cu->cons->t;
+    topic *t = cons_of(cu)->t;
     size_t examined = 0;
     uint64_t off, min, max;
     fy_buf *tmp = &c->scratch;
 
-    if (cu->cons->orderly &&
+    if (cons_of(cu)->orderly &&
         (cu->nflight > 0 || (cu->x && fy_mono_ms() < cu->x->paused_until_ms))) {
         return 0; /* one at a time, and a failed message waits out its pause */
     }
-    while (s->credit > 0 && !(cu->cons->orderly && cu->nflight > 0) && redo_pop(cu, &off)) {
+    while (s->credit > 0 && !(cons_of(cu)->orderly && cu->nflight > 0) && redo_pop(cu, &off)) {
         const tail_slot *ts = tail_get(t, cu->queue_id, off);
         const uint8_t *p = NULL;
         size_t n = 0;
@@ -933,7 +986,7 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
             *win_at(cu, off) = W_DONE; /* gone (retention): nothing to redeliver */
             continue;
         }
-        if (cu->cons->orderly && cu->x && cu->x->fail_offset == off && cu->x->fails > 0 &&
+        if (cons_of(cu)->orderly && cu->x && cu->x->fail_offset == off && cu->x->fails > 0 &&
             n >= FY_RECORD_HEADER_LEN) {
             /* Retried in place: the delivery says how often it failed. */
             fy_buf_reset(&c->patch);
@@ -955,10 +1008,10 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
         fy_log(WARN, "core",
                "group=%s topic=%s queue=%u skipped=%llu msg=\"retention removed messages the "
                "group had not consumed\"",
-               cu->cons->g->name, t->name, cu->queue_id, (unsigned long long)(cu->next - from));
+               cons_of(cu)->g->name, t->name, cu->queue_id, (unsigned long long)(cu->next - from));
     }
     while (s->credit > 0 && cu->next < max && cu->next - cu->committed < WINDOW &&
-           examined < SCAN_BATCH && !(cu->cons->orderly && cu->nflight > 0)) {
+           examined < SCAN_BATCH && !(cons_of(cu)->orderly && cu->nflight > 0)) {
         const tail_slot *ts = tail_get(t, cu->queue_id, cu->next);
         if (!ts) {
             scan_ctx x = {s, cu, 0};
@@ -983,9 +1036,8 @@ static size_t dispatch_cursor(fy_sub *s, cursor *cu)
     return examined;
 }
 
-static void on_dispatch(evutil_socket_t fd, short what, void *arg)
+static void dispatch(fy_sub *s)
 {
-    fy_sub *s = arg;
     size_t budget = DISPATCH_BUDGET;
     bool progress = true;
 
@@ -1011,6 +1063,28 @@ static void on_dispatch(evutil_socket_t fd, short what, void *arg)
     }
     if (!s->closed && s->credit > 0 && budget == 0) {
         schedule(s); /* more to do: yield to the loop and continue */
+    }
+}
+
+/* Dispatches the members that were ready when it fired; those that become ready meanwhile
+ * (or yield with more to do) wait for the next turn of the loop. */
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    fy_core *c = arg;
+    fy_sub *last = c->ready_tail;
+    c->ready_armed = false;
+    while (c->ready_head) {
+        fy_sub *s = c->ready_head;
+        bool was_last = s == last;
+        unschedule(s);
+        dispatch(s);
+        if (was_last) {
+            break;
+        }
+    }
+    if (c->ready_head && !c->ready_armed) {
+        c->ready_armed = true;
+        event_active(c->ready_ev, EV_WRITE, 0);
     }
 }
 
@@ -1058,9 +1132,7 @@ static void sub_free(fy_sub *s)
     fy_free(s->tags);
     fy_free(s->fl);
     fy_free(s->client_id);
-    if (s->dispatch_ev) {
-        event_free(s->dispatch_ev);
-    }
+    unschedule(s);
     fy_free(s);
 }
 
@@ -1274,7 +1346,6 @@ fy_sub *fy_core_subscribe(fy_core *c, const fy_sub_spec *spec, const fy_sub_ops 
     }
     s->member_id = g->next_member_id++;
     g->members++;
-    s->dispatch_ev = event_new(c->base, -1, 0, on_dispatch, s);
     for (unsigned i = 0; i < s->ncons; i++) {
         consumer *m = s->cons[i];
         PUSH(m->members, m->nmembers, m->capmembers, s);
@@ -1371,7 +1442,7 @@ int fy_sub_ack_durable(fy_sub *s, uint64_t delivery_id, fy_core_done_cb done, vo
     }
     cu = f->cur;
     offset = f->offset;
-    if (!cu->cons->persistent) {
+    if (!cons_of(cu)->persistent) {
         fy_sub_ack(s, delivery_id);
         return -FY_ENOTSUP;
     }
@@ -1506,7 +1577,7 @@ static int copy_record(const fy_record_view *v, uint16_t flags, uint32_t reconsu
  * committed offset cannot pass it). */
 static void send_back(fy_core *c, group *g, cursor *cu, uint64_t offset, bool reject)
 {
-    topic *t = cu->cons->t;
+    topic *t = cons_of(cu)->t;
     const tail_slot *ts = tail_get(t, cu->queue_id, offset);
     fy_buf tmp = FY_BUF_INIT, out = FY_BUF_INIT;
     const uint8_t *rec;
@@ -1606,7 +1677,7 @@ static void failed(fy_core *c, fy_sub *s, cursor *cu, uint64_t offset, fy_nack_h
 {
     if (how == FY_NACK_RELEASE || s->g->mode == FY_SUB_BROADCAST) {
         release_one(cu, offset); /* again now; broadcast members have no retry topic */
-    } else if (cu->cons->orderly) {
+    } else if (cons_of(cu)->orderly) {
         orderly_fail(c, s->g, cu, offset, how == FY_NACK_REJECT);
     } else {
         send_back(c, s->g, cu, offset, how == FY_NACK_REJECT);
@@ -2797,7 +2868,8 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
             if (cu->x) {
                 cu->x->nredo = cu->x->redo_head = 0;
             }
-            cu->committed = cu->next = cu->persisted = off;
+            cur_x(cu);
+            cu->committed = cu->next = *persisted_of(cu) = off;
         }
         if (fn) {
             fn(arg, q, off);
@@ -3067,6 +3139,7 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
     event_add(c->tick_ev, &tick);
     c->created_ev = event_new(base, -1, 0, on_created, c);
     c->persist_ev = event_new(base, -1, 0, on_persist_soon, c);
+    c->ready_ev = event_new(base, -1, 0, on_ready, c);
     if (parse_durations("delay_levels", cfg->delay_levels, c->delay_levels, &c->ndelay_levels, err,
                         errlen) != FY_OK ||
         parse_durations("retry_delays", cfg->retry_delays, c->retry_delays, &c->nretry_delays, err,
@@ -3142,6 +3215,9 @@ void fy_core_free(fy_core *c)
     }
     if (c->persist_ev) {
         event_free(c->persist_ev);
+    }
+    if (c->ready_ev) {
+        event_free(c->ready_ev);
     }
     fy_free(c->waiters);
     fy_free(c->created);
