@@ -9,6 +9,7 @@
 #include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/core.h"
+#include "broker/limits.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,9 @@ typedef struct fy_adapter_env {
      * auth_arg. MQTT asks per PUBLISH, per SUBSCRIBE filter and per message delivered. */
     fy_authz_fn authorize;
     bool allow_anonymous; /* false: clients must authenticate (AMQP offers no ANONYMOUS) */
+    /* Connection counts, rate buckets and per-client bounds (broker/limits.h); NULL: none. Each
+     * accept path calls fy_limits_accept once and fy_limits_release when the connection goes. */
+    fy_limits *limits;
 } fy_adapter_env;
 
 /* Counters an adapter shows in /health. */

@@ -4,6 +4,7 @@
  * parsed and checked first, and the values are stored only if the whole text is good. */
 #include "broker/config.h"
 
+#include "broker/limits.h"
 #include "common/alloc.h"
 #include "common/log.h"
 #include "store/store.h"
@@ -945,6 +946,8 @@ static const fy_config_key native_keys[] = {
                          "Address the native protocol listens on."),
     FY_CONFIG_KEY_UINT("port", LC, port, "10911", 0, 65535,
                        "TCP port of the native protocol; 0 = pick a free port."),
+    FY_CONFIG_KEY_DURATION("hello_timeout", LC, hello_timeout_ms, "10s", 100, 3600000,
+                           "A native connection must send HELLO within this time."),
 };
 static const fy_config_key admin_keys[] = {
     FY_CONFIG_KEY_STRING("listen", LC, listen, "127.0.0.1",
@@ -962,6 +965,9 @@ int fy_broker_config_register(fy_config *cfg, fy_broker_config *bc)
     }
     if (rc == FY_OK) {
         rc = fy_config_add_section(cfg, "admin", admin_keys, CFG_COUNT(admin_keys), &bc->admin);
+    }
+    if (rc == FY_OK) {
+        rc = fy_limits_config_register(cfg, &bc->limits);
     }
     return rc;
 }

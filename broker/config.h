@@ -135,7 +135,17 @@ const fy_config_section *fy_config_section_at(const fy_config *cfg, size_t i);
 typedef struct fy_listen_config {
     char *listen;  /* address to listen on */
     uint64_t port; /* 0..65535; 0 = pick a free port */
+    uint64_t hello_timeout_ms; /* [native] only: HELLO must arrive within this */
 } fy_listen_config;
+
+/* [limits] (broker/limits.h): what one client, or one address, may take from the broker. */
+typedef struct fy_limits_config {
+    uint64_t max_connections;   /* all protocols together; 0 = automatic (descriptor limit) */
+    uint64_t max_connect_rate;  /* new connections per second per source address; 0 = no limit */
+    uint64_t connect_burst;     /* connections an address may open at once (bucket size) */
+    uint64_t max_subscriptions; /* per client (MQTT session, native connection); 0 = no limit */
+    uint64_t max_queued_bytes;  /* output held for one client before its deliveries pause */
+} fy_limits_config;
 
 /* allow_anonymous: auto allows anonymous clients only when every listener binds a loopback
  * address and no password_file is set; a non-loopback listener without a password_file then
@@ -171,6 +181,7 @@ typedef struct fy_broker_config {
     uint64_t broker_id;          /* 0..65535 */
     fy_listen_config native;
     fy_listen_config admin;
+    fy_limits_config limits;
 } fy_broker_config;
 
 /* Registers the broker's sections (top level, [native], [admin]) over bc and

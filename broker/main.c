@@ -6,6 +6,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/core.h"
+#include "broker/limits.h"
 #include "broker/native.h"
 #include "broker/service.h"
 #include "common/clock.h"
@@ -304,6 +305,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
     }
+    /* Every connection is a descriptor: use all the process may have (the store's too). */
+    b.limits = fy_limits_new(&cfg.limits, fy_limits_raise_nofile());
 
     fy_store_opts so = {
         .dir = cfg.data_dir,
@@ -333,6 +336,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
     }
+    fy_native_set_limits(b.native, b.limits, cfg.native.hello_timeout_ms);
     {
         fy_adapter_env env = {b.base,
                               b.core,
@@ -341,7 +345,8 @@ int main(int argc, char **argv)
                               fy_auth_authenticate,
                               b.auth,
                               fy_auth_authorize,
-                              fy_auth_allows_anonymous(b.auth)};
+                              fy_auth_allows_anonymous(b.auth),
+                              b.limits};
         if (fy_adapters_start(adapters, &env, err, sizeof(err)) != FY_OK) {
             fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
             fprintf(stderr, "ferryd: %s\n", err);
@@ -395,6 +400,7 @@ out:
     fy_admin_stop(b.admin);
     fy_core_free(b.core);
     fy_store_close(b.store);
+    fy_limits_free(b.limits);
     if (b.base) {
         event_base_free(b.base);
     }

@@ -6,6 +6,7 @@
 
 #include "adapters/adapter.h"
 #include "broker/core.h"
+#include "broker/limits.h"
 #include "broker/native.h"
 #include "common/clock.h"
 
@@ -118,6 +119,38 @@ static void render_connections(fy_broker *b, struct evbuffer *out)
     head(out, "ferry_sessions", "gauge",
          "Sessions known to a protocol adapter (MQTT: online or not; AMQP: begun).");
     fy_adapters_each_stats(b->adapters, adapter_sessions, out);
+}
+
+/* [limits]: refusals by reason and protocol (broker/limits.h). */
+static void render_limits(fy_broker *b, struct evbuffer *out)
+{
+    static const char *const protos[FY_LIMIT_NPROTO] = {"mqtt", "amqp", "native"};
+    fy_limits_stats st;
+    fy_limits_get_stats(b->limits, &st);
+    gauge(out, "ferry_limits_max_connections",
+          "Connections allowed open at once (max_connections, automatic resolved).",
+          (double)st.max_connections);
+    gauge(out, "ferry_limits_open_connections",
+          "Connections counted against max_connections, all protocols.", (double)st.open);
+    head(out, "ferry_limits_refused_total", "counter",
+         "Connections and subscriptions refused by a limit, by reason and protocol.");
+    for (int p = 0; p < FY_LIMIT_NPROTO; p++) {
+        evbuffer_add_printf(
+            out,
+            "ferry_limits_refused_total{reason=\"max_connections\",protocol=\"%s\"} "
+            "%" PRIu64 "\n",
+            protos[p], st.refused_connections[p]);
+        evbuffer_add_printf(
+            out,
+            "ferry_limits_refused_total{reason=\"max_connect_rate\",protocol=\"%s\"} "
+            "%" PRIu64 "\n",
+            protos[p], st.refused_rate[p]);
+        evbuffer_add_printf(
+            out,
+            "ferry_limits_refused_total{reason=\"max_subscriptions\",protocol=\"%s\"} %" PRIu64
+            "\n",
+            protos[p], st.refused_subscriptions[p]);
+    }
 }
 
 /* ---- Groups --------------------------------------------------------------------------------- */
@@ -289,6 +322,7 @@ void fy_metrics_render(fy_broker *b, const fy_metrics_loop *loop, struct evbuffe
           (double)(fy_mono_ms() - b->started_mono_ms) / 1000.0);
     render_topics(b, out);
     render_connections(b, out);
+    render_limits(b, out);
     render_groups(b, out);
     render_core(b, out);
     render_store(b, out);

@@ -6,6 +6,7 @@
 
 #include "adapters/adapter.h"
 #include "broker/auth.h"
+#include "broker/limits.h"
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -27,6 +28,7 @@
 
 #define MAX_PENDING 1024           /* requests waiting for the store before we stop reading */
 #define OUT_HIGH_WATER (64u << 20) /* stop reading requests while this much output is queued */
+#define CREDIT_CHUNK 256           /* credit a subscription holds in the core at most */
 
 typedef struct nconn nconn;
 
@@ -34,6 +36,10 @@ typedef struct nsub {
     uint32_t sub_id;
     fy_sub *sub;
     nconn *conn;
+    /* The client's credit reaches the core in chunks, and only while the socket keeps up
+     * (max_queued_bytes): a client that never reads holds little in broker memory. */
+    uint64_t held;        /* granted by the client, not yet given to the core */
+    uint32_t core_credit; /* given to the core, not yet used by a delivery */
 } nsub;
 
 /* This connection answers check-backs for a producer group. */
@@ -54,7 +60,9 @@ struct nconn {
     bool close_on_drain; /* refused: close once the answer is written */
     bool closed;         /* socket gone; waiting for pending completions before the free */
     bool read_paused;
-    uint32_t pending; /* requests waiting for a core completion */
+    fy_limit_verdict verdict; /* from fy_limits_accept: REFUSE answers HELLO with ELIMIT */
+    struct event *hello_ev;   /* closes the connection if HELLO has not come in time */
+    uint32_t pending;         /* requests waiting for a core completion */
     nsub **subs;
     size_t nsubs, capsubs;
     nchecker **checkers;
@@ -73,6 +81,8 @@ struct fy_native {
     uint16_t port;
     uint64_t next_conn_id;
     nconn *conns;
+    fy_limits *limits;         /* NULL: none */
+    uint64_t hello_timeout_ms; /* 0: none */
 };
 
 /* Decoding scratch: large fixed arrays, used only on the loop thread, one request at a time. */
@@ -221,6 +231,15 @@ static int handle_hello(nconn *c, const fy_frame *f)
     }
     fy_free(c->client_id);
     c->client_id = fy_strndup((const char *)m.client_id.p, m.client_id.len);
+    if (c->verdict == FY_LIMIT_REFUSE) {
+        char why[96];
+        snprintf(why, sizeof(why), "too many connections (max_connections %llu)",
+                 (unsigned long long)fy_limits_max_connections(c->srv->limits));
+        reply_error(c, f->id, -FY_ELIMIT, why);
+        c->close_on_drain = true;
+        bufferevent_disable(c->bev, EV_READ);
+        return FY_OK;
+    }
     if (c->srv->auth) {
         bool named = m.has_credentials && m.username.len > 0;
         fy_auth_request ar = {"native",   c->client_id, c->peer,   named,
@@ -237,6 +256,9 @@ static int handle_hello(nconn *c, const fy_frame *f)
         c->user = named ? fy_strndup((const char *)m.username.p, m.username.len) : NULL;
     }
     c->hello = true;
+    if (c->hello_ev) {
+        event_del(c->hello_ev); /* the hello timeout is over */
+    }
     ok.version = FY_WIRE_VERSION;
     ok.broker_id = c->srv->broker_id;
     ok.max_frame = (uint32_t)c->srv->max_frame;
@@ -427,6 +449,29 @@ static nsub *find_sub(nconn *c, uint32_t sub_id, size_t *index)
     return NULL;
 }
 
+static size_t out_len(const nconn *c)
+{
+    return c->closed ? 0 : evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* Gives the core some of the client's credit, unless the socket is behind. */
+static void credit_top_up(nsub *ns)
+{
+    nconn *c = ns->conn;
+    uint64_t give;
+    if (c->closed || ns->held == 0 || ns->core_credit > CREDIT_CHUNK / 2 ||
+        out_len(c) >= fy_limits_max_queued_bytes(c->srv->limits)) {
+        return;
+    }
+    give = CREDIT_CHUNK - ns->core_credit;
+    if (give > ns->held) {
+        give = ns->held;
+    }
+    ns->held -= give;
+    ns->core_credit += (uint32_t)give;
+    fy_sub_credit(ns->sub, (uint32_t)give);
+}
+
 /* Writes a DELIVER frame: header and record go straight into the socket's output buffer. */
 static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
 {
@@ -447,6 +492,10 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
         evbuffer_add(out, h, sizeof(h));
         evbuffer_add(out, d->record, d->len);
     }
+    if (ns->core_credit > 0) {
+        ns->core_credit--;
+    }
+    credit_top_up(ns);
 }
 
 static void remove_nsub(nconn *c, nsub *ns)
@@ -511,6 +560,15 @@ static int handle_subscribe(nconn *c, const fy_frame *f)
                          .errbuf = why,
                          .errbuf_len = sizeof(why),
                          .orderly = (m.sub_flags & FY_SUB_F_ORDERLY) != 0};
+    if (fy_limits_max_subscriptions(c->srv->limits) > 0 &&
+        c->nsubs >= fy_limits_max_subscriptions(c->srv->limits)) {
+        snprintf(why, sizeof(why),
+                 "too many subscriptions on this connection (max_subscriptions %u)",
+                 (unsigned)fy_limits_max_subscriptions(c->srv->limits));
+        fy_limits_count_subscription_refused(c->srv->limits, FY_LIMIT_NATIVE);
+        reply_error(c, f->id, -FY_ELIMIT, why);
+        return FY_OK;
+    }
     ns = FY_NEW(nsub);
     ns->sub_id = m.sub_id;
     ns->conn = c;
@@ -530,9 +588,8 @@ static int handle_subscribe(nconn *c, const fy_frame *f)
     }
     c->subs[c->nsubs++] = ns;
     reply_ok_empty(c, f->id);
-    if (m.credit > 0) {
-        fy_sub_credit(ns->sub, m.credit);
-    }
+    ns->held = m.credit;
+    credit_top_up(ns);
     return FY_OK;
 }
 
@@ -550,7 +607,8 @@ static int handle_credit(nconn *c, const fy_frame *f)
         }
         return FY_OK;
     }
-    fy_sub_credit(ns->sub, m.credit);
+    ns->held += m.credit;
+    credit_top_up(ns);
     if (!(f->flags & FY_WIRE_F_NOREPLY)) {
         reply_ok_empty(c, f->id);
     }
@@ -1256,8 +1314,16 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     nconn *c = arg;
     if (c->close_on_drain) {
-        conn_close(c, "authentication failed");
+        if (out_len(c) > 0) {
+            bufferevent_setwatermark(bev, EV_WRITE, 0, 0); /* called again once it is empty */
+            return;
+        }
+        conn_close(c, c->verdict == FY_LIMIT_REFUSE ? "refused: max_connections"
+                                                    : "authentication failed");
         return;
+    }
+    for (size_t i = 0; i < c->nsubs && !c->closed; i++) {
+        credit_top_up(c->subs[i]);
     }
     maybe_resume_reading(c);
 }
@@ -1296,6 +1362,11 @@ static void conn_close(nconn *c, const char *why)
         remove_checker(c, c->ncheckers - 1);
     }
     c->closed = true;
+    fy_limits_release(n->limits, c->verdict);
+    if (c->hello_ev) {
+        event_free(c->hello_ev);
+        c->hello_ev = NULL;
+    }
     bufferevent_free(c->bev);
     c->bev = NULL;
     if (c->prev) {
@@ -1311,12 +1382,24 @@ static void conn_close(nconn *c, const char *why)
     }
 }
 
+static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    conn_close(arg, "no HELLO within hello_timeout");
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
     fy_native *n = arg;
-    nconn *c = FY_NEW(nconn);
+    nconn *c;
     int one = 1;
+    fy_limit_verdict v = fy_limits_accept(n->limits, FY_LIMIT_NATIVE, sa);
+    if (v == FY_LIMIT_DROP) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c = FY_NEW(nconn);
+    c->verdict = v;
     c->srv = n;
     c->id = ++n->next_conn_id;
     if (sa->sa_family == AF_INET) {
@@ -1330,6 +1413,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* on_write runs once output is down to half of max_queued_bytes: credit flows again */
+    bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(n->limits) / 2, 0);
+    if (n->hello_timeout_ms > 0) {
+        /* A deadline, not an idle timeout: a client sending a byte a second must not hold it. */
+        struct timeval tv = {(time_t)(n->hello_timeout_ms / 1000),
+                             (suseconds_t)(n->hello_timeout_ms % 1000) * 1000};
+        c->hello_ev = evtimer_new(n->base, on_hello_timeout, c);
+        evtimer_add(c->hello_ev, &tv);
+    }
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->next = n->conns;
     if (n->conns) {
@@ -1377,6 +1469,12 @@ int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, 
     fy_log(INFO, "native", "addr=%s port=%u msg=\"native listening\"", addr, n->port);
     *out = n;
     return FY_OK;
+}
+
+void fy_native_set_limits(fy_native *n, fy_limits *limits, uint64_t hello_timeout_ms)
+{
+    n->limits = limits;
+    n->hello_timeout_ms = hello_timeout_ms;
 }
 
 uint16_t fy_native_port(const fy_native *n)

@@ -23,6 +23,11 @@ typedef struct fy_auth fy_auth;
 int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, size_t max_frame,
                     const char *addr, uint16_t port, fy_auth *auth, fy_native **out, char *err,
                     size_t errlen);
+typedef struct fy_limits fy_limits;
+/* Applies limits (borrowed, may be NULL) to the connections accepted from now on: max_connections
+ * and the connect rate at accept, max_subscriptions, max_queued_bytes; and closes a connection
+ * that sends no HELLO within hello_timeout_ms (0: never). */
+void fy_native_set_limits(fy_native *n, fy_limits *limits, uint64_t hello_timeout_ms);
 /* The port actually bound. */
 uint16_t fy_native_port(const fy_native *n);
 struct fy_conn_info;

@@ -29,6 +29,7 @@ static const struct {
     [FY_EUNHEALTHY] = {"EUNHEALTHY", "store is unhealthy after a failed write"},
     [FY_EVERSION] = {"EVERSION", "unsupported version"},
     [FY_EBUSY] = {"EBUSY", "in use"},
+    [FY_ELIMIT] = {"ELIMIT", "a limit of the broker was reached"},
 };
 
 static int index_of(int err)

@@ -51,13 +51,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     amqp_server *srv = arg;
     char peer[64] = "?";
+    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_AMQP, sa);
+    if (v == FY_LIMIT_DROP) {
+        evutil_closesocket(fd); /* over the connect rate: as cheap as possible */
+        return;
+    }
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
         char a[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
         snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
     }
-    amqp_conn_accept(srv, fd, peer);
+    amqp_conn_accept(srv, fd, peer, v);
 }
 
 static int amqp_start(const fy_adapter_env *env, const void *conf, void **state, char *err,

@@ -46,6 +46,7 @@ static void conn_free(amqp_conn *c)
         event_free(c->work_ev);
     }
     pn_connection_driver_destroy(&c->driver);
+    fy_limits_release(srv->env.limits, c->verdict);
     fy_free(c->user);
     fy_free(c);
 }
@@ -147,6 +148,14 @@ static void on_remote_open(amqp_conn *c, pn_connection_t *pc)
     pn_data_put_string(props, pn_bytes(strlen(FERRY_VERSION), FERRY_VERSION));
     pn_data_exit(props);
     pn_connection_open(pc);
+    if (c->verdict == FY_LIMIT_REFUSE) {
+        /* Over max_connections: open (AMQP wants an open before a close), then close. */
+        pn_condition_format(pn_connection_condition(pc), "amqp:resource-limit-exceeded",
+                            "too many connections (max_connections %llu)",
+                            (unsigned long long)fy_limits_max_connections(c->srv->env.limits));
+        pn_connection_close(pc);
+        return;
+    }
     if (!c->opened) {
         c->opened = true;
         c->srv->stats.connections++;
@@ -339,6 +348,27 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn_maybe_free(c);
 }
 
+bool amqp_conn_out_blocked(amqp_conn *c)
+{
+    if (!c->out_blocked && c->bev &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) >=
+            fy_limits_max_queued_bytes(c->srv->env.limits)) {
+        c->out_blocked = true;
+    }
+    return c->out_blocked;
+}
+
+/* Output is down to half of max_queued_bytes (the write low watermark). */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    amqp_conn *c = arg;
+    if (c->out_blocked && !c->closing) {
+        c->out_blocked = false;
+        amqp_links_out_resume(c);
+        amqp_conn_schedule(c);
+    }
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     amqp_conn *c = arg;
@@ -366,7 +396,7 @@ void amqp_conn_pending_done(amqp_conn *c)
     amqp_conn_schedule(c);
 }
 
-void amqp_conn_accept(amqp_server *srv, int fd, const char *peer)
+void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
 {
     amqp_conn *c = FY_NEW(amqp_conn);
     const fy_amqp_config *cfg = srv->cfg;
@@ -379,6 +409,7 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer)
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     if (pn_connection_driver_init(&c->driver, NULL, NULL) != 0) {
         evutil_closesocket(fd);
+        fy_limits_release(srv->env.limits, verdict);
         fy_free(c);
         return;
     }
@@ -386,9 +417,11 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer)
     if (!c->bev) {
         evutil_closesocket(fd);
         pn_connection_driver_destroy(&c->driver);
+        fy_limits_release(srv->env.limits, verdict);
         fy_free(c);
         return;
     }
+    c->verdict = verdict;
     t = c->driver.transport;
     pn_transport_set_server(t);
     pn_transport_set_max_frame(t, (uint32_t)cfg->max_frame_size);
@@ -407,7 +440,8 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer)
     tv.tv_sec = (time_t)(cfg->open_timeout_ms / 1000);
     tv.tv_usec = (suseconds_t)(cfg->open_timeout_ms % 1000) * 1000;
     event_add(c->tick_ev, &tv);
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     fy_log(DEBUG, "amqp", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id, peer);
     amqp_conn_process(c);

@@ -596,8 +596,8 @@ static void out_top_up(alink *l)
 {
     int credit;
     uint32_t want;
-    if (!l->sub || !l->link || l->closed) {
-        return;
+    if (!l->sub || !l->link || l->closed || amqp_conn_out_blocked(l->c)) {
+        return; /* a blocked connection's links are topped up by amqp_links_out_resume */
     }
     credit = pn_link_credit(l->link);
     want = credit > 0 ? (uint32_t)credit : 0;
@@ -1167,4 +1167,13 @@ void amqp_tmp_cleanup(amqp_server *srv)
         fy_free(x.names[i]);
     }
     fy_free(x.names);
+}
+
+void amqp_links_out_resume(amqp_conn *c)
+{
+    for (alink *l = c->links; l; l = l->next) {
+        if (l->consumer) {
+            out_top_up(l);
+        }
+    }
 }

@@ -76,7 +76,9 @@ struct amqp_conn {
     struct event *tick_ev;
     struct event *work_ev; /* deferred: process proton events and write */
     bool opened;
-    bool closing;           /* socket gone or going */
+    bool out_blocked;         /* output above max_queued_bytes: consumers get no core credit */
+    fy_limit_verdict verdict; /* fy_limits_accept's: REFUSE closes at open (resource-limit) */
+    bool closing;             /* socket gone or going */
     bool in_process;        /* inside process(): not freed until it returns */
     uint64_t open_deadline; /* mono ms */
     uint32_t pending;       /* store completions outstanding */
@@ -100,7 +102,9 @@ struct amqp_server {
 };
 
 /* amqp_conn.c */
-void amqp_conn_accept(amqp_server *srv, int fd, const char *peer);
+void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
+/* Whether c's socket is behind (output above max_queued_bytes): consumers wait for on_write. */
+bool amqp_conn_out_blocked(amqp_conn *c);
 /* Processes proton's events and writes what it produced, now or from a deferred event. */
 void amqp_conn_process(amqp_conn *c);
 void amqp_conn_schedule(amqp_conn *c);
@@ -129,5 +133,7 @@ void amqp_link_unref(alink *l);
 void amqp_links_flush(amqp_conn *c);
 /* Session s ended: its links end with it. */
 void amqp_links_session_end(amqp_conn *c, pn_session_t *s);
+/* The socket caught up: consumers take core credit again. */
+void amqp_links_out_resume(amqp_conn *c);
 
 #endif

@@ -50,13 +50,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     mqtt_server *srv = arg;
     char peer[64] = "?";
+    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
+    if (v == FY_LIMIT_DROP) {
+        evutil_closesocket(fd); /* over the connect rate: as cheap as possible */
+        return;
+    }
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
         char a[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
         snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
     }
-    mqtt_conn_accept(srv, fd, peer);
+    mqtt_conn_accept(srv, fd, peer, v);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

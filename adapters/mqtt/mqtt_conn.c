@@ -17,8 +17,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define OUT_SLOW (1u << 20)     /* output queued above this: hold credits back */
-#define OUT_RESUME (256u << 10) /* ... until it drains below this */
+/* Output queued above [limits] max_queued_bytes: credits are held back until it drains below
+ * a quarter of that (the write low watermark). */
 #define MAX_PENDING 4096        /* publishes waiting for the store before reading pauses */
 
 static void free_alias_key(void *arg, const char *key, void *val)
@@ -46,6 +46,10 @@ static void conn_free(mqtt_conn *c)
     fy_strmap_free(&c->out_alias);
     fy_buf_free(&c->will_rec);
     fy_buf_free(&c->out);
+    if (c->connect_timer) {
+        event_free(c->connect_timer);
+    }
+    fy_limits_release(srv->env.limits, c->verdict);
     fy_free(c);
 }
 
@@ -89,7 +93,8 @@ void mqtt_conn_flush(mqtt_conn *c)
 
 bool mqtt_conn_slow(const mqtt_conn *c)
 {
-    return !c->bev || evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_SLOW;
+    return !c->bev || evbuffer_get_length(bufferevent_get_output(c->bev)) >
+                          fy_limits_max_queued_bytes(c->srv->env.limits);
 }
 
 void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
@@ -296,18 +301,28 @@ void mqtt_conn_pending_done(mqtt_conn *c)
     }
 }
 
-void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer)
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    mqtt_conn *c = arg;
+    if (!c->connected && !c->closing) {
+        mqtt_conn_close(c, FY_MQTT_RC_MALFORMED, "no CONNECT in time");
+    }
+}
+
+void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
 {
     mqtt_conn *c = FY_NEW(mqtt_conn);
     int one = 1;
     struct timeval tv;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = srv;
+    c->verdict = verdict;
     c->id = ++srv->next_conn_id;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->bev = bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         evutil_closesocket(fd);
+        fy_limits_release(srv->env.limits, verdict);
         fy_free(c);
         return;
     }
@@ -317,10 +332,14 @@ void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer)
     }
     srv->conns = c;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_RESUME, 0);
+    bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 4, 0);
     tv.tv_sec = (time_t)(srv->cfg->connect_timeout_ms / 1000);
     tv.tv_usec = (suseconds_t)(srv->cfg->connect_timeout_ms % 1000) * 1000;
     bufferevent_set_timeouts(c->bev, &tv, NULL);
+    /* The read timeout is an idle timeout; a client sending a byte a second would never meet
+     * it, so CONNECT also has a deadline. */
+    c->connect_timer = evtimer_new(srv->env.base, on_connect_timeout, c);
+    evtimer_add(c->connect_timer, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     fy_log(DEBUG, "mqtt", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id, peer);
 }
@@ -328,6 +347,9 @@ void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer)
 /* Sets the keep-alive read timeout: 1.5 times the keep-alive, none for 0. */
 void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs)
 {
+    if (c->connect_timer) {
+        event_del(c->connect_timer);
+    }
     if (secs == 0) {
         bufferevent_set_timeouts(c->bev, NULL, NULL);
     } else {

@@ -72,6 +72,15 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
         mqtt_conn_flush(c);
         return MQTT_CLOSE_QUIET;
     }
+    if (c->verdict == FY_LIMIT_REFUSE) {
+        /* Over max_connections: the client learns why (3.1.1: 0x03 server unavailable). */
+        fy_mqtt_props lp = {0};
+        lp.present = FY_MQTT_PBIT(FY_MQTT_P_REASON_STRING);
+        lp.reason_string = fy_slice_str("too many connections (max_connections)");
+        connack(c, k.version, false, FY_MQTT_RC_QUOTA_EXCEEDED, &lp);
+        mqtt_conn_flush(c);
+        return MQTT_CLOSE_QUIET;
+    }
     c->version = k.version;
     if (k.version == FY_MQTT_V5) {
         c->peer_max_packet = fy_mqtt_props_has(&k.props, FY_MQTT_P_MAXIMUM_PACKET_SIZE)

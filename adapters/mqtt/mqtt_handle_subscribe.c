@@ -49,6 +49,23 @@ static void answer(sub_ctx *x)
     }
 }
 
+/* Whether s already holds (share, filter): replacing a subscription does not count against
+ * max_subscriptions. */
+static bool has_sub(const mqtt_session *s, fy_slice share, fy_slice filter)
+{
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const msub *x = &s->subs[i];
+        bool same_share = share.len == 0 ? x->share == NULL
+                                         : x->share && strlen(x->share) == share.len &&
+                                               memcmp(x->share, share.p, share.len) == 0;
+        if (same_share && strlen(x->filter) == filter.len &&
+            memcmp(x->filter, filter.p, filter.len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void ctx_free(sub_ctx *x)
 {
     for (size_t i = 0; i < x->nretained; i++) {
@@ -142,6 +159,18 @@ int mqtt_handle_subscribe(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
                    "client=%s filter=%.*s msg=\"subscription refused: not authorized\"",
                    s->client_id, (int)e.filter.len, (const char *)e.filter.p);
             fy_buf_put_u8(&x->reasons, c->version == FY_MQTT_V5 ? FY_MQTT_RC_NOT_AUTHORIZED : 0x80);
+            continue;
+        }
+        if (fy_limits_max_subscriptions(c->srv->env.limits) > 0 &&
+            s->nsubs >= fy_limits_max_subscriptions(c->srv->env.limits) &&
+            !has_sub(s, share == FY_MQTT_SHARE_OK ? group : (fy_slice){NULL, 0}, rest)) {
+            fy_log(DEBUG, "mqtt",
+                   "client=%s filter=%.*s max_subscriptions=%u msg=\"subscription refused: too "
+                   "many subscriptions\"",
+                   s->client_id, (int)e.filter.len, (const char *)e.filter.p,
+                   (unsigned)fy_limits_max_subscriptions(c->srv->env.limits));
+            fy_limits_count_subscription_refused(c->srv->env.limits, FY_LIMIT_MQTT);
+            fy_buf_put_u8(&x->reasons, c->version == FY_MQTT_V5 ? FY_MQTT_RC_QUOTA_EXCEEDED : 0x80);
             continue;
         }
         m = mqtt_session_add_sub(s, rest, share == FY_MQTT_SHARE_OK ? group : (fy_slice){NULL, 0},

@@ -140,6 +140,7 @@ struct mqtt_conn {
     bool closing;   /* socket gone or going; freed when pending reaches 0 */
     bool read_paused;
     bool in_read;        /* inside on_read: not freed until it returns */
+    fy_limit_verdict verdict; /* fy_limits_accept's: REFUSE answers CONNECT with 0x97 */
     uint32_t pending;    /* core completions outstanding */
     uint32_t in_unacked; /* QoS 1/2 publishes not yet answered */
     mqtt_session *s;
@@ -213,7 +214,7 @@ struct mqtt_server {
 };
 
 /* mqtt_conn.c */
-void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer);
+void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
 void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why);
 void mqtt_conn_flush(mqtt_conn *c);
 bool mqtt_conn_slow(const mqtt_conn *c);

@@ -32,7 +32,8 @@ enum fy_error {
     FY_EUNHEALTHY = 18, /**< the store refuses writes after an earlier failure */
     FY_EVERSION = 19,   /**< unsupported format or protocol version */
     FY_EBUSY = 20,      /**< in use (a group with members online) */
-    FY_ERROR_MAX_ = 21
+    FY_ELIMIT = 21,     /**< a limit of the broker was reached (max_connections, ...) */
+    FY_ERROR_MAX_ = 22
 };
 
 /** Human-readable text for an error code (positive or negative). Never NULL. */

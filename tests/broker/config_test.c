@@ -178,12 +178,19 @@ static void test_config_defaults(void **state)
     assert_string_equal(get(cfg, "amqp", "listen"), "127.0.0.1");
     assert_string_equal(get(cfg, "amqp", "port"), "5672");
 
-    assert_int_equal(fy_config_section_count(cfg), 5);
-    const char *names[] = {"", "native", "admin", "mqtt", "amqp"};
-    for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(bc.native.hello_timeout_ms, 10000);
+    assert_int_equal(bc.limits.max_connections, 0);
+    assert_int_equal(bc.limits.max_connect_rate, 100);
+    assert_int_equal(bc.limits.connect_burst, 200);
+    assert_int_equal(bc.limits.max_subscriptions, 1000);
+    assert_int_equal(bc.limits.max_queued_bytes, 1 << 20);
+
+    assert_int_equal(fy_config_section_count(cfg), 6);
+    const char *names[] = {"", "native", "admin", "limits", "mqtt", "amqp"};
+    for (size_t i = 0; i < 6; i++) {
         assert_string_equal(fy_config_section_at(cfg, i)->name, names[i]);
     }
-    assert_null(fy_config_section_at(cfg, 5));
+    assert_null(fy_config_section_at(cfg, 6));
     cfg_free(cfg);
     assert_null(bc.data_dir); /* strings freed and cleared */
     assert_null(bc.native.listen);

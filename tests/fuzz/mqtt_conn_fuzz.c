@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     piece = (size_t)data[0] % 64 + 1;
-    mqtt_conn_accept(srv, fds[0], "fuzz");
+    mqtt_conn_accept(srv, fds[0], "fuzz", FY_LIMIT_ADMIT);
     while (off < size) {
         size_t n = size - off < piece ? size - off : piece;
         if (write(fds[1], data + off, n) < 0) {
