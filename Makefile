@@ -69,8 +69,9 @@ fuzz: deps
 
 # Crash loops across protocols (docs/reliability.md): ferryd SIGKILLed every 3-7 s for
 # TORTURE_ROUNDS rounds under flush=sync and TORTURE_ASYNC_ROUNDS under flush=async, then
-# TORTURE_TERM_ROUNDS clean stops (SIGTERM under full load, within 10 s) (~20 min);
-# the results table is written into docs/reliability.md.
+# TORTURE_TERM_ROUNDS clean stops (SIGTERM under full load, within 10 s) (~20 min), then the
+# hostile clients at full size (10,000 connections; ~3 min); the results tables are written into
+# docs/reliability.md.
 TORTURE_ROUNDS ?= 100
 TORTURE_ASYNC_ROUNDS ?= 50
 TORTURE_TERM_ROUNDS ?= 30

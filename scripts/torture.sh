@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # make torture: the crash loop across protocols (tests/torture/crash_loop.py) for ROUNDS SIGKILL
 # rounds under flush=sync, ASYNC_ROUNDS under flush=async, and TERM_ROUNDS clean stops (SIGTERM
-# under full load, flush=sync); the results table goes into docs/reliability.md. Exits non-zero
-# when a run fails (and still writes the table).
+# under full load, flush=sync); then the hostile clients at full size (tests/torture/hostile.py
+# --long, ~3 min). The results tables go into docs/reliability.md. Exits non-zero when a run
+# fails (and still writes the tables).
 # Usage: scripts/torture.sh BUILD_DIR [ROUNDS] [ASYNC_ROUNDS] [TERM_ROUNDS]
 set -u
 build=$1
@@ -25,5 +26,8 @@ done
 /usr/bin/python3 "$src/tests/torture/report.py" "$src/docs/reliability.md" \
     "$out/crash_loop_kill_sync.json" "$out/crash_loop_kill_async.json" \
     "$out/crash_loop_term_sync.json" || rc=1
-echo "results table written into docs/reliability.md"
+echo "== hostile clients, long (tests/torture/hostile.py --long) =="
+/usr/bin/python3 "$src/tests/torture/hostile.py" "$build/broker/ferryd" --long \
+    --json "$out/hostile.json" --doc "$src/docs/reliability.md" || rc=1
+echo "results tables written into docs/reliability.md"
 exit $rc

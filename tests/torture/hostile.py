@@ -362,7 +362,6 @@ def flood_native(port, topic, total_bytes, size):
 def attack_never_read(b, total_mib, rss_bound_mib):
     """Subscribers that never read (MQTT QoS 0 and 1, native with a huge credit, AMQP presettled
     with a large prefetch) while a producer floods their topic: broker memory stays bounded."""
-    import proton
     from proton.handlers import MessagingHandler
     from proton.reactor import AtMostOnce, Container
 
@@ -628,15 +627,75 @@ def attack_violations(b):
 # ---- The limits themselves (their own ferryd) ----------------------------------------------------
 
 
-def check_limits(binary, tmp):
-    """max_connections 12, max_subscriptions 3, max_connect_rate 2 with connect_burst 4."""
+def check_sizes(b):
+    """Messages and packets over the size limits are refused, and only those."""
     import proton
     from proton.utils import BlockingConnection
-    b = start_ferryd(binary, {"dir": tmp, "text": "[limits]\nmax_connections 12\n"
+    # MQTT: a real PUBLISH of 1.5 KiB passes; one of 3 KiB (over max_packet_size 2KiB) gets
+    # DISCONNECT 0x95 (5.0) or a close (3.1.1).
+    for version in (5, 4):
+        s = sock_to(b.mqtt_port, src="127.0.45.%d" % version)
+        s.sendall(connect_packet("size-%d" % version, version))
+        check(read_packet(s)[1][1] == 0, "sizes: CONNECT refused")
+        props = b"\x00" if version == 5 else b""
+        s.sendall(packet(0x32, s16(b"sz/a") + b"\x00\x01" + props + b"x" * 1536))
+        p = read_packet(s)
+        check(p and p[0] >> 4 == 4, "sizes: 1.5 KiB PUBLISH not acknowledged: %r" % (p,))
+        s.sendall(packet(0x32, s16(b"sz/a") + b"\x00\x02" + props + b"x" * 3072))
+        p = read_packet(s)
+        if version == 5:
+            check(p and p[0] >> 4 == 14 and p[1][:1] == b"\x95",
+                  "sizes: 3 KiB PUBLISH: want DISCONNECT 0x95, got %r" % (p,))
+            p = read_packet(s)
+        check(p is None, "sizes: connection open after a PUBLISH over max_packet_size")
+        s.close()
+    # native: a body over max_message_size is ETOOBIG (10); one under it is stored.
+    c = npr.Conn(b.native_port)
+    c.hello(b"sizes")
+    st, _, _ = c.request(npr.SEND, 2, npr.send_payload([(b"", npr.record(b"sz", b"x" * 3000))]))
+    check(st == 0, "sizes: native 3000-byte message refused (%d)" % st)
+    st, msg, _ = c.request(npr.SEND, 3, npr.send_payload([(b"", npr.record(b"sz", b"x" * 5000))]))
+    check(st == 10, "sizes: native 5000-byte message: status %d %s, want 10 ETOOBIG" % (st, msg))
+    c.close()
+    # AMQP: a 2 KiB message passes in several 1 KiB frames; a 4 KiB one is refused.
+    conn = BlockingConnection("amqp://%s:%d" % (HOST, b.amqp_port), timeout=5)
+    try:
+        snd = conn.create_sender("sz")
+        snd.send(proton.Message(body=b"x" * 2048))
+        why = None
+        try:
+            snd.send(proton.Message(body=b"x" * 4096))
+        except proton.utils.LinkDetached as e:
+            why = str(getattr(e, "condition", None) or e)
+        except (proton.utils.SendException, proton.ConnectionException) as e:
+            why = str(e)
+        check(why and "message-size-exceeded" in why,
+              "sizes: AMQP 4 KiB message over max_message_size 3KiB: %r, want "
+              "amqp:link:message-size-exceeded" % why)
+    finally:
+        try:
+            conn.close()
+        except Exception:
+            pass
+    return "sizes: MQTT 0x95 over max_packet_size, native ETOOBIG, AMQP %s" % why
+
+
+def check_limits(binary, tmp):
+    """max_connections 12, max_subscriptions 3, max_connect_rate 2 with connect_burst 4; and the
+    size limits: max_message_size 4KiB, [mqtt] max_packet_size 2KiB, [amqp] max_frame_size 1KiB
+    and max_message_size 3KiB."""
+    import proton
+    from proton.utils import BlockingConnection
+    b = start_ferryd(binary, {"dir": tmp, "text": "max_message_size 4KiB\n"
+                              "[mqtt]\nmax_packet_size 2KiB\n"
+                              "[amqp]\nmax_frame_size 1KiB\nmax_message_size 3KiB\n"
+                              "[limits]\nmax_connections 12\n"
                               "max_subscriptions 3\nmax_connect_rate 2\nconnect_burst 4\n"})
     held = []
     out = []
     try:
+        out.append(check_sizes(b))
+        time.sleep(2.5)  # the buckets of the addresses used are full again
         # 12 connections from 12 addresses (each within its burst) fill max_connections.
         for i in range(12):
             s = sock_to(b.mqtt_port, src="127.0.40.%d" % (i + 1))
