@@ -432,7 +432,7 @@ def attack_never_read(b, total_mib, rss_bound_mib):
           "never_read: broker RSS grew by %.1f MiB with %d readers that never read %d MiB each "
           "(bound %d MiB)" % (grown, readers, sent >> 20, rss_bound_mib))
     return "%d subscribers (4 MQTT, 2 native, 1 AMQP presettled) never read %d MiB each: RSS +%.1f " \
-           "MiB (bound %d MiB; unbounded it would be +%d MiB)" % (
+           "MiB (bound %d MiB; readers x flood = %d MiB)" % (
                readers, sent >> 20, grown, rss_bound_mib, readers * (sent >> 20))
 
 
@@ -818,6 +818,7 @@ def main():
             "[native]\nhello_timeout %ds\n[mqtt]\nconnect_timeout %ds\n[amqp]\nopen_timeout %ds\n"
             % (TIMEOUT_S, TIMEOUT_S, TIMEOUT_S))
     attacks = [
+        ("baseline", lambda b: (time.sleep(5 if L else 2), "no attack: the probe alone")[1]),
         ("half_open", lambda b: attack_half_open(b, 600 if L else 50)),
         ("slowloris", lambda b: attack_slowloris(b, 200 if L else 20, 10)),
         ("oversized", attack_oversized),
