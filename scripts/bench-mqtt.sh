@@ -81,8 +81,10 @@ start_ferry() {
     log=$tmp/$1.log
     rm -rf "$tmp/data"
     : >"$log"
-    "$ferryd" --data-dir "$tmp/data" --flush async --port 0 --admin-port 0 --mqtt-port 0 \
-        --amqp-port 0 >"$log" 2>&1 &
+    # Every client comes from 127.0.0.1: no connect rate limit (as mosquitto's max_connections -1).
+    printf '[limits]\nmax_connect_rate 0\n' >"$tmp/ferry.conf"
+    "$ferryd" -c "$tmp/ferry.conf" --data-dir "$tmp/data" --flush async --port 0 --admin-port 0 \
+        --mqtt-port 0 --amqp-port 0 >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do
         port=$(sed -nE 's/.*INFO mqtt addr=\S+ port=([0-9]+) msg="listening".*/\1/p' "$log")

@@ -17,8 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Output queued above [limits] max_queued_bytes: credits are held back until it drains below
- * a quarter of that (the write low watermark). */
 #define MAX_PENDING 4096        /* publishes waiting for the store before reading pauses */
 
 static void free_alias_key(void *arg, const char *key, void *val)
@@ -91,6 +89,8 @@ void mqtt_conn_flush(mqtt_conn *c)
     fy_buf_reset(&c->out);
 }
 
+/* Output queued above [limits] max_queued_bytes: credits are held back until it drains below
+ * a quarter of that (the write low watermark, then on_write). */
 bool mqtt_conn_slow(const mqtt_conn *c)
 {
     return !c->bev || evbuffer_get_length(bufferevent_get_output(c->bev)) >
