@@ -716,7 +716,18 @@ def check_limits(binary, tmp):
                   "limits: MQTT %d over max_connections: want CONNACK 0x%02x, got %r" %
                   (version, want, p))
             check(closed_within(s, 3), "limits: refused MQTT connection not closed")
-        out.append("MQTT CONNACK 0x97 (5.0) / 0x03 (3.1.1)")
+        # paho (MQTT 5) sees the reason code too.
+        got = []
+        ev = threading.Event()
+        pc = mqtt.Client(client_id="paho-over", protocol=mqtt.MQTTv5)
+        pc.on_connect = lambda c, u, f, rc, props=None: (got.append(rc), ev.set())
+        pc.connect(HOST, b.mqtt_port, bind_address="127.0.41.9")
+        pc.loop_start()
+        ev.wait(5)
+        pc.loop_stop()
+        check(got and getattr(got[0], "value", got[0]) == 0x97,
+              "limits: paho MQTT 5 over max_connections: on_connect %r, want 0x97" % got)
+        out.append("MQTT CONNACK 0x97 (5.0, raw and paho) / 0x03 (3.1.1)")
         # AMQP: open, then close with amqp:resource-limit-exceeded.
         try:
             BlockingConnection("amqp://%s:%d" % (HOST, b.amqp_port), timeout=5)
