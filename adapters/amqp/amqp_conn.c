@@ -112,7 +112,8 @@ static void conn_end(amqp_conn *c, const char *why)
     }
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 || c->srv->stopping) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 || c->srv->stopping ||
+            c->sock_dead) {
             bev_gone(c);
             return;
         }
@@ -381,6 +382,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_end(c, "peer closed the connection");
     } else {
         c->in_process = false;
+        c->sock_dead = true; /* nothing more can be written: do not wait for the output to drain */
         conn_end(c, "socket error");
     }
     conn_maybe_free(c);

@@ -79,6 +79,7 @@ struct amqp_conn {
     bool out_blocked;         /* output above max_queued_bytes: consumers get no core credit */
     fy_limit_verdict verdict; /* fy_limits_accept's: REFUSE closes at open (resource-limit) */
     bool closing;             /* socket gone or going */
+    bool sock_dead;           /* the socket failed: conn_end frees it without draining */
     bool in_process;        /* inside process(): not freed until it returns */
     uint64_t open_deadline; /* mono ms */
     uint32_t pending;       /* store completions outstanding */

@@ -134,7 +134,8 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
     mqtt_conn_ended(c, will);
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 || c->srv->stopping) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 || c->srv->stopping ||
+            c->sock_dead) {
             bev_gone(c);
             return;
         }
@@ -282,6 +283,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     } else if (what & BEV_EVENT_EOF) {
         mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "peer closed the connection");
     } else {
+        /* Nothing more can be written: waiting for the output to drain would keep the socket
+         * (libevent has disabled writing after a write error) for ever. */
+        c->sock_dead = true;
         mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "socket error");
     }
 }

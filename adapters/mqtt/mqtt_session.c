@@ -134,6 +134,9 @@ static void drop_outgoing(mqtt_session *s)
     s->inflight = 0;
 }
 
+static void retained_pump(mqtt_session *s);
+static void retained_drop_pending(mqtt_session *s);
+
 static void close_csubs(mqtt_session *s)
 {
     for (size_t i = 0; i < s->ncs; i++) {
@@ -152,6 +155,7 @@ void mqtt_session_free(mqtt_session *s)
     }
     close_csubs(s);
     drop_outgoing(s);
+    retained_drop_pending(s);
     route_unindex(s);
     if (s->group) {
         mqtt_server *srv = s->srv;
@@ -1020,6 +1024,7 @@ void mqtt_session_drained(mqtt_session *s)
             s->cs[i]->owed = 0;
         }
     }
+    retained_pump(s);
 }
 
 /* Settles a core delivery and gives its credit back. */
@@ -1616,17 +1621,86 @@ static void on_closed(void *owner, fy_sub *sub, int status, const char *reason)
 
 static const fy_sub_ops csub_ops = {on_deliver, on_closed};
 
-typedef struct retained_ctx {
-    mqtt_session *s;
-    const msub *m;
-} retained_ctx;
+/* The retained messages one new subscription still has to get: their topics only (each is
+ * looked up again when its turn comes; it may have been replaced or cleared meanwhile). */
+typedef struct ret_pending {
+    char *filter; /* the subscription's (not shared) */
+    char **topics;
+    size_t n, cap, ix;
+    struct ret_pending *next;
+} ret_pending;
+
+static void ret_pending_free(ret_pending *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        fy_free(p->topics[i]);
+    }
+    fy_free(p->topics);
+    fy_free(p->filter);
+    fy_free(p);
+}
+
+static void retained_drop_pending(mqtt_session *s)
+{
+    while (s->ret_head) {
+        ret_pending *p = s->ret_head;
+        s->ret_head = p->next;
+        ret_pending_free(p);
+    }
+    s->ret_tail = NULL;
+}
+
+static const msub *own_sub(const mqtt_session *s, const char *filter)
+{
+    for (size_t i = 0; i < s->nsubs; i++) {
+        if (!s->subs[i].share && strcmp(s->subs[i].filter, filter) == 0) {
+            return &s->subs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Sends pending retained messages while the client reads: not when its output is above
+ * max_queued_bytes or messages already wait for its window (mqtt_session_drained and the
+ * acknowledgements call again). */
+static void retained_pump(mqtt_session *s)
+{
+    bool sent = false;
+    while (s->ret_head && s->conn && !s->conn->closing && !mqtt_conn_slow(s->conn) && !s->qhead) {
+        ret_pending *p = s->ret_head;
+        const char *topic;
+        const mqtt_retained *r;
+        const msub *m;
+        if (p->ix == p->n) {
+            s->ret_head = p->next;
+            if (!s->ret_head) {
+                s->ret_tail = NULL;
+            }
+            ret_pending_free(p);
+            continue;
+        }
+        topic = p->topics[p->ix++];
+        r = fy_strmap_get(&s->srv->retained, topic, strlen(topic));
+        m = own_sub(s, p->filter);
+        if (r && m) {
+            send_or_queue(s, NULL, NULL, r->rec.data, r->rec.len, false, m);
+            sent = true;
+        }
+    }
+    if (sent && s->conn) {
+        mqtt_conn_flush(s->conn);
+    }
+}
 
 static void retained_one(void *arg, const char *topic, void *val)
 {
-    retained_ctx *x = arg;
-    const mqtt_retained *r = val;
-    if (x->s->conn && fy_mqtt_match(fy_slice_str(x->m->filter), fy_slice_str(topic))) {
-        send_or_queue(x->s, NULL, NULL, r->rec.data, r->rec.len, false, x->m);
+    ret_pending *p = arg;
+    if (fy_mqtt_match(fy_slice_str(p->filter), fy_slice_str(topic))) {
+        if (p->n == p->cap) {
+            p->cap = p->cap ? p->cap * 2 : 16;
+            p->topics = fy_realloc(p->topics, p->cap * sizeof(*p->topics));
+        }
+        p->topics[p->n++] = fy_strdup(topic);
     }
 }
 
@@ -1637,12 +1711,24 @@ void mqtt_session_send_record(mqtt_session *s, const uint8_t *rec, size_t len, c
 
 void mqtt_session_send_retained(mqtt_session *s, const msub *m)
 {
-    retained_ctx x = {s, m};
+    ret_pending *p;
     if (m->share || !s->conn) {
         return; /* retained messages are not sent for shared subscriptions */
     }
-    fy_strmap_each(&s->srv->retained, retained_one, &x);
-    mqtt_conn_flush(s->conn);
+    p = FY_NEW(ret_pending);
+    p->filter = fy_strdup(m->filter);
+    fy_strmap_each(&s->srv->retained, retained_one, p);
+    if (p->n == 0) {
+        ret_pending_free(p);
+        return;
+    }
+    if (s->ret_tail) {
+        s->ret_tail->next = p;
+    } else {
+        s->ret_head = p;
+    }
+    s->ret_tail = p;
+    retained_pump(s);
 }
 
 static void out_done(mqtt_session *s, outmsg *m)
@@ -1657,6 +1743,7 @@ static void out_done(mqtt_session *s, outmsg *m)
     outmsg_free(m);
     s->inflight--;
     pump(s);
+    retained_pump(s);
 }
 
 void mqtt_session_puback(mqtt_session *s, uint16_t pid, uint8_t type)
@@ -1773,6 +1860,7 @@ void mqtt_session_attach(mqtt_session *s, mqtt_conn *c, bool resumed)
 void mqtt_session_detach(mqtt_session *s)
 {
     s->conn = NULL;
+    retained_drop_pending(s); /* retained messages go out on subscribing only */
     if (s->expiry_ms == 0) {
         mqtt_session_end(s);
         return;

@@ -122,6 +122,9 @@ struct mqtt_session {
     uint64_t out_seq; /* sends so far (orders re-sends) */
     uint32_t
         restored_waits; /* outmsgs with `restored`: redeliveries must be checked against them */
+    /* Retained messages still to go out for new subscriptions: sent while the socket keeps up
+     * (max_queued_bytes), so a SUBSCRIBE to `#` does not copy every retained message at once. */
+    struct ret_pending *ret_head, *ret_tail;
     /* A will waiting for its delay (v5), published at will_at unless the client is back. */
     fy_buf will_rec;
     uint8_t will_qos;
@@ -140,6 +143,7 @@ struct mqtt_conn {
     bool closing;   /* socket gone or going; freed when pending reaches 0 */
     bool read_paused;
     bool in_read;        /* inside on_read: not freed until it returns */
+    bool sock_dead;      /* the socket failed: closing frees it without draining the output */
     fy_limit_verdict verdict; /* fy_limits_accept's: REFUSE answers CONNECT with 0x97 */
     uint32_t pending;    /* core completions outstanding */
     uint32_t in_unacked; /* QoS 1/2 publishes not yet answered */

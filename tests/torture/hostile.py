@@ -11,6 +11,8 @@
 #                max_frame_size: closed at once, no memory taken
 #   never_read   MQTT, native and AMQP (presettled) subscribers that never read while a producer
 #                floods their topic: broker RSS stays bounded (max_queued_bytes)
+#   retained     subscribers to many retained messages that never read: no copy of every retained
+#                message per SUBSCRIBE (sent as the socket drains); readers still get them all
 #   many_conns   N MQTT connections opened at once (spread over source addresses), all served
 #   storm        threads connecting and disconnecting as fast as they can from one address: the
 #                connect rate limit refuses most of them early, the probe does not notice
@@ -27,8 +29,10 @@ import argparse
 import json
 import os
 import resource
+import selectors
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -151,6 +155,16 @@ def rss_bytes(pid):
 
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def socket_count(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return n
 
 
 def metrics(b):
@@ -364,12 +378,27 @@ def flood_native(port, topic, total_bytes, size):
     return sent
 
 
+STUCK_AMQP = """
+import sys, time
+from proton.handlers import MessagingHandler
+from proton.reactor import AtMostOnce, Container
+class Stuck(MessagingHandler):
+    def __init__(self):
+        super().__init__(prefetch=100000)
+    def on_start(self, event):
+        c = event.container.connect("amqp://%s:%s" % (sys.argv[1], sys.argv[2]))
+        event.container.create_receiver(c, "flood", options=AtMostOnce())
+    def on_link_opened(self, event):
+        print("attached", flush=True)
+    def on_message(self, event):
+        time.sleep(3600)  # the reactor stops reading: the socket fills up
+Container(Stuck()).run()
+"""
+
+
 def attack_never_read(b, total_mib, rss_bound_mib):
     """Subscribers that never read (MQTT QoS 0 and 1, native with a huge credit, AMQP presettled
     with a large prefetch) while a producer floods their topic: broker memory stays bounded."""
-    from proton.handlers import MessagingHandler
-    from proton.reactor import AtMostOnce, Container
-
     # Warm-up: the store's memtable and the allocator's arenas grow with the first flood, readers
     # or not; the readers attach after it and start at the tail.
     flood_native(b.native_port, "flood", min(total_mib, 64) << 20, 8192)
@@ -391,28 +420,16 @@ def attack_never_read(b, total_mib, rss_bound_mib):
         check(st == 0, "never_read: native SUBSCRIBE: %s" % msg)
         socks.append(s)
 
-    release = threading.Event()
-    attached = threading.Event()
-
-    class Stuck(MessagingHandler):
-        def __init__(self):
-            super().__init__(prefetch=100000)
-
-        def on_start(self, event):
-            conn = event.container.connect("amqp://%s:%d" % (HOST, b.amqp_port))
-            event.container.create_receiver(conn, "flood", options=AtMostOnce())
-
-        def on_link_opened(self, event):
-            attached.set()
-
-        def on_message(self, event):
-            release.wait(120)  # the reactor stops reading: the socket fills up
-            event.container.stop()
-
-    cont = Container(Stuck())
-    th = threading.Thread(target=cont.run, daemon=True)
-    th.start()
-    check(attached.wait(10), "never_read: AMQP receiver not attached")
+    # The AMQP receiver is a process of its own, killed at the end: its stuck reactor would not
+    # close its socket otherwise.
+    amqp = subprocess.Popen([sys.executable, "-c", STUCK_AMQP, HOST, str(b.amqp_port)],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    sel = selectors.DefaultSelector()
+    sel.register(amqp.stdout, selectors.EVENT_READ)
+    ready = sel.select(timeout=10)
+    sel.close()
+    check(ready and amqp.stdout.readline().strip() == b"attached",
+          "never_read: AMQP receiver not attached")
     time.sleep(0.5)
     rss0 = rss_bytes(b.pid)
     peak = [rss0]
@@ -428,10 +445,10 @@ def attack_never_read(b, total_mib, rss_bound_mib):
     done.set()
     st.join()
     grown = (peak[0] - rss0) / 1048576
-    release.set()
+    amqp.kill()
+    amqp.wait()
     for s in socks:
         s.close()
-    th.join(10)
     readers = len(socks) + 1
     check(grown < rss_bound_mib,
           "never_read: broker RSS grew by %.1f MiB with %d readers that never read %d MiB each "
@@ -439,6 +456,71 @@ def attack_never_read(b, total_mib, rss_bound_mib):
     return "%d subscribers (4 MQTT, 2 native, 1 AMQP presettled) never read %d MiB each: RSS +%.1f " \
            "MiB (bound %d MiB; readers x flood = %d MiB)" % (
                readers, sent >> 20, grown, rss_bound_mib, readers * (sent >> 20))
+
+
+def read_retained(s, want, qos, seconds=60):
+    """Reads PUBLISHes on s (acknowledging QoS 1) until want distinct topics came with RETAIN."""
+    topics = set()
+    deadline = time.monotonic() + seconds
+    s.settimeout(5)
+    while len(topics) < want and time.monotonic() < deadline:
+        p = read_packet(s)
+        if p is None:
+            break
+        if p[0] >> 4 != 3:
+            continue
+        tl = struct.unpack(">H", p[1][:2])[0]
+        if p[0] & 1:
+            topics.add(p[1][2:2 + tl])
+        if (p[0] >> 1) & 3:
+            s.sendall(packet(0x40, p[1][2 + tl:4 + tl]))
+    return len(topics)
+
+
+def attack_retained(b, n, readers):
+    """n retained messages of 8 KiB, then `readers` clients that never read subscribe to all of
+    them (each SUBSCRIBE would copy every one into its output at once), and two that read (QoS 0
+    and 1) must still get every one."""
+    s = sock_to(b.mqtt_port)
+    s.sendall(connect_packet("ret-pub", 4))
+    check(read_packet(s)[1][:2] == b"\x00\x00", "retained: CONNECT refused")
+    for i in range(n):
+        s.sendall(packet(0x33, s16(b"ret/%d" % i) + struct.pack(">H", i % 65535 + 1) +
+                         b"r" * 8192))
+    acks = 0
+    while acks < n:
+        p = read_packet(s)
+        check(p is not None, "retained: publisher closed after %d PUBACKs" % acks)
+        acks += p[0] >> 4 == 4
+    s.close()
+    time.sleep(0.5)
+    rss0 = rss_bytes(b.pid)
+    socks = []
+    for i in range(readers):
+        c = sock_to(b.mqtt_port, rcvbuf=4096, src="127.0.13.%d" % (i + 1))
+        c.sendall(connect_packet("ret-never-%d" % i, 4))
+        check(read_packet(c)[1][:2] == b"\x00\x00", "retained: CONNECT refused")
+        c.sendall(packet(0x82, struct.pack(">H", 1) + s16(b"ret/#") + b"\x00"))
+        socks.append(c)
+    time.sleep(2)
+    grown = (rss_bytes(b.pid) - rss0) / 1048576
+    got = []
+    for qos in (0, 1):
+        c = sock_to(b.mqtt_port, src="127.0.14.%d" % (qos + 1))
+        c.sendall(connect_packet("ret-reader-%d" % qos, 4))
+        check(read_packet(c)[1][:2] == b"\x00\x00", "retained: CONNECT refused")
+        c.sendall(packet(0x82, struct.pack(">H", 1) + s16(b"ret/#") + bytes([qos])))
+        got.append(read_retained(c, n, qos))
+        c.close()
+    for c in socks:
+        c.close()
+    check(got == [n, n], "retained: readers got %r of %d retained messages" % (got, n))
+    bound = 48
+    check(grown < bound, "retained: %d subscribers that never read took %.1f MiB (bound %d)" % (
+        readers, grown, bound))
+    return "%d retained messages (%d MiB); %d subscribers to all that never read: RSS +%.1f MiB " \
+           "(bound %d; subscribers x retained = %d MiB); readers at QoS 0 and 1 got all %d" % (
+               n, n * 8192 >> 20, readers, grown, bound, readers * n * 8192 >> 20, n)
 
 
 def raise_nofile(n):
@@ -466,7 +548,6 @@ def attack_many_conns(b, n):
             pass
         socks.append(s)
     # every socket sends its CONNECT once connected, then waits for the CONNACK
-    import selectors
     sel = selectors.DefaultSelector()
     for i, s in enumerate(socks):
         sel.register(s, selectors.EVENT_WRITE, [i, b""])
@@ -844,6 +925,7 @@ def main():
         ("slowloris", lambda b: attack_slowloris(b, 200 if L else 20, 10)),
         ("oversized", attack_oversized),
         ("never_read", lambda b: attack_never_read(b, 256 if L else 24, 64)),
+        ("retained", lambda b: attack_retained(b, 8000 if L else 2000, 40 if L else 10)),
         ("many_conns", lambda b: attack_many_conns(b, 10000 if L else 1000)),
         ("storm", lambda b: attack_storm(b, 8 if L else 4, 20 if L else 3)),
         ("violations", attack_violations),
@@ -853,6 +935,7 @@ def main():
     b = start_ferryd(args.ferryd, {"dir": tmp, "text": conf})
     try:
         fds_start = fd_count(b.pid)
+        socks_start = socket_count(b.pid)
         rss_start = rss_bytes(b.pid)
         for name, fn in attacks:
             if only and name not in only:
@@ -876,6 +959,14 @@ def main():
             except Fail as e:
                 r["ok"], r["detail"] = False, r["detail"] + "; FAIL: %s" % e
             check(b.proc.poll() is None, "ferryd died during %s:\n%s" % (name, b.output()[-3000:]))
+            # Every attacker's socket is closed by now: the broker's must go too (no leak).
+            deadline = time.monotonic() + 15
+            while socket_count(b.pid) > socks_start and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if socket_count(b.pid) > socks_start:
+                r["ok"] = False
+                r["detail"] += "; FAIL: ferryd holds %d sockets, %d before" % (
+                    socket_count(b.pid), socks_start)
             r["seconds"] = time.monotonic() - t0
             failed += 0 if r["ok"] else 1
             print("%-11s %s  probe p50 %s ms p99 %s ms max %s ms (%s samples)  %s" % (
