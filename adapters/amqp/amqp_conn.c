@@ -373,18 +373,18 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     amqp_conn *c = arg;
+    /* c is freed once, by the last line: conn_end may let go of the socket, not of c. */
     c->in_process = true;
     if (what & BEV_EVENT_EOF) {
         pn_connection_driver_read_close(&c->driver);
-        c->in_process = false;
         amqp_conn_process(c);
         /* Nobody reads what proton still has to say: the socket is half closed at best. */
         conn_end(c, "peer closed the connection");
     } else {
-        c->in_process = false;
         c->sock_dead = true; /* nothing more can be written: do not wait for the output to drain */
         conn_end(c, "socket error");
     }
+    c->in_process = false;
     conn_maybe_free(c);
 }
 
