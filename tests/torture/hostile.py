@@ -48,7 +48,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 HOST = "127.0.0.1"
 PROBE_SRC = "127.0.0.2"
-TIMEOUT_S = 2  # connect_timeout, hello_timeout and open_timeout of the broker under test
+TIMEOUT_S = 5  # connect_timeout, hello_timeout and open_timeout of the broker under test
 BEGIN, END = "<!-- hostile-results:begin -->", "<!-- hostile-results:end -->"
 
 
@@ -925,7 +925,7 @@ def main():
         ("slowloris", lambda b: attack_slowloris(b, 200 if L else 20, 10)),
         ("oversized", attack_oversized),
         ("never_read", lambda b: attack_never_read(b, 256 if L else 24, 64)),
-        ("retained", lambda b: attack_retained(b, 8000 if L else 2000, 40 if L else 10)),
+        ("retained", lambda b: attack_retained(b, 4000 if L else 2000, 40 if L else 10)),
         ("many_conns", lambda b: attack_many_conns(b, 10000 if L else 1000)),
         ("storm", lambda b: attack_storm(b, 8 if L else 4, 20 if L else 3)),
         ("violations", attack_violations),
