@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import selectors
+import shutil
 import socket
 import struct
 import subprocess
@@ -997,6 +998,7 @@ def main():
         failed += 0 if r["ok"] else 1
         print("%-11s %s  %s" % ("limits", "ok  " if r["ok"] else "FAIL", r["detail"]), flush=True)
         results.append(r)
+    shutil.rmtree(tmp, ignore_errors=True)
     report = {"long": L, "results": results, "summary": summary, "ok": failed == 0,
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if args.json:
