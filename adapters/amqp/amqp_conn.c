@@ -139,6 +139,7 @@ static void on_remote_open(amqp_conn *c, pn_connection_t *pc)
     pn_data_put_array(caps, false, PN_SYMBOL);
     pn_data_enter(caps);
     pn_data_put_symbol(caps, pn_bytes(15, "ANONYMOUS-RELAY"));
+    pn_data_put_symbol(caps, pn_bytes(11, "SHARED-SUBS")); /* JMS 2.0 shared subscriptions */
     pn_data_exit(caps);
     pn_data_clear(props);
     pn_data_put_map(props);

@@ -142,6 +142,15 @@ static void link_end(alink *l, enum link_end_how how)
             fy_log(DEBUG, "amqp", "conn=%llu group=%s msg=\"durable subscription closed\"",
                    (unsigned long long)c->id, l->group);
         }
+        if (l->volatile_shared && !c->srv->stopping) {
+            /* The last link of a shared volatile subscription ends it: what is published
+             * while it has none is not kept for it (busy: other links are still there). */
+            int rc = fy_core_group_delete(c->srv->env.core, l->group, ignore_done, NULL);
+            if (rc != FY_OK && rc != -FY_ENOTFOUND && rc != -FY_EBUSY) {
+                fy_log(WARN, "amqp", "group=%s err=%s msg=\"shared subscription not deleted\"",
+                       l->group, fy_errname(rc));
+            }
+        }
     }
     if (pl) {
         switch (how) {
@@ -742,23 +751,79 @@ static void on_flow(alink *l)
     }
 }
 
-/* The clustering group of a durable subscription: amqp%<container>%<link> when that is a valid
- * name, else amqp%d<hash>. */
-static char *durable_group(const char *container, const char *name)
+/* The clustering group of a subscription named by the client: amqp%<kind><container>%<name>
+ * (kind "" for a durable subscription, "v%" for a shared volatile one; container NULL for a
+ * global one: amqp%g%<name>, amqp%gv%<name>) when that is a valid name, else
+ * amqp%<kind letter><hash>. */
+static char *sub_group(const char *kind, const char *container, const char *name)
 {
     char buf[200];
-    int n = snprintf(buf, sizeof(buf), "amqp%%%s%%%s", container, name);
+    int n = container ? snprintf(buf, sizeof(buf), "amqp%%%s%s%%%s", kind, container, name)
+                      : snprintf(buf, sizeof(buf), "amqp%%g%s%%%s", kind[0] ? "v" : "", name);
     if (n > 0 && n <= 127 && fy_core_name_valid(buf, (size_t)n)) {
         return fy_strdup(buf);
     }
     {
         fy_buf k = FY_BUF_INIT;
-        fy_buf_append(&k, container, strlen(container) + 1);
+        fy_buf_append(&k, kind, strlen(kind) + 1);
+        fy_buf_append(&k, container ? container : "", strlen(container ? container : "") + 1);
         fy_buf_append(&k, name, strlen(name));
-        snprintf(buf, sizeof(buf), "amqp%%d%016llx", (unsigned long long)fy_hash64(k.data, k.len));
+        snprintf(buf, sizeof(buf), "amqp%%%c%016llx", kind[0] ? 'v' : 'd',
+                 (unsigned long long)fy_hash64(k.data, k.len));
         fy_buf_free(&k);
     }
     return fy_strdup(buf);
+}
+
+static char *durable_group(const char *container, const char *name)
+{
+    return sub_group("", container, name);
+}
+
+static void count_member(void *arg, const fy_group_member_info *m)
+{
+    (*(uint32_t *)arg)++;
+}
+
+static void no_queue(void *arg, const fy_group_queue_info *q)
+{
+}
+
+/* A shared volatile subscription's first link starts at the tail: a group left from before
+ * (the broker stopped while it had links) is moved to now, not resumed. */
+static void volatile_fresh(amqp_server *srv, const char *group, const char *topic)
+{
+    uint32_t members = 0;
+    fy_sub_mode mode;
+    if (fy_core_group_describe(srv->env.core, group, &mode, count_member, no_queue, &members) ==
+            FY_OK &&
+        members == 0) {
+        fy_core_group_reset(srv->env.core, group, topic, fy_wall_ms(), NULL, ignore_done, NULL);
+    }
+}
+
+/* Whether a terminus lists capability sym (a symbol, or an array of symbols). */
+static bool has_capability(pn_terminus_t *t, const char *sym)
+{
+    pn_data_t *d = pn_terminus_capabilities(t);
+    size_t n = strlen(sym);
+    bool found = false;
+    pn_data_rewind(d);
+    while (!found && pn_data_next(d)) {
+        if (pn_data_type(d) == PN_SYMBOL) {
+            pn_bytes_t b = pn_data_get_symbol(d);
+            found = b.size == n && memcmp(b.start, sym, n) == 0;
+        } else if (pn_data_type(d) == PN_ARRAY && pn_data_get_array_type(d) == PN_SYMBOL) {
+            pn_data_enter(d);
+            while (!found && pn_data_next(d)) {
+                pn_bytes_t b = pn_data_get_symbol(d);
+                found = b.size == n && memcmp(b.start, sym, n) == 0;
+            }
+            pn_data_exit(d);
+        }
+    }
+    pn_data_rewind(d);
+    return found;
 }
 
 /* When a durable subscription was first made (its start), stored on first use. */
@@ -996,7 +1061,19 @@ static void open_consumer(amqp_conn *c, pn_link_t *pl)
     l = link_new(c, pl);
     l->consumer = true;
     l->presettled = pn_link_remote_snd_settle_mode(pl) == PN_SND_SETTLED;
-    if (group[0]) {
+    if (!group[0] && has_capability(src, "shared")) {
+        /* A JMS 2.0 shared subscription (Qpid JMS, the AMQP topic-subscription proposal): the
+         * subscription is the link name up to its first '|' (clients number further links of
+         * it "name|2", "name|volatile1", ...); every link of it is a member of one clustering
+         * group, scoped to the container unless the source has the "global" capability. */
+        const char *ln = pn_link_name(pl), *bar = strchr(ln, '|');
+        char *name = fy_strndup(ln, bar ? (size_t)(bar - ln) : strlen(ln));
+        const char *scope = has_capability(src, "global") ? NULL : c->container;
+        l->group = sub_group(durable ? "" : "v%", scope, name);
+        l->durable = durable;
+        l->volatile_shared = !durable;
+        fy_free(name);
+    } else if (group[0]) {
         l->group = fy_strdup(group);
     } else if (durable) {
         l->group = durable_group(c->container, pn_link_name(pl));
@@ -1018,6 +1095,9 @@ static void open_consumer(amqp_conn *c, pn_link_t *pl)
     } else {
         spec.filter = f.tags ? f.tags : "*";
         spec.filter_type = FY_FILTER_TAG;
+    }
+    if (l->volatile_shared) {
+        volatile_fresh(srv, l->group, topic);
     }
     if (l->broadcast) {
         spec.mode = FY_SUB_BROADCAST;

@@ -55,6 +55,7 @@ struct alink {
     char *group;
     bool broadcast;
     bool durable;    /* a durable subscription (its group is deleted on close) */
+    bool volatile_shared; /* a shared non-durable subscription: its group goes with its last link */
     bool presettled; /* the client asked for settled deliveries (at most once) */
     char *tmp_topic; /* a dynamic source's temporary topic (deleted when the link ends) */
     uint32_t core_credit;
