@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 60
 PREFIX      ?= /usr/local
 DESTDIR     ?=
 
-.PHONY: all deps build run test test-sanitize bench bench-mqtt bench-amqp fuzz clean install
+.PHONY: all deps build run test test-sanitize bench bench-mqtt bench-amqp bench-tls fuzz clean install
 
 all: build
 
@@ -59,6 +59,10 @@ bench-mqtt: build
 # AMQP 1.0: ferry-amqp-bench against ferryd, and RabbitMQ's AMQP 1.0 plugin when installed.
 bench-amqp: build
 	scripts/bench-amqp.sh $(BUILD)
+
+# MQTT over TLS against plain TCP, side by side with mosquitto (docs/benchmarks.md): about 3 minutes.
+bench-tls: build
+	scripts/bench-tls.sh $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 fuzz: deps

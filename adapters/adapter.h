@@ -10,6 +10,7 @@
 #include "broker/config.h"
 #include "broker/core.h"
 #include "broker/limits.h"
+#include "broker/tls.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,10 @@ typedef struct fy_adapter_env {
     /* Connection counts, rate buckets and per-client bounds (broker/limits.h); NULL: none. Each
      * accept path calls fy_limits_accept once and fy_limits_release when the connection goes. */
     fy_limits *limits;
+    /* The broker's TLS context ([tls], broker/tls.h), NULL when no certificate is configured:
+     * an adapter then opens no TLS listener. fy_tls_bev_new gives a TLS bufferevent for an
+     * accepted socket. */
+    fy_tls *tls;
 } fy_adapter_env;
 
 /* Counters an adapter shows in /health. */

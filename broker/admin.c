@@ -12,6 +12,7 @@
 #include "broker/core.h"
 #include "broker/metrics.h"
 #include "broker/native.h"
+#include "broker/tls.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -1666,6 +1667,14 @@ out:
     fy_free(copy);
 }
 
+/* HTTPS ([admin] tls): evhttp takes a TLS bufferevent for each accepted socket (the socket is
+ * attached by evhttp afterwards, which starts the handshake). */
+static struct bufferevent *admin_tls_bev(struct event_base *base, void *arg)
+{
+    fy_admin *a = arg;
+    return fy_tls_bev_new(a->b->tls, base, -1);
+}
+
 int fy_admin_start(fy_broker *b, const char *addr, uint16_t port, fy_admin **out, char *err,
                    size_t errlen)
 {
@@ -1685,6 +1694,9 @@ int fy_admin_start(fy_broker *b, const char *addr, uint16_t port, fy_admin **out
     evhttp_set_cb(a->http, "/health", handle_health, a);
     evhttp_set_cb(a->http, "/metrics", handle_metrics, a);
     evhttp_set_gencb(a->http, handle_request, a);
+    if (b->cfg->admin.tls && b->tls) {
+        evhttp_set_bevcb(a->http, admin_tls_bev, a);
+    }
     sock = evhttp_bind_socket_with_handle(a->http, addr, port);
     if (!sock) {
         snprintf(err, errlen, "cannot listen on %s:%u for admin HTTP: %s", addr, port,
@@ -1705,7 +1717,8 @@ int fy_admin_start(fy_broker *b, const char *addr, uint16_t port, fy_admin **out
     }
     a->tick_ev = event_new(b->base, -1, 0, on_tick, a);
     arm_tick(a);
-    fy_log(INFO, "admin", "addr=%s port=%u msg=\"admin HTTP listening\"", addr, a->port);
+    fy_log(INFO, "admin", "addr=%s port=%u msg=\"admin %s listening\"", addr, a->port,
+           b->cfg->admin.tls && b->tls ? "HTTPS" : "HTTP");
     *out = a;
     return FY_OK;
 fail:

@@ -16,6 +16,7 @@ typedef struct fy_native fy_native;
 typedef struct fy_adapters fy_adapters;
 typedef struct fy_auth fy_auth;
 typedef struct fy_limits fy_limits;
+typedef struct fy_tls fy_tls;
 
 typedef struct fy_broker {
     struct event_base *base;
@@ -28,6 +29,7 @@ typedef struct fy_broker {
     fy_adapters *adapters; /* the protocol adapters (adapters/adapter.h) */
     fy_auth *auth;         /* users and ACLs (broker/auth.h) */
     fy_limits *limits;     /* connection counts and rate buckets (broker/limits.h) */
+    fy_tls *tls;           /* the TLS context (broker/tls.h); NULL: no TLS listeners */
     uint64_t started_mono_ms;
     uint64_t started_wall_ms;
 } fy_broker;

@@ -948,12 +948,17 @@ static const fy_config_key native_keys[] = {
                        "TCP port of the native protocol; 0 = pick a free port."),
     FY_CONFIG_KEY_DURATION("hello_timeout", LC, hello_timeout_ms, "10s", 100, 3600000,
                            "A native connection must send HELLO within this time."),
+    FY_CONFIG_KEY_UINT(
+        "tls_port", LC, tls_port, "10912", 0, 65535,
+        "TLS port of the native protocol, open when [tls] certfile is set; 0 = a free port."),
 };
 static const fy_config_key admin_keys[] = {
     FY_CONFIG_KEY_STRING("listen", LC, listen, "127.0.0.1",
                          "Address the admin HTTP API (/health, /metrics) listens on."),
     FY_CONFIG_KEY_UINT("port", LC, port, "8081", 0, 65535,
                        "TCP port of the admin HTTP API; 0 = pick a free port."),
+    FY_CONFIG_KEY_BOOL("tls", LC, tls, "false",
+                       "Serve HTTPS instead of HTTP on the admin port (needs [tls] certfile)."),
 };
 #undef LC
 
@@ -968,6 +973,9 @@ int fy_broker_config_register(fy_config *cfg, fy_broker_config *bc)
     }
     if (rc == FY_OK) {
         rc = fy_limits_config_register(cfg, &bc->limits);
+    }
+    if (rc == FY_OK) {
+        rc = fy_tls_config_register(cfg, &bc->tls);
     }
     return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef FERRY_BROKER_CONFIG_H
 #define FERRY_BROKER_CONFIG_H
 
+#include "broker/tls.h"
 #include "common/buf.h"
 
 #include <stdbool.h>
@@ -133,9 +134,11 @@ const fy_config_section *fy_config_section_at(const fy_config *cfg, size_t i);
 
 /* [native] and [admin]: a TCP listener. */
 typedef struct fy_listen_config {
-    char *listen;  /* address to listen on */
-    uint64_t port; /* 0..65535; 0 = pick a free port */
+    char *listen;              /* address to listen on */
+    uint64_t port;             /* 0..65535; 0 = pick a free port */
     uint64_t hello_timeout_ms; /* [native] only: HELLO must arrive within this */
+    uint64_t tls_port;         /* [native] only: its TLS listener, when [tls] certfile is set */
+    bool tls;                  /* [admin] only: HTTPS instead of HTTP, when [tls] certfile is set */
 } fy_listen_config;
 
 /* [limits] (broker/limits.h): what one client, or one address, may take from the broker. */
@@ -182,9 +185,10 @@ typedef struct fy_broker_config {
     fy_listen_config native;
     fy_listen_config admin;
     fy_limits_config limits;
+    fy_tls_config tls; /* [tls] (broker/tls.h) */
 } fy_broker_config;
 
-/* Registers the broker's sections (top level, [native], [admin]) over bc and
+/* Registers the broker's sections (top level, [native], [admin], [tls]) over bc and
  * applies their defaults. bc must outlive cfg; its strings are freed by fy_config_free.
  * Returns FY_OK, or the error of fy_config_add_section (a section already registered). */
 int fy_broker_config_register(fy_config *cfg, fy_broker_config *bc);

@@ -9,6 +9,7 @@
 #include "broker/limits.h"
 #include "broker/native.h"
 #include "broker/service.h"
+#include "broker/tls.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -78,6 +79,22 @@ static void reload_auth(fy_broker *b)
     } else {
         fy_log(ERROR, "ferryd", "signal=HUP msg=\"reload failed, keeping the files in use: %s\"",
                err);
+    }
+}
+
+/* The TLS step of a SIGHUP: reads the certificate, key and CA files again; bad new files leave
+ * the old ones in use. Connections open keep the context they began with. */
+static void reload_tls(fy_broker *b)
+{
+    char err[512];
+    if (!b->tls) {
+        return;
+    }
+    if (fy_tls_reload(b->tls, err, sizeof(err)) == FY_OK) {
+        fy_log(INFO, "ferryd", "signal=HUP msg=\"TLS certificate and key reloaded\"");
+    } else {
+        fy_log(ERROR, "ferryd",
+               "signal=HUP msg=\"TLS reload failed, keeping the certificate in use: %s\"", err);
     }
 }
 
@@ -160,6 +177,20 @@ static bool auth_setup(fy_broker *b, char *err, size_t errlen)
     return true;
 }
 
+/* Builds the TLS context when [tls] certfile is set; refuses (false, err) bad TLS files and
+ * [admin] tls without a certificate. */
+static bool tls_setup(fy_broker *b, char *err, size_t errlen)
+{
+    if (fy_tls_new(&b->cfg->tls, &b->tls, err, errlen) != FY_OK) {
+        return false;
+    }
+    if (b->cfg->admin.tls && !b->tls) {
+        snprintf(err, errlen, "[admin] tls true needs [tls] certfile and keyfile");
+        return false;
+    }
+    return true;
+}
+
 /* SIGHUP reloads what can change without a restart. Each step is one call here, in order. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
@@ -167,6 +198,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     fy_service_notify("RELOADING=1");
     fy_service_reload(); /* the log file, after rotation */
     reload_auth(arg);    /* password and ACL files */
+    reload_tls(arg);     /* certificate, key and CA files */
     fy_service_notify("READY=1");
 }
 
@@ -278,7 +310,7 @@ int main(int argc, char **argv)
     }
     if (check_only) {
         /* The security files and rules too: a start would refuse what they refuse. */
-        if (!auth_setup(&b, err, sizeof(err))) {
+        if (!auth_setup(&b, err, sizeof(err)) || !tls_setup(&b, err, sizeof(err))) {
             fprintf(stderr, "ferryd: %s\n", err);
             goto out;
         }
@@ -301,6 +333,11 @@ int main(int argc, char **argv)
     fy_log(INFO, "ferryd", "version=%s config=%s data_dir=%s msg=\"starting\"", FERRY_VERSION,
            conf_path ? conf_path : "(defaults)", cfg.data_dir);
     if (!auth_setup(&b, err, sizeof(err))) {
+        fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
+        fprintf(stderr, "ferryd: %s\n", err);
+        goto out;
+    }
+    if (!tls_setup(&b, err, sizeof(err))) {
         fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
@@ -331,7 +368,9 @@ int main(int argc, char **argv)
     }
     if (fy_native_start(b.base, b.core, (uint16_t)cfg.broker_id,
                         (size_t)cfg.max_message_size + FY_NATIVE_FRAME_SLACK, cfg.native.listen,
-                        (uint16_t)cfg.native.port, b.auth, &b.native, err, sizeof(err)) != FY_OK) {
+                        (uint16_t)cfg.native.port, b.auth, &b.native, err, sizeof(err)) != FY_OK ||
+        (b.tls && fy_native_listen_tls(b.native, b.tls, cfg.native.listen,
+                                       (uint16_t)cfg.native.tls_port, err, sizeof(err)) != FY_OK)) {
         fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
@@ -346,7 +385,8 @@ int main(int argc, char **argv)
                               b.auth,
                               fy_auth_authorize,
                               fy_auth_allows_anonymous(b.auth),
-                              b.limits};
+                              b.limits,
+                              b.tls};
         if (fy_adapters_start(adapters, &env, err, sizeof(err)) != FY_OK) {
             fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
             fprintf(stderr, "ferryd: %s\n", err);
@@ -407,6 +447,7 @@ out:
     fy_config_free(b.conf);
     fy_adapters_free(adapters);
     fy_auth_free(b.auth);
+    fy_tls_free(b.tls);
     fy_log_close();
     return rc;
 }

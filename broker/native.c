@@ -7,6 +7,8 @@
 #include "adapters/adapter.h"
 #include "broker/auth.h"
 #include "broker/limits.h"
+#include "broker/listener.h"
+#include "broker/tls.h"
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -57,6 +59,7 @@ struct nconn {
     char *client_id;
     char *user; /* authenticated user name; NULL: anonymous */
     bool hello;
+    bool tls;            /* accepted on the TLS listener */
     bool close_on_drain; /* refused: close once the answer is written */
     bool closed;         /* socket gone; waiting for pending completions before the free */
     bool read_paused;
@@ -79,6 +82,9 @@ struct fy_native {
     size_t max_frame;
     struct evconnlistener *listener;
     uint16_t port;
+    struct evconnlistener *tls_listener; /* NULL without [tls] certfile */
+    uint16_t tls_port;
+    fy_tls *tls;
     uint64_t next_conn_id;
     nconn *conns;
     fy_limits *limits;         /* NULL: none */
@@ -240,7 +246,18 @@ static int handle_hello(nconn *c, const fy_frame *f)
         bufferevent_disable(c->bev, EV_READ);
         return FY_OK;
     }
-    if (c->srv->auth) {
+    if (c->tls && fy_tls_identity_is_username(c->srv->tls)) {
+        /* use_identity_as_username: the verified certificate is the credential. */
+        char ident[256];
+        if (fy_tls_peer_identity(c->bev, ident, sizeof(ident)) != FY_OK) {
+            reply_error(c, f->id, -FY_EPERM, "no client certificate identity");
+            c->close_on_drain = true;
+            bufferevent_disable(c->bev, EV_READ);
+            return FY_OK;
+        }
+        fy_free(c->user);
+        c->user = fy_strdup(ident);
+    } else if (c->srv->auth) {
         bool named = m.has_credentials && m.username.len > 0;
         fy_auth_request ar = {"native",   c->client_id, c->peer,   named,
                               m.username, named,        m.password};
@@ -1331,10 +1348,14 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     nconn *c = arg;
+    if (what == BEV_EVENT_CONNECTED) {
+        return; /* the TLS handshake is done */
+    }
     if (what & BEV_EVENT_EOF) {
         conn_close(c, NULL);
     } else if (what & BEV_EVENT_ERROR) {
-        conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        const char *why = c->tls ? fy_tls_bev_error(bev) : NULL;
+        conn_close(c, why ? why : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     }
 }
 
@@ -1367,7 +1388,7 @@ static void conn_close(nconn *c, const char *why)
         event_free(c->hello_ev);
         c->hello_ev = NULL;
     }
-    bufferevent_free(c->bev);
+    fy_tls_bev_free(c->bev);
     c->bev = NULL;
     if (c->prev) {
         c->prev->next = c->next;
@@ -1387,31 +1408,35 @@ static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
     conn_close(arg, "no HELLO within hello_timeout");
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
+/* Starts a connection on fd: plain TCP, or TLS when tls is set; max_connections and the
+ * connect rate count both. */
+static void conn_accept(fy_native *n, evutil_socket_t fd, struct sockaddr *sa, fy_tls *tls)
 {
-    fy_native *n = arg;
     nconn *c;
     int one = 1;
+    struct bufferevent *bev;
     fy_limit_verdict v = fy_limits_accept(n->limits, FY_LIMIT_NATIVE, sa);
     if (v == FY_LIMIT_DROP) {
         evutil_closesocket(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bev = tls ? fy_tls_bev_new(tls, n->base, fd)
+              : bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!tls) {
+            evutil_closesocket(fd);
+        }
+        fy_limits_release(n->limits, v);
         return;
     }
     c = FY_NEW(nconn);
     c->verdict = v;
     c->srv = n;
     c->id = ++n->next_conn_id;
-    if (sa->sa_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)sa;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(in->sin_port));
-    } else {
-        snprintf(c->peer, sizeof(c->peer), "?");
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = tls != NULL;
+    fy_listener_peer(sa, c->peer, sizeof(c->peer));
+    c->bev = bev;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* on_write runs once output is down to half of max_queued_bytes: credit flows again */
     bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(n->limits) / 2, 0);
@@ -1428,8 +1453,39 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         n->conns->prev = c;
     }
     n->conns = c;
-    fy_log(DEBUG, "native", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id,
-           c->peer);
+    fy_log(DEBUG, "native", "conn=%llu peer=%s tls=%s msg=\"accepted\"", (unsigned long long)c->id,
+           c->peer, tls ? "true" : "false");
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    conn_accept(arg, fd, sa, NULL);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int len, void *arg)
+{
+    fy_native *n = arg;
+    conn_accept(n, fd, sa, n->tls);
+}
+
+int fy_native_listen_tls(fy_native *n, fy_tls *tls, const char *addr, uint16_t port, char *err,
+                         size_t errlen)
+{
+    int rc;
+    n->tls = tls;
+    rc = fy_listener_open(n->base, "the native protocol over TLS", addr, port, on_accept_tls, n,
+                          &n->tls_listener, &n->tls_port, err, errlen);
+    if (rc == FY_OK) {
+        fy_log(INFO, "native", "addr=%s tls_port=%u msg=\"TLS listening\"", addr, n->tls_port);
+    }
+    return rc;
+}
+
+uint16_t fy_native_tls_port(const fy_native *n)
+{
+    return n->tls_port;
 }
 
 int fy_native_start(struct event_base *base, fy_core *core, uint16_t broker_id, size_t max_frame,
@@ -1488,6 +1544,9 @@ void fy_native_stop(fy_native *n)
         return;
     }
     evconnlistener_free(n->listener);
+    if (n->tls_listener) {
+        evconnlistener_free(n->tls_listener);
+    }
     while (n->conns) {
         conn_close(n->conns, NULL);
     }

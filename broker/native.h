@@ -30,6 +30,13 @@ typedef struct fy_limits fy_limits;
 void fy_native_set_limits(fy_native *n, fy_limits *limits, uint64_t hello_timeout_ms);
 /* The port actually bound. */
 uint16_t fy_native_port(const fy_native *n);
+typedef struct fy_tls fy_tls;
+/* Opens the TLS listener on addr:port (0 = a free port) with tls (borrowed, outlives n).
+ * FY_OK, or -FY_EINVAL / -FY_EIO with a reason in err. */
+int fy_native_listen_tls(fy_native *n, fy_tls *tls, const char *addr, uint16_t port, char *err,
+                         size_t errlen);
+/* The TLS port bound (0: none). */
+uint16_t fy_native_tls_port(const fy_native *n);
 struct fy_conn_info;
 /* Calls fn for each open connection (adapters/adapter.h's fy_conn_info; fn only reads). */
 void fy_native_each_connection(fy_native *n, void (*fn)(void *arg, const struct fy_conn_info *ci),

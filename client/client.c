@@ -9,6 +9,10 @@
 #include "client/private.h"
 #include "common/clock.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -195,6 +199,95 @@ static int cl_parse_broker(const char *s, char **host, char **port)
     return FY_OK;
 }
 
+/* ---- TLS ----------------------------------------------------------------------------------- */
+
+/* The client context of opts: TLS 1.2 at least, the broker verified against tls_cafile (or the
+ * system's CAs), an optional client certificate. FY_OK, -FY_EINVAL (a file that does not load)
+ * or -FY_ENOMEM. */
+static int cl_tls_ctx(fy_client *c, const fy_client_opts *opts)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        return -FY_ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* Writes may complete in parts, from a buffer that moves (c->out grows). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if ((opts->tls_cafile ? SSL_CTX_load_verify_locations(ctx, opts->tls_cafile, NULL)
+                          : SSL_CTX_set_default_verify_paths(ctx)) != 1 ||
+        (opts->tls_certfile && (SSL_CTX_use_certificate_chain_file(ctx, opts->tls_certfile) != 1 ||
+                                SSL_CTX_use_PrivateKey_file(
+                                    ctx, opts->tls_keyfile ? opts->tls_keyfile : opts->tls_certfile,
+                                    SSL_FILETYPE_PEM) != 1 ||
+                                SSL_CTX_check_private_key(ctx) != 1))) {
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return -FY_EINVAL;
+    }
+    c->ssl_ctx = ctx;
+    return FY_OK;
+}
+
+/* The TLS handshake on the connected socket fd, before deadline. FY_OK (c->ssl set), or
+ * -FY_ECLOSED / -FY_ETIMEDOUT / -FY_ENOMEM with the reason in c->err. */
+static int cl_tls_handshake(fy_client *c, int fd, int64_t deadline)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    SSL *ssl = SSL_new(c->ssl_ctx);
+    bool ip = inet_pton(AF_INET, c->host, &a4) == 1 || inet_pton(AF_INET6, c->host, &a6) == 1;
+    if (!ssl) {
+        return cl_fail(c, -FY_ENOMEM, "connect %s: out of memory for TLS", c->broker);
+    }
+    SSL_set_fd(ssl, fd);
+    /* The broker's certificate must name the host we dialled. */
+    if (ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host);
+    } else {
+        SSL_set_tlsext_host_name(ssl, c->host);
+        SSL_set1_host(ssl, c->host);
+    }
+    for (;;) {
+        int r = SSL_connect(ssl), e;
+        struct pollfd pfd = {fd, 0, 0};
+        int64_t now;
+        if (r == 1) {
+            c->ssl = ssl;
+            return FY_OK;
+        }
+        e = SSL_get_error(ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            now = cl_now();
+            if (now >= deadline) {
+                SSL_free(ssl);
+                return cl_fail(c, -FY_ETIMEDOUT, "connect %s: TLS handshake timed out", c->broker);
+            }
+            pfd.events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+            if (poll(&pfd, 1, deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now)) < 0 &&
+                errno != EINTR) {
+                SSL_free(ssl);
+                return cl_fail(c, -FY_ECLOSED, "connect %s: poll: %s", c->broker, strerror(errno));
+            }
+            continue;
+        }
+        {
+            char why[200] = "the broker closed the connection";
+            unsigned long err = ERR_peek_last_error();
+            long vr = SSL_get_verify_result(ssl);
+            if (vr != X509_V_OK) {
+                snprintf(why, sizeof(why), "certificate verify failed: %s",
+                         X509_verify_cert_error_string(vr));
+            } else if (err) {
+                ERR_error_string_n(err, why, sizeof(why));
+            }
+            ERR_clear_error();
+            SSL_free(ssl);
+            return cl_fail(c, -FY_ECLOSED, "connect %s: TLS handshake failed: %s", c->broker, why);
+        }
+    }
+}
+
 fy_client *fy_client_new(const fy_client_opts *opts, int *err)
 {
     fy_client_opts dflt;
@@ -268,12 +361,19 @@ fy_client *fy_client_new(const fy_client_opts *opts, int *err)
         rc = -FY_EINVAL;
         goto fail;
     }
+    if (opts->tls) {
+        rc = cl_tls_ctx(c, opts);
+        if (rc != FY_OK) {
+            goto fail;
+        }
+    }
     if (err) {
         *err = FY_OK;
     }
     return c;
 fail:
     if (c) {
+        SSL_CTX_free(c->ssl_ctx);
         free(c->host);
         free(c->port);
         free(c->broker);
@@ -492,6 +592,10 @@ int cl_run_completions(fy_client *c)
  * what the old connection carried. */
 static void cl_disconnect(fy_client *c, int status)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl); /* no close_notify: the socket may be gone */
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -531,7 +635,22 @@ int cl_write_now(fy_client *c)
         return -FY_ECLOSED;
     }
     while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->ssl) {
+            size_t len = c->out.len - c->out_off;
+            int r = SSL_write(c->ssl, c->out.data + c->out_off, len > INT_MAX ? INT_MAX : (int)len);
+            if (r > 0) {
+                c->out_off += (size_t)r;
+                continue;
+            }
+            r = SSL_get_error(c->ssl, r);
+            if (r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ) {
+                break;
+            }
+            ERR_clear_error();
+            return cl_drop(c, "TLS write failed");
+        }
+        n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -652,7 +771,21 @@ static int cl_read(fy_client *c)
             return cl_fail(c, -FY_ENOMEM, "out of memory reading from %s", c->broker);
         }
         want = c->in.cap - c->in.len;
-        n = recv(c->fd, c->in.data + c->in.len, want, 0);
+        if (c->ssl) {
+            int r = SSL_read(c->ssl, c->in.data + c->in.len, want > INT_MAX ? INT_MAX : (int)want);
+            if (r <= 0) {
+                int e = SSL_get_error(c->ssl, r);
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                    break;
+                }
+                ERR_clear_error();
+                return cl_drop(c, e == SSL_ERROR_ZERO_RETURN ? "closed by the broker"
+                                                             : "TLS read failed");
+            }
+            n = r;
+        } else {
+            n = recv(c->fd, c->in.data + c->in.len, want, 0);
+        }
         if (n == 0) {
             return cl_drop(c, "closed by the broker");
         }
@@ -679,7 +812,7 @@ static int cl_read(fy_client *c)
             c->in_off += (size_t)len;
             cl_dispatch(c, &f);
         }
-        if ((size_t)n < want) {
+        if ((size_t)n < want && !(c->ssl && SSL_pending(c->ssl) > 0)) {
             break; /* the socket had less than we asked for: drained */
         }
     }
@@ -718,7 +851,14 @@ int cl_pump(fy_client *c, int64_t deadline)
     pfd.fd = c->fd;
     pfd.events = POLLIN | (c->out_off < c->out.len ? POLLOUT : 0);
     pfd.revents = 0;
+    if (c->ssl && SSL_pending(c->ssl) > 0) {
+        timeout = 0; /* TLS holds decrypted bytes the socket no longer shows */
+    }
     n = poll(&pfd, 1, timeout);
+    if (n == 0 && c->ssl && SSL_pending(c->ssl) > 0) {
+        pfd.revents = POLLIN;
+        n = 1;
+    }
     if (n < 0 && errno != EINTR) {
         return cl_drop(c, "poll: %s", strerror(errno));
     }
@@ -931,6 +1071,13 @@ static int cl_connect_attempt(fy_client *c, int64_t deadline)
     freeaddrinfo(res);
     if (fd < 0) {
         return rc;
+    }
+    if (c->ssl_ctx) {
+        rc = cl_tls_handshake(c, fd, deadline);
+        if (rc != FY_OK) {
+            close(fd);
+            return rc;
+        }
     }
     c->fd = fd;
     c->out.len = c->out_off = 0;
@@ -1203,5 +1350,6 @@ void fy_client_free(fy_client *c)
     free(c->client_name);
     cl_free_secret(c->password);
     free(c->username);
+    SSL_CTX_free(c->ssl_ctx);
     free(c);
 }

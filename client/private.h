@@ -149,6 +149,10 @@ struct fy_client {
     bool reconnect;
     uint32_t max_inflight;
 
+    /* TLS (opts.tls): the context, and the session of the connection (NULL when none). */
+    struct ssl_ctx_st *ssl_ctx;
+    struct ssl_st *ssl;
+
     /* Connection. */
     int fd;          /* -1 when not connected */
     bool ready;      /* HELLO answered */

@@ -9,8 +9,9 @@ pkgs=(
     build-essential cmake pkg-config
     libevent-dev libleveldb-dev
     libcmocka-dev libjansson-dev python3
-    # authentication: PBKDF2-SHA512 password files (broker/auth.c, ferryctl passwd)
-    libssl-dev
+    # authentication: PBKDF2-SHA512 password files (broker/auth.c, ferryctl passwd); TLS
+    # (broker/tls.c); the TLS tests make certificates with the openssl CLI and call curl
+    libssl-dev openssl curl
     clang libclang-rt-14-dev
     # interop tests (interop/): third-party MQTT brokers, clients and libraries
     mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt

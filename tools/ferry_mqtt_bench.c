@@ -3,8 +3,11 @@
  * broker (`make bench-mqtt` drives mosquitto and ferryd with it). `pubsub` polls publishers and
  * subscribers in one process; each payload carries publisher, sequence number and send time
  * (CLOCK_MONOTONIC ns), so loss, duplicates and latency are exact. `idle` holds many subscribed
- * clients in a few processes and reports the broker's RSS per client. */
+ * clients in a few processes and reports the broker's RSS per client. `connect` opens and closes
+ * connections one after another in a few processes (TLS handshakes per second with --cafile).
+ * --cafile (and --cert/--key) run every mode over TLS (mosquitto_tls_set). */
 #include <mosquitto.h>
+#include <openssl/ssl.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -48,6 +51,9 @@ typedef struct opts {
     int clients, procs, settle_ms;
     const char *id_prefix;
 } opts;
+
+/* TLS for every client (--cafile, --cert, --key); NULL = plain TCP. */
+static const char *tls_cafile, *tls_certfile, *tls_keyfile;
 
 static uint64_t now_ns(void)
 {
@@ -304,6 +310,13 @@ static struct mosquitto *client_new(const char *id, void *arg)
     mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
     /* The window is ours: let libmosquitto put every QoS 1 publish on the wire at once. */
     mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, 65535);
+    if (tls_cafile) {
+        int rc = mosquitto_tls_set(m, tls_cafile, NULL, tls_certfile, tls_keyfile, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            fprintf(stderr, "ferry-mqtt-bench: mosquitto_tls_set: %s\n", mosquitto_strerror(rc));
+            exit(1);
+        }
+    }
     return m;
 }
 
@@ -319,7 +332,11 @@ static bool client_read(struct mosquitto *m)
             return false;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            break;
+            /* TLS: decrypted bytes OpenSSL holds are not seen by poll(); read them now. */
+            SSL *ssl = tls_cafile ? mosquitto_ssl_get(m) : NULL;
+            if (!ssl || SSL_pending(ssl) == 0) {
+                break;
+            }
         }
     }
     return true;
@@ -378,6 +395,8 @@ static uint64_t slowest_sub(const bench *b)
     }
     return min;
 }
+
+static void usage(void);
 
 static int run_pubsub(const opts *o)
 {
@@ -849,11 +868,90 @@ static int run_idle(const opts *o)
     return rc;
 }
 
+/* connect: one connection at a time (TCP, TLS handshake with --cafile, CONNECT, CONNACK,
+ * DISCONNECT), n of them; returns how many succeeded. */
+static void connect_on_connect(struct mosquitto *m, void *arg, int rc)
+{
+    *(int *)arg = rc == 0 ? 1 : -1;
+}
+
+static int connect_child(const opts *o, int n, int child)
+{
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        int state = 0;
+        struct mosquitto *m;
+        uint64_t deadline = now_ns() + 10000000000u;
+        snprintf(id, sizeof(id), "%s-%d-%d", o->id_prefix, child, i);
+        m = client_new(id, &state);
+        mosquitto_connect_callback_set(m, connect_on_connect);
+        if (mosquitto_connect(m, o->host, o->port, 60) == MOSQ_ERR_SUCCESS) {
+            while (state == 0 && now_ns() < deadline &&
+                   mosquitto_loop(m, 100, 1) == MOSQ_ERR_SUCCESS) {
+            }
+            if (state == 1) {
+                ok++;
+                mosquitto_disconnect(m);
+                mosquitto_loop(m, 10, 1);
+            }
+        }
+        mosquitto_destroy(m);
+    }
+    return ok;
+}
+
+static int run_connect(const opts *o)
+{
+    int per = o->clients / o->procs, total = 0;
+    int fds[64][2];
+    pid_t pids[64];
+    double cpu0 = broker_cpu_s(o->broker_pid), cpu1;
+    uint64_t t0 = now_ns(), t1;
+    if (o->procs > 64) {
+        usage();
+    }
+    for (int k = 0; k < o->procs; k++) {
+        if (pipe(fds[k]) != 0) {
+            perror("ferry-mqtt-bench: pipe");
+            return 1;
+        }
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            int ok = connect_child(o, per, k);
+            if (write(fds[k][1], &ok, sizeof(ok)) != (ssize_t)sizeof(ok)) {
+                _exit(1);
+            }
+            _exit(0);
+        }
+        close(fds[k][1]);
+    }
+    for (int k = 0; k < o->procs; k++) {
+        int ok = 0;
+        if (read(fds[k][0], &ok, sizeof(ok)) == (ssize_t)sizeof(ok)) {
+            total += ok;
+        }
+        close(fds[k][0]);
+        waitpid(pids[k], NULL, 0);
+    }
+    t1 = now_ns();
+    cpu1 = broker_cpu_s(o->broker_pid);
+    printf("{\"mode\":\"connect\",\"tls\":%s,\"procs\":%d,\"attempted\":%d,"
+           "\"connected\":%d,\"seconds\":%.3f,\"connects_per_s\":%.0f,\"broker_cpu_s\":%.2f,"
+           "\"broker_cpu_ms_per_connect\":%.3f}\n",
+           tls_cafile ? "true" : "false", o->procs, per * o->procs, total, (double)(t1 - t0) / 1e9,
+           total ? total / ((double)(t1 - t0) / 1e9) : 0, cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1,
+           cpu0 >= 0 && cpu1 >= 0 && total ? (cpu1 - cpu0) * 1e3 / total : -1);
+    return total == per * o->procs ? 0 : 3;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: ferry-mqtt-bench [options] pubsub|idle\n"
+            "usage: ferry-mqtt-bench [options] pubsub|idle|connect\n"
             "  --broker HOST:PORT     MQTT broker (127.0.0.1:1883)\n"
+            "  --cafile F             MQTT over TLS, the broker verified against CAs of F\n"
+            "  --cert F --key F       client certificate and key (TLS)\n"
             "  --broker-pid PID       report the broker's CPU (pubsub) or RSS (idle)\n"
             "  --timeout S            give up after S seconds (120)\n"
             "pubsub: publishers -> subscribers; one JSON line (latencies in us)\n"
@@ -871,23 +969,38 @@ static void usage(void)
             "idle: clients subscribed to dev/<i>/cmd (QoS 1, clean session), holding\n"
             "  --clients N --procs K  clients, over K processes (10000, 4)\n"
             "  --id-prefix S          client ids S-<i> (idle)\n"
-            "  --settle-ms MS         wait before reading RSS (1000)\n");
+            "  --settle-ms MS         wait before reading RSS (1000)\n"
+            "connect: --clients N connections opened and closed one at a time in each of --procs\n"
+            "  K processes; one JSON line with connections per second\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lopts[] = {
-        {"broker", required_argument, NULL, 'b'},    {"broker-pid", required_argument, NULL, 'P'},
-        {"timeout", required_argument, NULL, 'T'},   {"pubs", required_argument, NULL, 'p'},
-        {"subs", required_argument, NULL, 's'},      {"qos-pub", required_argument, NULL, 'q'},
-        {"qos-sub", required_argument, NULL, 'Q'},   {"count", required_argument, NULL, 'n'},
-        {"window", required_argument, NULL, 'w'},    {"rate", required_argument, NULL, 'r'},
-        {"size", required_argument, NULL, 'z'},      {"prefix", required_argument, NULL, 'x'},
-        {"filter", required_argument, NULL, 'f'},    {"drain-ms", required_argument, NULL, 'd'},
-        {"clients", required_argument, NULL, 'c'},   {"procs", required_argument, NULL, 'k'},
-        {"id-prefix", required_argument, NULL, 'i'}, {"settle-ms", required_argument, NULL, 'S'},
-        {"pause-ms", required_argument, NULL, 'D'},  {NULL, 0, NULL, 0},
+        {"broker", required_argument, NULL, 'b'},
+        {"broker-pid", required_argument, NULL, 'P'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"pubs", required_argument, NULL, 'p'},
+        {"subs", required_argument, NULL, 's'},
+        {"qos-pub", required_argument, NULL, 'q'},
+        {"qos-sub", required_argument, NULL, 'Q'},
+        {"count", required_argument, NULL, 'n'},
+        {"window", required_argument, NULL, 'w'},
+        {"rate", required_argument, NULL, 'r'},
+        {"size", required_argument, NULL, 'z'},
+        {"prefix", required_argument, NULL, 'x'},
+        {"filter", required_argument, NULL, 'f'},
+        {"drain-ms", required_argument, NULL, 'd'},
+        {"clients", required_argument, NULL, 'c'},
+        {"procs", required_argument, NULL, 'k'},
+        {"id-prefix", required_argument, NULL, 'i'},
+        {"settle-ms", required_argument, NULL, 'S'},
+        {"pause-ms", required_argument, NULL, 'D'},
+        {"cafile", required_argument, NULL, 'A'},
+        {"cert", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     opts o = {.host = "127.0.0.1",
               .port = 1883,
@@ -972,6 +1085,15 @@ int main(int argc, char **argv)
         case 'D':
             o.pause_ms = atoi(optarg);
             break;
+        case 'A':
+            tls_cafile = optarg;
+            break;
+        case 'C':
+            tls_certfile = optarg;
+            break;
+        case 'K':
+            tls_keyfile = optarg;
+            break;
         default:
             usage();
         }
@@ -996,6 +1118,8 @@ int main(int argc, char **argv)
             usage();
         }
         rc = run_idle(&o);
+    } else if (strcmp(mode, "connect") == 0) {
+        rc = run_connect(&o);
     } else {
         usage();
     }

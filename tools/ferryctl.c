@@ -74,6 +74,10 @@ static const char usage_text[] =
     "                      127.0.0.1:8081)\n"
     "  --user U            user name (default $FERRY_USER; password: $FERRY_PASSWORD,\n"
     "                      else asked without echo on a terminal)\n"
+    "  --tls               connect with TLS (the broker's [native] tls_port, 10912)\n"
+    "  --cafile FILE       PEM CAs that sign the broker's certificate (implies --tls;\n"
+    "                      default: the system's CAs)\n"
+    "  --cert FILE         PEM client certificate, --key FILE its key (implies --tls)\n"
     "  --json              print JSON Lines: one JSON document per line\n"
     "  --timeout MS        request timeout in milliseconds (default 10000)\n"
     "  -h, --help          this help; `ferryctl COMMAND --help` for a command's\n"
@@ -2256,6 +2260,8 @@ int main(int argc, char **argv)
     char asked[1024];
     const char *admin = getenv("FERRY_ADMIN");
     const command *cmd = NULL;
+    const char *cafile = NULL, *certfile = NULL, *keyfile = NULL;
+    bool tls = false;
     uint64_t timeout = 0;
     fy_client_opts o;
     fy_client *c;
@@ -2287,6 +2293,24 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--json") == 0) {
             json_out = true;
+            continue;
+        }
+        if (strcmp(a, "--tls") == 0) {
+            tls = true;
+            continue;
+        }
+        if (strcmp(a, "--cafile") == 0 || strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0) {
+            if (i + 1 >= argc) {
+                return usage_error(NULL, "option '%s' needs a file", a);
+            }
+            if (strcmp(a, "--cafile") == 0) {
+                cafile = argv[++i];
+            } else if (strcmp(a, "--cert") == 0) {
+                certfile = argv[++i];
+            } else {
+                keyfile = argv[++i];
+            }
+            tls = true;
             continue;
         }
         if (strncmp(a, "--broker", 8) == 0 || strncmp(a, "--timeout", 9) == 0 ||
@@ -2396,8 +2420,30 @@ int main(int argc, char **argv)
         o.request_timeout_ms = (int)timeout;
         o.connect_timeout_ms = (int)(timeout < 5000 ? timeout : 5000);
     }
+    o.tls = tls;
+    o.tls_cafile = cafile;
+    o.tls_certfile = certfile;
+    o.tls_keyfile = keyfile;
     c = fy_client_new(&o, &err);
     if (!c) {
+        if (err == -FY_EINVAL && tls) {
+            const char *files[] = {cafile, certfile, keyfile};
+            for (size_t k = 0; k < 3; k++) {
+                FILE *fh = files[k] ? fopen(files[k], "r") : NULL;
+                if (files[k] && !fh) {
+                    fprintf(stderr, "ferryctl: cannot read %s: %s\n", files[k], strerror(errno));
+                    return EXIT_USAGE;
+                }
+                if (fh) {
+                    fclose(fh);
+                }
+            }
+            fprintf(stderr,
+                    "ferryctl: bad broker address '%s', or TLS files that do not load (not PEM, "
+                    "or a key that is not the certificate's)\n",
+                    broker ? broker : "");
+            return EXIT_USAGE;
+        }
         if (err == -FY_EINVAL) {
             return usage_error(NULL, "bad broker address '%s' (HOST:PORT)", broker);
         }

@@ -2,6 +2,7 @@
 /* The AMQP 1.0 adapter: its [amqp] section, the listener, start-up and shutdown. Connections
  * live in amqp_conn.c, links in amqp_link.c, the message mapping in amqp_map.c. */
 #include "adapters/amqp/private.h"
+#include "broker/listener.h"
 #include "common/alloc.h"
 #include "common/log.h"
 
@@ -39,10 +40,14 @@ static const fy_config_key amqp_keys[] = {
                        "Messages read ahead for one receiving link, whatever its credit."),
     FY_CONFIG_KEY_BOOL("allow_anonymous", C, allow_anonymous, "true",
                        "Accept SASL ANONYMOUS and clients that skip SASL."),
-    FY_CONFIG_KEY_BOOL("sasl_plain", C, sasl_plain, "true",
-                       "Offer SASL PLAIN on plain TCP (there is no TLS yet)."),
+    FY_CONFIG_KEY_BOOL(
+        "sasl_plain", C, sasl_plain, "true",
+        "Offer SASL PLAIN on plain TCP too (TLS connections are always offered it)."),
     FY_CONFIG_KEY_DURATION("open_timeout", C, open_timeout_ms, "10s", 100, 3600000,
                            "A connection must complete SASL and open within this time."),
+    FY_CONFIG_KEY_UINT(
+        "tls_port", C, tls_port, "5671", 0, 65535,
+        "TLS port of AMQP (amqps), open when [tls] certfile is set; 0 = a free port."),
 };
 #undef C
 
@@ -63,6 +68,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
     }
     amqp_conn_accept(srv, fd, peer, v);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int slen, void *arg)
+{
+    amqp_server *srv = arg;
+    char peer[64];
+    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_AMQP, sa);
+    if (v == FY_LIMIT_DROP) {
+        evutil_closesocket(fd); /* over the connect rate: before any TLS work */
+        return;
+    }
+    fy_listener_peer(sa, peer, sizeof(peer));
+    amqp_conn_accept_tls(srv, fd, peer, v);
 }
 
 static int amqp_start(const fy_adapter_env *env, const void *conf, void **state, char *err,
@@ -100,8 +119,19 @@ static int amqp_start(const fy_adapter_env *env, const void *conf, void **state,
     }
     getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&sin, &slen);
     srv->port = ntohs(sin.sin_port);
+    if (env->tls && fy_listener_open(env->base, "AMQP over TLS", cfg->listen,
+                                     (uint16_t)cfg->tls_port, on_accept_tls, srv,
+                                     &srv->tls_listener, &srv->tls_port, err, errlen) != FY_OK) {
+        evconnlistener_free(srv->listener);
+        fy_free(srv);
+        return -FY_EIO;
+    }
     amqp_tmp_cleanup(srv);
     fy_log(INFO, "amqp", "addr=%s port=%u msg=\"listening\"", cfg->listen, (unsigned)srv->port);
+    if (srv->tls_listener) {
+        fy_log(INFO, "amqp", "addr=%s tls_port=%u msg=\"TLS listening\"", cfg->listen,
+               (unsigned)srv->tls_port);
+    }
     *state = srv;
     return FY_OK;
 }
@@ -114,6 +144,9 @@ static void amqp_stop(void *state)
     }
     srv->stopping = true;
     evconnlistener_free(srv->listener);
+    if (srv->tls_listener) {
+        evconnlistener_free(srv->tls_listener);
+    }
     amqp_conn_close_all(srv);
     fy_buf_free(&srv->scratch);
     fy_free(srv);

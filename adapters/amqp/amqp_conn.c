@@ -62,7 +62,7 @@ static void conn_maybe_free(amqp_conn *c)
 static void bev_gone(amqp_conn *c)
 {
     if (c->bev) {
-        bufferevent_free(c->bev);
+        fy_tls_bev_free(c->bev);
         c->bev = NULL;
     }
     conn_maybe_free(c);
@@ -78,7 +78,9 @@ static void on_drained_close(struct bufferevent *bev, void *arg)
 
 static void on_event_close(struct bufferevent *bev, short what, void *arg)
 {
-    bev_gone(arg);
+    if (what != BEV_EVENT_CONNECTED) {
+        bev_gone(arg);
+    }
 }
 
 /* The connection is over (closed by either side, or the socket failed): core members go, the
@@ -374,6 +376,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     amqp_conn *c = arg;
+    if (what == BEV_EVENT_CONNECTED) {
+        return; /* the TLS handshake is done */
+    }
     /* c is freed once, by the last line: conn_end may let go of the socket, not of c. */
     c->in_process = true;
     if (what & BEV_EVENT_EOF) {
@@ -382,8 +387,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         /* Nobody reads what proton still has to say: the socket is half closed at best. */
         conn_end(c, "peer closed the connection");
     } else {
+        const char *why = c->tls ? fy_tls_bev_error(bev) : NULL;
+        if (why) {
+            fy_log(INFO, "amqp", "conn=%llu peer=%s msg=\"closed: %s\"", (unsigned long long)c->id,
+                   c->peer, why);
+        }
         c->sock_dead = true; /* nothing more can be written: do not wait for the output to drain */
-        conn_end(c, "socket error");
+        conn_end(c, why ? why : "socket error");
     }
     c->in_process = false;
     conn_maybe_free(c);
@@ -399,7 +409,8 @@ void amqp_conn_pending_done(amqp_conn *c)
     amqp_conn_schedule(c);
 }
 
-void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+static void conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict,
+                        fy_tls *tls)
 {
     amqp_conn *c = FY_NEW(amqp_conn);
     const fy_amqp_config *cfg = srv->cfg;
@@ -416,9 +427,13 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdi
         fy_free(c);
         return;
     }
-    c->bev = bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = tls != NULL;
+    c->bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
+                 : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
-        evutil_closesocket(fd);
+        if (!tls) {
+            evutil_closesocket(fd);
+        }
         pn_connection_driver_destroy(&c->driver);
         fy_limits_release(srv->env.limits, verdict);
         fy_free(c);
@@ -430,7 +445,8 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdi
     pn_transport_set_max_frame(t, (uint32_t)cfg->max_frame_size);
     pn_transport_set_channel_max(t, (uint16_t)(cfg->max_sessions - 1));
     pn_transport_set_idle_timeout(t, (pn_millis_t)cfg->idle_timeout_ms);
-    pn_transport_require_auth(t, !cfg->allow_anonymous || !srv->env.allow_anonymous);
+    pn_transport_require_auth(t, !cfg->allow_anonymous || !srv->env.allow_anonymous ||
+                                     (tls && fy_tls_identity_is_username(tls)));
     amqp_sasl_setup(c, t);
     c->next = srv->conns;
     if (srv->conns) {
@@ -446,8 +462,23 @@ void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdi
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    fy_log(DEBUG, "amqp", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id, peer);
-    amqp_conn_process(c);
+    fy_log(DEBUG, "amqp", "conn=%llu peer=%s tls=%s msg=\"accepted\"", (unsigned long long)c->id,
+           peer, tls ? "true" : "false");
+    /* On TLS proton speaks first only once the client's bytes arrive, i.e. after the
+     * handshake: the SASL mechanisms it offers then depend on the client certificate. */
+    if (!tls) {
+        amqp_conn_process(c);
+    }
+}
+
+void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+{
+    conn_accept(srv, fd, peer, verdict, NULL);
+}
+
+void amqp_conn_accept_tls(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+{
+    conn_accept(srv, fd, peer, verdict, srv->env.tls);
 }
 
 void amqp_conn_kick(amqp_conn *c)
@@ -480,7 +511,7 @@ void amqp_conn_close_all(amqp_server *srv)
         for (amqp_conn *c = srv->conns, *next; c; c = next) {
             next = c->next;
             if (c->bev) {
-                bufferevent_free(c->bev);
+                fy_tls_bev_free(c->bev);
                 c->bev = NULL;
             }
             if (c->pending == 0) {

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The server side of SASL through proton's plugin interface: Debian's proton is built without
  * Cyrus SASL, so its own server offers only ANONYMOUS and EXTERNAL. This plugin offers ANONYMOUS
- * (when allowed) and PLAIN, checked through the auth hook, and owns the user name it reports. */
+ * (when allowed), PLAIN (checked through the auth hook; on plain TCP only with [amqp]
+ * sasl_plain) and, on TLS with a verified client certificate, EXTERNAL (the certificate's
+ * identity is the user). With use_identity_as_username a TLS client must use EXTERNAL. It owns
+ * the user name it reports. */
 #include "adapters/amqp/private.h"
 #include "common/alloc.h"
 #include "common/log.h"
@@ -12,11 +15,14 @@
 #include <proton/sasl_plugin.h>
 #include <proton/transport.h>
 
+#include <stdio.h>
 #include <string.h>
 
 typedef struct sasl_ctx {
     amqp_conn *c;
     char *user;
+    char mechs[32];
+    char ident[256]; /* the verified client certificate's identity; "" = none */
 } sasl_ctx;
 
 /* Whether user may connect with password: the broker's authentication hook (adapters/adapter.h),
@@ -44,17 +50,29 @@ static bool anonymous_ok(const amqp_conn *c)
     return c->srv->cfg->allow_anonymous && c->srv->env.allow_anonymous;
 }
 
+/* TLS with use_identity_as_username: the certificate is the only credential. */
+static bool identity_only(const amqp_conn *c)
+{
+    return c->tls && fy_tls_identity_is_username(c->srv->env.tls);
+}
+
+/* PLAIN: always on TLS (the password is encrypted), on plain TCP only with [amqp] sasl_plain. */
+static bool plain_ok(const amqp_conn *c)
+{
+    return (c->tls || c->srv->cfg->sasl_plain) && !identity_only(c);
+}
+
 static const char *sasl_list_mechs(pn_transport_t *t)
 {
     sasl_ctx *x = pnx_sasl_get_context(t);
-    const fy_amqp_config *cfg = x->c->srv->cfg;
-    if (cfg->sasl_plain && anonymous_ok(x->c)) {
-        return "PLAIN ANONYMOUS";
+    /* Called once the client's first bytes are in: on TLS the handshake is over. */
+    if (x->c->tls && fy_tls_peer_identity(x->c->bev, x->ident, sizeof(x->ident)) != FY_OK) {
+        x->ident[0] = '\0';
     }
-    if (cfg->sasl_plain) {
-        return "PLAIN";
-    }
-    return anonymous_ok(x->c) ? "ANONYMOUS" : "";
+    snprintf(x->mechs, sizeof(x->mechs), "%s%s%s", x->ident[0] ? "EXTERNAL " : "",
+             plain_ok(x->c) ? "PLAIN " : "",
+             anonymous_ok(x->c) && !identity_only(x->c) ? "ANONYMOUS" : "");
+    return x->mechs;
 }
 
 static bool sasl_init_server(pn_transport_t *t)
@@ -95,11 +113,27 @@ static bool plain_parse(const pn_bytes_t *b, char *user, size_t ulen, char *pass
 static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_bytes_t *recv)
 {
     sasl_ctx *x = pnx_sasl_get_context(t);
-    const fy_amqp_config *cfg = x->c->srv->cfg;
-    if (strcmp(mech, "ANONYMOUS") == 0 && anonymous_ok(x->c)) {
+    if (strcmp(mech, "EXTERNAL") == 0 && x->ident[0]) {
+        /* An authorization identity, if given, must be the certificate's. */
+        if (recv && recv->size > 0 &&
+            (recv->size != strlen(x->ident) || memcmp(recv->start, x->ident, recv->size) != 0)) {
+            fy_log(INFO, "amqp",
+                   "conn=%llu peer=%s user=%s msg=\"SASL EXTERNAL refused: "
+                   "authorization identity is not the certificate's\"",
+                   (unsigned long long)x->c->id, x->c->peer, x->ident);
+            pnx_sasl_set_failed(t);
+        } else {
+            x->user = fy_strdup(x->ident);
+            fy_free(x->c->user);
+            x->c->user = fy_strdup(x->ident);
+            fy_log(DEBUG, "amqp", "conn=%llu peer=%s user=%s msg=\"SASL EXTERNAL\"",
+                   (unsigned long long)x->c->id, x->c->peer, x->ident);
+            pnx_sasl_set_succeeded(t, x->user, NULL);
+        }
+    } else if (strcmp(mech, "ANONYMOUS") == 0 && anonymous_ok(x->c) && !identity_only(x->c)) {
         x->user = fy_strdup("anonymous");
         pnx_sasl_set_succeeded(t, x->user, NULL);
-    } else if (strcmp(mech, "PLAIN") == 0 && cfg->sasl_plain) {
+    } else if (strcmp(mech, "PLAIN") == 0 && plain_ok(x->c)) {
         char user[256], pass[256];
         if (recv && plain_parse(recv, user, sizeof(user), pass, sizeof(pass)) &&
             amqp_auth_check(x->c, user, pass)) {

@@ -31,8 +31,9 @@ typedef struct fy_amqp_config {
     uint64_t link_credit;      /* credit given to a client's sender link */
     uint64_t max_prefetch;     /* core credit of one receiving link, at most */
     bool allow_anonymous;      /* SASL ANONYMOUS, and clients that skip SASL */
-    bool sasl_plain;           /* offer SASL PLAIN on plain TCP */
+    bool sasl_plain;           /* offer SASL PLAIN on plain TCP (TLS connections always may) */
     uint64_t open_timeout_ms;  /* a connection must be open within this */
+    uint64_t tls_port;         /* AMQP over TLS (amqps), when [tls] certfile is set */
 } fy_amqp_config;
 
 typedef struct amqp_server amqp_server;
@@ -74,6 +75,7 @@ struct amqp_conn {
     char peer[64];
     char container[128];
     char *user; /* SASL PLAIN's user, for the ACL; NULL: anonymous */
+    bool tls;   /* accepted on the TLS listener */
     struct event *tick_ev;
     struct event *work_ev; /* deferred: process proton events and write */
     bool opened;
@@ -81,9 +83,9 @@ struct amqp_conn {
     fy_limit_verdict verdict; /* fy_limits_accept's: REFUSE closes at open (resource-limit) */
     bool closing;             /* socket gone or going */
     bool sock_dead;           /* the socket failed: conn_end frees it without draining */
-    bool in_process;        /* inside process(): not freed until it returns */
-    uint64_t open_deadline; /* mono ms */
-    uint32_t pending;       /* store completions outstanding */
+    bool in_process;          /* inside process(): not freed until it returns */
+    uint64_t open_deadline;   /* mono ms */
+    uint32_t pending;         /* store completions outstanding */
     uint32_t nsessions, nlinks;
     alink *links;
     amqp_conn *next, *prev;
@@ -94,6 +96,8 @@ struct amqp_server {
     const fy_amqp_config *cfg;
     struct evconnlistener *listener;
     uint16_t port;
+    struct evconnlistener *tls_listener; /* NULL without [tls] certfile */
+    uint16_t tls_port;
     uint64_t max_msg; /* bytes of an encoded message */
     uint64_t next_conn_id;
     uint64_t next_tmp; /* numbers the temporary topics of dynamic sources */
@@ -107,6 +111,9 @@ struct amqp_server {
 void amqp_conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
 /* Whether c's socket is behind (output above max_queued_bytes): consumers wait for on_write. */
 bool amqp_conn_out_blocked(amqp_conn *c);
+/* The same on the TLS listener: proton sees the plaintext; SASL EXTERNAL takes the client
+ * certificate's identity. */
+void amqp_conn_accept_tls(amqp_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
 /* Processes proton's events and writes what it produced, now or from a deferred event. */
 void amqp_conn_process(amqp_conn *c);
 void amqp_conn_schedule(amqp_conn *c);
@@ -115,7 +122,8 @@ void amqp_conn_close_all(amqp_server *srv);
 void amqp_conn_kick(amqp_conn *c);
 void amqp_conn_pending_done(amqp_conn *c);
 
-/* amqp_sasl.c: sets up the server side of SASL on t (ANONYMOUS and PLAIN through the auth hook). */
+/* amqp_sasl.c: sets up the server side of SASL on t (ANONYMOUS and PLAIN through the auth hook,
+ * EXTERNAL with a verified client certificate on TLS). */
 void amqp_sasl_setup(amqp_conn *c, pn_transport_t *t);
 
 /* amqp_link.c */

@@ -2,6 +2,7 @@
 /* The MQTT adapter: its [mqtt] section, the listener, start-up (sessions and retained messages
  * loaded from the store) and shutdown. Connections live in mqtt_conn.c. */
 #include "adapters/mqtt/private.h"
+#include "broker/listener.h"
 #include "common/alloc.h"
 #include "common/log.h"
 
@@ -42,6 +43,8 @@ static const fy_config_key mqtt_keys[] = {
                            "Cap on how long an offline session is kept; 0 = no cap."),
     FY_CONFIG_KEY_DURATION("sys_interval", C, sys_interval_ms, "10s", 0, 86400000,
                            "Publish the $SYS/broker/... topics this often; 0 = off."),
+    FY_CONFIG_KEY_UINT("tls_port", C, tls_port, "8883", 0, 65535,
+                       "TLS port of MQTT, open when [tls] certfile is set; 0 = a free port."),
 };
 #undef C
 
@@ -62,6 +65,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
     }
     mqtt_conn_accept(srv, fd, peer, v);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int slen, void *arg)
+{
+    mqtt_server *srv = arg;
+    char peer[64];
+    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
+    if (v == FY_LIMIT_DROP) {
+        evutil_closesocket(fd); /* over the connect rate: before any TLS work */
+        return;
+    }
+    fy_listener_peer(sa, peer, sizeof(peer));
+    mqtt_conn_accept_tls(srv, fd, peer, v);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -127,6 +144,14 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     }
     getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&sin, &slen);
     srv->port = ntohs(sin.sin_port);
+    if (env->tls && fy_listener_open(env->base, "MQTT over TLS", cfg->listen,
+                                     (uint16_t)cfg->tls_port, on_accept_tls, srv,
+                                     &srv->tls_listener, &srv->tls_port, err, errlen) != FY_OK) {
+        evconnlistener_free(srv->listener);
+        mqtt_topic_map_free(srv);
+        fy_free(srv);
+        return -FY_EIO;
+    }
     mqtt_retained_load(srv);
     mqtt_session_load_all(srv);
     fy_core_watch_topics(env->core, mqtt_session_on_topic, srv);
@@ -135,6 +160,10 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     event_add(srv->tick_ev, &tick);
     mqtt_sys_start(srv);
     fy_log(INFO, "mqtt", "addr=%s port=%u msg=\"listening\"", cfg->listen, (unsigned)srv->port);
+    if (srv->tls_listener) {
+        fy_log(INFO, "mqtt", "addr=%s tls_port=%u msg=\"TLS listening\"", cfg->listen,
+               (unsigned)srv->tls_port);
+    }
     *state = srv;
     return FY_OK;
 }
@@ -158,6 +187,9 @@ static void mqtt_stop(void *state)
     mqtt_sys_stop(srv);
     fy_core_set_router(srv->env.core, NULL, NULL);
     evconnlistener_free(srv->listener);
+    if (srv->tls_listener) {
+        evconnlistener_free(srv->tls_listener);
+    }
     mqtt_conn_close_all(srv);
     fy_strmap_each(&srv->sessions, free_session, NULL);
     fy_strmap_free(&srv->sessions);

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define MAX_PENDING 4096        /* publishes waiting for the store before reading pauses */
+#define MAX_PENDING 4096 /* publishes waiting for the store before reading pauses */
 
 static void free_alias_key(void *arg, const char *key, void *val)
 {
@@ -62,7 +62,7 @@ static void conn_maybe_free(mqtt_conn *c)
 static void bev_gone(mqtt_conn *c)
 {
     if (c->bev) {
-        bufferevent_free(c->bev);
+        fy_tls_bev_free(c->bev);
         c->bev = NULL;
     }
     conn_maybe_free(c);
@@ -78,7 +78,9 @@ static void on_drained_close(struct bufferevent *bev, void *arg)
 
 static void on_event_close(struct bufferevent *bev, short what, void *arg)
 {
-    bev_gone(arg);
+    if (what != BEV_EVENT_CONNECTED) {
+        bev_gone(arg);
+    }
 }
 
 void mqtt_conn_flush(mqtt_conn *c)
@@ -277,6 +279,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     mqtt_conn *c = arg;
+    if (what == BEV_EVENT_CONNECTED) {
+        return; /* the TLS handshake is done */
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         mqtt_conn_close(c, c->connected ? FY_MQTT_RC_KEEP_ALIVE_TIMEOUT : FY_MQTT_RC_MALFORMED,
                         c->connected ? "keep-alive expired" : "no CONNECT in time");
@@ -285,8 +290,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     } else {
         /* Nothing more can be written: waiting for the output to drain would keep the socket
          * (libevent has disabled writing after a write error) for ever. */
+        const char *why = c->tls ? fy_tls_bev_error(bev) : NULL;
         c->sock_dead = true;
-        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "socket error");
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, why ? why : "socket error");
     }
 }
 
@@ -313,23 +319,32 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+/* Starts a connection on fd: plain TCP, or TLS when tls is set (the handshake runs inside the
+ * bufferevent, under the CONNECT timeout). */
+static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict,
+                        fy_tls *tls)
 {
-    mqtt_conn *c = FY_NEW(mqtt_conn);
+    mqtt_conn *c;
     int one = 1;
     struct timeval tv;
+    struct bufferevent *bev;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
+              : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!tls) {
+            evutil_closesocket(fd);
+        }
+        fy_limits_release(srv->env.limits, verdict);
+        return;
+    }
+    c = FY_NEW(mqtt_conn);
     c->srv = srv;
     c->verdict = verdict;
     c->id = ++srv->next_conn_id;
+    c->tls = tls != NULL;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    c->bev = bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        evutil_closesocket(fd);
-        fy_limits_release(srv->env.limits, verdict);
-        fy_free(c);
-        return;
-    }
+    c->bev = bev;
     c->next = srv->conns;
     if (srv->conns) {
         srv->conns->prev = c;
@@ -345,7 +360,18 @@ void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdi
     c->connect_timer = evtimer_new(srv->env.base, on_connect_timeout, c);
     evtimer_add(c->connect_timer, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    fy_log(DEBUG, "mqtt", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id, peer);
+    fy_log(DEBUG, "mqtt", "conn=%llu peer=%s tls=%s msg=\"accepted\"", (unsigned long long)c->id,
+           peer, tls ? "true" : "false");
+}
+
+void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+{
+    conn_accept(srv, fd, peer, verdict, NULL);
+}
+
+void mqtt_conn_accept_tls(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+{
+    conn_accept(srv, fd, peer, verdict, srv->env.tls);
 }
 
 /* Sets the keep-alive read timeout: 1.5 times the keep-alive, none for 0. */
@@ -378,7 +404,7 @@ void mqtt_conn_close_all(mqtt_server *srv)
         for (mqtt_conn *c = srv->conns, *next; c; c = next) {
             next = c->next;
             if (c->bev) {
-                bufferevent_free(c->bev);
+                fy_tls_bev_free(c->bev);
                 c->bev = NULL;
             }
             if (c->pending == 0) {

@@ -119,7 +119,20 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
         }
     }
 
-    if (srv->env.authenticate) {
+    if (c->tls && fy_tls_identity_is_username(srv->env.tls)) {
+        /* use_identity_as_username (as mosquitto): the verified certificate is the credential
+         * and its identity the user name, whatever CONNECT says. */
+        char ident[256];
+        if (fy_tls_peer_identity(c->bev, ident, sizeof(ident)) != FY_OK) {
+            fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: no identity\"",
+                   (unsigned long long)c->id, c->peer, client_id);
+            fy_free(client_id);
+            connack(c, k.version, false, FY_MQTT_RC_NOT_AUTHORIZED, NULL);
+            mqtt_conn_flush(c);
+            return MQTT_CLOSE_QUIET;
+        }
+        c->user = fy_strdup(ident);
+    } else if (srv->env.authenticate) {
         fy_auth_request ar = {"mqtt",     client_id,      c->peer,   k.has_username,
                               k.username, k.has_password, k.password};
         if ((k.has_username && memchr(k.username.p, 0, k.username.len)) ||
@@ -133,7 +146,9 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
             return MQTT_CLOSE_QUIET;
         }
     }
-    c->user = k.has_username ? fy_strndup((const char *)k.username.p, k.username.len) : NULL;
+    if (!c->user) {
+        c->user = k.has_username ? fy_strndup((const char *)k.username.p, k.username.len) : NULL;
+    }
     if (k.will && srv->env.authorize &&
         srv->env.authorize(srv->env.auth_arg, c->user, client_id, "mqtt", FY_ACL_WRITE,
                            k.will_topic) != FY_OK) {

@@ -32,6 +32,7 @@ typedef struct fy_mqtt_config {
     uint64_t connect_timeout_ms;    /* CONNECT must arrive within this */
     uint64_t session_expiry_max_ms; /* cap on session expiry (and 3.1.1 persistent sessions) */
     uint64_t sys_interval_ms;       /* $SYS topics published this often; 0 = off */
+    uint64_t tls_port;              /* MQTT over TLS, when [tls] certfile is set */
 } fy_mqtt_config;
 
 typedef struct mqtt_server mqtt_server;
@@ -73,14 +74,14 @@ typedef struct outmsg {
     bool dup;
     bool only; /* a retained message sent for one subscription */
     bool has_msgid;
-    bool restored; /* in flight since before a restart (loaded from the store) */
-    bool persisted; /* a "p" record of it is in the store (or on its way there) */
-    bool unsent;    /* QoS 2: waiting for its "p" record to be stored before it is sent */
-    bool acking;    /* its light-queue delivery is settled; the stored offset past it awaited */
-    bool durable;   /* the group's stored offset is past it: a restart will not deliver it */
+    bool restored;     /* in flight since before a restart (loaded from the store) */
+    bool persisted;    /* a "p" record of it is in the store (or on its way there) */
+    bool unsent;       /* QoS 2: waiting for its "p" record to be stored before it is sent */
+    bool acking;       /* its light-queue delivery is settled; the stored offset past it awaited */
+    bool durable;      /* the group's stored offset is past it: a restart will not deliver it */
     uint32_t queue_id; /* of the light-queue delivery (durable sessions' QoS 2) */
     uint64_t offset;
-    mcsub *cs;     /* NULL: nothing to settle in the core */
+    mcsub *cs; /* NULL: nothing to settle in the core */
     uint64_t delivery_id;
     uint64_t seq; /* send order, to re-send in order */
     uint8_t msgid[FY_MSGID_LEN];
@@ -142,11 +143,12 @@ struct mqtt_conn {
     bool connected; /* CONNECT accepted */
     bool closing;   /* socket gone or going; freed when pending reaches 0 */
     bool read_paused;
-    bool in_read;        /* inside on_read: not freed until it returns */
-    bool sock_dead;      /* the socket failed: closing frees it without draining the output */
+    bool in_read;             /* inside on_read: not freed until it returns */
+    bool sock_dead;           /* the socket failed: closing frees it without draining the output */
     fy_limit_verdict verdict; /* fy_limits_accept's: REFUSE answers CONNECT with 0x97 */
-    uint32_t pending;    /* core completions outstanding */
-    uint32_t in_unacked; /* QoS 1/2 publishes not yet answered */
+    bool tls;                 /* accepted on the TLS listener */
+    uint32_t pending;         /* core completions outstanding */
+    uint32_t in_unacked;      /* QoS 1/2 publishes not yet answered */
     mqtt_session *s;
     uint16_t keepalive;
     uint32_t peer_max_packet; /* the client's Maximum Packet Size (0 = none) */
@@ -199,6 +201,8 @@ struct mqtt_server {
     const fy_mqtt_config *cfg;
     struct evconnlistener *listener;
     uint16_t port;
+    struct evconnlistener *tls_listener; /* NULL without [tls] certfile */
+    uint16_t tls_port;
     uint32_t max_packet;
     uint64_t next_conn_id;
     mqtt_conn *conns;
@@ -219,6 +223,8 @@ struct mqtt_server {
 
 /* mqtt_conn.c */
 void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
+/* The same on the TLS listener (srv->env.tls). */
+void mqtt_conn_accept_tls(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
 void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why);
 void mqtt_conn_flush(mqtt_conn *c);
 bool mqtt_conn_slow(const mqtt_conn *c);

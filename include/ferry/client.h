@@ -71,6 +71,16 @@ typedef struct fy_client_opts {
     const char *username;
     /** Password of @p username. NULL = "". Copied, and wiped when the client is freed. */
     const char *password;
+    /** Connect with TLS (1.2 or later) to the broker's TLS port ([native] tls_port, 10912). The
+     * broker's certificate must be valid for the host of @p broker (DNS name or IP address)
+     * and signed by a CA of @p tls_cafile. Default false. */
+    bool tls;
+    /** PEM file of the CAs that sign the broker's certificate. NULL = the system's CAs. */
+    const char *tls_cafile;
+    /** PEM client certificate and its private key, for brokers with require_certificate (the
+     * certificate's CN is then the user name with use_identity_as_username). NULL = none. */
+    const char *tls_certfile;
+    const char *tls_keyfile;
 } fy_client_opts;
 
 /** Sets every field of @p opts to its default. */
@@ -79,8 +89,8 @@ void fy_client_opts_init(fy_client_opts *opts);
 /** Creates a client. It does not connect yet: fy_client_connect() does, or else the first call
  * that needs the broker.
  * @param opts options (NULL = all defaults); borrowed for the call.
- * @param err  if not NULL, set to FY_OK, -FY_EINVAL (bad broker address or negative timeout)
- *             or -FY_ENOMEM.
+ * @param err  if not NULL, set to FY_OK, -FY_EINVAL (bad broker address, negative timeout, or
+ *             a TLS file that cannot be loaded) or -FY_ENOMEM.
  * @return the client, owned by the caller (fy_client_free()), or NULL on error. */
 fy_client *fy_client_new(const fy_client_opts *opts, int *err);
 

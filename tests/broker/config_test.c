@@ -185,12 +185,19 @@ static void test_config_defaults(void **state)
     assert_int_equal(bc.limits.max_subscriptions, 1000);
     assert_int_equal(bc.limits.max_queued_bytes, 1 << 20);
 
-    assert_int_equal(fy_config_section_count(cfg), 6);
-    const char *names[] = {"", "native", "admin", "limits", "mqtt", "amqp"};
-    for (size_t i = 0; i < 6; i++) {
+    assert_string_equal(get(cfg, "tls", "certfile"), "none");
+    assert_string_equal(get(cfg, "tls", "tls_version"), "tlsv1.2");
+    assert_string_equal(get(cfg, "mqtt", "tls_port"), "8883");
+    assert_string_equal(get(cfg, "amqp", "tls_port"), "5671");
+    assert_int_equal(bc.native.tls_port, 10912);
+    assert_false(bc.admin.tls);
+
+    assert_int_equal(fy_config_section_count(cfg), 7);
+    const char *names[] = {"", "native", "admin", "limits", "tls", "mqtt", "amqp"};
+    for (size_t i = 0; i < 7; i++) {
         assert_string_equal(fy_config_section_at(cfg, i)->name, names[i]);
     }
-    assert_null(fy_config_section_at(cfg, 6));
+    assert_null(fy_config_section_at(cfg, 7));
     cfg_free(cfg);
     assert_null(bc.data_dir); /* strings freed and cleared */
     assert_null(bc.native.listen);

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A TCP listener on the loop (an IPv4 address and a port, 0 = a free one) and the "ip:port"
+ * text of a peer: what every accept path (MQTT, AMQP, native, each plain or TLS) shares. */
+#ifndef FERRY_BROKER_LISTENER_H
+#define FERRY_BROKER_LISTENER_H
+
+#include <event2/listener.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sockaddr;
+
+/* Listens on addr:port with cb(arg) for each accepted socket. Returns FY_OK with *out and the
+ * port bound in *bound, or -FY_EINVAL (addr is not an IPv4 address) / -FY_EIO with
+ * "cannot listen for WHAT on addr:port: reason" in err. */
+int fy_listener_open(struct event_base *base, const char *what, const char *addr, uint16_t port,
+                     evconnlistener_cb cb, void *arg, struct evconnlistener **out, uint16_t *bound,
+                     char *err, size_t errlen);
+
+/* "ip:port" of sa into out ("?" for what is not IPv4 or IPv6). */
+void fy_listener_peer(const struct sockaddr *sa, char *out, size_t n);
+
+#endif
