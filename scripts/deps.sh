@@ -12,6 +12,8 @@ pkgs=(
     # authentication: PBKDF2-SHA512 password files (broker/auth.c, ferryctl passwd); TLS
     # (broker/tls.c); the TLS tests make certificates with the openssl CLI and call curl
     libssl-dev openssl curl
+    # MQTT over WebSocket: frames (adapters/mqtt/mqtt_ws.c)
+    libwslay-dev
     clang libclang-rt-14-dev
     # interop tests (interop/): third-party MQTT brokers, clients and libraries
     mosquitto mosquitto-clients libmosquitto-dev python3-paho-mqtt

@@ -45,6 +45,14 @@ static const fy_config_key mqtt_keys[] = {
                            "Publish the $SYS/broker/... topics this often; 0 = off."),
     FY_CONFIG_KEY_UINT("tls_port", C, tls_port, "8883", 0, 65535,
                        "TLS port of MQTT, open when [tls] certfile is set; 0 = a free port."),
+    FY_CONFIG_KEY_UINT("ws_port", C, ws_port, "0", 0, 65535,
+                       "TCP port of MQTT over WebSocket (subprotocol mqtt), on the listen "
+                       "address; 0 = off."),
+    FY_CONFIG_KEY_STRING("ws_path", C, ws_path, "/mqtt",
+                         "Request path of the WebSocket; * = any path."),
+    FY_CONFIG_KEY_STRING("ws_origins", C, ws_origins, "*",
+                         "Origin headers a WebSocket handshake may carry, space-separated; "
+                         "* = any."),
 };
 #undef C
 
@@ -152,6 +160,15 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
         fy_free(srv);
         return -FY_EIO;
     }
+    if (mqtt_ws_listen(srv, err, errlen) != FY_OK) {
+        evconnlistener_free(srv->listener);
+        if (srv->tls_listener) {
+            evconnlistener_free(srv->tls_listener);
+        }
+        mqtt_topic_map_free(srv);
+        fy_free(srv);
+        return -FY_EIO;
+    }
     mqtt_retained_load(srv);
     mqtt_session_load_all(srv);
     fy_core_watch_topics(env->core, mqtt_session_on_topic, srv);
@@ -190,6 +207,7 @@ static void mqtt_stop(void *state)
     if (srv->tls_listener) {
         evconnlistener_free(srv->tls_listener);
     }
+    mqtt_ws_stop(srv);
     mqtt_conn_close_all(srv);
     fy_strmap_each(&srv->sessions, free_session, NULL);
     fy_strmap_free(&srv->sessions);

@@ -48,6 +48,7 @@ static void conn_free(mqtt_conn *c)
         event_free(c->connect_timer);
     }
     fy_limits_release(srv->env.limits, c->verdict);
+    mqtt_ws_free(c->ws);
     fy_free(c);
 }
 
@@ -86,7 +87,11 @@ static void on_event_close(struct bufferevent *bev, short what, void *arg)
 void mqtt_conn_flush(mqtt_conn *c)
 {
     if (c->out.len > 0 && c->bev && !c->closing) {
-        bufferevent_write(c->bev, c->out.data, c->out.len);
+        if (c->ws) {
+            mqtt_ws_write(c, c->out.data, c->out.len);
+        } else {
+            bufferevent_write(c->bev, c->out.data, c->out.len);
+        }
     }
     fy_buf_reset(&c->out);
 }
@@ -127,6 +132,9 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
         fy_mqtt_enc_disconnect(&c->out, c->version, &d, c->peer_max_packet);
     }
     mqtt_conn_flush(c);
+    if (c->ws && c->bev) {
+        mqtt_ws_close(c, reason, why); /* the WebSocket close frame goes after the last packet */
+    }
     c->closing = true;
     if (c->connected) {
         c->srv->stats.connections--;
@@ -200,7 +208,8 @@ static int dispatch(mqtt_conn *c, const fy_mqtt_frame_hdr *h, const char **why)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     mqtt_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    /* Over WebSocket the MQTT bytes are what the frames carried so far. */
+    struct evbuffer *in = c->ws ? mqtt_ws_read(c) : bufferevent_get_input(bev);
     /* Handlers may close c (and free its bufferevent): c is freed after this returns. */
     c->in_read = true;
     while (!c->closing && !c->read_paused) {
@@ -254,6 +263,9 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
     }
     c->in_read = false;
+    if (c->ws && !c->closing && mqtt_ws_ended(c)) {
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, mqtt_ws_ended(c));
+    }
     if (!c->closing) {
         mqtt_publish_flush(c);
     }
@@ -324,10 +336,8 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict,
                         fy_tls *tls)
 {
-    mqtt_conn *c;
-    int one = 1;
-    struct timeval tv;
     struct bufferevent *bev;
+    int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
               : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -338,11 +348,21 @@ static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_ver
         fy_limits_release(srv->env.limits, verdict);
         return;
     }
-    c = FY_NEW(mqtt_conn);
+    mqtt_conn_start(srv, bev, peer, verdict, tls != NULL);
+}
+
+/* Makes an MQTT connection of a connected bufferevent (which it then owns, as it does the
+ * verdict of fy_limits_accept): plain TCP, or TLS (tls: its handshake runs inside the
+ * bufferevent); CONNECT must come within connect_timeout. */
+mqtt_conn *mqtt_conn_start(mqtt_server *srv, struct bufferevent *bev, const char *peer,
+                           fy_limit_verdict verdict, bool tls)
+{
+    mqtt_conn *c = FY_NEW(mqtt_conn);
+    struct timeval tv;
     c->srv = srv;
     c->verdict = verdict;
     c->id = ++srv->next_conn_id;
-    c->tls = tls != NULL;
+    c->tls = tls;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->bev = bev;
     c->next = srv->conns;
@@ -362,6 +382,7 @@ static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_ver
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     fy_log(DEBUG, "mqtt", "conn=%llu peer=%s tls=%s msg=\"accepted\"", (unsigned long long)c->id,
            peer, tls ? "true" : "false");
+    return c;
 }
 
 void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)

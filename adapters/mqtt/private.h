@@ -16,6 +16,8 @@
 struct bufferevent;
 struct evconnlistener;
 struct event;
+struct evbuffer;
+struct ws_hs;
 
 /* [mqtt] */
 typedef struct fy_mqtt_config {
@@ -33,6 +35,9 @@ typedef struct fy_mqtt_config {
     uint64_t session_expiry_max_ms; /* cap on session expiry (and 3.1.1 persistent sessions) */
     uint64_t sys_interval_ms;       /* $SYS topics published this often; 0 = off */
     uint64_t tls_port;              /* MQTT over TLS, when [tls] certfile is set */
+    uint64_t ws_port;               /* MQTT over WebSocket; 0 = off */
+    char *ws_path;                  /* the WebSocket's request path; "*" = any */
+    char *ws_origins;               /* Origin values allowed, space-separated; "*" = any */
 } fy_mqtt_config;
 
 typedef struct mqtt_server mqtt_server;
@@ -40,6 +45,7 @@ typedef struct mqtt_conn mqtt_conn;
 typedef struct mqtt_session mqtt_session;
 typedef struct mqtt_pub_batch mqtt_pub_batch;
 typedef struct mqtt_sys mqtt_sys;
+typedef struct mqtt_ws mqtt_ws;
 
 /* One subscription of a session, as the client gave it. */
 typedef struct msub {
@@ -137,6 +143,7 @@ struct mqtt_session {
 struct mqtt_conn {
     mqtt_server *srv;
     struct bufferevent *bev;
+    mqtt_ws *ws; /* NULL: plain TCP; else MQTT bytes travel in WebSocket frames */
     uint64_t id;
     char peer[64];
     uint8_t version;
@@ -203,6 +210,9 @@ struct mqtt_server {
     uint16_t port;
     struct evconnlistener *tls_listener; /* NULL without [tls] certfile */
     uint16_t tls_port;
+    struct evconnlistener *ws_listener; /* ws_port, or NULL */
+    uint16_t ws_port;
+    struct ws_hs *ws_pending; /* connections in their WebSocket handshake */
     uint32_t max_packet;
     uint64_t next_conn_id;
     mqtt_conn *conns;
@@ -225,6 +235,10 @@ struct mqtt_server {
 void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
 /* The same on the TLS listener (srv->env.tls). */
 void mqtt_conn_accept_tls(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
+/* Makes an MQTT connection of bev (then owned, as the verdict of fy_limits_accept is); tls:
+ * it is a TLS bufferevent. */
+mqtt_conn *mqtt_conn_start(mqtt_server *srv, struct bufferevent *bev, const char *peer,
+                           fy_limit_verdict verdict, bool tls);
 void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why);
 void mqtt_conn_flush(mqtt_conn *c);
 bool mqtt_conn_slow(const mqtt_conn *c);
@@ -232,6 +246,27 @@ void mqtt_conn_pending_done(mqtt_conn *c);
 void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs);
 void mqtt_conn_close_all(mqtt_server *srv);
 #define MQTT_CLOSE_QUIET (-2) /* a handler already answered (CONNACK): just close */
+
+/* mqtt_ws.c: MQTT over WebSocket. A connection with c->ws reads its MQTT bytes from
+ * mqtt_ws_read() instead of the socket and writes them through mqtt_ws_write(). */
+typedef struct mqtt_ws_request {
+    const char *protocol; /* the subprotocol chosen: "mqtt" or "mqttv3.1" */
+    char accept[32];      /* Sec-WebSocket-Accept */
+    const char *why;      /* why it was refused */
+} mqtt_ws_request;
+/* Parses an HTTP/1.1 WebSocket upgrade request from in (consuming its head once complete):
+ * 0 = incomplete, 101 = accepted (r->protocol, r->accept), else the HTTP status refusing it. */
+int mqtt_ws_parse_request(struct evbuffer *in, const char *path, const char *origins,
+                          mqtt_ws_request *r);
+int mqtt_ws_listen(mqtt_server *srv, char *err, size_t errlen);
+void mqtt_ws_stop(mqtt_server *srv);
+/* Starts the handshake on fd, admitted (or to be refused) per verdict (fy_limits_accept). */
+void mqtt_ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
+struct evbuffer *mqtt_ws_read(mqtt_conn *c);
+const char *mqtt_ws_ended(const mqtt_conn *c); /* why the WebSocket ended, or NULL */
+void mqtt_ws_write(mqtt_conn *c, const uint8_t *data, size_t len);
+void mqtt_ws_close(mqtt_conn *c, uint8_t reason, const char *why);
+void mqtt_ws_free(mqtt_ws *ws);
 
 /* mqtt_handle_connect.c */
 int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h);
