@@ -47,7 +47,7 @@ class Broker:
     Attributes after start(): mqtt_port (both kinds), native_port, admin_port and amqp_port
     (ferryd only), pid, log_path. The data directory and ports survive stop()/start() and restart()."""
 
-    def __init__(self, kind, binary, extra=(), workdir=None):
+    def __init__(self, kind, binary, extra=(), workdir=None, ws=False):
         if kind not in KINDS:
             raise BrokerError("unknown broker kind %r (want one of %s)" % (kind, ", ".join(KINDS)))
         self.kind = kind
@@ -64,6 +64,8 @@ class Broker:
         self.native_port = None
         self.admin_port = None
         self.amqp_port = None
+        self.ws = ws  # ferryd: also serve MQTT over WebSocket ([mqtt] ws_port) on ws_port
+        self.ws_port = None
         self.starts = 0
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -152,11 +154,33 @@ class Broker:
             e["FERRY_ADMIN_PORT"] = str(self.admin_port)
             if self.amqp_port:
                 e["FERRY_AMQP_PORT"] = str(self.amqp_port)
+            if self.ws_port:
+                e["FERRY_WS_PORT"] = str(self.ws_port)
         return e
 
     # ---- ferryd ---------------------------------------------------------------------------------
 
     def _start_ferryd(self):
+        if not self.ws:
+            return self._start_ferryd_once([])
+        # ws_port 0 means off, so the WebSocket port is probed free first (and on a restart kept);
+        # it may be taken between the probe and ferryd's bind: try a few.
+        tries = 1 if self.ws_port else 5
+        for i in range(tries):
+            port = self.ws_port or free_port()
+            conf = os.path.join(self.workdir, "ws.conf")
+            with open(conf, "w") as f:
+                f.write("# written by interop/broker.py\n[mqtt]\nws_port %d\n" % port)
+            try:
+                self._start_ferryd_once(["-c", conf])
+                self.ws_port = port
+                return
+            except BrokerError:
+                if i == tries - 1 or "cannot listen for MQTT over WebSocket" not in \
+                        self._this_run_output():
+                    raise
+
+    def _start_ferryd_once(self, conf_args):
         # First start: port 0 everywhere and read the bound ports from the log. A restart asks for
         # the same ports again so that clients reconnect to the same address.
         def port(p):
@@ -164,7 +188,7 @@ class Broker:
 
         args = [self.binary, "--data-dir", self.data_dir, "--admin-port", port(self.admin_port),
                 "--port", port(self.native_port), "--mqtt-port", port(self.mqtt_port),
-                "--amqp-port", port(self.amqp_port)] + self.extra
+                "--amqp-port", port(self.amqp_port)] + conf_args + self.extra
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + DEADLINE_S

@@ -18,6 +18,8 @@
 #   interop: own-broker    the test starts, restarts and stops its broker itself
 #                          (broker.from_env() with FERRY_BROKER_KIND/FERRY_BROKER_BIN); run.py
 #                          then starts none and sets no port variables.
+#   interop: ws            ferryd also serves MQTT over WebSocket, its port in FERRY_WS_PORT
+#                          (skipped for mosquitto, built here without WebSocket support).
 # The broker's log is printed when a test fails. FERRY_INTEROP_KEEP=1 keeps the work directory.
 import os
 import re
@@ -66,6 +68,9 @@ def main(argv):
     if "ferry-only" in marks and kind != "ferryd":
         print("run.py: %s: SKIP: tests Ferry-only behaviour, broker is %s" % (name, kind))
         return SKIP
+    if "ws" in marks and kind != "ferryd":
+        print("run.py: %s: SKIP: needs MQTT over WebSocket, broker is %s" % (name, kind))
+        return SKIP
     if test.endswith(".js"):
         from shutil import which
         if which("node") is None:
@@ -80,7 +85,7 @@ def main(argv):
 
     b = None
     if "own-broker" not in marks:
-        b = broker.Broker(kind, binary)
+        b = broker.Broker(kind, binary, ws="ws" in marks)
         try:
             b.start()
         except broker.BrokerError as e:
