@@ -47,7 +47,7 @@ class Broker:
     Attributes after start(): mqtt_port (both kinds), native_port, admin_port and amqp_port
     (ferryd only), pid, log_path. The data directory and ports survive stop()/start() and restart()."""
 
-    def __init__(self, kind, binary, extra=(), workdir=None, ws=False):
+    def __init__(self, kind, binary, extra=(), workdir=None, ws=False, ws_conf=""):
         if kind not in KINDS:
             raise BrokerError("unknown broker kind %r (want one of %s)" % (kind, ", ".join(KINDS)))
         self.kind = kind
@@ -65,6 +65,7 @@ class Broker:
         self.admin_port = None
         self.amqp_port = None
         self.ws = ws  # ferryd: also serve MQTT over WebSocket ([mqtt] ws_port) on ws_port
+        self.ws_conf = ws_conf  # more [mqtt] lines with ws (ws_path, ws_origins)
         self.ws_port = None
         self.starts = 0
 
@@ -170,7 +171,7 @@ class Broker:
             port = self.ws_port or free_port()
             conf = os.path.join(self.workdir, "ws.conf")
             with open(conf, "w") as f:
-                f.write("# written by interop/broker.py\n[mqtt]\nws_port %d\n" % port)
+                f.write("# written by interop/broker.py\n[mqtt]\nws_port %d\n%s" % (port, self.ws_conf))
             try:
                 self._start_ferryd_once(["-c", conf])
                 self.ws_port = port

@@ -67,6 +67,26 @@ def http_exchange(data, timeout=DEADLINE):
     return parse_response(buf)
 
 
+def http_exchange_upgrade(origin, timeout=DEADLINE):
+    """Sends a proper upgrade request with this Origin; returns (status, headers, rest) as soon as
+    the response head is in (an accepted WebSocket stays open), and closes."""
+    s = socket.create_connection((mqttc.HOST, WS_PORT), timeout=timeout)
+    try:
+        s.sendall(request(key=new_key(), extra=["Origin: " + origin]))
+        buf = b""
+        end = time.monotonic() + timeout
+        while b"\r\n\r\n" not in buf:
+            left = end - time.monotonic()
+            check(left > 0, "no response head within %.0fs" % timeout)
+            s.settimeout(left)
+            d = s.recv(65536)
+            check(d, "closed before a response head: %r" % buf)
+            buf += d
+    finally:
+        s.close()
+    return parse_response(buf)
+
+
 def parse_response(buf):
     head, _, rest = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -105,11 +125,11 @@ def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
 class Ws:
     """A raw WebSocket connection with subprotocol mqtt: frames out, frames and MQTT packets in."""
 
-    def __init__(self, protocol="mqtt", version=4):
+    def __init__(self, protocol="mqtt", version=4, path="/mqtt"):
         self.version = version
         self.sock = socket.create_connection((mqttc.HOST, WS_PORT), timeout=DEADLINE)
         key = new_key()
-        self.sock.sendall(request(key=key, protocol=protocol))
+        self.sock.sendall(request(path=path, key=key, protocol=protocol))
         buf = b""
         end = time.monotonic() + DEADLINE
         while b"\r\n\r\n" not in buf:

@@ -1,0 +1,46 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Ferry only (MQTT over WebSocket options): with `ws_origins https://app.example
+# http://localhost:8080` a handshake from a page of either origin is accepted and one from
+# https://evil.example is refused with 403 (and logged); a client sending no Origin (not a
+# browser) is accepted. With `ws_path *` any path is accepted (like mosquitto), and MQTT works
+# over such a connection.
+# interop: ferry-only, own-broker
+import os
+import sys
+
+import mqttc
+import wsc
+from mqttc import CONNACK, check, eq
+
+sys.path.insert(0, os.environ["FERRY_INTEROP_DIR"])
+import broker  # noqa: E402
+
+
+def test():
+    b = broker.Broker("ferryd", os.environ["FERRY_BROKER_BIN"], ws=True,
+                      ws_conf="ws_path *\nws_origins https://app.example http://localhost:8080\n")
+    try:
+        b.start()
+        wsc.WS_PORT = b.ws_port
+        for origin in ("https://app.example", "http://localhost:8080"):
+            status, headers, _ = wsc.http_exchange_upgrade(origin)
+            eq(status, 101, "status for Origin " + origin)
+        status, _, body = wsc.http_exchange(wsc.request(key=wsc.new_key(),
+                                                        extra=["Origin: https://evil.example"]))
+        eq(status, 403, "status for Origin https://evil.example")
+        check(b"origin" in body, "the refusal says why: %r" % body)
+        check('status=403 msg="handshake refused: origin not allowed"' in b.output(),
+              "the refusal is logged")
+        ws = wsc.Ws()  # no Origin, path /mqtt
+        ws.connect("ws33-a")
+        ws.close_sock()
+        ws = wsc.Ws(path="/any/where?x=1")
+        ws.send_binary(mqttc.connect_packet("ws33-b"))
+        eq(ws.expect(CONNACK).reason, 0, "CONNACK over a WebSocket at another path")
+        ws.close_sock()
+    finally:
+        b.close()
+
+
+mqttc.main(test, own_broker=True)
