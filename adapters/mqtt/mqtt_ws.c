@@ -44,6 +44,7 @@ struct mqtt_ws {
 typedef struct ws_hs {
     mqtt_server *srv;
     struct bufferevent *bev;
+    struct event *deadline; /* the whole handshake, even from a client trickling bytes */
     char peer[64];
     struct ws_hs *next, *prev;
     fy_limit_verdict verdict; /* fy_limits_accept's, handed to the MQTT connection */
@@ -316,6 +317,9 @@ static void hs_free(ws_hs *h)
         bufferevent_free(h->bev);
         fy_limits_release(srv->env.limits, h->verdict); /* it never became an MQTT connection */
     }
+    if (h->deadline) {
+        event_free(h->deadline);
+    }
     fy_free(h);
 }
 
@@ -400,6 +404,13 @@ static void hs_on_event(struct bufferevent *bev, short what, void *arg)
     hs_free(h);
 }
 
+static void hs_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    ws_hs *h = arg;
+    fy_log(INFO, "ws", "peer=%s msg=\"handshake not done within connect_timeout\"", h->peer);
+    hs_free(h);
+}
+
 void mqtt_ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
 {
     ws_hs *h = FY_NEW(ws_hs);
@@ -425,6 +436,8 @@ void mqtt_ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict
     tv.tv_sec = (time_t)(srv->cfg->connect_timeout_ms / 1000);
     tv.tv_usec = (suseconds_t)(srv->cfg->connect_timeout_ms % 1000) * 1000;
     bufferevent_set_timeouts(h->bev, &tv, NULL);
+    h->deadline = evtimer_new(srv->env.base, hs_on_deadline, h);
+    evtimer_add(h->deadline, &tv);
     bufferevent_enable(h->bev, EV_READ | EV_WRITE);
 }
 

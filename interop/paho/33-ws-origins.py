@@ -4,10 +4,13 @@
 # http://localhost:8080` a handshake from a page of either origin is accepted and one from
 # https://evil.example is refused with 403 (and logged); a client sending no Origin (not a
 # browser) is accepted. With `ws_path *` any path is accepted (like mosquitto), and MQTT works
-# over such a connection.
+# over such a connection. With `connect_timeout 1s` a client trickling its request a byte every
+# 0.2 s is cut off after about a second (an absolute deadline, not an idle timeout).
 # interop: ferry-only, own-broker
 import os
+import socket
 import sys
+import time
 
 import mqttc
 import wsc
@@ -19,7 +22,8 @@ import broker  # noqa: E402
 
 def test():
     b = broker.Broker("ferryd", os.environ["FERRY_BROKER_BIN"], ws=True,
-                      ws_conf="ws_path *\nws_origins https://app.example http://localhost:8080\n")
+                      ws_conf="ws_path *\nws_origins https://app.example http://localhost:8080\n"
+                      "connect_timeout 1s\n")
     try:
         b.start()
         wsc.WS_PORT = b.ws_port
@@ -39,6 +43,28 @@ def test():
         ws.send_binary(mqttc.connect_packet("ws33-b"))
         eq(ws.expect(CONNACK).reason, 0, "CONNACK over a WebSocket at another path")
         ws.close_sock()
+
+        s = socket.create_connection((mqttc.HOST, b.ws_port), timeout=5)
+        start, closed = time.monotonic(), False
+        for ch in wsc.request(key=wsc.new_key()):
+            try:
+                s.sendall(bytes([ch]))
+                s.settimeout(0.2)
+                if s.recv(100) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+                break
+            if time.monotonic() - start > 5:
+                break
+        s.close()
+        took = time.monotonic() - start
+        check(closed and 0.8 < took < 3, "trickling client closed after ~1s (closed=%s, %.1fs)" %
+              (closed, took))
+        check("handshake not done within connect_timeout" in b.output(), "the cut is logged")
     finally:
         b.close()
 
