@@ -142,6 +142,9 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
     /* The will goes out on every end but a normal DISCONNECT (which cleared it). */
     will = c->has_will;
     mqtt_conn_ended(c, will);
+    if (c->ws && c->bev && reason < 0x80 && !c->srv->stopping) {
+        mqtt_ws_linger(c); /* a normal end: the close handshake goes on without c */
+    }
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ);
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 || c->srv->stopping ||

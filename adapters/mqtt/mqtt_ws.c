@@ -30,7 +30,9 @@
 
 /* The transport state of one WebSocket connection (c->ws). */
 struct mqtt_ws {
-    mqtt_conn *c;
+    mqtt_conn *c; /* NULL once lingering (the close handshake outlives it) */
+    mqtt_server *srv;
+    struct bufferevent *bev;     /* the connection's, shared with c until it lingers */
     wslay_event_context_ptr ev;  /* frames in, pongs and the close handshake */
     wslay_frame_context_ptr out; /* binary frames out, straight from the caller's bytes */
     struct evbuffer *in;         /* MQTT bytes taken from binary frames, not yet a packet */
@@ -38,6 +40,7 @@ struct mqtt_ws {
     uint8_t msg_opcode;          /* the data message being received (0: none yet) */
     bool ctrl;                   /* the frame being received is a control frame */
     const char *why;             /* the WebSocket has ended: why (NULL while open) */
+    struct mqtt_ws *next, *prev; /* in srv->ws_closing while lingering */
 };
 
 /* A connection still in its HTTP handshake (or being refused). */
@@ -458,8 +461,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 /* Both contexts write whole frames into the socket's output: frames never interleave. */
 static ssize_t ws_write(mqtt_ws *ws, const uint8_t *data, size_t len)
 {
-    if (ws->c->bev) {
-        bufferevent_write(ws->c->bev, data, len);
+    if (ws->bev) {
+        bufferevent_write(ws->bev, data, len);
     }
     return (ssize_t)len;
 }
@@ -509,7 +512,8 @@ static void ws_on_chunk(wslay_event_context_ptr ctx,
                         const struct wslay_event_on_frame_recv_chunk_arg *a, void *arg)
 {
     mqtt_ws *ws = arg;
-    if (!ws->ctrl && ws->msg_opcode == WSLAY_BINARY_FRAME && !ws->why && a->data_length > 0) {
+    if (!ws->ctrl && ws->msg_opcode == WSLAY_BINARY_FRAME && !ws->why && ws->c &&
+        a->data_length > 0) {
         evbuffer_add(ws->in, a->data, a->data_length);
     }
 }
@@ -526,6 +530,8 @@ static mqtt_ws *ws_new(mqtt_conn *c)
     };
     mqtt_ws *ws = FY_NEW(mqtt_ws);
     ws->c = c;
+    ws->srv = c->srv;
+    ws->bev = c->bev;
     ws->in = evbuffer_new();
     if (!ws->in || wslay_event_context_server_init(&ws->ev, &cbs, ws) != 0 ||
         wslay_frame_context_init(&ws->out, &fcbs, ws) != 0) {
@@ -607,6 +613,98 @@ void mqtt_ws_write(mqtt_conn *c, const uint8_t *data, size_t len)
             break; /* cannot happen: our send callback takes everything */
         }
         off += (size_t)n;
+    }
+}
+
+/* ---- the close handshake ----------------------------------------------------------------- */
+
+#define WS_LINGER_S 5 /* how long a client has to answer our close frame */
+
+static void linger_free(mqtt_ws *ws)
+{
+    mqtt_server *srv = ws->srv;
+    if (ws->prev) {
+        ws->prev->next = ws->next;
+    } else if (srv->ws_closing == ws) {
+        srv->ws_closing = ws->next;
+    }
+    if (ws->next) {
+        ws->next->prev = ws->prev;
+    }
+    if (ws->bev) {
+        bufferevent_free(ws->bev);
+        ws->bev = NULL;
+    }
+    mqtt_ws_free(ws);
+}
+
+static void linger_on_drained(struct bufferevent *bev, void *arg)
+{
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        linger_free(arg);
+    }
+}
+
+static void linger_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what != BEV_EVENT_CONNECTED) {
+        linger_free(arg); /* the peer went, or did not answer (or read) in time */
+    }
+}
+
+/* Both close frames have crossed (or reading is over): the server closes TCP first. */
+static void linger_done(mqtt_ws *ws)
+{
+    struct timeval tv = {WS_LINGER_S, 0};
+    bufferevent_disable(ws->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
+        linger_free(ws);
+        return;
+    }
+    bufferevent_setcb(ws->bev, NULL, linger_on_drained, linger_on_event, ws);
+    bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
+    bufferevent_set_timeouts(ws->bev, NULL, &tv);
+}
+
+static void linger_on_read(struct bufferevent *bev, void *arg)
+{
+    mqtt_ws *ws = arg;
+    struct evbuffer *src = bufferevent_get_input(bev);
+    if (wslay_event_get_read_enabled(ws->ev)) {
+        ws->src = src;
+        wslay_event_recv(ws->ev); /* data frames after our close are dropped (no ws->c) */
+        ws->src = NULL;
+    }
+    evbuffer_drain(ws->in, evbuffer_get_length(ws->in));
+    if (!wslay_event_get_read_enabled(ws->ev)) {
+        evbuffer_drain(src, evbuffer_get_length(src));
+        linger_done(ws);
+    }
+}
+
+void mqtt_ws_linger(mqtt_conn *c)
+{
+    mqtt_ws *ws = c->ws;
+    mqtt_server *srv = c->srv;
+    struct timeval tv = {WS_LINGER_S, 0};
+    c->ws = NULL;
+    c->bev = NULL;
+    ws->c = NULL;
+    ws->next = srv->ws_closing;
+    if (ws->next) {
+        ws->next->prev = ws;
+    }
+    srv->ws_closing = ws;
+    if (wslay_event_get_close_received(ws->ev) || !wslay_event_get_read_enabled(ws->ev) ||
+        !wslay_event_get_close_sent(ws->ev)) {
+        linger_done(ws); /* nothing to wait for: the client closed first, or it cannot answer */
+        return;
+    }
+    bufferevent_setcb(ws->bev, linger_on_read, NULL, linger_on_event, ws);
+    bufferevent_set_timeouts(ws->bev, &tv, &tv);
+    bufferevent_enable(ws->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0) {
+        linger_on_read(ws->bev, ws);
     }
 }
 
@@ -699,5 +797,8 @@ void mqtt_ws_stop(mqtt_server *srv)
     }
     while (srv->ws_pending) {
         hs_free(srv->ws_pending);
+    }
+    while (srv->ws_closing) {
+        linger_free(srv->ws_closing);
     }
 }

@@ -213,6 +213,7 @@ struct mqtt_server {
     struct evconnlistener *ws_listener; /* ws_port, or NULL */
     uint16_t ws_port;
     struct ws_hs *ws_pending; /* connections in their WebSocket handshake */
+    mqtt_ws *ws_closing;      /* WebSockets waiting for the client's close frame */
     uint32_t max_packet;
     uint64_t next_conn_id;
     mqtt_conn *conns;
@@ -266,6 +267,10 @@ struct evbuffer *mqtt_ws_read(mqtt_conn *c);
 const char *mqtt_ws_ended(const mqtt_conn *c); /* why the WebSocket ended, or NULL */
 void mqtt_ws_write(mqtt_conn *c, const uint8_t *data, size_t len);
 void mqtt_ws_close(mqtt_conn *c, uint8_t reason, const char *why);
+/* Hands c's bufferevent and WebSocket over for the rest of the close handshake (the client's
+ * close frame, at most 5 s), leaving c without them. For normal ends: after an error the
+ * connection is closed right after the close frame, as over TCP. */
+void mqtt_ws_linger(mqtt_conn *c);
 void mqtt_ws_free(mqtt_ws *ws);
 
 /* mqtt_handle_connect.c */

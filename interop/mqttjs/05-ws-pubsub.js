@@ -4,7 +4,7 @@
 // and over plain TCP) gets each message exactly once, in order, at min(published, granted) QoS,
 // whichever transport published it; a 1 MiB payload (many TCP segments, one WebSocket message)
 // arrives intact over ws and over TCP; the subprotocol negotiated is mqtt (mqttv3.1 for an MQTT
-// 3.1 client).
+// 3.1 client); clients end without an error (the close handshake completes).
 // interop: ws
 'use strict';
 const { PREFIX, connect, end, eq, quiet, waitUntil, main, fail } = require('./lib');
@@ -84,7 +84,13 @@ main(async () => {
             fail(`the 1 MiB payload at ${what} differs (length ${s.messages[0].payload.length})`);
         }
     }
+    const errors = [];
+    for (const c of [w4, w5, p4, p5]) {
+        c.client.on('error', (e) => errors.push(e.message));
+    }
     for (const c of [w4, w5, tcp, p4, p5, pt]) {
         await end(c);
     }
+    await quiet();
+    eq(errors, [], 'errors on the ws clients while they end (close handshake)');
 });

@@ -7,7 +7,8 @@
 # TCP connection ended: a text frame (1003), an unmasked frame (1002), reserved bits (1002), a
 # frame announcing more than max_packet_size (1009), a malformed MQTT packet (MQTT 5 DISCONNECT
 # 0x81 in a binary frame, then 1002). A client's close frame is echoed (1000); without DISCONNECT
-# its will is published, after DISCONNECT it is not. The broker stays up.
+# its will is published, after DISCONNECT it is not, and the server's close frame (1000) waits
+# for the client's before TCP is closed (the close handshake). The broker stays up.
 # interop: ferry-only, ws
 import struct
 
@@ -64,9 +65,14 @@ def test():
     sub.send_binary(mqttc.ack_packet(PUBACK, p.pid))
     w = Ws()
     w.connect("ws32-will2", will=("ws32/will", b"not this", 1, False))
-    w.send(frame(BINARY, mqttc.packet(mqttc.DISCONNECT, 0, b"")) +
-           frame(CLOSE, struct.pack("!H", 1000)))
-    closed_with(w, 1000, "close after DISCONNECT")
+    w.send_binary(mqttc.packet(mqttc.DISCONNECT, 0, b""))
+    # the server's close frame comes, and it waits for ours before closing TCP
+    check(w.read(2) is None and w.close is not None and w.close[0] == 1000,
+          "close 1000 after DISCONNECT: %r" % (w.close,))
+    check(w.read_frame(0.3) is None and not w.eof, "TCP stays open until the client's close frame")
+    w.send(frame(CLOSE, struct.pack("!H", 1000)))
+    check(w.read_frame(2) is None and w.eof, "TCP closed once the close frames crossed")
+    w.close_sock()
 
     # protocol errors
     bad = Ws()
