@@ -34,7 +34,6 @@ struct mqtt_ws {
     mqtt_server *srv;
     struct bufferevent *bev;     /* the connection's, shared with c until it lingers */
     wslay_event_context_ptr ev;  /* frames in, pongs and the close handshake */
-    wslay_frame_context_ptr out; /* binary frames out, straight from the caller's bytes */
     struct evbuffer *in;         /* MQTT bytes taken from binary frames, not yet a packet */
     struct evbuffer *src;        /* the socket's input while wslay reads */
     uint8_t msg_opcode;          /* the data message being received (0: none yet) */
@@ -458,7 +457,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
     return n;
 }
 
-/* Both contexts write whole frames into the socket's output: frames never interleave. */
+/* Control frames (wslay's) and data frames (ours) go whole into the socket's output: they never
+ * interleave. */
 static ssize_t ws_write(mqtt_ws *ws, const uint8_t *data, size_t len)
 {
     if (ws->bev) {
@@ -471,21 +471,6 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
                           void *arg)
 {
     return ws_write(arg, data, len);
-}
-
-static ssize_t ws_frame_send_cb(const uint8_t *data, size_t len, int flags, void *arg)
-{
-    return ws_write(arg, data, len);
-}
-
-static ssize_t ws_frame_recv_cb(uint8_t *buf, size_t len, int flags, void *arg)
-{
-    return -1; /* the output context never reads */
-}
-
-static int ws_genmask_cb(uint8_t *buf, size_t len, void *arg)
-{
-    return -1; /* a server does not mask */
 }
 
 static void ws_on_frame_start(wslay_event_context_ptr ctx,
@@ -523,18 +508,12 @@ static mqtt_ws *ws_new(mqtt_conn *c)
     static const struct wslay_event_callbacks cbs = {
         ws_recv_cb, ws_send_cb, NULL, ws_on_frame_start, ws_on_chunk, NULL, NULL,
     };
-    static const struct wslay_frame_callbacks fcbs = {
-        ws_frame_send_cb,
-        ws_frame_recv_cb,
-        ws_genmask_cb,
-    };
     mqtt_ws *ws = FY_NEW(mqtt_ws);
     ws->c = c;
     ws->srv = c->srv;
     ws->bev = c->bev;
     ws->in = evbuffer_new();
-    if (!ws->in || wslay_event_context_server_init(&ws->ev, &cbs, ws) != 0 ||
-        wslay_frame_context_init(&ws->out, &fcbs, ws) != 0) {
+    if (!ws->in || wslay_event_context_server_init(&ws->ev, &cbs, ws) != 0) {
         fy_log(ERROR, "ws", "msg=\"out of memory\"");
         abort();
     }
@@ -551,7 +530,6 @@ void mqtt_ws_free(mqtt_ws *ws)
         return;
     }
     wslay_event_context_free(ws->ev);
-    wslay_frame_context_free(ws->out);
     evbuffer_free(ws->in);
     fy_free(ws);
 }
@@ -593,27 +571,35 @@ const char *mqtt_ws_ended(const mqtt_conn *c)
     return c->ws->why;
 }
 
+/* Sends data as one binary frame. The header of an unmasked server frame is written here (RFC
+ * 6455 5.2: FIN and opcode, then the length in 7, 7+16 or 7+64 bits): a second wslay context
+ * just for it would cost 4 KiB per connection. Decoding, where the rules are, stays wslay's. */
 void mqtt_ws_write(mqtt_conn *c, const uint8_t *data, size_t len)
 {
     mqtt_ws *ws = c->ws;
-    struct wslay_frame_iocb io = {0};
-    size_t off = 0;
+    uint8_t h[10];
+    size_t hl;
     if (len == 0 || wslay_event_get_close_sent(ws->ev) || !wslay_event_get_write_enabled(ws->ev)) {
         return;
     }
-    io.fin = 1;
-    io.opcode = WSLAY_BINARY_FRAME;
-    io.payload_length = len;
-    while (off < len) {
-        ssize_t n;
-        io.data = data + off;
-        io.data_length = len - off;
-        n = wslay_frame_send(ws->out, &io);
-        if (n < 0) {
-            break; /* cannot happen: our send callback takes everything */
+    h[0] = 0x80 | WSLAY_BINARY_FRAME;
+    if (len < 126) {
+        h[1] = (uint8_t)len;
+        hl = 2;
+    } else if (len < 65536) {
+        h[1] = 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++) {
+            h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
         }
-        off += (size_t)n;
+        hl = 10;
     }
+    ws_write(ws, h, hl);
+    ws_write(ws, data, len);
 }
 
 /* ---- the close handshake ----------------------------------------------------------------- */

@@ -3,7 +3,8 @@
 # Ferry only (MQTT over WebSocket framing, raw frames): CONNECT and SUBSCRIBE in one frame get
 # CONNACK and SUBACK; a QoS 1 PUBLISH cut across a fragmented message (a ping between fragments
 # is answered with a pong carrying its payload) and one cut across two messages both arrive; a
-# 200 KB publish in 64 KB fragments arrives intact. Closed with the right WebSocket status and the
+# 200 KB publish in 64 KB fragments arrives intact, and so does a 1000-byte one (frames out with
+# 7-, 16- and 64-bit lengths). Closed with the right WebSocket status and the
 # TCP connection ended: a text frame (1003), an unmasked frame (1002), reserved bits (1002), a
 # frame announcing more than max_packet_size (1009), a malformed MQTT packet (MQTT 5 DISCONNECT
 # 0x81 in a binary frame, then 1002). A client's close frame is echoed (1000); without DISCONNECT
@@ -49,9 +50,13 @@ def test():
     pub.send(b"".join(frame(BINARY if i == 0 else CONT, p, fin=(i == len(parts) - 1))
                       for i, p in enumerate(parts)))
     eq(pub.expect(PUBACK).pid, 9, "PUBACK of the 200 KB publish")
-    got = [sub.expect(PUBLISH) for _ in range(3)]
+    mid = bytes(i % 13 for i in range(1000))  # a frame with a 16-bit length to the subscriber
+    pub.send_binary(mqttc.publish_packet(t, mid, qos=1, pid=11))
+    eq(pub.expect(PUBACK).pid, 11, "PUBACK of the 1000-byte publish")
+    got = [sub.expect(PUBLISH) for _ in range(4)]
     eq([(p.topic, p.payload) for p in got],
-       [(t, b"fragmented"), (t, b"two messages"), (t, big)], "messages at the ws subscriber")
+       [(t, b"fragmented"), (t, b"two messages"), (t, big), (t, mid)],
+       "messages at the ws subscriber")
     for p in got:
         sub.send_binary(mqttc.ack_packet(PUBACK, p.pid))
 
