@@ -5,7 +5,10 @@
 # https://evil.example is refused with 403 (and logged); a client sending no Origin (not a
 # browser) is accepted. With `ws_path *` any path is accepted (like mosquitto), and MQTT works
 # over such a connection. With `connect_timeout 1s` a client trickling its request a byte every
-# 0.2 s is cut off after about a second (an absolute deadline, not an idle timeout).
+# 0.2 s is cut off after about a second (an absolute deadline, not an idle timeout). With
+# [limits] max_connections 1, a WebSocket client is counted with the TCP ones: while a TCP
+# client is connected, a ws client's CONNECT gets CONNACK 3 (server unavailable); once it has
+# gone, the ws client connects.
 # interop: ferry-only, own-broker
 import os
 import socket
@@ -65,6 +68,33 @@ def test():
         check(closed and 0.8 < took < 3, "trickling client closed after ~1s (closed=%s, %.1fs)" %
               (closed, took))
         check("handshake not done within connect_timeout" in b.output(), "the cut is logged")
+    finally:
+        b.close()
+
+    b = broker.Broker("ferryd", os.environ["FERRY_BROKER_BIN"], ws=True,
+                      ws_conf="[limits]\nmax_connections 1\n")
+    try:
+        b.start()
+        wsc.WS_PORT = b.ws_port
+        mqttc.PORT = b.mqtt_port
+        t = mqttc.Raw()
+        t.connect("ws33-tcp")
+        ws = wsc.Ws()
+        ws.send_binary(mqttc.connect_packet("ws33-over"))
+        eq(ws.expect(CONNACK).reason, 3, "CONNACK over max_connections, over ws")
+        ws.wait_closed()
+        ws.close_sock()
+        t.close()
+        end = time.monotonic() + 10
+        while True:  # the TCP client's slot is freed once the broker saw it go
+            ws = wsc.Ws()
+            ws.send_binary(mqttc.connect_packet("ws33-in"))
+            p = ws.expect(CONNACK)
+            ws.close_sock()
+            if p.reason == 0 or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        eq(p.reason, 0, "ws CONNACK once the TCP client has gone")
     finally:
         b.close()
 
