@@ -48,6 +48,8 @@ static const fy_config_key mqtt_keys[] = {
     FY_CONFIG_KEY_UINT("ws_port", C, ws_port, "0", 0, 65535,
                        "TCP port of MQTT over WebSocket (subprotocol mqtt), on the listen "
                        "address; 0 = off."),
+    FY_CONFIG_KEY_UINT("wss_port", C, wss_port, "0", 0, 65535,
+                       "TLS port of MQTT over WebSocket (needs [tls] certfile); 0 = off."),
     FY_CONFIG_KEY_STRING("ws_path", C, ws_path, "/mqtt",
                          "Request path of the WebSocket; * = any path."),
     FY_CONFIG_KEY_STRING("ws_origins", C, ws_origins, "*",

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* MQTT over WebSocket (RFC 6455, subprotocol `mqtt`): the [mqtt] ws_port listener, the HTTP/1.1
+/* MQTT over WebSocket (RFC 6455, subprotocol `mqtt`): the [mqtt] ws_port and wss_port (TLS,
+ * broker/tls.h) listeners, the HTTP/1.1
  * Upgrade handshake (libevent's evbuffer, OpenSSL's SHA-1 and base64) and the transport under an
  * mqtt_conn: binary frames in and out through wslay, which also answers pings and does the close
  * handshake. The packet code above sees MQTT bytes only. Everything runs on the loop thread. */
 #include "adapters/mqtt/private.h"
+#include "broker/listener.h"
+#include "broker/tls.h"
 #include "common/alloc.h"
 #include "common/log.h"
 
@@ -15,7 +18,6 @@
 #include <event2/listener.h>
 #include <openssl/evp.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -47,6 +49,7 @@ typedef struct ws_hs {
     mqtt_server *srv;
     struct bufferevent *bev;
     struct event *deadline; /* the whole handshake, even from a client trickling bytes */
+    bool tls;               /* accepted on wss_port */
     char peer[64];
     struct ws_hs *next, *prev;
     fy_limit_verdict verdict; /* fy_limits_accept's, handed to the MQTT connection */
@@ -334,7 +337,9 @@ static void hs_on_drained(struct bufferevent *bev, void *arg)
 
 static void hs_on_event_close(struct bufferevent *bev, short what, void *arg)
 {
-    hs_free(arg);
+    if (what != BEV_EVENT_CONNECTED) {
+        hs_free(arg);
+    }
 }
 
 /* Answers a refused handshake with its HTTP status and closes once that is written. */
@@ -368,6 +373,7 @@ static void hs_on_read(struct bufferevent *bev, void *arg)
     mqtt_conn *c;
     char peer[64];
     fy_limit_verdict verdict;
+    bool h_tls;
     int status = mqtt_ws_parse_request(bufferevent_get_input(bev), srv->cfg->ws_path,
                                        srv->cfg->ws_origins, &r);
     if (status == 0) {
@@ -385,9 +391,10 @@ static void hs_on_read(struct bufferevent *bev, void *arg)
     /* The bufferevent moves to an MQTT connection: the handshake lets go of it. */
     memcpy(peer, h->peer, sizeof(peer));
     verdict = h->verdict;
+    h_tls = h->tls;
     h->bev = NULL;
     hs_free(h);
-    c = mqtt_conn_start(srv, bev, peer, verdict, false);
+    c = mqtt_conn_start(srv, bev, peer, verdict, h_tls);
     c->ws = ws_new(c);
     fy_log(DEBUG, "ws", "conn=%llu peer=%s protocol=%s msg=\"upgraded\"", (unsigned long long)c->id,
            peer, r.protocol);
@@ -400,8 +407,13 @@ static void hs_on_read(struct bufferevent *bev, void *arg)
 static void hs_on_event(struct bufferevent *bev, short what, void *arg)
 {
     ws_hs *h = arg;
+    if (what == BEV_EVENT_CONNECTED) {
+        return; /* the TLS handshake is done; the HTTP one follows */
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         fy_log(INFO, "ws", "peer=%s msg=\"handshake timed out\"", h->peer);
+    } else if (h->tls && (what & BEV_EVENT_ERROR) && fy_tls_bev_error(bev)) {
+        fy_log(INFO, "ws", "peer=%s msg=\"closed: TLS: %s\"", h->peer, fy_tls_bev_error(bev));
     }
     hs_free(h);
 }
@@ -413,22 +425,31 @@ static void hs_on_deadline(evutil_socket_t fd, short what, void *arg)
     hs_free(h);
 }
 
-void mqtt_ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+/* Starts the handshake on fd, admitted (or to be refused) per verdict, over TLS when tls is set
+ * (its handshake runs first, inside the bufferevent, under the same deadline). */
+static void ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict,
+                      fy_tls *tls)
 {
-    ws_hs *h = FY_NEW(ws_hs);
+    ws_hs *h;
     int one = 1;
     struct timeval tv;
+    struct bufferevent *bev;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    h->srv = srv;
-    h->verdict = verdict;
-    snprintf(h->peer, sizeof(h->peer), "%s", peer);
-    h->bev = bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!h->bev) {
-        evutil_closesocket(fd);
+    bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
+              : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!tls) {
+            evutil_closesocket(fd);
+        }
         fy_limits_release(srv->env.limits, verdict);
-        fy_free(h);
         return;
     }
+    h = FY_NEW(ws_hs);
+    h->srv = srv;
+    h->bev = bev;
+    h->tls = tls != NULL;
+    h->verdict = verdict;
+    snprintf(h->peer, sizeof(h->peer), "%s", peer);
     h->next = srv->ws_pending;
     if (h->next) {
         h->next->prev = h;
@@ -441,6 +462,11 @@ void mqtt_ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict
     h->deadline = evtimer_new(srv->env.base, hs_on_deadline, h);
     evtimer_add(h->deadline, &tv);
     bufferevent_enable(h->bev, EV_READ | EV_WRITE);
+}
+
+void mqtt_ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+{
+    ws_accept(srv, fd, peer, verdict, NULL);
 }
 
 /* ---- frames -------------------------------------------------------------------------------- */
@@ -727,28 +753,36 @@ static void ws_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
                          int slen, void *arg)
 {
     mqtt_server *srv = arg;
-    char peer[64] = "?";
+    char peer[64];
     /* the MQTT limits: a WebSocket connection is an MQTT connection */
     fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
     if (v == FY_LIMIT_DROP) {
         evutil_closesocket(fd);
         return;
     }
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
-        snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
+    fy_listener_peer(sa, peer, sizeof(peer));
+    ws_accept(srv, fd, peer, v, NULL);
+}
+
+static void wss_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int slen, void *arg)
+{
+    mqtt_server *srv = arg;
+    char peer[64];
+    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
+    if (v == FY_LIMIT_DROP) {
+        evutil_closesocket(fd);
+        return;
     }
-    mqtt_ws_accept(srv, fd, peer, v);
+    fy_listener_peer(sa, peer, sizeof(peer));
+    ws_accept(srv, fd, peer, v, srv->env.tls);
 }
 
 int mqtt_ws_listen(mqtt_server *srv, char *err, size_t errlen)
 {
     const fy_mqtt_config *cfg = srv->cfg;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
-    if (cfg->ws_port == 0) {
+    int rc;
+    if (cfg->ws_port == 0 && cfg->wss_port == 0) {
         return FY_OK;
     }
     if (strcmp(cfg->ws_path, "*") != 0 && cfg->ws_path[0] != '/') {
@@ -756,22 +790,33 @@ int mqtt_ws_listen(mqtt_server *srv, char *err, size_t errlen)
                  cfg->ws_path);
         return -FY_EINVAL;
     }
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)cfg->ws_port);
-    inet_pton(AF_INET, cfg->listen, &sin.sin_addr); /* checked by the caller */
-    srv->ws_listener = evconnlistener_new_bind(srv->env.base, ws_on_accept, srv,
-                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                               (struct sockaddr *)&sin, sizeof(sin));
-    if (!srv->ws_listener) {
-        snprintf(err, errlen, "cannot listen for MQTT over WebSocket on %s:%u: %s", cfg->listen,
-                 (unsigned)cfg->ws_port, strerror(errno));
-        return -FY_EIO;
+    if (cfg->wss_port != 0 && !srv->env.tls) {
+        /* fail closed: a wss port asked for must not quietly stay shut */
+        snprintf(err, errlen, "[mqtt] wss_port %u needs TLS: set [tls] certfile and keyfile",
+                 (unsigned)cfg->wss_port);
+        return -FY_EINVAL;
     }
-    getsockname(evconnlistener_get_fd(srv->ws_listener), (struct sockaddr *)&sin, &slen);
-    srv->ws_port = ntohs(sin.sin_port);
-    fy_log(INFO, "ws", "addr=%s port=%u msg=\"listening\" path=%s", cfg->listen,
-           (unsigned)srv->ws_port, cfg->ws_path);
+    if (cfg->ws_port != 0) {
+        rc = fy_listener_open(srv->env.base, "MQTT over WebSocket", cfg->listen,
+                              (uint16_t)cfg->ws_port, ws_on_accept, srv, &srv->ws_listener,
+                              &srv->ws_port, err, errlen);
+        if (rc != FY_OK) {
+            return rc;
+        }
+        fy_log(INFO, "ws", "addr=%s port=%u msg=\"listening\" path=%s", cfg->listen,
+               (unsigned)srv->ws_port, cfg->ws_path);
+    }
+    if (cfg->wss_port != 0) {
+        rc = fy_listener_open(srv->env.base, "MQTT over secure WebSocket", cfg->listen,
+                              (uint16_t)cfg->wss_port, wss_on_accept, srv, &srv->wss_listener,
+                              &srv->wss_port, err, errlen);
+        if (rc != FY_OK) {
+            mqtt_ws_stop(srv);
+            return rc;
+        }
+        fy_log(INFO, "ws", "addr=%s wss_port=%u msg=\"TLS listening\" path=%s", cfg->listen,
+               (unsigned)srv->wss_port, cfg->ws_path);
+    }
     return FY_OK;
 }
 
@@ -780,6 +825,10 @@ void mqtt_ws_stop(mqtt_server *srv)
     if (srv->ws_listener) {
         evconnlistener_free(srv->ws_listener);
         srv->ws_listener = NULL;
+    }
+    if (srv->wss_listener) {
+        evconnlistener_free(srv->wss_listener);
+        srv->wss_listener = NULL;
     }
     while (srv->ws_pending) {
         hs_free(srv->ws_pending);

@@ -36,6 +36,7 @@ typedef struct fy_mqtt_config {
     uint64_t sys_interval_ms;       /* $SYS topics published this often; 0 = off */
     uint64_t tls_port;              /* MQTT over TLS, when [tls] certfile is set */
     uint64_t ws_port;               /* MQTT over WebSocket; 0 = off */
+    uint64_t wss_port;              /* MQTT over WebSocket over TLS; 0 = off */
     char *ws_path;                  /* the WebSocket's request path; "*" = any */
     char *ws_origins;               /* Origin values allowed, space-separated; "*" = any */
 } fy_mqtt_config;
@@ -212,6 +213,8 @@ struct mqtt_server {
     uint16_t tls_port;
     struct evconnlistener *ws_listener; /* ws_port, or NULL */
     uint16_t ws_port;
+    struct evconnlistener *wss_listener; /* wss_port, or NULL */
+    uint16_t wss_port;
     struct ws_hs *ws_pending; /* connections in their WebSocket handshake */
     mqtt_ws *ws_closing;      /* WebSockets waiting for the client's close frame */
     uint32_t max_packet;
