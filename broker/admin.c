@@ -462,8 +462,15 @@ static void handle_health(struct evhttp_request *req, void *arg)
         b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "appends", (json_int_t)st.appends,
         "commits", (json_int_t)st.commits, "inline_commits", (json_int_t)st.inline_commits,
         "pending", (json_int_t)st.pending, "failed", (json_int_t)st.failed);
+    json_object_set_new(store, "write_errors", json_integer((json_int_t)st.write_errors));
+    json_object_set_new(store, "recoveries", json_integer((json_int_t)st.recoveries));
     if (!healthy) {
+        uint64_t since = fy_store_unhealthy_since(b->store);
         json_object_set_new(store, "error", json_string(fy_store_last_error(b->store)));
+        if (since) {
+            json_object_set_new(store, "unhealthy_for_ms",
+                                json_integer((json_int_t)(fy_wall_ms() - since)));
+        }
     }
     fy_core_stats cs;
     fy_core_get_stats(b->core, &cs);

@@ -275,6 +275,12 @@ static void render_store(fy_broker *b, struct evbuffer *out)
           (double)st.pending);
     gauge(out, "ferry_store_healthy", "1 while the store accepts writes, 0 after a failure.",
           fy_store_healthy(b->store) ? 1 : 0);
+    counter(out, "ferry_store_write_errors_total",
+            "Store writes that failed (disk full, I/O error); each makes the store unhealthy.",
+            st.write_errors);
+    counter(out, "ferry_store_recoveries_total",
+            "Times the store reopened its database after a failed write and took writes again.",
+            st.recoveries);
 }
 
 /* ---- Core and process ----------------------------------------------------------------------- */

@@ -22,11 +22,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define STORE_FORMAT_VERSION 1u
 #define SEQ_RESERVE 65536u /* sequence numbers (timers, transactions) reserved per step */
+/* Recovery after a failed write: how often the loop looks for room, and the room it wants on
+ * top of what reopening writes (the log turned into a table). */
+#define RECOVER_EVERY_MS 1000
+#define RECOVER_MARGIN (1u << 20)
 
 /* Operation kinds inside a batch's op buffer. */
 enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF };
@@ -63,6 +69,7 @@ struct fy_store {
     leveldb_writeoptions_t *wopts;
     fy_flush flush;
     size_t max_commit_bytes;
+    char *dir;
 
     /* Loop side: committed queue ranges, keyed by topic_id << 32 | queue_id. */
     fy_u64map qmin;
@@ -78,7 +85,15 @@ struct fy_store {
     bool stopping;
     bool writer_busy; /* a commit is under way (on the writer thread, or inline on the loop) */
     bool held;        /* fy_store_hold: queued batches wait (tests) */
+    bool recovering;  /* the loop is reopening the database: the writer waits */
+    pthread_cond_t idle_cv; /* signalled when writer_busy turns false */
     char last_error[256];
+    char last_error_loop[256]; /* copy handed out by fy_store_last_error */
+
+    /* Recovery (loop thread). */
+    struct event *recover_ev;
+    uint64_t unhealthy_since_ms; /* wall clock of the failure; 0 while healthy */
+    uint64_t recover_next_log_ms;
 
     /* Writer only. */
     pthread_t writer;
@@ -96,7 +111,8 @@ struct fy_store {
 
     atomic_bool healthy;
     atomic_uint_fast64_t st_inline, st_commits, st_batches, st_appends, st_bytes, st_failed,
-        st_pending, st_commit_ns, st_fsyncs, st_fsync_ns;
+        st_pending, st_commit_ns, st_fsyncs, st_fsync_ns, st_write_errors, st_recoveries,
+        st_recover_failures;
     bool sync; /* flush=sync: every write is fsync'ed */
     atomic_uint_fast64_t h_commit[FY_STORE_LAT_BUCKETS + 1], h_fsync[FY_STORE_LAT_BUCKETS + 1],
         h_batch[FY_STORE_BATCH_BUCKETS + 1];
@@ -715,6 +731,7 @@ static void post_done_wt(fy_store *s, fy_wbatch *group, bool on_loop)
     }
     s->done_tail = last;
     s->writer_busy = false;
+    pthread_cond_broadcast(&s->idle_cv);
     pthread_mutex_unlock(&s->mu);
     if (on_loop) {
         event_active(s->done_ev, EV_READ, 0);
@@ -763,7 +780,12 @@ static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group, boo
             snprintf(s->last_error, sizeof(s->last_error), "%s", lerr);
             pthread_mutex_unlock(&s->mu);
             atomic_store(&s->healthy, false);
-            fy_log(ERROR, "store", "err=%s batches=%zu msg=\"write failed: %s\"",
+            atomic_fetch_add(&s->st_write_errors, 1);
+            /* LevelDB refuses every write after a failed one (its background error is
+             * sticky): the loop reopens the database once there is room again. */
+            fy_log(ERROR, "store",
+                   "err=%s batches=%zu msg=\"write failed, writes refused until the store "
+                   "recovers: %s\"",
                    fy_errname(status), nbatches, lerr);
             leveldb_free(lerr);
         } else {
@@ -786,7 +808,7 @@ static void *writer_main_wt(void *arg)
     for (;;) {
         fy_wbatch *group;
         pthread_mutex_lock(&s->mu);
-        while ((!s->q_head || s->held) && !s->stopping) {
+        while ((!s->q_head || s->held || s->recovering) && !s->stopping) {
             pthread_cond_wait(&s->cv, &s->mu);
         }
         if (!s->q_head) {
@@ -904,7 +926,7 @@ void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
     atomic_fetch_add(&s->st_pending, 1);
     pthread_mutex_lock(&s->mu);
     if (s->flush == FY_FLUSH_ASYNC && !s->q_head && !s->writer_busy && !s->stopping && !s->held &&
-        s->inline_ctx && fy_mono_ms() >= s->inline_off_until_ms) {
+        !s->recovering && s->inline_ctx && fy_mono_ms() >= s->inline_off_until_ms) {
         /* The writer is idle and nothing waits: write now on the loop. Under flush=async a
          * LevelDB write is a write(2) into the log and a memtable insert (microseconds); should
          * one be slow (LevelDB throttling behind compaction), inline writes pause for a second
@@ -1069,11 +1091,195 @@ static int check_meta(fy_store *s, char *err, size_t errlen)
     return FY_OK;
 }
 
+/* Appends to err the last line of LevelDB's own LOG that names a file it found damaged
+ * ("000005.log: dropping 120 bytes; Corruption: checksum mismatch"): LevelDB's status for a
+ * damaged log does not say which file. */
+static void add_log_hint(const char *dir, char *err, size_t errlen)
+{
+    char path[4096], buf[16384], found[512] = "";
+    FILE *f;
+    long size;
+    size_t n, used = strlen(err);
+    snprintf(path, sizeof(path), "%s/LOG", dir);
+    f = fopen(path, "r");
+    if (!f) {
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(line, "dropping") || strstr(line, "Corruption") || strstr(line, "IO error")) {
+            char *msg = strchr(line, ' '); /* skip LevelDB's time stamp and thread id */
+            msg = msg ? strchr(msg + 1, ' ') : NULL;
+            snprintf(found, sizeof(found), "%s", msg ? msg + 1 : line);
+        }
+    }
+    if (found[0] && used < errlen) {
+        snprintf(err + used, errlen - used, " (in %s/LOG: %s)", dir, found);
+    }
+}
+
+/* Opens the LevelDB database in s->dir and loads what the store keeps in memory (format
+ * version, sequence, queue ranges). On failure s->db is NULL and err says why, naming the
+ * file when LevelDB does. */
+static int open_db(fy_store *s, char *err, size_t errlen)
+{
+    char *lerr = NULL;
+    int rc;
+    s->db = leveldb_open(s->options, s->dir, &lerr);
+    if (lerr) {
+        rc = map_leveldb_error(lerr);
+        if (rc == -FY_ELOCKED) {
+            snprintf(err, errlen, "data directory %s is in use by another ferryd (%s)", s->dir,
+                     lerr);
+        } else {
+            snprintf(err, errlen, "cannot open store in %s: %s", s->dir, lerr);
+            add_log_hint(s->dir, err, errlen);
+        }
+        leveldb_free(lerr);
+        s->db = NULL;
+        return rc;
+    }
+    rc = check_meta(s, err, errlen);
+    if (rc == FY_OK) {
+        rc = load_ranges(s, err, errlen);
+    }
+    if (rc != FY_OK) {
+        leveldb_close(s->db);
+        s->db = NULL;
+    }
+    return rc;
+}
+
+/* ---- Recovery after a failed write --------------------------------------------------------
+ * A failed LevelDB write (disk full, I/O error) leaves the database refusing every later write
+ * (LevelDB's background error is sticky: the log's tail is in doubt). Nothing of the failed
+ * write was acknowledged, and reads go on from the open database. Once the file system has room
+ * for what a reopen writes (the log turned into a table), the loop waits for the writer to be
+ * idle, closes and reopens the database, and reloads the queue ranges from it: acknowledged
+ * data is all in the log or the tables LevelDB reopens; a failed write's partial record at the
+ * log's end is dropped by LevelDB as a torn tail. */
+
+/* Bytes in the LevelDB log files of dir: what a reopen writes out as a table (at most). */
+static uint64_t log_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    uint64_t total = 0;
+    if (!d) {
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        struct stat st;
+        char path[4096];
+        if (n < 5 || strcmp(e->d_name + n - 4, ".log") != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) == 0) {
+            total += (uint64_t)st.st_size;
+        }
+    }
+    closedir(d);
+    return total;
+}
+
+static int recover_now(fy_store *s, bool force)
+{
+    char err[1024];
+    struct statvfs vfs;
+    uint64_t need = log_bytes(s->dir) + RECOVER_MARGIN, avail = 0, now = fy_wall_ms();
+    int rc;
+
+    if (atomic_load(&s->healthy)) {
+        return FY_OK;
+    }
+    if (statvfs(s->dir, &vfs) == 0) {
+        avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    }
+    if (avail < need && !force) {
+        if (now >= s->recover_next_log_ms) {
+            s->recover_next_log_ms = now + 30000;
+            fy_log(WARN, "store",
+                   "dir=%s free=%llu need=%llu msg=\"writes refused: waiting for free space to "
+                   "reopen the store\"",
+                   s->dir, (unsigned long long)avail, (unsigned long long)need);
+        }
+        return -FY_ENOSPC;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->recovering = true;
+    while (s->writer_busy) {
+        pthread_cond_wait(&s->idle_cv, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    if (s->db) {
+        leveldb_close(s->db);
+        s->db = NULL;
+    }
+    err[0] = '\0';
+    rc = open_db(s, err, sizeof(err));
+
+    pthread_mutex_lock(&s->mu);
+    s->recovering = false;
+    if (rc == FY_OK) {
+        s->last_error[0] = '\0';
+        atomic_store(&s->healthy, true);
+    } else {
+        snprintf(s->last_error, sizeof(s->last_error), "reopen failed: %s", err);
+    }
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == FY_OK) {
+        atomic_fetch_add(&s->st_recoveries, 1);
+        fy_log(WARN, "store", "dir=%s unhealthy_ms=%llu queues=%zu msg=\"store recovered: writes "
+               "accepted again\"",
+               s->dir, (unsigned long long)(s->unhealthy_since_ms ? now - s->unhealthy_since_ms : 0),
+               s->qmax.n);
+        s->unhealthy_since_ms = 0;
+        s->recover_next_log_ms = 0;
+    } else {
+        atomic_fetch_add(&s->st_recover_failures, 1);
+        if (now >= s->recover_next_log_ms) {
+            s->recover_next_log_ms = now + 30000;
+            fy_log(ERROR, "store", "dir=%s err=%s msg=\"reopen failed, reads and writes refused "
+                   "until it succeeds: %s\"",
+                   s->dir, fy_errname(rc), err);
+        }
+    }
+    return rc == FY_OK ? FY_OK : -FY_EUNHEALTHY;
+}
+
+static void on_recover_tick(evutil_socket_t fd, short what, void *arg)
+{
+    fy_store *s = arg;
+    if (atomic_load(&s->healthy)) {
+        return;
+    }
+    if (s->unhealthy_since_ms == 0) {
+        s->unhealthy_since_ms = fy_wall_ms();
+    }
+    recover_now(s, false);
+}
+
+int fy_store_recover(fy_store *s)
+{
+    if (!atomic_load(&s->healthy) && s->unhealthy_since_ms == 0) {
+        s->unhealthy_since_ms = fy_wall_ms();
+    }
+    return recover_now(s, false);
+}
+
 int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store **out, char *err,
                   size_t errlen)
 {
     fy_store *s = FY_NEW(fy_store);
-    char *lerr = NULL;
     int rc;
 
     err[0] = '\0';
@@ -1083,6 +1289,7 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
     atomic_init(&s->healthy, true);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->idle_cv, NULL);
 
     rc = mkdir_p(opts->dir);
     if (rc != FY_OK) {
@@ -1109,24 +1316,9 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
     leveldb_writeoptions_set_sync(s->wopts, opts->flush == FY_FLUSH_SYNC);
     s->sync = opts->flush == FY_FLUSH_SYNC;
 
-    s->db = leveldb_open(s->options, opts->dir, &lerr);
-    if (lerr) {
-        rc = map_leveldb_error(lerr);
-        if (rc == -FY_ELOCKED) {
-            snprintf(err, errlen, "data directory %s is in use by another ferryd (%s)", opts->dir,
-                     lerr);
-        } else {
-            snprintf(err, errlen, "cannot open store in %s: %s", opts->dir, lerr);
-        }
-        leveldb_free(lerr);
-        goto fail;
-    }
-    rc = check_meta(s, err, errlen);
-    if (rc != FY_OK) {
-        goto fail;
-    }
+    s->dir = fy_strdup(opts->dir);
     s->last_ms = fy_wall_ms();
-    rc = load_ranges(s, err, errlen);
+    rc = open_db(s, err, errlen);
     if (rc != FY_OK) {
         goto fail;
     }
@@ -1138,6 +1330,16 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
         goto fail;
     }
     s->done_ev = event_new(base, s->efd, EV_READ | EV_PERSIST, on_done, s);
+    if (opts->recover_every_ms >= 0) {
+        int ms = opts->recover_every_ms ? opts->recover_every_ms : RECOVER_EVERY_MS;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        s->recover_ev = event_new(base, -1, EV_PERSIST, on_recover_tick, s);
+        if (!s->recover_ev || event_add(s->recover_ev, &tv) != 0) {
+            snprintf(err, errlen, "cannot register the store recovery timer");
+            rc = -FY_EIO;
+            goto fail;
+        }
+    }
     if (!s->done_ev || event_add(s->done_ev, NULL) != 0) {
         snprintf(err, errlen, "cannot register the store completion event");
         rc = -FY_EIO;
@@ -1194,6 +1396,9 @@ void fy_store_close(fy_store *s)
     if (s->done_ev) {
         event_free(s->done_ev);
     }
+    if (s->recover_ev) {
+        event_free(s->recover_ev);
+    }
     if (s->efd >= 0) {
         close(s->efd);
     }
@@ -1226,6 +1431,8 @@ void fy_store_close(fy_store *s)
     fy_u64map_free(&s->wnext);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->idle_cv);
+    fy_free(s->dir);
     fy_free(s);
 }
 
@@ -1236,8 +1443,20 @@ bool fy_store_healthy(const fy_store *s)
 
 const char *fy_store_last_error(const fy_store *s)
 {
-    /* Written once, before healthy turns false, and never again. */
-    return s->last_error;
+    fy_store *m = (fy_store *)s;
+    if (atomic_load(&m->healthy)) {
+        return "";
+    }
+    /* The writer sets it under mu; callers on the loop get a copy that stays put. */
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->last_error_loop, sizeof(m->last_error_loop), "%s", m->last_error);
+    pthread_mutex_unlock(&m->mu);
+    return m->last_error_loop;
+}
+
+uint64_t fy_store_unhealthy_since(const fy_store *s)
+{
+    return s->unhealthy_since_ms;
 }
 
 uint64_t fy_store_messages_bytes(fy_store *s)
@@ -1245,6 +1464,9 @@ uint64_t fy_store_messages_bytes(fy_store *s)
     const char *start = "M", *limit = "N";
     size_t slen = 1, llen = 1;
     uint64_t size = 0;
+    if (!s->db) {
+        return 0;
+    }
     leveldb_approximate_sizes(s->db, 1, &start, &slen, &limit, &llen, &size);
     return size;
 }
@@ -1262,6 +1484,9 @@ void fy_store_get_stats(const fy_store *s, fy_store_stats *st)
     st->commit_ns_total = atomic_load(&m->st_commit_ns);
     st->fsyncs = atomic_load(&m->st_fsyncs);
     st->fsync_ns_total = atomic_load(&m->st_fsync_ns);
+    st->write_errors = atomic_load(&m->st_write_errors);
+    st->recoveries = atomic_load(&m->st_recoveries);
+    st->recover_failures = atomic_load(&m->st_recover_failures);
     for (size_t i = 0; i <= FY_STORE_LAT_BUCKETS; i++) {
         st->commit_us[i] = atomic_load(&m->h_commit[i]);
         st->fsync_us[i] = atomic_load(&m->h_fsync[i]);
@@ -1277,7 +1502,11 @@ static int get_key(fy_store *s, const void *k, size_t klen, fy_buf *out)
 {
     char *lerr = NULL;
     size_t vlen = 0;
-    char *v = leveldb_get(s->db, s->ropts, k, klen, &vlen, &lerr);
+    char *v;
+    if (!s->db) {
+        return -FY_EUNHEALTHY; /* a reopen failed: see recover_now */
+    }
+    v = leveldb_get(s->db, s->ropts, k, klen, &vlen, &lerr);
     if (lerr) {
         return take_error(lerr, NULL, 0);
     }
@@ -1304,9 +1533,13 @@ typedef int (*walk_fn)(void *arg, const uint8_t *k, size_t klen, const uint8_t *
 static int walk_with(fy_store *s, const leveldb_readoptions_t *ro, const void *prefix, size_t plen,
                      const void *start, size_t slen, walk_fn fn, void *arg)
 {
-    leveldb_iterator_t *it = leveldb_create_iterator(s->db, ro);
+    leveldb_iterator_t *it;
     char *lerr = NULL;
     int rc = 0;
+    if (!s->db) {
+        return -FY_EUNHEALTHY;
+    }
+    it = leveldb_create_iterator(s->db, ro);
     for (leveldb_iter_seek(it, start, slen); leveldb_iter_valid(it); leveldb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = leveldb_iter_key(it, &klen);
@@ -1657,6 +1890,9 @@ int fy_store_get_half(fy_store *s, uint64_t tx_id, fy_store_half_cb fn, void *ar
     char *v;
     int rc;
     hkey(k, tx_id);
+    if (!s->db) {
+        return -FY_EUNHEALTHY;
+    }
     v = leveldb_get(s->db, s->ropts, (const char *)k, sizeof(k), &vlen, &lerr);
     if (lerr) {
         return take_error(lerr, NULL, 0);

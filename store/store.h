@@ -43,6 +43,8 @@ typedef struct fy_store_opts {
     size_t cache_bytes;      /* LevelDB block cache; 0 = 64 MiB */
     size_t write_buffer;     /* LevelDB memtable size; 0 = 64 MiB */
     size_t max_commit_bytes; /* group commit: most bytes in one WriteBatch; 0 = 16 MiB */
+    int recover_every_ms;    /* after a failed write, try to recover this often; 0 = 1000,
+                                < 0 = only when fy_store_recover is called (tests) */
 } fy_store_opts;
 
 /* Opens (creating if missing) the store in opts->dir and starts its writer thread; completions
@@ -57,9 +59,23 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
 void fy_store_close(fy_store *s);
 
 /* False once a write has failed (disk full, I/O error): writes are refused with
- * -FY_EUNHEALTHY from then on, reads go on. fy_store_last_error() says why ("" when healthy). */
+ * -FY_EUNHEALTHY from then on, reads go on. fy_store_last_error() says why ("" when healthy;
+ * the text stays valid until the next call). fy_store_unhealthy_since() is the wall-clock ms
+ * the loop first saw the failure (0 while healthy).
+ *
+ * Recovery without a restart: every second while unhealthy, the store checks the data
+ * directory's file system for room (its LevelDB log files' size plus 1 MiB: what reopening
+ * writes); once there is, it waits for the writer to be idle, closes and reopens the database
+ * on the loop thread (LevelDB refuses all writes after a failed one until reopened), reloads
+ * its queue ranges, and accepts writes again. Should the reopen itself fail, reads fail with
+ * -FY_EUNHEALTHY too until a later attempt succeeds. */
 bool fy_store_healthy(const fy_store *s);
 const char *fy_store_last_error(const fy_store *s);
+uint64_t fy_store_unhealthy_since(const fy_store *s);
+
+/* Tries the recovery at once (loop thread): FY_OK if the store is healthy (already, or now),
+ * -FY_ENOSPC if the file system has no room yet, -FY_EUNHEALTHY if the reopen failed. */
+int fy_store_recover(fy_store *s);
 
 /* ---- Write batches ------------------------------------------------------------------------
  * A batch collects operations that must be durable together (a producer's batch of messages,
@@ -260,6 +276,9 @@ typedef struct fy_store_stats {
     uint64_t fsyncs;         /* synced writes */
     uint64_t fsync_ns_total; /* time spent in them */
     uint64_t batch_msgs[FY_STORE_BATCH_BUCKETS + 1];
+    uint64_t write_errors;     /* LevelDB writes that failed (each makes the store unhealthy) */
+    uint64_t recoveries;       /* reopens that made it healthy again */
+    uint64_t recover_failures; /* reopens that failed */
 } fy_store_stats;
 void fy_store_get_stats(const fy_store *s, fy_store_stats *st);
 

@@ -299,6 +299,11 @@ static void produce_refusal(int rc, const char **cond, const char **desc)
         *cond = "amqp:decode-error";
         *desc = "the message does not make a valid record";
         break;
+    case -FY_ENOSPC:
+    case -FY_EUNHEALTHY:
+        *cond = "amqp:resource-limit-exceeded";
+        *desc = "not stored: the broker's store refuses writes (disk full or I/O error)";
+        break;
     default:
         *cond = "amqp:internal-error";
         *desc = fy_strerror(rc);

@@ -369,6 +369,7 @@ static uint8_t refusal(int rc)
     case -FY_ENOTFOUND:
         return FY_MQTT_RC_TOPIC_NAME_INVALID;
     case -FY_EUNHEALTHY:
+    case -FY_ENOSPC: /* the store is full: nothing stored, the client may retry later */
         return FY_MQTT_RC_QUOTA_EXCEEDED;
     default:
         return FY_MQTT_RC_UNSPECIFIED;
