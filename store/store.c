@@ -16,6 +16,7 @@
 #include <leveldb/c.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
  * top of what reopening writes (the log turned into a table). */
 #define RECOVER_EVERY_MS 1000
 #define RECOVER_MARGIN (1u << 20)
+#define RECOVER_PROBE_BYTES 65536 /* written and synced before a reopen is tried */
 
 /* Operation kinds inside a batch's op buffer. */
 enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF };
@@ -1189,6 +1191,29 @@ static uint64_t log_bytes(const char *dir)
     return total;
 }
 
+/* Writes, syncs and removes a small file in dir: can the file system take writes again (an I/O
+ * error that persists, or a full disk statvfs does not tell about)? Closing the database to find
+ * out would stop reads too should the reopen fail. */
+static int probe_write(const char *dir, char *why, size_t whylen)
+{
+    char path[4096];
+    static const char block[RECOVER_PROBE_BYTES];
+    int fd, rc = FY_OK;
+    snprintf(path, sizeof(path), "%s/ferry-probe.tmp", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(why, whylen, "%.512s: %.200s", path, strerror(errno));
+        return -FY_EIO;
+    }
+    if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fdatasync(fd) != 0) {
+        snprintf(why, whylen, "%.512s: %.200s", path, strerror(errno));
+        rc = errno == ENOSPC ? -FY_ENOSPC : -FY_EIO;
+    }
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
 static int recover_now(fy_store *s, bool force)
 {
     char err[1024];
@@ -1211,6 +1236,16 @@ static int recover_now(fy_store *s, bool force)
                    s->dir, (unsigned long long)avail, (unsigned long long)need);
         }
         return -FY_ENOSPC;
+    }
+    rc = probe_write(s->dir, err, sizeof(err));
+    if (rc != FY_OK && !force) {
+        if (now >= s->recover_next_log_ms) {
+            s->recover_next_log_ms = now + 30000;
+            fy_log(WARN, "store", "dir=%s err=%s msg=\"writes refused: the data directory does "
+                   "not take writes yet: %s\"",
+                   s->dir, fy_errname(rc), err);
+        }
+        return rc;
     }
     pthread_mutex_lock(&s->mu);
     s->recovering = true;

@@ -65,7 +65,7 @@ void fy_store_close(fy_store *s);
  *
  * Recovery without a restart: every second while unhealthy, the store checks the data
  * directory's file system for room (its LevelDB log files' size plus 1 MiB: what reopening
- * writes); once there is, it waits for the writer to be idle, closes and reopens the database
+ * writes) and that a 64 KiB file can be written and synced there; once both hold, it waits for the writer to be idle, closes and reopens the database
  * on the loop thread (LevelDB refuses all writes after a failed one until reopened), reloads
  * its queue ranges, and accepts writes again. Should the reopen itself fail, reads fail with
  * -FY_EUNHEALTHY too until a later attempt succeeds. */
@@ -74,7 +74,8 @@ const char *fy_store_last_error(const fy_store *s);
 uint64_t fy_store_unhealthy_since(const fy_store *s);
 
 /* Tries the recovery at once (loop thread): FY_OK if the store is healthy (already, or now),
- * -FY_ENOSPC if the file system has no room yet, -FY_EUNHEALTHY if the reopen failed. */
+ * -FY_ENOSPC or -FY_EIO if the file system takes no writes yet (the database stays open for
+ * reads), -FY_EUNHEALTHY if the reopen failed. */
 int fy_store_recover(fy_store *s);
 
 /* ---- Write batches ------------------------------------------------------------------------

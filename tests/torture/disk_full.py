@@ -9,10 +9,13 @@
 # read back, before and after a restart. Last, a damaged log file stops the next start with a
 # message naming the file, and nothing is reset.
 #
-# The tmpfs needs mount(2) (root, or CAP_SYS_ADMIN). Without it the test fails saying so: it never
-# passes without having filled a disk.
+# The tmpfs needs mount(2) (root, or CAP_SYS_ADMIN). Where mount is not allowed (--mode auto), or
+# with --mode shim, the disk is full instead while a flag file exists: the LD_PRELOAD shim
+# (tests/torture/enospc_shim.c) then fails ferryd's writes, syncs included, under the data
+# directory with ENOSPC. Either way the test fills a disk; it never skips.
 #
-# Usage: disk_full.py FERRYD FERRYCTL
+# Usage: disk_full.py FERRYD FERRYCTL --shim LIBENOSPC_SHIM.so [--mode auto|tmpfs|shim]
+import argparse
 import json
 import os
 import re
@@ -142,18 +145,34 @@ class RawMqtt:
 
 
 class Env:
-    def __init__(self, ferryd, ferryctl):
+    def __init__(self, ferryd, ferryctl, shim, mode):
         self.ferryctl_bin = ferryctl
-        self.work = tempfile.mkdtemp(prefix="ferry-diskfull-")
+        self.work = os.path.realpath(tempfile.mkdtemp(prefix="ferry-diskfull-"))
         self.data = os.path.join(self.work, "data")
         os.mkdir(self.data)
         self.mounted = False
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MB, "tmpfs", self.data],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise Fail("cannot mount a tmpfs for the data directory (this test needs root or "
-                       "CAP_SYS_ADMIN): %s" % r.stderr.strip())
-        self.mounted = True
+        self.flag = None
+        if mode in ("auto", "tmpfs"):
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MB, "tmpfs",
+                                self.data], capture_output=True, text=True)
+            if r.returncode == 0:
+                self.mounted = True
+            elif mode == "tmpfs":
+                raise Fail("cannot mount a tmpfs for the data directory: %s" % r.stderr.strip())
+            else:
+                log("mount not allowed (%s): the LD_PRELOAD shim fills the disk instead",
+                    r.stderr.strip())
+        if not self.mounted:
+            if not os.path.exists(shim):
+                raise Fail("no tmpfs and no shim %s" % shim)
+            self.flag = os.path.join(self.work, "disk-full.flag")
+            os.environ["LD_PRELOAD"] = os.path.abspath(shim)
+            os.environ["FERRY_ENOSPC_DIR"] = self.data
+            os.environ["FERRY_ENOSPC_FLAG"] = self.flag
+            # ASan wants its runtime first; the shim only wraps libc calls.
+            os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
+                                          ":verify_asan_link_order=0").lstrip(":")
+        self.mode = "tmpfs" if self.mounted else "shim"
         self.ballast = os.path.join(self.data, "ballast")
         conf = os.path.join(self.work, "ferry.conf")
         with open(conf, "w") as f:
@@ -240,12 +259,16 @@ def run(env):
     check(r.returncode == 0, "send before: %s" % r.stderr)
     acked |= {"pre-%d" % i for i in range(50)}
 
-    # Fill: the ballast leaves LEFT_MB; MQTT 5 publishes of 64 KiB take the rest.
-    with open(env.ballast, "wb") as f:
-        f.write(b"\0" * max(0, free_bytes(env.data) - LEFT_MB * 1024 * 1024))
+    # Fill: on the tmpfs, the ballast leaves LEFT_MB and MQTT 5 publishes of 64 KiB take the rest;
+    # with the shim, the disk is full from the 20th publish on.
+    if env.mounted:
+        with open(env.ballast, "wb") as f:
+            f.write(b"\0" * max(0, free_bytes(env.data) - LEFT_MB * 1024 * 1024))
     c5 = RawMqtt(b.mqtt_port, "df-fill")
     refused = None
     for i in range(4 * TMPFS_MB * 16):
+        if env.flag and i == 20:
+            open(env.flag, "w").close()
         body = ("fill-%d:" % i).encode()
         pad = os.urandom(32768).hex().encode()  # does not compress
         rc = c5.publish(TOPIC, body + pad)
@@ -267,9 +290,9 @@ def run(env):
     check(env.metric("ferry_store_write_errors_total") >= 1, "ferry_store_write_errors_total")
     log("/health while full: %s", json.dumps(h))
 
-    r = mosquitto_pub(env, "mp-full")
-    check("Quota exceeded" in r.stderr + r.stdout,
-          "mosquitto_pub -V mqttv5 while full: rc %d, %r %r" % (r.returncode, r.stdout, r.stderr))
+    mp = mosquitto_pub(env, "mp-full")
+    check("Quota exceeded" in mp.stderr + mp.stdout,
+          "mosquitto_pub -V mqttv5 while full: rc %d, %r %r" % (mp.returncode, mp.stdout, mp.stderr))
 
     c3 = RawMqtt(b.mqtt_port, "df-v311", v5=False)
     try:
@@ -284,8 +307,8 @@ def run(env):
     r = env.ctl("send", TOPIC, "native-full")
     check(r.returncode == 1 and ("unhealthy" in r.stderr or "no space" in r.stderr),
           "ferryctl send while full: rc %d, %r" % (r.returncode, r.stderr))
-    log("while full: mosquitto_pub %r, AMQP %s, ferryctl %r", r.stderr.strip(), cond,
-        r.stderr.strip())
+    log("while full: mosquitto_pub %r, AMQP %s, ferryctl %r", (mp.stdout + mp.stderr).strip(),
+        cond, r.stderr.strip())
 
     # Consumers keep reading what was stored.
     got = env.consume_all("g-full", acked, "read while full")
@@ -294,7 +317,7 @@ def run(env):
               {"mp-full", "amqp-full", "native-full", "v311-full", "fill-again"} & got))
 
     # Free the space: ferryd recovers by itself, without a restart.
-    os.unlink(env.ballast)
+    os.unlink(env.ballast if env.mounted else env.flag)
     t0 = time.monotonic()
     wait_until(lambda: env.health()["state"] == "ok", "the store to recover after freeing space")
     log("recovered %.1fs after the space was freed", time.monotonic() - t0)
@@ -320,7 +343,8 @@ def run(env):
     b.stop()
     b.start()
     env.consume_all("g-restart", acked, "read after a restart")
-    log("all %d acknowledged messages read back, before and after a restart", len(acked))
+    log("all %d acknowledged messages read back, before and after a restart (%s)", len(acked),
+        env.mode)
 
     # A damaged log at start-up: a clear error naming the file, and no reset.
     b.stop()
@@ -346,13 +370,17 @@ def run(env):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: disk_full.py FERRYD FERRYCTL")
+    p = argparse.ArgumentParser()
+    p.add_argument("ferryd")
+    p.add_argument("ferryctl")
+    p.add_argument("--shim", required=True, help="libenospc_shim.so")
+    p.add_argument("--mode", choices=("auto", "tmpfs", "shim"), default="auto")
+    a = p.parse_args()
     if not shutil.which("mosquitto_pub"):
         print("SKIP: mosquitto_pub is not installed (apt-get install mosquitto-clients)")
         sys.exit(77)
     try:
-        env = Env(sys.argv[1], sys.argv[2])
+        env = Env(a.ferryd, a.ferryctl, a.shim, a.mode)
     except Fail as e:
         log("FAIL: %s", e)
         sys.exit(1)
