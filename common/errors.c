@@ -26,7 +26,7 @@ static const struct {
     [FY_EPERM] = {"EPERM", "not authorized"},
     [FY_EBADNAME] = {"EBADNAME", "bad name"},
     [FY_ENOTSUP] = {"ENOTSUP", "not supported"},
-    [FY_EUNHEALTHY] = {"EUNHEALTHY", "store is unhealthy after a failed write"},
+    [FY_EUNHEALTHY] = {"EUNHEALTHY", "the store refuses writes after a failed write (disk full?)"},
     [FY_EVERSION] = {"EVERSION", "unsupported version"},
     [FY_EBUSY] = {"EBUSY", "in use"},
     [FY_ELIMIT] = {"ELIMIT", "a limit of the broker was reached"},

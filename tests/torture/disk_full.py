@@ -305,7 +305,7 @@ def run(env):
     check(cond == "amqp:resource-limit-exceeded", "AMQP while full: %r" % cond)
 
     r = env.ctl("send", TOPIC, "native-full")
-    check(r.returncode == 1 and ("unhealthy" in r.stderr or "no space" in r.stderr),
+    check(r.returncode == 1 and ("refuses writes" in r.stderr or "no space" in r.stderr),
           "ferryctl send while full: rc %d, %r" % (r.returncode, r.stderr))
     log("while full: mosquitto_pub %r, AMQP %s, ferryctl %r", (mp.stdout + mp.stderr).strip(),
         cond, r.stderr.strip())
