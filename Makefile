@@ -64,12 +64,13 @@ bench-amqp: build
 bench-tls: build
 	scripts/bench-tls.sh $(BUILD)
 
-# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+# libFuzzer targets (clang), each run for FUZZ_SECONDS; the table of executions and coverage
+# (cov:/ft:) per target goes into docs/reliability.md.
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 	    -DFERRY_FUZZ=ON $(CMAKE_ARGS) >/dev/null
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
-	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS) docs/reliability.md
 
 # Crash loops across protocols (docs/reliability.md): ferryd SIGKILLed every 3-7 s for
 # TORTURE_ROUNDS rounds under flush=sync and TORTURE_ASYNC_ROUNDS under flush=async, then
@@ -92,7 +93,7 @@ SOAK_MINUTES ?= 30
 .PHONY: soak startup-time
 soak: build
 	/usr/bin/python3 tests/torture/soak.py $(BUILD)/broker/ferryd $(BUILD)/tools/ferryctl \
-	    --minutes $(SOAK_MINUTES) --json $(BUILD)/soak.json
+	    --minutes $(SOAK_MINUTES) --json $(BUILD)/soak.json --doc docs/reliability.md
 
 # Start-up time with STARTUP_MESSAGES stored messages (written through the store API first).
 STARTUP_MESSAGES ?= 10000000

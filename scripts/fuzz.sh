@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Runs every libFuzzer target of a build (BUILD_DIR/tests/fuzz/fuzz_*) for SECONDS each, starting
-# from the seeds in tests/fuzz/seeds/<name>/, and prints one summary line per target. Exits
-# non-zero if a target crashes, leaks or times out, or if there are no targets at all.
-# Usage: scripts/fuzz.sh BUILD_DIR SECONDS   (`make fuzz` builds build-fuzz and calls this)
+# from the seeds in tests/fuzz/seeds/<name>/, and prints one summary line per target: executions,
+# coverage (libFuzzer's cov: edges and ft: features from the last stats line), corpus size. The
+# same as a Markdown table goes to BUILD_DIR/fuzz-run/summary.md and, with DOC, between the
+# markers `<!-- fuzz-results:begin -->` and `<!-- fuzz-results:end -->` of DOC. Exits non-zero if
+# a target crashes, leaks or times out, or if there are no targets at all.
+# Usage: scripts/fuzz.sh BUILD_DIR SECONDS [DOC]   (`make fuzz` builds build-fuzz and calls this)
 set -euo pipefail
 
 usage() {
@@ -11,9 +14,10 @@ usage() {
     exit 2
 }
 
-[ $# -eq 2 ] || usage
+[ $# -eq 2 ] || [ $# -eq 3 ] || usage
 build=$1
 secs=$2
+doc=${3:-}
 [[ $secs =~ ^[1-9][0-9]*$ ]] || usage
 [ -d "$build" ] || {
     echo "fuzz: no build directory $build" >&2
@@ -58,6 +62,14 @@ classify() {
 }
 
 failed=0
+mkdir -p "$scratch"
+summary=$scratch/summary.md
+{
+    echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), ${secs} s per target (\`make fuzz FUZZ_SECONDS=$secs\`)."
+    echo
+    echo "| target | executions | exec/s | cov (edges) | ft (features) | corpus | seeds | result |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+} >"$summary"
 for bin in "${targets[@]}"; do
     name=${bin##*/fuzz_}
     corpus=$scratch/$name/corpus
@@ -84,8 +96,17 @@ for bin in "${targets[@]}"; do
         execs=$(grep -o '^#[0-9]*' "$log" | tail -n 1 | tr -d '#' || true)
     fi
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | sed 's/cov: //' || true)
-    printf 'fuzz %-16s execs=%-10s cov: %-6s result=%s\n' "$name" "${execs:-?}" "${cov:-?}" \
-        "$result"
+    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | sed 's/ft: //' || true)
+    eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    corp=$(grep -o 'corp: [0-9]*' "$log" | tail -n 1 | sed 's/corp: //' || true)
+    nseeds=0
+    if [ -d "$seeds" ]; then
+        nseeds=$(find "$seeds" -type f | wc -l)
+    fi
+    printf 'fuzz %-16s execs=%-10s cov: %-6s ft: %-6s corpus=%-5s result=%s\n' "$name" \
+        "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "${execs:-?}" "${eps:-?}" \
+        "${cov:-?}" "${ft:-?}" "${corp:-?}" "$nseeds" "$result" >>"$summary"
     if [ "$result" != ok ]; then
         failed=$((failed + 1))
         echo "fuzz: $name failed, log $log" >&2
@@ -96,5 +117,17 @@ for bin in "${targets[@]}"; do
     fi
 done
 
-echo "fuzz: ${#targets[@]} target(s), $failed failed, ${secs}s each"
+echo "fuzz: ${#targets[@]} target(s), $failed failed, ${secs}s each; table in $summary"
+if [ -n "$doc" ]; then
+    # The table replaces what lies between the markers (python3: portable multi-line edit).
+    /usr/bin/python3 - "$doc" "$summary" <<'PY'
+import sys
+doc, summary = sys.argv[1], sys.argv[2]
+begin, end = "<!-- fuzz-results:begin -->", "<!-- fuzz-results:end -->"
+text = open(doc).read()
+a, b = text.index(begin) + len(begin), text.index(end)
+open(doc, "w").write(text[:a] + "\n" + open(summary).read() + text[b:])
+PY
+    echo "fuzz: table written into $doc"
+fi
 [ "$failed" -eq 0 ]

@@ -13,11 +13,14 @@
 #     first client, and no descriptor of a deleted file;
 #   - every producer kept getting acknowledgements, ferryd never stopped, and exits 0 on SIGTERM
 #     (under ASan: no report, leaks included).
-# The store's memtable and block cache are bounded small (4 MiB, 8 MiB) so that they fill during
-# the warm-up: what grows after that is what the soak looks for.
+# The store's memtable and block cache are bounded small (1 MiB each, the least allowed) so that
+# they fill during the warm-up, and consumers read faster than producers write so that no backlog
+# builds up: what grows after that is what the soak looks for.
 #
 # Usage: soak.py FERRYD FERRYCTL [--minutes M] [--warmup-minutes W] [--rate R] [--json FILE]
-#                [--max-rss-growth PCT]
+#                [--max-rss-growth PCT] [--doc DOC]
+# With --doc, the results table replaces what lies between `<!-- soak-results:begin -->` and
+# `<!-- soak-results:end -->` in DOC (docs/reliability.md).
 import argparse
 import json
 import os
@@ -156,7 +159,7 @@ def mqtt_consumers(sh):
     while not sh.stop.is_set():
         persistent = n % 2 == 1
         got = []
-        c = mqtt.Client(client_id="soak-mqtt-sub-%d" % (n % 3 if persistent else n),
+        c = mqtt.Client(client_id="soak-mqtt-sub-%s" % ("p" if persistent else n),
                         clean_session=not persistent, protocol=mqtt.MQTTv311)
         c.on_message = lambda cl, u, m: got.append(1)
         c.on_connect = lambda cl, u, f, rc: cl.subscribe(TOPIC + "/#", qos=1)
@@ -199,8 +202,8 @@ def amqp_consumers(sh):
 def native_consumers(sh):
     n = 0
     while not sh.stop.is_set():
-        r = sh.ctl("consume", TOPIC, "--group", "soak-g%d" % (n % 3), "--count", "300",
-                   "--timeout", "3000")
+        r = sh.ctl("consume", TOPIC, "--group", "soak-g%d" % (n % 2), "--count", "2000",
+                   "--timeout", "2000")
         if r.returncode not in (0,):
             sh.error("ferryctl consume: rc %d %s" % (r.returncode, r.stderr.strip()))
         sh.count("native_received", len(r.stdout.splitlines()))
@@ -250,22 +253,63 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
+def table(r):
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    c = r["counts"]
+    rows = [
+        ("duration (warm-up)", "%g min (%g min)" % (r["minutes"], r["warmup_minutes"])),
+        ("messages acknowledged: MQTT / AMQP / native", "%d / %d / %d" % (
+            c.get("mqtt_acked", 0), c.get("amqp_acked", 0), c.get("native_acked", 0))),
+        ("messages received: MQTT / AMQP / native", "%d / %d / %d" % (
+            c.get("mqtt_received", 0), c.get("amqp_received", 0), c.get("native_received", 0))),
+        ("consumers that came and went: MQTT sessions / AMQP links / native", "%d / %d / %d" % (
+            c.get("mqtt_sessions", 0), c.get("amqp_links", 0), c.get("native_consumers", 0))),
+        ("RSS after warm-up / mean of the last quarter / max", "%.1f / %.1f / %.1f MiB" % (
+            r.get("rss_after_warmup_kb", 0) / 1024.0, r.get("rss_end_kb", 0) / 1024.0,
+            r.get("rss_max_kb", 0) / 1024.0)),
+        ("RSS growth after warm-up (limit 10 %)", "%s %%" % r.get("rss_growth_pct")),
+        ("sockets before the first client / after the last left (max)", "%d / %d (%s)" % (
+            r["sockets_before"], r["sockets_after"], r.get("sockets_max"))),
+        ("other descriptors before / after; of deleted files", "%d / %d; %d" % (
+            r["files_before"], r["files_after"], r["deleted_files_open"])),
+        ("event loop lag p50 / p99 / max (sampled every 2 s)", "%s / %s / %s ms" % (
+            r.get("lag_p50_ms"), r.get("lag_p99_ms"), r.get("lag_max_ms"))),
+        ("ferryd exit code on SIGTERM", str(r.get("exit_code"))),
+        ("result", "pass" if not r["failures"] else "**FAIL**: " + "; ".join(r["failures"])),
+    ]
+    out = ["Run of %s: `soak.py --minutes %g --rate %g` (%g msg/s per producer, three producers)."
+           % (when, r["minutes"], r["rate_per_producer"], r["rate_per_producer"]), "",
+           "| measure | value |", "| --- | --- |"]
+    out += ["| %s | %s |" % row for row in rows]
+    return "\n".join(out)
+
+
+def write_doc(doc, r):
+    begin, end = "<!-- soak-results:begin -->", "<!-- soak-results:end -->"
+    with open(doc) as f:
+        text = f.read()
+    a, b = text.index(begin) + len(begin), text.index(end)
+    with open(doc, "w") as f:
+        f.write(text[:a] + "\n" + table(r) + "\n" + text[b:])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("ferryd")
     p.add_argument("ferryctl")
     p.add_argument("--minutes", type=float, default=30)
-    p.add_argument("--warmup-minutes", type=float, default=3)
+    p.add_argument("--warmup-minutes", type=float, default=5)
     p.add_argument("--rate", type=float, default=50, help="messages/s per producer")
     p.add_argument("--max-rss-growth", type=float, default=10.0,
                    help="percent; 0 = report only (ASan's quarantine grows by design)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--doc", help="write the results table into this document")
     a = p.parse_args()
 
     work = tempfile.mkdtemp(prefix="ferry-soak-")
     conf = os.path.join(work, "ferry.conf")
     with open(conf, "w") as f:
-        f.write("store_write_buffer 4MiB\nstore_cache_size 8MiB\n")
+        f.write("store_write_buffer 1MiB\nstore_cache_size 1MiB\n")
     b = broker.Broker("ferryd", a.ferryd, extra=["-c", conf], workdir=work + "/b")
     os.makedirs(work + "/b")
     b.start()
@@ -363,6 +407,8 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, sort_keys=True, indent=1)
+    if a.doc:
+        write_doc(a.doc, res)
     b.close()
     import shutil
     shutil.rmtree(work, ignore_errors=True)
