@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <leveldb/c.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -1241,7 +1241,8 @@ static int recover_now(fy_store *s, bool force)
     if (rc != FY_OK && !force) {
         if (now >= s->recover_next_log_ms) {
             s->recover_next_log_ms = now + 30000;
-            fy_log(WARN, "store", "dir=%s err=%s msg=\"writes refused: the data directory does "
+            fy_log(WARN, "store",
+                   "dir=%s err=%s msg=\"writes refused: the data directory does "
                    "not take writes yet: %s\"",
                    s->dir, fy_errname(rc), err);
         }
@@ -1273,9 +1274,11 @@ static int recover_now(fy_store *s, bool force)
     pthread_mutex_unlock(&s->mu);
     if (rc == FY_OK) {
         atomic_fetch_add(&s->st_recoveries, 1);
-        fy_log(WARN, "store", "dir=%s unhealthy_ms=%llu queues=%zu msg=\"store recovered: writes "
+        fy_log(WARN, "store",
+               "dir=%s unhealthy_ms=%llu queues=%zu msg=\"store recovered: writes "
                "accepted again\"",
-               s->dir, (unsigned long long)(s->unhealthy_since_ms ? now - s->unhealthy_since_ms : 0),
+               s->dir,
+               (unsigned long long)(s->unhealthy_since_ms ? now - s->unhealthy_since_ms : 0),
                s->qmax.n);
         s->unhealthy_since_ms = 0;
         s->recover_next_log_ms = 0;
@@ -1283,7 +1286,8 @@ static int recover_now(fy_store *s, bool force)
         atomic_fetch_add(&s->st_recover_failures, 1);
         if (now >= s->recover_next_log_ms) {
             s->recover_next_log_ms = now + 30000;
-            fy_log(ERROR, "store", "dir=%s err=%s msg=\"reopen failed, reads and writes refused "
+            fy_log(ERROR, "store",
+                   "dir=%s err=%s msg=\"reopen failed, reads and writes refused "
                    "until it succeeds: %s\"",
                    s->dir, fy_errname(rc), err);
         }

@@ -65,10 +65,10 @@ void fy_store_close(fy_store *s);
  *
  * Recovery without a restart: every second while unhealthy, the store checks the data
  * directory's file system for room (its LevelDB log files' size plus 1 MiB: what reopening
- * writes) and that a 64 KiB file can be written and synced there; once both hold, it waits for the writer to be idle, closes and reopens the database
- * on the loop thread (LevelDB refuses all writes after a failed one until reopened), reloads
- * its queue ranges, and accepts writes again. Should the reopen itself fail, reads fail with
- * -FY_EUNHEALTHY too until a later attempt succeeds. */
+ * writes) and that a 64 KiB file can be written and synced there; once both hold, it waits for the
+ * writer to be idle, closes and reopens the database on the loop thread (LevelDB refuses all writes
+ * after a failed one until reopened), reloads its queue ranges, and accepts writes again. Should
+ * the reopen itself fail, reads fail with -FY_EUNHEALTHY too until a later attempt succeeds. */
 bool fy_store_healthy(const fy_store *s);
 const char *fy_store_last_error(const fy_store *s);
 uint64_t fy_store_unhealthy_since(const fy_store *s);
