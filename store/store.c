@@ -1268,7 +1268,7 @@ static int recover_now(fy_store *s, bool force)
         s->last_error[0] = '\0';
         atomic_store(&s->healthy, true);
     } else {
-        snprintf(s->last_error, sizeof(s->last_error), "reopen failed: %s", err);
+        snprintf(s->last_error, sizeof(s->last_error), "reopen failed: %.200s", err);
     }
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);

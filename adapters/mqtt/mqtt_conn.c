@@ -110,10 +110,18 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
     if (c->closing) {
         return;
     }
-    /* What the client published before it went (a QoS 0 publish then DISCONNECT) is stored. */
-    mqtt_publish_flush(c);
+    /* What the client published before it went (a QoS 0 publish then DISCONNECT) is stored.
+     * The flush may close c itself (a 3.1.1 publish the store refused at once): in_read keeps
+     * that inner close from freeing c under us. */
+    {
+        bool was_in_read = c->in_read;
+        c->in_read = true;
+        mqtt_publish_flush(c);
+        c->in_read = was_in_read;
+    }
     if (c->closing) {
-        return; /* the flush closed it (a 3.1.1 publish that could not be stored) */
+        conn_maybe_free(c);
+        return;
     }
     if (reason >= 0x80 && reason != FY_MQTT_RC_SERVER_SHUTTING_DOWN) {
         fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s reason=0x%02x msg=\"closed: %s\"",
@@ -265,13 +273,13 @@ static void on_read(struct bufferevent *bev, void *arg)
             break;
         }
     }
-    c->in_read = false;
     if (c->ws && !c->closing && mqtt_ws_ended(c)) {
         mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, mqtt_ws_ended(c));
     }
     if (!c->closing) {
-        mqtt_publish_flush(c);
+        mqtt_publish_flush(c); /* may close c (a refused 3.1.1 publish): not freed while in_read */
     }
+    c->in_read = false;
     if (c->closing) {
         conn_maybe_free(c);
         return;

@@ -386,8 +386,8 @@ def main():
         sys.exit(1)
     try:
         run(env)
-    except (Fail, broker.BrokerError) as e:
-        log("FAIL: %s", e)
+    except Exception as e:  # noqa: BLE001  (whatever went wrong, show ferryd's side too)
+        log("FAIL: %s: %s", type(e).__name__, e)
         sys.stderr.write("---- ferryd log ----\n%s\n" % env.b.output()[-6000:])
         sys.exit(1)
     finally:
