@@ -15,6 +15,7 @@
 # directory with ENOSPC. Either way the test fills a disk; it never skips.
 #
 # Usage: disk_full.py FERRYD FERRYCTL --shim LIBENOSPC_SHIM.so [--mode auto|tmpfs|shim]
+#                     [--flush async|sync]
 import argparse
 import json
 import os
@@ -145,7 +146,7 @@ class RawMqtt:
 
 
 class Env:
-    def __init__(self, ferryd, ferryctl, shim, mode):
+    def __init__(self, ferryd, ferryctl, shim, mode, flush):
         self.ferryctl_bin = ferryctl
         self.work = os.path.realpath(tempfile.mkdtemp(prefix="ferry-diskfull-"))
         self.data = os.path.join(self.work, "data")
@@ -177,7 +178,7 @@ class Env:
         conf = os.path.join(self.work, "ferry.conf")
         with open(conf, "w") as f:
             # A small memtable, so that the log to write out on recovery stays small.
-            f.write("store_write_buffer 4MiB\n")
+            f.write("store_write_buffer 4MiB\nflush %s\n" % flush)
         self.b = broker.Broker("ferryd", ferryd, extra=["-c", conf], workdir=self.work)
 
     def close(self):
@@ -375,12 +376,13 @@ def main():
     p.add_argument("ferryctl")
     p.add_argument("--shim", required=True, help="libenospc_shim.so")
     p.add_argument("--mode", choices=("auto", "tmpfs", "shim"), default="auto")
+    p.add_argument("--flush", choices=("async", "sync"), default="async")
     a = p.parse_args()
     if not shutil.which("mosquitto_pub"):
         print("SKIP: mosquitto_pub is not installed (apt-get install mosquitto-clients)")
         sys.exit(77)
     try:
-        env = Env(a.ferryd, a.ferryctl, a.shim, a.mode)
+        env = Env(a.ferryd, a.ferryctl, a.shim, a.mode, a.flush)
     except Fail as e:
         log("FAIL: %s", e)
         sys.exit(1)
