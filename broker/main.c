@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +285,12 @@ int main(int argc, char **argv)
     fy_adapters *adapters = NULL;
     bool check_only = false;
 
+    if (!getenv("MALLOC_ARENA_MAX")) {
+        /* glibc gives each thread that allocates (the loop, the store writer, LevelDB's
+         * compaction) arenas of its own and keeps what is freed in them: a long run's RSS grows
+         * in steps with a flat live heap (docs/reliability.md, soak). Two arenas suffice. */
+        mallopt(M_ARENA_MAX, 2);
+    }
     if (parse_args(argc, argv, &conf_path, ov, &nov, &check_only) != 0) {
         return 2;
     }
