@@ -33,6 +33,16 @@ static inline void fy_buf_reset(fy_buf *b)
 {
     b->len = 0;
 }
+/* Drops the first n bytes (n <= len), moving the rest to the front. */
+static inline void fy_buf_consume(fy_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
 /* Releases the memory; b is empty and reusable afterwards. */
 void fy_buf_free(fy_buf *b);
 

@@ -94,6 +94,7 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct s
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     mqtt_session_tick(arg);
+    mqtt_conn_trim(arg);
 }
 
 static void mqtt_stop(void *state);
@@ -132,10 +133,12 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     srv->live = FY_NEW(mqtt_live);
     srv->live->srv = srv;
     srv->env = *env;
+    srv->rbuf = fy_malloc(MQTT_RBUF);
     srv->cfg = cfg;
     if (mqtt_topic_map_parse(srv, cfg->topic_map, err, errlen) != FY_OK) {
         mqtt_topic_map_free(srv);
         fy_free(srv->live);
+        fy_free(srv->rbuf);
         fy_free(srv);
         return -FY_EINVAL;
     }
@@ -149,6 +152,7 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
                  (unsigned)cfg->port, strerror(errno));
         mqtt_topic_map_free(srv);
         fy_free(srv->live);
+        fy_free(srv->rbuf);
         fy_free(srv);
         return -FY_EIO;
     }
@@ -159,6 +163,8 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
                                      &srv->tls_listener, &srv->tls_port, err, errlen) != FY_OK) {
         evconnlistener_free(srv->listener);
         mqtt_topic_map_free(srv);
+        fy_free(srv->live);
+        fy_free(srv->rbuf);
         fy_free(srv);
         return -FY_EIO;
     }
@@ -168,6 +174,8 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
             evconnlistener_free(srv->tls_listener);
         }
         mqtt_topic_map_free(srv);
+        fy_free(srv->live);
+        fy_free(srv->rbuf);
         fy_free(srv);
         return -FY_EIO;
     }
@@ -221,6 +229,7 @@ static void mqtt_stop(void *state)
     fy_buf_free(&srv->scratch);
     mqtt_topic_map_free(srv);
     fy_free(srv->durables);
+    fy_free(srv->rbuf);
     fy_free(srv);
 }
 

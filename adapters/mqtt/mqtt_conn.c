@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* MQTT connections on bufferevents: framing, the one packet switch, keep-alive, output and the
- * close path. A bad packet closes only its own connection, with a reason code (MQTT 5) and a
- * log line; a connection is freed only once no core completion refers to it. */
+/* MQTT connections: framing, the one packet switch, keep-alive, output and the close path.
+ * Plain TCP connections are "lean" (a socket and one event; input read into the server's buffer
+ * and only an incomplete packet kept; output written straight from `out`); TLS and WebSocket
+ * connections run on bufferevents. A bad packet closes only its own connection, with a reason code
+ * (MQTT 5) and a log line; a connection is freed only once no core completion refers to it. */
 #include "adapters/mqtt/private.h"
 #include "common/alloc.h"
 #include "common/log.h"
@@ -12,10 +14,12 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define MAX_PENDING 4096 /* publishes waiting for the store before reading pauses */
 
@@ -44,6 +48,7 @@ static void conn_free(mqtt_conn *c)
     fy_strmap_free(&c->out_alias);
     fy_buf_free(&c->will_rec);
     fy_buf_free(&c->out);
+    fy_buf_free(&c->in);
     if (c->connect_timer) {
         event_free(c->connect_timer);
     }
@@ -52,11 +57,97 @@ static void conn_free(mqtt_conn *c)
     fy_free(c);
 }
 
+static bool sock_alive(const mqtt_conn *c)
+{
+    return c->bev || c->fd >= 0;
+}
+
 /* Frees c once its socket is gone and nothing refers to it. */
 static void conn_maybe_free(mqtt_conn *c)
 {
-    if (c->closing && !c->bev && c->pending == 0 && !c->in_read) {
+    if (c->closing && !sock_alive(c) && c->pending == 0 && !c->in_read) {
         conn_free(c);
+    }
+}
+
+/* ---- Lean sockets (plain TCP) ------------------------------------------------------------ */
+
+static void lean_on_event(evutil_socket_t fd, short what, void *arg);
+
+/* Closes a lean connection's socket (its output is written or given up). */
+static void lean_close_sock(mqtt_conn *c)
+{
+    if (c->ev) {
+        event_free(c->ev);
+        c->ev = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->ev_what = 0;
+}
+
+/* Arms the event for what c waits for now: input (unless paused or closing), the socket taking
+ * output (while some waits), and the idle timeout (5 s to drain when closing). force: re-add
+ * even if that is unchanged (a new timeout). */
+static void lean_arm(mqtt_conn *c, bool force)
+{
+    short what = EV_PERSIST;
+    struct timeval tv;
+    uint32_t ms = c->closing ? 5000 : c->read_paused ? 0 : c->timeout_ms;
+    if (c->fd < 0) {
+        return;
+    }
+    if (!c->closing && !c->read_paused) {
+        what |= EV_READ;
+    }
+    if (c->out.len > 0 || (c->sock_dead && !c->closing)) {
+        what |= EV_WRITE;
+    }
+    if (what == c->ev_what && !force) {
+        return;
+    }
+    event_del(c->ev);
+    event_assign(c->ev, c->srv->env.base, c->fd, what, lean_on_event, c);
+    c->ev_what = what;
+    if (what & (EV_READ | EV_WRITE)) {
+        tv.tv_sec = (time_t)(ms / 1000);
+        tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+        event_add(c->ev, ms ? &tv : NULL);
+    }
+}
+
+/* Writes what the socket takes of c->out; the rest waits for EV_WRITE. A failure is handled
+ * from the event (callers may be deep in a handler), never here. */
+static void lean_write(mqtt_conn *c)
+{
+    ssize_t n;
+    if (c->sock_dead) {
+        fy_buf_reset(&c->out);
+        return;
+    }
+    while (c->out.len > 0) {
+        n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+        if (n > 0) {
+            fy_buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        c->sock_dead = true; /* the event closes it */
+        fy_buf_reset(&c->out);
+        if (c->ev) {
+            event_active(c->ev, EV_WRITE, 0);
+        }
+        return;
+    }
+    if (c->out.len == 0 && c->out.cap > 4096) {
+        fy_buf_free(&c->out); /* an idle connection keeps no large buffer */
     }
 }
 
@@ -86,6 +177,15 @@ static void on_event_close(struct bufferevent *bev, short what, void *arg)
 
 void mqtt_conn_flush(mqtt_conn *c)
 {
+    if (c->lean) {
+        if (c->fd >= 0 && !c->closing && c->out.len > 0) {
+            lean_write(c);
+            lean_arm(c, false);
+        } else if (c->fd < 0) {
+            fy_buf_reset(&c->out);
+        }
+        return;
+    }
     if (c->out.len > 0 && c->bev && !c->closing) {
         if (c->ws) {
             mqtt_ws_write(c, c->out.data, c->out.len);
@@ -100,6 +200,9 @@ void mqtt_conn_flush(mqtt_conn *c)
  * a quarter of that (the write low watermark, then on_write). */
 bool mqtt_conn_slow(const mqtt_conn *c)
 {
+    if (c->lean) {
+        return c->fd < 0 || c->out.len > fy_limits_max_queued_bytes(c->srv->env.limits);
+    }
     return !c->bev || evbuffer_get_length(bufferevent_get_output(c->bev)) >
                           fy_limits_max_queued_bytes(c->srv->env.limits);
 }
@@ -130,7 +233,7 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
         fy_log(DEBUG, "mqtt", "conn=%llu peer=%s client=%s reason=0x%02x msg=\"closed: %s\"",
                (unsigned long long)c->id, c->peer, c->s ? c->s->client_id : "-", reason, why);
     }
-    if (c->connected && c->version == FY_MQTT_V5 && reason >= 0x80 && c->bev) {
+    if (c->connected && c->version == FY_MQTT_V5 && reason >= 0x80 && sock_alive(c)) {
         fy_mqtt_disconnect d = {0};
         d.reason = reason;
         if (c->problem_info && why) {
@@ -152,6 +255,15 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
     mqtt_conn_ended(c, will);
     if (c->ws && c->bev && reason < 0x80 && !c->srv->stopping) {
         mqtt_ws_linger(c); /* a normal end: the close handshake goes on without c */
+    }
+    if (c->lean && c->fd >= 0) {
+        if (c->out.len == 0 || c->srv->stopping || c->sock_dead) {
+            lean_close_sock(c);
+            conn_maybe_free(c);
+            return;
+        }
+        lean_arm(c, true); /* the last packets go out (at most 5 s), then the socket closes */
+        return;
     }
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ);
@@ -216,6 +328,35 @@ static int dispatch(mqtt_conn *c, const fy_mqtt_frame_hdr *h, const char **why)
     }
 }
 
+/* Closes c for a packet it could not take (rc from framing or a handler). */
+static void packet_error(mqtt_conn *c, int rc, const char *why)
+{
+    if (rc == MQTT_CLOSE_QUIET) {
+        /* Already answered and logged (a refused CONNECT). */
+        mqtt_conn_close(c, FY_MQTT_RC_PROTOCOL_ERROR, "CONNECT refused");
+    } else if (rc == FY_MQTT_RC_PACKET_TOO_LARGE || rc == FY_MQTT_RC_MALFORMED ||
+               rc == FY_MQTT_RC_PROTOCOL_ERROR || rc >= 0x80) {
+        mqtt_conn_close(c, (uint8_t)rc, why);
+    } else {
+        mqtt_conn_close(c, FY_MQTT_RC_MALFORMED, why);
+    }
+}
+
+/* After the packets of one read: the publishes they made go to the store together; c may be
+ * freed (returns false). */
+static bool read_done(mqtt_conn *c)
+{
+    if (!c->closing) {
+        mqtt_publish_flush(c); /* may close c (a refused 3.1.1 publish): not freed while in_read */
+    }
+    c->in_read = false;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return false;
+    }
+    return true;
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     mqtt_conn *c = arg;
@@ -258,30 +399,15 @@ static void on_read(struct bufferevent *bev, void *arg)
                 evbuffer_drain(in, total);
             }
         }
-        if (rc == MQTT_CLOSE_QUIET) {
-            /* Already answered and logged (a refused CONNECT). */
-            mqtt_conn_close(c, FY_MQTT_RC_PROTOCOL_ERROR, "CONNECT refused");
-            break;
-        }
         if (rc != 0) {
-            if (rc == FY_MQTT_RC_PACKET_TOO_LARGE || rc == FY_MQTT_RC_MALFORMED ||
-                rc == FY_MQTT_RC_PROTOCOL_ERROR || rc >= 0x80) {
-                mqtt_conn_close(c, (uint8_t)rc, why);
-            } else {
-                mqtt_conn_close(c, FY_MQTT_RC_MALFORMED, why);
-            }
+            packet_error(c, rc, why);
             break;
         }
     }
     if (c->ws && !c->closing && mqtt_ws_ended(c)) {
         mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, mqtt_ws_ended(c));
     }
-    if (!c->closing) {
-        mqtt_publish_flush(c); /* may close c (a refused 3.1.1 publish): not freed while in_read */
-    }
-    c->in_read = false;
-    if (c->closing) {
-        conn_maybe_free(c);
+    if (!read_done(c)) {
         return;
     }
     if (c->pending > MAX_PENDING && !c->read_paused) {
@@ -319,6 +445,123 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* Handles the complete packets at p[0..n) of a lean connection: returns the bytes used (it
+ * stops at an incomplete packet, when reading pauses, or when c closes). */
+static size_t lean_packets(mqtt_conn *c, const uint8_t *p, size_t n)
+{
+    size_t used = 0;
+    while (!c->closing && !c->read_paused && used < n) {
+        fy_mqtt_frame_hdr h;
+        const char *why = "malformed packet";
+        int rc = fy_mqtt_frame(p + used, n - used, c->srv->max_packet, &h, &why);
+        if (rc == FY_MQTT_NEED_MORE) {
+            break;
+        }
+        if (rc == 0) {
+            used += h.hdr_len + (size_t)h.remaining;
+            rc = dispatch(c, &h, &why);
+        }
+        if (rc != 0) {
+            packet_error(c, rc, why);
+            break;
+        }
+    }
+    return used;
+}
+
+/* Handles what c->in holds (bytes of an earlier read), keeping what is left for later. */
+static void lean_take_in(mqtt_conn *c)
+{
+    size_t used = lean_packets(c, c->in.data, c->in.len);
+    if (!c->closing) {
+        fy_buf_consume(&c->in, used);
+        if (c->in.len == 0) {
+            fy_buf_free(&c->in);
+        }
+    }
+}
+
+/* One read of a lean connection: into the server's buffer, packets handled from there; only an
+ * incomplete packet (or what came while reading is paused) is copied into c->in. */
+static void lean_read(mqtt_conn *c)
+{
+    mqtt_server *srv = c->srv;
+    ssize_t n;
+    c->in_read = true;
+    if (c->in.len > 0) {
+        fy_buf_reserve(&c->in, MQTT_RBUF);
+        n = recv(c->fd, c->in.data + c->in.len, MQTT_RBUF, 0);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            lean_take_in(c);
+        }
+    } else {
+        n = recv(c->fd, srv->rbuf, MQTT_RBUF, 0);
+        if (n > 0) {
+            size_t used = lean_packets(c, srv->rbuf, (size_t)n);
+            if (!c->closing && used < (size_t)n) {
+                fy_buf_append(&c->in, srv->rbuf + used, (size_t)n - used);
+            }
+        }
+    }
+    if (n == 0) {
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "peer closed the connection");
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        c->sock_dead = true;
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "socket error");
+    }
+    if (!read_done(c)) {
+        return;
+    }
+    if (c->pending > MAX_PENDING && !c->read_paused) {
+        c->read_paused = true;
+    }
+    mqtt_conn_flush(c);
+    lean_arm(c, false);
+}
+
+static void lean_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    mqtt_conn *c = arg;
+    if (c->closing) {
+        /* Draining the last packets: closed once written, failed or after 5 s. */
+        if (!(what & EV_TIMEOUT) && !c->sock_dead) {
+            lean_write(c);
+        }
+        if (c->out.len == 0 || c->sock_dead || (what & EV_TIMEOUT)) {
+            lean_close_sock(c);
+            conn_maybe_free(c);
+        }
+        return;
+    }
+    if (c->sock_dead) {
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "socket error");
+        return;
+    }
+    if (what & EV_TIMEOUT) {
+        mqtt_conn_close(c, c->connected ? FY_MQTT_RC_KEEP_ALIVE_TIMEOUT : FY_MQTT_RC_MALFORMED,
+                        c->connected ? "keep-alive expired" : "no CONNECT in time");
+        return;
+    }
+    if (what & EV_WRITE) {
+        size_t low = fy_limits_max_queued_bytes(c->srv->env.limits) / 4;
+        lean_write(c);
+        if (c->sock_dead) {
+            return; /* the event comes again and closes c */
+        }
+        lean_arm(c, false);
+        if (c->out.len <= low && c->s) {
+            mqtt_session_drained(c->s); /* room again: held-back credit goes back */
+        }
+        if (c->closing) {
+            return;
+        }
+    }
+    if (what & EV_READ) {
+        lean_read(c);
+    }
+}
+
 /* Resumes reading once the store has caught up (called by the publish path). */
 void mqtt_conn_pending_done(mqtt_conn *c)
 {
@@ -329,6 +572,20 @@ void mqtt_conn_pending_done(mqtt_conn *c)
     }
     if (c->read_paused && c->pending < MAX_PENDING / 4) {
         c->read_paused = false;
+        if (c->lean) {
+            /* What was read meanwhile first; then reading again. */
+            c->in_read = true;
+            lean_take_in(c);
+            if (!read_done(c)) {
+                return;
+            }
+            if (c->pending > MAX_PENDING) {
+                c->read_paused = true;
+            }
+            mqtt_conn_flush(c);
+            lean_arm(c, true);
+            return;
+        }
         bufferevent_enable(c->bev, EV_READ);
         on_read(c->bev, c); /* what is already buffered */
     }
@@ -342,6 +599,49 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static mqtt_conn *conn_new(mqtt_server *srv, const char *peer, fy_limit_verdict verdict)
+{
+    mqtt_conn *c = FY_NEW(mqtt_conn);
+    c->srv = srv;
+    c->fd = -1;
+    c->verdict = verdict;
+    c->id = ++srv->next_conn_id;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->next = srv->conns;
+    if (srv->conns) {
+        srv->conns->prev = c;
+    }
+    srv->conns = c;
+    return c;
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg);
+
+/* The CONNECT deadline: absolute (a client sending a byte a second must meet it too). */
+static void connect_deadline(mqtt_conn *c)
+{
+    struct timeval tv;
+    tv.tv_sec = (time_t)(c->srv->cfg->connect_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(c->srv->cfg->connect_timeout_ms % 1000) * 1000;
+    c->connect_timer = evtimer_new(c->srv->env.base, on_connect_timeout, c);
+    evtimer_add(c->connect_timer, &tv);
+}
+
+/* A plain TCP connection without a bufferevent (see struct mqtt_conn). */
+static void lean_start(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
+{
+    mqtt_conn *c;
+    evutil_make_socket_nonblocking(fd);
+    c = conn_new(srv, peer, verdict);
+    c->lean = true;
+    c->fd = fd;
+    c->ev = event_new(srv->env.base, fd, EV_READ | EV_PERSIST, lean_on_event, c);
+    c->timeout_ms = (uint32_t)srv->cfg->connect_timeout_ms;
+    connect_deadline(c);
+    lean_arm(c, true);
+    fy_log(DEBUG, "mqtt", "conn=%llu peer=%s msg=\"accepted\"", (unsigned long long)c->id, peer);
+}
+
 /* Starts a connection on fd: plain TCP, or TLS when tls is set (the handshake runs inside the
  * bufferevent, under the CONNECT timeout). */
 static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict,
@@ -350,6 +650,10 @@ static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_ver
     struct bufferevent *bev;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!tls) {
+        lean_start(srv, fd, peer, verdict);
+        return;
+    }
     bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
               : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
@@ -368,19 +672,10 @@ static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_ver
 mqtt_conn *mqtt_conn_start(mqtt_server *srv, struct bufferevent *bev, const char *peer,
                            fy_limit_verdict verdict, bool tls)
 {
-    mqtt_conn *c = FY_NEW(mqtt_conn);
+    mqtt_conn *c = conn_new(srv, peer, verdict);
     struct timeval tv;
-    c->srv = srv;
-    c->verdict = verdict;
-    c->id = ++srv->next_conn_id;
     c->tls = tls;
-    snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->bev = bev;
-    c->next = srv->conns;
-    if (srv->conns) {
-        srv->conns->prev = c;
-    }
-    srv->conns = c;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 4, 0);
     tv.tv_sec = (time_t)(srv->cfg->connect_timeout_ms / 1000);
@@ -388,8 +683,7 @@ mqtt_conn *mqtt_conn_start(mqtt_server *srv, struct bufferevent *bev, const char
     bufferevent_set_timeouts(c->bev, &tv, NULL);
     /* The read timeout is an idle timeout; a client sending a byte a second would never meet
      * it, so CONNECT also has a deadline. */
-    c->connect_timer = evtimer_new(srv->env.base, on_connect_timeout, c);
-    evtimer_add(c->connect_timer, &tv);
+    connect_deadline(c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     fy_log(DEBUG, "mqtt", "conn=%llu peer=%s tls=%s msg=\"accepted\"", (unsigned long long)c->id,
            peer, tls ? "true" : "false");
@@ -410,7 +704,13 @@ void mqtt_conn_accept_tls(mqtt_server *srv, int fd, const char *peer, fy_limit_v
 void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs)
 {
     if (c->connect_timer) {
-        event_del(c->connect_timer);
+        event_free(c->connect_timer); /* CONNECT came: an idle connection keeps no timer */
+        c->connect_timer = NULL;
+    }
+    if (c->lean) {
+        c->timeout_ms = (uint32_t)((uint64_t)secs * 1500);
+        lean_arm(c, true);
+        return;
     }
     if (secs == 0) {
         bufferevent_set_timeouts(c->bev, NULL, NULL);
@@ -418,6 +718,15 @@ void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs)
         uint64_t ms = (uint64_t)secs * 1500;
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
         bufferevent_set_timeouts(c->bev, &tv, NULL);
+    }
+}
+
+void mqtt_conn_trim(mqtt_server *srv)
+{
+    for (mqtt_conn *c = srv->conns; c; c = c->next) {
+        if (c->out.len == 0 && c->out.cap > 0) {
+            fy_buf_free(&c->out); /* about 80 bytes of each idle connection */
+        }
     }
 }
 
@@ -439,6 +748,7 @@ void mqtt_conn_close_all(mqtt_server *srv)
                 fy_tls_bev_free(c->bev);
                 c->bev = NULL;
             }
+            lean_close_sock(c);
             if (c->pending == 0) {
                 conn_free(c);
             } else {

@@ -143,8 +143,17 @@ struct mqtt_session {
 
 struct mqtt_conn {
     mqtt_server *srv;
+    /* The socket: a bufferevent for TLS and WebSocket; plain TCP is "lean" (fd and one event,
+     * input read into the server's buffer, output written from `out`), a kilobyte less per
+     * connection. */
     struct bufferevent *bev;
-    mqtt_ws *ws; /* NULL: plain TCP; else MQTT bytes travel in WebSocket frames */
+    int fd;              /* lean: the socket, -1 once closed */
+    struct event *ev;    /* lean: read (and write while output waits) */
+    short ev_what;       /* lean: what ev is armed for (0: not added) */
+    bool lean;           /* plain TCP without a bufferevent */
+    uint32_t timeout_ms; /* lean: idle read timeout (CONNECT, then 1.5 x keep-alive), 0: none */
+    fy_buf in;           /* lean: an incomplete packet (or packets read while paused) */
+    mqtt_ws *ws;         /* NULL: plain TCP; else MQTT bytes travel in WebSocket frames */
     uint64_t id;
     char peer[64];
     uint8_t version;
@@ -175,7 +184,8 @@ struct mqtt_conn {
     uint8_t will_qos;
     bool will_retain;
     uint32_t will_delay_s;
-    fy_buf out;            /* packets built while handling input, written once per read */
+    fy_buf out; /* packets built while handling input, written once per read; lean: also what
+                 * the socket has not taken yet */
     mqtt_pub_batch *batch; /* publishes of this read, produced together */
     struct event *connect_timer;
     mqtt_conn *next, *prev;
@@ -232,10 +242,12 @@ struct mqtt_server {
     fy_buf scratch;
     fy_adapter_stats stats;
     mqtt_sys *sys; /* the $SYS topics (mqtt_sys.c); NULL when sys_interval is 0 */
+    uint8_t *rbuf; /* lean connections read into this (MQTT_RBUF bytes) */
     bool stopping;
 };
 
 /* mqtt_conn.c */
+#define MQTT_RBUF 65536
 void mqtt_conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
 /* The same on the TLS listener (srv->env.tls). */
 void mqtt_conn_accept_tls(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict);
@@ -249,6 +261,8 @@ bool mqtt_conn_slow(const mqtt_conn *c);
 void mqtt_conn_pending_done(mqtt_conn *c);
 void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs);
 void mqtt_conn_close_all(mqtt_server *srv);
+/* Once a second: idle connections give back their output buffer. */
+void mqtt_conn_trim(mqtt_server *srv);
 #define MQTT_CLOSE_QUIET (-2) /* a handler already answered (CONNACK): just close */
 
 /* mqtt_ws.c: MQTT over WebSocket. A connection with c->ws reads its MQTT bytes from
