@@ -229,6 +229,7 @@ static void mqtt_stop(void *state)
     fy_buf_free(&srv->scratch);
     mqtt_topic_map_free(srv);
     fy_free(srv->durables);
+    mqtt_conn_flush_free(srv);
     fy_free(srv->rbuf);
     fy_free(srv);
 }

@@ -49,6 +49,13 @@ static void conn_free(mqtt_conn *c)
     fy_buf_free(&c->will_rec);
     fy_buf_free(&c->out);
     fy_buf_free(&c->in);
+    if (c->flush_listed) {
+        for (size_t i = 0; i < srv->nflush; i++) {
+            if (srv->flushq[i] == c) {
+                srv->flushq[i] = NULL;
+            }
+        }
+    }
     if (c->connect_timer) {
         event_free(c->connect_timer);
     }
@@ -175,14 +182,49 @@ static void on_event_close(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-void mqtt_conn_flush(mqtt_conn *c)
+/* Writes the output of the lean connections that have some, once per turn of the loop. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
-    if (c->lean) {
-        if (c->fd >= 0 && !c->closing && c->out.len > 0) {
+    mqtt_server *srv = arg;
+    srv->flush_armed = false;
+    for (size_t i = 0; i < srv->nflush; i++) {
+        mqtt_conn *c = srv->flushq[i];
+        if (!c) {
+            continue; /* freed since */
+        }
+        c->flush_listed = false;
+        if (c->fd >= 0 && !c->closing) {
             lean_write(c);
             lean_arm(c, false);
-        } else if (c->fd < 0) {
+            if (!c->sock_dead && c->s &&
+                c->out.len <= fy_limits_max_queued_bytes(srv->env.limits) / 4) {
+                mqtt_session_drained(c->s); /* as a bufferevent's write callback: room again */
+            }
+        }
+    }
+    srv->nflush = 0;
+}
+
+void mqtt_conn_flush(mqtt_conn *c)
+{
+    mqtt_server *srv = c->srv;
+    if (c->lean) {
+        if (c->fd < 0) {
             fy_buf_reset(&c->out);
+        } else if (!c->closing && c->out.len > 0 && !c->flush_listed) {
+            if (srv->nflush == srv->capflush) {
+                srv->capflush = srv->capflush ? srv->capflush * 2 : 64;
+                srv->flushq = fy_realloc(srv->flushq, srv->capflush * sizeof(*srv->flushq));
+            }
+            srv->flushq[srv->nflush++] = c;
+            c->flush_listed = true;
+            if (!srv->flush_armed) {
+                if (!srv->flush_ev) {
+                    srv->flush_ev = event_new(srv->env.base, -1, 0, on_flush, srv);
+                }
+                srv->flush_armed = true;
+                event_active(srv->flush_ev, EV_WRITE, 0);
+            }
         }
         return;
     }
@@ -719,6 +761,17 @@ void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs)
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
         bufferevent_set_timeouts(c->bev, &tv, NULL);
     }
+}
+
+void mqtt_conn_flush_free(mqtt_server *srv)
+{
+    if (srv->flush_ev) {
+        event_free(srv->flush_ev);
+        srv->flush_ev = NULL;
+    }
+    fy_free(srv->flushq);
+    srv->flushq = NULL;
+    srv->nflush = srv->capflush = 0;
 }
 
 void mqtt_conn_trim(mqtt_server *srv)

@@ -151,6 +151,7 @@ struct mqtt_conn {
     struct event *ev;    /* lean: read (and write while output waits) */
     short ev_what;       /* lean: what ev is armed for (0: not added) */
     bool lean;           /* plain TCP without a bufferevent */
+    bool flush_listed;   /* lean: in srv->flushq */
     uint32_t timeout_ms; /* lean: idle read timeout (CONNECT, then 1.5 x keep-alive), 0: none */
     fy_buf in;           /* lean: an incomplete packet (or packets read while paused) */
     mqtt_ws *ws;         /* NULL: plain TCP; else MQTT bytes travel in WebSocket frames */
@@ -243,6 +244,12 @@ struct mqtt_server {
     fy_adapter_stats stats;
     mqtt_sys *sys; /* the $SYS topics (mqtt_sys.c); NULL when sys_interval is 0 */
     uint8_t *rbuf; /* lean connections read into this (MQTT_RBUF bytes) */
+    /* Lean connections with output to write, written once per turn of the loop (one send for
+     * all the packets of that turn) by flush_ev. */
+    mqtt_conn **flushq;
+    size_t nflush, capflush;
+    struct event *flush_ev;
+    bool flush_armed;
     bool stopping;
 };
 
@@ -263,6 +270,8 @@ void mqtt_conn_keepalive(mqtt_conn *c, uint16_t secs);
 void mqtt_conn_close_all(mqtt_server *srv);
 /* Once a second: idle connections give back their output buffer. */
 void mqtt_conn_trim(mqtt_server *srv);
+/* Frees the flush queue (at stop, after every connection is gone). */
+void mqtt_conn_flush_free(mqtt_server *srv);
 #define MQTT_CLOSE_QUIET (-2) /* a handler already answered (CONNACK): just close */
 
 /* mqtt_ws.c: MQTT over WebSocket. A connection with c->ws reads its MQTT bytes from
