@@ -1277,8 +1277,8 @@ static void q2ctx_free(q2out_ctx *x)
 static outmsg *q2out_find(q2out_ctx *x, mqtt_session **sp)
 {
     mqtt_server *srv = x->live->srv;
-    mqtt_session *s = srv ? fy_strmap_get(&srv->sessions, x->client_id, strlen(x->client_id))
-                          : NULL;
+    mqtt_session *s =
+        srv ? fy_strmap_get(&srv->sessions, x->client_id, strlen(x->client_id)) : NULL;
     uint64_t *slot = s ? fy_u64map_find(&s->out, x->pid) : NULL;
     outmsg *m = slot ? (outmsg *)(uintptr_t)*slot : NULL;
     *sp = s;
@@ -1366,8 +1366,10 @@ static void acked_durable(void *arg, int status)
     outmsg *m = status == -FY_ECANCELED ? NULL : q2out_find(x, &s);
     if (m && m->acking) {
         if (status != FY_OK) {
-            fy_log(WARN, "mqtt", "client=%s pid=%u err=%s msg=\"offset past a QoS 2 message "
-                   "not stored\"", s->client_id, m->pid, fy_errname(status));
+            fy_log(WARN, "mqtt",
+                   "client=%s pid=%u err=%s msg=\"offset past a QoS 2 message "
+                   "not stored\"",
+                   s->client_id, m->pid, fy_errname(status));
         }
         m->acking = false;
         m->durable = true;
