@@ -21,7 +21,7 @@ for run in "kill sync $rounds 100" "kill async $async_rounds 100" \
     echo "== crash loop: SIG$1, flush=$2, $3 rounds, rate $4/s per producer (0: full load) =="
     /usr/bin/python3 "$src/tests/torture/crash_loop.py" "$build/broker/ferryd" "$build/tools/ferryctl" \
         --signal "$1" --flush "$2" --rounds "$3" --rate "$4" --seconds-per-round 3-7 \
-        --json "$out/crash_loop_$1_$2.json" || rc=1
+        --drain-seconds 600 --json "$out/crash_loop_$1_$2.json" || rc=1
 done
 /usr/bin/python3 "$src/tests/torture/report.py" "$src/docs/reliability.md" \
     "$out/crash_loop_kill_sync.json" "$out/crash_loop_kill_async.json" \
