@@ -1883,8 +1883,7 @@ static void on_retention(evutil_socket_t fd, short what, void *arg)
     }
     if (!t) {
         c->retention_next_topic = 0; /* pass done: the next one after the interval */
-        next.tv_sec = (time_t)(c->cfg->retention_interval_ms / 1000);
-        next.tv_usec = (suseconds_t)(c->cfg->retention_interval_ms % 1000) * 1000;
+        next = fy_ms_timeval(c->cfg->retention_interval_ms);
     } else {
         next.tv_sec = 0;
         next.tv_usec = 10000; /* more queues in this pass: continue soon */
@@ -2124,8 +2123,7 @@ static void arm_timer(fy_core *c)
     now = fy_wall_ms();
     if (next > now) {
         uint64_t d = next - now;
-        tv.tv_sec = (time_t)(d / 1000);
-        tv.tv_usec = (suseconds_t)(d % 1000) * 1000;
+        tv = fy_ms_timeval(d);
     }
     event_add(c->timer_ev, &tv);
 }

@@ -4,9 +4,13 @@
 
 #include "ferry/errors.h"
 
+#include <event2/bufferevent.h>
+#include <event2/util.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -53,4 +57,33 @@ void fy_listener_peer(const struct sockaddr *sa, char *out, size_t n)
     } else {
         snprintf(out, n, "?");
     }
+}
+
+bool fy_listener_admit(fy_limits *limits, fy_limit_proto proto, evutil_socket_t fd,
+                       const struct sockaddr *sa, fy_limit_verdict *v, char *peer, size_t n)
+{
+    *v = fy_limits_accept(limits, proto, sa);
+    if (*v == FY_LIMIT_DROP) {
+        evutil_closesocket(fd); /* as cheap as possible */
+        return false;
+    }
+    fy_listener_peer(sa, peer, n);
+    return true;
+}
+
+struct bufferevent *fy_listener_bev(struct event_base *base, evutil_socket_t fd, fy_tls *tls,
+                                    fy_limits *limits, fy_limit_verdict v)
+{
+    int one = 1;
+    struct bufferevent *bev;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bev = tls ? fy_tls_bev_new(tls, base, fd)
+              : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!tls) {
+            evutil_closesocket(fd); /* fy_tls_bev_new closes it itself */
+        }
+        fy_limits_release(limits, v);
+    }
+    return bev;
 }

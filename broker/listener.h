@@ -4,6 +4,9 @@
 #ifndef FERRY_BROKER_LISTENER_H
 #define FERRY_BROKER_LISTENER_H
 
+#include "broker/limits.h"
+#include "broker/tls.h"
+
 #include <event2/listener.h>
 
 #include <stddef.h>
@@ -20,5 +23,16 @@ int fy_listener_open(struct event_base *base, const char *what, const char *addr
 
 /* "ip:port" of sa into out ("?" for what is not IPv4 or IPv6). */
 void fy_listener_peer(const struct sockaddr *sa, char *out, size_t n);
+
+/* The first step of every accept path: the [limits] verdict for proto. Over the connect rate
+ * (FY_LIMIT_DROP) fd is closed at once, before any TLS work, and it returns false; else *v and
+ * peer ("ip:port") are set. */
+bool fy_listener_admit(fy_limits *limits, fy_limit_proto proto, evutil_socket_t fd,
+                       const struct sockaddr *sa, fy_limit_verdict *v, char *peer, size_t n);
+
+/* A bufferevent for an accepted socket, TCP_NODELAY, TLS when tls is set. NULL when it cannot
+ * be made: then the socket is closed and verdict v released. */
+struct bufferevent *fy_listener_bev(struct event_base *base, evutil_socket_t fd, fy_tls *tls,
+                                    fy_limits *limits, fy_limit_verdict v);
 
 #endif

@@ -1413,21 +1413,14 @@ static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 static void conn_accept(fy_native *n, evutil_socket_t fd, struct sockaddr *sa, fy_tls *tls)
 {
     nconn *c;
-    int one = 1;
     struct bufferevent *bev;
-    fy_limit_verdict v = fy_limits_accept(n->limits, FY_LIMIT_NATIVE, sa);
-    if (v == FY_LIMIT_DROP) {
-        evutil_closesocket(fd);
+    char peer[sizeof(c->peer)];
+    fy_limit_verdict v;
+    if (!fy_listener_admit(n->limits, FY_LIMIT_NATIVE, fd, sa, &v, peer, sizeof(peer))) {
         return;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    bev = tls ? fy_tls_bev_new(tls, n->base, fd)
-              : bufferevent_socket_new(n->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bev = fy_listener_bev(n->base, fd, tls, n->limits, v);
     if (!bev) {
-        if (!tls) {
-            evutil_closesocket(fd);
-        }
-        fy_limits_release(n->limits, v);
         return;
     }
     c = FY_NEW(nconn);
@@ -1435,7 +1428,7 @@ static void conn_accept(fy_native *n, evutil_socket_t fd, struct sockaddr *sa, f
     c->srv = n;
     c->id = ++n->next_conn_id;
     c->tls = tls != NULL;
-    fy_listener_peer(sa, c->peer, sizeof(c->peer));
+    memcpy(c->peer, peer, sizeof(c->peer));
     c->bev = bev;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* on_write runs once output is down to half of max_queued_bytes: credit flows again */

@@ -55,19 +55,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     amqp_server *srv = arg;
-    char peer[64] = "?";
-    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_AMQP, sa);
-    if (v == FY_LIMIT_DROP) {
-        evutil_closesocket(fd); /* over the connect rate: as cheap as possible */
-        return;
+    char peer[64];
+    fy_limit_verdict v;
+    if (fy_listener_admit(srv->env.limits, FY_LIMIT_AMQP, fd, sa, &v, peer, sizeof(peer))) {
+        amqp_conn_accept(srv, fd, peer, v);
     }
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
-        snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
-    }
-    amqp_conn_accept(srv, fd, peer, v);
 }
 
 static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -75,13 +67,10 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct s
 {
     amqp_server *srv = arg;
     char peer[64];
-    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_AMQP, sa);
-    if (v == FY_LIMIT_DROP) {
-        evutil_closesocket(fd); /* over the connect rate: before any TLS work */
-        return;
+    fy_limit_verdict v;
+    if (fy_listener_admit(srv->env.limits, FY_LIMIT_AMQP, fd, sa, &v, peer, sizeof(peer))) {
+        amqp_conn_accept_tls(srv, fd, peer, v);
     }
-    fy_listener_peer(sa, peer, sizeof(peer));
-    amqp_conn_accept_tls(srv, fd, peer, v);
 }
 
 static int amqp_start(const fy_adapter_env *env, const void *conf, void **state, char *err,
@@ -89,18 +78,15 @@ static int amqp_start(const fy_adapter_env *env, const void *conf, void **state,
 {
     const fy_amqp_config *cfg = conf;
     amqp_server *srv;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
+    struct in_addr listen_addr;
+    int rc;
 
     *state = NULL;
     if (!cfg->enabled) {
         fy_log(INFO, "amqp", "msg=\"disabled\"");
         return FY_OK;
     }
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)cfg->port);
-    if (inet_pton(AF_INET, cfg->listen, &sin.sin_addr) != 1) {
+    if (inet_pton(AF_INET, cfg->listen, &listen_addr) != 1) {
         snprintf(err, errlen, "[amqp] listen: '%s' is not an IPv4 address", cfg->listen);
         return -FY_EINVAL;
     }
@@ -108,23 +94,18 @@ static int amqp_start(const fy_adapter_env *env, const void *conf, void **state,
     srv->env = *env;
     srv->cfg = cfg;
     srv->max_msg = cfg->max_message_size ? cfg->max_message_size : env->max_message_size + 65536;
-    srv->listener = evconnlistener_new_bind(env->base, on_accept, srv,
-                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                            (struct sockaddr *)&sin, sizeof(sin));
-    if (!srv->listener) {
-        snprintf(err, errlen, "cannot listen for AMQP on %s:%u: %s", cfg->listen,
-                 (unsigned)cfg->port, strerror(errno));
-        fy_free(srv);
-        return -FY_EIO;
+    rc = fy_listener_open(env->base, "AMQP", cfg->listen, (uint16_t)cfg->port, on_accept, srv,
+                          &srv->listener, &srv->port, err, errlen);
+    if (rc == FY_OK && env->tls) {
+        rc = fy_listener_open(env->base, "AMQP over TLS", cfg->listen, (uint16_t)cfg->tls_port,
+                              on_accept_tls, srv, &srv->tls_listener, &srv->tls_port, err, errlen);
     }
-    getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&sin, &slen);
-    srv->port = ntohs(sin.sin_port);
-    if (env->tls && fy_listener_open(env->base, "AMQP over TLS", cfg->listen,
-                                     (uint16_t)cfg->tls_port, on_accept_tls, srv,
-                                     &srv->tls_listener, &srv->tls_port, err, errlen) != FY_OK) {
-        evconnlistener_free(srv->listener);
+    if (rc != FY_OK) {
+        if (srv->listener) {
+            evconnlistener_free(srv->listener);
+        }
         fy_free(srv);
-        return -FY_EIO;
+        return rc;
     }
     amqp_tmp_cleanup(srv);
     fy_log(INFO, "amqp", "addr=%s port=%u msg=\"listening\"", cfg->listen, (unsigned)srv->port);

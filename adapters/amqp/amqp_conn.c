@@ -456,8 +456,7 @@ static void conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_ver
     c->tick_ev = event_new(srv->env.base, -1, 0, on_tick, c);
     c->work_ev = event_new(srv->env.base, -1, 0, on_work, c);
     c->open_deadline = fy_mono_ms() + cfg->open_timeout_ms;
-    tv.tv_sec = (time_t)(cfg->open_timeout_ms / 1000);
-    tv.tv_usec = (suseconds_t)(cfg->open_timeout_ms % 1000) * 1000;
+    tv = fy_ms_timeval(cfg->open_timeout_ms);
     event_add(c->tick_ev, &tv);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 2, 0);

@@ -62,19 +62,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     mqtt_server *srv = arg;
-    char peer[64] = "?";
-    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
-    if (v == FY_LIMIT_DROP) {
-        evutil_closesocket(fd); /* over the connect rate: as cheap as possible */
-        return;
+    char peer[64];
+    fy_limit_verdict v;
+    if (fy_listener_admit(srv->env.limits, FY_LIMIT_MQTT, fd, sa, &v, peer, sizeof(peer))) {
+        mqtt_conn_accept(srv, fd, peer, v);
     }
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
-        snprintf(peer, sizeof(peer), "%s:%u", a, ntohs(in->sin_port));
-    }
-    mqtt_conn_accept(srv, fd, peer, v);
 }
 
 static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -82,13 +74,10 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct s
 {
     mqtt_server *srv = arg;
     char peer[64];
-    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
-    if (v == FY_LIMIT_DROP) {
-        evutil_closesocket(fd); /* over the connect rate: before any TLS work */
-        return;
+    fy_limit_verdict v;
+    if (fy_listener_admit(srv->env.limits, FY_LIMIT_MQTT, fd, sa, &v, peer, sizeof(peer))) {
+        mqtt_conn_accept_tls(srv, fd, peer, v);
     }
-    fy_listener_peer(sa, peer, sizeof(peer));
-    mqtt_conn_accept_tls(srv, fd, peer, v);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -104,19 +93,16 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
 {
     const fy_mqtt_config *cfg = conf;
     mqtt_server *srv;
-    struct sockaddr_in sin;
-    socklen_t slen = sizeof(sin);
+    struct in_addr listen_addr;
     struct timeval tick = {1, 0};
+    int rc;
 
     *state = NULL;
     if (!cfg->enabled) {
         fy_log(INFO, "mqtt", "msg=\"disabled\"");
         return FY_OK;
     }
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)cfg->port);
-    if (inet_pton(AF_INET, cfg->listen, &sin.sin_addr) != 1) {
+    if (inet_pton(AF_INET, cfg->listen, &listen_addr) != 1) {
         snprintf(err, errlen, "[mqtt] listen: '%s' is not an IPv4 address", cfg->listen);
         return -FY_EINVAL;
     }
@@ -135,41 +121,24 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
     srv->env = *env;
     srv->rbuf = fy_malloc(MQTT_RBUF);
     srv->cfg = cfg;
-    if (mqtt_topic_map_parse(srv, cfg->topic_map, err, errlen) != FY_OK) {
-        mqtt_topic_map_free(srv);
-        fy_free(srv->live);
-        fy_free(srv->rbuf);
-        fy_free(srv);
-        return -FY_EINVAL;
-    }
     srv->max_packet = cfg->max_packet_size ? (uint32_t)cfg->max_packet_size
                                            : (uint32_t)(env->max_message_size + 65536);
-    srv->listener = evconnlistener_new_bind(env->base, on_accept, srv,
-                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                            (struct sockaddr *)&sin, sizeof(sin));
-    if (!srv->listener) {
-        snprintf(err, errlen, "cannot listen for MQTT on %s:%u: %s", cfg->listen,
-                 (unsigned)cfg->port, strerror(errno));
-        mqtt_topic_map_free(srv);
-        fy_free(srv->live);
-        fy_free(srv->rbuf);
-        fy_free(srv);
-        return -FY_EIO;
+    rc = mqtt_topic_map_parse(srv, cfg->topic_map, err, errlen);
+    if (rc == FY_OK) {
+        rc = fy_listener_open(env->base, "MQTT", cfg->listen, (uint16_t)cfg->port, on_accept, srv,
+                              &srv->listener, &srv->port, err, errlen);
     }
-    getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&sin, &slen);
-    srv->port = ntohs(sin.sin_port);
-    if (env->tls && fy_listener_open(env->base, "MQTT over TLS", cfg->listen,
-                                     (uint16_t)cfg->tls_port, on_accept_tls, srv,
-                                     &srv->tls_listener, &srv->tls_port, err, errlen) != FY_OK) {
-        evconnlistener_free(srv->listener);
-        mqtt_topic_map_free(srv);
-        fy_free(srv->live);
-        fy_free(srv->rbuf);
-        fy_free(srv);
-        return -FY_EIO;
+    if (rc == FY_OK && env->tls) {
+        rc = fy_listener_open(env->base, "MQTT over TLS", cfg->listen, (uint16_t)cfg->tls_port,
+                              on_accept_tls, srv, &srv->tls_listener, &srv->tls_port, err, errlen);
     }
-    if (mqtt_ws_listen(srv, err, errlen) != FY_OK) {
-        evconnlistener_free(srv->listener);
+    if (rc == FY_OK) {
+        rc = mqtt_ws_listen(srv, err, errlen);
+    }
+    if (rc != FY_OK) {
+        if (srv->listener) {
+            evconnlistener_free(srv->listener);
+        }
         if (srv->tls_listener) {
             evconnlistener_free(srv->tls_listener);
         }
@@ -177,7 +146,7 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
         fy_free(srv->live);
         fy_free(srv->rbuf);
         fy_free(srv);
-        return -FY_EIO;
+        return rc;
     }
     mqtt_retained_load(srv);
     mqtt_session_load_all(srv);

@@ -5,7 +5,9 @@
  * connections run on bufferevents. A bad packet closes only its own connection, with a reason code
  * (MQTT 5) and a log line; a connection is freed only once no core completion refers to it. */
 #include "adapters/mqtt/private.h"
+#include "broker/listener.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include "ferry/errors.h"
@@ -119,8 +121,7 @@ static void lean_arm(mqtt_conn *c, bool force)
     event_assign(c->ev, c->srv->env.base, c->fd, what, lean_on_event, c);
     c->ev_what = what;
     if (what & (EV_READ | EV_WRITE)) {
-        tv.tv_sec = (time_t)(ms / 1000);
-        tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+        tv = fy_ms_timeval(ms);
         event_add(c->ev, ms ? &tv : NULL);
     }
 }
@@ -531,8 +532,18 @@ static void lean_read(mqtt_conn *c)
     ssize_t n;
     c->in_read = true;
     if (c->in.len > 0) {
-        fy_buf_reserve(&c->in, MQTT_RBUF);
-        n = recv(c->fd, c->in.data + c->in.len, MQTT_RBUF, 0);
+        /* Room for what the packet still lacks (at least 4 KiB, at most MQTT_RBUF): a client
+         * that stops in the middle of a packet holds no more than that. */
+        fy_mqtt_frame_hdr h;
+        const char *why;
+        size_t want = 4096;
+        if (fy_mqtt_frame(c->in.data, c->in.len, srv->max_packet, &h, &why) == FY_MQTT_NEED_MORE &&
+            h.hdr_len > 0 && h.hdr_len + (size_t)h.remaining - c->in.len > want) {
+            want = h.hdr_len + (size_t)h.remaining - c->in.len;
+        }
+        want = want < MQTT_RBUF ? want : MQTT_RBUF;
+        fy_buf_reserve(&c->in, want);
+        n = recv(c->fd, c->in.data + c->in.len, want, 0);
         if (n > 0) {
             c->in.len += (size_t)n;
             lean_take_in(c);
@@ -663,8 +674,7 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg);
 static void connect_deadline(mqtt_conn *c)
 {
     struct timeval tv;
-    tv.tv_sec = (time_t)(c->srv->cfg->connect_timeout_ms / 1000);
-    tv.tv_usec = (suseconds_t)(c->srv->cfg->connect_timeout_ms % 1000) * 1000;
+    tv = fy_ms_timeval(c->srv->cfg->connect_timeout_ms);
     c->connect_timer = evtimer_new(c->srv->env.base, on_connect_timeout, c);
     evtimer_add(c->connect_timer, &tv);
 }
@@ -673,6 +683,8 @@ static void connect_deadline(mqtt_conn *c)
 static void lean_start(mqtt_server *srv, int fd, const char *peer, fy_limit_verdict verdict)
 {
     mqtt_conn *c;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     evutil_make_socket_nonblocking(fd);
     c = conn_new(srv, peer, verdict);
     c->lean = true;
@@ -690,22 +702,14 @@ static void conn_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_ver
                         fy_tls *tls)
 {
     struct bufferevent *bev;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (!tls) {
         lean_start(srv, fd, peer, verdict);
         return;
     }
-    bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
-              : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        if (!tls) {
-            evutil_closesocket(fd);
-        }
-        fy_limits_release(srv->env.limits, verdict);
-        return;
+    bev = fy_listener_bev(srv->env.base, fd, tls, srv->env.limits, verdict);
+    if (bev) {
+        mqtt_conn_start(srv, bev, peer, verdict, true);
     }
-    mqtt_conn_start(srv, bev, peer, verdict, tls != NULL);
 }
 
 /* Makes an MQTT connection of a connected bufferevent (which it then owns, as it does the
@@ -720,8 +724,7 @@ mqtt_conn *mqtt_conn_start(mqtt_server *srv, struct bufferevent *bev, const char
     c->bev = bev;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 4, 0);
-    tv.tv_sec = (time_t)(srv->cfg->connect_timeout_ms / 1000);
-    tv.tv_usec = (suseconds_t)(srv->cfg->connect_timeout_ms % 1000) * 1000;
+    tv = fy_ms_timeval(srv->cfg->connect_timeout_ms);
     bufferevent_set_timeouts(c->bev, &tv, NULL);
     /* The read timeout is an idle timeout; a client sending a byte a second would never meet
      * it, so CONNECT also has a deadline. */

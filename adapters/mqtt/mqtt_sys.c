@@ -231,8 +231,7 @@ void mqtt_sys_start(mqtt_server *srv)
     for (int i = 0; i < SYS_COUNT; i++) {
         y->v[i].changed = false;
     }
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+    tv = fy_ms_timeval(ms);
     y->ev = event_new(srv->env.base, -1, EV_PERSIST, on_round, y);
     event_add(y->ev, &tv);
     srv->sys = y;

@@ -8,6 +8,7 @@
 #include "broker/listener.h"
 #include "broker/tls.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include "ferry/errors.h"
@@ -431,17 +432,9 @@ static void ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdi
                       fy_tls *tls)
 {
     ws_hs *h;
-    int one = 1;
     struct timeval tv;
-    struct bufferevent *bev;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
-              : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = fy_listener_bev(srv->env.base, fd, tls, srv->env.limits, verdict);
     if (!bev) {
-        if (!tls) {
-            evutil_closesocket(fd);
-        }
-        fy_limits_release(srv->env.limits, verdict);
         return;
     }
     h = FY_NEW(ws_hs);
@@ -456,8 +449,7 @@ static void ws_accept(mqtt_server *srv, int fd, const char *peer, fy_limit_verdi
     }
     srv->ws_pending = h;
     bufferevent_setcb(h->bev, hs_on_read, NULL, hs_on_event, h);
-    tv.tv_sec = (time_t)(srv->cfg->connect_timeout_ms / 1000);
-    tv.tv_usec = (suseconds_t)(srv->cfg->connect_timeout_ms % 1000) * 1000;
+    tv = fy_ms_timeval(srv->cfg->connect_timeout_ms);
     bufferevent_set_timeouts(h->bev, &tv, NULL);
     h->deadline = evtimer_new(srv->env.base, hs_on_deadline, h);
     evtimer_add(h->deadline, &tv);
@@ -754,14 +746,11 @@ static void ws_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 {
     mqtt_server *srv = arg;
     char peer[64];
+    fy_limit_verdict v;
     /* the MQTT limits: a WebSocket connection is an MQTT connection */
-    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
-    if (v == FY_LIMIT_DROP) {
-        evutil_closesocket(fd);
-        return;
+    if (fy_listener_admit(srv->env.limits, FY_LIMIT_MQTT, fd, sa, &v, peer, sizeof(peer))) {
+        ws_accept(srv, fd, peer, v, NULL);
     }
-    fy_listener_peer(sa, peer, sizeof(peer));
-    ws_accept(srv, fd, peer, v, NULL);
 }
 
 static void wss_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -769,13 +758,10 @@ static void wss_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 {
     mqtt_server *srv = arg;
     char peer[64];
-    fy_limit_verdict v = fy_limits_accept(srv->env.limits, FY_LIMIT_MQTT, sa);
-    if (v == FY_LIMIT_DROP) {
-        evutil_closesocket(fd);
-        return;
+    fy_limit_verdict v;
+    if (fy_listener_admit(srv->env.limits, FY_LIMIT_MQTT, fd, sa, &v, peer, sizeof(peer))) {
+        ws_accept(srv, fd, peer, v, srv->env.tls);
     }
-    fy_listener_peer(sa, peer, sizeof(peer));
-    ws_accept(srv, fd, peer, v, srv->env.tls);
 }
 
 int mqtt_ws_listen(mqtt_server *srv, char *err, size_t errlen)
