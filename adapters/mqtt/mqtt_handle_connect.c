@@ -41,6 +41,18 @@ static uint64_t session_expiry(const mqtt_server *srv, const fy_mqtt_connect *k)
     return ms;
 }
 
+/* Refuses a CONNECT (client_id is freed): logged, CONNACK with reason, then the connection
+ * closes. */
+static int refuse(mqtt_conn *c, uint8_t version, char *client_id, uint8_t reason, const char *why)
+{
+    fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: %s\"",
+           (unsigned long long)c->id, c->peer, client_id, why);
+    fy_free(client_id);
+    connack(c, version, false, reason, NULL);
+    mqtt_conn_flush(c);
+    return MQTT_CLOSE_QUIET;
+}
+
 int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
 {
     mqtt_server *srv = c->srv;
@@ -124,12 +136,7 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
          * and its identity the user name, whatever CONNECT says. */
         char ident[256];
         if (fy_tls_peer_identity(c->bev, ident, sizeof(ident)) != FY_OK) {
-            fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: no identity\"",
-                   (unsigned long long)c->id, c->peer, client_id);
-            fy_free(client_id);
-            connack(c, k.version, false, FY_MQTT_RC_NOT_AUTHORIZED, NULL);
-            mqtt_conn_flush(c);
-            return MQTT_CLOSE_QUIET;
+            return refuse(c, k.version, client_id, FY_MQTT_RC_NOT_AUTHORIZED, "no identity");
         }
         c->user = fy_strdup(ident);
     } else if (srv->env.authenticate) {
@@ -137,13 +144,9 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
                               k.username, k.has_password, k.password};
         if ((k.has_username && memchr(k.username.p, 0, k.username.len)) ||
             srv->env.authenticate(srv->env.auth_arg, &ar) != FY_OK) {
-            fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: not authorized\"",
-                   (unsigned long long)c->id, c->peer, client_id);
-            fy_free(client_id);
-            connack(c, k.version, false,
-                    k.has_username ? FY_MQTT_RC_BAD_USER_PASS : FY_MQTT_RC_NOT_AUTHORIZED, NULL);
-            mqtt_conn_flush(c);
-            return MQTT_CLOSE_QUIET;
+            return refuse(c, k.version, client_id,
+                          k.has_username ? FY_MQTT_RC_BAD_USER_PASS : FY_MQTT_RC_NOT_AUTHORIZED,
+                          "not authorized");
         }
     }
     if (!c->user) {
@@ -153,12 +156,7 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
         srv->env.authorize(srv->env.auth_arg, c->user, client_id, "mqtt", FY_ACL_WRITE,
                            k.will_topic) != FY_OK) {
         /* As mosquitto: a will the client may not publish refuses the connection. */
-        fy_log(INFO, "mqtt", "conn=%llu peer=%s client=%s msg=\"refused: will topic not allowed\"",
-               (unsigned long long)c->id, c->peer, client_id);
-        fy_free(client_id);
-        connack(c, k.version, false, FY_MQTT_RC_NOT_AUTHORIZED, NULL);
-        mqtt_conn_flush(c);
-        return MQTT_CLOSE_QUIET;
+        return refuse(c, k.version, client_id, FY_MQTT_RC_NOT_AUTHORIZED, "will topic not allowed");
     }
     keepalive = k.keepalive;
     if (srv->cfg->max_keepalive < 65535 &&

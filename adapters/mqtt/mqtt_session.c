@@ -1426,18 +1426,29 @@ static void out_forget(mqtt_session *s, outmsg *m)
     outmsg_free(m);
 }
 
-/* Puts m (its record in m->pkt, a packet id given) in flight. A durable session's QoS 2 message
- * is sent only once the store has its packet id, so that after a crash it goes again with the
- * same one; anything else is sent now. */
-static void out_start(mqtt_session *s, outmsg *m)
+/* m (a packet id given) is in flight, waiting for PUBACK/PUBREC. */
+static void out_track(mqtt_session *s, outmsg *m)
 {
-    bool defer = m->qos == 2 && s->group && m->has_msgid && m->cs && m->cs->light;
     m->state = OUT_WAIT_ACK;
     m->seq = ++s->out_seq;
-    m->unsent = defer;
     *fy_u64map_upsert(&s->out, m->pid, 0) = (uint64_t)(uintptr_t)m;
     s->inflight++;
-    if (defer && q2out_put(s, m, true) == FY_OK) {
+}
+
+/* A durable session's QoS 2 message from its light queue: sent only once the store has its
+ * packet id, so that after a crash it goes again with the same one (out_stored). */
+static bool q2_tracked(const mqtt_session *s, const outmsg *m)
+{
+    return m->qos == 2 && s->group && m->has_msgid && m->cs && m->cs->light;
+}
+
+/* Puts a q2_tracked m (its record in m->pkt, a packet id given) in flight: sent once its "p"
+ * record is stored (or now, if the store refuses it). */
+static void out_stored(mqtt_session *s, outmsg *m)
+{
+    out_track(s, m);
+    m->unsent = true;
+    if (q2out_put(s, m, true) == FY_OK) {
         return;
     }
     m->unsent = false;
@@ -1497,9 +1508,9 @@ static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, cons
         return;
     }
     m->pid = next_pid(s);
-    if (m->qos == 2 && s->group && m->has_msgid && cs && cs->light) {
+    if (q2_tracked(s, m)) {
         fy_buf_append(&m->pkt, rec, len); /* sent from here once its packet id is stored */
-        out_start(s, m);
+        out_stored(s, m);
         return;
     }
     if (!write_publish(s, &v, &meta, m->qos, m->pid, retain_flag, redelivered, ids, nids)) {
@@ -1510,10 +1521,7 @@ static void send_or_queue(mqtt_session *s, mcsub *cs, const fy_delivery *d, cons
     if (!m->has_msgid) {
         fy_buf_append(&m->pkt, rec, len); /* a retained message: no id to read it back by */
     }
-    m->state = OUT_WAIT_ACK;
-    m->seq = ++s->out_seq;
-    *fy_u64map_upsert(&s->out, m->pid, 0) = (uint64_t)(uintptr_t)m;
-    s->inflight++;
+    out_track(s, m);
 }
 
 /* Sends queued messages while the client is connected and its window has room. */
@@ -1552,8 +1560,8 @@ static void pump(mqtt_session *s)
             continue;
         }
         m->pid = next_pid(s);
-        if (m->qos == 2 && s->group && m->has_msgid && m->cs && m->cs->light) {
-            out_start(s, m);
+        if (q2_tracked(s, m)) {
+            out_stored(s, m);
             continue;
         }
         if (!write_publish(s, &v, &meta, m->qos, m->pid, m->retain, m->dup, ids, nids)) {
@@ -1564,10 +1572,7 @@ static void pump(mqtt_session *s)
         if (m->has_msgid) {
             fy_buf_free(&m->pkt); /* read back by id if it must go again */
         }
-        m->state = OUT_WAIT_ACK;
-        m->seq = ++s->out_seq;
-        *fy_u64map_upsert(&s->out, m->pid, 0) = (uint64_t)(uintptr_t)m;
-        s->inflight++;
+        out_track(s, m);
     }
 }
 
@@ -1735,14 +1740,7 @@ void mqtt_session_send_retained(mqtt_session *s, const msub *m)
 
 static void out_done(mqtt_session *s, outmsg *m)
 {
-    if (m->persisted) {
-        q2out_forget(s, m->pid);
-    }
-    fy_u64map_del(&s->out, m->pid);
-    if (m->restored) {
-        s->restored_waits--;
-    }
-    outmsg_free(m);
+    out_forget(s, m);
     s->inflight--;
     pump(s);
     retained_pump(s);
