@@ -32,7 +32,14 @@ static fy_store *store;
 static fy_core *core;
 static mqtt_server *srv;
 
+/* mqtt_ws_fuzz.c builds this harness again with FUZZ_MQTT_WS: the WebSocket side's accept. */
+#ifdef FUZZ_MQTT_WS
+#define FUZZ_ACCEPT mqtt_ws_accept
+static char dir[] = "/tmp/ferry-fuzz-mqtt-ws-XXXXXX";
+#else
+#define FUZZ_ACCEPT mqtt_conn_accept
 static char dir[] = "/tmp/ferry-fuzz-mqtt-XXXXXX";
+#endif
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -74,7 +81,10 @@ static void setup(void)
         abort();
     }
     core = fy_core_new(base, store, &bc, err, sizeof(err));
-    env = (fy_adapter_env){base, core, bc.max_message_size, 0, NULL, NULL, NULL, true};
+    env = (fy_adapter_env){.base = base,
+                           .core = core,
+                           .max_message_size = bc.max_message_size,
+                           .allow_anonymous = true};
     if (!core || fy_mqtt_adapter.start(&env, &mc, &state, err, sizeof(err)) != FY_OK) {
         abort();
     }
@@ -116,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     piece = (size_t)data[0] % 64 + 1;
-    mqtt_conn_accept(srv, fds[0], "fuzz", FY_LIMIT_ADMIT);
+    FUZZ_ACCEPT(srv, fds[0], "fuzz", FY_LIMIT_ADMIT);
     while (off < size) {
         size_t n = size - off < piece ? size - off : piece;
         if (write(fds[1], data + off, n) < 0) {
