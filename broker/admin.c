@@ -462,6 +462,8 @@ static void handle_health(struct evhttp_request *req, void *arg)
         b->cfg->flush == FY_FLUSH_SYNC ? "sync" : "async", "appends", (json_int_t)st.appends,
         "commits", (json_int_t)st.commits, "inline_commits", (json_int_t)st.inline_commits,
         "pending", (json_int_t)st.pending, "failed", (json_int_t)st.failed);
+    json_object_set_new(store, "inline_slow", json_integer((json_int_t)st.inline_slow));
+    json_object_set_new(store, "inline_paused", json_integer((json_int_t)st.inline_paused));
     json_object_set_new(store, "write_errors", json_integer((json_int_t)st.write_errors));
     json_object_set_new(store, "recoveries", json_integer((json_int_t)st.recoveries));
     if (!healthy) {

@@ -268,6 +268,15 @@ static void render_store(fy_broker *b, struct evbuffer *out)
               "Time of a synced store commit (flush=sync only; empty under flush=async).", lat,
               st.fsync_us, FY_STORE_LAT_BUCKETS, 1e6, (double)st.fsync_ns_total / 1e9);
     counter(out, "ferry_store_commits_total", "Store commits (LevelDB writes).", st.commits);
+    counter(out, "ferry_store_inline_commits_total",
+            "Store commits written on the event loop while the writer thread was idle.",
+            st.inline_commits);
+    counter(out, "ferry_store_inline_slow_total", "Inline store commits that took over 500 us.",
+            st.inline_slow);
+    counter(out, "ferry_store_inline_paused_total",
+            "Slow inline commits that slept in LevelDB or the disk; each leaves writes to the "
+            "writer thread for a second.",
+            st.inline_paused);
     counter(out, "ferry_store_appends_total", "Messages written to the store.", st.appends);
     counter(out, "ferry_store_written_bytes_total", "Bytes written to the store.", st.bytes);
     counter(out, "ferry_store_failed_batches_total", "Store batches that failed.", st.failed);

@@ -263,6 +263,8 @@ uint64_t fy_store_messages_bytes(fy_store *s);
 typedef struct fy_store_stats {
     uint64_t commits;         /* LevelDB writes */
     uint64_t inline_commits;  /* of which written on the loop while the writer was idle */
+    uint64_t inline_slow;     /* inline writes over 500 µs */
+    uint64_t inline_paused;   /* of which slept in LevelDB or the disk: writer-only for 1 s */
     uint64_t batches;         /* fy_wbatch completed */
     uint64_t appends;         /* messages appended */
     uint64_t bytes;           /* bytes written */

@@ -543,6 +543,13 @@ class AdminApiTest(unittest.TestCase):
         self.assertEqual(value(s, "ferry_store_commit_batch_messages_count"),
                          value(s, "ferry_store_commits_total"))
         self.assertEqual(value(s, "ferry_store_healthy"), 1)
+        # flush=async with an idle writer: the loop wrote some commits itself
+        inline = value(s, "ferry_store_inline_commits_total")
+        self.assertGreater(inline, 0)
+        self.assertLessEqual(inline, value(s, "ferry_store_commits_total"))
+        self.assertLessEqual(value(s, "ferry_store_inline_paused_total"),
+                             value(s, "ferry_store_inline_slow_total"))
+        self.assertLessEqual(value(s, "ferry_store_inline_slow_total"), inline)
         self.assertGreater(value(s, "process_resident_memory_bytes"), 1 << 20)
         self.assertGreaterEqual(value(s, "ferry_event_loop_lag_seconds"), 0)
         self.assertLess(value(s, "ferry_event_loop_lag_max_seconds"), 5)
