@@ -5,7 +5,11 @@
 # rabbitmq_amqp1_0 plugin are installed, starts a private RabbitMQ node on free loopback ports
 # (its own mnesia, config, cookie and epmd) and runs the same cases with the same generator.
 # Prints a Markdown table and rewrites the amqp-bench section of docs/benchmarks.md.
+# The receiver runs in the sender's thread (--one-process: three busy processes on two CPUs
+# would make the tail the generator's). The fixed-rate case runs BENCH_LAT_ROUNDS times; the
+# section lists every round's p99.9 with the machine's steal during it.
 #   scripts/bench-amqp.sh BUILD_DIR      (BENCH_SCALE=1 multiplies the message counts;
+#                                         BENCH_LAT_ROUNDS=5 fixed-rate rounds;
 #                                         BENCH_RABBITMQ=0 skips RabbitMQ)
 set -euo pipefail
 
@@ -19,6 +23,7 @@ ferryd=$build/broker/ferryd
 bench=$build/tools/ferry-amqp-bench
 doc=$root/docs/benchmarks.md
 scale=${BENCH_SCALE:-1}
+rounds=${BENCH_LAT_ROUNDS:-5}
 rabbit_bin=/usr/lib/rabbitmq/bin/rabbitmq-server
 begin='<!-- amqp-bench:begin -->'
 end='<!-- amqp-bench:end -->'
@@ -112,9 +117,10 @@ field() {
 }
 
 table=$(mktemp -p "$tmp")
+rounds_list=$(mktemp -p "$tmp")
 {
-    echo "| broker | case | window | offered rate | msgs/s | broker CPU s per 1M msgs | latency p50 / p99 / p99.9 (µs) |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
+    echo "| broker | case | window | offered rate | msgs/s | broker CPU s per 1M msgs | latency p50 / p99 / p99.9 (µs) | steal % |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |"
 } >"$table"
 
 # run BROKER NAME MODE COUNT RATE REPEAT TARGET [SOURCE]: with REPEAT > 1 the case runs that many
@@ -123,7 +129,8 @@ run() {
     local broker=$1 name=$2 mode=$3 count=$4 rate=$5 repeat=$6 target=$7 source=${8:-} out lat="—"
     local args=(--broker "127.0.0.1:$port" --count "$count" --inflight 1024 --credit 1000
         --broker-pid "$pid" --json)
-    local runs=() n=0
+    local runs=() n=0 all=()
+    [[ $mode == e2e ]] && args+=(--one-process)
     [[ $rate != 0 ]] && args+=(--rate "$rate")
     for _ in $(seq 1 "$repeat"); do
         n=$((n + 1))
@@ -141,9 +148,13 @@ run() {
     if [[ $mode == e2e ]]; then
         lat="$(field "$out" p50) / $(field "$out" p99) / $(field "$out" p999)"
     fi
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$broker" "$name" 1024 \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$broker" "$name" 1024 \
         "$([[ $rate == 0 ]] && echo max || echo "$rate/s")" "$(field "$out" msgs_per_s)" \
-        "$(field "$out" broker_cpu_s_per_million)" "$lat" >>"$table"
+        "$(field "$out" broker_cpu_s_per_million)" "$lat" "$(field "$out" steal_pct)" >>"$table"
+    if [[ $repeat -gt 1 ]]; then
+        for r in "${runs[@]}"; do all+=("$(field "$r" p999) ($(field "$r" steal_pct) %)"); done
+        echo "- $broker, $name at $rate/s, p99.9 in µs (steal) of each run: ${all[*]}" >>"$rounds_list"
+    fi
     echo "$out" >&2
 }
 
@@ -151,7 +162,7 @@ run() {
 cases() {
     run "$1" "produce (unsettled, accepted)" produce $((500000 * scale)) 0 1 "$2"
     run "$1" "produce → consume" e2e $((500000 * scale)) 0 1 "$2" "${3:-}"
-    run "$1" "produce → consume" e2e $((100000 * scale)) 10000 3 "$2" "${3:-}"
+    run "$1" "produce → consume" e2e $((100000 * scale)) 10000 "$rounds" "$2" "${3:-}"
 }
 
 ferry_version=$("$ferryd" --version 2>/dev/null | head -1 || echo ferryd)
@@ -179,19 +190,25 @@ section=$(mktemp -p "$tmp")
     echo "$begin"
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs ($cpu), Linux $(uname -r), with"
     echo "\`scripts/bench-amqp.sh build\` (\`make bench-amqp\`): one broker at a time and ferry-amqp-bench"
-    echo "(a sender process and, for produce → consume, a receiver process) on the same machine;"
+    echo "(one process: for produce → consume the receiver is a second connection in the sender's"
+    echo "thread) on the same machine;"
     echo "100-byte \`data\` bodies, durable, unsettled transfers with at most 1,024 outstanding"
     echo "(Ferry's sender link credit, 256, limits it further), the receiver accepting each delivery"
     echo "with a credit window of 1,000. Ferry: \`$ferry_version\`, \`--flush async\`, sender to topic"
     echo "\`b<n>\` (8 queues), receiver from \`b<n>/subscriptions/bench\` (a clustering group)."
     echo "RabbitMQ: its own node on loopback, default settings, AMQP 1.0 plugin, sender and receiver"
     echo "on \`/queue/b<n>\` (a classic queue). The fixed-rate case paces sends in 1 ms ticks and is the"
-    echo "median (by p99.9) of 3 runs; the others are one run each.${rabbit_note:+ $rabbit_note}"
+    echo "median (by p99.9) of $rounds runs; the others are one run each. \"steal\" is the share of the"
+    echo "machine's CPU time the hypervisor gave to other guests during the run (/proc/stat): on a VM"
+    echo "it is what moves the tail.${rabbit_note:+ $rabbit_note}"
     echo
     cat "$table"
+    echo
+    cat "$rounds_list"
     echo "$end"
 } >"$section"
 cat "$table"
+cat "$rounds_list"
 
 if ! grep -q "$begin" "$doc"; then
     printf '\n## AMQP 1.0\n\n%s\n%s\n' \

@@ -4,7 +4,11 @@
 # starts mosquitto 2.0.11 (defaults, without queue limits, with TCP_NODELAY) and ferryd on free
 # ports, one at a time, drives each with the same ferry-mqtt-bench cases, prints a Markdown
 # table and rewrites the mqtt-bench section of docs/benchmarks.md.
+# The fixed-rate latency cases run last, with the three brokers up at once and taking turns, run
+# by run, so that each round sees the same machine (on a VM, the hypervisor's steal moves the
+# tail from one minute to the next); every round's p99.9 and steal go into the section.
 #   scripts/bench-mqtt.sh BUILD_DIR     (BENCH_SCALE=1 multiplies the message counts;
+#                                        BENCH_LAT_ROUNDS=5 latency rounds;
 #                                        MOSQUITTO=/usr/sbin/mosquitto)
 set -euo pipefail
 
@@ -19,6 +23,7 @@ bench=$build/tools/ferry-mqtt-bench
 mosquitto=${MOSQUITTO:-/usr/sbin/mosquitto}
 doc=$root/docs/benchmarks.md
 scale=${BENCH_SCALE:-1}
+rounds=${BENCH_LAT_ROUNDS:-5}
 begin='<!-- mqtt-bench:begin -->'
 end='<!-- mqtt-bench:end -->'
 for b in "$ferryd" "$bench" "$mosquitto"; do
@@ -39,8 +44,13 @@ fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d)
 pid=
+declare -A bpid bport # the brokers up together for the latency rounds
 cleanup() {
     if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    for b in "${!bpid[@]}"; do
+        kill "${bpid[$b]}" 2>/dev/null || true
+        wait "${bpid[$b]}" 2>/dev/null || true
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -161,9 +171,9 @@ cases() {
             run "$b" qos1slow 1 --qos-pub 1 --qos-sub 1 --count $((200000 * scale)) --window 500 \
                 --pause-ms 2000 --drain-ms 5000 pubsub
             ;;
-        lat0) run "$b" lat0 3 --rate 10000 --count $((100000 * scale)) pubsub ;;
+        lat0) run "$b" lat0 1 --rate 10000 --count $((100000 * scale)) pubsub ;;
         lat1)
-            run "$b" lat1 3 --rate 10000 --count $((100000 * scale)) --qos-pub 1 --qos-sub 1 pubsub
+            run "$b" lat1 1 --rate 10000 --count $((100000 * scale)) --qos-pub 1 --qos-sub 1 pubsub
             ;;
         idle) run "$b" idle 1 --clients "$idle_clients" --procs 4 --timeout 180 idle ;;
         esac
@@ -172,7 +182,7 @@ cases() {
 
 # Idle clients on a freshly started broker, so that RSS grows from the start-up figure.
 start_mosquitto mosq
-cases mosq fanin fanout qos1 qos1slow lat0 lat1
+cases mosq fanin fanout qos1 qos1slow
 stop
 start_mosquitto mosq-idle
 cases mosq idle
@@ -181,14 +191,55 @@ start_mosquitto nolimits "max_queued_messages 0" "max_inflight_messages 0"
 cases nolimits qos1 qos1slow
 stop
 start_mosquitto nodelay "set_tcp_nodelay true"
-cases nodelay fanin fanout lat0 lat1
+cases nodelay fanin fanout
 stop
 start_ferry ferry
-cases ferry fanin fanout qos1 qos1slow lat0 lat1
+cases ferry fanin fanout qos1 qos1slow
 [[ -z $pid ]] || stop
 start_ferry ferry-idle
 cases ferry idle
 [[ -z $pid ]] || stop
+
+# Latency: mosquitto (defaults and TCP_NODELAY) and ferryd up together, one run each in turn.
+# keep BROKER: the broker just started joins the rounds.
+keep() {
+    bpid[$1]=$pid
+    bport[$1]=$port
+    pid=
+}
+start_mosquitto mosq-lat
+keep mosq
+start_mosquitto nodelay-lat "set_tcp_nodelay true"
+keep nodelay
+start_ferry ferry-lat
+keep ferry
+mkdir -p "$tmp/rounds"
+for r in $(seq 1 "$rounds"); do
+    for c in lat0 lat1; do
+        for b in mosq nodelay ferry; do
+            [[ -n ${bpid[$b]:-} ]] || continue
+            pid=${bpid[$b]} port=${bport[$b]}
+            cases "$b" "$c"
+            [[ -n $pid ]] || unset "bpid[$b]" # it died: no more rounds for it
+            [[ -f $tmp/res/$b.$c ]] && mv "$tmp/res/$b.$c" "$tmp/rounds/$b.$c.$r"
+        done
+    done
+done
+pid=
+for b in "${!bpid[@]}"; do
+    kill "${bpid[$b]}" 2>/dev/null || true
+    wait "${bpid[$b]}" 2>/dev/null || true
+done
+bpid=()
+# The run with the median p99.9 of each broker's rounds is its result.
+for b in mosq nodelay ferry; do
+    for c in lat0 lat1; do
+        ls "$tmp/rounds/$b.$c".* >/dev/null 2>&1 || continue
+        n=$(cat "$tmp/rounds/$b.$c".* | wc -l)
+        for f in "$tmp/rounds/$b.$c".*; do printf '%s %s\n' "$(field "$(cat "$f")" p999)" "$(cat "$f")"; done |
+            sort -n | sed -n "$(((n + 1) / 2))p" | cut -d' ' -f2- >"$tmp/res/$b.$c"
+    done
+done
 
 # get BROKER CASE KEY: a number from a kept result, or empty.
 get() {
@@ -305,6 +356,28 @@ row() {
     row "$idle_clients idle clients, each subscribed to \`dev/<i>/cmd\` (QoS 1)" "broker RSS per client (bytes)" rss_of idle "$(rss_target)"
 } >"$table"
 
+# The latency rounds, each cell "p99.9 µs (steal %)".
+rounds_table=$tmp/rounds_table
+{
+    echo "| round | case | mosquitto defaults | mosquitto, TCP_NODELAY | Ferry |"
+    echo "| ---: | --- | ---: | ---: | ---: |"
+    for r in $(seq 1 "$rounds"); do
+        for c in lat0 lat1; do
+            cells=()
+            for b in mosq nodelay ferry; do
+                f=$tmp/rounds/$b.$c.$r
+                if [[ -f $f ]]; then
+                    cells+=("$(field "$(cat "$f")" p999) ($(field "$(cat "$f")" steal_pct) %)")
+                else
+                    cells+=("—")
+                fi
+            done
+            printf '| %s | %s | %s | %s | %s |\n' "$r" "$([[ $c == lat0 ]] && echo "QoS 0" || echo "QoS 1")" \
+                "${cells[@]}"
+        done
+    done
+} >"$rounds_table"
+
 cpu_name=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 section=$tmp/section
 {
@@ -315,12 +388,22 @@ section=$tmp/section
     echo "\`max_inflight_messages 0\`, \"TCP_NODELAY\" is \`set_tcp_nodelay true\` (\"—\": case not run)."
     echo "Ferry: \`flush async\`, defaults otherwise. Load average (1/5/15 min) before the run"
     echo "$load_before, after it $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "Fixed-rate rows are the median (by p99.9) of 3 runs of 10 s; the others one run each."
+    echo "The fixed-rate rows ran last, with mosquitto (both settings) and ferryd up together and"
+    echo "taking turns run by run for $rounds rounds of 10 s each, so that every round saw the same"
+    echo "machine; each row is the broker's median round by p99.9. The other rows are one run each."
     echo
     cat "$table"
+    echo
+    echo "Every latency round, p99.9 in µs, with the share of the machine's CPU time the hypervisor"
+    echo "stole during the run (\`steal_pct\` of ferry-mqtt-bench, from /proc/stat): on a VM, steal"
+    echo "is what moves the tail, for every broker alike."
+    echo
+    cat "$rounds_table"
     echo "$end"
 } >"$section"
 cat "$table"
+echo
+cat "$rounds_table"
 
 if ! grep -q "$begin" "$doc"; then
     printf '\n## MQTT, side by side with mosquitto\n\n%s\n%s\n' \

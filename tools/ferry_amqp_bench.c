@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ferry-amqp-bench: an AMQP 1.0 load generator on qpid-proton's proactor, for any AMQP 1.0
  * broker. `produce` sends unsettled transfers (a window of outstanding ones) and counts them
- * settled `accepted`; `e2e` adds a receiver process with link credit and reports throughput and
+ * settled `accepted`; `e2e` adds a receiver (a second process, or with --one-process a second
+ * connection on the sender's proactor) with link credit and reports throughput and
  * send-to-receive latency percentiles, at full speed or at a fixed rate. With --broker-pid it
- * also reports the broker's CPU seconds per million messages. */
+ * also reports the broker's CPU seconds per million messages; every run reports the machine's
+ * steal. */
+#include "tools/bench_util.h"
+
 #include <proton/condition.h>
 #include <proton/connection.h>
 #include <proton/delivery.h>
@@ -43,6 +47,7 @@ typedef struct opts {
     uint64_t rate;     /* messages per second; 0 = as fast as possible */
     int broker_pid;
     bool json;
+    bool one_process; /* e2e: sender and receiver on one proactor in one thread */
 } opts;
 
 typedef struct bench {
@@ -51,7 +56,9 @@ typedef struct bench {
     pn_connection_t *conn;
     pn_link_t *link;
     bool sender;
-    int ready_fd; /* receiver: written once the link is attached and has credit out */
+    int ready_fd;        /* receiver: written once the link is attached and has credit out */
+    struct bench *start; /* receiver, one process: the sender it starts once attached */
+    bench_mark mark;     /* sender: the broker's CPU and the machine's steal at its start */
     /* sender */
     char *enc; /* the encoded message; its body (the last o->size bytes) carries the time */
     size_t enc_len;
@@ -67,41 +74,6 @@ typedef struct bench {
     bool finished;
     int failed;
 } bench;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Broker CPU time (user + system) in seconds, from /proc; -1 if unknown. */
-static double broker_cpu_s(int pid)
-{
-    char path[64], buf[1024];
-    unsigned long utime = 0, stime = 0;
-    FILE *f;
-    char *p;
-    if (pid <= 0) {
-        return -1;
-    }
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    f = fopen(path, "r");
-    if (!f) {
-        return -1;
-    }
-    if (!fgets(buf, sizeof(buf), f)) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    p = strrchr(buf, ')');
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
-        return -1;
-    }
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
 
 /* Encodes one message with a data body of o->size bytes; the body is the end of the encoding
  * (no footer), so each send patches the time in place instead of encoding again. */
@@ -144,7 +116,7 @@ static void send_some(bench *b)
     size_t blen = o->size < 16 ? 16 : o->size;
     while (b->sent < o->count && pn_link_credit(b->link) > 0 &&
            b->sent - b->accepted - b->rejected < o->inflight) {
-        uint64_t t = now_ns(), tag = b->sent;
+        uint64_t t = bench_now_ns(), tag = b->sent;
         pn_delivery_t *d;
         if (!due(b, t)) {
             break;
@@ -176,7 +148,7 @@ static void on_sender_delivery(bench *b, pn_delivery_t *d)
         b->rejected++;
     }
     pn_delivery_settle(d);
-    b->last_progress = now_ns();
+    b->last_progress = bench_now_ns();
     if (b->accepted + b->rejected == b->o->count) {
         b->finished = true;
         pn_connection_close(b->conn);
@@ -202,7 +174,7 @@ static void on_receiver_delivery(bench *b, pn_delivery_t *d)
     }
     n = pn_link_recv(b->link, b->rbuf, pending);
     pn_link_advance(b->link);
-    now = now_ns();
+    now = bench_now_ns();
     b->lat[b->received] = 0;
     if (n >= (ssize_t)blen) {
         /* the body is the end of the message when no footer follows; else decode it */
@@ -244,6 +216,8 @@ static void on_receiver_delivery(bench *b, pn_delivery_t *d)
     }
 }
 
+static void connect_side(bench *b, pn_proactor_t *p);
+
 static void on_event(bench *b, pn_event_t *e)
 {
     switch (pn_event_type(e)) {
@@ -283,6 +257,10 @@ static void on_event(bench *b, pn_event_t *e)
             close(b->ready_fd);
             b->ready_fd = -1;
         }
+        if (!b->sender && b->start) {
+            connect_side(b->start, b->p);
+            b->start = NULL;
+        }
         break;
     case PN_LINK_REMOTE_CLOSE:
     case PN_LINK_REMOTE_DETACH: {
@@ -302,7 +280,7 @@ static void on_event(bench *b, pn_event_t *e)
     case PN_LINK_FLOW:
         if (b->sender) {
             if (b->t0 == 0) {
-                b->t0 = now_ns();
+                b->t0 = bench_now_ns();
             }
             send_some(b);
         }
@@ -313,23 +291,6 @@ static void on_event(bench *b, pn_event_t *e)
         } else {
             on_receiver_delivery(b, pn_event_delivery(e));
         }
-        break;
-    case PN_PROACTOR_TIMEOUT:
-        if (now_ns() - b->last_progress > (uint64_t)STALL_MS * 1000000u && !b->finished) {
-            fprintf(stderr,
-                    "ferry-amqp-bench: no progress for %d s (%s: %llu sent, %llu settled, "
-                    "%llu received)\n",
-                    STALL_MS / 1000, b->sender ? "sender" : "receiver", (unsigned long long)b->sent,
-                    (unsigned long long)(b->accepted + b->rejected),
-                    (unsigned long long)b->received);
-            b->failed = 1;
-            pn_connection_close(b->conn);
-            break;
-        }
-        if (b->sender && b->o->rate && b->t0) {
-            pn_connection_wake(b->conn); /* the next tick's messages, in the connection's batch */
-        }
-        pn_proactor_set_timeout(b->p, b->sender && b->o->rate ? 1 : 1000);
         break;
     case PN_TRANSPORT_CLOSED: {
         pn_condition_t *c = pn_transport_condition(pn_event_transport(e));
@@ -349,14 +310,12 @@ static void on_event(bench *b, pn_event_t *e)
     }
 }
 
-/* Runs one side until it finished or failed. */
-static int run(bench *b)
+static void connect_side(bench *b, pn_proactor_t *p)
 {
     const opts *o = b->o;
-    pn_transport_t *t;
-    b->p = pn_proactor();
+    pn_transport_t *t = pn_transport();
+    b->p = p;
     b->conn = pn_connection();
-    t = pn_transport();
     if (o->user) {
         pn_connection_set_user(b->conn, o->user);
         pn_connection_set_password(b->conn, o->password ? o->password : "");
@@ -364,26 +323,94 @@ static int run(bench *b)
     } else {
         pn_sasl_allowed_mechs(pn_sasl(t), "ANONYMOUS");
     }
-    b->last_progress = now_ns();
-    pn_proactor_connect2(b->p, b->conn, t, o->broker);
-    pn_proactor_set_timeout(b->p, b->sender && o->rate ? 1 : 1000);
-    for (bool done = false; !done;) {
-        pn_event_batch_t *batch = pn_proactor_wait(b->p);
+    b->last_progress = bench_now_ns();
+    if (b->sender) {
+        b->mark = bench_mark_now(o->broker_pid);
+    }
+    pn_proactor_connect2(p, b->conn, t, o->broker);
+}
+
+/* Once a millisecond while pacing (else once a second): a side without progress for STALL_MS
+ * failed; a paced sender sends the next tick's messages. */
+static void on_timeout(bench *b)
+{
+    if (!b->conn || b->finished || b->failed) {
+        return;
+    }
+    if (bench_now_ns() - b->last_progress > (uint64_t)STALL_MS * 1000000u) {
+        fprintf(stderr,
+                "ferry-amqp-bench: no progress for %d s (%s: %llu sent, %llu settled, "
+                "%llu received)\n",
+                STALL_MS / 1000, b->sender ? "sender" : "receiver", (unsigned long long)b->sent,
+                (unsigned long long)(b->accepted + b->rejected), (unsigned long long)b->received);
+        b->failed = 1;
+        pn_connection_close(b->conn);
+        return;
+    }
+    if (b->sender && b->o->rate && b->t0) {
+        pn_connection_wake(b->conn); /* the next tick's messages, in the connection's batch */
+    }
+}
+
+/* Runs the sides on one proactor until every connection is closed: the first is connected
+ * now, the other (one process e2e: the sender) by the first once its link is attached. */
+static int run(bench *sides, int n)
+{
+    pn_proactor_t *p = pn_proactor();
+    int closed = 0, failed = 0;
+    bool paced = false;
+    for (int i = 0; i < n; i++) {
+        paced = paced || (sides[i].sender && sides[i].o->rate);
+    }
+    connect_side(&sides[0], p);
+    pn_proactor_set_timeout(p, paced ? 1 : 1000);
+    while (closed < n) {
+        pn_event_batch_t *batch = pn_proactor_wait(p);
         pn_event_t *e;
         while ((e = pn_event_batch_next(batch)) != NULL) {
-            if (pn_event_type(e) == PN_PROACTOR_INACTIVE) {
-                done = true;
-            } else if (pn_event_type(e) == PN_TRANSPORT_CLOSED) {
+            pn_connection_t *c = pn_event_connection(e);
+            bench *b = &sides[0];
+            for (int i = 1; i < n; i++) {
+                b = c && c == sides[i].conn ? &sides[i] : b;
+            }
+            switch (pn_event_type(e)) {
+            case PN_PROACTOR_INACTIVE:
+                closed = n;
+                break;
+            case PN_PROACTOR_TIMEOUT:
+                for (int i = 0; i < n; i++) {
+                    on_timeout(&sides[i]);
+                }
+                pn_proactor_set_timeout(p, paced ? 1 : 1000);
+                break;
+            case PN_TRANSPORT_CLOSED:
                 on_event(b, e);
-                done = true;
-            } else {
+                closed++;
+                if (b->failed || !b->finished) {
+                    /* one side is gone for good: the other cannot finish */
+                    for (int i = 0; i < n; i++) {
+                        if (sides[i].conn && &sides[i] != b && !sides[i].finished) {
+                            sides[i].failed = 1;
+                            pn_connection_close(sides[i].conn);
+                        }
+                    }
+                    if (n > 1 && !sides[1].conn) {
+                        closed = n; /* the sender never started */
+                    }
+                }
+                break;
+            default:
                 on_event(b, e);
+                break;
             }
         }
-        pn_proactor_done(b->p, batch);
+        pn_proactor_done(p, batch);
     }
-    pn_proactor_free(b->p);
-    return b->failed || (b->sender && b->rejected) ? 1 : 0;
+    pn_proactor_free(p);
+    for (int i = 0; i < n; i++) {
+        failed = failed || sides[i].failed || (sides[i].sender && sides[i].rejected);
+    }
+    return failed ? 1 : 0;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -392,25 +419,29 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The receiving side of e2e, in a child process: reports "received seconds p50 p99 p999 max"
- * (latencies in microseconds) on result_fd. */
+/* The receiver's result, "received seconds p50 p99 p999 max" (latencies in µs). */
+static void receiver_line(bench *b, char *line, size_t size)
+{
+    uint64_t n = b->received;
+    qsort(b->lat, n, sizeof(*b->lat), cmp_u64);
+    snprintf(line, size, "%llu %.6f %.1f %.1f %.1f %.1f\n", (unsigned long long)n,
+             (double)(b->tr_last - b->tr0) / 1e9, (double)b->lat[n / 2] / 1e3,
+             (double)b->lat[(size_t)((double)n * 0.99)] / 1e3,
+             (double)b->lat[(size_t)((double)n * 0.999)] / 1e3, (double)b->lat[n - 1] / 1e3);
+}
+
+/* The receiving side of e2e, in a child process: writes its result line on result_fd. */
 static void receive_child(const opts *o, int ready_fd, int result_fd)
 {
     bench b = {0};
     char line[256];
-    uint64_t n;
     b.o = o;
     b.ready_fd = ready_fd;
     b.lat = malloc(o->count * sizeof(*b.lat));
-    if (run(&b) != 0 || b.received != o->count) {
+    if (run(&b, 1) != 0 || b.received != o->count) {
         exit(1);
     }
-    n = b.received;
-    qsort(b.lat, n, sizeof(*b.lat), cmp_u64);
-    snprintf(line, sizeof(line), "%llu %.6f %.1f %.1f %.1f %.1f\n", (unsigned long long)n,
-             (double)(b.tr_last - b.tr0) / 1e9, (double)b.lat[n / 2] / 1e3,
-             (double)b.lat[(size_t)((double)n * 0.99)] / 1e3,
-             (double)b.lat[(size_t)((double)n * 0.999)] / 1e3, (double)b.lat[n - 1] / 1e3);
+    receiver_line(&b, line, sizeof(line));
     if (write(result_fd, line, strlen(line)) < 0) {
         exit(1);
     }
@@ -419,24 +450,38 @@ static void receive_child(const opts *o, int ready_fd, int result_fd)
     exit(0);
 }
 
-static void report(const opts *o, const char *mode, double secs, double cpu0, double cpu1,
-                   const char *extra_json, const char *extra_text)
+/* e2e in one process: the receiver, then the sender on the same proactor and thread. */
+static int e2e_one_process(const opts *o, bench *snd, bench_result *r)
 {
-    double rate = (double)o->count / secs;
-    double cpu_per_m = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) * 1e6 / (double)o->count : -1;
-    if (o->json) {
-        printf("{\"mode\":\"%s\",\"count\":%llu,\"size\":%zu,\"inflight\":%u,\"rate\":%llu,"
-               "\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"broker_cpu_s_per_million\":%.2f%s}\n",
-               mode, (unsigned long long)o->count, o->size, o->inflight,
-               (unsigned long long)o->rate, secs, rate, cpu_per_m, extra_json);
+    bench sides[2] = {{0}};
+    char line[256];
+    int rc;
+    sides[0].o = o;
+    sides[0].ready_fd = -1;
+    sides[0].lat = malloc(o->count * sizeof(*sides[0].lat));
+    sides[1] = *snd;
+    sides[0].start = &sides[1];
+    rc = run(sides, 2);
+    *snd = sides[1];
+    if (rc != 0 || sides[0].received != o->count) {
+        fprintf(stderr, "ferry-amqp-bench: %s failed (%llu received)\n",
+                sides[1].failed || sides[1].rejected ? "the sender" : "the receiver",
+                (unsigned long long)sides[0].received);
+        rc = 1;
     } else {
-        printf("%s: %llu messages of %zu bytes in %.2f s = %.0f msg/s", mode,
-               (unsigned long long)o->count, o->size, secs, rate);
-        if (cpu_per_m >= 0) {
-            printf(", broker CPU %.2f s per million", cpu_per_m);
-        }
-        printf("%s\n", extra_text);
+        receiver_line(&sides[0], line, sizeof(line));
+        rc = bench_parse_receiver(line, r) ? 0 : 1;
     }
+    free(sides[0].lat);
+    free(sides[0].rbuf);
+    return rc;
+}
+
+static bench_result result_of(const opts *o, const char *mode)
+{
+    bench_result r = {
+        .mode = mode, .count = o->count, .rate = o->rate, .size = o->size, .inflight = o->inflight};
+    return r;
 }
 
 static void usage(FILE *f)
@@ -453,6 +498,9 @@ static void usage(FILE *f)
                "  --credit N           e2e: the receiver's link credit window (default 1000)\n"
                "  --rate N             messages per second (default: as fast as possible)\n"
                "  --broker-pid PID     report the broker's CPU seconds per million messages\n"
+               "  --one-process        e2e: the receiver in the sender's thread, not a second\n"
+               "                       process (on 2 CPUs, two generator processes and the\n"
+               "                       broker compete for them: a tail that is the generator's)\n"
                "  --json               one JSON object per run\n");
 }
 
@@ -471,13 +519,14 @@ int main(int argc, char **argv)
         {"rate", required_argument, NULL, 'r'},
         {"broker-pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
+        {"one-process", no_argument, NULL, '1'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    opts o = {"127.0.0.1:5672", "bench", NULL, NULL, NULL, 100, 1000000, 1024, 1000, 0, 0, false};
+    opts o = {
+        "127.0.0.1:5672", "bench", NULL, NULL, NULL, 100, 1000000, 1024, 1000, 0, 0, false, false};
     char source[300];
     bench b = {0};
-    double cpu0;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (ch) {
@@ -517,6 +566,9 @@ int main(int argc, char **argv)
         case 'j':
             o.json = true;
             break;
+        case '1':
+            o.one_process = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -540,26 +592,32 @@ int main(int argc, char **argv)
     encode_message(&b);
 
     if (strcmp(argv[optind], "produce") == 0) {
-        double secs;
-        cpu0 = broker_cpu_s(o.broker_pid);
-        if (run(&b) != 0 || b.accepted != o.count) {
+        bench_result r = result_of(&o, "produce");
+        if (run(&b, 1) != 0 || b.accepted != o.count) {
             fprintf(stderr, "ferry-amqp-bench: %llu of %llu accepted\n",
                     (unsigned long long)b.accepted, (unsigned long long)o.count);
             return 1;
         }
-        secs = (double)(now_ns() - b.t0) / 1e9;
-        report(&o, "produce", secs, cpu0, broker_cpu_s(o.broker_pid), "", "");
+        r.secs = (double)(bench_now_ns() - b.t0) / 1e9;
+        bench_report(&r, b.mark, o.json);
         free(b.enc);
         return 0;
     }
     if (strcmp(argv[optind], "e2e") == 0) {
         int ready[2], result[2], status;
-        char buf[256] = "", extra_json[256], extra_text[256];
-        unsigned long long n = 0;
-        double csecs = 0, p50 = 0, p99 = 0, p999 = 0, pmax = 0;
+        char buf[256] = "";
+        bench_result r = result_of(&o, "e2e");
         ssize_t got, total = 0;
         pid_t pid;
         int rc;
+        if (o.one_process) {
+            rc = e2e_one_process(&o, &b, &r);
+            if (rc == 0) {
+                bench_report(&r, b.mark, o.json);
+            }
+            free(b.enc);
+            return rc;
+        }
         if (pipe(ready) != 0 || pipe(result) != 0) {
             perror("pipe");
             return 1;
@@ -578,8 +636,7 @@ int main(int argc, char **argv)
             waitpid(pid, NULL, 0);
             return 1;
         }
-        cpu0 = broker_cpu_s(o.broker_pid);
-        rc = run(&b);
+        rc = run(&b, 1);
         if (rc != 0) {
             kill(pid, SIGKILL);
         }
@@ -589,17 +646,11 @@ int main(int argc, char **argv)
         waitpid(pid, &status, 0);
         buf[total] = '\0';
         if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-            sscanf(buf, "%llu %lf %lf %lf %lf %lf", &n, &csecs, &p50, &p99, &p999, &pmax) != 6) {
+            !bench_parse_receiver(buf, &r)) {
             fprintf(stderr, "ferry-amqp-bench: the %s failed\n", rc ? "sender" : "receiver");
             return 1;
         }
-        snprintf(extra_json, sizeof(extra_json),
-                 ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}", p50, p99,
-                 p999, pmax);
-        snprintf(extra_text, sizeof(extra_text),
-                 ", latency p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us", p50, p99, p999,
-                 pmax);
-        report(&o, "e2e", csecs, cpu0, broker_cpu_s(o.broker_pid), extra_json, extra_text);
+        bench_report(&r, b.mark, o.json);
         free(b.enc);
         return 0;
     }

@@ -3,6 +3,8 @@
  * `e2e` adds a consumer process (a clustering group) and reports throughput and end-to-end
  * latency percentiles, at full speed or at a fixed rate. With --broker-pid it also reports the
  * broker's CPU seconds per million messages. */
+#include "tools/bench_util.h"
+
 #include "ferry/client.h"
 #include "ferry/errors.h"
 #include "ferry/message.h"
@@ -37,41 +39,6 @@ static uint64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Broker CPU time (user + system) in seconds, from /proc; -1 if unknown. */
-static double broker_cpu_s(int pid)
-{
-    char path[64], buf[1024];
-    unsigned long utime = 0, stime = 0;
-    FILE *f;
-    char *p;
-    if (pid <= 0) {
-        return -1;
-    }
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    f = fopen(path, "r");
-    if (!f) {
-        return -1;
-    }
-    if (!fgets(buf, sizeof(buf), f)) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
-        return -1;
-    }
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static fy_client *connect_or_die(const opts *o, uint32_t max_inflight)
@@ -125,7 +92,7 @@ static double produce(const opts *o, fy_client *c)
         fy_message_set_property(m, "amount", "150");
     }
     prod_state ps = {0};
-    uint64_t t0 = now_ns(), gap = o->rate ? 1000000000u / o->rate : 0;
+    uint64_t t0 = bench_now_ns(), gap = o->rate ? 1000000000u / o->rate : 0;
     for (uint64_t i = 0; i < o->count; i++) {
         uint64_t t;
         if (gap) {
@@ -134,14 +101,14 @@ static double produce(const opts *o, fy_client *c)
              * and leaves the CPU to the broker. Latency is still measured per message from the
              * moment it is sent. Completions are read on the way. */
             uint64_t due = t0 + (i * gap) / 1000000u * 1000000u;
-            t = now_ns();
+            t = bench_now_ns();
             if (t < due) {
                 struct timespec ts = {0, (long)(due - t)};
                 fy_client_poll(c, 0);
                 nanosleep(&ts, NULL);
             }
         }
-        t = now_ns();
+        t = bench_now_ns();
         memcpy(body, &t, 8);
         if (o->max_delay_ms) {
             /* Due at a random time within max_delay_ms; the body carries the due time. */
@@ -159,7 +126,7 @@ static double produce(const opts *o, fy_client *c)
         fprintf(stderr, "ferry-bench: flush: %s\n", fy_client_last_error(c));
         exit(1);
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     if (ps.failed) {
         fprintf(stderr, "ferry-bench: %llu sends failed (first: %s)\n",
                 (unsigned long long)ps.failed, fy_strerror(ps.first_error));
@@ -212,7 +179,7 @@ static void consume_child(const opts *o, const char *group, int ready_fd, int re
                     fy_client_last_error(c), (unsigned long long)n);
             exit(1);
         }
-        now = now_ns();
+        now = bench_now_ns();
         body = fy_message_body(m, &len);
         if (o->max_delay_ms && len >= 16) {
             /* Delayed: how late after its due time (ms resolution, in ns units). */
@@ -257,24 +224,11 @@ static void ensure_topic(const opts *o, fy_client *c)
     }
 }
 
-static void report(const opts *o, const char *mode, double secs, double cpu0, double cpu1,
-                   const char *extra_json, const char *extra_text)
+static bench_result result_of(const opts *o, const char *mode)
 {
-    double rate = (double)o->count / secs;
-    double cpu_per_m = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) * 1e6 / (double)o->count : -1;
-    if (o->json) {
-        printf("{\"mode\":\"%s\",\"count\":%llu,\"size\":%zu,\"inflight\":%u,\"rate\":%llu,"
-               "\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"broker_cpu_s_per_million\":%.2f%s}\n",
-               mode, (unsigned long long)o->count, o->size, o->inflight,
-               (unsigned long long)o->rate, secs, rate, cpu_per_m, extra_json);
-    } else {
-        printf("%s: %llu messages of %zu bytes in %.2f s = %.0f msg/s", mode,
-               (unsigned long long)o->count, o->size, secs, rate);
-        if (cpu_per_m >= 0) {
-            printf(", broker CPU %.2f s per million", cpu_per_m);
-        }
-        printf("%s\n", extra_text);
-    }
+    bench_result r = {
+        .mode = mode, .count = o->count, .rate = o->rate, .size = o->size, .inflight = o->inflight};
+    return r;
 }
 
 static void usage(FILE *f)
@@ -371,19 +325,20 @@ int main(int argc, char **argv)
 
     if (strcmp(argv[optind], "produce") == 0) {
         fy_client *c = connect_or_die(&o, o.inflight);
-        double cpu0, secs;
+        bench_result r = result_of(&o, "produce");
+        bench_mark m;
         ensure_topic(&o, c);
-        cpu0 = broker_cpu_s(o.broker_pid);
-        secs = produce(&o, c);
-        report(&o, "produce", secs, cpu0, broker_cpu_s(o.broker_pid), "", "");
+        m = bench_mark_now(o.broker_pid);
+        r.secs = produce(&o, c);
+        bench_report(&r, m, o.json);
         fy_client_free(c);
         return 0;
     }
     if (strcmp(argv[optind], "e2e") == 0) {
         int ready[2], result[2], status;
-        char group[64], buf[256] = "", extra_json[256], extra_text[256];
-        unsigned long long n = 0;
-        double csecs = 0, p50 = 0, p99 = 0, p999 = 0, pmax = 0, cpu0, secs;
+        char group[64], buf[256] = "";
+        bench_result r = result_of(&o, "e2e");
+        bench_mark m;
         ssize_t got, total = 0;
         fy_client *c = connect_or_die(&o, o.inflight);
         pid_t pid;
@@ -407,26 +362,18 @@ int main(int argc, char **argv)
             waitpid(pid, NULL, 0);
             return 1;
         }
-        cpu0 = broker_cpu_s(o.broker_pid);
+        m = bench_mark_now(o.broker_pid);
         produce(&o, c);
         while ((got = read(result[0], buf + total, sizeof(buf) - 1 - (size_t)total)) > 0) {
             total += got;
         }
         waitpid(pid, &status, 0);
         buf[total] = '\0';
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-            sscanf(buf, "%llu %lf %lf %lf %lf %lf", &n, &csecs, &p50, &p99, &p999, &pmax) != 6) {
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !bench_parse_receiver(buf, &r)) {
             fprintf(stderr, "ferry-bench: the consumer failed\n");
             return 1;
         }
-        secs = csecs;
-        snprintf(extra_json, sizeof(extra_json),
-                 ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}", p50, p99,
-                 p999, pmax);
-        snprintf(extra_text, sizeof(extra_text),
-                 ", latency p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us", p50, p99, p999,
-                 pmax);
-        report(&o, "e2e", secs, cpu0, broker_cpu_s(o.broker_pid), extra_json, extra_text);
+        bench_report(&r, m, o.json);
         fy_client_free(c);
         return 0;
     }

@@ -6,6 +6,8 @@
  * clients in a few processes and reports the broker's RSS per client. `connect` opens and closes
  * connections one after another in a few processes (TLS handshakes per second with --cafile).
  * --cafile (and --cert/--key) run every mode over TLS (mosquitto_tls_set). */
+#include "tools/bench_util.h"
+
 #include <mosquitto.h>
 #include <openssl/ssl.h>
 
@@ -54,41 +56,6 @@ typedef struct opts {
 
 /* TLS for every client (--cafile, --cert, --key); NULL = plain TCP. */
 static const char *tls_cafile, *tls_certfile, *tls_keyfile;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Broker CPU time (user + system) in seconds, from /proc/PID/stat; -1 if unknown. */
-static double broker_cpu_s(int pid)
-{
-    char path[64], buf[1024];
-    unsigned long utime = 0, stime = 0;
-    FILE *f;
-    char *p;
-    if (pid <= 0) {
-        return -1;
-    }
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    f = fopen(path, "r");
-    if (!f) {
-        return -1;
-    }
-    if (!fgets(buf, sizeof(buf), f)) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
-        return -1;
-    }
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
 
 /* Broker resident set size in KiB (VmRSS from /proc/PID/status); -1 if unknown. */
 static long broker_rss_kib(int pid)
@@ -271,7 +238,7 @@ static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_me
     bclient *c = arg;
     bench *b = c->b;
     uint32_t magic, pub;
-    uint64_t seq, sent_ns, t = now_ns();
+    uint64_t seq, sent_ns, t = bench_now_ns();
     if (msg->payloadlen < HDR_SIZE) {
         c->bad++;
         return;
@@ -408,6 +375,7 @@ static int run_pubsub(const opts *o)
     uint64_t gap = 0, deadline, stalls = 0, expected = 0, lost = 0, dups = 0, bad = 0, acked = 0;
     uint64_t unacked = 0, last_misc;
     double cpu0, cpu1, gen0;
+    bench_cpu_ticks ticks0, ticks1;
     bool timed_out = false, paused;
     int rc = 0;
 
@@ -445,7 +413,7 @@ static int run_pubsub(const opts *o)
     }
 
     /* Subscribers first, so nothing published is missed. */
-    deadline = now_ns() + 30 * 1000000000ull;
+    deadline = bench_now_ns() + 30 * 1000000000ull;
     for (int i = b.ncl - 1; i >= 0; i--) {
         connect_or_die(ms[i], o);
     }
@@ -457,23 +425,24 @@ static int run_pubsub(const opts *o)
         if (ready == b.ncl) {
             break;
         }
-        if (b.failed || now_ns() > deadline) {
+        if (b.failed || bench_now_ns() > deadline) {
             fprintf(stderr, "ferry-mqtt-bench: only %d of %d clients ready\n", ready, b.ncl);
             return 3;
         }
         service(ms, pfd, b.ncl, 10000000);
     }
 
-    cpu0 = broker_cpu_s(o->broker_pid);
+    cpu0 = bench_broker_cpu_s(o->broker_pid);
+    ticks0 = bench_cpu_ticks_now();
     gen0 = self_cpu_s();
-    t_start = now_ns();
+    t_start = bench_now_ns();
     t_last_progress = last_misc = t_start;
     deadline = t_start + (uint64_t)o->timeout_s * 1000000000ull;
     if (o->rate) {
         gap = 1000000000ull * (uint64_t)o->pubs / o->rate;
     }
     for (;;) {
-        uint64_t t = now_ns(), wait_ns = 10000000, slow = 0;
+        uint64_t t = bench_now_ns(), wait_ns = 10000000, slow = 0;
         bool all_sent = true;
         if (o->qos_pub == 0 && o->window) {
             slow = slowest_sub(&b);
@@ -511,7 +480,7 @@ static int run_pubsub(const opts *o)
                         break;
                     }
                 }
-                ts = now_ns();
+                ts = bench_now_ns();
                 memcpy(payload, &magic, 4);
                 memcpy(payload + 4, &pub, 4);
                 memcpy(payload + 8, &seq, 8);
@@ -539,12 +508,12 @@ static int run_pubsub(const opts *o)
             break;
         }
         /* While paused only the publishers (the first clients) are polled. */
-        paused = now_ns() - t_start < (uint64_t)o->pause_ms * 1000000u;
+        paused = bench_now_ns() - t_start < (uint64_t)o->pause_ms * 1000000u;
         if (!service(ms, pfd, paused ? o->pubs : b.ncl, wait_ns)) {
             rc = 1;
             break;
         }
-        t = now_ns();
+        t = bench_now_ns();
         if (b.total_recv != last_total_recv) {
             last_total_recv = b.total_recv;
             t_last_progress = t;
@@ -574,8 +543,9 @@ static int run_pubsub(const opts *o)
             break;
         }
     }
-    t_end = now_ns();
-    cpu1 = broker_cpu_s(o->broker_pid);
+    t_end = bench_now_ns();
+    cpu1 = bench_broker_cpu_s(o->broker_pid);
+    ticks1 = bench_cpu_ticks_now();
 
     /* Loss: for QoS 1 every acknowledged message a subscriber never saw; for QoS 0 every message
      * sent that it never saw. */
@@ -609,16 +579,17 @@ static int run_pubsub(const opts *o)
                ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"dups\":%" PRIu64
                ",\"bad\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"timed_out\":%s,\"seconds\":%.3f,"
                "\"pub_msgs_per_s\":%.0f,\"msgs_per_s\":%.0f,\"broker_cpu_s\":%.2f,"
-               "\"broker_cpu_s_per_million\":%.2f,\"gen_cpu_s\":%.2f,\"p50\":%.1f,"
+               "\"broker_cpu_s_per_million\":%.2f,\"gen_cpu_s\":%.2f,\"steal_pct\":%.1f,"
+               "\"p50\":%.1f,"
                "\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}\n",
                o->pubs, o->subs, o->qos_pub, o->qos_sub, o->size, o->rate, o->window, total_sent,
                acked, unacked, b.total_recv, expected, lost, dups, bad, stalls,
                timed_out ? "true" : "false", secs, pub_secs > 0 ? (double)total_sent / pub_secs : 0,
                secs > 0 ? (double)b.total_recv / secs : 0, cpu,
                cpu >= 0 && b.total_recv ? cpu * 1e6 / (double)b.total_recv : -1,
-               self_cpu_s() - gen0, lat_quantile(b.hist, b.nlat, 0.5),
-               lat_quantile(b.hist, b.nlat, 0.99), lat_quantile(b.hist, b.nlat, 0.999),
-               lat_quantile(b.hist, b.nlat, 1.0));
+               self_cpu_s() - gen0, bench_steal_pct(ticks0, ticks1),
+               lat_quantile(b.hist, b.nlat, 0.5), lat_quantile(b.hist, b.nlat, 0.99),
+               lat_quantile(b.hist, b.nlat, 0.999), lat_quantile(b.hist, b.nlat, 1.0));
     }
     for (int i = 0; i < b.ncl; i++) {
         if (!b.cl[i].dead) {
@@ -689,7 +660,8 @@ static int idle_child(const opts *o, int first, int n, int ready_fd, int go_fd)
     struct mosquitto **ms = xcalloc((size_t)n, sizeof(*ms));
     struct pollfd *pfd = xcalloc((size_t)n, sizeof(*pfd));
     idle_client *cl = xcalloc((size_t)n, sizeof(*cl));
-    uint64_t deadline = now_ns() + (uint64_t)o->timeout_s * 1000000000ull, last_misc = now_ns();
+    uint64_t deadline = bench_now_ns() + (uint64_t)o->timeout_s * 1000000000ull,
+             last_misc = bench_now_ns();
     int next = 0, subscribed = 0, lo = 0, rc = 1;
     char id[96], status = 'F';
 
@@ -718,7 +690,7 @@ static int idle_child(const opts *o, int first, int n, int ready_fd, int go_fd)
             }
             subscribed += cl[i].subscribed;
         }
-        if (now_ns() > deadline) {
+        if (bench_now_ns() > deadline) {
             fprintf(stderr, "ferry-mqtt-bench: idle: %d of %d clients subscribed\n", subscribed, n);
             goto out;
         }
@@ -739,11 +711,11 @@ static int idle_child(const opts *o, int first, int n, int ready_fd, int go_fd)
         if (poll(&g, 1, 100) > 0 && read(go_fd, &x, 1) <= 0) {
             break;
         }
-        if (now_ns() - last_misc > 1000000000ull) {
+        if (bench_now_ns() - last_misc > 1000000000ull) {
             for (int i = 0; i < n; i++) {
                 mosquitto_loop_misc(ms[i]);
             }
-            last_misc = now_ns();
+            last_misc = bench_now_ns();
         }
     }
     for (int i = 0; i < n; i++) {
@@ -765,7 +737,7 @@ static int idle_wait_ready(const int *fds, int n, uint64_t deadline)
 {
     int ready = 0, answered = 0;
     bool *got = xcalloc((size_t)n, sizeof(*got));
-    while (answered < n && now_ns() < deadline) {
+    while (answered < n && bench_now_ns() < deadline) {
         for (int i = 0; i < n; i++) {
             struct pollfd p = {.fd = fds[i], .events = POLLIN};
             char x;
@@ -788,7 +760,7 @@ static int run_idle(const opts *o)
     int *ready_fds = xcalloc((size_t)o->procs, sizeof(*ready_fds));
     int *go_fds = xcalloc((size_t)o->procs, sizeof(*go_fds));
     long rss0 = broker_rss_kib(o->broker_pid), rss1 = -1, rss2 = -1;
-    uint64_t t0 = now_ns(), t_ready = 0, deadline;
+    uint64_t t0 = bench_now_ns(), t_ready = 0, deadline;
     int ready, rc = 0;
 
     if (rss0 < 0) {
@@ -825,7 +797,7 @@ static int run_idle(const opts *o)
     }
     deadline = t0 + (uint64_t)o->timeout_s * 1000000000ull;
     ready = idle_wait_ready(ready_fds, o->procs, deadline);
-    t_ready = now_ns();
+    t_ready = bench_now_ns();
     if (ready == o->procs) {
         /* Let the broker finish what the last SUBSCRIBEs started (store writes, allocations). */
         usleep((useconds_t)o->settle_ms * 1000u);
@@ -838,11 +810,11 @@ static int run_idle(const opts *o)
         close(go_fds[k]);
     }
     /* Children exit once go_fd closes; those that do not within 10 s are killed. */
-    deadline = now_ns() + 10 * 1000000000ull;
+    deadline = bench_now_ns() + 10 * 1000000000ull;
     for (int k = 0; k < o->procs; k++) {
         int st = 0;
         while (waitpid(pids[k], &st, WNOHANG) == 0) {
-            if (now_ns() > deadline) {
+            if (bench_now_ns() > deadline) {
                 kill(pids[k], SIGKILL);
                 waitpid(pids[k], &st, 0);
                 rc = 1;
@@ -882,12 +854,12 @@ static int connect_child(const opts *o, int n, int child)
         char id[64];
         int state = 0;
         struct mosquitto *m;
-        uint64_t deadline = now_ns() + 10000000000u;
+        uint64_t deadline = bench_now_ns() + 10000000000u;
         snprintf(id, sizeof(id), "%s-%d-%d", o->id_prefix, child, i);
         m = client_new(id, &state);
         mosquitto_connect_callback_set(m, connect_on_connect);
         if (mosquitto_connect(m, o->host, o->port, 60) == MOSQ_ERR_SUCCESS) {
-            while (state == 0 && now_ns() < deadline &&
+            while (state == 0 && bench_now_ns() < deadline &&
                    mosquitto_loop(m, 100, 1) == MOSQ_ERR_SUCCESS) {
             }
             if (state == 1) {
@@ -906,8 +878,8 @@ static int run_connect(const opts *o)
     int per = o->clients / o->procs, total = 0;
     int fds[64][2];
     pid_t pids[64];
-    double cpu0 = broker_cpu_s(o->broker_pid), cpu1;
-    uint64_t t0 = now_ns(), t1;
+    double cpu0 = bench_broker_cpu_s(o->broker_pid), cpu1;
+    uint64_t t0 = bench_now_ns(), t1;
     if (o->procs > 64) {
         usage();
     }
@@ -934,8 +906,8 @@ static int run_connect(const opts *o)
         close(fds[k][0]);
         waitpid(pids[k], NULL, 0);
     }
-    t1 = now_ns();
-    cpu1 = broker_cpu_s(o->broker_pid);
+    t1 = bench_now_ns();
+    cpu1 = bench_broker_cpu_s(o->broker_pid);
     printf("{\"mode\":\"connect\",\"tls\":%s,\"procs\":%d,\"attempted\":%d,"
            "\"connected\":%d,\"seconds\":%.3f,\"connects_per_s\":%.0f,\"broker_cpu_s\":%.2f,"
            "\"broker_cpu_ms_per_connect\":%.3f}\n",
