@@ -31,9 +31,12 @@
 
 #define STORE_FORMAT_VERSION 1u
 #define SEQ_RESERVE 65536u /* sequence numbers (timers, transactions) reserved per step */
+/* An inline write slower than INLINE_SLOW_US in which the loop slept pauses inline writes for
+ * INLINE_PAUSE_MS (fy_store_submit). */
+#define INLINE_SLOW_US 500
+#define INLINE_PAUSE_MS 1000
 /* Recovery after a failed write: how often the loop looks for room, and the room it wants on
  * top of what reopening writes (the log turned into a table). */
-#define INLINE_SLOW_US 500 /* an inline write slower than this may pause inline writes */
 #define RECOVER_EVERY_MS 1000
 #define RECOVER_MARGIN (1u << 20)
 #define RECOVER_PROBE_BYTES 65536 /* written and synced before a reopen is tried */
@@ -114,7 +117,7 @@ struct fy_store {
     uint64_t inline_off_until_ms; /* after a slow inline write, leave writes to the writer */
 
     atomic_bool healthy;
-    atomic_uint_fast64_t st_inline, st_inline_slow, st_inline_off, st_commits, st_batches,
+    atomic_uint_fast64_t st_inline, st_inline_slow, st_inline_paused, st_commits, st_batches,
         st_appends, st_bytes, st_failed, st_pending, st_commit_ns, st_fsyncs, st_fsync_ns,
         st_write_errors, st_recoveries, st_recover_failures;
     bool sync; /* flush=sync: every write is fsync'ed */
@@ -932,27 +935,27 @@ void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
     if (s->flush == FY_FLUSH_ASYNC && !s->q_head && !s->writer_busy && !s->stopping && !s->held &&
         !s->recovering && s->inline_ctx && fy_mono_ms() >= s->inline_off_until_ms) {
         /* The writer is idle and nothing waits: write now on the loop. Under flush=async a
-         * LevelDB write is a write(2) into the log and a memtable insert (microseconds); should
-         * one be slow (LevelDB throttling behind compaction), inline writes pause for a second
-         * so the loop never waits on the disk twice in a row. */
+         * LevelDB write is a write(2) into the log and a memtable insert (microseconds). One
+         * that is slow because the thread slept in it (LevelDB throttling behind compaction, a
+         * full memtable, the disk: a voluntary context switch) leaves the writes to the writer
+         * for a while, so the loop never waits on the disk twice in a row. One slow without
+         * sleeping lost its CPU (another task, or the hypervisor): the writer thread would
+         * fare no better, and each hand-off costs a wake-up on the other CPU. */
         struct rusage r0, r1;
         uint64_t t0, took_us;
-        bool counted = getrusage(RUSAGE_THREAD, &r0) == 0;
-        t0 = fy_mono_ns();
+        bool counted;
         s->writer_busy = true;
         pthread_mutex_unlock(&s->mu);
+        counted = getrusage(RUSAGE_THREAD, &r0) == 0;
+        t0 = fy_mono_ns();
         atomic_fetch_add(&s->st_inline, 1);
         commit_group_wt(s, s->inline_ctx, b, true);
         took_us = (fy_mono_ns() - t0) / 1000;
         if (took_us > INLINE_SLOW_US) {
-            /* Slow because the thread slept in it (LevelDB's throttle, a full memtable, the
-             * disk): the writer takes the next second's writes. Slow without sleeping means
-             * the CPU was taken away (another task, or the hypervisor); the writer thread
-             * would fare no better, and a hand-off costs a wake-up on the other CPU. */
             atomic_fetch_add(&s->st_inline_slow, 1);
             if (!counted || getrusage(RUSAGE_THREAD, &r1) != 0 || r1.ru_nvcsw != r0.ru_nvcsw) {
-                atomic_fetch_add(&s->st_inline_off, 1);
-                s->inline_off_until_ms = fy_mono_ms() + 1000;
+                atomic_fetch_add(&s->st_inline_paused, 1);
+                s->inline_off_until_ms = fy_mono_ms() + INLINE_PAUSE_MS;
             }
         }
         return;
@@ -1529,7 +1532,7 @@ void fy_store_get_stats(const fy_store *s, fy_store_stats *st)
     st->commits = atomic_load(&m->st_commits);
     st->inline_commits = atomic_load(&m->st_inline);
     st->inline_slow = atomic_load(&m->st_inline_slow);
-    st->inline_paused = atomic_load(&m->st_inline_off);
+    st->inline_paused = atomic_load(&m->st_inline_paused);
     st->batches = atomic_load(&m->st_batches);
     st->appends = atomic_load(&m->st_appends);
     st->bytes = atomic_load(&m->st_bytes);
