@@ -12,24 +12,17 @@
 #                                         BENCH_LAT_ROUNDS=5 fixed-rate rounds;
 #                                         BENCH_RABBITMQ=0 skips RabbitMQ)
 set -euo pipefail
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 BUILD_DIR" >&2
-    exit 2
-fi
-build=$1
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_init "$@"
 ferryd=$build/broker/ferryd
 bench=$build/tools/ferry-amqp-bench
-doc=$root/docs/benchmarks.md
-scale=${BENCH_SCALE:-1}
 rounds=${BENCH_LAT_ROUNDS:-5}
 rabbit_bin=/usr/lib/rabbitmq/bin/rabbitmq-server
 begin='<!-- amqp-bench:begin -->'
 end='<!-- amqp-bench:end -->'
-for b in "$ferryd" "$bench"; do
-    [[ -x $b ]] || { echo "$0: $b not found: build first (make build)" >&2; exit 1; }
-done
+need_executables "make build" "$ferryd" "$bench"
 
 tmp=$(mktemp -d)
 pid=       # the broker process measured (ferryd, or RabbitMQ's beam.smp)
@@ -41,24 +34,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
+# start_ferryd: ferryd (flush async) on free ports in a fresh data directory; sets pid and port.
 start_ferryd() {
     rm -rf "$tmp/data"
+    : >"$tmp/ferryd.log" # exists before the background job opens it: the wait below reads it at once
     "$ferryd" --data-dir "$tmp/data" --flush async --port 0 --admin-port 0 --mqtt-port 0 \
         --amqp-port 0 >"$tmp/ferryd.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        port=$(sed -nE 's/.*INFO amqp addr=\S+ port=([0-9]+) msg="listening".*/\1/p' \
-            "$tmp/ferryd.log")
-        grep -q 'msg="ready"' "$tmp/ferryd.log" && [[ -n $port ]] && return 0
-        sleep 0.1
-    done
-    echo "$0: ferryd did not start:" >&2
-    cat "$tmp/ferryd.log" >&2
-    exit 1
+    wait_started ferryd "$tmp/ferryd.log" 'msg="ready"' \
+        port='.*INFO amqp addr=\S+ port=([0-9]+) msg="listening".*'
 }
 
 # A RabbitMQ node of its own: nothing of the system's node (/var/lib/rabbitmq, port 5672, epmd
@@ -101,6 +85,7 @@ EOC
     return 1
 }
 
+# stop: unlike bench-lib.sh's, also waits for RabbitMQ's beam.smp (not our child) and stops its epmd.
 stop() {
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -110,10 +95,6 @@ stop() {
         ERL_EPMD_PORT=$epmd_port epmd -kill >/dev/null 2>&1 || true
         epmd_port=
     fi
-}
-
-field() {
-    sed -nE 's/.*"'"$2"'":"?([^",}]*)"?[,}].*/\1/p' <<<"$1"
 }
 
 table=$(mktemp -p "$tmp")
@@ -140,8 +121,7 @@ run() {
         runs+=("$("$bench" "${args[@]}" --target "$t" "${s[@]}" "$mode")")
     done
     if [[ $repeat -gt 1 ]]; then
-        out=$(for r in "${runs[@]}"; do printf '%s %s\n' "$(field "$r" p999)" "$r"; done |
-            sort -n | sed -n "$(((repeat + 1) / 2))p" | cut -d' ' -f2-)
+        out=$(median_p999 "${runs[@]}")
     else
         out=${runs[0]}
     fi
@@ -184,7 +164,7 @@ else
     pid=
 fi
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+cpu=$(cpu_model)
 section=$(mktemp -p "$tmp")
 {
     echo "$begin"
@@ -210,13 +190,5 @@ section=$(mktemp -p "$tmp")
 cat "$table"
 cat "$rounds_list"
 
-if ! grep -q "$begin" "$doc"; then
-    printf '\n## AMQP 1.0\n\n%s\n%s\n' \
-        "\`ferry-amqp-bench\` (tools/ferry_amqp_bench.c) on qpid-proton's proactor, for any AMQP 1.0 broker: \`produce\` counts transfers settled \`accepted\`; \`e2e\` adds a receiver process; latency is send to receive (monotonic clock, same machine)." \
-        "$begin
-$end" >>"$doc"
-fi
-awk -v b="$begin" -v e="$end" -v f="$section" '
-    $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
-    $0 == e { skip = 0; next }
-    !skip { print }' "$doc" >"$tmp/doc" && cp "$tmp/doc" "$doc"
+write_section "$begin" "$end" "$section" "AMQP 1.0" \
+    "\`ferry-amqp-bench\` (tools/ferry_amqp_bench.c) on qpid-proton's proactor, for any AMQP 1.0 broker: \`produce\` counts transfers settled \`accepted\`; \`e2e\` adds a receiver process; latency is send to receive (monotonic clock, same machine)."

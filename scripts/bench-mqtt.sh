@@ -11,24 +11,17 @@
 #                                        BENCH_LAT_ROUNDS=5 latency rounds;
 #                                        MOSQUITTO=/usr/sbin/mosquitto)
 set -euo pipefail
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 BUILD_DIR" >&2
-    exit 2
-fi
-build=$1
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_init "$@"
 ferryd=$build/broker/ferryd
 bench=$build/tools/ferry-mqtt-bench
 mosquitto=${MOSQUITTO:-/usr/sbin/mosquitto}
-doc=$root/docs/benchmarks.md
-scale=${BENCH_SCALE:-1}
 rounds=${BENCH_LAT_ROUNDS:-5}
 begin='<!-- mqtt-bench:begin -->'
 end='<!-- mqtt-bench:end -->'
-for b in "$ferryd" "$bench" "$mosquitto"; do
-    [[ -x $b ]] || { echo "$0: $b not found: build first (make build; make deps)" >&2; exit 1; }
-done
+need_executables "make build; make deps" "$ferryd" "$bench" "$mosquitto"
 
 # 10,000 idle clients take 10,000 fds in the broker and as many over the generator's processes:
 # raise this shell's limit (inherited by both) as far as the hard limit allows.
@@ -55,10 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_mosquitto NAME [CONFIG LINE...]: mosquitto on a free port; sets pid, port and log.
 start_mosquitto() {
     local name=$1
@@ -76,14 +65,7 @@ start_mosquitto() {
     : >"$log" # exists before the background job opens it: the wait below reads it at once
     "$mosquitto" -c "$tmp/$name.conf" >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        grep -q 'running' "$log" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "$0: mosquitto did not start:" >&2
-    cat "$log" >&2
-    exit 1
+    wait_started mosquitto "$log" 'running'
 }
 
 # start_ferry NAME: ferryd (flush async) on free ports in a fresh data directory; sets pid, port, log.
@@ -96,25 +78,7 @@ start_ferry() {
     "$ferryd" -c "$tmp/ferry.conf" --data-dir "$tmp/data" --flush async --port 0 --admin-port 0 \
         --mqtt-port 0 --amqp-port 0 >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        port=$(sed -nE 's/.*INFO mqtt addr=\S+ port=([0-9]+) msg="listening".*/\1/p' "$log")
-        grep -q 'msg="ready"' "$log" && [[ -n $port ]] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "$0: ferryd did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-stop() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" || true
-    pid=
-}
-
-field() {
-    sed -nE 's/.*"'"$2"'":"?([^",}]*)"?[,}].*/\1/p' <<<"$1"
+    wait_started ferryd "$log" 'msg="ready"' port='.*INFO mqtt addr=\S+ port=([0-9]+) msg="listening".*'
 }
 
 failures=()
@@ -147,8 +111,7 @@ run() {
         [[ -n $out ]] && runs+=("$out")
     done
     [[ ${#runs[@]} -gt 0 ]] || return 0
-    for r in "${runs[@]}"; do printf '%s %s\n' "$(field "$r" p999)" "$r"; done | sort -n |
-        sed -n "$(((${#runs[@]} + 1) / 2))p" | cut -d' ' -f2- >"$tmp/res/$broker.$case"
+    median_p999 "${runs[@]}" >"$tmp/res/$broker.$case"
 }
 
 # cases BROKER CASE...: the named cases against the broker just started, until one kills it.
@@ -378,7 +341,7 @@ rounds_table=$tmp/rounds_table
     done
 } >"$rounds_table"
 
-cpu_name=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+cpu_name=$(cpu_model)
 section=$tmp/section
 {
     echo "$begin"
@@ -405,15 +368,7 @@ cat "$table"
 echo
 cat "$rounds_table"
 
-if ! grep -q "$begin" "$doc"; then
-    printf '\n## MQTT, side by side with mosquitto\n\n%s\n%s\n' \
-        "See scripts/bench-mqtt.sh." "$begin
-$end" >>"$doc"
-fi
-awk -v b="$begin" -v e="$end" -v f="$section" '
-    $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
-    $0 == e { skip = 0; next }
-    !skip { print }' "$doc" >"$tmp/doc" && cp "$tmp/doc" "$doc"
+write_section "$begin" "$end" "$section" "MQTT, side by side with mosquitto" "See scripts/bench-mqtt.sh."
 
 if [[ ${#failures[@]} -gt 0 ]]; then
     echo "$0: some cases failed:" >&2

@@ -5,25 +5,19 @@
 # prints a Markdown table and rewrites the native-bench section of docs/benchmarks.md.
 #   scripts/bench-native.sh BUILD_DIR      (BENCH_SCALE=1 multiplies the message counts)
 set -euo pipefail
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 BUILD_DIR" >&2
-    exit 2
-fi
-build=$1
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_init "$@"
 ferryd=$build/broker/ferryd
 bench=$build/tools/ferry-bench
-doc=$root/docs/benchmarks.md
-scale=${BENCH_SCALE:-1}
 begin='<!-- native-bench:begin -->'
 end='<!-- native-bench:end -->'
-for b in "$ferryd" "$bench"; do
-    [[ -x $b ]] || { echo "$0: $b not found: build first (make build)" >&2; exit 1; }
-done
+need_executables "make build" "$ferryd" "$bench"
 
 tmp=$(mktemp -d)
 pid=
+port=
 cleanup() {
     if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     rm -rf "$tmp"
@@ -33,28 +27,19 @@ trap cleanup EXIT
 # start FLUSH: ferryd on free ports; sets pid and port.
 start() {
     rm -rf "$tmp/data"
+    : >"$tmp/ferryd.log" # exists before the background job opens it: the wait below reads it at once
     "$ferryd" --data-dir "$tmp/data" --flush "$1" --port 0 --admin-port 0 --mqtt-port 0 \
         --amqp-port 0 >"$tmp/ferryd.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        port=$(sed -nE 's/.*INFO native addr=\S+ port=([0-9]+) msg="native listening".*/\1/p' \
-            "$tmp/ferryd.log")
-        grep -q 'msg="ready"' "$tmp/ferryd.log" && [[ -n $port ]] && return 0
-        sleep 0.1
-    done
-    echo "$0: ferryd did not start:" >&2
-    cat "$tmp/ferryd.log" >&2
-    exit 1
+    wait_started ferryd "$tmp/ferryd.log" 'msg="ready"' \
+        port='.*INFO native addr=\S+ port=([0-9]+) msg="native listening".*'
 }
 
+# stop: as bench-lib.sh's, but a ferryd that has already exited is an error.
 stop() {
     kill "$pid"
     wait "$pid" || true
     pid=
-}
-
-field() {
-    sed -nE 's/.*"'"$2"'":"?([^",}]*)"?[,}].*/\1/p' <<<"$1"
 }
 
 table=$(mktemp -p "$tmp")
@@ -77,8 +62,7 @@ run() {
         runs+=("$("$bench" --topic "b$RANDOM" "${args[@]}" "$mode")")
     done
     if [[ $repeat -gt 1 ]]; then
-        out=$(for r in "${runs[@]}"; do printf '%s %s\n' "$(field "$r" p999)" "$r"; done |
-            sort -n | sed -n "$(((repeat + 1) / 2))p" | cut -d' ' -f2-)
+        out=$(median_p999 "${runs[@]}")
     else
         out=${runs[0]}
     fi
@@ -105,7 +89,7 @@ run produce sync produce $((300000 * scale)) 64 0
 run produce sync produce $((300000 * scale)) 1024 0
 stop
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+cpu=$(cpu_model)
 section=$(mktemp -p "$tmp")
 {
     echo "$begin"
@@ -120,13 +104,5 @@ section=$(mktemp -p "$tmp")
 } >"$section"
 cat "$table"
 
-if ! grep -q "$begin" "$doc"; then
-    printf '\n## Native protocol\n\n%s\n%s\n' \
-        "\`ferry-bench\` over libferry: \`produce\` pipelines async sends from one producer; \`e2e\` adds a consumer process in a clustering group; latency is send to receive (monotonic clock, same machine)." \
-        "$begin
-$end" >>"$doc"
-fi
-awk -v b="$begin" -v e="$end" -v f="$section" '
-    $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
-    $0 == e { skip = 0; next }
-    !skip { print }' "$doc" >"$tmp/doc" && cp "$tmp/doc" "$doc"
+write_section "$begin" "$end" "$section" "Native protocol" \
+    "\`ferry-bench\` over libferry: \`produce\` pipelines async sends from one producer; \`e2e\` adds a consumer process in a clustering group; latency is send to receive (monotonic clock, same machine)."

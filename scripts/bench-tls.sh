@@ -9,23 +9,16 @@
 #   scripts/bench-tls.sh BUILD_DIR      (BENCH_SCALE=1 multiplies the message counts;
 #                                        MOSQUITTO=/usr/sbin/mosquitto)
 set -euo pipefail
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 BUILD_DIR" >&2
-    exit 2
-fi
-build=$1
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_init "$@"
 ferryd=$build/broker/ferryd
 bench=$build/tools/ferry-mqtt-bench
 mosquitto=${MOSQUITTO:-/usr/sbin/mosquitto}
-doc=$root/docs/benchmarks.md
-scale=${BENCH_SCALE:-1}
 begin='<!-- tls-bench:begin -->'
 end='<!-- tls-bench:end -->'
-for b in "$ferryd" "$bench" "$mosquitto" /usr/bin/openssl; do
-    [[ -x $b ]] || { echo "$0: $b not found: build first (make build; make deps)" >&2; exit 1; }
-done
+need_executables "make build; make deps" "$ferryd" "$bench" "$mosquitto" /usr/bin/openssl
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d)
@@ -52,10 +45,6 @@ chmod 755 "$tmp"
 )
 ca=$tmp/ca.crt
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_mosquitto: plain and TLS listeners on free ports; sets pid, port, tls_port and log.
 start_mosquitto() {
     port=$(free_port)
@@ -76,14 +65,7 @@ EOF
     : >"$log"
     "$mosquitto" -c "$tmp/mosquitto.conf" >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        grep -q 'running' "$log" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "$0: mosquitto did not start:" >&2
-    cat "$log" >&2
-    exit 1
+    wait_started mosquitto "$log" 'running'
 }
 
 # start_ferry: ferryd (flush async) with [tls] on free ports; sets pid, port, tls_port and log.
@@ -96,26 +78,9 @@ start_ferry() {
     "$ferryd" -c "$tmp/ferry.conf" --data-dir "$tmp/data" --flush async --port 0 --admin-port 0 \
         --mqtt-port 0 --amqp-port 0 >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        port=$(sed -nE 's/.*INFO mqtt addr=\S+ port=([0-9]+) msg="listening".*/\1/p' "$log")
-        tls_port=$(sed -nE 's/.*INFO mqtt addr=\S+ tls_port=([0-9]+) msg="TLS listening".*/\1/p' "$log")
-        grep -q 'msg="ready"' "$log" && [[ -n $port && -n $tls_port ]] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "$0: ferryd did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-stop() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" || true
-    pid=
-}
-
-field() {
-    sed -nE 's/.*"'"$2"'":"?([^",}]*)"?[,}].*/\1/p' <<<"$1"
+    wait_started ferryd "$log" 'msg="ready"' \
+        port='.*INFO mqtt addr=\S+ port=([0-9]+) msg="listening".*' \
+        tls_port='.*INFO mqtt addr=\S+ tls_port=([0-9]+) msg="TLS listening".*'
 }
 
 failures=()
@@ -139,8 +104,7 @@ run() {
         kill -0 "$pid" 2>/dev/null || { failures+=("$name $case: the broker died"); return 0; }
     done
     [[ ${#runs[@]} -gt 0 ]] || return 0
-    for r in "${runs[@]}"; do printf '%s %s\n' "$(field "$r" p999)" "$r"; done | sort -n |
-        sed -n "$(((${#runs[@]} + 1) / 2))p" | cut -d' ' -f2- >"$tmp/res/$name.$case"
+    median_p999 "${runs[@]}" >"$tmp/res/$name.$case"
 }
 
 # cases NAME PORT [--cafile CA]: the three cases against one port.
@@ -199,7 +163,7 @@ row() {
     row "" "broker CPU ms per connection" conn_cpu
 } >"$table"
 
-cpu_name=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+cpu_name=$(cpu_model)
 section=$tmp/section
 {
     echo "$begin"
@@ -216,14 +180,7 @@ section=$tmp/section
 } >"$section"
 cat "$table"
 
-if ! grep -q "$begin" "$doc"; then
-    printf '\n## MQTT over TLS\n\n%s\n%s\n' "See scripts/bench-tls.sh (\`make bench-tls\`)." "$begin
-$end" >>"$doc"
-fi
-awk -v b="$begin" -v e="$end" -v f="$section" '
-    $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
-    $0 == e { skip = 0; next }
-    !skip { print }' "$doc" >"$tmp/doc" && cp "$tmp/doc" "$doc"
+write_section "$begin" "$end" "$section" "MQTT over TLS" "See scripts/bench-tls.sh (\`make bench-tls\`)."
 
 if [[ ${#failures[@]} -gt 0 ]]; then
     echo "$0: some cases failed:" >&2

@@ -4,33 +4,21 @@
 # the section between the store-bench markers in docs/benchmarks.md.
 #   scripts/bench.sh BUILD_DIR          (BENCH_SECONDS=5 per case by default)
 set -euo pipefail
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 BUILD_DIR" >&2
-    exit 2
-fi
-build=$1
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_init "$@"
 bench=$build/bench/ferry-store-bench
-doc=$root/docs/benchmarks.md
 seconds=${BENCH_SECONDS:-5}
 begin='<!-- store-bench:begin -->'
 end='<!-- store-bench:end -->'
 
-if [[ ! -x $bench ]]; then
-    echo "$0: $bench not found: build first (make build)" >&2
-    exit 1
-fi
-
-# field JSON KEY: the value of a number or string member of ferry-store-bench's one-line JSON.
-field() {
-    sed -E 's/.*"'"$2"'":"?([^",}]*)"?[,}].*/\1/' <<<"$1"
-}
+need_executables "make build" "$bench"
 
 # The four cases: flush policy and batches in flight (one message each).
 cases=("async 1" "async 64" "sync 1" "sync 64")
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+cpu=$(cpu_model)
 fs=$(findmnt -no FSTYPE -T "${TMPDIR:-/tmp}" 2>/dev/null || stat -f -c %T "${TMPDIR:-/tmp}" 2>/dev/null || echo unknown)
 table=$(mktemp)
 section=$(mktemp)
@@ -80,14 +68,5 @@ time of one LevelDB write, "mean ack latency" submit to completion callback.
 <!-- store-bench:end -->
 EOF
 fi
-if grep -qF "$begin" "$doc" && grep -qF "$end" "$doc"; then
-    awk -v begin="$begin" -v end="$end" -v section="$section" '
-        $0 == begin { while ((getline line < section) > 0) print line; skip = 1; next }
-        $0 == end { skip = 0; next }
-        !skip { print }
-    ' "$doc" >"$doc.tmp"
-    mv "$doc.tmp" "$doc"
-else
-    { echo; cat "$section"; } >>"$doc"
-fi
+write_section "$begin" "$end" "$section"
 echo "updated $doc" >&2
