@@ -81,7 +81,8 @@ struct fy_store {
     /* Loop side: committed queue ranges, keyed by topic_id << 32 | queue_id. */
     fy_u64map qmin;
     fy_u64map qmax;
-    struct event *done_ev;
+    struct event *done_ev;       /* efd readable: the writer thread finished a group */
+    struct event *done_local_ev; /* an inline commit finished (nothing to read from efd) */
     int efd;
 
     /* Shared between the loop and the writer, under mu. */
@@ -741,7 +742,7 @@ static void post_done_wt(fy_store *s, fy_wbatch *group, bool on_loop)
     pthread_cond_broadcast(&s->idle_cv);
     pthread_mutex_unlock(&s->mu);
     if (on_loop) {
-        event_active(s->done_ev, EV_READ, 0);
+        event_active(s->done_local_ev, EV_READ, 0);
     } else if (was_empty) {
         uint64_t one = 1;
         ssize_t w = write(s->efd, &one, sizeof(one));
@@ -923,6 +924,11 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     ssize_t r = read(fd, &n, sizeof(n));
     (void)r; /* EAGAIN: another wake-up already consumed it; the list is checked regardless */
     run_completions(s);
+}
+
+static void on_done_local(evutil_socket_t fd, short what, void *arg)
+{
+    run_completions(arg);
 }
 
 void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
@@ -1385,6 +1391,7 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
         goto fail;
     }
     s->done_ev = event_new(base, s->efd, EV_READ | EV_PERSIST, on_done, s);
+    s->done_local_ev = event_new(base, -1, 0, on_done_local, s);
     if (opts->recover_every_ms >= 0) {
         int ms = opts->recover_every_ms ? opts->recover_every_ms : RECOVER_EVERY_MS;
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -1395,7 +1402,7 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
             goto fail;
         }
     }
-    if (!s->done_ev || event_add(s->done_ev, NULL) != 0) {
+    if (!s->done_ev || !s->done_local_ev || event_add(s->done_ev, NULL) != 0) {
         snprintf(err, errlen, "cannot register the store completion event");
         rc = -FY_EIO;
         goto fail;
@@ -1450,6 +1457,9 @@ void fy_store_close(fy_store *s)
     }
     if (s->done_ev) {
         event_free(s->done_ev);
+    }
+    if (s->done_local_ev) {
+        event_free(s->done_local_ev);
     }
     if (s->recover_ev) {
         event_free(s->recover_ev);
