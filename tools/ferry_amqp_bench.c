@@ -21,6 +21,7 @@
 #include <proton/terminus.h>
 #include <proton/transport.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -48,6 +49,7 @@ typedef struct opts {
     int broker_pid;
     bool json;
     bool one_process; /* e2e: sender and receiver on one proactor in one thread */
+    const char *latency_log; /* e2e: every latency, in arrival order, written here */
 } opts;
 
 typedef struct bench {
@@ -419,10 +421,30 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* --latency-log: one latency per line (µs), in the order the messages arrived. At a fixed
+ * rate, line i is about i / rate seconds into the run: stalls show as runs of high values. */
+static void write_latency_log(const bench *b)
+{
+    FILE *f = fopen(b->o->latency_log, "w");
+    if (!f) {
+        fprintf(stderr, "ferry-amqp-bench: %s: %s\n", b->o->latency_log, strerror(errno));
+        return;
+    }
+    for (uint64_t i = 0; i < b->received; i++) {
+        fprintf(f, "%.1f\n", (double)b->lat[i] / 1e3);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "ferry-amqp-bench: %s: %s\n", b->o->latency_log, strerror(errno));
+    }
+}
+
 /* The receiver's result, "received seconds p50 p99 p999 max" (latencies in µs). */
 static void receiver_line(bench *b, char *line, size_t size)
 {
     uint64_t n = b->received;
+    if (b->o->latency_log) {
+        write_latency_log(b);
+    }
     qsort(b->lat, n, sizeof(*b->lat), cmp_u64);
     snprintf(line, size, "%llu %.6f %.1f %.1f %.1f %.1f\n", (unsigned long long)n,
              (double)(b->tr_last - b->tr0) / 1e9, (double)b->lat[n / 2] / 1e3,
@@ -501,6 +523,8 @@ static void usage(FILE *f)
                "  --one-process        e2e: the receiver in the sender's thread, not a second\n"
                "                       process (on 2 CPUs, two generator processes and the\n"
                "                       broker compete for them: a tail that is the generator's)\n"
+               "  --latency-log FILE   e2e: every message's latency (us), one per line in\n"
+               "                       arrival order (scripts/latency-stalls.py reads it)\n"
                "  --json               one JSON object per run\n");
 }
 
@@ -520,11 +544,12 @@ int main(int argc, char **argv)
         {"broker-pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
         {"one-process", no_argument, NULL, '1'},
+        {"latency-log", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     opts o = {
-        "127.0.0.1:5672", "bench", NULL, NULL, NULL, 100, 1000000, 1024, 1000, 0, 0, false, false};
+        "127.0.0.1:5672", "bench", NULL, NULL, NULL, 100, 1000000, 1024, 1000, 0, 0, false, false, NULL};
     char source[300];
     bench b = {0};
     int ch;
@@ -568,6 +593,9 @@ int main(int argc, char **argv)
             break;
         case '1':
             o.one_process = true;
+            break;
+        case 'L':
+            o.latency_log = optarg;
             break;
         case 'h':
             usage(stdout);
