@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* AMQP connections: a proton connection driver fed from a bufferevent on the broker's loop (no
- * proactor, no second loop). The driver loop: hand proton what was read, process every event,
- * write until proton has nothing more, then re-arm the tick timer (idle timeout, heartbeats).
+/* AMQP connections: a proton connection driver on the broker's loop (no proactor, no second
+ * loop). On plain TCP the socket is read straight into proton's input buffer and written straight
+ * from its output buffer, with one event per connection; TLS goes through an OpenSSL bufferevent.
+ * The driver loop: hand proton what was read, process every event, write until the socket would
+ * block (the rest waits in proton), then re-arm the tick timer (idle timeout, heartbeats).
  * A protocol error closes only its own connection, with an AMQP condition; a connection is freed
  * only once no store completion refers to it. */
 #include "adapters/amqp/private.h"
@@ -20,13 +22,17 @@
 #include <proton/session.h>
 #include <proton/transport.h>
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define SESSION_COUNTED ((void *)1)
+#define LEAN_READS 4          /* socket reads per readiness event, at most (fairness) */
+#define CLOSE_DRAIN_MS 5000   /* a closed connection's last output gets this long to go out */
 
 static void conn_free(amqp_conn *c)
 {
@@ -45,6 +51,9 @@ static void conn_free(amqp_conn *c)
     if (c->work_ev) {
         event_free(c->work_ev);
     }
+    if (c->io_ev) {
+        event_free(c->io_ev);
+    }
     pn_connection_driver_destroy(&c->driver);
     fy_limits_release(srv->env.limits, c->verdict);
     fy_free(c->user);
@@ -54,10 +63,99 @@ static void conn_free(amqp_conn *c)
 /* Frees c once its socket is gone and nothing refers to it. */
 static void conn_maybe_free(amqp_conn *c)
 {
-    if (c->closing && !c->bev && c->pending == 0 && !c->in_process) {
+    if (c->closing && !c->bev && c->fd < 0 && c->pending == 0 && !c->in_process) {
         conn_free(c);
     }
 }
+
+/* ---- Plain TCP: proton's buffers are the socket's ------------------------------------------ */
+
+static void lean_on_event(evutil_socket_t fd, short what, void *arg);
+
+static void lean_close(amqp_conn *c)
+{
+    if (c->io_ev) {
+        event_free(c->io_ev);
+        c->io_ev = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->io_what = 0;
+}
+
+/* Arms io_ev for what c waits for: input (until closing), the socket taking output (while some
+ * waits) and, once closing, CLOSE_DRAIN_MS for that output. */
+static void lean_arm(amqp_conn *c)
+{
+    short what = EV_PERSIST;
+    if (c->fd < 0) {
+        return;
+    }
+    if (!c->closing) {
+        what |= EV_READ;
+    }
+    if (c->out_waiting > 0) {
+        what |= EV_WRITE;
+    }
+    if (what == c->io_what) {
+        return;
+    }
+    event_del(c->io_ev);
+    event_assign(c->io_ev, c->srv->env.base, c->fd, what, lean_on_event, c);
+    c->io_what = what;
+    if (what & (EV_READ | EV_WRITE)) {
+        struct timeval tv = fy_ms_timeval(CLOSE_DRAIN_MS);
+        event_add(c->io_ev, c->closing ? &tv : NULL);
+    }
+}
+
+/* Writes proton's output until the socket would block; what is left stays in proton
+ * (out_waiting says how much). Returns the bytes written, or -1 if the socket failed. */
+static ssize_t lean_write(amqp_conn *c)
+{
+    ssize_t total = 0;
+    pn_bytes_t w;
+    c->out_waiting = 0;
+    while ((w = pn_connection_driver_write_buffer(&c->driver)).size > 0) {
+        ssize_t n = send(c->fd, w.start, w.size, MSG_NOSIGNAL);
+        if (n > 0) {
+            pn_connection_driver_write_done(&c->driver, (size_t)n);
+            total += n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->out_waiting = w.size;
+            break;
+        } else {
+            return -1;
+        }
+    }
+    return total;
+}
+
+/* The socket failed under a write: the connection ends from its event, not deep in a handler. */
+static void lean_failed(amqp_conn *c)
+{
+    c->sock_dead = true;
+    c->out_waiting = 0;
+    event_active(c->io_ev, EV_WRITE, 0);
+}
+
+/* Output down to half of max_queued_bytes (as the bufferevent's write low watermark): the
+ * consumers held back by amqp_conn_out_blocked get core credit again. */
+static void lean_out_resume(amqp_conn *c)
+{
+    if (c->out_blocked && c->fd >= 0 && !c->closing &&
+        c->out_waiting <= fy_limits_max_queued_bytes(c->srv->env.limits) / 2) {
+        c->out_blocked = false;
+        amqp_links_out_resume(c);
+        amqp_conn_schedule(c);
+    }
+}
+
+/* ---- TLS: an OpenSSL bufferevent ------------------------------------------------------------- */
 
 static void bev_gone(amqp_conn *c)
 {
@@ -111,6 +209,16 @@ static void conn_end(amqp_conn *c, const char *why)
     }
     if (c->work_ev) {
         event_del(c->work_ev);
+    }
+    if (c->fd >= 0) {
+        /* The last output (a close frame) goes out unless the socket failed or we stop. */
+        if (!c->sock_dead && !c->srv->stopping && lean_write(c) >= 0 && c->out_waiting > 0) {
+            lean_arm(c);
+            return;
+        }
+        lean_close(c);
+        conn_maybe_free(c);
+        return;
     }
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ);
@@ -280,16 +388,26 @@ void amqp_conn_process(amqp_conn *c)
         if (c->closing) {
             break;
         }
+        if (c->fd >= 0 && !c->sock_dead) {
+            ssize_t n = lean_write(c);
+            if (n < 0) {
+                lean_failed(c);
+            }
+            wrote = n > 0;
+        }
         while (c->bev && (w = pn_connection_driver_write_buffer(&c->driver)).size > 0) {
             bufferevent_write(c->bev, w.start, w.size);
             pn_connection_driver_write_done(&c->driver, w.size);
             wrote = true;
         }
+        c->out_added = 0; /* now in out_waiting or the bufferevent's output */
         if (!wrote && !pn_connection_driver_has_event(&c->driver)) {
             break;
         }
     }
     if (!c->closing) {
+        lean_arm(c);
+        lean_out_resume(c);
         arm_tick(c);
         if (pn_connection_driver_finished(&c->driver)) {
             conn_end(c, "connection closed");
@@ -352,11 +470,79 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn_maybe_free(c);
 }
 
+/* Plain TCP, readable: up to LEAN_READS reads straight into proton's input buffer, each
+ * processed at once. */
+static void lean_read(amqp_conn *c)
+{
+    for (int i = 0; i < LEAN_READS && !c->closing; i++) {
+        pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->driver);
+        char sink[512];
+        /* proton takes no more input (it is closing): what follows is read and ignored */
+        bool discard = rb.size == 0;
+        size_t want = discard ? sizeof(sink) : rb.size;
+        ssize_t n = recv(c->fd, discard ? sink : rb.start, want, 0);
+        if (n > 0) {
+            if (!discard) {
+                pn_connection_driver_read_done(&c->driver, (size_t)n);
+                amqp_conn_process(c);
+            }
+            if ((size_t)n < want) {
+                break; /* the socket had no more: no read just to hear EAGAIN */
+            }
+        } else if (n < 0 && errno == EINTR) {
+            i--;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else if (n == 0) {
+            pn_connection_driver_read_close(&c->driver);
+            amqp_conn_process(c);
+            /* Nobody reads what proton still has to say: the socket is half closed at best. */
+            conn_end(c, "peer closed the connection");
+        } else {
+            c->sock_dead = true;
+            conn_end(c, "socket error");
+        }
+    }
+}
+
+static void lean_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    amqp_conn *c = arg;
+    c->in_process = true; /* c is freed once, by the last line */
+    if (c->closing) {
+        /* the last output: gone out, given up after CLOSE_DRAIN_MS, or the socket failed */
+        if ((what & EV_TIMEOUT) || c->sock_dead || lean_write(c) < 0 || c->out_waiting == 0) {
+            lean_close(c);
+        }
+    } else if (c->sock_dead) {
+        conn_end(c, "socket error");
+    } else {
+        if (what & EV_WRITE) {
+            if (lean_write(c) < 0) {
+                c->sock_dead = true;
+                conn_end(c, "socket error");
+            } else {
+                lean_arm(c);
+                lean_out_resume(c);
+            }
+        }
+        if ((what & EV_READ) && !c->closing) {
+            lean_read(c);
+        }
+    }
+    c->in_process = false;
+    conn_maybe_free(c);
+}
+
+/* Whether the client's output is over max_queued_bytes: what the socket did not take at the
+ * last write, plus the deliveries given to proton since (a dispatch pass of the core hands over
+ * many at once, each asking here before the next: this keeps the pass within the limit). */
 bool amqp_conn_out_blocked(amqp_conn *c)
 {
-    if (!c->out_blocked && c->bev &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) >=
-            fy_limits_max_queued_bytes(c->srv->env.limits)) {
+    size_t queued = c->out_added + (c->fd >= 0 ? c->out_waiting
+                                    : c->bev   ? evbuffer_get_length(bufferevent_get_output(c->bev))
+                                               : 0);
+    if (!c->out_blocked && queued >= fy_limits_max_queued_bytes(c->srv->env.limits)) {
         c->out_blocked = true;
     }
     return c->out_blocked;
@@ -418,6 +604,7 @@ static void conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_ver
     int one = 1;
     struct timeval tv;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->fd = -1;
     c->srv = srv;
     c->id = ++srv->next_conn_id;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -428,11 +615,20 @@ static void conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_ver
         return;
     }
     c->tls = tls != NULL;
-    c->bev = tls ? fy_tls_bev_new(tls, srv->env.base, fd)
-                 : bufferevent_socket_new(srv->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        if (!tls) {
+    if (tls) {
+        c->bev = fy_tls_bev_new(tls, srv->env.base, fd); /* closes fd if it fails */
+    } else {
+        c->io_ev = event_new(srv->env.base, fd, EV_READ | EV_PERSIST, lean_on_event, c);
+        if (c->io_ev && event_add(c->io_ev, NULL) == 0) {
+            c->fd = fd;
+            c->io_what = EV_READ | EV_PERSIST;
+        } else {
             evutil_closesocket(fd);
+        }
+    }
+    if (!c->bev && c->fd < 0) {
+        if (c->io_ev) {
+            event_free(c->io_ev);
         }
         pn_connection_driver_destroy(&c->driver);
         fy_limits_release(srv->env.limits, verdict);
@@ -458,9 +654,12 @@ static void conn_accept(amqp_server *srv, int fd, const char *peer, fy_limit_ver
     c->open_deadline = fy_mono_ms() + cfg->open_timeout_ms;
     tv = fy_ms_timeval(cfg->open_timeout_ms);
     event_add(c->tick_ev, &tv);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->bev) {
+        bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+        bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(srv->env.limits) / 2,
+                                 0);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    }
     fy_log(DEBUG, "amqp", "conn=%llu peer=%s tls=%s msg=\"accepted\"", (unsigned long long)c->id,
            peer, tls ? "true" : "false");
     /* On TLS proton speaks first only once the client's bytes arrive, i.e. after the
@@ -513,6 +712,7 @@ void amqp_conn_close_all(amqp_server *srv)
                 fy_tls_bev_free(c->bev);
                 c->bev = NULL;
             }
+            lean_close(c);
             if (c->pending == 0) {
                 conn_free(c);
             } else {

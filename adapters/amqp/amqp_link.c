@@ -655,6 +655,7 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
     dlv = pn_delivery(l->link, pn_dtag((const char *)tag, sizeof(tag)));
     pn_link_send(l->link, (const char *)srv->scratch.data, srv->scratch.len);
     pn_link_advance(l->link);
+    c->out_added += srv->scratch.len; /* counted before the top-up below asks whether to go on */
     srv->stats.messages_out++;
     if (l->presettled) {
         pn_delivery_settle(dlv);
