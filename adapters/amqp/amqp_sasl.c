@@ -113,6 +113,9 @@ static bool plain_parse(const pn_bytes_t *b, char *user, size_t ulen, char *pass
 static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_bytes_t *recv)
 {
     sasl_ctx *x = pnx_sasl_get_context(t);
+    if (!mech) {
+        mech = ""; /* a sasl-init without its mandatory mechanism: refused below */
+    }
     if (strcmp(mech, "EXTERNAL") == 0 && x->ident[0]) {
         /* An authorization identity, if given, must be the certificate's. */
         if (recv && recv->size > 0 &&

@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Ferry only: a malformed sasl-init is refused with a sasl-outcome (code auth) and the connection
+# is closed, before any AMQP; the broker goes on serving other clients. Cases found by the
+# amqp_conn fuzz target: a sasl-init without its mandatory mechanism (an empty field list, or a
+# null), which proton hands the SASL plugin as NULL: strcmp on it, and ferryd died of SIGSEGV
+# from 20 bytes sent before authentication.
+# interop: ferry-only
+import os
+import socket
+import struct
+import time
+
+import amqpc
+from amqpc import Message, check, eq
+
+SASL_HEADER = b"AMQP\x03\x01\x00\x00"
+SASL_OUTCOME = b"\x00\x53\x44"  # descriptor of sasl-outcome
+
+
+def sasl_frame(body):
+    """A SASL frame (type 1) on channel 0 around an encoded performative."""
+    return struct.pack(">IBBH", 8 + len(body), 2, 1, 0) + body
+
+
+def answer(data):
+    """What the broker sends to data, read until it closes the socket (bounded)."""
+    s = socket.create_connection((amqpc.HOST, int(os.environ["FERRY_AMQP_PORT"])), timeout=5)
+    s.sendall(data)
+    got = b""
+    end = time.monotonic() + amqpc.DEADLINE
+    s.settimeout(0.2)
+    try:
+        while time.monotonic() < end:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            got += b
+        else:
+            raise amqpc.TestFailure("connection still open after %.1fs" % amqpc.DEADLINE)
+    finally:
+        s.close()
+    return got
+
+
+def test():
+    t = amqpc.PREFIX + "-20"
+    cases = {
+        "sasl-init with no fields": b"\x00\x53\x41\x45",  # described list0
+        "sasl-init with a null mechanism": b"\x00\x53\x41\xc0\x02\x01\x40",
+    }
+    for what, init in cases.items():
+        got = answer(SASL_HEADER + sasl_frame(init))
+        check(got.startswith(SASL_HEADER), "%s: the broker's SASL header first: %r" % (what, got[:16]))
+        i = got.find(SASL_OUTCOME)
+        check(i > 0, "%s: a sasl-outcome before the close: %r" % (what, got))
+        # sasl-outcome's first field, the code: 1 (auth), encoded as a ubyte (0x50 0x01)
+        check(got[i + 3:].find(b"\x50\x01") >= 0, "%s: outcome code auth: %r" % (what, got[i:]))
+
+        c = amqpc.connect()
+        rcv = c.create_receiver(t, credit=10)
+        c.create_sender(t).send(Message(body=what))
+        eq(rcv.receive(timeout=amqpc.DEADLINE).body, what, "another client after %s" % what)
+        rcv.accept()
+        c.close()
+
+
+amqpc.main(test)
