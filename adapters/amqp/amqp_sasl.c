@@ -93,9 +93,12 @@ static void sasl_prepare(pn_transport_t *t)
 /* PLAIN: [authzid] NUL authcid NUL passwd (RFC 4616). */
 static bool plain_parse(const pn_bytes_t *b, char *user, size_t ulen, char *pass, size_t plen)
 {
-    const char *p = b->start, *end = b->start + b->size;
-    const char *n1 = p ? memchr(p, 0, b->size) : NULL;
-    const char *n2;
+    const char *p = b->start, *end, *n1, *n2;
+    if (!p) {
+        return false; /* no initial response (and no pointer to add its size to) */
+    }
+    end = p + b->size;
+    n1 = memchr(p, 0, b->size);
     if (!n1) {
         return false;
     }
