@@ -443,6 +443,56 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     conn_maybe_free(c);
 }
 
+/* Proton dispatches a SASL frame (type 1) that follows the AMQP protocol header as it would
+ * one before it: a sasl-init there runs the SASL plugin again, and proton leaks its copy of the
+ * mechanism (of a size the client chooses) each time. So the adapter follows the frame
+ * boundaries of the n bytes at p, which it is about to hand proton, and returns how many come
+ * before the first SASL frame after the AMQP header (n if none). A frame proton refuses (size
+ * under 8, over max_frame_size) closes the connection anyway, before the next is looked at. */
+static size_t frames_check(amqp_conn *c, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (c->fskip > 0) {
+            size_t k = n - i < c->fskip ? n - i : c->fskip;
+            c->fskip -= (uint32_t)k;
+            i += k;
+            continue;
+        }
+        c->fhead[c->fhead_len++] = p[i++];
+        if (c->fhead_len < sizeof(c->fhead)) {
+            continue;
+        }
+        c->fhead_len = 0;
+        if (memcmp(c->fhead, "AMQP", 4) == 0) {
+            /* a protocol header: "AMQP" id major minor revision, id 3 SASL, 0 AMQP */
+            c->famqp = c->famqp || c->fhead[4] == 0;
+            continue;
+        }
+        if (c->famqp && c->fhead[5] != 0) {
+            return i >= sizeof(c->fhead) ? i - sizeof(c->fhead) : 0;
+        }
+        c->fskip = fy_be32_get(c->fhead) > 8 ? fy_be32_get(c->fhead) - 8 : 0;
+    }
+    return n;
+}
+
+/* A SASL frame after the AMQP header: the connection is closed with a framing error and ends
+ * (conn_end), and what the client sent from that frame on is ignored. */
+static void sasl_frame_refused(amqp_conn *c)
+{
+    pn_connection_t *pc = c->driver.connection;
+    fy_log(INFO, "amqp", "conn=%llu peer=%s msg=\"closed: a SASL frame after the AMQP header\"",
+           (unsigned long long)c->id, c->peer);
+    pn_condition_set_name(pn_connection_condition(pc), "amqp:connection:framing-error");
+    pn_condition_set_description(pn_connection_condition(pc), "a SASL frame after the AMQP header");
+    pn_connection_close(pc);
+    amqp_conn_process(c); /* the close goes out */
+    pn_connection_driver_read_close(&c->driver);
+    amqp_conn_process(c);
+    conn_end(c, "a SASL frame after the AMQP header");
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     amqp_conn *c = arg;
@@ -450,7 +500,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     c->in_process = true;
     while (!c->closing && evbuffer_get_length(in) > 0) {
         pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->driver);
-        size_t n = evbuffer_get_length(in);
+        size_t n = evbuffer_get_length(in), ok;
         if (rb.size == 0) {
             /* proton takes no more input (it is closing): what follows is ignored */
             evbuffer_drain(in, n);
@@ -460,10 +510,14 @@ static void on_read(struct bufferevent *bev, void *arg)
             n = rb.size;
         }
         evbuffer_remove(in, rb.start, n);
-        pn_connection_driver_read_done(&c->driver, n);
+        ok = frames_check(c, (const uint8_t *)rb.start, n);
+        pn_connection_driver_read_done(&c->driver, ok);
         c->in_process = false;
         amqp_conn_process(c);
         c->in_process = true;
+        if (ok < n && !c->closing) {
+            sasl_frame_refused(c); /* the connection ends: in may be gone with the bufferevent */
+        }
     }
     c->in_process = false;
     amqp_conn_process(c);
@@ -483,8 +537,12 @@ static void lean_read(amqp_conn *c)
         ssize_t n = recv(c->fd, discard ? sink : rb.start, want, 0);
         if (n > 0) {
             if (!discard) {
-                pn_connection_driver_read_done(&c->driver, (size_t)n);
+                size_t ok = frames_check(c, (const uint8_t *)rb.start, (size_t)n);
+                pn_connection_driver_read_done(&c->driver, ok);
                 amqp_conn_process(c);
+                if (ok < (size_t)n && !c->closing) {
+                    sasl_frame_refused(c); /* the connection ends */
+                }
             }
             if ((size_t)n < want) {
                 break; /* the socket had no more: no read just to hear EAGAIN */

@@ -95,6 +95,11 @@ struct amqp_conn {
     uint32_t pending;         /* store completions outstanding */
     uint32_t nsessions, nlinks;
     alink *links;
+    /* Frame boundaries of the bytes handed to proton (frames_check in amqp_conn.c). */
+    uint8_t fhead[8]; /* the protocol or frame header being read */
+    uint8_t fhead_len;
+    uint32_t fskip; /* bytes of the current frame's body still to come */
+    bool famqp;     /* past the AMQP protocol header: SASL frames are refused */
     amqp_conn *next, *prev;
 };
 
