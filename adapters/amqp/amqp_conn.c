@@ -33,6 +33,10 @@
 #define SESSION_COUNTED ((void *)1)
 #define LEAN_READS 4          /* socket reads per readiness event, at most (fairness) */
 #define CLOSE_DRAIN_MS 5000   /* a closed connection's last output gets this long to go out */
+/* The shortest idle-time-out a client may ask for. proton sends it an empty frame every half of
+ * it: under 2 ms that is "now" again after every frame, and the loop never slept again. AMQP
+ * lets a peer close a connection whose idle timeout it cannot support (1.0, 2.4.5). */
+#define MIN_REMOTE_IDLE_MS 100
 
 static void conn_free(amqp_conn *c)
 {
@@ -243,6 +247,7 @@ static void on_remote_open(amqp_conn *c, pn_connection_t *pc)
     const char *container = pn_connection_remote_container(pc);
     pn_data_t *caps = pn_connection_offered_capabilities(pc);
     pn_data_t *props = pn_connection_properties(pc);
+    pn_millis_t idle = pn_transport_get_remote_idle_timeout(c->driver.transport);
     snprintf(c->container, sizeof(c->container), "%s", container ? container : "");
     pn_connection_set_container(pc, "ferry");
     pn_data_clear(caps);
@@ -265,6 +270,16 @@ static void on_remote_open(amqp_conn *c, pn_connection_t *pc)
         pn_condition_format(pn_connection_condition(pc), "amqp:resource-limit-exceeded",
                             "too many connections (max_connections %llu)",
                             (unsigned long long)fy_limits_max_connections(c->srv->env.limits));
+        pn_connection_close(pc);
+        return;
+    }
+    if (idle > 0 && idle < MIN_REMOTE_IDLE_MS) {
+        fy_log(INFO, "amqp",
+               "conn=%llu peer=%s idle_timeout_ms=%u msg=\"refused: idle-time-out too short\"",
+               (unsigned long long)c->id, c->peer, (unsigned)idle);
+        pn_condition_format(pn_connection_condition(pc), "amqp:invalid-field",
+                            "idle-time-out %u ms is under the broker's minimum of %u ms",
+                            (unsigned)idle, (unsigned)MIN_REMOTE_IDLE_MS);
         pn_connection_close(pc);
         return;
     }
