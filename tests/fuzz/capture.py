@@ -5,14 +5,17 @@
 # through the proxies, and writes what the clients and the broker sent as seeds:
 #   mqtt_conn/cap-*   one client connection's bytes, after a first byte 0x3f (the target then
 #                     writes it in pieces of 64 bytes; byte by byte, a 2 KiB seed takes a second)
+#   amqp_conn/cap-*   the same for AMQP: what the client sent from its protocol header on
 #   mqtt_codec/cap-*  MQTT packets each way
 #   wire/cap-*        native frames each way
 #   amqp_map/cap-*    the payload of AMQP transfers (an encoded message), cut out of the frames
 # Seeds are cut to MAX_SEED bytes, deduplicated, and at most PER_TARGET per target are kept
 # (the longest first), so the committed corpus stays small. Run by hand after the protocol
-# changes; the result is committed under tests/fuzz/seeds/.
+# changes; the result is committed under tests/fuzz/seeds/. Captured bytes differ from run to
+# run (ids, times, ports): --only rewrites the seeds of the named targets and leaves the others.
 #
-# Usage: capture.py FERRYD FERRYCTL [TEST...]   (tests: paths under interop/)
+# Usage: capture.py [--only TARGET,...] FERRYD FERRYCTL [TEST...]   (tests: paths under interop/)
+import argparse
 import hashlib
 import os
 import shutil
@@ -35,7 +38,10 @@ DEFAULT_TESTS = [
     "mosquitto_clients/02-pubsub-qos.sh", "mosquitto_clients/04-will.sh",
     "mosquitto_clients/05-v5-properties.sh", "proton/02-send-receive-types.py",
     "proton/07-filters.py", "proton/11-cross-amqp-to-native.py", "proton/12-cross-native-to-amqp.py",
+    "proton/05-credit-drain.py", "proton/10-bad-address.py", "proton/16-dynamic-reply.py",
+    "proton/19-jms-shared-subscriptions.py",
 ]
+TARGETS = ("mqtt_conn", "mqtt_codec", "wire", "amqp_map", "amqp_conn")
 
 
 class Proxy:
@@ -116,10 +122,18 @@ def amqp_payloads(stream):
 
 
 def main():
-    if len(sys.argv) < 3:
-        sys.exit("usage: capture.py FERRYD FERRYCTL [TEST...]")
-    ferryd, ferryctl = sys.argv[1], os.path.abspath(sys.argv[2])
-    tests = sys.argv[3:] or DEFAULT_TESTS
+    ap = argparse.ArgumentParser(description="Captures real traffic as fuzz seeds.")
+    ap.add_argument("--only", metavar="TARGET,...", default=",".join(TARGETS),
+                    help="rewrite only these targets' seeds (default: all)")
+    ap.add_argument("ferryd")
+    ap.add_argument("ferryctl")
+    ap.add_argument("tests", nargs="*", metavar="TEST", help="paths under interop/")
+    opts = ap.parse_args()
+    only = [t for t in opts.only.split(",") if t]
+    if not only or any(t not in TARGETS for t in only):
+        ap.error("--only: targets are %s" % ",".join(TARGETS))
+    ferryd, ferryctl = opts.ferryd, os.path.abspath(opts.ferryctl)
+    tests = opts.tests or DEFAULT_TESTS
     b = broker.Broker("ferryd", ferryd)
     b.start()
     px = {"mqtt": Proxy(b.mqtt_port), "native": Proxy(b.native_port), "amqp": Proxy(b.amqp_port)}
@@ -137,7 +151,7 @@ def main():
     finally:
         b.close()
 
-    seeds = {"mqtt_conn": [], "mqtt_codec": [], "wire": [], "amqp_map": []}
+    seeds = {t: [] for t in TARGETS}
     for cli, srv in px["mqtt"].conns:
         if cli:
             seeds["mqtt_conn"].append(b"\x3f" + bytes(cli))
@@ -146,7 +160,10 @@ def main():
         seeds["wire"] += [bytes(cli), bytes(srv)]
     for cli, srv in px["amqp"].conns:
         seeds["amqp_map"] += amqp_payloads(bytes(cli)) + amqp_payloads(bytes(srv))
-    for target, blobs in seeds.items():
+        if cli:
+            seeds["amqp_conn"].append(b"\x3f" + bytes(cli))
+    for target in only:
+        blobs = seeds[target]
         d = os.path.join(HERE, "seeds", target)
         os.makedirs(d, exist_ok=True)
         for f in os.listdir(d):
