@@ -48,7 +48,7 @@ typedef struct opts {
     uint64_t rate;     /* messages per second; 0 = as fast as possible */
     int broker_pid;
     bool json;
-    bool one_process; /* e2e: sender and receiver on one proactor in one thread */
+    bool one_process;        /* e2e: sender and receiver on one proactor in one thread */
     const char *latency_log; /* e2e: every latency, in arrival order, written here */
 } opts;
 
@@ -548,8 +548,12 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    opts o = {
-        "127.0.0.1:5672", "bench", NULL, NULL, NULL, 100, 1000000, 1024, 1000, 0, 0, false, false, NULL};
+    opts o = {.broker = "127.0.0.1:5672",
+              .target = "bench",
+              .size = 100,
+              .count = 1000000,
+              .inflight = 1024,
+              .credit = 1000};
     char source[300];
     bench b = {0};
     int ch;

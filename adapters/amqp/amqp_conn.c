@@ -31,8 +31,8 @@
 #include <unistd.h>
 
 #define SESSION_COUNTED ((void *)1)
-#define LEAN_READS 4          /* socket reads per readiness event, at most (fairness) */
-#define CLOSE_DRAIN_MS 5000   /* a closed connection's last output gets this long to go out */
+#define LEAN_READS 4        /* socket reads per readiness event, at most (fairness) */
+#define CLOSE_DRAIN_MS 5000 /* a closed connection's last output gets this long to go out */
 /* The shortest idle-time-out a client may ask for. proton sends it an empty frame every half of
  * it: under 2 ms that is "now" again after every frame, and the loop never slept again. AMQP
  * lets a peer close a connection whose idle timeout it cannot support (1.0, 2.4.5). */

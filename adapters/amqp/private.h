@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The AMQP adapter's private declarations: the server, connections (a proton connection driver
- * on a socket of the broker's loop: its own event on plain TCP, a bufferevent on TLS) and links (producers into the core, consumers as core
- * members). Everything runs on the broker's loop thread. */
+ * on a socket of the broker's loop: its own event on plain TCP, a bufferevent on TLS) and links
+ * (producers into the core, consumers as core members). Everything runs on the broker's loop
+ * thread. */
 #ifndef FERRY_ADAPTERS_AMQP_PRIVATE_H
 #define FERRY_ADAPTERS_AMQP_PRIVATE_H
 
@@ -55,10 +56,10 @@ struct alink {
     fy_sub *sub;
     char *group;
     bool broadcast;
-    bool durable;    /* a durable subscription (its group is deleted on close) */
+    bool durable;         /* a durable subscription (its group is deleted on close) */
     bool volatile_shared; /* a shared non-durable subscription: its group goes with its last link */
-    bool presettled; /* the client asked for settled deliveries (at most once) */
-    char *tmp_topic; /* a dynamic source's temporary topic (deleted when the link ends) */
+    bool presettled;      /* the client asked for settled deliveries (at most once) */
+    char *tmp_topic;      /* a dynamic source's temporary topic (deleted when the link ends) */
     uint32_t core_credit;
     uint64_t next_tag;
     struct event *drain_ev;
@@ -71,11 +72,11 @@ struct amqp_conn {
     amqp_server *srv;
     /* The socket: plain TCP is read straight into proton's input buffer and written straight
      * from its output buffer (fd, io_ev); TLS goes through an OpenSSL bufferevent (bev). */
-    int fd;                /* plain TCP; -1 once closed (or on TLS) */
-    struct event *io_ev;   /* fd: readable (unless closing), writable while output waits */
-    short io_what;         /* what io_ev is armed for */
-    size_t out_waiting;    /* fd: output proton still held when the socket last took no more */
-    size_t out_added;      /* deliveries' bytes given to proton since output was last written */
+    int fd;              /* plain TCP; -1 once closed (or on TLS) */
+    struct event *io_ev; /* fd: readable (unless closing), writable while output waits */
+    short io_what;       /* what io_ev is armed for */
+    size_t out_waiting;  /* fd: output proton still held when the socket last took no more */
+    size_t out_added;    /* deliveries' bytes given to proton since output was last written */
     struct bufferevent *bev;
     pn_connection_driver_t driver;
     uint64_t id;
