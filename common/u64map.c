@@ -6,8 +6,11 @@
 
 static size_t slot_of(uint64_t key, size_t cap)
 {
-    /* Fibonacci hashing spreads (topic << 32 | queue) keys well. */
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+    /* Fibonacci hashing: the top bits of the product, the only ones every bit of the key
+     * reaches. (Bits 17.. of it, as before, depend on the key's low 32 bits only: every
+     * (topic << 32 | queue) key of one queue number had the same home slot.) */
+    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
+    return bits ? (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - bits)) : 0;
 }
 
 uint64_t *fy_u64map_find(const fy_u64map *m, uint64_t key)

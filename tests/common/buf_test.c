@@ -211,6 +211,31 @@ static void test_buf_u64map_delete(void **state)
     fy_u64map_free(&m);
 }
 
+/* Keys as the store makes them, topic << 32 | queue, spread over the table: the longest run of
+ * used slots stays short (one home slot for every topic's queue 0 made it all of them). */
+static void test_buf_u64map_topic_keys_spread(void **state)
+{
+    enum { TOPICS = 4096 };
+    fy_u64map m = FY_U64MAP_INIT;
+    size_t run = 0, longest = 0;
+    for (uint64_t t = 1; t <= TOPICS; t++) {
+        *fy_u64map_upsert(&m, t << 32, 0) = t;
+    }
+    for (size_t i = 0; i < 2 * m.cap; i++) { /* twice round: a run may wrap */
+        run = m.used[i & (m.cap - 1)] ? run + 1 : 0;
+        longest = run > longest ? run : longest;
+    }
+    if (longest > 64) {
+        fail_msg("%d keys in %zu slots: a run of %zu used slots", TOPICS, m.cap, longest);
+    }
+    for (uint64_t t = 1; t <= TOPICS; t++) {
+        uint64_t *v = fy_u64map_find(&m, t << 32);
+        assert_non_null(v);
+        assert_int_equal(*v, t);
+    }
+    fy_u64map_free(&m);
+}
+
 static void test_buf_u64map_many_keys(void **state)
 {
     enum { N = 10000 };
@@ -389,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_buf_reader_short_read_is_sticky),
         cmocka_unit_test(test_buf_u64map_many_keys),
         cmocka_unit_test(test_buf_u64map_delete),
+        cmocka_unit_test(test_buf_u64map_topic_keys_spread),
         cmocka_unit_test(test_buf_u64map_upsert_keeps_existing),
         cmocka_unit_test(test_buf_errors_names_and_texts),
         cmocka_unit_test(test_buf_log_parse_level),
