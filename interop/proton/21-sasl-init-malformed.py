@@ -8,46 +8,10 @@
 # target found its parser adding the size 0 to a null pointer, which only clang's UBSan reports:
 # the seed tests/fuzz/seeds/amqp_conn/sasl-plain-no-response keeps that case).
 # interop: ferry-only
-import os
-import socket
-import struct
-import time
-
 import amqpc
-from amqpc import Message, check, eq
+from amqpc import SASL_HEADER, check
 
-SASL_HEADER = b"AMQP\x03\x01\x00\x00"
 SASL_OUTCOME = b"\x00\x53\x44"  # descriptor of sasl-outcome
-
-
-def sasl_frame(body):
-    """A SASL frame (type 1) on channel 0 around an encoded performative."""
-    return struct.pack(">IBBH", 8 + len(body), 2, 1, 0) + body
-
-
-def answer(data):
-    """What the broker sends to data, read until it closes the socket (bounded)."""
-    s = socket.create_connection((amqpc.HOST, int(os.environ["FERRY_AMQP_PORT"])), timeout=5)
-    s.sendall(data)
-    got = b""
-    end = time.monotonic() + amqpc.DEADLINE
-    s.settimeout(0.2)
-    try:
-        while time.monotonic() < end:
-            try:
-                b = s.recv(65536)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            got += b
-        else:
-            raise amqpc.TestFailure("connection still open after %.1fs" % amqpc.DEADLINE)
-    finally:
-        s.close()
-    return got
 
 
 def test():
@@ -58,19 +22,15 @@ def test():
         "PLAIN without an initial response": b"\x00\x53\x41\xc0\x08\x01\xa3\x05PLAIN",
     }
     for what, init in cases.items():
-        got = answer(SASL_HEADER + sasl_frame(init))
-        check(got.startswith(SASL_HEADER), "%s: the broker's SASL header first: %r" % (what, got[:16]))
+        s = amqpc.raw(SASL_HEADER + amqpc.sasl_frame(init))
+        got = amqpc.read_for(s, amqpc.DEADLINE, what)
+        check(got.startswith(SASL_HEADER),
+              "%s: the broker's SASL header first: %r" % (what, got[:16]))
         i = got.find(SASL_OUTCOME)
         check(i > 0, "%s: a sasl-outcome before the close: %r" % (what, got))
         # sasl-outcome's first field, the code: 1 (auth), encoded as a ubyte (0x50 0x01)
         check(got[i + 3:].find(b"\x50\x01") >= 0, "%s: outcome code auth: %r" % (what, got[i:]))
-
-        c = amqpc.connect()
-        rcv = c.create_receiver(t, credit=10)
-        c.create_sender(t).send(Message(body=what))
-        eq(rcv.receive(timeout=amqpc.DEADLINE).body, what, "another client after %s" % what)
-        rcv.accept()
-        c.close()
+        amqpc.still_serves(t, what, "another client after %s" % what)
 
 
 amqpc.main(test)

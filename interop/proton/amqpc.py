@@ -4,13 +4,15 @@
 # FERRY_AMQP_PORT, FERRY_NATIVE_PORT, FERRYCTL (interop/run.py).
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
 import traceback
 
 try:
-    from proton import Message  # noqa: F401 (for the tests)
+    from proton import Connection, Message, Transport  # Message: for the tests too
     from proton.utils import BlockingConnection
     from proton.reactor import Container
 except ImportError:
@@ -85,6 +87,72 @@ def expect_none(rcv, what, quiet=QUIET):
     except Exception:
         return
     raise TestFailure("%s: unexpected message %r" % (what, m.body))
+
+
+# ---- Raw sockets: bytes the proton clients would never send ----------------------------------
+
+SASL_HEADER = b"AMQP\x03\x01\x00\x00"
+
+
+def sasl_frame(body):
+    """A SASL frame (type 1) on channel 0 around an encoded performative."""
+    return struct.pack(">IBBH", 8 + len(body), 2, 1, 0) + body
+
+
+def client_open_bytes(container="raw", idle_ms=None):
+    """A client's AMQP header and open frame (no SASL), from proton's own engine; idle_ms sets
+    the idle-time-out its open asks for (proton advertises half its own timeout)."""
+    t = Transport()
+    if idle_ms is not None:
+        t.idle_timeout = 2 * idle_ms / 1000.0
+    conn = Connection()
+    conn.container = container
+    t.bind(conn)
+    conn.open()
+    return t.peek(t.pending())
+
+
+def raw(data=b""):
+    """A plain socket to the broker's AMQP port, data sent on it."""
+    s = socket.create_connection((HOST, int(os.environ["FERRY_AMQP_PORT"])), timeout=5)
+    if data:
+        s.sendall(data)
+    return s
+
+
+def read_for(s, seconds, what, until_closed=True):
+    """What the broker sends on s within `seconds`, then closes s. until_closed: the broker must
+    close the socket in that time (else TestFailure); otherwise reading simply stops then."""
+    got = b""
+    end = time.monotonic() + seconds
+    s.settimeout(0.1)
+    try:
+        while time.monotonic() < end:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return got
+            if not b:
+                return got
+            got += b
+        if until_closed:
+            raise TestFailure("%s: connection still open after %.1fs" % (what, seconds))
+        return got
+    finally:
+        s.close()
+
+
+def still_serves(topic, body, what):
+    """A fresh proton client still sends to topic and receives body back (other connections
+    are unaffected by whatever the test did on its raw sockets)."""
+    c = connect()
+    rcv = c.create_receiver(topic, credit=10)
+    c.create_sender(topic).send(Message(body=body))
+    eq(rcv.receive(timeout=DEADLINE).body, body, what)
+    rcv.accept()
+    c.close()
 
 
 def ferryctl(*args, timeout=20):
