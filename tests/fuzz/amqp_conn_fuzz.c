@@ -8,6 +8,7 @@
 #include "broker/config.h"
 #include "common/log.h"
 #include "store/store.h"
+#include "tests/fuzz/fuzz_conn.h"
 
 #include "ferry/errors.h"
 
@@ -164,13 +165,6 @@ static void setup(void)
     atexit(teardown);
 }
 
-static void run_loop(int rounds)
-{
-    for (int i = 0; i < rounds; i++) {
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    }
-}
-
 /* One turn of the loop that waits at most 1 ms for something to happen (a store completion
  * posted by the writer thread). */
 static void nap(void)
@@ -278,14 +272,12 @@ static void cleanup(void)
     names_free(&groups);
     names_free(&topics);
     wait_outstanding("clean-up");
-    run_loop(2);
+    fuzz_run_loop(base, 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int fds[2];
-    size_t piece, off = 1;
-    char sink[4096];
     static unsigned inputs;
     if (!base) {
         setup();
@@ -296,24 +288,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) {
         return 0;
     }
-    piece = (size_t)data[0] % 64 + 1; /* 0x3f: pieces of 64 bytes */
     amqp_conn_accept(srv, fds[0], "fuzz", FY_LIMIT_ADMIT);
-    while (off < size) {
-        size_t n = size - off < piece ? size - off : piece;
-        if (write(fds[1], data + off, n) < 0) {
-            break;
-        }
-        off += n;
-        run_loop(2);
-        while (read(fds[1], sink, sizeof(sink)) > 0) {
-        }
-    }
-    shutdown(fds[1], SHUT_WR);
-    run_loop(20);
-    while (read(fds[1], sink, sizeof(sink)) > 0) {
-    }
-    close(fds[1]);
-    run_loop(20);
+    fuzz_play(base, fds[1], data, size);
     cleanup();
     return 0;
 }

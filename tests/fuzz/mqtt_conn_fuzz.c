@@ -8,6 +8,7 @@
 #include "broker/config.h"
 #include "common/log.h"
 #include "store/store.h"
+#include "tests/fuzz/fuzz_conn.h"
 
 #include "ferry/errors.h"
 
@@ -106,18 +107,9 @@ static void collect(void *arg, const char *key, void *val)
     }
 }
 
-static void run_loop(int rounds)
-{
-    for (int i = 0; i < rounds; i++) {
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int fds[2];
-    size_t piece, off = 1;
-    char sink[4096];
     ended e;
     if (!base) {
         setup();
@@ -125,30 +117,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) {
         return 0;
     }
-    piece = (size_t)data[0] % 64 + 1;
     FUZZ_ACCEPT(srv, fds[0], "fuzz", FY_LIMIT_ADMIT);
-    while (off < size) {
-        size_t n = size - off < piece ? size - off : piece;
-        if (write(fds[1], data + off, n) < 0) {
-            break;
-        }
-        off += n;
-        run_loop(2);
-        while (read(fds[1], sink, sizeof(sink)) > 0) {
-        }
-    }
-    shutdown(fds[1], SHUT_WR);
-    run_loop(20);
-    while (read(fds[1], sink, sizeof(sink)) > 0) {
-    }
-    close(fds[1]);
-    run_loop(20);
+    fuzz_play(base, fds[1], data, size);
     /* Durable sessions it created would pile up across inputs: end them. */
     e.n = 0;
     fy_strmap_each(&srv->sessions, collect, &e);
     for (size_t i = 0; i < e.n; i++) {
         mqtt_session_end(e.v[i]);
     }
-    run_loop(5);
+    fuzz_run_loop(base, 5);
     return 0;
 }
