@@ -6,8 +6,9 @@
 # (its own mnesia, config, cookie and epmd) and runs the same cases with the same generator.
 # Prints a Markdown table and rewrites the amqp-bench section of docs/benchmarks.md.
 # The receiver runs in the sender's thread (--one-process: three busy processes on two CPUs
-# would make the tail the generator's). The fixed-rate case runs BENCH_LAT_ROUNDS times; the
-# section lists every round's p99.9 with the machine's steal during it.
+# would make the tail the generator's). The fixed-rate case runs BENCH_LAT_ROUNDS times beside
+# ferry-pausemeter; the section lists every round's p99.9 with the machine's steal and pauses
+# during it, and the p99.9 of the messages no pause touched.
 #   scripts/bench-amqp.sh BUILD_DIR      (BENCH_SCALE=1 multiplies the message counts;
 #                                         BENCH_LAT_ROUNDS=5 fixed-rate rounds;
 #                                         BENCH_RABBITMQ=0 skips RabbitMQ)
@@ -22,12 +23,13 @@ rounds=${BENCH_LAT_ROUNDS:-5}
 rabbit_bin=/usr/lib/rabbitmq/bin/rabbitmq-server
 begin='<!-- amqp-bench:begin -->'
 end='<!-- amqp-bench:end -->'
-need_executables "make build" "$ferryd" "$bench"
+need_executables "make build" "$ferryd" "$bench" "$build/tools/ferry-pausemeter"
 
 tmp=$(mktemp -d)
 pid=       # the broker process measured (ferryd, or RabbitMQ's beam.smp)
 epmd_port= # RabbitMQ's private epmd
 cleanup() {
+    if [[ -n ${pm_pid:-} ]]; then kill "$pm_pid" 2>/dev/null || true; fi
     if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     if [[ -n $epmd_port ]]; then ERL_EPMD_PORT=$epmd_port epmd -kill >/dev/null 2>&1 || true; fi
     rm -rf "$tmp"
@@ -110,7 +112,7 @@ run() {
     local broker=$1 name=$2 mode=$3 count=$4 rate=$5 repeat=$6 target=$7 source=${8:-} out lat="—"
     local args=(--broker "127.0.0.1:$port" --count "$count" --inflight 1024 --credit 1000
         --broker-pid "$pid" --json)
-    local runs=() n=0 all=()
+    local runs=() n=0 all=() pm st
     [[ $mode == e2e ]] && args+=(--one-process)
     [[ $rate != 0 ]] && args+=(--rate "$rate")
     for _ in $(seq 1 "$repeat"); do
@@ -118,7 +120,17 @@ run() {
         local t=${target//@/$RANDOM$n} s=()
         [[ -n $source ]] && s=(--source "${source//@/${t##*/}}")
         echo "running ($broker): ferry-amqp-bench ${args[*]} --target $t ${s[*]} $mode" >&2
-        runs+=("$("$bench" "${args[@]}" --target "$t" "${s[@]}" "$mode")")
+        if [[ $rate != 0 ]]; then
+            # A fixed-rate round: the machine's pauses beside every message's latency.
+            pauses_start "$tmp/pauses"
+            runs+=("$("$bench" "${args[@]}" --target "$t" "${s[@]}" --latency-log "$tmp/lat" "$mode")")
+            pauses_stop
+            pm=$(cat "$tmp/pauses.json")
+            st=$(/usr/bin/python3 "$root/scripts/latency-stalls.py" "$tmp/lat" --pauses "$tmp/pauses" --json)
+            all+=("$(field "${runs[-1]}" p999) ($(field "${runs[-1]}" steal_pct) %, $(field "$pm" pauses_2ms), $(clear_p999 "$st"))")
+        else
+            runs+=("$("$bench" "${args[@]}" --target "$t" "${s[@]}" "$mode")")
+        fi
     done
     if [[ $repeat -gt 1 ]]; then
         out=$(median_p999 "${runs[@]}")
@@ -131,11 +143,17 @@ run() {
     printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$broker" "$name" 1024 \
         "$([[ $rate == 0 ]] && echo max || echo "$rate/s")" "$(field "$out" msgs_per_s)" \
         "$(field "$out" broker_cpu_s_per_million)" "$lat" "$(field "$out" steal_pct)" >>"$table"
-    if [[ $repeat -gt 1 ]]; then
-        for r in "${runs[@]}"; do all+=("$(field "$r" p999) ($(field "$r" steal_pct) %)"); done
-        echo "- $broker, $name at $rate/s, p99.9 in µs (steal) of each run: ${all[*]}" >>"$rounds_list"
+    if [[ $rate != 0 ]]; then
+        echo "- $broker, $name at $rate/s, each run's p99.9 in µs (steal, machine pauses ≥ 2 ms," \
+            "p99.9 of the messages no pause touched): ${all[*]}" >>"$rounds_list"
     fi
     echo "$out" >&2
+}
+
+# clear_p999 JSON: the p99.9 of the messages no machine pause touched, from latency-stalls.py
+# --json (its "clear" object).
+clear_p999() {
+    sed -nE 's/.*"clear": \{[^}]*"p999": ([0-9.]+).*/\1/p' <<<"$1"
 }
 
 # cases BROKER TARGET [SOURCE]: `@` in the addresses becomes a fresh name per run.
@@ -180,7 +198,11 @@ section=$(mktemp -p "$tmp")
     echo "on \`/queue/b<n>\` (a classic queue). The fixed-rate case paces sends in 1 ms ticks and is the"
     echo "median (by p99.9) of $rounds runs; the others are one run each. \"steal\" is the share of the"
     echo "machine's CPU time the hypervisor gave to other guests during the run (/proc/stat): on a VM"
-    echo "it is what moves the tail.${rabbit_note:+ $rabbit_note}"
+    echo "it is what moves the tail. During each fixed-rate run \`ferry-pausemeter\` (one SCHED_FIFO"
+    echo "thread per CPU waking every 0.5 ms) counts the times a CPU of the machine stood still"
+    echo "(a vCPU the hypervisor did not run): a pause stalls every message in flight on any broker."
+    echo "\`scripts/latency-stalls.py --pauses\` then gives the p99.9 of the messages that no pause of"
+    echo "1 ms or more touched: the broker's own tail.${rabbit_note:+ $rabbit_note}"
     echo
     cat "$table"
     echo

@@ -76,6 +76,19 @@ wait_started() {
     exit 1
 }
 
+# pauses_start LOG: starts ferry-pausemeter (from $build) in the background, logging each pause
+# of the machine's CPUs to LOG and its JSON summary to LOG.json; sets pm_pid. pauses_stop: stops
+# it and waits until it has written both (not in a subshell: it waits for its own child).
+pauses_start() {
+    "$build/tools/ferry-pausemeter" --log "$1" >"$1.json" &
+    pm_pid=$!
+}
+pauses_stop() {
+    kill -INT "$pm_pid" 2>/dev/null || true
+    wait "$pm_pid" || true
+    pm_pid=
+}
+
 # stop: stops the broker $pid (its own child) and waits for it; clears pid.
 stop() {
     kill "$pid" 2>/dev/null || true

@@ -71,6 +71,7 @@ typedef struct bench {
     size_t rcap;
     uint64_t received, tr0, tr_last;
     uint64_t *lat;
+    uint64_t *sent_at; /* --latency-log: each message's send time (CLOCK_MONOTONIC ns) */
     /* both */
     uint64_t last_progress;
     bool finished;
@@ -177,6 +178,7 @@ static void on_receiver_delivery(bench *b, pn_delivery_t *d)
     n = pn_link_recv(b->link, b->rbuf, pending);
     pn_link_advance(b->link);
     now = bench_now_ns();
+    sent = 0;
     b->lat[b->received] = 0;
     if (n >= (ssize_t)blen) {
         /* the body is the end of the message when no footer follows; else decode it */
@@ -199,6 +201,9 @@ static void on_receiver_delivery(bench *b, pn_delivery_t *d)
             memcpy(&sent, body, 8);
             b->lat[b->received] = now > sent ? now - sent : 0;
         }
+    }
+    if (b->sent_at) {
+        b->sent_at[b->received] = sent;
     }
     pn_delivery_update(d, PN_ACCEPTED);
     pn_delivery_settle(d);
@@ -421,8 +426,9 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* --latency-log: one latency per line (µs), in the order the messages arrived. At a fixed
- * rate, line i is about i / rate seconds into the run: stalls show as runs of high values. */
+/* --latency-log: one line per message in the order they arrived, "latency-us send-ms" (send-ms:
+ * CLOCK_MONOTONIC, the clock of ferry-pausemeter's log). At a fixed rate stalls show as runs of
+ * high values. */
 static void write_latency_log(const bench *b)
 {
     FILE *f = fopen(b->o->latency_log, "w");
@@ -431,7 +437,7 @@ static void write_latency_log(const bench *b)
         return;
     }
     for (uint64_t i = 0; i < b->received; i++) {
-        fprintf(f, "%.1f\n", (double)b->lat[i] / 1e3);
+        fprintf(f, "%.1f %.3f\n", (double)b->lat[i] / 1e3, (double)b->sent_at[i] / 1e6);
     }
     if (fclose(f) != 0) {
         fprintf(stderr, "ferry-amqp-bench: %s: %s\n", b->o->latency_log, strerror(errno));
@@ -460,6 +466,7 @@ static void receive_child(const opts *o, int ready_fd, int result_fd)
     b.o = o;
     b.ready_fd = ready_fd;
     b.lat = malloc(o->count * sizeof(*b.lat));
+    b.sent_at = o->latency_log ? calloc(o->count, sizeof(*b.sent_at)) : NULL;
     if (run(&b, 1) != 0 || b.received != o->count) {
         exit(1);
     }
@@ -468,6 +475,7 @@ static void receive_child(const opts *o, int ready_fd, int result_fd)
         exit(1);
     }
     free(b.lat);
+    free(b.sent_at);
     free(b.rbuf);
     exit(0);
 }
@@ -481,6 +489,7 @@ static int e2e_one_process(const opts *o, bench *snd, bench_result *r)
     sides[0].o = o;
     sides[0].ready_fd = -1;
     sides[0].lat = malloc(o->count * sizeof(*sides[0].lat));
+    sides[0].sent_at = o->latency_log ? calloc(o->count, sizeof(*sides[0].sent_at)) : NULL;
     sides[1] = *snd;
     sides[0].start = &sides[1];
     rc = run(sides, 2);
@@ -495,6 +504,7 @@ static int e2e_one_process(const opts *o, bench *snd, bench_result *r)
         rc = bench_parse_receiver(line, r) ? 0 : 1;
     }
     free(sides[0].lat);
+    free(sides[0].sent_at);
     free(sides[0].rbuf);
     return rc;
 }
@@ -523,8 +533,9 @@ static void usage(FILE *f)
                "  --one-process        e2e: the receiver in the sender's thread, not a second\n"
                "                       process (on 2 CPUs, two generator processes and the\n"
                "                       broker compete for them: a tail that is the generator's)\n"
-               "  --latency-log FILE   e2e: every message's latency (us), one per line in\n"
-               "                       arrival order (scripts/latency-stalls.py reads it)\n"
+               "  --latency-log FILE   e2e: every message's latency (us) and send time\n"
+               "                       (CLOCK_MONOTONIC ms), one line each in arrival order\n"
+               "                       (scripts/latency-stalls.py reads it)\n"
                "  --json               one JSON object per run\n");
 }
 
