@@ -6,7 +6,8 @@
 # table and rewrites the mqtt-bench section of docs/benchmarks.md.
 # The fixed-rate latency cases run last, with the three brokers up at once and taking turns, run
 # by run, so that each round sees the same machine (on a VM, the hypervisor's steal moves the
-# tail from one minute to the next); every round's p99.9 and steal go into the section.
+# tail from one minute to the next); every round's p99.9, steal and the machine's pauses
+# (ferry-pausemeter beside each fixed-rate run) go into the section.
 #   scripts/bench-mqtt.sh BUILD_DIR     (BENCH_SCALE=1 multiplies the message counts;
 #                                        BENCH_LAT_ROUNDS=5 latency rounds;
 #                                        MOSQUITTO=/usr/sbin/mosquitto)
@@ -21,7 +22,8 @@ mosquitto=${MOSQUITTO:-/usr/sbin/mosquitto}
 rounds=${BENCH_LAT_ROUNDS:-5}
 begin='<!-- mqtt-bench:begin -->'
 end='<!-- mqtt-bench:end -->'
-need_executables "make build; make deps" "$ferryd" "$bench" "$mosquitto"
+need_executables "make build; make deps" "$ferryd" "$bench" "$mosquitto" \
+    "$build/tools/ferry-pausemeter"
 
 # 10,000 idle clients take 10,000 fds in the broker and as many over the generator's processes:
 # raise this shell's limit (inherited by both) as far as the hard limit allows.
@@ -39,6 +41,7 @@ tmp=$(mktemp -d)
 pid=
 declare -A bpid bport # the brokers up together for the latency rounds
 cleanup() {
+    if [[ -n ${pm_pid:-} ]]; then kill "$pm_pid" 2>/dev/null || true; fi
     if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     for b in "${!bpid[@]}"; do
         kill "${bpid[$b]}" 2>/dev/null || true
@@ -96,7 +99,15 @@ run() {
         local args=(--broker "127.0.0.1:$port" --broker-pid "$pid" --prefix "$prefix" "${@//@P/$prefix}")
         echo "running: $broker: ferry-mqtt-bench ${args[*]}" >&2
         rc=0
-        out=$("$bench" "${args[@]}" 2>"$tmp/err") || rc=$?
+        if [[ " $* " == *" --rate "* ]]; then
+            # A fixed-rate run: the machine's own pauses beside it (ferry-pausemeter).
+            pauses_start "$tmp/pauses"
+            out=$("$bench" "${args[@]}" 2>"$tmp/err") || rc=$?
+            pauses_stop
+            [[ -n $out ]] && out="${out%\}},\"pauses_2ms\":$(field "$(cat "$tmp/pauses.json")" pauses_2ms)}"
+        else
+            out=$("$bench" "${args[@]}" 2>"$tmp/err") || rc=$?
+        fi
         cat "$tmp/err" >&2
         if [[ $rc -ne 0 || -z $out ]] || ! kill -0 "$pid" 2>/dev/null; then
             failures+=("$broker $case: ferry-mqtt-bench exit $rc: $(tr '\n' ' ' <"$tmp/err")")
@@ -319,7 +330,7 @@ row() {
     row "$idle_clients idle clients, each subscribed to \`dev/<i>/cmd\` (QoS 1)" "broker RSS per client (bytes)" rss_of idle "$(rss_target)"
 } >"$table"
 
-# The latency rounds, each cell "p99.9 µs (steal %)".
+# The latency rounds, each cell "p99.9 µs (steal %, machine pauses ≥ 2 ms)".
 rounds_table=$tmp/rounds_table
 {
     echo "| round | case | mosquitto defaults | mosquitto, TCP_NODELAY | Ferry |"
@@ -330,7 +341,7 @@ rounds_table=$tmp/rounds_table
             for b in mosq nodelay ferry; do
                 f=$tmp/rounds/$b.$c.$r
                 if [[ -f $f ]]; then
-                    cells+=("$(field "$(cat "$f")" p999) ($(field "$(cat "$f")" steal_pct) %)")
+                    cells+=("$(field "$(cat "$f")" p999) ($(field "$(cat "$f")" steal_pct) %, $(field "$(cat "$f")" pauses_2ms))")
                 else
                     cells+=("—")
                 fi
@@ -358,8 +369,9 @@ section=$tmp/section
     cat "$table"
     echo
     echo "Every latency round, p99.9 in µs, with the share of the machine's CPU time the hypervisor"
-    echo "stole during the run (\`steal_pct\` of ferry-mqtt-bench, from /proc/stat): on a VM, steal"
-    echo "is what moves the tail, for every broker alike."
+    echo "stole during the run (\`steal_pct\` of ferry-mqtt-bench, from /proc/stat) and the number"
+    echo "of times a CPU of the machine stood still for 2 ms or more (\`ferry-pausemeter\`, run"
+    echo "beside it): on a VM these are what move the tail, for every broker alike."
     echo
     cat "$rounds_table"
     echo "$end"
