@@ -450,6 +450,7 @@ static void handle_health(struct evhttp_request *req, void *arg)
     fy_admin *a = arg;
     fy_broker *b = a->b;
     fy_store_stats st;
+    fy_store_counts counts;
     bool healthy = fy_store_healthy(b->store);
 
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
@@ -466,6 +467,8 @@ static void handle_health(struct evhttp_request *req, void *arg)
     json_object_set_new(store, "inline_paused", json_integer((json_int_t)st.inline_paused));
     json_object_set_new(store, "write_errors", json_integer((json_int_t)st.write_errors));
     json_object_set_new(store, "recoveries", json_integer((json_int_t)st.recoveries));
+    fy_store_get_counts(b->store, &counts);
+    json_object_set_new(store, "queues", json_integer((json_int_t)counts.queues));
     if (!healthy) {
         uint64_t since = fy_store_unhealthy_since(b->store);
         json_object_set_new(store, "error", json_string(fy_store_last_error(b->store)));

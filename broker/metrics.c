@@ -252,6 +252,7 @@ static void render_store(fy_broker *b, struct evbuffer *out)
     static const uint64_t lat[] = FY_STORE_LAT_BOUNDS_US;
     static const uint64_t batch[] = FY_STORE_BATCH_BOUNDS;
     fy_store_stats st;
+    fy_store_counts counts;
     uint64_t commit_count = 0;
     fy_store_get_stats(b->store, &st);
     for (size_t i = 0; i <= FY_STORE_LAT_BUCKETS; i++) {
@@ -282,6 +283,10 @@ static void render_store(fy_broker *b, struct evbuffer *out)
     counter(out, "ferry_store_failed_batches_total", "Store batches that failed.", st.failed);
     gauge(out, "ferry_store_pending_batches", "Store batches queued or being written.",
           (double)st.pending);
+    fy_store_get_counts(b->store, &counts);
+    gauge(out, "ferry_store_queues",
+          "Queues the store keeps an offset range for in memory (each topic's queues written to).",
+          (double)counts.queues);
     gauge(out, "ferry_store_healthy", "1 while the store accepts writes, 0 after a failure.",
           fy_store_healthy(b->store) ? 1 : 0);
     counter(out, "ferry_store_write_errors_total",

@@ -117,6 +117,7 @@ struct fy_store {
     struct commit_ctx_wt *inline_ctx;
     uint64_t inline_off_until_ms; /* after a slow inline write, leave writes to the writer */
 
+    atomic_size_t wnext_n; /* wnext.n, published by the writer after each write */
     atomic_bool healthy;
     atomic_uint_fast64_t st_inline, st_inline_slow, st_inline_paused, st_commits, st_batches,
         st_appends, st_bytes, st_failed, st_pending, st_commit_ns, st_fsyncs, st_fsync_ns,
@@ -806,6 +807,7 @@ static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group, boo
     for (fy_wbatch *b = group; b; b = b->next) {
         b->status = status;
     }
+    atomic_store_explicit(&s->wnext_n, s->wnext.n, memory_order_relaxed);
     post_done_wt(s, group, on_loop);
 }
 
@@ -1171,6 +1173,7 @@ static int open_db(fy_store *s, char *err, size_t errlen)
     rc = check_meta(s, err, errlen);
     if (rc == FY_OK) {
         rc = load_ranges(s, err, errlen);
+        atomic_store_explicit(&s->wnext_n, s->wnext.n, memory_order_relaxed);
     }
     if (rc != FY_OK) {
         leveldb_close(s->db);
@@ -1534,6 +1537,12 @@ uint64_t fy_store_messages_bytes(fy_store *s)
     }
     leveldb_approximate_sizes(s->db, 1, &start, &slen, &limit, &llen, &size);
     return size;
+}
+
+void fy_store_get_counts(fy_store *s, fy_store_counts *out)
+{
+    out->queues = s->qmax.n > s->qmin.n ? s->qmax.n : s->qmin.n;
+    out->next_offsets = atomic_load_explicit(&s->wnext_n, memory_order_relaxed);
 }
 
 void fy_store_get_stats(const fy_store *s, fy_store_stats *st)

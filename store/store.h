@@ -247,6 +247,13 @@ int fy_store_scan_adapter(fy_store *s, const char *adapter, const void *prefix, 
  * only in the memtable is not counted). */
 uint64_t fy_store_messages_bytes(fy_store *s);
 
+/* What the store keeps in memory per queue (loop thread), for /health and metrics. */
+typedef struct fy_store_counts {
+    size_t queues;       /* queues with a known offset range (written to, or loaded at open) */
+    size_t next_offsets; /* queues the writer keeps a next offset for, as of its last write */
+} fy_store_counts;
+void fy_store_get_counts(fy_store *s, fy_store_counts *out);
+
 /* Upper bounds of the commit histograms: write latency in microseconds, messages per write. */
 #define FY_STORE_LAT_BUCKETS 14
 #define FY_STORE_LAT_BOUNDS_US                                                                     \
