@@ -469,6 +469,7 @@ static void handle_health(struct evhttp_request *req, void *arg)
     json_object_set_new(store, "recoveries", json_integer((json_int_t)st.recoveries));
     fy_store_get_counts(b->store, &counts);
     json_object_set_new(store, "queues", json_integer((json_int_t)counts.queues));
+    json_object_set_new(store, "erasing_topics", json_integer((json_int_t)counts.erasing));
     if (!healthy) {
         uint64_t since = fy_store_unhealthy_since(b->store);
         json_object_set_new(store, "error", json_string(fy_store_last_error(b->store)));

@@ -287,6 +287,10 @@ static void render_store(fy_broker *b, struct evbuffer *out)
     gauge(out, "ferry_store_queues",
           "Queues the store keeps an offset range for in memory (each topic's queues written to).",
           (double)counts.queues);
+    gauge(
+        out, "ferry_store_erasing_topics",
+        "Deleted topics whose messages the store is still deleting (in chunks, in the background).",
+        (double)counts.erasing);
     gauge(out, "ferry_store_healthy", "1 while the store accepts writes, 0 after a failure.",
           fy_store_healthy(b->store) ? 1 : 0);
     counter(out, "ferry_store_write_errors_total",

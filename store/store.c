@@ -42,10 +42,25 @@
 #define RECOVER_PROBE_BYTES 65536 /* written and synced before a reopen is tried */
 
 /* Operation kinds inside a batch's op buffer. */
-enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF };
+enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF, OP_ERASE };
 /* The flags byte of OP_APPEND: 1 = the record has keys to index; APPEND_REF = a reference whose
  * last 12 bytes get the location of an earlier append of the batch. */
 #define APPEND_REF 2
+/* The flags byte of OP_ERASE (also the first byte of an E record): ERASE_OFFSETS = walk every
+ * group's committed offsets too; ERASE_CONT = a later chunk (the E record says where to go on). */
+#define ERASE_OFFSETS 1
+#define ERASE_CONT 2
+#define ERASE_CHUNK 8192 /* keys deleted (or seeks made) per write of an erasing */
+/* fy_wbatch.flags: WB_BARRIER = starts a commit of its own (what was submitted before is in the
+ * database when it is applied); WB_ERASE = holds OP_ERASE; WB_INTERNAL = submitted by the store
+ * itself (the next chunk of an erasing): no callback, not counted in `pending`. */
+#define WB_BARRIER 1
+#define WB_ERASE 2
+#define WB_INTERNAL 4
+/* s->erasing values: a batch with the topic's next chunk is queued or being written; or none
+ * is (an E record found at open, or a chunk that failed): the next open or recovery goes on. */
+#define ERASING_QUEUED 1
+#define ERASING_STALLED 2
 
 typedef struct append_res {
     uint32_t queue_id;
@@ -64,6 +79,7 @@ struct fy_wbatch {
     fy_wbatch_cb cb;
     void *arg;
     int status;
+    uint8_t flags; /* WB_* */
 };
 
 struct fy_store {
@@ -81,7 +97,9 @@ struct fy_store {
     /* Loop side: committed queue ranges, keyed by topic_id << 32 | queue_id. */
     fy_u64map qmin;
     fy_u64map qmax;
-    struct event *done_ev;       /* efd readable: the writer thread finished a group */
+    fy_u64map erasing;     /* topic id -> ERASING_*: deleted topics with keys left to delete */
+    size_t erase_chunk;    /* ERASE_CHUNK, smaller in tests */
+    struct event *done_ev; /* efd readable: the writer thread finished a group */
     struct event *done_local_ev; /* an inline commit finished (nothing to read from efd) */
     int efd;
 
@@ -204,7 +222,14 @@ static void tkey(uint8_t *k, uint64_t deliver_ms, uint64_t seq)
     fy_be64_put(k + 9, seq);
 }
 
-enum { HKEY_LEN = 9 };
+enum { HKEY_LEN = 9, EKEY_LEN = 5 };
+
+/* "<prefix> topic_id": the start of a topic's M or K keys, and its E record. */
+static void topic_key(uint8_t *k, char prefix, uint32_t topic_id)
+{
+    k[0] = (uint8_t)prefix;
+    fy_be32_put(k + 1, topic_id);
+}
 
 static void hkey(uint8_t *k, uint64_t tx_id)
 {
@@ -502,6 +527,23 @@ void fy_wbatch_del_adapter(fy_wbatch *b, const char *adapter, const void *key, s
     fy_buf_free(&k);
 }
 
+/* OP_ERASE: topic id, queues, flags, and a byte the writer sets to 1 when keys are left. */
+static void erase_op(fy_wbatch *b, uint32_t topic_id, uint32_t queues, uint8_t flags)
+{
+    fy_buf_put_u8(&b->ops, OP_ERASE);
+    fy_buf_put_u32(&b->ops, topic_id);
+    fy_buf_put_u32(&b->ops, queues);
+    fy_buf_put_u8(&b->ops, flags);
+    fy_buf_put_u8(&b->ops, 0);
+    b->flags |= WB_ERASE;
+}
+
+void fy_wbatch_erase_topic(fy_wbatch *b, uint32_t topic_id, uint32_t queues, bool offsets)
+{
+    erase_op(b, topic_id, queues, offsets ? ERASE_OFFSETS : 0);
+    b->flags |= WB_BARRIER;
+}
+
 /* ---- The writer thread -------------------------------------------------------------------- */
 
 /* An undo entry: the writer's next offset of a queue before this commit touched it. */
@@ -516,14 +558,20 @@ typedef struct commit_ctx_wt {
     fy_buf key; /* scratch for index keys */
 } commit_ctx_wt;
 
-static uint64_t assign_offset_wt(fy_store *s, commit_ctx_wt *c, uint64_t qk)
+/* Remembers the writer's next offset of queue qk before this commit changes it. */
+static void undo_push_wt(commit_ctx_wt *c, uint64_t qk, uint64_t next)
 {
-    uint64_t *next = fy_u64map_upsert(&s->wnext, qk, 0);
     if (c->nundo == c->capundo) {
         c->capundo = c->capundo ? c->capundo * 2 : 64;
         c->undo = fy_realloc(c->undo, c->capundo * sizeof(*c->undo));
     }
-    c->undo[c->nundo++] = (undo){qk, *next};
+    c->undo[c->nundo++] = (undo){qk, next};
+}
+
+static uint64_t assign_offset_wt(fy_store *s, commit_ctx_wt *c, uint64_t qk)
+{
+    uint64_t *next = fy_u64map_upsert(&s->wnext, qk, 0);
+    undo_push_wt(c, qk, *next);
     return (*next)++;
 }
 
@@ -579,6 +627,172 @@ static void trim_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t q
         index_keys_wt(s, c, topic_id, val, vlen, true);
     }
     leveldb_iter_destroy(it);
+}
+
+/* Deletes the keys starting with prefix from `at` on, one budget unit each. Returns true once
+ * none is left; false when the budget ran out, with `at` set to the first key not deleted. */
+static bool erase_prefix_wt(fy_store *s, leveldb_iterator_t *it, const uint8_t *prefix, size_t plen,
+                            fy_buf *at, size_t *budget)
+{
+    for (leveldb_iter_seek(it, (const char *)at->data, at->len); leveldb_iter_valid(it);
+         leveldb_iter_next(it)) {
+        size_t klen;
+        const char *k = leveldb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, prefix, plen) != 0) {
+            return true;
+        }
+        if (*budget == 0) {
+            fy_buf_reset(at);
+            fy_buf_append(at, k, klen);
+            return false;
+        }
+        leveldb_writebatch_delete(s->wb, k, klen);
+        (*budget)--;
+    }
+    return true;
+}
+
+/* Deletes every group's committed offsets of topic_id (O group 0 topic_id queue_id) from `at`
+ * on: the keys are ordered by group, so a seek per group finds its keys of the topic and one
+ * more skips the rest of the group (a seek or a delete costs one budget unit). Returns like
+ * erase_prefix_wt. */
+static bool erase_offsets_wt(fy_store *s, leveldb_iterator_t *it, uint32_t topic_id, fy_buf *at,
+                             size_t *budget)
+{
+    fy_buf to = FY_BUF_INIT;
+    uint8_t tid[4];
+    bool done = true;
+    fy_be32_put(tid, topic_id);
+    leveldb_iter_seek(it, (const char *)at->data, at->len);
+    while (leveldb_iter_valid(it)) {
+        size_t klen, glen, tail;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &klen);
+        const uint8_t *z;
+        int cmp;
+        if (klen == 0 || k[0] != 'O') {
+            break;
+        }
+        if (*budget == 0) {
+            fy_buf_reset(at);
+            fy_buf_append(at, k, klen);
+            done = false;
+            break;
+        }
+        (*budget)--;
+        z = memchr(k + 1, 0, klen - 1);
+        if (!z) {
+            leveldb_iter_next(it); /* not an offset key: cannot happen */
+            continue;
+        }
+        glen = (size_t)(z - k) + 1; /* 'O', the group, its 0 */
+        tail = klen - glen < 4 ? klen - glen : 4;
+        cmp = memcmp(k + glen, tid, tail);
+        if (cmp == 0 && tail == 4) {
+            leveldb_writebatch_delete(s->wb, (const char *)k, klen);
+            leveldb_iter_next(it);
+            continue;
+        }
+        fy_buf_reset(&to);
+        fy_buf_append(&to, k, glen);
+        if (cmp < 0 || (cmp == 0 && tail < 4)) {
+            fy_buf_append(&to, tid, 4); /* this group's keys of the topic */
+        } else {
+            to.data[glen - 1] = 1; /* past this group's keys */
+        }
+        leveldb_iter_seek(it, (const char *)to.data, to.len);
+    }
+    fy_buf_free(&to);
+    return done;
+}
+
+/* One chunk of a topic's erasing: deletes at most erase_chunk keys of the topic, its messages
+ * (M), key index (K) and, with ERASE_OFFSETS, every group's offsets of it (O), in that order.
+ * It reads the database, i.e. what earlier commits wrote: a first chunk is the first batch of
+ * its commit (WB_BARRIER), and nothing is appended to a topic once its erasing has begun. The
+ * first chunk also forgets the writer's next offsets of the queues. The E record holds the
+ * flags and the first key not deleted yet: written while keys are left, deleted with the
+ * last ones, read by the next chunk (and at open: load_ranges skips such a topic, and the
+ * erasing goes on). Returns true while keys are left and the next chunk should follow. */
+static bool erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t queues,
+                     uint8_t flags)
+{
+    uint8_t ek[EKEY_LEN], mk[EKEY_LEN], kk[EKEY_LEN];
+    fy_buf at = FY_BUF_INIT, rec = FY_BUF_INIT;
+    size_t budget = s->erase_chunk;
+    leveldb_iterator_t *it;
+    char *lerr = NULL;
+    bool done = true, more;
+
+    topic_key(ek, 'E', topic_id);
+    topic_key(mk, 'M', topic_id);
+    topic_key(kk, 'K', topic_id);
+    if (flags & ERASE_CONT) {
+        size_t vlen = 0;
+        char *v = leveldb_get(s->db, s->ropts, (const char *)ek, sizeof(ek), &vlen, &lerr);
+        if (lerr || !v) {
+            leveldb_free(lerr); /* a read error leaves the record for the next open */
+            return false;       /* or done already */
+        }
+        /* An empty record (cannot happen) starts over, offsets included. */
+        flags = (uint8_t)(vlen > 0 ? v[0] & ERASE_OFFSETS : ERASE_OFFSETS) | ERASE_CONT;
+        if (vlen > 1) {
+            fy_buf_append(&at, v + 1, vlen - 1);
+        }
+        leveldb_free(v);
+    } else {
+        for (uint32_t q = 0; q < queues; q++) {
+            uint64_t qk = qkey(topic_id, q), *next = fy_u64map_find(&s->wnext, qk);
+            if (next) {
+                undo_push_wt(c, qk, *next);
+                fy_u64map_del(&s->wnext, qk);
+            }
+        }
+    }
+    if (at.len == 0) {
+        fy_buf_append(&at, mk, sizeof(mk));
+    }
+    it = leveldb_create_iterator(s->db, s->scan_ropts);
+    if (at.data[0] == 'M') {
+        done = erase_prefix_wt(s, it, mk, sizeof(mk), &at, &budget);
+        if (done) {
+            fy_buf_reset(&at);
+            fy_buf_append(&at, kk, sizeof(kk));
+        }
+    }
+    if (done && at.data[0] == 'K') {
+        done = erase_prefix_wt(s, it, kk, sizeof(kk), &at, &budget);
+        if (done) {
+            fy_buf_reset(&at);
+            if (flags & ERASE_OFFSETS) {
+                fy_buf_put_u8(&at, 'O');
+            }
+        }
+    }
+    if (done && at.len > 0 && at.data[0] == 'O') {
+        done = erase_offsets_wt(s, it, topic_id, &at, &budget);
+    }
+    leveldb_iter_get_error(it, &lerr);
+    leveldb_iter_destroy(it);
+    if (lerr) {
+        /* Start over at the next open: the record stays, without a place to go on from. */
+        fy_log(ERROR, "store", "topic_id=%u msg=\"erasing a deleted topic stopped: %s\"", topic_id,
+               lerr);
+        leveldb_free(lerr);
+        fy_buf_reset(&at);
+        done = false;
+    }
+    if (!done) {
+        fy_buf_put_u8(&rec, flags & ERASE_OFFSETS);
+        fy_buf_append(&rec, at.data, at.len);
+        leveldb_writebatch_put(s->wb, (const char *)ek, sizeof(ek), (const char *)rec.data,
+                               rec.len);
+    } else if (flags & ERASE_CONT) {
+        leveldb_writebatch_delete(s->wb, (const char *)ek, sizeof(ek));
+    }
+    more = !done && at.len > 0;
+    fy_buf_free(&at);
+    fy_buf_free(&rec);
+    return more;
 }
 
 /* The next sequence number (timers, transaction ids); a new block is reserved on disk, in the
@@ -687,6 +901,16 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             trim_wt(s, c, topic_id, queue_id, before);
             break;
         }
+        case OP_ERASE: {
+            uint32_t topic_id = fy_rd_u32(&rd);
+            uint32_t queues = fy_rd_u32(&rd);
+            uint8_t flags = fy_rd_u8(&rd);
+            uint8_t *more = (uint8_t *)fy_rd_take(&rd, 1);
+            if (more) {
+                *more = erase_wt(s, c, topic_id, queues, flags);
+            }
+            break;
+        }
         default:
             rd.bad = true; /* our own encoding: cannot happen */
             break;
@@ -705,12 +929,14 @@ static void rollback_wt(fy_store *s, commit_ctx_wt *c)
     }
 }
 
-/* Takes queued batches from the head of the queue, up to max_commit_bytes (at least one). */
+/* Takes queued batches from the head of the queue, up to max_commit_bytes (at least one), and
+ * never a WB_BARRIER batch after the first. */
 static fy_wbatch *take_group_locked(fy_store *s)
 {
     fy_wbatch *head = s->q_head, *last = head;
     size_t bytes = head->ops.len;
-    while (last->next && bytes + last->next->ops.len <= s->max_commit_bytes) {
+    while (last->next && !(last->next->flags & WB_BARRIER) &&
+           bytes + last->next->ops.len <= s->max_commit_bytes) {
         last = last->next;
         bytes += last->ops.len;
     }
@@ -837,16 +1063,25 @@ static void *writer_main_wt(void *arg)
 
 /* ---- Completions on the loop -------------------------------------------------------------- */
 
-static void apply_ranges(fy_store *s, fy_wbatch *b)
+/* For a written batch: moves the queue ranges its appends and trims changed, and follows up its
+ * erase chunks (adding the next chunk of each erasing with keys left to *next). For a failed
+ * one (nothing of it was written), only the erase chunks: those that went on with an erasing
+ * leave it to a recovery or the next open (the E record is there); one that began an erasing did
+ * not begin it. */
+static void complete_ops(fy_store *s, fy_wbatch *b, fy_wbatch **next)
 {
     fy_rd rd = fy_rd_make(b->ops.data, b->ops.len);
     size_t nappend = 0;
+    bool ok = b->status == FY_OK;
     while (rd.left > 0 && !rd.bad) {
         switch (fy_rd_u8(&rd)) {
         case OP_APPEND: {
             uint32_t topic_id = fy_rd_u32(&rd);
             fy_rd_take(&rd, 5);
             fy_rd_take(&rd, fy_rd_u32(&rd));
+            if (!ok) {
+                break;
+            }
             const append_res *r = &b->res[nappend++];
             uint64_t qk = qkey(topic_id, r->queue_id);
             uint64_t *max = fy_u64map_upsert(&s->qmax, qk, 0);
@@ -878,13 +1113,48 @@ static void apply_ranges(fy_store *s, fy_wbatch *b)
             uint64_t before = fy_rd_u64(&rd);
             uint64_t qk = qkey(topic_id, queue_id);
             uint64_t *max = fy_u64map_find(&s->qmax, qk);
-            uint64_t *min = fy_u64map_upsert(&s->qmin, qk, 0);
-            uint64_t top = max ? *max : 0;
-            if (before > top) {
-                before = top;
+            uint64_t *min;
+            if (!ok || !max) {
+                break; /* not written, or a queue never written (or erased) */
+            }
+            min = fy_u64map_upsert(&s->qmin, qk, 0);
+            if (before > *max) {
+                before = *max;
             }
             if (before > *min) {
                 *min = before;
+            }
+            break;
+        }
+        case OP_ERASE: {
+            uint32_t topic_id = fy_rd_u32(&rd);
+            uint32_t queues = fy_rd_u32(&rd);
+            uint8_t flags = fy_rd_u8(&rd);
+            uint8_t more = fy_rd_u8(&rd);
+            uint64_t *st = fy_u64map_find(&s->erasing, topic_id);
+            if (!ok) {
+                if (st) {
+                    *st = ERASING_STALLED;
+                }
+                break;
+            }
+            if (!(flags & ERASE_CONT)) {
+                for (uint32_t q = 0; q < queues; q++) {
+                    fy_u64map_del(&s->qmin, qkey(topic_id, q));
+                    fy_u64map_del(&s->qmax, qkey(topic_id, q));
+                }
+            }
+            if (!more) {
+                fy_u64map_del(&s->erasing, topic_id);
+            } else if (s->stopping) {
+                *fy_u64map_upsert(&s->erasing, topic_id, 0) = ERASING_STALLED; /* next open */
+            } else {
+                *fy_u64map_upsert(&s->erasing, topic_id, 0) = ERASING_QUEUED;
+                if (!*next) {
+                    *next = fy_wbatch_new();
+                    (*next)->flags = WB_INTERNAL;
+                }
+                erase_op(*next, topic_id, 0, ERASE_CONT);
             }
             break;
         }
@@ -895,9 +1165,28 @@ static void apply_ranges(fy_store *s, fy_wbatch *b)
     }
 }
 
+/* Queues the next chunk of every erasing that has none on its way (after open and recovery). */
+static void erasing_resume(fy_store *s)
+{
+    fy_wbatch *b = NULL;
+    for (size_t i = 0; i < s->erasing.cap; i++) {
+        if (s->erasing.used[i] && s->erasing.vals[i] == ERASING_STALLED) {
+            if (!b) {
+                b = fy_wbatch_new();
+                b->flags = WB_INTERNAL;
+            }
+            erase_op(b, (uint32_t)s->erasing.keys[i], 0, ERASE_CONT);
+            s->erasing.vals[i] = ERASING_QUEUED;
+        }
+    }
+    if (b) {
+        fy_store_submit(s, b, NULL, NULL);
+    }
+}
+
 static void run_completions(fy_store *s)
 {
-    fy_wbatch *list;
+    fy_wbatch *list, *next = NULL;
     pthread_mutex_lock(&s->mu);
     list = s->done_head;
     s->done_head = s->done_tail = NULL;
@@ -905,17 +1194,20 @@ static void run_completions(fy_store *s)
     while (list) {
         fy_wbatch *b = list;
         list = b->next;
-        if (b->status == FY_OK) {
-            apply_ranges(s, b);
-            atomic_fetch_add(&s->st_batches, 1);
-        } else {
-            atomic_fetch_add(&s->st_failed, 1);
+        if (b->status == FY_OK || (b->flags & WB_ERASE)) {
+            complete_ops(s, b, &next);
         }
-        atomic_fetch_sub(&s->st_pending, 1);
+        atomic_fetch_add(b->status == FY_OK ? &s->st_batches : &s->st_failed, 1);
+        if (!(b->flags & WB_INTERNAL)) {
+            atomic_fetch_sub(&s->st_pending, 1);
+        }
         if (b->cb) {
             b->cb(b->arg, b->status, b);
         }
         fy_wbatch_free(b);
+    }
+    if (next) {
+        fy_store_submit(s, next, NULL, NULL); /* erasings go on */
     }
 }
 
@@ -938,17 +1230,21 @@ void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
     b->cb = cb;
     b->arg = arg;
     b->next = NULL;
-    atomic_fetch_add(&s->st_pending, 1);
+    if (!(b->flags & WB_INTERNAL)) {
+        atomic_fetch_add(&s->st_pending, 1);
+    }
     pthread_mutex_lock(&s->mu);
     if (s->flush == FY_FLUSH_ASYNC && !s->q_head && !s->writer_busy && !s->stopping && !s->held &&
-        !s->recovering && s->inline_ctx && fy_mono_ms() >= s->inline_off_until_ms) {
+        !s->recovering && s->inline_ctx && fy_mono_ms() >= s->inline_off_until_ms &&
+        !(b->flags & WB_ERASE)) {
         /* The writer is idle and nothing waits: write now on the loop. Under flush=async a
          * LevelDB write is a write(2) into the log and a memtable insert (microseconds). One
          * that is slow because the thread slept in it (LevelDB throttling behind compaction, a
          * full memtable, the disk: a voluntary context switch) leaves the writes to the writer
          * for a while, so the loop never waits on the disk twice in a row. One slow without
          * sleeping lost its CPU (another task, or the hypervisor): the writer thread would
-         * fare no better, and each hand-off costs a wake-up on the other CPU. */
+         * fare no better, and each hand-off costs a wake-up on the other CPU. An erase chunk
+         * (thousands of deletes) is never written here. */
         struct rusage r0, r1;
         uint64_t t0, took_us;
         bool counted;
@@ -1009,8 +1305,33 @@ static int mkdir_p(const char *dir)
     return FY_OK;
 }
 
+/* Notes the topics whose erasing an earlier run (or a failed write) left unfinished: their E
+ * records. The erasing goes on once the writer runs (erasing_resume). */
+static int load_erasing(fy_store *s, char *err, size_t errlen)
+{
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
+    char *lerr = NULL;
+    for (leveldb_iter_seek(it, "E", 1); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+        size_t klen;
+        const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
+        if (klen == 0 || key[0] != 'E') {
+            break;
+        }
+        if (klen == EKEY_LEN) {
+            fy_u64map_upsert(&s->erasing, fy_be32_get(key + 1), ERASING_STALLED);
+        }
+    }
+    leveldb_iter_get_error(it, &lerr);
+    leveldb_iter_destroy(it);
+    if (lerr) {
+        return take_error(lerr, err, errlen);
+    }
+    return FY_OK;
+}
+
 /* Reads the first and last offset of every queue into the range tables: three seeks per queue,
- * whatever the number of messages. */
+ * whatever the number of messages. The queues of a topic being erased are skipped: they are
+ * gone as far as anyone reading the store is concerned. */
 static int load_ranges(fy_store *s, char *err, size_t errlen)
 {
     leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->ropts);
@@ -1033,6 +1354,14 @@ static int load_ranges(fy_store *s, char *err, size_t errlen)
         topic_id = fy_be32_get(key + 1);
         queue_id = fy_be32_get(key + 5);
         first = fy_be64_get(key + 9);
+        if (fy_u64map_find(&s->erasing, topic_id)) {
+            if (topic_id == UINT32_MAX) {
+                break;
+            }
+            mkey(k, topic_id + 1, 0, 0);
+            leveldb_iter_seek(it, (const char *)k, sizeof(k));
+            continue;
+        }
         /* Seek just past this queue, then step back to its last message. */
         if (queue_id == UINT32_MAX) {
             mkey(k, topic_id + 1, 0, 0);
@@ -1172,6 +1501,9 @@ static int open_db(fy_store *s, char *err, size_t errlen)
     }
     rc = check_meta(s, err, errlen);
     if (rc == FY_OK) {
+        rc = load_erasing(s, err, errlen);
+    }
+    if (rc == FY_OK) {
         rc = load_ranges(s, err, errlen);
         atomic_store_explicit(&s->wnext_n, s->wnext.n, memory_order_relaxed);
     }
@@ -1299,6 +1631,7 @@ static int recover_now(fy_store *s, bool force)
     pthread_mutex_unlock(&s->mu);
     if (rc == FY_OK) {
         atomic_fetch_add(&s->st_recoveries, 1);
+        erasing_resume(s);
         fy_log(WARN, "store",
                "dir=%s unhealthy_ms=%llu queues=%zu msg=\"store recovered: writes "
                "accepted again\"",
@@ -1350,6 +1683,7 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
     s->efd = -1;
     s->flush = opts->flush;
     s->max_commit_bytes = opts->max_commit_bytes ? opts->max_commit_bytes : 16u << 20;
+    s->erase_chunk = opts->erase_chunk ? opts->erase_chunk : ERASE_CHUNK;
     atomic_init(&s->healthy, true);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -1417,8 +1751,9 @@ int fy_store_open(const fy_store_opts *opts, struct event_base *base, fy_store *
     }
     s->writer_started = true;
     s->inline_ctx = FY_NEW(commit_ctx_wt);
-    fy_log(INFO, "store", "dir=%s flush=%s queues=%zu msg=\"store open\"", opts->dir,
-           opts->flush == FY_FLUSH_SYNC ? "sync" : "async", s->qmax.n);
+    fy_log(INFO, "store", "dir=%s flush=%s queues=%zu erasing=%zu msg=\"store open\"", opts->dir,
+           opts->flush == FY_FLUSH_SYNC ? "sync" : "async", s->qmax.n, s->erasing.n);
+    erasing_resume(s);
     *out = s;
     return FY_OK;
 fail:
@@ -1496,6 +1831,7 @@ void fy_store_close(fy_store *s)
     }
     fy_u64map_free(&s->qmin);
     fy_u64map_free(&s->qmax);
+    fy_u64map_free(&s->erasing);
     fy_u64map_free(&s->wnext);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -1543,6 +1879,33 @@ void fy_store_get_counts(fy_store *s, fy_store_counts *out)
 {
     out->queues = s->qmax.n > s->qmin.n ? s->qmax.n : s->qmin.n;
     out->next_offsets = atomic_load_explicit(&s->wnext_n, memory_order_relaxed);
+    out->erasing = s->erasing.n;
+}
+
+void fy_store_topics_each(fy_store *s, void (*fn)(void *arg, uint32_t topic_id, uint32_t queues),
+                          void *arg)
+{
+    fy_u64map ids = FY_U64MAP_INIT; /* topic id -> highest queue id + 1 */
+    for (size_t i = 0; i < s->qmax.cap; i++) {
+        if (s->qmax.used[i]) {
+            uint64_t *n = fy_u64map_upsert(&ids, s->qmax.keys[i] >> 32, 0);
+            uint64_t q = (s->qmax.keys[i] & UINT32_MAX) + 1;
+            if (q > *n) {
+                *n = q;
+            }
+        }
+    }
+    for (size_t i = 0; i < s->erasing.cap; i++) {
+        if (s->erasing.used[i]) {
+            fy_u64map_upsert(&ids, s->erasing.keys[i], 0);
+        }
+    }
+    for (size_t i = 0; i < ids.cap; i++) {
+        if (ids.used[i]) {
+            fn(arg, (uint32_t)ids.keys[i], (uint32_t)ids.vals[i]);
+        }
+    }
+    fy_u64map_free(&ids);
 }
 
 void fy_store_get_stats(const fy_store *s, fy_store_stats *st)

@@ -17,6 +17,8 @@
  *   H tx_id                                 -> half message: u32 mlen, meta, record
  *   C name / G name                         -> topic / group configuration (opaque bytes)
  *   A adapter 0 key                         -> a namespace per adapter (opaque bytes)
+ *   E topic_id                              -> a deleted topic being erased: flags, where to
+ *                                              go on (fy_wbatch_erase_topic)
  *   V                                       -> store format version */
 #ifndef FERRY_STORE_STORE_H
 #define FERRY_STORE_STORE_H
@@ -45,6 +47,7 @@ typedef struct fy_store_opts {
     size_t max_commit_bytes; /* group commit: most bytes in one WriteBatch; 0 = 16 MiB */
     int recover_every_ms;    /* after a failed write, try to recover this often; 0 = 1000,
                                 < 0 = only when fy_store_recover is called (tests) */
+    size_t erase_chunk;      /* keys deleted per write when erasing a topic; 0 = 8192 */
 } fy_store_opts;
 
 /* Opens (creating if missing) the store in opts->dir and starts its writer thread; completions
@@ -150,6 +153,22 @@ void fy_wbatch_del_half(fy_wbatch *b, uint64_t tx_id);
 /* Deletes the messages of a queue with offsets below `before`, and their key index entries
  * (retention). The writer does the deleting; the caller bounds how many at once. */
 void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, uint64_t before);
+/* Erases what the store holds of topic_id, whose configuration this batch deletes (or that has
+ * none): the messages of its queues (M), their key index (K) and, with `offsets`, every group's
+ * committed offsets of it (O; false when the caller knows none was ever written, which saves a
+ * seek per group), on disk; and in memory the queues' ranges and next offsets, so that a topic
+ * deleted costs nothing from then on. When the batch completes the queues read as never
+ * written, and no open brings them back. Delayed messages (T) and half messages (H) are not
+ * touched: they name their topic, not its id.
+ *
+ * The batch is written in a commit of its own, after everything submitted before it (appends
+ * to the topic still on their way included); nothing may be appended to topic_id afterwards
+ * (ids are never reused). The keys go in chunks of erase_chunk per write: the first chunk in this
+ * batch, the others in batches the store submits itself after each completion, so a large topic
+ * does not hold up other writes. While keys are left a record E topic_id says where to go on;
+ * the last chunk deletes it. A crash or a failed write in between leaves that record and the
+ * keys not yet deleted; the next open (or recovery) does not load those queues and goes on. */
+void fy_wbatch_erase_topic(fy_wbatch *b, uint32_t topic_id, uint32_t queues, bool offsets);
 /* A namespace per adapter (e.g. "mqtt": retained messages, sessions). */
 void fy_wbatch_put_adapter(fy_wbatch *b, const char *adapter, const void *key, size_t klen,
                            const void *val, size_t vlen);
@@ -251,8 +270,15 @@ uint64_t fy_store_messages_bytes(fy_store *s);
 typedef struct fy_store_counts {
     size_t queues;       /* queues with a known offset range (written to, or loaded at open) */
     size_t next_offsets; /* queues the writer keeps a next offset for, as of its last write */
+    size_t erasing;      /* erased topics with keys still to delete (fy_wbatch_erase_topic) */
 } fy_store_counts;
 void fy_store_get_counts(fy_store *s, fy_store_counts *out);
+
+/* Calls fn once for each topic id the store has queues of (loaded at open or written since),
+ * with one more than its highest queue id, and for each topic being erased (queues 0). Loop
+ * thread; for the core at start, to find what belongs to no topic. */
+void fy_store_topics_each(fy_store *s, void (*fn)(void *arg, uint32_t topic_id, uint32_t queues),
+                          void *arg);
 
 /* Upper bounds of the commit histograms: write latency in microseconds, messages per write. */
 #define FY_STORE_LAT_BUCKETS 14

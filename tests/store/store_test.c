@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -792,6 +793,292 @@ static void test_store_trim_queue(void **state)
     fy_buf_free(&out);
 }
 
+/* ---- Erasing a deleted topic ----------------------------------------------------------- */
+
+static const char *const erase_groups[] = {"g1", "g2", "g10"};
+
+/* Writes topic tid: n messages with the key "k" in each of its queues, and the offsets of three
+ * groups for each queue. */
+static void fill_topic(env *e, uint32_t tid, uint32_t queues, int n)
+{
+    fy_wbatch *b = fy_wbatch_new();
+    fy_slice keys[1] = {fy_slice_str("k")};
+    fy_record r = make_rec("t", "x");
+    r.keys = keys;
+    r.nkeys = 1;
+    for (uint32_t q = 0; q < queues; q++) {
+        for (int i = 0; i < n; i++) {
+            fy_wbatch_append(b, tid, q, &r);
+        }
+        for (size_t g = 0; g < 3; g++) {
+            fy_wbatch_put_offset(b, erase_groups[g], tid, q, (uint64_t)n);
+        }
+    }
+    submit_sync(e, b);
+}
+
+/* Checks that topic tid has n messages per queue, its key index and its groups' offsets (n
+ * = 0: that nothing of it is left, and its queues read as never written). */
+static void check_topic(env *e, uint32_t tid, uint32_t queues, int n)
+{
+    fy_buf out = FY_BUF_INIT;
+    hits h = {0};
+    uint64_t min, max, off;
+    int want_hits = (int)queues * n < 16 ? (int)queues * n : 16;
+    for (uint32_t q = 0; q < queues; q++) {
+        fy_store_queue_range(e->s, tid, q, &min, &max);
+        assert_int_equal(min, 0);
+        assert_int_equal(max, n);
+        assert_int_equal(fy_store_get(e->s, tid, q, 0, &out), n ? FY_OK : -FY_ENOTFOUND);
+        for (size_t g = 0; g < 3; g++) {
+            assert_int_equal(fy_store_get_offset(e->s, erase_groups[g], tid, q, &off),
+                             n ? FY_OK : -FY_ENOTFOUND);
+        }
+    }
+    assert_int_equal(fy_store_query_key(e->s, tid, "k", 0, UINT64_MAX, 16, hits_cb, &h), 0);
+    assert_int_equal(h.n, want_hits);
+    fy_buf_free(&out);
+}
+
+static void check_counts(env *e, size_t queues, size_t erasing)
+{
+    fy_store_counts c;
+    fy_store_get_counts(e->s, &c);
+    assert_int_equal(c.queues, queues);
+    assert_int_equal(c.next_offsets, queues);
+    assert_int_equal(c.erasing, erasing);
+}
+
+/* Runs the loop until no erasing is left, or fails after 10 s. */
+static void wait_erased(env *e)
+{
+    uint64_t deadline = fy_mono_ms() + 10000;
+    fy_store_counts c;
+    for (fy_store_get_counts(e->s, &c); c.erasing > 0; fy_store_get_counts(e->s, &c)) {
+        assert_true(fy_mono_ms() < deadline);
+        event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(200);
+    }
+}
+
+static void reopen_chunked(env *e, size_t chunk)
+{
+    fy_store_opts o = {.dir = e->dir, .recover_every_ms = -1, .erase_chunk = chunk};
+    char err[256];
+    fy_store_close(e->s);
+    e->s = NULL;
+    if (fy_store_open(&o, e->base, &e->s, err, sizeof(err)) != FY_OK) {
+        fail_msg("open: %s", err);
+    }
+}
+
+/* The batch that deletes topic "t" (id 1, 3 queues) and erases it. */
+static fy_wbatch *delete_t(void)
+{
+    fy_wbatch *b = fy_wbatch_new();
+    fy_wbatch_del_topic(b, "t");
+    fy_wbatch_erase_topic(b, 1, 3, true);
+    return b;
+}
+
+static void put_t(env *e)
+{
+    fy_wbatch *b = fy_wbatch_new();
+    fy_wbatch_put_topic(b, "t", "\0\0\0\1", 4);
+    submit_sync(e, b);
+}
+
+/* A topic erased: its messages, key index and every group's offsets are gone from the store,
+ * and its queues from the store's memory (the counts are back to what they were); another
+ * topic is untouched; a reopen brings nothing back; a topic of the same name (a new id) starts
+ * empty. */
+static void test_store_erase_topic_forgets_queues(void **state)
+{
+    env *e = *state;
+    fy_buf out = FY_BUF_INIT;
+    done d = {0};
+    const char *bodies[] = {"a"};
+    fill_topic(e, 1, 3, 5);
+    fill_topic(e, 2, 1, 2);
+    put_t(e);
+    check_counts(e, 4, 0);
+    check_topic(e, 1, 3, 5);
+
+    submit_sync(e, delete_t());
+    check_counts(e, 1, 0);
+    check_topic(e, 1, 3, 0);
+    check_topic(e, 2, 1, 2);
+    assert_int_equal(fy_store_get_topic(e->s, "t", &out), -FY_ENOTFOUND);
+
+    reopen(e);
+    check_counts(e, 1, 0);
+    check_topic(e, 1, 3, 0);
+    check_topic(e, 2, 1, 2);
+    /* "t" again, as id 3: empty, its first message at offset 0. */
+    check_topic(e, 3, 3, 0);
+    fy_wbatch *b = fy_wbatch_new();
+    fy_record r = make_rec("t", bodies[0]);
+    fy_wbatch_put_topic(b, "t", "\0\0\0\3", 4);
+    fy_wbatch_append(b, 3, 0, &r);
+    fy_store_submit(e->s, b, done_cb, &d);
+    wait_for(e, &d.calls, 1);
+    assert_int_equal(d.offset[0], 0);
+    check_counts(e, 2, 0);
+    fy_buf_free(&out);
+}
+
+/* Appends to a topic submitted before its erasing, and still queued with it, are written first
+ * and erased with the rest (the erasing begins a commit of its own). */
+static void test_store_erase_after_queued_appends(void **state)
+{
+    env *e = *state;
+    const char *bodies[] = {"a", "b", "c"};
+    done d1 = {0}, d2 = {0};
+    fy_wbatch *b = fy_wbatch_new();
+    fy_store_hold(e->s, true);
+    for (int i = 0; i < 3; i++) {
+        fy_record r = make_rec("t", bodies[i]);
+        fy_wbatch_append(b, 1, (uint32_t)i, &r);
+    }
+    fy_store_submit(e->s, b, done_cb, &d1);
+    fy_store_submit(e->s, delete_t(), done_cb, &d2);
+    fy_store_hold(e->s, false);
+    wait_for(e, &d2.calls, 1);
+    assert_int_equal(d1.status, FY_OK);
+    assert_int_equal(d2.status, FY_OK);
+    check_topic(e, 1, 3, 0);
+    check_counts(e, 0, 0);
+    reopen(e);
+    check_topic(e, 1, 3, 0);
+    check_counts(e, 0, 0);
+}
+
+/* A completion callback that holds the writer: the next chunk of the erasing stays queued. */
+static void hold_cb(void *arg, int status, fy_wbatch *b)
+{
+    env *e = arg;
+    assert_int_equal(status, FY_OK);
+    fy_store_hold(e->s, true);
+    completions++;
+}
+
+/* The first chunk of an erasing (in a batch of its own, held after it) and what it leaves. */
+static void erase_first_chunk(env *e)
+{
+    int want;
+    fill_topic(e, 1, 3, 10);
+    fill_topic(e, 2, 1, 2);
+    put_t(e);
+    want = completions + 1;
+    fy_store_submit(e->s, delete_t(), hold_cb, e);
+    wait_for(e, &completions, want);
+    check_counts(e, 1, 1);
+}
+
+/* An erasing in chunks of 4 keys (99 keys: 18 writes), the process gone after the first one (the
+ * topic's configuration deleted, the E record written, the next chunk never written): at the
+ * next open the topic's queues are not loaded, read as never written, and the erasing goes on
+ * to the end. */
+static void test_store_erase_goes_on_after_a_crash(void **state)
+{
+    env *e = *state;
+    uint64_t deadline = fy_mono_ms() + 10000;
+    int status = -1;
+    pid_t pid;
+    fy_buf out = FY_BUF_INIT;
+    reopen_chunked(e, 4);
+    fill_topic(e, 1, 3, 10);
+    fill_topic(e, 2, 1, 2);
+    put_t(e);
+    fy_store_close(e->s);
+    e->s = NULL;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The child begins the erasing and ends without closing the store: a crash. */
+        fy_store_opts o = {.dir = e->dir, .recover_every_ms = -1, .erase_chunk = 4};
+        fy_store_counts c;
+        char err[256];
+        int want = completions + 1;
+        e->base = event_base_new();
+        if (fy_store_open(&o, e->base, &e->s, err, sizeof(err)) != FY_OK) {
+            _exit(2);
+        }
+        fy_store_submit(e->s, delete_t(), hold_cb, e);
+        while (completions < want && fy_mono_ms() < deadline) {
+            event_base_loop(e->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+            usleep(200);
+        }
+        fy_store_get_counts(e->s, &c);
+        _exit(completions == want && c.erasing == 1 ? 0 : 3);
+    }
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (fy_mono_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("the child did not end");
+        }
+        usleep(1000);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    reopen_chunked(e, 4);
+    assert_int_equal(fy_store_get_topic(e->s, "t", &out), -FY_ENOTFOUND);
+    check_counts(e, 1, 1);
+    for (uint32_t q = 0; q < 3; q++) {
+        uint64_t min, max;
+        fy_store_queue_range(e->s, 1, q, &min, &max);
+        assert_int_equal(max, 0);
+    }
+    wait_erased(e);
+    check_topic(e, 1, 3, 0);
+    check_topic(e, 2, 1, 2);
+    reopen(e);
+    check_counts(e, 1, 0);
+    check_topic(e, 1, 3, 0);
+    fy_buf_free(&out);
+}
+
+/* A chunk of an erasing that fails with its write leaves the erasing to the recovery, which
+ * goes on with it. */
+static void test_store_erase_goes_on_after_recovery(void **state)
+{
+    env *e = *state;
+    struct rlimit old, small;
+    size_t big_len = 4u << 20;
+    char *big = malloc(big_len + 1);
+    done d = {0};
+    reopen_chunked(e, 4);
+    erase_first_chunk(e);
+    /* The next chunk is held; a write too large for the log goes with it. */
+    memset(big, 'z', big_len);
+    big[big_len] = '\0';
+    fy_wbatch *b = fy_wbatch_new();
+    fy_record r = make_rec("t", big);
+    fy_wbatch_append(b, 2, 0, &r);
+    fy_store_submit(e->s, b, done_cb, &d);
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    small = old;
+    small.rlim_cur = 1u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    fy_store_hold(e->s, false);
+    wait_for(e, &d.calls, 1);
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_true(d.status < 0);
+    assert_false(fy_store_healthy(e->s));
+    check_counts(e, 1, 1);
+
+    assert_int_equal(fy_store_recover(e->s), FY_OK);
+    wait_erased(e);
+    check_topic(e, 1, 3, 0);
+    check_topic(e, 2, 1, 2);
+    reopen(e);
+    check_counts(e, 1, 0);
+    free(big);
+}
+
 static void test_store_second_open_is_refused(void **state)
 {
     env *e = *state;
@@ -963,6 +1250,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_half_commit_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_adapter_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trim_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_erase_topic_forgets_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_erase_after_queued_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_erase_goes_on_after_a_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_erase_goes_on_after_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_second_open_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_corrupt_database_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_failed_write_is_not_acknowledged, setup,
