@@ -55,6 +55,8 @@ struct topic {
     uint32_t rr;
     tail_slot *tail; /* queues * TAIL_SLOTS, allocated on first produce */
     bool light;      /* a light queue (%LQ%<name>): its records refer to messages elsewhere */
+    bool offsets;    /* groups other than its consumers' may have stored offsets of it (loaded
+                      * from the store, or reset): its deletion walks every group's */
     consumer **cons; /* consumers reading this topic */
     size_t ncons, capcons;
     fy_topic_counters ctr;
@@ -180,6 +182,7 @@ struct fy_core {
     fy_u64map topic_ids; /* id -> topic pointer */
     fy_strmap groups;    /* name -> group */
     uint32_t next_topic_id;
+    bool bad_topic_records; /* seen at start: queues of no topic are kept, not erased */
     cursor **dirty;
     size_t ndirty, capdirty;
     struct ack_waiter *waiters; /* fy_sub_ack_durable: settled, offset not yet stored */
@@ -1800,7 +1803,7 @@ static topic *topic_from(fy_core *c, uint32_t from)
     topic *best = NULL;
     for (size_t i = 0; i < c->topic_ids.cap; i++) {
         topic *t;
-        if (!c->topic_ids.used[i] || !c->topic_ids.vals[i]) {
+        if (!c->topic_ids.used[i]) {
             continue;
         }
         t = (topic *)(uintptr_t)c->topic_ids.vals[i];
@@ -2540,45 +2543,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Adds to b the deletion of every message of a topic's queues and of every group's committed
- * offsets for it. */
-static void purge_topic(fy_core *c, fy_wbatch *b, uint32_t topic_id, uint32_t queues)
-{
-    name_list l = {0};
-    for (uint32_t q = 0; q < queues; q++) {
-        fy_wbatch_trim_queue(b, topic_id, q, UINT64_MAX);
-    }
-    fy_strmap_each(&c->groups, collect_name, &l);
-    for (size_t i = 0; i < l.n; i++) {
-        for (uint32_t q = 0; q < queues; q++) {
-            fy_wbatch_del_offset(b, l.names[i], topic_id, q);
-        }
-    }
-    fy_free(l.names);
-}
-
-typedef struct purge_ctx {
-    fy_core *c;
-    uint32_t topic_id;
-    uint32_t queues;
-    fy_core_done_cb done;
-    void *arg;
-} purge_ctx;
-
-static void purge_again(void *arg, int status, fy_wbatch *b)
-{
-    purge_ctx *x = arg;
-    if (status == FY_OK) {
-        fy_wbatch *again = fy_wbatch_new();
-        purge_topic(x->c, again, x->topic_id, x->queues);
-        fy_store_submit(x->c->store, again, NULL, NULL);
-    }
-    if (x->done) {
-        x->done(x->arg, status);
-    }
-    fy_free(x);
-}
-
 int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
 {
     topic *t = fy_strmap_get(&c->topics, name, strlen(name));
@@ -2586,6 +2550,21 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     if (!t) {
         return -FY_ENOTFOUND;
     }
+    /* The configuration goes in the same write as the erasing's beginning: a restart finds
+     * either the whole topic or none of it (the store finishes an erasing it finds begun).
+     * Appends and offsets still on their way (those the members' leaving persists below
+     * included) are written before, the erasing starting a commit of its own, and erased with
+     * the rest. The groups that stored offsets of the topic in this run are those of its
+     * clustering consumers, kept until now: theirs are deleted by key. A topic of an earlier
+     * run, or reset by time, may have more: the store walks every group's offsets. */
+    b = fy_wbatch_new();
+    fy_wbatch_del_topic(b, t->name);
+    for (size_t i = 0; i < t->ncons && !t->offsets; i++) {
+        for (uint32_t q = 0; q < t->queues && t->cons[i]->persistent; q++) {
+            fy_wbatch_del_offset(b, t->cons[i]->g->name, t->id, q);
+        }
+    }
+    fy_wbatch_erase_topic(b, t->id, t->queues, t->offsets);
     /* End every subscription of the topic and drop its consumers. A broadcast consumer goes
      * with its last member (so it must not be looked at after that); a clustering one stays
      * until freed here. */
@@ -2601,22 +2580,9 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
         }
     }
     resets_drop(c, NULL, t->id);
-    b = fy_wbatch_new();
-    fy_wbatch_del_topic(b, t->name);
-    purge_topic(c, b, t->id, t->queues);
-    /* Appends submitted before this batch may be written in the same commit, where the
-     * deleting does not see them: once this batch is done, purge again. */
-    {
-        purge_ctx *x = FY_NEW(purge_ctx);
-        x->c = c;
-        x->topic_id = t->id;
-        x->queues = t->queues;
-        x->done = done;
-        x->arg = arg;
-        fy_store_submit(c->store, b, purge_again, x);
-    }
+    submit_with_done(c, b, done, arg);
     fy_strmap_del(&c->topics, t->name);
-    *fy_u64map_upsert(&c->topic_ids, t->id, 0) = 0;
+    fy_u64map_del(&c->topic_ids, t->id);
     fy_log(INFO, "core", "topic=%s id=%u msg=\"topic deleted\"", t->name, t->id);
     topic_free(t);
     return FY_OK;
@@ -2851,6 +2817,7 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
         pr = &c->resets[c->nresets - 1];
     }
     b = fy_wbatch_new();
+    t->offsets = true; /* the group may have no consumer of t */
     for (uint32_t q = 0; q < t->queues; q++) {
         uint64_t off = start_offset(c, t, q, FY_START_TIME, ts_ms);
         fy_wbatch_put_offset(b, g->name, t->id, q, off);
@@ -3083,9 +3050,11 @@ static int load_topic(void *arg, const char *name, const uint8_t *val, size_t le
     fy_core *c = arg;
     if (len != 16) {
         fy_log(ERROR, "core", "topic=%s msg=\"bad topic record, skipped\"", name);
+        c->bad_topic_records = true;
         return 0;
     }
-    topic_add(c, name, fy_be32_get(val), fy_be32_get(val + 4));
+    /* Offsets of it from an earlier run would be in the store only: assume there are some. */
+    topic_add(c, name, fy_be32_get(val), fy_be32_get(val + 4))->offsets = true;
     return 0;
 }
 
@@ -3107,9 +3076,40 @@ static int load_group(void *arg, const char *name, const uint8_t *val, size_t le
     return 0;
 }
 
+typedef struct sweep_ctx {
+    fy_core *c;
+    fy_wbatch *b;
+} sweep_ctx;
+
+/* A topic id with queues in the store but no topic: a crash between a topic's deletion and the
+ * deletion of its messages by an older ferryd (which did those in two writes), or a topic whose
+ * configuration never reached the store. Nothing can read those queues: erase them. Ids are
+ * never given out twice: the next one is past it. */
+static void sweep_topic(void *arg, uint32_t topic_id, uint32_t queues)
+{
+    sweep_ctx *x = arg;
+    if (topic_by_id(x->c, topic_id)) {
+        return;
+    }
+    if (topic_id >= x->c->next_topic_id) {
+        uint8_t next[4];
+        x->c->next_topic_id = topic_id + 1;
+        fy_be32_put(next, x->c->next_topic_id);
+        x->b = x->b ? x->b : fy_wbatch_new();
+        fy_wbatch_put_adapter(x->b, "core", "next_topic_id", 13, next, sizeof(next));
+    }
+    if (queues > 0) { /* 0: its erasing has begun already */
+        x->b = x->b ? x->b : fy_wbatch_new();
+        fy_wbatch_erase_topic(x->b, topic_id, queues, true);
+        fy_log(WARN, "core", "topic_id=%u queues=%u msg=\"queues of no topic erased\"", topic_id,
+               queues);
+    }
+}
+
 fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_broker_config *cfg,
                      char *err, size_t errlen)
 {
+    sweep_ctx sweep = {0};
     fy_core *c = FY_NEW(fy_core);
     fy_buf v = FY_BUF_INIT;
     int rc;
@@ -3133,6 +3133,13 @@ fy_core *fy_core_new(struct event_base *base, fy_store *store, const struct fy_b
         c->next_topic_id = fy_be32_get(v.data);
     }
     fy_buf_free(&v);
+    sweep.c = c;
+    if (!c->bad_topic_records) { /* whose queues would look like no topic's */
+        fy_store_topics_each(store, sweep_topic, &sweep);
+    }
+    if (sweep.b) {
+        fy_store_submit(store, sweep.b, NULL, NULL);
+    }
     c->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, c);
     event_add(c->tick_ev, &tick);
     c->created_ev = event_new(base, -1, 0, on_created, c);

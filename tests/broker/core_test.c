@@ -1273,6 +1273,213 @@ static void test_core_topic_delete_closes_subscriptions(void **state)
     fy_buf_free(&rec);
 }
 
+/* The store's in-memory counts are back to `want` (both the loop's ranges and the writer's next
+ * offsets). */
+typedef struct counts_want {
+    env *e;
+    fy_store_counts want;
+} counts_want;
+
+static bool counts_back(void *arg)
+{
+    counts_want *w = arg;
+    fy_store_counts now;
+    fy_store_get_counts(w->e->store, &now);
+    return now.queues == w->want.queues && now.next_offsets == w->want.next_offsets;
+}
+
+static void wait_counts(env *e, const fy_store_counts *target)
+{
+    counts_want w = {e, *target};
+    run_until(e, counts_back, &w);
+}
+
+static int count_key(void *arg, uint32_t queue_id, uint64_t offset, uint64_t store_ms)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Closes the core and the store and opens both again on the same directory. */
+static void restart_all(env *e)
+{
+    fy_store_opts so = {.dir = e->dir};
+    char err[256];
+    fy_core_free(e->core);
+    fy_store_close(e->store);
+    assert_int_equal(fy_store_open(&so, e->base, &e->store, err, sizeof(err)), FY_OK);
+    core_open(e);
+}
+
+/* Deleting a topic forgets its queues in the store, in memory and on disk: the store's counts
+ * come back to what they were before the topic was made, its messages, key index and committed
+ * offsets are gone, a restart brings none of it back, and a topic of the same name made again
+ * starts empty. */
+static void test_core_topic_delete_forgets_queues(void **state)
+{
+    env *e = *state;
+    static owner a, c;
+    memset(&a, 0, sizeof(a));
+    memset(&c, 0, sizeof(c));
+    int st = 1000;
+    fy_store_counts base, now;
+    fy_topic_info t, keep;
+    fy_buf out = FY_BUF_INIT;
+    uint64_t off, min, max;
+    uint32_t old_id;
+    int keys = 0;
+    fy_produce_result kept = produce(e, "keep", "", "stays", "");
+    drain_store(e);
+    fy_store_get_counts(e->store, &base);
+    assert_int_equal(base.queues, 1);
+
+    fy_core_topic_create(e->core, "t", 4, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "g", "t", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    subscribe(e, &c, "fans", "t", "", FY_SUB_BROADCAST, FY_START_FIRST);
+    fy_sub_credit(a.sub, 100);
+    for (int i = 0; i < 8; i++) {
+        produce_keyed(e, "t", "", "m", "k1");
+    }
+    wait_n(e, &a, 8);
+    for (int i = 0; i < 8; i++) {
+        fy_sub_ack(a.sub, a.ids[i]);
+    }
+    fy_core_topic_get(e->core, "t", &t);
+    old_id = t.topic_id;
+    /* A restart stores the group's offsets and loads the topic from the store. */
+    restart_all(e);
+    fy_store_get_counts(e->store, &now);
+    assert_int_equal(now.queues, base.queues + 4);
+    assert_int_equal(fy_store_get_offset(e->store, "g", old_id, 0, &off), FY_OK);
+    assert_int_equal(off, 2);
+    memset(&c, 0, sizeof(c));
+    subscribe(e, &c, "fans", "t", "", FY_SUB_BROADCAST, FY_START_FIRST);
+
+    st = 1000;
+    assert_int_equal(fy_core_topic_delete(e->core, "t", topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    assert_int_equal(c.closed, 1);
+    wait_counts(e, &base);
+    for (uint32_t q = 0; q < 4; q++) {
+        assert_int_equal(fy_store_get(e->store, old_id, q, 0, &out), -FY_ENOTFOUND);
+        assert_int_equal(fy_store_get_offset(e->store, "g", old_id, q, &off), -FY_ENOTFOUND);
+    }
+    assert_int_equal(
+        fy_store_query_key(e->store, old_id, "k1", 0, UINT64_MAX, 100, count_key, &keys), FY_OK);
+    assert_int_equal(keys, 0);
+
+    /* A topic of this run: the offsets its group stored are deleted too. */
+    {
+        static owner h;
+        fy_topic_info u;
+        int stored = 1000;
+        memset(&h, 0, sizeof(h));
+        st = 1000;
+        fy_core_topic_create(e->core, "u", 2, topic_cb, &st);
+        run_until(e, topic_done, &st);
+        fy_core_topic_get(e->core, "u", &u);
+        subscribe(e, &h, "h", "u", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+        fy_sub_credit(h.sub, 10);
+        produce(e, "u", "", "m", "");
+        wait_n(e, &h, 1);
+        assert_int_equal(fy_sub_ack_durable(h.sub, h.ids[0], topic_cb, &stored), FY_OK);
+        run_until(e, topic_done, &stored);
+        assert_int_equal(fy_store_get_offset(e->store, "h", u.topic_id, h.queue[0], &off), FY_OK);
+        st = 1000;
+        assert_int_equal(fy_core_topic_delete(e->core, "u", topic_cb, &st), FY_OK);
+        run_until(e, topic_done, &st);
+        wait_counts(e, &base);
+        for (uint32_t q = 0; q < 2; q++) {
+            assert_int_equal(fy_store_get_offset(e->store, "h", u.topic_id, q, &off),
+                             -FY_ENOTFOUND);
+        }
+    }
+
+    /* Nothing comes back at a restart. */
+    restart_all(e);
+    fy_store_get_counts(e->store, &now);
+    assert_int_equal(now.queues, base.queues);
+    assert_int_equal(now.next_offsets, base.next_offsets);
+    assert_int_equal(fy_core_topic_get(e->core, "t", &t), -FY_ENOTFOUND);
+
+    /* The same name again: a new id, empty queues, the group starts from nothing. */
+    st = 1000;
+    fy_core_topic_create(e->core, "t", 4, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    fy_core_topic_get(e->core, "t", &t);
+    assert_true(t.topic_id != old_id);
+    for (uint32_t q = 0; q < 4; q++) {
+        fy_store_queue_range(e->store, t.topic_id, q, &min, &max);
+        assert_int_equal(max, 0);
+    }
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "g", "t", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 10);
+    run_for(e, 50);
+    assert_int_equal(a.n, 0);
+    produce(e, "t", "", "new", "");
+    wait_n(e, &a, 1);
+    assert_string_equal(a.body[0], "new");
+    assert_int_equal(a.offset[0], 0);
+    /* The other topic is untouched. */
+    assert_int_equal(fy_core_topic_get(e->core, "keep", &keep), FY_OK);
+    assert_int_equal(fy_core_message_get(e->core, kept.msgid, &out), FY_OK);
+    fy_buf_free(&out);
+}
+
+/* Queue state of a topic id with no topic (left by a crash of an older ferryd between deleting
+ * a topic and deleting its messages) is erased when the core opens: it is not carried in
+ * memory from then on, and the topic ids given out later start past it. */
+static void test_core_open_erases_queues_of_unknown_topics(void **state)
+{
+    env *e = *state;
+    fy_store_counts base, now;
+    fy_wbatch *b;
+    fy_record r = {0};
+    fy_slice keys[1] = {fy_slice_str("k")};
+    fy_buf out = FY_BUF_INIT;
+    fy_topic_info t;
+    uint64_t off;
+    int st = 1000, n = 0;
+    produce(e, "keep", "", "stays", "");
+    fy_core_free(e->core);
+    drain_store(e);
+    fy_store_get_counts(e->store, &base);
+    r.topic = fy_slice_str("orphan");
+    r.body = fy_slice_str("x");
+    r.keys = keys;
+    r.nkeys = 1;
+    b = fy_wbatch_new();
+    for (uint32_t q = 0; q < 3; q++) {
+        fy_wbatch_append(b, 77, q, &r);
+        fy_wbatch_put_offset(b, "g", 77, q, 1);
+    }
+    fy_store_submit(e->store, b, NULL, NULL);
+    drain_store(e);
+    fy_store_get_counts(e->store, &now);
+    assert_int_equal(now.queues, base.queues + 3);
+
+    core_open(e);
+    wait_counts(e, &base);
+    for (uint32_t q = 0; q < 3; q++) {
+        assert_int_equal(fy_store_get(e->store, 77, q, 0, &out), -FY_ENOTFOUND);
+        assert_int_equal(fy_store_get_offset(e->store, "g", 77, q, &off), -FY_ENOTFOUND);
+    }
+    assert_int_equal(fy_store_query_key(e->store, 77, "k", 0, UINT64_MAX, 10, count_key, &n),
+                     FY_OK);
+    assert_int_equal(n, 0);
+    fy_core_topic_create(e->core, "next", 1, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    fy_core_topic_get(e->core, "next", &t);
+    assert_true(t.topic_id > 77);
+    restart_all(e);
+    fy_store_get_counts(e->store, &now);
+    assert_int_equal(now.queues, base.queues);
+    fy_buf_free(&out);
+}
+
 static void test_core_orderly_one_at_a_time_retry_in_place(void **state)
 {
     env *e = *state;
@@ -2154,6 +2361,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_group_max_reconsume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_old_record_loads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_topic_delete_forgets_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_open_erases_queues_of_unknown_topics, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_produce_refuses_internal_routing, setup,
                                         teardown),
