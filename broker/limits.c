@@ -148,27 +148,19 @@ static uint64_t refill(const fy_limits *l, uint64_t *v, uint32_t now)
 typedef struct sweep_ctx {
     const fy_limits *l;
     uint32_t now;
-    uint64_t *full;
-    size_t n;
 } sweep_ctx;
 
-static void find_full(void *arg, uint64_t key, uint64_t val)
+static bool is_full(void *arg, uint64_t key, uint64_t val)
 {
     sweep_ctx *x = arg;
-    if (refill(x->l, &val, x->now) >= x->l->burst_milli) {
-        x->full[x->n++] = key;
-    }
+    return refill(x->l, &val, x->now) >= x->l->burst_milli;
 }
 
 /* Forgets the addresses whose bucket has filled up again: they look like new ones. */
 static void sweep(fy_limits *l, uint32_t now)
 {
-    sweep_ctx x = {l, now, fy_malloc(l->buckets.n * sizeof(uint64_t)), 0};
-    fy_u64map_each(&l->buckets, find_full, &x);
-    for (size_t i = 0; i < x.n; i++) {
-        fy_u64map_del(&l->buckets, x.full[i]);
-    }
-    fy_free(x.full);
+    sweep_ctx x = {l, now};
+    fy_u64map_del_if(&l->buckets, is_full, &x);
     l->sweep_at = l->buckets.n * 2 > SWEEP_AT ? l->buckets.n * 2 : SWEEP_AT;
 }
 

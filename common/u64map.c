@@ -95,6 +95,27 @@ bool fy_u64map_del(fy_u64map *m, uint64_t key)
     return true;
 }
 
+size_t fy_u64map_del_if(fy_u64map *m, bool (*fn)(void *arg, uint64_t key, uint64_t val), void *arg)
+{
+    uint64_t *gone = NULL;
+    size_t n = 0, cap = 0;
+    /* Deleting moves later entries back: decide on all of them first. */
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->used[i] && fn(arg, m->keys[i], m->vals[i])) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                gone = fy_realloc(gone, cap * sizeof(*gone));
+            }
+            gone[n++] = m->keys[i];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        fy_u64map_del(m, gone[i]);
+    }
+    fy_free(gone);
+    return n;
+}
+
 void fy_u64map_each(const fy_u64map *m, void (*fn)(void *arg, uint64_t key, uint64_t val),
                     void *arg)
 {

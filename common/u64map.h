@@ -28,6 +28,9 @@ uint64_t *fy_u64map_find(const fy_u64map *m, uint64_t key);
 uint64_t *fy_u64map_upsert(fy_u64map *m, uint64_t key, uint64_t dflt);
 /* Removes key; returns whether it was there. Pointers from find/upsert become invalid. */
 bool fy_u64map_del(fy_u64map *m, uint64_t key);
+/* Removes every entry for which fn returns true (fn may release what val refers to then; it
+ * must not change the map). Returns how many went. */
+size_t fy_u64map_del_if(fy_u64map *m, bool (*fn)(void *arg, uint64_t key, uint64_t val), void *arg);
 /* Calls fn for every entry, in no particular order. */
 void fy_u64map_each(const fy_u64map *m, void (*fn)(void *arg, uint64_t key, uint64_t val),
                     void *arg);
