@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/passwd.h"
 #include "common/strmap.h"
+#include "common/u64map.h"
 #include "common/wire.h"
 
 #include "ferry/errors.h"
@@ -49,8 +50,9 @@
 
 typedef struct admin_op admin_op;
 
-/* A topic's message counters (all protocols), one sample a second; indexed by topic id. */
+/* A topic's message counters (all protocols), one sample a second. */
 typedef struct topic_rate {
+    uint64_t seen; /* the second it was last sampled */
     uint64_t in[SEC_SLOTS], out[SEC_SLOTS];
 } topic_rate;
 
@@ -76,8 +78,7 @@ struct fy_admin {
     unsigned ticks;
     uint64_t secs; /* seconds sampled so far */
     size_t sec_at;
-    topic_rate *topic_rates;
-    size_t ntopic_rates;
+    fy_u64map topic_rates;        /* topic id -> topic_rate *, of the topics that exist */
     fy_strmap group_rates;        /* name -> group_rate */
     uint64_t groups_wanted_until; /* mono ms: groups are sampled only while someone looks */
 };
@@ -547,18 +548,13 @@ static void arm_tick(fy_admin *a)
 static void sample_topic(void *arg, const fy_topic_info *t)
 {
     fy_admin *a = arg;
-    topic_rate *r;
-    if (t->topic_id >= a->ntopic_rates) {
-        size_t n = a->ntopic_rates ? a->ntopic_rates : 16;
-        while (n <= t->topic_id) {
-            n *= 2;
-        }
-        a->topic_rates = fy_realloc(a->topic_rates, n * sizeof(*a->topic_rates));
-        memset(a->topic_rates + a->ntopic_rates, 0,
-               (n - a->ntopic_rates) * sizeof(*a->topic_rates));
-        a->ntopic_rates = n;
+    uint64_t *slot = fy_u64map_upsert(&a->topic_rates, t->topic_id, 0);
+    topic_rate *r = (topic_rate *)(uintptr_t)*slot;
+    if (!r) {
+        r = FY_NEW(topic_rate);
+        *slot = (uint64_t)(uintptr_t)r;
     }
-    r = &a->topic_rates[t->topic_id];
+    r->seen = a->secs;
     r->in[a->sec_at] = r->out[a->sec_at] = 0;
     for (int p = 0; p < FY_PROTO_COUNT; p++) {
         r->in[a->sec_at] += t->counters->msgs_in[p];
@@ -595,6 +591,17 @@ static void sample_group(void *arg, const char *name, fy_sub_mode mode, uint32_t
     g->seen = a->secs;
 }
 
+/* A topic not sampled in second *secs is gone (deleted): its samples go with it. */
+static bool topic_gone(void *arg, uint64_t id, uint64_t val)
+{
+    topic_rate *r = (topic_rate *)(uintptr_t)val;
+    if (r->seen == *(const uint64_t *)arg) {
+        return false;
+    }
+    fy_free(r);
+    return true;
+}
+
 typedef struct gone_groups {
     uint64_t secs;
     group_rate **list;
@@ -627,6 +634,7 @@ static void sample_second(fy_admin *a)
     a->secs++;
     a->sec_at = (size_t)(a->secs % SEC_SLOTS);
     fy_core_topic_each(a->b->core, sample_topic, a);
+    fy_u64map_del_if(&a->topic_rates, topic_gone, &a->secs);
     if (fy_mono_ms() < a->groups_wanted_until) {
         fy_core_group_each(a->b->core, sample_group, a);
     }
@@ -658,10 +666,12 @@ static double sec_rate(const fy_admin *a, const uint64_t *samples)
 
 static void topic_rates(const fy_admin *a, uint32_t topic_id, double *in, double *out)
 {
+    uint64_t *slot = fy_u64map_find(&a->topic_rates, topic_id);
     *in = *out = 0;
-    if (topic_id < a->ntopic_rates) {
-        *in = sec_rate(a, a->topic_rates[topic_id].in);
-        *out = sec_rate(a, a->topic_rates[topic_id].out);
+    if (slot) {
+        const topic_rate *r = (const topic_rate *)(uintptr_t)*slot;
+        *in = sec_rate(a, r->in);
+        *out = sec_rate(a, r->out);
     }
 }
 
@@ -1767,7 +1777,9 @@ void fy_admin_stop(fy_admin *a)
         }
         fy_free(all.list);
         fy_strmap_free(&a->group_rates);
-        fy_free(a->topic_rates);
+        uint64_t never = UINT64_MAX; /* every topic: gone */
+        fy_u64map_del_if(&a->topic_rates, topic_gone, &never);
+        fy_u64map_free(&a->topic_rates);
     }
     if (a->http) {
         evhttp_free(a->http);
