@@ -5,20 +5,25 @@
 #include "broker/auth.h"
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/passwd.h"
 
 #include "ferry/errors.h"
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define AUTH_MAX_FILE (16u * 1024 * 1024)
 #define FAST_LEN 32
@@ -152,30 +157,64 @@ static bool fast_hash(fy_slice password, uint8_t out[FAST_LEN])
            olen == FAST_LEN;
 }
 
-bool fy_passwd_db_check(fy_passwd_db *db, fy_slice user, fy_slice password)
+static pw_user *pw_find(fy_passwd_db *db, fy_slice user)
 {
-    uint8_t fast[FAST_LEN];
-    pw_user *u = NULL;
-    bool ok;
     for (size_t i = 0; db && i < db->n; i++) {
         if (strlen(db->users[i].name) == user.len &&
             memcmp(db->users[i].name, user.p, user.len) == 0) {
-            u = &db->users[i];
-            break;
+            return &db->users[i];
         }
     }
+    return NULL;
+}
+
+/* Whether password is the one of u that passed the full check last (a keyed fast hash). */
+static bool pw_cached(const pw_user *u, fy_slice password)
+{
+    uint8_t fast[FAST_LEN];
+    bool hit =
+        u->cached && fast_hash(password, fast) && CRYPTO_memcmp(fast, u->fast, FAST_LEN) == 0;
+    OPENSSL_cleanse(fast, sizeof(fast));
+    return hit;
+}
+
+static void pw_remember(pw_user *u, fy_slice password)
+{
+    u->cached = fast_hash(password, u->fast);
+}
+
+/* What an unknown user's password is hashed against, so that a refusal takes as long as a
+ * wrong password: the first user's parameters (the result is thrown away), or the defaults. */
+static void pw_dummy(const fy_passwd_db *db, fy_passwd_entry *e)
+{
+    if (db && db->n > 0) {
+        *e = db->users[0].e;
+        return;
+    }
+    memset(e, 0, sizeof(*e));
+    e->type = 7;
+    e->iterations = FY_PASSWD_ITERATIONS;
+    e->salt_len = FY_PASSWD_SALT_LEN;
+}
+
+bool fy_passwd_db_check(fy_passwd_db *db, fy_slice user, fy_slice password)
+{
+    pw_user *u = pw_find(db, user);
+    fy_passwd_entry dummy;
+    bool ok;
     if (!u) {
+        pw_dummy(db, &dummy);
+        fy_passwd_check(&dummy, (const char *)password.p, password.len);
         return false;
     }
-    /* PBKDF2 with 210,000 rounds costs ~0.1 s of the loop: a password that passed once is
-     * checked again by a keyed hash instead (a wrong one always pays the full price). */
-    if (u->cached && fast_hash(password, fast)) {
-        return CRYPTO_memcmp(fast, u->fast, FAST_LEN) == 0 ||
-               fy_passwd_check(&u->e, (const char *)password.p, password.len);
+    /* PBKDF2 with 210,000 rounds costs ~0.1 s: a password that passed once is checked again by
+     * a keyed hash instead (a wrong one always pays the full price). */
+    if (pw_cached(u, password)) {
+        return true;
     }
     ok = fy_passwd_check(&u->e, (const char *)password.p, password.len);
-    if (ok && fast_hash(password, u->fast)) {
-        u->cached = true;
+    if (ok) {
+        pw_remember(u, password);
     }
     return ok;
 }
@@ -666,12 +705,50 @@ bool fy_acl_allows(const fy_acl *acl, const char *user, const char *client_id, c
 
 /* ---- The broker's state --------------------------------------------------------------------- */
 
+/* A slow check, from fy_auth_start to its completion on the loop. It owns copies of what it
+ * needs: the request's strings are the caller's, and a reload may free the password file. */
+struct fy_auth_job {
+    fy_auth *a;
+    fy_auth_job *next, *prev; /* in the queue, then in the list of finished checks */
+    fy_auth_done_fn done;
+    void *done_arg;
+    bool queued;   /* in the queue, not yet taken by the worker (under mu) */
+    bool canceled; /* the caller went away: freed without a call (loop only) */
+    bool known;    /* the user is in the file (else a dummy hash, refused) */
+    bool ok;       /* the worker's verdict */
+    uint64_t gen;  /* the password file it was checked against */
+    fy_passwd_entry e;
+    char *user; /* NUL-terminated copy of the user name */
+    size_t ulen;
+    uint8_t *password;
+    size_t plen;
+    char protocol[16];
+    char peer[64];
+};
+
 struct fy_auth {
     char *pw_path;
     char *acl_path;
     bool anon;
     fy_passwd_db *pw;
     fy_acl *acl;
+    uint64_t pw_gen; /* counts the password files loaded: a job's file is current if equal */
+    /* The worker (fy_auth_use_loop). Loop only: base, max_pending, npending, done_ev. */
+    struct event_base *base;
+    uint32_t max_pending;
+    uint32_t npending; /* jobs not yet freed: queued, running, or finished and not delivered */
+    uint64_t busy;     /* refusals for max_pending */
+    uint64_t busy_logged_ms;
+    uint64_t busy_unlogged;
+    int efd; /* eventfd: the worker's "jobs finished" */
+    struct event *done_ev;
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t mu; /* guards what follows */
+    pthread_cond_t cv;
+    fy_auth_job *q_head, *q_tail;       /* waiting for the worker */
+    fy_auth_job *done_head, *done_tail; /* checked, waiting for the loop */
+    bool stopping;
 };
 
 static bool path_set(const char *p)
@@ -752,6 +829,9 @@ int fy_auth_new(const char *password_file, const char *acl_file, bool allow_anon
 {
     fy_auth *a = FY_NEW(fy_auth);
     int rc;
+    a->efd = -1;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
     a->pw_path = path_set(password_file) ? fy_strdup(password_file) : NULL;
     a->acl_path = path_set(acl_file) ? fy_strdup(acl_file) : NULL;
     a->anon = allow_anonymous;
@@ -760,25 +840,18 @@ int fy_auth_new(const char *password_file, const char *acl_file, bool allow_anon
         fy_auth_free(a);
         return rc;
     }
+    a->pw_gen = 1;
     *out = a;
     return FY_OK;
 }
 
 int fy_auth_reload(fy_auth *a, char *err, size_t errlen)
 {
-    return auth_load(a, &a->pw, &a->acl, err, errlen);
-}
-
-void fy_auth_free(fy_auth *a)
-{
-    if (!a) {
-        return;
+    int rc = auth_load(a, &a->pw, &a->acl, err, errlen);
+    if (rc == FY_OK) {
+        a->pw_gen++;
     }
-    fy_passwd_db_free(a->pw);
-    fy_acl_free(a->acl);
-    fy_free(a->pw_path);
-    fy_free(a->acl_path);
-    fy_free(a);
+    return rc;
 }
 
 bool fy_auth_has_passwords(const fy_auth *a)
@@ -796,6 +869,16 @@ bool fy_auth_allows_anonymous(const fy_auth *a)
     return !a || a->anon;
 }
 
+uint32_t fy_auth_pending(const fy_auth *a)
+{
+    return a ? a->npending : 0;
+}
+
+uint64_t fy_auth_busy_refusals(const fy_auth *a)
+{
+    return a ? a->busy : 0;
+}
+
 /* A user name fit for a log line: printable ASCII without quotes, at most 64 bytes. */
 static const char *log_name(fy_slice s, char out[72])
 {
@@ -808,11 +891,217 @@ static const char *log_name(fy_slice s, char out[72])
     return out;
 }
 
-int fy_auth_authenticate(void *arg, const fy_auth_request *req)
+static void log_refusal(const char *protocol, const char *peer, const fy_slice *user,
+                        const char *why)
+{
+    char name[72];
+    fy_log(INFO, "auth", "protocol=%s peer=%s user=\"%s\" msg=\"refused: %s\"", protocol,
+           peer ? peer : "-", user ? log_name(*user, name) : "", why);
+}
+
+/* ---- The worker ---------------------------------------------------------------------------- */
+
+static void job_free(fy_auth_job *j)
+{
+    j->a->npending--;
+    if (j->password) {
+        OPENSSL_cleanse(j->password, j->plen);
+        fy_free(j->password);
+    }
+    fy_free(j->user);
+    OPENSSL_cleanse(&j->e, sizeof(j->e));
+    fy_free(j);
+}
+
+static void list_push(fy_auth_job **head, fy_auth_job **tail, fy_auth_job *j)
+{
+    j->next = NULL;
+    j->prev = *tail;
+    if (*tail) {
+        (*tail)->next = j;
+    } else {
+        *head = j;
+    }
+    *tail = j;
+}
+
+static void list_unlink(fy_auth_job **head, fy_auth_job **tail, fy_auth_job *j)
+{
+    if (j->prev) {
+        j->prev->next = j->next;
+    } else {
+        *head = j->next;
+    }
+    if (j->next) {
+        j->next->prev = j->prev;
+    } else {
+        *tail = j->prev;
+    }
+    j->next = j->prev = NULL;
+}
+
+/* The worker thread: takes jobs in order, hashes, hands them back to the loop. A job's
+ * fields other than ok are not written while it runs: the loop only reads its flags. */
+static void *worker_main_wt(void *arg)
 {
     fy_auth *a = arg;
-    char name[72];
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        fy_auth_job *j;
+        bool ok, wake;
+        while (!a->q_head && !a->stopping) {
+            pthread_cond_wait(&a->cv, &a->mu);
+        }
+        if (a->stopping) {
+            break;
+        }
+        j = a->q_head;
+        list_unlink(&a->q_head, &a->q_tail, j);
+        j->queued = false;
+        pthread_mutex_unlock(&a->mu);
+        ok = fy_passwd_check(&j->e, (const char *)j->password, j->plen) && j->known;
+        pthread_mutex_lock(&a->mu);
+        j->ok = ok;
+        wake = a->done_head == NULL;
+        list_push(&a->done_head, &a->done_tail, j);
+        if (wake) {
+            uint64_t one = 1;
+            ssize_t w = write(a->efd, &one, sizeof(one));
+            (void)w; /* the counter cannot overflow; a failure leaves it readable anyway */
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* A finished job on the loop: the caller hears the verdict, and an accepted password is
+ * remembered for the fast check when its file is still the one in use. A cancelled job only
+ * goes. */
+static void job_finish(fy_auth_job *j)
+{
+    fy_auth *a = j->a;
+    fy_slice user = {(const uint8_t *)j->user, j->ulen};
+    fy_slice password = {j->password, j->plen};
+    fy_auth_done_fn done;
+    void *done_arg;
+    int result;
+    if (j->canceled) {
+        job_free(j);
+        return;
+    }
+    if (j->ok && j->gen == a->pw_gen) {
+        pw_user *u = pw_find(a->pw, user);
+        if (u) {
+            pw_remember(u, password);
+        }
+    }
+    if (!j->ok) {
+        log_refusal(j->protocol, j->peer, &user, "bad user name or password");
+    }
+    done = j->done;
+    done_arg = j->done_arg;
+    result = j->ok ? FY_OK : -FY_EPERM;
+    job_free(j); /* first: the caller may start another check at once */
+    done(done_arg, result);
+}
+
+static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
+{
+    fy_auth *a = arg;
+    fy_auth_job *list;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r; /* EAGAIN: another wake-up consumed it; the list is checked regardless */
+    pthread_mutex_lock(&a->mu);
+    list = a->done_head;
+    a->done_head = a->done_tail = NULL;
+    pthread_mutex_unlock(&a->mu);
+    while (list) {
+        fy_auth_job *j = list;
+        list = j->next;
+        job_finish(j);
+    }
+}
+
+int fy_auth_use_loop(fy_auth *a, struct event_base *base, uint32_t max_pending)
+{
+    a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->efd < 0) {
+        return -FY_EIO;
+    }
+    a->done_ev = event_new(base, a->efd, EV_READ | EV_PERSIST, on_jobs_done, a);
+    if (!a->done_ev || event_add(a->done_ev, NULL) != 0) {
+        return -FY_EIO;
+    }
+    a->base = base;
+    a->max_pending = max_pending > 0 ? max_pending : 1;
+    return FY_OK;
+}
+
+/* Starts the worker the first time a check needs it. */
+static bool worker_ready(fy_auth *a)
+{
+    if (!a->worker_started) {
+        if (pthread_create(&a->worker, NULL, worker_main_wt, a) != 0) {
+            fy_log(ERROR, "auth", "msg=\"cannot start the password worker thread\"");
+            return false;
+        }
+        a->worker_started = true;
+    }
+    return true;
+}
+
+/* A refusal for max_pending: counted, and logged at most once per 10 s (a flood is one line). */
+static int busy_refusal(fy_auth *a, const fy_auth_request *req)
+{
+    uint64_t now = fy_mono_ms();
+    a->busy++;
+    a->busy_unlogged++;
+    if (now - a->busy_logged_ms >= 10000 || a->busy_logged_ms == 0) {
+        fy_log(WARN, "auth",
+               "protocol=%s peer=%s refused=%llu pending=%u msg=\"server busy: too many password "
+               "checks pending (auth_max_pending)\"",
+               req->protocol, req->peer ? req->peer : "-", (unsigned long long)a->busy_unlogged,
+               a->npending);
+        a->busy_logged_ms = now;
+        a->busy_unlogged = 0;
+    }
+    return -FY_EAGAIN;
+}
+
+static fy_auth_job *job_new(fy_auth *a, const fy_auth_request *req, const pw_user *u)
+{
+    fy_auth_job *j = FY_NEW(fy_auth_job);
+    j->a = a;
+    j->gen = a->pw_gen;
+    j->known = u != NULL;
+    if (u) {
+        j->e = u->e;
+    } else {
+        pw_dummy(a->pw, &j->e);
+    }
+    j->e.user = (fy_slice){NULL, 0}; /* it pointed into the file, which a reload may free */
+    j->user = fy_strndup((const char *)req->username.p, req->username.len);
+    j->ulen = req->username.len;
+    j->plen = req->password.len;
+    j->password = fy_malloc(j->plen ? j->plen : 1);
+    if (j->plen) {
+        memcpy(j->password, req->password.p, j->plen);
+    }
+    snprintf(j->protocol, sizeof(j->protocol), "%s", req->protocol ? req->protocol : "-");
+    snprintf(j->peer, sizeof(j->peer), "%s", req->peer ? req->peer : "-");
+    a->npending++;
+    return j;
+}
+
+int fy_auth_start(void *arg, const fy_auth_request *req, fy_auth_done_fn done, void *done_arg,
+                  fy_auth_job **job)
+{
+    fy_auth *a = arg;
     const char *why;
+    pw_user *u = NULL;
+    fy_auth_job *j;
+    *job = NULL;
     if (!req->has_username) {
         if (a->anon) {
             return FY_OK;
@@ -823,15 +1112,110 @@ int fy_auth_authenticate(void *arg, const fy_auth_request *req)
             return FY_OK;
         }
         why = "no password file and anonymous clients are not allowed";
-    } else if (req->has_password && fy_passwd_db_check(a->pw, req->username, req->password)) {
-        return FY_OK;
-    } else {
+    } else if (!req->has_password) {
         why = "bad user name or password";
+    } else if ((u = pw_find(a->pw, req->username)) && pw_cached(u, req->password)) {
+        return FY_OK;
+    } else if (!a->base || !worker_ready(a)) {
+        /* No loop to come back to (tools, tests): the check runs here. */
+        if (fy_passwd_db_check(a->pw, req->username, req->password)) {
+            return FY_OK;
+        }
+        why = "bad user name or password";
+    } else if (a->npending >= a->max_pending) {
+        return busy_refusal(a, req);
+    } else {
+        j = job_new(a, req, u);
+        j->done = done;
+        j->done_arg = done_arg;
+        pthread_mutex_lock(&a->mu);
+        j->queued = true;
+        list_push(&a->q_head, &a->q_tail, j);
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        *job = j;
+        return FY_AUTH_PENDING;
     }
-    fy_log(INFO, "auth", "protocol=%s peer=%s user=\"%s\" msg=\"refused: %s\"", req->protocol,
-           req->peer ? req->peer : "-", req->has_username ? log_name(req->username, name) : "",
-           why);
+    log_refusal(req->protocol, req->peer, req->has_username ? &req->username : NULL, why);
     return -FY_EPERM;
+}
+
+int fy_auth_authenticate(void *arg, const fy_auth_request *req)
+{
+    fy_auth *a = arg;
+    if (req->has_username && req->has_password && a->pw &&
+        fy_passwd_db_check(a->pw, req->username, req->password)) {
+        return FY_OK;
+    }
+    if (!req->has_username || !a->pw) {
+        fy_auth_job *job;
+        return fy_auth_start(a, req, NULL, NULL, &job); /* answered at once */
+    }
+    log_refusal(req->protocol, req->peer, &req->username, "bad user name or password");
+    return -FY_EPERM;
+}
+
+void fy_auth_cancel(void *arg, fy_auth_job *j)
+{
+    fy_auth *a = arg;
+    bool queued;
+    if (!j) {
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    queued = j->queued;
+    if (queued) {
+        list_unlink(&a->q_head, &a->q_tail, j);
+        j->queued = false;
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (queued) {
+        job_free(j); /* never hashed: the worker's time goes to the next client */
+    } else {
+        j->canceled = true; /* running or finished: freed when it comes back */
+    }
+}
+
+/* Frees the jobs of a list at shutdown: their callers hear -FY_ECANCELED. */
+static void jobs_cancel_all(fy_auth_job *list)
+{
+    while (list) {
+        fy_auth_job *j = list;
+        list = j->next;
+        if (!j->canceled) {
+            j->done(j->done_arg, -FY_ECANCELED);
+        }
+        job_free(j);
+    }
+}
+
+void fy_auth_free(fy_auth *a)
+{
+    if (!a) {
+        return;
+    }
+    if (a->worker_started) {
+        pthread_mutex_lock(&a->mu);
+        a->stopping = true;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->worker, NULL);
+    }
+    jobs_cancel_all(a->q_head);
+    jobs_cancel_all(a->done_head);
+    if (a->done_ev) {
+        event_free(a->done_ev);
+    }
+    if (a->efd >= 0) {
+        close(a->efd);
+    }
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    fy_passwd_db_free(a->pw);
+    fy_acl_free(a->acl);
+    fy_free(a->pw_path);
+    fy_free(a->acl_path);
+    fy_free(a);
 }
 
 int fy_auth_authorize(void *arg, const char *user, const char *client_id, const char *protocol,

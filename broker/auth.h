@@ -3,7 +3,8 @@
  * (mosquitto-like, plus rules for native topics, consumer groups and administration) and
  * allow_anonymous. The broker owns them; protocol adapters ask through the two hooks of
  * adapters/adapter.h, which are fy_auth_authenticate and fy_auth_authorize over an fy_auth.
- * Everything runs on the loop thread. docs/security.md describes the files. */
+ * Everything runs on the loop thread, but fy_auth_start's password hashing (PBKDF2), which a
+ * worker thread does. docs/security.md describes the files. */
 #ifndef FERRY_BROKER_AUTH_H
 #define FERRY_BROKER_AUTH_H
 
@@ -11,6 +12,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
 
 /* Credentials a client presented (MQTT CONNECT, AMQP SASL PLAIN, native HELLO, admin HTTP
  * Basic), borrowed for the call. */
@@ -26,6 +30,16 @@ typedef struct fy_auth_request {
 
 /* The one authentication hook every adapter asks: FY_OK (allowed) or -FY_EPERM. */
 typedef int (*fy_auth_fn)(void *arg, const fy_auth_request *req);
+
+/* fy_auth_start's answer when the check goes on off the loop (not an error). */
+#define FY_AUTH_PENDING 1
+
+/* A check that is pending: the caller's ticket, for fy_auth_cancel. */
+typedef struct fy_auth_job fy_auth_job;
+
+/* The outcome of a pending check, on the loop thread: FY_OK, -FY_EPERM, or -FY_ECANCELED when
+ * the fy_auth is freed first. */
+typedef void (*fy_auth_done_fn)(void *arg, int result);
 
 /* What a client asks to do with a topic (or group). */
 typedef enum fy_acl_op {
@@ -52,7 +66,8 @@ typedef struct fy_acl fy_acl;
 fy_passwd_db *fy_passwd_db_parse(const char *text, size_t len, const char *origin, char *err,
                                  size_t errlen);
 /* Whether user exists and password is theirs (PBKDF2 on the first success, then a keyed
- * fast hash of the password that was accepted). */
+ * fast hash of the password that was accepted). An unknown user costs a PBKDF2 too. Runs the
+ * hash on the calling thread: the broker goes through fy_auth_start instead. */
 bool fy_passwd_db_check(fy_passwd_db *db, fy_slice user, fy_slice password);
 size_t fy_passwd_db_count(const fy_passwd_db *db);
 void fy_passwd_db_free(fy_passwd_db *db);
@@ -78,9 +93,18 @@ typedef struct fy_auth fy_auth;
  * or -FY_EIO/-FY_EINVAL with "file:line: reason" in err (the broker refuses to start). */
 int fy_auth_new(const char *password_file, const char *acl_file, bool allow_anonymous,
                 fy_auth **out, char *err, size_t errlen);
+/* Moves the slow checks (PBKDF2: every first login, every wrong password, every unknown user)
+ * to a worker thread, started at the first one; their results come back to base's loop. At
+ * most max_pending checks wait or run at a time: fy_auth_start answers -FY_EAGAIN beyond. Until
+ * this is called (tools, tests) fy_auth_start checks on the calling thread. FY_OK or -FY_EIO. */
+int fy_auth_use_loop(fy_auth *a, struct event_base *base, uint32_t max_pending);
 /* Reads both files again (SIGHUP). FY_OK when both are good and now in use; otherwise the old
- * ones stay in use and err says why. */
+ * ones stay in use and err says why. Pending checks finish against the file they started with;
+ * an accepted password is remembered (the fast check) only if that file is still in use. */
 int fy_auth_reload(fy_auth *a, char *err, size_t errlen);
+/* Stops the worker (after the check it is running, if any) and frees everything; pending checks
+ * not cancelled get -FY_ECANCELED. Before event_base_free of the loop given to
+ * fy_auth_use_loop. NULL-safe. */
 void fy_auth_free(fy_auth *a);
 
 /* Whether a password file is in use (clients then need a user name and password). */
@@ -89,12 +113,24 @@ bool fy_auth_allows_anonymous(const fy_auth *a);
 /* Whether an ACL file is in use (without one, fy_auth_authorize allows everything). */
 bool fy_auth_has_acl(const fy_auth *a);
 
-/* The hooks (arg is the fy_auth). authenticate: a request without a user name is an anonymous
- * client, allowed when allow_anonymous; with a user name, the password file must hold it with
- * that password (without a password file the user name is taken as given when anonymous
- * clients are allowed, as mosquitto does). authorize: without an ACL file everything is
- * allowed. Both log refusals at INFO. */
+/* Checks pending now (waiting for the worker or running), for /metrics. */
+uint32_t fy_auth_pending(const fy_auth *a);
+/* Checks refused with -FY_EAGAIN (auth_max_pending reached) since start. */
+uint64_t fy_auth_busy_refusals(const fy_auth *a);
+
+/* The hooks (arg is the fy_auth). fy_auth_start is an fy_auth_fn: a request without a user name
+ * is an anonymous client, allowed when allow_anonymous; with a user name, the password file must
+ * hold it with that password (without a password file the user name is taken as given when
+ * anonymous clients are allowed, as mosquitto does). Answered at once: anonymous clients, no
+ * password file, no password, a password that passed the full check before (the fast check);
+ * anything else is pending (an unknown user as long as a wrong password). fy_auth_cancel is an
+ * fy_auth_cancel_fn. authorize: without an ACL file everything is allowed. Refusals are logged
+ * at INFO. */
+int fy_auth_start(void *arg, const fy_auth_request *req, fy_auth_done_fn done, void *done_arg,
+                  fy_auth_job **job);
+/* The same answered on the calling thread (PBKDF2 included): FY_OK or -FY_EPERM. */
 int fy_auth_authenticate(void *arg, const fy_auth_request *req);
+void fy_auth_cancel(void *arg, fy_auth_job *job);
 int fy_auth_authorize(void *arg, const char *user, const char *client_id, const char *protocol,
                       fy_acl_op op, fy_slice topic);
 

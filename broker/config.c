@@ -935,6 +935,9 @@ static const fy_config_key broker_keys[] = {
     FY_CONFIG_KEY_ENUM("allow_anonymous", BC, allow_anonymous, "auto", anon_choices,
                        "Clients without a user name: auto = allowed only when every listener is "
                        "loopback and there is no password_file."),
+    FY_CONFIG_KEY_UINT("auth_max_pending", BC, auth_max_pending, "32", 1, 65536,
+                       "Password checks waiting for or running on the auth worker thread at "
+                       "once (1..65536); more are refused as server busy."),
     FY_CONFIG_KEY_UINT("broker_id", BC, broker_id, "0", 0, 65535,
                        "Number of this broker (0..65535), written into message ids."),
 };

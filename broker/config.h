@@ -181,6 +181,7 @@ typedef struct fy_broker_config {
     char *password_file;         /* "none" = no users */
     char *acl_file;              /* "none" = no rules */
     int allow_anonymous;         /* an fy_anon */
+    uint64_t auth_max_pending;   /* password checks queued or running on the worker */
     uint64_t broker_id;          /* 0..65535 */
     fy_listen_config native;
     fy_listen_config admin;

@@ -344,6 +344,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferryd: %s\n", err);
         goto out;
     }
+    /* Password hashing (PBKDF2) runs on a worker thread, off the loop. */
+    if (fy_auth_use_loop(b.auth, b.base, (uint32_t)cfg.auth_max_pending) != FY_OK) {
+        fy_log(FATAL, "ferryd", "msg=\"cannot set up the password checks' worker\"");
+        fprintf(stderr, "ferryd: cannot set up the password checks' worker\n");
+        goto out;
+    }
     if (!tls_setup(&b, err, sizeof(err))) {
         fy_log(FATAL, "ferryd", "msg=\"%s\"", err);
         fprintf(stderr, "ferryd: %s\n", err);
@@ -448,12 +454,12 @@ out:
     fy_core_free(b.core);
     fy_store_close(b.store);
     fy_limits_free(b.limits);
+    fy_auth_free(b.auth); /* its worker's event is on the loop */
     if (b.base) {
         event_base_free(b.base);
     }
     fy_config_free(b.conf);
     fy_adapters_free(adapters);
-    fy_auth_free(b.auth);
     fy_tls_free(b.tls);
     fy_log_close();
     return rc;

@@ -5,6 +5,7 @@
 #include "broker/metrics.h"
 
 #include "adapters/adapter.h"
+#include "broker/auth.h"
 #include "broker/core.h"
 #include "broker/limits.h"
 #include "broker/native.h"
@@ -347,6 +348,12 @@ void fy_metrics_render(fy_broker *b, const fy_metrics_loop *loop, struct evbuffe
     render_topics(b, out);
     render_connections(b, out);
     render_limits(b, out);
+    gauge(out, "ferry_auth_pending",
+          "Password checks waiting for or running on the auth worker thread (auth_max_pending).",
+          (double)fy_auth_pending(b->auth));
+    counter(out, "ferry_auth_busy_total",
+            "Logins refused as server busy: auth_max_pending checks were pending.",
+            fy_auth_busy_refusals(b->auth));
     render_groups(b, out);
     render_core(b, out);
     render_store(b, out);

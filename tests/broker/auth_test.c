@@ -6,11 +6,14 @@
  * file:line), and fy_auth (allow_anonymous, reload keeping the old files). */
 #include "broker/auth.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/passwd.h"
 #include "tests/testutil.h"
 
 #include "ferry/errors.h"
+
+#include <event2/event.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -356,6 +359,16 @@ static fy_auth_request req(const char *user, const char *pw)
     return r;
 }
 
+/* fy_auth_start without a loop (fy_auth_use_loop not called): answered at once. */
+static int authn(fy_auth *a, const fy_auth_request *r)
+{
+    fy_auth_job *job = NULL;
+    int rc = fy_auth_start(a, r, NULL, NULL, &job);
+    assert_true(rc != FY_AUTH_PENDING);
+    assert_null(job);
+    return rc;
+}
+
 static void test_auth_state(void **state)
 {
     char dir[] = "/tmp/ferry-auth-XXXXXX", pw[128], acl[128], err[512];
@@ -373,27 +386,27 @@ static void test_auth_state(void **state)
     /* No files: anonymous decides. */
     assert_int_equal(fy_auth_new(NULL, "none", true, &a, err, sizeof(err)), FY_OK);
     r = req(NULL, NULL);
-    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    assert_int_equal(authn(a, &r), FY_OK);
     r = req("who", "ever");
-    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    assert_int_equal(authn(a, &r), FY_OK);
     assert_int_equal(fy_auth_authorize(a, NULL, "c", "mqtt", FY_ACL_WRITE, S("x")), FY_OK);
     fy_auth_free(a);
     assert_int_equal(fy_auth_new(NULL, NULL, false, &a, err, sizeof(err)), FY_OK);
     r = req(NULL, NULL);
-    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    assert_int_equal(authn(a, &r), -FY_EPERM);
     fy_auth_free(a);
 
     /* Both files. */
     assert_int_equal(fy_auth_new(pw, acl, false, &a, err, sizeof(err)), FY_OK);
     assert_true(fy_auth_has_passwords(a));
     r = req("alice", "one");
-    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    assert_int_equal(authn(a, &r), FY_OK);
     r = req("alice", "two");
-    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    assert_int_equal(authn(a, &r), -FY_EPERM);
     r = req("alice", NULL);
-    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    assert_int_equal(authn(a, &r), -FY_EPERM);
     r = req(NULL, NULL);
-    assert_int_equal(fy_auth_authenticate(a, &r), -FY_EPERM);
+    assert_int_equal(authn(a, &r), -FY_EPERM);
     assert_int_equal(fy_auth_authorize(a, "alice", "c", "mqtt", FY_ACL_READ, S("a/1")), FY_OK);
     assert_int_equal(fy_auth_authorize(a, "alice", "c", "mqtt", FY_ACL_READ, S("b/1")), -FY_EPERM);
 
@@ -408,7 +421,7 @@ static void test_auth_state(void **state)
     assert_int_equal(fy_auth_reload(a, err, sizeof(err)), -FY_EIO);
     assert_true(strstr(err, "/pw: cannot open") != NULL);
     r = req("alice", "one");
-    assert_int_equal(fy_auth_authenticate(a, &r), FY_OK);
+    assert_int_equal(authn(a, &r), FY_OK);
     /* Good files again: in use. */
     write_file(pw, (const char *)line.data);
     assert_int_equal(fy_auth_reload(a, err, sizeof(err)), FY_OK);
@@ -426,6 +439,238 @@ static void test_auth_state(void **state)
     fy_buf_free(&line);
 }
 
+/* ---- Checks on the worker thread ------------------------------------------------------------ */
+
+#define DEADLINE_MS 20000
+#define NO_ANSWER 12345
+
+/* One check's answer, as the done callback saw it. */
+typedef struct answer {
+    int result; /* NO_ANSWER until called */
+    int calls;
+} answer;
+
+static void on_answer(void *arg, int result)
+{
+    answer *x = arg;
+    x->result = result;
+    x->calls++;
+}
+
+static void on_nap(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* A broker's fy_auth with a loop: alice (password "one", `rounds` PBKDF2 rounds) in a password
+ * file of a fresh directory. */
+typedef struct async_env {
+    char dir[32];
+    char pw[64];
+    struct event_base *base;
+    fy_auth *a;
+} async_env;
+
+static void async_open(async_env *e, uint32_t rounds, uint32_t max_pending, bool anon)
+{
+    char err[512];
+    fy_buf line = FY_BUF_INIT;
+    snprintf(e->dir, sizeof(e->dir), "/tmp/ferry-auth-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    snprintf(e->pw, sizeof(e->pw), "%s/pw", e->dir);
+    assert_int_equal(fy_passwd_format(&line, "alice", "one", rounds), FY_OK);
+    fy_buf_put_u8(&line, 0);
+    write_file(e->pw, (const char *)line.data);
+    fy_buf_free(&line);
+    e->base = event_base_new();
+    assert_int_equal(fy_auth_new(e->pw, NULL, anon, &e->a, err, sizeof(err)), FY_OK);
+    assert_int_equal(fy_auth_use_loop(e->a, e->base, max_pending), FY_OK);
+}
+
+/* Frees the fy_auth (unless the test did: e->a NULL), the loop and the directory. */
+static void async_close(async_env *e)
+{
+    fy_auth_free(e->a);
+    event_base_free(e->base);
+    unlink(e->pw);
+    rmdir(e->dir);
+}
+
+/* Runs the loop until *flag is set (or, with flag NULL, no check is pending), at most
+ * DEADLINE_MS: a check that never answers fails the test instead of hanging it. */
+static void pump_until(async_env *e, const int *flag)
+{
+    struct event *nap = evtimer_new(e->base, on_nap, NULL);
+    uint64_t end = fy_mono_ms() + DEADLINE_MS;
+    while (flag ? *flag == 0 : fy_auth_pending(e->a) > 0) {
+        struct timeval tv = {0, 5000};
+        assert_true(fy_mono_ms() < end);
+        evtimer_add(nap, &tv);
+        event_base_loop(e->base, EVLOOP_ONCE);
+    }
+    event_free(nap);
+}
+
+/* Starts a check that must be pending; its answer goes to x. */
+static fy_auth_job *start_pending(fy_auth *a, const char *user, const char *password, answer *x)
+{
+    fy_auth_request r = req(user, password);
+    fy_auth_job *job = NULL;
+    x->result = NO_ANSWER;
+    x->calls = 0;
+    assert_int_equal(fy_auth_start(a, &r, on_answer, x, &job), FY_AUTH_PENDING);
+    assert_non_null(job);
+    return job;
+}
+
+/* Wrong passwords, unknown users and first logins are pending and answered on the loop; a
+ * password that passed is then answered at once (the fast check); anonymous clients and
+ * requests without a password never wait. */
+static void test_auth_async_pending(void **state)
+{
+    async_env e;
+    fy_auth_request r;
+    answer wrong, unknown, right;
+    async_open(&e, 20000, 8, false);
+    start_pending(e.a, "alice", "two", &wrong);
+    start_pending(e.a, "mallory", "one", &unknown);
+    start_pending(e.a, "alice", "one", &right);
+    assert_int_equal(fy_auth_pending(e.a), 3);
+    assert_int_equal(wrong.calls + unknown.calls + right.calls, 0); /* never before the loop */
+    pump_until(&e, NULL);
+    assert_int_equal(wrong.calls, 1);
+    assert_int_equal(wrong.result, -FY_EPERM);
+    assert_int_equal(unknown.calls, 1);
+    assert_int_equal(unknown.result, -FY_EPERM);
+    assert_int_equal(right.calls, 1);
+    assert_int_equal(right.result, FY_OK);
+
+    /* Answered at once now: the accepted password, and what needs no hashing. */
+    r = req("alice", "one");
+    assert_int_equal(authn(e.a, &r), FY_OK);
+    r = req("alice", NULL);
+    assert_int_equal(authn(e.a, &r), -FY_EPERM);
+    r = req(NULL, NULL);
+    assert_int_equal(authn(e.a, &r), -FY_EPERM);
+    /* A wrong password still waits, even after the right one passed. */
+    start_pending(e.a, "alice", "onE", &wrong);
+    pump_until(&e, &wrong.calls);
+    assert_int_equal(wrong.result, -FY_EPERM);
+    async_close(&e);
+}
+
+/* A cancelled check never calls back, whether it was waiting for the worker or running; the
+ * worker's queue empties and nothing leaks (ASan). */
+static void test_auth_async_cancel(void **state)
+{
+    async_env e;
+    answer x[4], after;
+    fy_auth_job *jobs[4];
+    async_open(&e, 200000, 8, false);
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = start_pending(e.a, "alice", i == 3 ? "one" : "bad", &x[i]);
+    }
+    /* The first is running (or about to), the others wait: cancel three of them. */
+    fy_auth_cancel(e.a, jobs[1]);
+    fy_auth_cancel(e.a, jobs[0]);
+    fy_auth_cancel(e.a, jobs[3]);
+    fy_auth_cancel(e.a, NULL);
+    pump_until(&e, &x[2].calls);
+    assert_int_equal(x[2].result, -FY_EPERM);
+    pump_until(&e, NULL);
+    assert_int_equal(x[0].calls + x[1].calls + x[3].calls, 0);
+    assert_int_equal(fy_auth_pending(e.a), 0);
+    /* The right password was cancelled: it is not remembered, so it waits again. */
+    start_pending(e.a, "alice", "one", &after);
+    pump_until(&e, &after.calls);
+    assert_int_equal(after.result, FY_OK);
+    async_close(&e);
+}
+
+/* A reload while a check runs: it is answered against the file it started with, and a password
+ * it accepted is not remembered for the new file. */
+static void test_auth_async_reload(void **state)
+{
+    async_env e;
+    char err[512];
+    fy_auth_request r;
+    answer old, fresh;
+    fy_buf line = FY_BUF_INIT;
+    async_open(&e, 50000, 8, false);
+    start_pending(e.a, "alice", "one", &old);
+    /* alice's password becomes "two" while the check of "one" is pending. */
+    assert_int_equal(fy_passwd_format(&line, "alice", "two", 1000), FY_OK);
+    fy_buf_put_u8(&line, 0);
+    write_file(e.pw, (const char *)line.data);
+    fy_buf_free(&line);
+    assert_int_equal(fy_auth_reload(e.a, err, sizeof(err)), FY_OK);
+    pump_until(&e, &old.calls);
+    assert_int_equal(old.result, FY_OK); /* right for the file it was checked against */
+    /* "one" was not remembered for the new file: it is checked again, and refused. */
+    start_pending(e.a, "alice", "one", &old);
+    pump_until(&e, &old.calls);
+    assert_int_equal(old.result, -FY_EPERM);
+    start_pending(e.a, "alice", "two", &fresh);
+    pump_until(&e, &fresh.calls);
+    assert_int_equal(fresh.result, FY_OK);
+    r = req("alice", "two");
+    assert_int_equal(authn(e.a, &r), FY_OK); /* remembered: the file did not change since */
+    async_close(&e);
+}
+
+/* At most max_pending checks: beyond, -FY_EAGAIN at once (counted); answers that need no
+ * hashing still come at once; a cancelled queued check frees its place. */
+static void test_auth_async_busy(void **state)
+{
+    async_env e;
+    fy_auth_request r;
+    fy_auth_job *job = (fy_auth_job *)&job, *second;
+    answer x[3], warm;
+    async_open(&e, 50000, 2, true);
+    start_pending(e.a, "alice", "one", &warm);
+    pump_until(&e, &warm.calls);
+    assert_int_equal(warm.result, FY_OK);
+
+    start_pending(e.a, "alice", "x", &x[0]);
+    second = start_pending(e.a, "bob", "y", &x[1]);
+    r = req("alice", "z");
+    assert_int_equal(fy_auth_start(e.a, &r, on_answer, &x[2], &job), -FY_EAGAIN);
+    assert_null(job);
+    assert_int_equal(fy_auth_busy_refusals(e.a), 1);
+    r = req("alice", "one");
+    assert_int_equal(authn(e.a, &r), FY_OK); /* the fast check is not queued */
+    r = req(NULL, NULL);
+    assert_int_equal(authn(e.a, &r), FY_OK); /* anonymous (allowed here) neither */
+    fy_auth_cancel(e.a, second);
+    start_pending(e.a, "carol", "z", &x[2]);
+    pump_until(&e, NULL);
+    assert_int_equal(x[0].result, -FY_EPERM);
+    assert_int_equal(x[1].calls, 0);
+    assert_int_equal(x[2].result, -FY_EPERM);
+    assert_int_equal(fy_auth_busy_refusals(e.a), 1);
+    async_close(&e);
+}
+
+/* fy_auth_free with checks pending: each one not cancelled hears -FY_ECANCELED, once. */
+static void test_auth_async_free_pending(void **state)
+{
+    async_env e;
+    answer x[3];
+    fy_auth_job *mid;
+    async_open(&e, 50000, 8, false);
+    start_pending(e.a, "alice", "a", &x[0]);
+    mid = start_pending(e.a, "alice", "b", &x[1]);
+    start_pending(e.a, "alice", "c", &x[2]);
+    fy_auth_cancel(e.a, mid);
+    fy_auth_free(e.a);
+    e.a = NULL;
+    assert_int_equal(x[0].calls, 1);
+    assert_int_equal(x[0].result, -FY_ECANCELED);
+    assert_int_equal(x[1].calls, 0);
+    assert_int_equal(x[2].calls, 1);
+    assert_int_equal(x[2].result, -FY_ECANCELED);
+    async_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +685,11 @@ int main(void)
         cmocka_unit_test(test_auth_acl_rules),
         cmocka_unit_test(test_auth_acl_errors),
         cmocka_unit_test(test_auth_state),
+        cmocka_unit_test(test_auth_async_pending),
+        cmocka_unit_test(test_auth_async_cancel),
+        cmocka_unit_test(test_auth_async_reload),
+        cmocka_unit_test(test_auth_async_busy),
+        cmocka_unit_test(test_auth_async_free_pending),
     };
     fy_log_set_level(FY_LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);
