@@ -28,6 +28,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -49,6 +50,7 @@
 #define TICKS_PER_SEC (1000 / TICK_MS)
 
 typedef struct admin_op admin_op;
+typedef struct auth_wait auth_wait;
 
 /* A topic's message counters (all protocols), one sample a second. */
 typedef struct topic_rate {
@@ -67,7 +69,8 @@ struct fy_admin {
     fy_broker *b;
     struct evhttp *http;
     uint16_t port;
-    admin_op *ops; /* waiting for a core completion */
+    admin_op *ops;         /* waiting for a core completion */
+    auth_wait *auth_waits; /* requests waiting for their password check */
     struct event *tick_ev;
     uint64_t tick_expected_ns;
     double lag_s, lag_max_s;
@@ -382,21 +385,99 @@ static json_t *record_json(const uint8_t msgid[FY_MSGID_LEN], const uint8_t *rec
 
 /* ---- Authentication ------------------------------------------------------------------------ */
 
+/* What a request does once it may use the admin API. */
+typedef void (*admin_then)(struct evhttp_request *req, fy_admin *a);
+
+/* A request whose password check runs off the loop: its reply waits. */
+struct auth_wait {
+    fy_admin *a;
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    fy_auth_job *job;
+    admin_then then;
+    char user[256];
+    auth_wait *next, *prev;
+};
+
+static void auth_wait_unlink(auth_wait *w)
+{
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else {
+        w->a->auth_waits = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
+    }
+    if (w->conn) {
+        evhttp_connection_set_closecb(w->conn, NULL, NULL);
+    }
+}
+
+static void ask_credentials(struct evhttp_request *req, const char *why)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Basic realm=\"ferry\", charset=\"UTF-8\"");
+    reply_error(req, 401, why);
+}
+
+/* The verdict on user's credentials (the authentication hook's result): true when the request
+ * may go on; otherwise it is answered: 503 (busy), 401, or 403 without the `admin` rule. */
+static bool admin_judged(struct evhttp_request *req, fy_admin *a, const char *user, int result)
+{
+    if (result == -FY_EAGAIN || result == -FY_ECANCELED) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reply_error(req, 503, "server busy: too many password checks pending");
+        return false;
+    }
+    if (result != FY_OK) {
+        ask_credentials(req, "bad user name or password");
+        return false;
+    }
+    if (fy_auth_authorize(a->b->auth, user, "", "admin", FY_ACL_ADMIN, (fy_slice){NULL, 0}) !=
+        FY_OK) {
+        reply_error(req, 403, "not authorized to use the admin API");
+        return false;
+    }
+    return true;
+}
+
+static void auth_wait_done(void *arg, int result)
+{
+    auth_wait *w = arg; /* the connection is open: its close cancels the check */
+    auth_wait_unlink(w);
+    if (admin_judged(w->req, w->a, w->user, result)) {
+        w->then(w->req, w->a);
+    }
+    fy_free(w);
+}
+
+static void auth_wait_closed(struct evhttp_connection *conn, void *arg)
+{
+    auth_wait *w = arg; /* evhttp frees the request with its connection */
+    fy_auth_cancel(w->a->b->auth, w->job);
+    w->conn = NULL;
+    auth_wait_unlink(w);
+    fy_free(w);
+}
+
 /* Whether the request may use the admin API: with a password file, HTTP Basic credentials of a
  * user it holds, who also needs an `admin` rule when there is an ACL file. Answers 401 (asking
- * for credentials) or 403 when not. /health stays open: probes need no secret, and it shows
- * counters only. */
-static bool admin_allowed(struct evhttp_request *req, fy_admin *a)
+ * for credentials) or 403 when not. A check that runs off the loop (the first login, a wrong
+ * password) defers the reply: false, and then(req, a) is called once it says yes. /health stays
+ * open: probes need no secret, and it shows counters only. */
+static bool admin_allowed(struct evhttp_request *req, fy_admin *a, admin_then then)
 {
     fy_auth *auth = a->b->auth;
     const char *h;
     uint8_t dec[512];
     long n;
     const uint8_t *colon;
-    char user[256], peer[64] = "-";
+    char peer[64] = "-";
     fy_auth_request ar = {"admin", "", peer, true, {NULL, 0}, true, {NULL, 0}};
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    bool ok;
+    auth_wait *w;
+    int rc;
     if (!auth || !fy_auth_has_passwords(auth)) {
         return true;
     }
@@ -409,30 +490,39 @@ static bool admin_allowed(struct evhttp_request *req, fy_admin *a)
     h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!h || strncasecmp(h, "Basic ", 6) != 0 ||
         (n = fy_base64_decode(h + 6, strlen(h + 6), dec, sizeof(dec) - 1)) < 0 ||
-        !(colon = memchr(dec, ':', (size_t)n)) || (size_t)(colon - dec) >= sizeof(user) ||
+        !(colon = memchr(dec, ':', (size_t)n)) || (size_t)(colon - dec) >= sizeof(w->user) ||
         memchr(dec, 0, (size_t)n)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                          "Basic realm=\"ferry\", charset=\"UTF-8\"");
-        reply_error(req, 401, "authentication required");
+        ask_credentials(req, "authentication required");
         return false;
     }
     ar.username = (fy_slice){dec, (size_t)(colon - dec)};
     ar.password = (fy_slice){colon + 1, (size_t)(n - (colon + 1 - dec))};
-    ok = fy_auth_authenticate(auth, &ar) == FY_OK;
-    memcpy(user, dec, ar.username.len);
-    user[ar.username.len] = '\0';
-    memset(dec, 0, sizeof(dec));
-    if (!ok) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                          "Basic realm=\"ferry\", charset=\"UTF-8\"");
-        reply_error(req, 401, "bad user name or password");
+    w = FY_NEW(auth_wait);
+    w->a = a;
+    w->req = req;
+    w->conn = conn;
+    w->then = then;
+    memcpy(w->user, dec, ar.username.len);
+    w->user[ar.username.len] = '\0';
+    rc = fy_auth_start(auth, &ar, auth_wait_done, w, &w->job);
+    OPENSSL_cleanse(dec, sizeof(dec));
+    if (rc == FY_AUTH_PENDING) {
+        w->next = a->auth_waits;
+        if (w->next) {
+            w->next->prev = w;
+        }
+        a->auth_waits = w;
+        if (conn) {
+            evhttp_connection_set_closecb(conn, auth_wait_closed, w);
+        }
         return false;
     }
-    if (fy_auth_authorize(auth, user, "", "admin", FY_ACL_ADMIN, (fy_slice){NULL, 0}) != FY_OK) {
-        reply_error(req, 403, "not authorized to use the admin API");
-        return false;
+    if (admin_judged(req, a, w->user, rc)) {
+        fy_free(w);
+        return true;
     }
-    return true;
+    fy_free(w);
+    return false;
 }
 
 /* ---- /health ------------------------------------------------------------------------------- */
@@ -502,14 +592,10 @@ static void handle_health(struct evhttp_request *req, void *arg)
 
 /* ---- /metrics ------------------------------------------------------------------------------ */
 
-static void handle_metrics(struct evhttp_request *req, void *arg)
+static void metrics_serve(struct evhttp_request *req, fy_admin *a)
 {
-    fy_admin *a = arg;
     struct evbuffer *out;
     fy_metrics_loop loop = {a->lag_s, a->lag_max_s};
-    if (!admin_allowed(req, a)) {
-        return;
-    }
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         reply_error(req, 405, "method not allowed");
         return;
@@ -521,6 +607,14 @@ static void handle_metrics(struct evhttp_request *req, void *arg)
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", out);
     evbuffer_free(out);
+}
+
+static void handle_metrics(struct evhttp_request *req, void *arg)
+{
+    fy_admin *a = arg;
+    if (admin_allowed(req, a, metrics_serve)) {
+        metrics_serve(req, a);
+    }
 }
 
 /* ---- Loop tick: lag and rates -------------------------------------------------------------- */
@@ -1627,18 +1721,14 @@ static bool same_origin(struct evhttp_request *req)
     return host && strcasecmp(origin, host) == 0;
 }
 
-static void handle_request(struct evhttp_request *req, void *arg)
+static void request_serve(struct evhttp_request *req, fy_admin *a)
 {
-    fy_admin *a = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
     route_req r = {0};
     char *copy = NULL, *seg, *save = NULL;
 
-    if (!admin_allowed(req, a)) {
-        return;
-    }
     if (!same_origin(req)) {
         reply_error(req, 403, "cross-origin request refused (Origin is not this listener)");
         return;
@@ -1688,6 +1778,14 @@ out:
         evhttp_clear_headers(&r.query);
     }
     fy_free(copy);
+}
+
+static void handle_request(struct evhttp_request *req, void *arg)
+{
+    fy_admin *a = arg;
+    if (admin_allowed(req, a, request_serve)) {
+        request_serve(req, a);
+    }
 }
 
 /* HTTPS ([admin] tls): evhttp takes a TLS bufferevent for each accepted socket (the socket is
@@ -1765,6 +1863,13 @@ void fy_admin_stop(fy_admin *a)
         admin_op *op = a->ops;
         op_unlink(op);
         op->req = NULL;
+    }
+    /* Requests waiting for their password check are never answered: evhttp_free drops them. */
+    while (a->auth_waits) {
+        auth_wait *w = a->auth_waits;
+        fy_auth_cancel(a->b->auth, w->job);
+        auth_wait_unlink(w);
+        fy_free(w);
     }
     if (a->tick_ev) {
         event_free(a->tick_ev);

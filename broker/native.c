@@ -31,6 +31,9 @@
 #define MAX_PENDING 1024           /* requests waiting for the store before we stop reading */
 #define OUT_HIGH_WATER (64u << 20) /* stop reading requests while this much output is queued */
 #define CREDIT_CHUNK 256           /* credit a subscription holds in the core at most */
+/* Input held while HELLO's password check runs: reading stops beyond this much (reading on below
+ * it notices a client that goes away, which cancels the check). */
+#define AUTH_HOLD_MAX (64u << 10)
 
 typedef struct nconn nconn;
 
@@ -66,6 +69,10 @@ struct nconn {
     fy_limit_verdict verdict; /* from fy_limits_accept: REFUSE answers HELLO with ELIMIT */
     struct event *hello_ev;   /* closes the connection if HELLO has not come in time */
     uint32_t pending;         /* requests waiting for a core completion */
+    /* HELLO's password check, while it runs off the loop: no further request is handled. */
+    fy_auth_job *auth_job;
+    uint32_t auth_id; /* the HELLO's request id */
+    char *auth_user;  /* the user it names; NULL: anonymous */
     nsub **subs;
     size_t nsubs, capsubs;
     nchecker **checkers;
@@ -136,6 +143,7 @@ static void conn_free(nconn *c)
     fy_free(c->checkers);
     fy_free(c->client_id);
     fy_free(c->user);
+    fy_free(c->auth_user);
     fy_free(c);
 }
 
@@ -224,10 +232,71 @@ static fy_slice record_topic(fy_slice rec)
     return v.topic;
 }
 
+/* Refuses HELLO: the answer goes out, then the connection closes. */
+static void hello_refuse(nconn *c, uint32_t id, int err, const char *why)
+{
+    reply_error(c, id, err, why);
+    c->close_on_drain = true;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+/* HELLO accepted: c->user is the user (NULL: anonymous). */
+static void hello_ok(nconn *c, uint32_t id)
+{
+    fy_w_hello_ok ok;
+    c->hello = true;
+    if (c->hello_ev) {
+        event_del(c->hello_ev); /* the hello timeout is over */
+    }
+    ok.version = FY_WIRE_VERSION;
+    ok.broker_id = c->srv->broker_id;
+    ok.max_frame = (uint32_t)c->srv->max_frame;
+    ok.broker_version = fy_slice_str(FERRY_VERSION);
+    fy_wire_enc_hello_ok(&c->out, id, &ok);
+    flush_out(c);
+}
+
+/* The credentials of HELLO id are judged (result of the authentication hook): user (owned, NULL:
+ * anonymous) is in, or HELLO is refused. */
+static void hello_judged(nconn *c, uint32_t id, int result, char *user)
+{
+    if (result == FY_OK) {
+        fy_free(c->user);
+        c->user = user;
+        hello_ok(c, id);
+        return;
+    }
+    if (result == -FY_EAGAIN || result == -FY_ECANCELED) {
+        hello_refuse(c, id, -FY_EAGAIN, "server busy: too many password checks pending");
+    } else {
+        hello_refuse(c, id, -FY_EPERM,
+                     user ? "bad user name or password" : "anonymous clients are not allowed");
+    }
+    fy_free(user);
+}
+
+static void on_read(struct bufferevent *bev, void *arg);
+
+/* The answer to HELLO's pending password check; the requests that came after it are handled
+ * now. */
+static void hello_checked(void *arg, int result)
+{
+    nconn *c = arg; /* not closed: a connection that closes cancels its check */
+    char *user = c->auth_user;
+    c->auth_job = NULL;
+    c->auth_user = NULL;
+    hello_judged(c, c->auth_id, result, user);
+    if (!c->close_on_drain) {
+        if (!c->read_paused) {
+            bufferevent_enable(c->bev, EV_READ);
+        }
+        on_read(c->bev, c);
+    }
+}
+
 static int handle_hello(nconn *c, const fy_frame *f)
 {
     fy_w_hello m;
-    fy_w_hello_ok ok;
     if (fy_wire_dec_hello(f, &m) != FY_OK) {
         return -FY_EPROTO;
     }
@@ -241,18 +310,14 @@ static int handle_hello(nconn *c, const fy_frame *f)
         char why[96];
         snprintf(why, sizeof(why), "too many connections (max_connections %llu)",
                  (unsigned long long)fy_limits_max_connections(c->srv->limits));
-        reply_error(c, f->id, -FY_ELIMIT, why);
-        c->close_on_drain = true;
-        bufferevent_disable(c->bev, EV_READ);
+        hello_refuse(c, f->id, -FY_ELIMIT, why);
         return FY_OK;
     }
     if (c->tls && fy_tls_identity_is_username(c->srv->tls)) {
         /* use_identity_as_username: the verified certificate is the credential. */
         char ident[256];
         if (fy_tls_peer_identity(c->bev, ident, sizeof(ident)) != FY_OK) {
-            reply_error(c, f->id, -FY_EPERM, "no client certificate identity");
-            c->close_on_drain = true;
-            bufferevent_disable(c->bev, EV_READ);
+            hello_refuse(c, f->id, -FY_EPERM, "no client certificate identity");
             return FY_OK;
         }
         fy_free(c->user);
@@ -261,27 +326,20 @@ static int handle_hello(nconn *c, const fy_frame *f)
         bool named = m.has_credentials && m.username.len > 0;
         fy_auth_request ar = {"native",   c->client_id, c->peer,   named,
                               m.username, named,        m.password};
-        if (fy_auth_authenticate(c->srv->auth, &ar) != FY_OK ||
-            (named && memchr(m.username.p, 0, m.username.len))) {
-            reply_error(c, f->id, -FY_EPERM,
-                        named ? "bad user name or password" : "anonymous clients are not allowed");
-            c->close_on_drain = true;
-            bufferevent_disable(c->bev, EV_READ);
+        char *user = named ? fy_strndup((const char *)m.username.p, m.username.len) : NULL;
+        int rc = named && memchr(m.username.p, 0, m.username.len)
+                     ? -FY_EPERM
+                     : fy_auth_start(c->srv->auth, &ar, hello_checked, c, &c->auth_job);
+        if (rc == FY_AUTH_PENDING) {
+            /* Nothing more is handled until the answer (on_read stops while auth_job). */
+            c->auth_id = f->id;
+            c->auth_user = user;
             return FY_OK;
         }
-        fy_free(c->user);
-        c->user = named ? fy_strndup((const char *)m.username.p, m.username.len) : NULL;
+        hello_judged(c, f->id, rc, user);
+        return FY_OK;
     }
-    c->hello = true;
-    if (c->hello_ev) {
-        event_del(c->hello_ev); /* the hello timeout is over */
-    }
-    ok.version = FY_WIRE_VERSION;
-    ok.broker_id = c->srv->broker_id;
-    ok.max_frame = (uint32_t)c->srv->max_frame;
-    ok.broker_version = fy_slice_str(FERRY_VERSION);
-    fy_wire_enc_hello_ok(&c->out, f->id, &ok);
-    flush_out(c);
+    hello_ok(c, f->id);
     return FY_OK;
 }
 
@@ -1295,6 +1353,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (c->closed || c->close_on_drain || avail < 4) {
             return;
         }
+        if (c->auth_job) {
+            if (avail >= AUTH_HOLD_MAX) {
+                bufferevent_disable(bev, EV_READ); /* until the check answers (hello_checked) */
+            }
+            return;
+        }
         if (c->pending >= MAX_PENDING ||
             evbuffer_get_length(bufferevent_get_output(bev)) >= OUT_HIGH_WATER) {
             c->read_paused = true;
@@ -1381,6 +1445,11 @@ static void conn_close(nconn *c, const char *why)
     }
     while (c->ncheckers > 0) {
         remove_checker(c, c->ncheckers - 1);
+    }
+    if (c->auth_job) {
+        /* Gone before its password check answered: the answer is not wanted. */
+        fy_auth_cancel(n->auth, c->auth_job);
+        c->auth_job = NULL;
     }
     c->closed = true;
     fy_limits_release(n->limits, c->verdict);
