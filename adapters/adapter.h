@@ -17,10 +17,11 @@
 
 struct event_base;
 
-#define FY_ADAPTER_ABI 1
+#define FY_ADAPTER_ABI 2
 
-/* Authentication and authorization (broker/auth.h): fy_auth_request, fy_auth_fn, fy_acl_op and
- * fy_authz_fn. The hooks in the env are the broker's; an adapter only calls them. */
+/* Authentication and authorization (broker/auth.h): fy_auth_request, fy_auth_fn (which may answer
+ * later: FY_AUTH_PENDING), fy_auth_cancel_fn, fy_acl_op and fy_authz_fn. The hooks in the env are
+ * the broker's; an adapter only calls them. */
 
 /* What the broker hands an adapter at start. Borrowed; valid until stop returns. */
 typedef struct fy_adapter_env {
@@ -28,7 +29,11 @@ typedef struct fy_adapter_env {
     fy_core *core;
     uint64_t max_message_size; /* the broker's max_message_size (bytes of a body) */
     uint16_t broker_id;
-    fy_auth_fn authenticate; /* NULL: allow everyone */
+    /* NULL: allow everyone. A check may be pending (FY_AUTH_PENDING): the connection then
+     * handles no further input until the result comes, and a connection that ends first calls
+     * auth_cancel with its job. */
+    fy_auth_fn authenticate;
+    fy_auth_cancel_fn auth_cancel;
     void *auth_arg;
     /* May user (NULL: anonymous) do op on topic? NULL: everything is allowed. Called with
      * auth_arg. MQTT asks per PUBLISH, per SUBSCRIBE filter and per message delivered. */

@@ -1140,21 +1140,6 @@ int fy_auth_start(void *arg, const fy_auth_request *req, fy_auth_done_fn done, v
     return -FY_EPERM;
 }
 
-int fy_auth_authenticate(void *arg, const fy_auth_request *req)
-{
-    fy_auth *a = arg;
-    if (req->has_username && req->has_password && a->pw &&
-        fy_passwd_db_check(a->pw, req->username, req->password)) {
-        return FY_OK;
-    }
-    if (!req->has_username || !a->pw) {
-        fy_auth_job *job;
-        return fy_auth_start(a, req, NULL, NULL, &job); /* answered at once */
-    }
-    log_refusal(req->protocol, req->peer, &req->username, "bad user name or password");
-    return -FY_EPERM;
-}
-
 void fy_auth_cancel(void *arg, fy_auth_job *j)
 {
     fy_auth *a = arg;

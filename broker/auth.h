@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Users and what they may do: the password file (mosquitto's format), the ACL file
  * (mosquitto-like, plus rules for native topics, consumer groups and administration) and
- * allow_anonymous. The broker owns them; protocol adapters ask through the two hooks of
- * adapters/adapter.h, which are fy_auth_authenticate and fy_auth_authorize over an fy_auth.
- * Everything runs on the loop thread, but fy_auth_start's password hashing (PBKDF2), which a
+ * allow_anonymous. The broker owns them; protocol adapters ask through the hooks of
+ * adapters/adapter.h, which are fy_auth_start, fy_auth_cancel and fy_auth_authorize over an
+ * fy_auth. Everything runs on the loop thread but the password hashing itself (PBKDF2), which a
  * worker thread does. docs/security.md describes the files. */
 #ifndef FERRY_BROKER_AUTH_H
 #define FERRY_BROKER_AUTH_H
@@ -28,9 +28,6 @@ typedef struct fy_auth_request {
     fy_slice password;
 } fy_auth_request;
 
-/* The one authentication hook every adapter asks: FY_OK (allowed) or -FY_EPERM. */
-typedef int (*fy_auth_fn)(void *arg, const fy_auth_request *req);
-
 /* fy_auth_start's answer when the check goes on off the loop (not an error). */
 #define FY_AUTH_PENDING 1
 
@@ -40,6 +37,16 @@ typedef struct fy_auth_job fy_auth_job;
 /* The outcome of a pending check, on the loop thread: FY_OK, -FY_EPERM, or -FY_ECANCELED when
  * the fy_auth is freed first. */
 typedef void (*fy_auth_done_fn)(void *arg, int result);
+
+/* The one authentication hook every adapter asks. Answers at once FY_OK (allowed), -FY_EPERM
+ * (refused) or -FY_EAGAIN (too many checks pending: the server is busy), or FY_AUTH_PENDING with
+ * *job: done(done_arg, result) is then called once, later, on the loop thread, unless the
+ * caller cancels job first. req is borrowed for the call only. While a check is pending the
+ * caller handles no further input of that client. */
+typedef int (*fy_auth_fn)(void *arg, const fy_auth_request *req, fy_auth_done_fn done,
+                          void *done_arg, fy_auth_job **job);
+/* Forgets a pending check (its client went away): done is never called for it. NULL-safe. */
+typedef void (*fy_auth_cancel_fn)(void *arg, fy_auth_job *job);
 
 /* What a client asks to do with a topic (or group). */
 typedef enum fy_acl_op {
@@ -128,8 +135,6 @@ uint64_t fy_auth_busy_refusals(const fy_auth *a);
  * at INFO. */
 int fy_auth_start(void *arg, const fy_auth_request *req, fy_auth_done_fn done, void *done_arg,
                   fy_auth_job **job);
-/* The same answered on the calling thread (PBKDF2 included): FY_OK or -FY_EPERM. */
-int fy_auth_authenticate(void *arg, const fy_auth_request *req);
 void fy_auth_cancel(void *arg, fy_auth_job *job);
 int fy_auth_authorize(void *arg, const char *user, const char *client_id, const char *protocol,
                       fy_acl_op op, fy_slice topic);

@@ -37,6 +37,9 @@
  * it: under 2 ms that is "now" again after every frame, and the loop never slept again. AMQP
  * lets a peer close a connection whose idle timeout it cannot support (1.0, 2.4.5). */
 #define MIN_REMOTE_IDLE_MS 100
+/* Input held while a SASL outcome is pending: reading stops beyond this much (reading on below
+ * it notices a client that goes away, which cancels the check). */
+#define AUTH_HOLD_MAX 65536
 
 static void conn_free(amqp_conn *c)
 {
@@ -60,6 +63,7 @@ static void conn_free(amqp_conn *c)
     }
     pn_connection_driver_destroy(&c->driver);
     fy_limits_release(srv->env.limits, c->verdict);
+    fy_buf_free(&c->held);
     fy_free(c->user);
     fy_free(c);
 }
@@ -97,7 +101,7 @@ static void lean_arm(amqp_conn *c)
     if (c->fd < 0) {
         return;
     }
-    if (!c->closing) {
+    if (!c->closing && !(c->auth_job && c->held.len >= AUTH_HOLD_MAX)) {
         what |= EV_READ;
     }
     if (c->out_waiting > 0) {
@@ -194,6 +198,11 @@ static void conn_end(amqp_conn *c, const char *why)
         return;
     }
     c->closing = true;
+    if (c->auth_job) {
+        /* Gone before its password check answered: the answer is not wanted. */
+        c->srv->env.auth_cancel(c->srv->env.auth_arg, c->auth_job);
+        c->auth_job = NULL;
+    }
     cond = pn_transport_condition(c->driver.transport);
     if (pn_condition_is_set(cond)) {
         fy_log(INFO, "amqp", "conn=%llu peer=%s container=%s cond=%s msg=\"closed: %s: %s\"",
@@ -458,20 +467,33 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     conn_maybe_free(c);
 }
 
+/* Where frames_check stopped. */
+enum { FRAMES_ALL, FRAMES_SASL_END, FRAMES_REFUSED };
+
 /* Proton dispatches a SASL frame (type 1) that follows the AMQP protocol header as it would
  * one before it: a sasl-init there runs the SASL plugin again, and proton leaks its copy of the
  * mechanism (of a size the client chooses) each time. So the adapter follows the frame
  * boundaries of the n bytes at p, which it is about to hand proton, and returns how many come
- * before the first SASL frame after the AMQP header (n if none). A frame proton refuses (size
- * under 8, over max_frame_size) closes the connection anyway, before the next is looked at. */
-static size_t frames_check(amqp_conn *c, const uint8_t *p, size_t n)
+ * before the first SASL frame after the AMQP header (*stop FRAMES_REFUSED). It also stops at
+ * the end of each SASL frame of the SASL exchange (FRAMES_SASL_END): the plugin may leave the
+ * outcome pending (a password check off the loop), and what follows must wait for it, proton
+ * taking anything before the outcome for more SASL frames. Otherwise it returns n (FRAMES_ALL).
+ * A frame proton refuses (size under 8, over max_frame_size) closes the connection anyway,
+ * before the next is looked at. */
+static size_t frames_check(amqp_conn *c, const uint8_t *p, size_t n, int *stop)
 {
     size_t i = 0;
+    *stop = FRAMES_ALL;
     while (i < n) {
         if (c->fskip > 0) {
             size_t k = n - i < c->fskip ? n - i : c->fskip;
             c->fskip -= (uint32_t)k;
             i += k;
+            if (c->fskip == 0 && c->fsasl) {
+                c->fsasl = false;
+                *stop = FRAMES_SASL_END;
+                return i;
+            }
             continue;
         }
         c->fhead[c->fhead_len++] = p[i++];
@@ -485,9 +507,17 @@ static size_t frames_check(amqp_conn *c, const uint8_t *p, size_t n)
             continue;
         }
         if (c->famqp && c->fhead[5] != 0) {
+            *stop = FRAMES_REFUSED;
             return i >= sizeof(c->fhead) ? i - sizeof(c->fhead) : 0;
         }
         c->fskip = fy_be32_get(c->fhead) > 8 ? fy_be32_get(c->fhead) - 8 : 0;
+        if (!c->famqp && c->fhead[5] == 1) {
+            if (c->fskip == 0) {
+                *stop = FRAMES_SASL_END;
+                return i;
+            }
+            c->fsasl = true;
+        }
     }
     return n;
 }
@@ -508,14 +538,68 @@ static void sasl_frame_refused(amqp_conn *c)
     conn_end(c, "a SASL frame after the AMQP header");
 }
 
+/* Proton has taken ok of the n bytes at p (its read buffer) that frames_check looked at, which
+ * stopped there (stop): they are processed. What follows the end of a SASL frame is kept in held
+ * (proton reuses its buffer) for feed_held; a SASL frame after the AMQP header ends c. */
+static void input_taken(amqp_conn *c, const uint8_t *p, size_t n, size_t ok, int stop,
+                        bool keep_rest)
+{
+    if (keep_rest && stop == FRAMES_SASL_END && ok < n) {
+        fy_buf_append(&c->held, p + ok, n - ok);
+    }
+    pn_connection_driver_read_done(&c->driver, ok);
+    amqp_conn_process(c);
+    if (stop == FRAMES_REFUSED && !c->closing) {
+        sasl_frame_refused(c); /* the connection ends: what follows is ignored */
+    }
+}
+
+/* Hands proton what waits in held (the client's bytes after a SASL frame), unless a SASL
+ * outcome is pending (c->auth_job). */
+static void feed_held(amqp_conn *c)
+{
+    while (!c->closing && !c->auth_job && c->held.len > 0) {
+        pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->driver);
+        size_t n = c->held.len < rb.size ? c->held.len : rb.size, ok;
+        int stop;
+        if (rb.size == 0) {
+            fy_buf_reset(&c->held); /* proton takes no more input (it is closing) */
+            break;
+        }
+        memcpy(rb.start, c->held.data, n);
+        ok = frames_check(c, (const uint8_t *)rb.start, n, &stop);
+        fy_buf_consume(&c->held, ok);
+        input_taken(c, (const uint8_t *)rb.start, n, ok, stop, false);
+    }
+    if (c->held.len == 0 && c->held.cap > 0) {
+        fy_buf_free(&c->held);
+    }
+}
+
+/* n bytes the client sent are at proton's read buffer p: proton takes them up to the first stop
+ * of frames_check, and what waits behind a SASL frame follows when no outcome is pending. */
+static void input_take(amqp_conn *c, const uint8_t *p, size_t n)
+{
+    int stop;
+    size_t ok = frames_check(c, p, n, &stop);
+    input_taken(c, p, n, ok, stop, true);
+    feed_held(c);
+}
+
+/* Whether input is held back now: a SASL outcome is pending, or bytes wait before it. */
+static bool input_held(const amqp_conn *c)
+{
+    return c->auth_job || c->held.len > 0;
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     amqp_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     c->in_process = true;
-    while (!c->closing && evbuffer_get_length(in) > 0) {
+    while (!c->closing && !input_held(c) && evbuffer_get_length(in) > 0) {
         pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->driver);
-        size_t n = evbuffer_get_length(in), ok;
+        size_t n = evbuffer_get_length(in);
         if (rb.size == 0) {
             /* proton takes no more input (it is closing): what follows is ignored */
             evbuffer_drain(in, n);
@@ -525,14 +609,11 @@ static void on_read(struct bufferevent *bev, void *arg)
             n = rb.size;
         }
         evbuffer_remove(in, rb.start, n);
-        ok = frames_check(c, (const uint8_t *)rb.start, n);
-        pn_connection_driver_read_done(&c->driver, ok);
-        c->in_process = false;
-        amqp_conn_process(c);
-        c->in_process = true;
-        if (ok < n && !c->closing) {
-            sasl_frame_refused(c); /* the connection ends: in may be gone with the bufferevent */
-        }
+        /* in may be gone with the bufferevent after this (the connection ended) */
+        input_take(c, (const uint8_t *)rb.start, n);
+    }
+    if (c->auth_job && !c->closing && evbuffer_get_length(in) >= AUTH_HOLD_MAX) {
+        bufferevent_disable(bev, EV_READ); /* until the outcome is set (amqp_conn_auth_resume) */
     }
     c->in_process = false;
     amqp_conn_process(c);
@@ -544,20 +625,32 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void lean_read(amqp_conn *c)
 {
     for (int i = 0; i < LEAN_READS && !c->closing; i++) {
-        pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->driver);
+        /* While input is held it is read into held (up to AUTH_HOLD_MAX, see lean_arm). */
+        bool hold = input_held(c);
+        pn_rwbytes_t rb = {0, NULL};
         char sink[512];
         /* proton takes no more input (it is closing): what follows is read and ignored */
-        bool discard = rb.size == 0;
-        size_t want = discard ? sizeof(sink) : rb.size;
-        ssize_t n = recv(c->fd, discard ? sink : rb.start, want, 0);
+        bool discard;
+        size_t want;
+        char *to;
+        ssize_t n;
+        if (hold && c->held.len >= AUTH_HOLD_MAX) {
+            break;
+        }
+        if (!hold) {
+            rb = pn_connection_driver_read_buffer(&c->driver);
+        }
+        discard = !hold && rb.size == 0;
+        want = hold ? 4096 : discard ? sizeof(sink) : rb.size;
+        to = hold ? (char *)fy_buf_reserve(&c->held, want) : discard ? sink : rb.start;
+        n = recv(c->fd, to, want, 0);
         if (n > 0) {
-            if (!discard) {
-                size_t ok = frames_check(c, (const uint8_t *)rb.start, (size_t)n);
-                pn_connection_driver_read_done(&c->driver, ok);
-                amqp_conn_process(c);
-                if (ok < (size_t)n && !c->closing) {
-                    sasl_frame_refused(c); /* the connection ends */
-                }
+            if (hold) {
+                c->held.len += (size_t)n;
+                feed_held(c); /* if the outcome came meanwhile */
+                lean_arm(c);  /* reading stops at AUTH_HOLD_MAX */
+            } else if (!discard) {
+                input_take(c, (const uint8_t *)rb.start, (size_t)n);
             }
             if ((size_t)n < want) {
                 break; /* the socket had no more: no read just to hear EAGAIN */
@@ -655,6 +748,21 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_end(c, why ? why : "socket error");
     }
     c->in_process = false;
+    conn_maybe_free(c);
+}
+
+void amqp_conn_auth_resume(amqp_conn *c)
+{
+    c->in_process = true;
+    amqp_conn_process(c); /* the outcome goes out */
+    feed_held(c);
+    c->in_process = false;
+    if (c->bev && !c->closing) {
+        bufferevent_enable(c->bev, EV_READ);
+        on_read(c->bev, c); /* what waits in the bufferevent; frees c if it ended */
+        return;
+    }
+    lean_arm(c);
     conn_maybe_free(c);
 }
 

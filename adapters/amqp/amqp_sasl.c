@@ -4,13 +4,16 @@
  * (when allowed), PLAIN (checked through the auth hook; on plain TCP only with [amqp]
  * sasl_plain) and, on TLS with a verified client certificate, EXTERNAL (the certificate's
  * identity is the user). With use_identity_as_username a TLS client must use EXTERNAL. It owns
- * the user name it reports. */
+ * the user name it reports. A PLAIN check the hook answers later leaves the outcome open: the
+ * connection holds its input meanwhile (amqp_conn.c) and the outcome is set when the answer
+ * comes; too many checks pending is the outcome sys-temp. */
 #include "adapters/amqp/private.h"
 #include "common/alloc.h"
 #include "common/log.h"
 
 #include "ferry/errors.h"
 
+#include <openssl/crypto.h>
 #include <proton/sasl.h>
 #include <proton/sasl_plugin.h>
 #include <proton/transport.h>
@@ -21,18 +24,63 @@
 typedef struct sasl_ctx {
     amqp_conn *c;
     char *user;
+    char *plain_user; /* PLAIN's user while its check is pending */
     char mechs[32];
     char ident[256]; /* the verified client certificate's identity; "" = none */
 } sasl_ctx;
 
-/* Whether user may connect with password: the broker's authentication hook (adapters/adapter.h),
- * shared with MQTT; without one (no authentication configured yet) everyone may. */
-static bool amqp_auth_check(amqp_conn *c, const char *user, const char *password)
+/* PLAIN's outcome for x->plain_user, from the check's result; the outcome goes out with the
+ * connection's next output. */
+static void plain_outcome(sasl_ctx *x, pn_transport_t *t, int result)
 {
+    if (result == FY_OK) {
+        x->user = x->plain_user;
+        x->plain_user = NULL;
+        fy_free(x->c->user);
+        x->c->user = fy_strdup(x->user);
+        pnx_sasl_set_succeeded(t, x->user, NULL);
+    } else if (result == -FY_EAGAIN || result == -FY_ECANCELED) {
+        fy_log(INFO, "amqp", "conn=%llu peer=%s msg=\"SASL PLAIN refused: server busy\"",
+               (unsigned long long)x->c->id, x->c->peer);
+        pn_sasl_done(pn_sasl(t), PN_SASL_TEMP); /* sys-temp: try again later */
+    } else {
+        fy_log(INFO, "amqp", "conn=%llu peer=%s msg=\"SASL PLAIN refused\"",
+               (unsigned long long)x->c->id, x->c->peer);
+        pnx_sasl_set_failed(t);
+    }
+    fy_free(x->plain_user);
+    x->plain_user = NULL;
+    pnx_sasl_set_desired_state(t, SASL_POSTED_OUTCOME);
+}
+
+/* The answer to a pending PLAIN check (an fy_auth_done_fn over the connection, which cancels
+ * the check if it ends first). */
+static void plain_checked(void *arg, int result)
+{
+    amqp_conn *c = arg;
+    pn_transport_t *t = c->driver.transport;
+    c->auth_job = NULL;
+    plain_outcome(pnx_sasl_get_context(t), t, result);
+    amqp_conn_auth_resume(c);
+}
+
+/* Checks user and password through the broker's authentication hook (adapters/adapter.h),
+ * shared with MQTT; without one (no authentication configured) everyone may. The outcome is set
+ * now, or once the hook answers (c->auth_job). */
+static void plain_check(sasl_ctx *x, pn_transport_t *t, const char *user, const char *password)
+{
+    amqp_conn *c = x->c;
     const fy_adapter_env *env = &c->srv->env;
     fy_auth_request ar = {
         "amqp", "", c->peer, true, fy_slice_str(user), true, fy_slice_str(password)};
-    return !env->authenticate || env->authenticate(env->auth_arg, &ar) == FY_OK;
+    int rc = FY_OK;
+    x->plain_user = fy_strdup(user);
+    if (env->authenticate) {
+        rc = env->authenticate(env->auth_arg, &ar, plain_checked, c, &c->auth_job);
+    }
+    if (rc != FY_AUTH_PENDING) {
+        plain_outcome(x, t, rc);
+    }
 }
 
 static void sasl_free(pn_transport_t *t)
@@ -40,6 +88,7 @@ static void sasl_free(pn_transport_t *t)
     sasl_ctx *x = pnx_sasl_get_context(t);
     if (x) {
         fy_free(x->user);
+        fy_free(x->plain_user);
         fy_free(x);
     }
 }
@@ -141,18 +190,14 @@ static void sasl_process_init(pn_transport_t *t, const char *mech, const pn_byte
         pnx_sasl_set_succeeded(t, x->user, NULL);
     } else if (strcmp(mech, "PLAIN") == 0 && plain_ok(x->c)) {
         char user[256], pass[256];
-        if (recv && plain_parse(recv, user, sizeof(user), pass, sizeof(pass)) &&
-            amqp_auth_check(x->c, user, pass)) {
-            x->user = fy_strdup(user);
-            fy_free(x->c->user);
-            x->c->user = fy_strdup(user);
-            pnx_sasl_set_succeeded(t, x->user, NULL);
+        bool parsed = recv && plain_parse(recv, user, sizeof(user), pass, sizeof(pass));
+        if (parsed) {
+            plain_check(x, t, user, pass); /* sets the outcome, now or later */
         } else {
-            fy_log(INFO, "amqp", "conn=%llu peer=%s msg=\"SASL PLAIN refused\"",
-                   (unsigned long long)x->c->id, x->c->peer);
-            pnx_sasl_set_failed(t);
+            plain_outcome(x, t, -FY_EPERM);
         }
-        memset(pass, 0, sizeof(pass));
+        OPENSSL_cleanse(pass, sizeof(pass));
+        return;
     } else {
         fy_log(INFO, "amqp", "conn=%llu peer=%s mech=%s msg=\"SASL mechanism refused\"",
                (unsigned long long)x->c->id, x->c->peer, mech);

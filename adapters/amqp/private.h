@@ -101,6 +101,11 @@ struct amqp_conn {
     uint8_t fhead_len;
     uint32_t fskip; /* bytes of the current frame's body still to come */
     bool famqp;     /* past the AMQP protocol header: SASL frames are refused */
+    bool fsasl;     /* the current frame is a SASL frame: proton takes it alone */
+    /* SASL PLAIN's password check, while it runs off the loop (amqp_sasl.c): proton gets no
+     * input until its outcome is set; what the client sent meanwhile waits in held. */
+    fy_auth_job *auth_job;
+    fy_buf held;
     amqp_conn *next, *prev;
 };
 
@@ -134,6 +139,9 @@ void amqp_conn_close_all(amqp_server *srv);
 /* Closes c with amqp:connection:forced (an administrator's action); freed later. */
 void amqp_conn_kick(amqp_conn *c);
 void amqp_conn_pending_done(amqp_conn *c);
+/* The SASL outcome that was pending is set: it goes out, then the input held meanwhile goes to
+ * proton. c may be freed by the time this returns. */
+void amqp_conn_auth_resume(amqp_conn *c);
 
 /* amqp_sasl.c: sets up the server side of SASL on t (ANONYMOUS and PLAIN through the auth hook,
  * EXTERNAL with a verified client certificate on TLS). */

@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 #define MAX_PENDING 4096 /* publishes waiting for the store before reading pauses */
+/* Input held while CONNECT's password check runs: reading stops beyond this much (reading on
+ * below it notices a client that goes away, which cancels the check). */
+#define AUTH_HOLD_MAX MQTT_RBUF
 
 static void free_alias_key(void *arg, const char *key, void *val)
 {
@@ -108,7 +111,7 @@ static void lean_arm(mqtt_conn *c, bool force)
     if (c->fd < 0) {
         return;
     }
-    if (!c->closing && !c->read_paused) {
+    if (!c->closing && !c->read_paused && !(c->auth_job && c->in.len >= AUTH_HOLD_MAX)) {
         what |= EV_READ;
     }
     if (c->out.len > 0 || (c->sock_dead && !c->closing)) {
@@ -255,6 +258,11 @@ void mqtt_conn_close(mqtt_conn *c, uint8_t reason, const char *why)
     bool will;
     if (c->closing) {
         return;
+    }
+    if (c->auth_job) {
+        /* Gone before its password check answered: the answer is not wanted. */
+        c->srv->env.auth_cancel(c->srv->env.auth_arg, c->auth_job);
+        c->auth_job = NULL;
     }
     /* What the client published before it went (a QoS 0 publish then DISCONNECT) is stored.
      * The flush may close c itself (a 3.1.1 publish the store refused at once): in_read keeps
@@ -407,7 +415,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = c->ws ? mqtt_ws_read(c) : bufferevent_get_input(bev);
     /* Handlers may close c (and free its bufferevent): c is freed after this returns. */
     c->in_read = true;
-    while (!c->closing && !c->read_paused) {
+    while (!c->closing && !c->read_paused && !c->auth_job) {
         uint8_t head[5];
         size_t avail = evbuffer_get_length(in), got;
         fy_mqtt_frame_hdr h;
@@ -438,6 +446,9 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (rc == 0) {
                 rc = dispatch(c, &h, &why);
             }
+            if (rc == MQTT_AUTH_WAIT) {
+                break; /* the CONNECT stays in `in` until its check answers */
+            }
             if (!c->closing) {
                 evbuffer_drain(in, total);
             }
@@ -456,6 +467,9 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->pending > MAX_PENDING && !c->read_paused) {
         c->read_paused = true;
         bufferevent_disable(bev, EV_READ);
+    }
+    if (c->auth_job && evbuffer_get_length(in) >= AUTH_HOLD_MAX) {
+        bufferevent_disable(bev, EV_READ); /* until the check answers (resume_input) */
     }
     mqtt_conn_flush(c);
 }
@@ -493,7 +507,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static size_t lean_packets(mqtt_conn *c, const uint8_t *p, size_t n)
 {
     size_t used = 0;
-    while (!c->closing && !c->read_paused && used < n) {
+    while (!c->closing && !c->read_paused && !c->auth_job && used < n) {
         fy_mqtt_frame_hdr h;
         const char *why = "malformed packet";
         int rc = fy_mqtt_frame(p + used, n - used, c->srv->max_packet, &h, &why);
@@ -501,8 +515,11 @@ static size_t lean_packets(mqtt_conn *c, const uint8_t *p, size_t n)
             break;
         }
         if (rc == 0) {
-            used += h.hdr_len + (size_t)h.remaining;
             rc = dispatch(c, &h, &why);
+            if (rc == MQTT_AUTH_WAIT) {
+                break; /* the CONNECT is kept (in c->in) until its check answers */
+            }
+            used += h.hdr_len + (size_t)h.remaining;
         }
         if (rc != 0) {
             packet_error(c, rc, why);
@@ -615,6 +632,28 @@ static void lean_on_event(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Input may be handled again: what was read meanwhile first, then reading again. */
+static void resume_input(mqtt_conn *c)
+{
+    if (c->lean) {
+        c->in_read = true;
+        lean_take_in(c);
+        if (!read_done(c)) {
+            return;
+        }
+        if (c->pending > MAX_PENDING) {
+            c->read_paused = true;
+        }
+        mqtt_conn_flush(c);
+        lean_arm(c, true);
+        return;
+    }
+    if (!c->read_paused) {
+        bufferevent_enable(c->bev, EV_READ);
+    }
+    on_read(c->bev, c); /* what is already buffered */
+}
+
 /* Resumes reading once the store has caught up (called by the publish path). */
 void mqtt_conn_pending_done(mqtt_conn *c)
 {
@@ -625,23 +664,17 @@ void mqtt_conn_pending_done(mqtt_conn *c)
     }
     if (c->read_paused && c->pending < MAX_PENDING / 4) {
         c->read_paused = false;
-        if (c->lean) {
-            /* What was read meanwhile first; then reading again. */
-            c->in_read = true;
-            lean_take_in(c);
-            if (!read_done(c)) {
-                return;
-            }
-            if (c->pending > MAX_PENDING) {
-                c->read_paused = true;
-            }
-            mqtt_conn_flush(c);
-            lean_arm(c, true);
-            return;
-        }
-        bufferevent_enable(c->bev, EV_READ);
-        on_read(c->bev, c); /* what is already buffered */
+        resume_input(c);
     }
+}
+
+void mqtt_conn_auth_done(void *arg, int result)
+{
+    mqtt_conn *c = arg; /* not closing: a connection that closes cancels its check */
+    c->auth_job = NULL;
+    c->auth_result = result;
+    c->auth_answered = true;
+    resume_input(c); /* CONNECT is handled again, now with its answer */
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)

@@ -140,10 +140,28 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
         }
         c->user = fy_strdup(ident);
     } else if (srv->env.authenticate) {
-        fy_auth_request ar = {"mqtt",     client_id,      c->peer,   k.has_username,
-                              k.username, k.has_password, k.password};
-        if ((k.has_username && memchr(k.username.p, 0, k.username.len)) ||
-            srv->env.authenticate(srv->env.auth_arg, &ar) != FY_OK) {
+        int arc;
+        if (c->auth_answered) {
+            /* This CONNECT again: its password check has answered (mqtt_conn_auth_done). */
+            arc = c->auth_result;
+            c->auth_answered = false;
+        } else if (k.has_username && memchr(k.username.p, 0, k.username.len)) {
+            arc = -FY_EPERM;
+        } else {
+            fy_auth_request ar = {"mqtt",     client_id,      c->peer,   k.has_username,
+                                  k.username, k.has_password, k.password};
+            arc =
+                srv->env.authenticate(srv->env.auth_arg, &ar, mqtt_conn_auth_done, c, &c->auth_job);
+            if (arc == FY_AUTH_PENDING) {
+                fy_free(client_id);
+                return MQTT_AUTH_WAIT;
+            }
+        }
+        if (arc == -FY_EAGAIN || arc == -FY_ECANCELED) {
+            return refuse(c, k.version, client_id, FY_MQTT_RC_SERVER_BUSY,
+                          "server busy: too many password checks pending");
+        }
+        if (arc != FY_OK) {
             return refuse(c, k.version, client_id,
                           k.has_username ? FY_MQTT_RC_BAD_USER_PASS : FY_MQTT_RC_NOT_AUTHORIZED,
                           "not authorized");

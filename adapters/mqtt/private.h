@@ -166,7 +166,12 @@ struct mqtt_conn {
     fy_limit_verdict verdict; /* fy_limits_accept's: REFUSE answers CONNECT with 0x97 */
     bool tls;                 /* accepted on the TLS listener */
     uint32_t pending;         /* core completions outstanding */
-    uint32_t in_unacked;      /* QoS 1/2 publishes not yet answered */
+    /* CONNECT's password check, while it runs off the loop: input waits (the CONNECT itself
+     * stays unconsumed, handled again once auth_answered). */
+    fy_auth_job *auth_job;
+    int auth_result;
+    bool auth_answered;
+    uint32_t in_unacked; /* QoS 1/2 publishes not yet answered */
     mqtt_session *s;
     uint16_t keepalive;
     uint32_t peer_max_packet; /* the client's Maximum Packet Size (0 = none) */
@@ -273,6 +278,12 @@ void mqtt_conn_trim(mqtt_server *srv);
 /* Frees the flush queue (at stop, after every connection is gone). */
 void mqtt_conn_flush_free(mqtt_server *srv);
 #define MQTT_CLOSE_QUIET (-2) /* a handler already answered (CONNACK): just close */
+/* CONNECT waits for its password check (c->auth_job): the packet stays in the input, which is
+ * not handled further until mqtt_conn_auth_done. */
+#define MQTT_AUTH_WAIT (-3)
+/* The authentication hook's answer to a pending check (an fy_auth_done_fn over c): CONNECT and
+ * what followed it are handled now. */
+void mqtt_conn_auth_done(void *arg, int result);
 
 /* mqtt_ws.c: MQTT over WebSocket. A connection with c->ws reads its MQTT bytes from
  * mqtt_ws_read() instead of the socket and writes them through mqtt_ws_write(). */
