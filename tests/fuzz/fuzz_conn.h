@@ -1,15 +1,85 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What the stateful connection targets (mqtt_conn, mqtt_ws, amqp_conn) share: pumping the loop,
- * and playing one input as a client's byte stream. Header-only: each target is one file. */
+ * playing one input as a client's byte stream, and an authentication hook that answers later.
+ * Header-only: each target is one file. */
 #ifndef FERRY_TESTS_FUZZ_CONN_H
 #define FERRY_TESTS_FUZZ_CONN_H
+
+#include "broker/auth.h"
+
+#include "ferry/errors.h"
 
 #include <event2/event.h>
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* ---- An authentication hook with pending checks ------------------------------------------- */
+
+/* A check of the fake hook: answered on the next turn of the loop, as the broker's worker would
+ * answer later. */
+typedef struct fuzz_auth_check {
+    struct event *ev;
+    fy_auth_done_fn done;
+    void *done_arg;
+    int result;
+} fuzz_auth_check;
+
+static inline void fuzz_auth_fire(evutil_socket_t fd, short what, void *arg)
+{
+    fuzz_auth_check *k = arg;
+    fy_auth_done_fn done = k->done;
+    void *done_arg = k->done_arg;
+    int result = k->result;
+    event_free(k->ev);
+    free(k);
+    done(done_arg, result);
+}
+
+/* The env's authenticate (arg: the event_base): anonymous clients pass at once; a user name
+ * starting with 'b' is refused as busy at once; one starting with 'h' stays pending until the
+ * connection cancels it (a check slower than the client's patience); any other is pending, and
+ * then passes with the password "pw" (and is refused with any other). So inputs reach the
+ * adapters' paths that hold a connection's input while its check runs, resume it, or cancel. */
+static inline int fuzz_auth_start(void *arg, const fy_auth_request *req, fy_auth_done_fn done,
+                                  void *done_arg, fy_auth_job **job)
+{
+    fuzz_auth_check *k;
+    *job = NULL;
+    if (!req->has_username) {
+        return FY_OK;
+    }
+    if (req->username.len > 0 && req->username.p[0] == 'b') {
+        return -FY_EAGAIN;
+    }
+    k = calloc(1, sizeof(*k));
+    if (!k || !(k->ev = event_new(arg, -1, 0, fuzz_auth_fire, k))) {
+        abort();
+    }
+    k->done = done;
+    k->done_arg = done_arg;
+    k->result = req->has_password && req->password.len == 2 && memcmp(req->password.p, "pw", 2) == 0
+                    ? FY_OK
+                    : -FY_EPERM;
+    if (req->username.len == 0 || req->username.p[0] != 'h') {
+        event_active(k->ev, EV_TIMEOUT, 0);
+    }
+    *job = (fy_auth_job *)k;
+    return FY_AUTH_PENDING;
+}
+
+static inline void fuzz_auth_cancel(void *arg, fy_auth_job *job)
+{
+    fuzz_auth_check *k = (fuzz_auth_check *)job;
+    if (k) {
+        event_free(k->ev);
+        free(k);
+    }
+}
 
 /* Runs `rounds` non-blocking passes of the loop. */
 static inline void fuzz_run_loop(struct event_base *base, int rounds)

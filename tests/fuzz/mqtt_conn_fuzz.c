@@ -85,6 +85,9 @@ static void setup(void)
     env = (fy_adapter_env){.base = base,
                            .core = core,
                            .max_message_size = bc.max_message_size,
+                           .authenticate = fuzz_auth_start,
+                           .auth_cancel = fuzz_auth_cancel,
+                           .auth_arg = base,
                            .allow_anonymous = true};
     if (!core || fy_mqtt_adapter.start(&env, &mc, &state, err, sizeof(err)) != FY_OK) {
         abort();
