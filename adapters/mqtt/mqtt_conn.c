@@ -111,7 +111,8 @@ static void lean_arm(mqtt_conn *c, bool force)
     if (c->fd < 0) {
         return;
     }
-    if (!c->closing && !c->read_paused && !(c->auth_job && c->in.len >= AUTH_HOLD_MAX)) {
+    if (!c->closing && !c->read_paused && !c->input_ended &&
+        !(c->auth_job && c->in.len >= AUTH_HOLD_MAX)) {
         what |= EV_READ;
     }
     if (c->out.len > 0 || (c->sock_dead && !c->closing)) {
@@ -408,6 +409,16 @@ static bool read_done(mqtt_conn *c)
     return true;
 }
 
+/* The peer's input ended while CONNECT's check was pending (c->input_ended): once the check
+ * has answered and what came before the end is handled, c closes as it would have then. Called
+ * with c->in_read set (c is not freed here). */
+static void input_end_maybe(mqtt_conn *c)
+{
+    if (c->input_ended && !c->closing && !c->auth_job && !c->read_paused) {
+        mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "peer closed the connection");
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     mqtt_conn *c = arg;
@@ -461,6 +472,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->ws && !c->closing && mqtt_ws_ended(c)) {
         mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, mqtt_ws_ended(c));
     }
+    input_end_maybe(c);
     if (!read_done(c)) {
         return;
     }
@@ -492,6 +504,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         mqtt_conn_close(c, c->connected ? FY_MQTT_RC_KEEP_ALIVE_TIMEOUT : FY_MQTT_RC_MALFORMED,
                         c->connected ? "keep-alive expired" : "no CONNECT in time");
     } else if (what & BEV_EVENT_EOF) {
+        if (c->auth_job && !c->closing) {
+            /* What came before the end waits for CONNECT's check (input_end_maybe). */
+            c->input_ended = true;
+            return;
+        }
         mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "peer closed the connection");
     } else {
         /* Nothing more can be written: waiting for the output to drain would keep the socket
@@ -574,7 +591,9 @@ static void lean_read(mqtt_conn *c)
             }
         }
     }
-    if (n == 0) {
+    if (n == 0 && c->auth_job && !c->closing) {
+        c->input_ended = true; /* what came before waits for CONNECT's check (resume_input) */
+    } else if (n == 0) {
         mqtt_conn_close(c, FY_MQTT_RC_UNSPECIFIED, "peer closed the connection");
     } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         c->sock_dead = true;
@@ -638,6 +657,7 @@ static void resume_input(mqtt_conn *c)
     if (c->lean) {
         c->in_read = true;
         lean_take_in(c);
+        input_end_maybe(c);
         if (!read_done(c)) {
             return;
         }

@@ -171,6 +171,9 @@ struct mqtt_conn {
     fy_auth_job *auth_job;
     int auth_result;
     bool auth_answered;
+    /* The peer ended its input while the check was pending: what came before it is handled
+     * once the check answers, then c closes as for any end of input. */
+    bool input_ended;
     uint32_t in_unacked; /* QoS 1/2 publishes not yet answered */
     mqtt_session *s;
     uint16_t keepalive;
