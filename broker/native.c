@@ -71,6 +71,7 @@ struct nconn {
     uint32_t pending;         /* requests waiting for a core completion */
     /* HELLO's password check, while it runs off the loop: no further request is handled. */
     fy_auth_job *auth_job;
+    bool input_ended; /* the client's input ended meanwhile: it closes after what came before */
     uint32_t auth_id; /* the HELLO's request id */
     char *auth_user;  /* the user it names; NULL: anonymous */
     nsub **subs;
@@ -287,10 +288,10 @@ static void hello_checked(void *arg, int result)
     c->auth_user = NULL;
     hello_judged(c, c->auth_id, result, user);
     if (!c->close_on_drain) {
-        if (!c->read_paused) {
+        if (!c->read_paused && !c->input_ended) {
             bufferevent_enable(c->bev, EV_READ);
         }
-        on_read(c->bev, c);
+        on_read(c->bev, c); /* closes c at the end of the input that came meanwhile */
     }
 }
 
@@ -1333,9 +1334,20 @@ static void maybe_resume_reading(nconn *c)
     if (c->read_paused && c->pending < MAX_PENDING / 2 &&
         evbuffer_get_length(bufferevent_get_output(c->bev)) < OUT_HIGH_WATER / 2) {
         c->read_paused = false;
-        bufferevent_enable(c->bev, EV_READ);
+        if (!c->input_ended) {
+            bufferevent_enable(c->bev, EV_READ);
+        }
         /* Frames may already wait in the input buffer: no new bytes would wake us for them. */
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+}
+
+/* The client's input ended while HELLO's check was pending (c->input_ended): once the frames
+ * that came before the end are handled, c closes as it would have then. */
+static void input_end_maybe(nconn *c)
+{
+    if (c->input_ended && !c->auth_job) {
+        conn_close(c, NULL);
     }
 }
 
@@ -1350,7 +1362,11 @@ static void on_read(struct bufferevent *bev, void *arg)
         fy_frame f;
         long n;
         int rc;
-        if (c->closed || c->close_on_drain || avail < 4) {
+        if (c->closed || c->close_on_drain) {
+            return;
+        }
+        if (avail < 4) {
+            input_end_maybe(c);
             return;
         }
         if (c->auth_job) {
@@ -1372,6 +1388,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         if (avail < total) {
+            input_end_maybe(c);
             return;
         }
         p = evbuffer_pullup(in, (ev_ssize_t)total);
@@ -1415,7 +1432,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what == BEV_EVENT_CONNECTED) {
         return; /* the TLS handshake is done */
     }
-    if (what & BEV_EVENT_EOF) {
+    if ((what & BEV_EVENT_EOF) && c->auth_job) {
+        /* What came before the end waits for HELLO's password check (hello_checked). */
+        c->input_ended = true;
+    } else if (what & BEV_EVENT_EOF) {
         conn_close(c, NULL);
     } else if (what & BEV_EVENT_ERROR) {
         const char *why = c->tls ? fy_tls_bev_error(bev) : NULL;

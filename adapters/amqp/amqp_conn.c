@@ -101,7 +101,7 @@ static void lean_arm(amqp_conn *c)
     if (c->fd < 0) {
         return;
     }
-    if (!c->closing && !(c->auth_job && c->held.len >= AUTH_HOLD_MAX)) {
+    if (!c->closing && !c->input_ended && !(c->auth_job && c->held.len >= AUTH_HOLD_MAX)) {
         what |= EV_READ;
     }
     if (c->out_waiting > 0) {
@@ -592,6 +592,27 @@ static bool input_held(const amqp_conn *c)
     return c->auth_job || c->held.len > 0;
 }
 
+/* The client's input ended: proton hears it, says what it still has to, and c ends. */
+static void input_end(amqp_conn *c)
+{
+    pn_connection_driver_read_close(&c->driver);
+    amqp_conn_process(c);
+    /* Nobody reads what proton still has to say: the socket is half closed at best. */
+    conn_end(c, "peer closed the connection");
+}
+
+/* The end of the client's input came while input was held (a SASL outcome pending): it is
+ * only remembered (c->input_ended), so that what the client sent before it (an AMQP header,
+ * an open, ... pipelined behind sasl-init) is handled first. Once nothing is held any more, the
+ * end follows. */
+static void input_end_maybe(amqp_conn *c)
+{
+    if (c->input_ended && !c->closing && !input_held(c)) {
+        c->input_ended = false;
+        input_end(c);
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     amqp_conn *c = arg;
@@ -614,6 +635,9 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (c->auth_job && !c->closing && evbuffer_get_length(in) >= AUTH_HOLD_MAX) {
         bufferevent_disable(bev, EV_READ); /* until the outcome is set (amqp_conn_auth_resume) */
+    }
+    if (!c->closing && evbuffer_get_length(in) == 0) {
+        input_end_maybe(c);
     }
     c->in_process = false;
     amqp_conn_process(c);
@@ -659,11 +683,12 @@ static void lean_read(amqp_conn *c)
             i--;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             break;
+        } else if (n == 0 && input_held(c)) {
+            c->input_ended = true; /* after what is held (input_end_maybe) */
+            lean_arm(c);
+            break;
         } else if (n == 0) {
-            pn_connection_driver_read_close(&c->driver);
-            amqp_conn_process(c);
-            /* Nobody reads what proton still has to say: the socket is half closed at best. */
-            conn_end(c, "peer closed the connection");
+            input_end(c);
         } else {
             c->sock_dead = true;
             conn_end(c, "socket error");
@@ -733,11 +758,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     /* c is freed once, by the last line: conn_end may let go of the socket, not of c. */
     c->in_process = true;
-    if (what & BEV_EVENT_EOF) {
-        pn_connection_driver_read_close(&c->driver);
-        amqp_conn_process(c);
-        /* Nobody reads what proton still has to say: the socket is half closed at best. */
-        conn_end(c, "peer closed the connection");
+    if ((what & BEV_EVENT_EOF) && input_held(c) && !c->closing) {
+        c->input_ended = true; /* after what is held (on_read, input_end_maybe) */
+    } else if (what & BEV_EVENT_EOF) {
+        input_end(c);
     } else {
         const char *why = c->tls ? fy_tls_bev_error(bev) : NULL;
         if (why) {
@@ -756,6 +780,9 @@ void amqp_conn_auth_resume(amqp_conn *c)
     c->in_process = true;
     amqp_conn_process(c); /* the outcome goes out */
     feed_held(c);
+    if (!c->bev) {
+        input_end_maybe(c); /* a bufferevent's input is taken first (on_read) */
+    }
     c->in_process = false;
     if (c->bev && !c->closing) {
         bufferevent_enable(c->bev, EV_READ);

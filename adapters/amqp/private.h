@@ -106,6 +106,7 @@ struct amqp_conn {
      * input until its outcome is set; what the client sent meanwhile waits in held. */
     fy_auth_job *auth_job;
     fy_buf held;
+    bool input_ended; /* the client's input ended while held: the end follows once it is taken */
     amqp_conn *next, *prev;
 };
 
