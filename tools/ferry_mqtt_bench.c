@@ -363,7 +363,7 @@ static uint64_t slowest_sub(const bench *b)
     return min;
 }
 
-static void usage(void);
+_Noreturn static void usage(void);
 
 static int run_pubsub(const opts *o)
 {
@@ -917,7 +917,7 @@ static int run_connect(const opts *o)
     return total == per * o->procs ? 0 : 3;
 }
 
-static void usage(void)
+_Noreturn static void usage(void)
 {
     fprintf(stderr,
             "usage: ferry-mqtt-bench [options] pubsub|idle|connect\n"

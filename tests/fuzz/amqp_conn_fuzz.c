@@ -101,26 +101,14 @@ static fy_amqp_config ac;
 static void broker_start(void)
 {
     char err[256];
-    fy_store_opts so = {0};
     fy_adapter_env env;
     void *state = NULL;
     snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE);
     if (!mkdtemp(dir)) {
         abort();
     }
-    so.dir = dir;
-    if (fy_store_open(&so, base, &store, err, sizeof(err)) != FY_OK) {
-        abort();
-    }
-    core = fy_core_new(base, store, &bc, err, sizeof(err));
-    env = (fy_adapter_env){.base = base,
-                           .core = core,
-                           .max_message_size = bc.max_message_size,
-                           .authenticate = fuzz_auth_start,
-                           .auth_cancel = fuzz_auth_cancel,
-                           .auth_arg = base,
-                           .allow_anonymous = true};
-    if (!core || fy_amqp_adapter.start(&env, &ac, &state, err, sizeof(err)) != FY_OK) {
+    env = fuzz_broker_open(base, dir, &bc, &store, &core);
+    if (fy_amqp_adapter.start(&env, &ac, &state, err, sizeof(err)) != FY_OK) {
         abort();
     }
     srv = state;

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the stateful connection targets (mqtt_conn, mqtt_ws, amqp_conn) share: pumping the loop,
- * playing one input as a client's byte stream, and an authentication hook that answers later.
+/* What the stateful connection targets (mqtt_conn, mqtt_ws, amqp_conn) share: the store and
+ * core under the adapter, pumping the loop, playing one input as a client's byte stream, and an
+ * authentication hook that answers later.
  * Header-only: each target is one file. */
 #ifndef FERRY_TESTS_FUZZ_CONN_H
 #define FERRY_TESTS_FUZZ_CONN_H
 
+#include "adapters/adapter.h"
 #include "broker/auth.h"
+#include "broker/core.h"
+#include "store/store.h"
 
 #include "ferry/errors.h"
 
@@ -79,6 +83,27 @@ static inline void fuzz_auth_cancel(void *arg, fy_auth_job *job)
         event_free(k->ev);
         free(k);
     }
+}
+
+/* A store in dir and a core over it on base, and the adapter env a target starts its adapter
+ * with: anonymous clients allowed, users checked by fuzz_auth_start. Aborts on failure. */
+static inline fy_adapter_env fuzz_broker_open(struct event_base *base, const char *dir,
+                                              const fy_broker_config *bc, fy_store **store,
+                                              fy_core **core)
+{
+    char err[256];
+    fy_store_opts so = {.dir = dir};
+    if (fy_store_open(&so, base, store, err, sizeof(err)) != FY_OK ||
+        !(*core = fy_core_new(base, *store, bc, err, sizeof(err)))) {
+        abort();
+    }
+    return (fy_adapter_env){.base = base,
+                            .core = *core,
+                            .max_message_size = bc->max_message_size,
+                            .authenticate = fuzz_auth_start,
+                            .auth_cancel = fuzz_auth_cancel,
+                            .auth_arg = base,
+                            .allow_anonymous = true};
 }
 
 /* Runs `rounds` non-blocking passes of the loop. */

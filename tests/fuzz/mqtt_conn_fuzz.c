@@ -63,7 +63,6 @@ static void setup(void)
     static fy_mqtt_config mc;
     static fy_config *cfg;
     char err[256];
-    fy_store_opts so = {0};
     fy_adapter_env env;
     void *state = NULL;
     fy_log_set_level(FY_LOG_OFF);
@@ -77,19 +76,8 @@ static void setup(void)
         abort();
     }
     base = event_base_new();
-    so.dir = dir;
-    if (fy_store_open(&so, base, &store, err, sizeof(err)) != FY_OK) {
-        abort();
-    }
-    core = fy_core_new(base, store, &bc, err, sizeof(err));
-    env = (fy_adapter_env){.base = base,
-                           .core = core,
-                           .max_message_size = bc.max_message_size,
-                           .authenticate = fuzz_auth_start,
-                           .auth_cancel = fuzz_auth_cancel,
-                           .auth_arg = base,
-                           .allow_anonymous = true};
-    if (!core || fy_mqtt_adapter.start(&env, &mc, &state, err, sizeof(err)) != FY_OK) {
+    env = fuzz_broker_open(base, dir, &bc, &store, &core);
+    if (fy_mqtt_adapter.start(&env, &mc, &state, err, sizeof(err)) != FY_OK) {
         abort();
     }
     srv = state; /* the configuration stays alive for the process (the adapter reads it) */
