@@ -9,7 +9,6 @@
 # worker). /metrics counts ferry_auth_pending and ferry_auth_busy_total. Once the checks are
 # answered, logins are checked again.
 # interop: ferry-only, own-broker
-import os
 import time
 
 import sec
@@ -22,10 +21,7 @@ BUSY_WINDOW = 2.5  # seconds the probes have: the first slow check takes about 3
 
 
 def test(d):
-    rounds = authlib.rounds_for(3.0)
-    pw = os.path.join(d, "passwd")
-    sec.write(pw, authlib.passwd_line("slow", "right", rounds) +
-              authlib.passwd_line("fast", "pw-fast", 1000))
+    pw = authlib.password_file(d, 3.0, ["slow"])
     f = sec.Ferry(d, "password_file %s\nauth_max_pending 2\n%s" % (pw, authlib.LONG_LOGIN))
     mqttc.PORT = f.b.mqtt_port
 

@@ -63,13 +63,8 @@ def expect(r, ptype, what):
 
 
 def test(d):
-    rounds = authlib.rounds_for(1.0)
     pki = tlsutil.Pki(d)
-    pw = os.path.join(d, "passwd")
-    sec.write(pw, authlib.passwd_line("slow", "right", rounds) +
-              authlib.passwd_line("slow2", "right", rounds) +
-              authlib.passwd_line("slowa", "right", rounds) +
-              authlib.passwd_line("fast", "pw-fast", 1000))
+    pw = authlib.password_file(d, 1.0, ["slow", "slow2", "slowa"])
     ws_port = sec.broker.free_port()
     f = tlsutil.TlsFerry(d, "password_file %s\n[tls]\ncertfile %s\nkeyfile %s\ncafile %s\n"
                          "[mqtt]\ntls_port 0\nws_port %d\nconnect_timeout 60s\n"

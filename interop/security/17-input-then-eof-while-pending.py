@@ -37,14 +37,8 @@ def topic_count(f, topic):
 
 
 def test(d):
-    rounds = authlib.rounds_for(0.5)
-    pw = os.path.join(d, "passwd")
     # One slow user per login: a password that passed once is answered at once afterwards.
-    sec.write(pw, authlib.passwd_line("slow", "right", rounds) +
-              authlib.passwd_line("slow5", "right", rounds) +
-              authlib.passwd_line("slowa", "right", rounds) +
-              authlib.passwd_line("slown", "right", rounds) +
-              authlib.passwd_line("fast", "pw-fast", 1000))
+    pw = authlib.password_file(d, 0.5, ["slow", "slow5", "slowa", "slown"])
     f = sec.Ferry(d, "password_file %s\n%s" % (pw, authlib.LONG_LOGIN))
     mqttc.PORT = f.b.mqtt_port
     topic = "eof%d/x" % os.getpid()

@@ -47,6 +47,18 @@ def passwd_line(user, password, rounds):
                                  base64.b64encode(h).decode())
 
 
+def password_file(d, seconds, slow_users):
+    """Writes d/passwd: each of slow_users with the password "right" at about `seconds` a check,
+    and "fast" ("pw-fast") at 1,000 rounds (a few ms). Returns its path. One slow user per login
+    that should wait: a password that passed once is answered at once afterwards."""
+    rounds = rounds_for(seconds)
+    print("PBKDF2 rounds for about %g s a check: %d" % (seconds, rounds))
+    path = os.path.join(d, "passwd")
+    sec.write(path, "".join(passwd_line(u, "right", rounds) for u in slow_users) +
+              passwd_line("fast", "pw-fast", 1000))
+    return path
+
+
 # ---- MQTT ---------------------------------------------------------------------------------
 
 def mqtt_login(user, password, version=4, then=b""):
