@@ -61,6 +61,10 @@ enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF, OP_ERASE };
  * is (an E record found at open, or a chunk that failed): the next open or recovery goes on. */
 #define ERASING_QUEUED 1
 #define ERASING_STALLED 2
+/* What a chunk of an erasing left (erase_wt, the byte of OP_ERASE the writer sets): nothing, the
+ * next chunk to do, or a read error that stopped it (the E record stays: the next open, or a
+ * recovery, starts it over). */
+enum { ERASE_DONE = 0, ERASE_MORE = 1, ERASE_STOPPED = 2 };
 
 typedef struct append_res {
     uint32_t queue_id;
@@ -527,7 +531,8 @@ void fy_wbatch_del_adapter(fy_wbatch *b, const char *adapter, const void *key, s
     fy_buf_free(&k);
 }
 
-/* OP_ERASE: topic id, queues, flags, and a byte the writer sets to 1 when keys are left. */
+/* OP_ERASE: topic id, queues, flags, and a byte the writer sets to what the chunk left (ERASE_*).
+ */
 static void erase_op(fy_wbatch *b, uint32_t topic_id, uint32_t queues, uint8_t flags)
 {
     fy_buf_put_u8(&b->ops, OP_ERASE);
@@ -712,16 +717,17 @@ static bool erase_offsets_wt(fy_store *s, leveldb_iterator_t *it, uint32_t topic
  * first chunk also forgets the writer's next offsets of the queues. The E record holds the
  * flags and the first key not deleted yet: written while keys are left, deleted with the
  * last ones, read by the next chunk (and at open: load_ranges skips such a topic, and the
- * erasing goes on). Returns true while keys are left and the next chunk should follow. */
-static bool erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t queues,
-                     uint8_t flags)
+ * erasing goes on). Returns ERASE_MORE while keys are left and the next chunk should follow,
+ * ERASE_STOPPED after a read error, ERASE_DONE at the end. */
+static uint8_t erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t queues,
+                        uint8_t flags)
 {
     uint8_t ek[EKEY_LEN], mk[EKEY_LEN], kk[EKEY_LEN];
     fy_buf at = FY_BUF_INIT, rec = FY_BUF_INIT;
     size_t budget = s->erase_chunk;
     leveldb_iterator_t *it;
     char *lerr = NULL;
-    bool done = true, more;
+    bool done = true, stopped = false;
 
     topic_key(ek, 'E', topic_id);
     topic_key(mk, 'M', topic_id);
@@ -780,6 +786,7 @@ static bool erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t 
         leveldb_free(lerr);
         fy_buf_reset(&at);
         done = false;
+        stopped = true;
     }
     if (!done) {
         fy_buf_put_u8(&rec, flags & ERASE_OFFSETS);
@@ -789,10 +796,9 @@ static bool erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t 
     } else if (flags & ERASE_CONT) {
         leveldb_writebatch_delete(s->wb, (const char *)ek, sizeof(ek));
     }
-    more = !done && at.len > 0;
     fy_buf_free(&at);
     fy_buf_free(&rec);
-    return more;
+    return stopped ? ERASE_STOPPED : done ? ERASE_DONE : ERASE_MORE;
 }
 
 /* The next sequence number (timers, transaction ids); a new block is reserved on disk, in the
@@ -1144,9 +1150,9 @@ static void complete_ops(fy_store *s, fy_wbatch *b, fy_wbatch **next)
                     fy_u64map_del(&s->qmax, qkey(topic_id, q));
                 }
             }
-            if (!more) {
+            if (more == ERASE_DONE) {
                 fy_u64map_del(&s->erasing, topic_id);
-            } else if (s->stopping) {
+            } else if (more == ERASE_STOPPED || s->stopping) {
                 *fy_u64map_upsert(&s->erasing, topic_id, 0) = ERASING_STALLED; /* next open */
             } else {
                 *fy_u64map_upsert(&s->erasing, topic_id, 0) = ERASING_QUEUED;
