@@ -176,6 +176,12 @@ int main(int argc, char **argv)
         return 2;
     }
     want_log = log_path != NULL;
+    /* Opened now: a path that cannot be written is an error before the run, not after it. */
+    FILE *logf = log_path ? fopen(log_path, "w") : NULL;
+    if (log_path && !logf) {
+        fprintf(stderr, "ferry-pausemeter: %s: %s\n", log_path, strerror(errno));
+        return 1;
+    }
 
     cpu_set_t online;
     int ncpu = 0, cpus[MAX_CPUS];
@@ -248,15 +254,14 @@ int main(int argc, char **argv)
         fifo = fifo && m[i].fifo;
     }
     int rc = 0;
-    if (log_path) {
-        FILE *f = fopen(log_path, "w");
-        for (int i = 0; f && i < ncpu; i++) {
+    if (logf) {
+        for (int i = 0; i < ncpu; i++) {
             for (size_t k = 0; k < m[i].nlog; k++) {
-                fprintf(f, "%lld.%lld %d %u\n", (long long)(m[i].log[k].end_x10 / 10),
+                fprintf(logf, "%lld.%lld %d %u\n", (long long)(m[i].log[k].end_x10 / 10),
                         (long long)(m[i].log[k].end_x10 % 10), m[i].cpu, m[i].log[k].us);
             }
         }
-        if (!f || fclose(f) != 0) {
+        if (fclose(logf) != 0) {
             fprintf(stderr, "ferry-pausemeter: %s: %s\n", log_path, strerror(errno));
             rc = 1;
         }

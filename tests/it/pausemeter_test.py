@@ -63,6 +63,13 @@ with tempfile.TemporaryDirectory() as tmp:
         r3 = subprocess.run([exe] + bad, capture_output=True, text=True, timeout=10)
         check(r3.returncode == 2 and r3.stderr, f"{bad} is refused with exit 2 and a message")
 
+    # A log that cannot be written is refused at once, before any measuring.
+    t = time.monotonic()
+    r4 = subprocess.run([exe, "--seconds", "5", "--log", os.path.join(tmp, "no", "such", "dir")],
+                        capture_output=True, text=True, timeout=10)
+    check(r4.returncode == 1 and "such" in r4.stderr and time.monotonic() - t < 3,
+          f"an unwritable --log fails at once with the path: {r4.returncode} {r4.stderr!r}")
+
 if failures:
     sys.exit(f"{len(failures)} check(s) failed")
 print("pausemeter: all checks passed")
