@@ -4,6 +4,7 @@
  * clustering group for a durable one, a member of group <g> for $share/<g>/... — and turns the
  * core's deliveries into PUBLISH packets under the client's in-flight window. Durable sessions
  * (subscriptions, QoS 2 packet ids) are kept in the adapter's key-value namespace. */
+#include "adapters/mqtt/mqtt_session_rec.h"
 #include "adapters/mqtt/mqtt_topic.h"
 #include "adapters/mqtt/private.h"
 #include "common/alloc.h"
@@ -19,7 +20,6 @@
 #define NS "mqtt"
 #define CLEAN_GROUP "mqtt%clean" /* the broadcast group of every clean session's members */
 #define MAX_SUB_IDS 32
-#define SESSION_VERSION 1
 
 static const fy_sub_ops csub_ops;
 static void route_unindex(mqtt_session *s);
@@ -265,21 +265,23 @@ void mqtt_session_end(mqtt_session *s)
 
 /* ---- Persistence: "s" + client id -> subscriptions ------------------------------------------ */
 
+/* The record (mqtt_session_rec.h): expiry and subscriptions. */
 static void encode_session(const mqtt_session *s, fy_buf *out)
 {
-    fy_buf_put_u8(out, SESSION_VERSION);
-    fy_buf_put_u64(out, s->expiry_ms);
-    fy_buf_put_u16(out, (uint16_t)s->nsubs);
+    fy_mqtt_srec_begin(out, s->expiry_ms, (uint16_t)s->nsubs);
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
         char full[65536 + 256];
         int n = m->share ? snprintf(full, sizeof(full), "$share/%s/%s", m->share, m->filter)
                          : snprintf(full, sizeof(full), "%s", m->filter);
-        fy_buf_put_u16(out, (uint16_t)n);
-        fy_buf_append(out, full, (size_t)n);
-        fy_buf_put_u8(out, (uint8_t)(m->qos | (m->no_local << 2) | (m->rap << 3) | (m->rh << 4)));
-        fy_buf_put_u32(out, m->sub_id);
-        fy_buf_put_u64(out, m->created_ms);
+        fy_mqtt_srec_sub sub = {{(const uint8_t *)full, (size_t)n},
+                                m->qos,
+                                m->no_local,
+                                m->rap,
+                                m->rh,
+                                m->sub_id,
+                                m->created_ms};
+        fy_mqtt_srec_put_sub(out, &sub);
     }
 }
 
@@ -366,33 +368,28 @@ static int load_session(void *arg, const uint8_t *key, size_t klen, const uint8_
 {
     mqtt_server *srv = arg;
     char *id = fy_strndup((const char *)key + 1, klen - 1);
-    fy_rd r = fy_rd_make(val, vlen);
+    fy_mqtt_srec rec;
+    fy_mqtt_srec_sub sub;
     mqtt_session *s;
-    uint16_t n;
-    if (fy_rd_u8(&r) != SESSION_VERSION) {
+    int rc = fy_mqtt_srec_decode(val, vlen, &rec);
+    if (rc != FY_OK) {
         fy_log(WARN, "mqtt", "client=%s msg=\"unknown session record version, skipped\"", id);
         fy_free(id);
         return 0;
     }
     s = mqtt_session_new(srv, id, true);
     s->stored = true;
-    s->expiry_ms = fy_rd_u64(&r);
-    n = fy_rd_u16(&r);
-    for (uint16_t i = 0; i < n && !r.bad; i++) {
-        uint16_t flen = fy_rd_u16(&r);
-        const uint8_t *f = fy_rd_take(&r, flen);
-        uint8_t o = fy_rd_u8(&r);
-        uint32_t sub_id = fy_rd_u32(&r);
-        uint64_t created = fy_rd_u64(&r);
-        fy_slice full = {f, flen}, group = {NULL, 0}, rest = full;
+    s->expiry_ms = rec.expiry_ms;
+    while (fy_mqtt_srec_next_sub(&rec, &sub)) {
+        fy_slice group = {NULL, 0}, rest = sub.filter;
         bool existed;
-        if (r.bad || fy_mqtt_share_parse(full, &group, &rest) == FY_MQTT_SHARE_INVALID) {
+        if (fy_mqtt_share_parse(sub.filter, &group, &rest) == FY_MQTT_SHARE_INVALID) {
             break;
         }
-        mqtt_session_add_sub(s, rest, group, o & 3, (o >> 2) & 1, (o >> 3) & 1, (o >> 4) & 3,
-                             sub_id, created, &existed);
+        mqtt_session_add_sub(s, rest, group, sub.qos, sub.no_local, sub.rap, sub.rh, sub.sub_id,
+                             sub.created_ms, &existed);
     }
-    if (r.bad) {
+    if (rec.cut) {
         fy_log(WARN, "mqtt", "client=%s msg=\"session record cut short\"", id);
     }
     /* The expiry clock starts again at start-up: when the broker went down is not known. */

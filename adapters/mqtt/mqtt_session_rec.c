@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The stored record of a durable MQTT session: encoding and decoding (mqtt_session_rec.h). */
+#include "adapters/mqtt/mqtt_session_rec.h"
+
+#include "ferry/errors.h"
+
+#include <string.h>
+
+#define SUB_FIXED (1 + 4 + 8) /* options, identifier, created_ms after the filter */
+
+void fy_mqtt_srec_begin(fy_buf *out, uint64_t expiry_ms, uint16_t nsubs)
+{
+    fy_buf_put_u8(out, FY_MQTT_SREC_VERSION);
+    fy_buf_put_u64(out, expiry_ms);
+    fy_buf_put_u16(out, nsubs);
+}
+
+void fy_mqtt_srec_put_sub(fy_buf *out, const fy_mqtt_srec_sub *sub)
+{
+    fy_buf_put_u16(out, (uint16_t)sub->filter.len);
+    fy_buf_append(out, sub->filter.p, sub->filter.len);
+    fy_buf_put_u8(out, (uint8_t)((sub->qos & 3) | (sub->no_local << 2) | (sub->rap << 3) |
+                                 ((sub->rh & 3) << 4)));
+    fy_buf_put_u32(out, sub->sub_id);
+    fy_buf_put_u64(out, sub->created_ms);
+}
+
+/* Skips one subscription; false (r->bad) if the record ends inside it. */
+static bool skip_sub(fy_rd *r)
+{
+    uint16_t flen = fy_rd_u16(r);
+    fy_rd_take(r, flen);
+    fy_rd_take(r, SUB_FIXED);
+    return !r->bad;
+}
+
+int fy_mqtt_srec_decode(const uint8_t *val, size_t len, fy_mqtt_srec *r)
+{
+    fy_rd rd = fy_rd_make(val, len);
+    fy_rd walk;
+    uint16_t n, whole = 0;
+    memset(r, 0, sizeof(*r));
+    if (len < 1 || val[0] != FY_MQTT_SREC_VERSION) {
+        return -FY_EVERSION;
+    }
+    fy_rd_u8(&rd);
+    r->expiry_ms = fy_rd_u64(&rd);
+    n = fy_rd_u16(&rd);
+    if (rd.bad) {
+        r->cut = true; /* what could be read (expiry_ms, else 0) and no subscription */
+        return FY_OK;
+    }
+    /* One pass to count the whole subscriptions. */
+    walk = rd;
+    while (whole < n && skip_sub(&walk)) {
+        whole++;
+    }
+    r->next = rd;
+    r->nsubs = whole;
+    r->left = whole;
+    r->cut = whole < n;
+    return FY_OK;
+}
+
+bool fy_mqtt_srec_next_sub(fy_mqtt_srec *r, fy_mqtt_srec_sub *sub)
+{
+    uint8_t o;
+    if (r->left == 0) {
+        return false;
+    }
+    r->left--;
+    sub->filter.len = fy_rd_u16(&r->next);
+    sub->filter.p = fy_rd_take(&r->next, sub->filter.len);
+    o = fy_rd_u8(&r->next);
+    sub->qos = o & 3;
+    sub->no_local = (o >> 2) & 1;
+    sub->rap = (o >> 3) & 1;
+    sub->rh = (o >> 4) & 3;
+    sub->sub_id = fy_rd_u32(&r->next);
+    sub->created_ms = fy_rd_u64(&r->next);
+    return !r->next.bad; /* decode counted only whole subscriptions: never bad here */
+}
