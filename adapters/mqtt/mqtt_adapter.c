@@ -83,6 +83,7 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct s
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     mqtt_session_tick(arg);
+    mqtt_session_alive(arg);
     mqtt_conn_trim(arg);
 }
 

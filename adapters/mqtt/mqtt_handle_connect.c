@@ -213,6 +213,8 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
     }
     fy_free(client_id);
     ack.assigned_client_id = fy_slice_str(s->client_id);
+    /* Connected: should the broker be killed, its alive time dates the disconnect. */
+    s->disconnected_ms = 0;
     if (s->durable) {
         mqtt_session_store(s, NULL, NULL);
     }

@@ -20,6 +20,7 @@
 #define NS "mqtt"
 #define CLEAN_GROUP "mqtt%clean" /* the broadcast group of every clean session's members */
 #define MAX_SUB_IDS 32
+#define ALIVE_KEY "a" /* the broker's last alive time (mqtt_session_alive) */
 
 static const fy_sub_ops csub_ops;
 static void route_unindex(mqtt_session *s);
@@ -265,7 +266,8 @@ void mqtt_session_end(mqtt_session *s)
 
 /* ---- Persistence: "s" + client id -> subscriptions ------------------------------------------ */
 
-/* The record (mqtt_session_rec.h): expiry and subscriptions. */
+/* The record (mqtt_session_rec.h): expiry, subscriptions, and when the session was disconnected
+ * (0 while connected). */
 static void encode_session(const mqtt_session *s, fy_buf *out)
 {
     fy_mqtt_srec_begin(out, s->expiry_ms, (uint16_t)s->nsubs);
@@ -283,6 +285,7 @@ static void encode_session(const mqtt_session *s, fy_buf *out)
                                 m->created_ms};
         fy_mqtt_srec_put_sub(out, &sub);
     }
+    fy_mqtt_srec_end(out, s->disconnected_ms);
 }
 
 int mqtt_session_store(mqtt_session *s, fy_core_done_cb done, void *arg)
@@ -364,9 +367,17 @@ bool mqtt_session_del_sub(mqtt_session *s, fy_slice full)
     return false;
 }
 
+/* What loading the records needs: the broker's last alive time (0: none stored) and the start-up
+ * moment on both clocks. */
+typedef struct load_ctx {
+    mqtt_server *srv;
+    uint64_t alive_ms;
+    uint64_t now_wall, now_mono;
+} load_ctx;
+
 static int load_session(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-    mqtt_server *srv = arg;
+    load_ctx *x = arg;
     char *id = fy_strndup((const char *)key + 1, klen - 1);
     fy_mqtt_srec rec;
     fy_mqtt_srec_sub sub;
@@ -377,7 +388,7 @@ static int load_session(void *arg, const uint8_t *key, size_t klen, const uint8_
         fy_free(id);
         return 0;
     }
-    s = mqtt_session_new(srv, id, true);
+    s = mqtt_session_new(x->srv, id, true);
     s->stored = true;
     s->expiry_ms = rec.expiry_ms;
     while (fy_mqtt_srec_next_sub(&rec, &sub)) {
@@ -392,8 +403,15 @@ static int load_session(void *arg, const uint8_t *key, size_t klen, const uint8_
     if (rec.cut) {
         fy_log(WARN, "mqtt", "client=%s msg=\"session record cut short\"", id);
     }
-    /* The expiry clock starts again at start-up: when the broker went down is not known. */
-    s->expire_at = s->expiry_ms == UINT64_MAX ? UINT64_MAX : fy_mono_ms() + s->expiry_ms;
+    /* Expiry counts from the disconnect, on the wall clock across restarts; a session that was
+     * connected when the broker went down counts from the broker's last alive time, and a record
+     * of an older ferryd from now (mqtt_session_rec.h). Such a session gets this time stored with
+     * it (mqtt_session_load_all), so that a later restart counts from the same moment; one that
+     * never expires needs no time. */
+    s->disconnected_ms = fy_mqtt_srec_disconnected_at(&rec, x->alive_ms, x->now_wall);
+    s->undated = (!rec.dated || rec.disconnected_ms == 0) && s->expiry_ms != UINT64_MAX;
+    s->expire_at =
+        fy_mqtt_session_expire_at(s->expiry_ms, s->disconnected_ms, x->now_wall, x->now_mono);
     mqtt_session_reindex(s);
     fy_free(id);
     return 0;
@@ -474,14 +492,62 @@ static int load_q2out(void *arg, const uint8_t *key, size_t klen, const uint8_t 
     return 0;
 }
 
+/* The broker's last alive time as stored; 0 when there is none (a store of an older ferryd). */
+static uint64_t alive_read(mqtt_server *srv)
+{
+    fy_buf v = FY_BUF_INIT;
+    uint64_t at = 0;
+    if (fy_core_kv_get(srv->env.core, NS, ALIVE_KEY, strlen(ALIVE_KEY), &v) != FY_OK ||
+        fy_mqtt_alive_decode(v.data, v.len, &at) != FY_OK) {
+        at = 0;
+    }
+    fy_buf_free(&v);
+    return at;
+}
+
 void mqtt_session_load_all(mqtt_server *srv)
 {
-    fy_core_kv_scan(srv->env.core, NS, "s", 1, load_session, srv);
+    load_ctx x = {srv, alive_read(srv), fy_wall_ms(), fy_mono_ms()};
+    size_t loaded;
+    fy_core_kv_scan(srv->env.core, NS, "s", 1, load_session, &x);
     fy_core_kv_scan(srv->env.core, NS, "q", 1, load_q2in, srv);
     fy_core_kv_scan(srv->env.core, NS, "p", 1, load_q2out, srv);
-    if (srv->sessions.n > 0) {
-        fy_log(INFO, "mqtt", "sessions=%zu msg=\"durable sessions loaded\"", srv->sessions.n);
+    loaded = srv->sessions.n;
+    /* Sessions whose expiry passed while the broker was down end now, before any client can
+     * connect, the way every expired session ends (its group, light queue and records go: the
+     * "q" and "p" records were loaded for that). */
+    mqtt_session_tick(srv);
+    for (size_t i = 0; i < srv->ndurables; i++) {
+        mqtt_session *s = srv->durables[i];
+        if (s->undated) {
+            s->undated = false;
+            mqtt_session_store(s, NULL, NULL);
+        }
     }
+    if (loaded > 0) {
+        fy_log(INFO, "mqtt", "sessions=%zu expired=%zu msg=\"durable sessions loaded\"", loaded,
+               loaded - srv->sessions.n);
+    }
+    mqtt_session_alive(srv);
+}
+
+void mqtt_session_alive(mqtt_server *srv)
+{
+    uint64_t now = fy_mono_ms();
+    fy_buf val = FY_BUF_INIT;
+    fy_kv_op op;
+    /* Called every second (the adapter's tick): rewritten once 9 s have passed, the stored time
+     * stays within FY_MQTT_ALIVE_EVERY_MS of the present while the loop keeps time. One 8-byte
+     * write every 9-10 s, whatever the traffic. */
+    if (srv->alive_written && now - srv->alive_mono < FY_MQTT_ALIVE_EVERY_MS - 1000) {
+        return;
+    }
+    srv->alive_written = true;
+    srv->alive_mono = now;
+    fy_mqtt_alive_encode(&val, fy_wall_ms());
+    op = (fy_kv_op){false, {(const uint8_t *)ALIVE_KEY, strlen(ALIVE_KEY)}, {val.data, val.len}};
+    fy_core_kv_write(srv->env.core, NS, &op, 1, ignore_done, NULL);
+    fy_buf_free(&val);
 }
 
 /* ---- Core members ---------------------------------------------------------------------------- */
@@ -1863,8 +1929,10 @@ void mqtt_session_detach(mqtt_session *s)
         return;
     }
     /* A session that lives on keeps its members, what is in flight (re-sent with the same
-     * packet ids on reconnect) and what is queued. */
+     * packet ids on reconnect) and what is queued. Its record says when it was disconnected:
+     * after a restart its expiry still counts from now. */
     s->expire_at = s->expiry_ms == UINT64_MAX ? UINT64_MAX : fy_mono_ms() + s->expiry_ms;
+    s->disconnected_ms = fy_wall_ms();
     if (s->durable) {
         mqtt_session_store(s, NULL, NULL);
     }

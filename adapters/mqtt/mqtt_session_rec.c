@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The stored record of a durable MQTT session: encoding and decoding (mqtt_session_rec.h). */
+/* The stored record of a durable MQTT session and the broker's "alive" record: encoding,
+ * decoding, and the expiry of a session loaded at start-up (mqtt_session_rec.h). */
 #include "adapters/mqtt/mqtt_session_rec.h"
 
 #include "ferry/errors.h"
@@ -23,6 +24,11 @@ void fy_mqtt_srec_put_sub(fy_buf *out, const fy_mqtt_srec_sub *sub)
                                  ((sub->rh & 3) << 4)));
     fy_buf_put_u32(out, sub->sub_id);
     fy_buf_put_u64(out, sub->created_ms);
+}
+
+void fy_mqtt_srec_end(fy_buf *out, uint64_t disconnected_ms)
+{
+    fy_buf_put_u64(out, disconnected_ms);
 }
 
 /* Skips one subscription; false (r->bad) if the record ends inside it. */
@@ -50,7 +56,7 @@ int fy_mqtt_srec_decode(const uint8_t *val, size_t len, fy_mqtt_srec *r)
         r->cut = true; /* what could be read (expiry_ms, else 0) and no subscription */
         return FY_OK;
     }
-    /* One pass to count the whole subscriptions. */
+    /* One pass to find where the subscriptions end: disconnected_ms follows them. */
     walk = rd;
     while (whole < n && skip_sub(&walk)) {
         whole++;
@@ -59,6 +65,10 @@ int fy_mqtt_srec_decode(const uint8_t *val, size_t len, fy_mqtt_srec *r)
     r->nsubs = whole;
     r->left = whole;
     r->cut = whole < n;
+    if (!r->cut && walk.left >= 8) {
+        r->dated = true;
+        r->disconnected_ms = fy_rd_u64(&walk);
+    }
     return FY_OK;
 }
 
@@ -79,4 +89,50 @@ bool fy_mqtt_srec_next_sub(fy_mqtt_srec *r, fy_mqtt_srec_sub *sub)
     sub->sub_id = fy_rd_u32(&r->next);
     sub->created_ms = fy_rd_u64(&r->next);
     return !r->next.bad; /* decode counted only whole subscriptions: never bad here */
+}
+
+void fy_mqtt_alive_encode(fy_buf *out, uint64_t wall_ms)
+{
+    fy_buf_put_u64(out, wall_ms);
+}
+
+int fy_mqtt_alive_decode(const uint8_t *val, size_t len, uint64_t *wall_ms)
+{
+    if (len < 8) {
+        return -FY_ECORRUPT;
+    }
+    *wall_ms = fy_be64_get(val);
+    return FY_OK;
+}
+
+uint64_t fy_mqtt_srec_disconnected_at(const fy_mqtt_srec *r, uint64_t alive_ms, uint64_t now_wall)
+{
+    uint64_t at = now_wall;
+    if (r->dated && r->disconnected_ms != 0) {
+        at = r->disconnected_ms;
+    } else if (r->dated && alive_ms != 0) {
+        at = alive_ms > UINT64_MAX - FY_MQTT_ALIVE_EVERY_MS ? UINT64_MAX
+                                                            : alive_ms + FY_MQTT_ALIVE_EVERY_MS;
+    }
+    return at < now_wall ? at : now_wall;
+}
+
+uint64_t fy_mqtt_session_expire_at(uint64_t expiry_ms, uint64_t disconnected_ms, uint64_t now_wall,
+                                   uint64_t now_mono)
+{
+    uint64_t gone;
+    if (expiry_ms == UINT64_MAX) {
+        return UINT64_MAX;
+    }
+    if (disconnected_ms > now_wall) {
+        disconnected_ms = now_wall;
+    }
+    gone = now_wall - disconnected_ms;
+    if (gone >= expiry_ms) {
+        return now_mono;
+    }
+    /* now_mono is far from the top of the range (ms since boot), and expiry_ms below
+     * UINT64_MAX; saturate all the same. */
+    return now_mono > UINT64_MAX - (expiry_ms - gone) ? UINT64_MAX - 1
+                                                      : now_mono + (expiry_ms - gone);
 }

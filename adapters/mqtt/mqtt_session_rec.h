@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The stored record of a durable MQTT session (key "s" + client id in the adapter's namespace:
- * its Session Expiry Interval and its subscriptions). Pure functions over borrowed bytes: no
- * I/O. docs/store.md. */
+ * its Session Expiry Interval, its subscriptions and when it was disconnected), the broker's
+ * "alive" record, and when a session loaded at start-up expires. Pure functions over borrowed
+ * bytes: no I/O, no clocks of their own (the caller passes the times). docs/store.md. */
 #ifndef FERRY_ADAPTERS_MQTT_MQTT_SESSION_REC_H
 #define FERRY_ADAPTERS_MQTT_MQTT_SESSION_REC_H
 
@@ -12,6 +13,10 @@
 #include <stdint.h>
 
 #define FY_MQTT_SREC_VERSION 1
+
+/* How far behind the broker's "alive" record may be: it is rewritten at least this often (ms)
+ * while the MQTT adapter runs, so a crash comes at most this long after the time it holds. */
+#define FY_MQTT_ALIVE_EVERY_MS 10000
 
 /* One subscription as stored. */
 typedef struct fy_mqtt_srec_sub {
@@ -25,19 +30,25 @@ typedef struct fy_mqtt_srec_sub {
 } fy_mqtt_srec_sub;
 
 /* A session record: version (1), expiry_ms (8), the number of subscriptions (2), each
- * subscription (filter length (2), filter, options (1), identifier (4), created_ms (8)). Bytes
- * after the subscriptions are left for later fields and ignored. Writing is begin, then put_sub
- * per subscription (exactly nsubs of them). */
+ * subscription (filter length (2), filter, options (1), identifier (4), created_ms (8)), then
+ * disconnected_ms (8), the wall-clock time (ms since the epoch) the session lost its connection,
+ * 0 while it has one. Records of older ferryd versions end after the subscriptions; bytes after
+ * disconnected_ms are left for later fields and ignored, so an older ferryd reads a newer record
+ * as it reads its own (version 1, what it knows). Writing is begin, put_sub per subscription
+ * (exactly nsubs of them), end. */
 void fy_mqtt_srec_begin(fy_buf *out, uint64_t expiry_ms, uint16_t nsubs);
 void fy_mqtt_srec_put_sub(fy_buf *out, const fy_mqtt_srec_sub *sub);
+void fy_mqtt_srec_end(fy_buf *out, uint64_t disconnected_ms);
 
 /* A decoded record; the subscriptions are read with fy_mqtt_srec_next_sub. */
 typedef struct fy_mqtt_srec {
     uint64_t expiry_ms; /* after the disconnect; UINT64_MAX = never */
     uint16_t nsubs;     /* subscriptions that can be read (all unless cut) */
     bool cut;           /* the record ends early: the subscriptions before the cut are there */
-    fy_rd next;         /* the next subscription */
-    uint16_t left;      /* subscriptions still to read */
+    bool dated;         /* it holds disconnected_ms (not a record of an older ferryd, not cut) */
+    uint64_t disconnected_ms; /* when dated: wall ms of the disconnect, 0 = it was connected */
+    fy_rd next;               /* the next subscription */
+    uint16_t left;            /* subscriptions still to read */
 } fy_mqtt_srec;
 
 /* Decodes the record val (borrowed; r points into it). FY_OK, or -FY_EVERSION for a version
@@ -47,5 +58,29 @@ typedef struct fy_mqtt_srec {
 int fy_mqtt_srec_decode(const uint8_t *val, size_t len, fy_mqtt_srec *r);
 /* The next subscription of r (pointing into the record): false once there is none left. */
 bool fy_mqtt_srec_next_sub(fy_mqtt_srec *r, fy_mqtt_srec_sub *sub);
+
+/* The "alive" record: the wall-clock time (ms) the broker was last known to run, u64. */
+void fy_mqtt_alive_encode(fy_buf *out, uint64_t wall_ms);
+/* FY_OK with *wall_ms, or -FY_ECORRUPT if val is shorter than 8 bytes (longer: later fields). */
+int fy_mqtt_alive_decode(const uint8_t *val, size_t len, uint64_t *wall_ms);
+
+/* When (wall ms) a session loaded at start-up counts as disconnected, now_wall being the time of
+ * the start-up and alive_ms the broker's last "alive" time (0 = none stored):
+ * - the record's disconnected_ms: the session was offline (or the broker stopped cleanly);
+ * - alive_ms + FY_MQTT_ALIVE_EVERY_MS if the record says it was connected: the broker was
+ *   killed, some time after alive_ms but not more than FY_MQTT_ALIVE_EVERY_MS after it. The late
+ *   end is taken so that a session never expires before its interval has passed since the crash
+ *   (it may live up to FY_MQTT_ALIVE_EVERY_MS more);
+ * - now_wall when neither is known (a record of an older ferryd, or no alive time): the expiry
+ *   clock starts at start-up, as older versions did.
+ * A time after now_wall (the wall clock was set back since) counts as now_wall. */
+uint64_t fy_mqtt_srec_disconnected_at(const fy_mqtt_srec *r, uint64_t alive_ms, uint64_t now_wall);
+
+/* When, on the monotonic clock, a session disconnected at wall time disconnected_ms with an
+ * expiry of expiry_ms (UINT64_MAX = never) expires, now_wall and now_mono being the same moment
+ * on both clocks: UINT64_MAX for never, now_mono if it has already expired. A disconnect time
+ * after now_wall counts as now_wall. */
+uint64_t fy_mqtt_session_expire_at(uint64_t expiry_ms, uint64_t disconnected_ms, uint64_t now_wall,
+                                   uint64_t now_mono);
 
 #endif

@@ -117,6 +117,11 @@ struct mqtt_session {
     uint64_t expiry_ms; /* after disconnect; UINT64_MAX = never */
     uint64_t expire_at; /* mono ms, while offline */
     mqtt_conn *conn;    /* NULL while offline */
+    /* Wall ms of the disconnect, kept in its record so that expiry counts from it across
+     * restarts; 0 while connected. undated: loaded without one, the time it was given (at
+     * start-up) is still to be stored. */
+    uint64_t disconnected_ms;
+    bool undated;
     msub *subs;
     size_t nsubs, capsubs;
     mcsub **cs;
@@ -248,6 +253,8 @@ struct mqtt_server {
     uint64_t route_gen;
     fy_strmap retained; /* MQTT topic -> mqtt_retained */
     struct event *tick_ev;
+    bool alive_written;  /* the alive record was written in this run (mqtt_session_alive) */
+    uint64_t alive_mono; /* when, mono ms */
     fy_buf scratch;
     fy_adapter_stats stats;
     mqtt_sys *sys; /* the $SYS topics (mqtt_sys.c); NULL when sys_interval is 0 */
@@ -346,7 +353,13 @@ void mqtt_session_attach(mqtt_session *s, mqtt_conn *c, bool resumed);
 void mqtt_session_detach(mqtt_session *s);
 void mqtt_session_reconcile(mqtt_session *s);
 int mqtt_session_store(mqtt_session *s, fy_core_done_cb done, void *arg);
+/* Loads the durable sessions at start-up; those whose expiry passed while the broker was down
+ * end at once (as mqtt_session_tick ends them), before any client can connect. */
 void mqtt_session_load_all(mqtt_server *srv);
+/* Writes the broker's alive time (the wall clock) into its record when FY_MQTT_ALIVE_EVERY_MS
+ * may otherwise pass without it (and at the first call): called by the adapter's tick. After a
+ * crash, sessions that were connected count as disconnected from it (mqtt_session_rec.h). */
+void mqtt_session_alive(mqtt_server *srv);
 void mqtt_session_on_topic(void *arg, const fy_topic_info *t);
 void mqtt_session_tick(mqtt_server *srv);
 void mqtt_session_route(void *arg, const fy_record_view *v, fy_route_emit emit, void *ctx);

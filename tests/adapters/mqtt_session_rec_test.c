@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the durable MQTT session record (mqtt_session_rec.h): round trip, the bytes
- * ferryd has always written, records with more fields, and every cut. Inputs are exactly-sized
- * heap copies so ASan sees any over-read. */
+/* Unit tests of the durable MQTT session record (mqtt_session_rec.h): round trip, records of
+ * older ferryd versions (no disconnect time) and of later ones (more fields), every cut, and when
+ * a session loaded at start-up counts as disconnected and expires. Inputs are exactly-sized heap
+ * copies so ASan sees any over-read. */
 #include "adapters/mqtt/mqtt_session_rec.h"
 
 #include "ferry/errors.h"
@@ -16,7 +17,10 @@
 /* cmocka.h needs the system headers above; this comment keeps clang-format from hoisting it. */
 #include <cmocka.h>
 
-/* A record as ferryd has written it since the first version: expiry 60 s, one subscription
+#define NOW_WALL 1800000000000ull /* 2027-01-15 */
+#define NOW_MONO 5000000ull
+
+/* A record as ferryd wrote it before disconnect times were stored: expiry 60 s, one subscription
  * "a/#" (QoS 1, No Local, Retain As Published, Retain Handling 2, identifier 7, created
  * 1700000000000). */
 static const uint8_t old_record[] = {
@@ -44,13 +48,14 @@ static fy_slice S(const char *s)
     return r;
 }
 
-static void encode_two(fy_buf *out)
+static void encode_two(fy_buf *out, uint64_t disconnected_ms)
 {
     fy_mqtt_srec_sub a = {S("devices/+/cmd"), 2, false, false, 0, 0, 1700000000001ull};
     fy_mqtt_srec_sub b = {S("$share/g/x/#"), 1, true, true, 1, 268435455, 1700000000002ull};
     fy_mqtt_srec_begin(out, 3600000, 2);
     fy_mqtt_srec_put_sub(out, &a);
     fy_mqtt_srec_put_sub(out, &b);
+    fy_mqtt_srec_end(out, disconnected_ms);
 }
 
 static void assert_slice(fy_slice got, const char *want)
@@ -66,12 +71,14 @@ static void test_mqtt_session_rec_roundtrip(void **state)
     fy_mqtt_srec_sub sub;
     uint8_t *v;
 
-    encode_two(&b);
+    encode_two(&b, NOW_WALL - 5000);
     v = copy(b.data, b.len);
     assert_int_equal(fy_mqtt_srec_decode(v, b.len, &r), FY_OK);
     assert_int_equal(r.expiry_ms, 3600000);
     assert_int_equal(r.nsubs, 2);
     assert_false(r.cut);
+    assert_true(r.dated);
+    assert_int_equal(r.disconnected_ms, NOW_WALL - 5000);
 
     assert_true(fy_mqtt_srec_next_sub(&r, &sub));
     assert_slice(sub.filter, "devices/+/cmd");
@@ -92,6 +99,13 @@ static void test_mqtt_session_rec_roundtrip(void **state)
     assert_false(fy_mqtt_srec_next_sub(&r, &sub));
     assert_false(fy_mqtt_srec_next_sub(&r, &sub));
     free(v);
+
+    /* Connected when written: 0. */
+    fy_buf_reset(&b);
+    encode_two(&b, 0);
+    assert_int_equal(fy_mqtt_srec_decode(b.data, b.len, &r), FY_OK);
+    assert_true(r.dated);
+    assert_int_equal(r.disconnected_ms, 0);
     fy_buf_free(&b);
 }
 
@@ -103,10 +117,12 @@ static void test_mqtt_session_rec_old_format(void **state)
     fy_mqtt_srec_sub sub;
     fy_mqtt_srec_sub same;
 
+    /* A record of an older ferryd loads, with no disconnect time. */
     assert_int_equal(fy_mqtt_srec_decode(v, sizeof(old_record), &r), FY_OK);
     assert_int_equal(r.expiry_ms, 60000);
     assert_int_equal(r.nsubs, 1);
     assert_false(r.cut);
+    assert_false(r.dated);
     assert_true(fy_mqtt_srec_next_sub(&r, &sub));
     assert_slice(sub.filter, "a/#");
     assert_int_equal(sub.qos, 1);
@@ -117,11 +133,19 @@ static void test_mqtt_session_rec_old_format(void **state)
     assert_int_equal(sub.created_ms, 1700000000000ull);
     assert_false(fy_mqtt_srec_next_sub(&r, &sub));
 
-    /* Encoding it again gives the same bytes. */
+    /* Its clock starts at start-up, as it did, whatever the alive time says. */
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 30000, NOW_WALL), NOW_WALL);
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, 0, NOW_WALL), NOW_WALL);
+    assert_int_equal(fy_mqtt_session_expire_at(r.expiry_ms, NOW_WALL, NOW_WALL, NOW_MONO),
+                     NOW_MONO + 60000);
+
+    /* The new encoding is the old one plus disconnected_ms: an older ferryd reads it as its own
+     * (it stops after the subscriptions). */
     same = sub;
     fy_mqtt_srec_begin(&b, 60000, 1);
     fy_mqtt_srec_put_sub(&b, &same);
-    assert_int_equal(b.len, sizeof(old_record));
+    fy_mqtt_srec_end(&b, NOW_WALL);
+    assert_int_equal(b.len, sizeof(old_record) + 8);
     assert_memory_equal(b.data, old_record, sizeof(old_record));
     fy_buf_free(&b);
     free(v);
@@ -133,11 +157,13 @@ static void test_mqtt_session_rec_later_fields(void **state)
     fy_mqtt_srec r;
     uint8_t *v;
 
-    encode_two(&b);
+    encode_two(&b, NOW_WALL - 1);
     fy_buf_put_u32(&b, 0xdeadbeef); /* a field of a later version */
     v = copy(b.data, b.len);
     assert_int_equal(fy_mqtt_srec_decode(v, b.len, &r), FY_OK);
     assert_false(r.cut);
+    assert_true(r.dated);
+    assert_int_equal(r.disconnected_ms, NOW_WALL - 1);
     assert_int_equal(r.nsubs, 2);
     free(v);
 
@@ -149,14 +175,15 @@ static void test_mqtt_session_rec_later_fields(void **state)
     fy_buf_free(&b);
 }
 
-/* Every cut of a record decodes in bounds, with the whole subscriptions before the cut. */
+/* Every cut of a record decodes in bounds: the whole subscriptions before the cut, a disconnect
+ * time only when all eight bytes are there. */
 static void test_mqtt_session_rec_cut(void **state)
 {
     fy_buf b = FY_BUF_INIT;
     size_t first_end, subs_end;
 
-    encode_two(&b);
-    subs_end = b.len;
+    encode_two(&b, NOW_WALL);
+    subs_end = b.len - 8;
     first_end = 1 + 8 + 2 + 2 + strlen("devices/+/cmd") + 1 + 4 + 8;
     assert_int_equal(fy_mqtt_srec_decode(b.data, 0, &(fy_mqtt_srec){0}), -FY_EVERSION);
     for (size_t n = 1; n <= b.len; n++) {
@@ -170,8 +197,87 @@ static void test_mqtt_session_rec_cut(void **state)
         }
         assert_int_equal(got, r.nsubs);
         assert_int_equal(r.cut, n < subs_end);
+        assert_int_equal(r.dated, n == b.len);
         assert_int_equal(r.nsubs, n < first_end ? 0 : n < subs_end ? 1 : 2);
         assert_int_equal(r.expiry_ms, n < 9 ? 0 : 3600000);
+        if (r.cut || !r.dated) {
+            /* Not dated: its clock starts at start-up. */
+            assert_int_equal(fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 1000, NOW_WALL), NOW_WALL);
+        }
+        free(v);
+    }
+    fy_buf_free(&b);
+}
+
+static void test_mqtt_session_rec_disconnected_at(void **state)
+{
+    fy_buf b = FY_BUF_INIT;
+    fy_mqtt_srec r;
+
+    /* Disconnected before the broker stopped: its own time. */
+    encode_two(&b, NOW_WALL - 50000);
+    assert_int_equal(fy_mqtt_srec_decode(b.data, b.len, &r), FY_OK);
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 10, NOW_WALL), NOW_WALL - 50000);
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, 0, NOW_WALL), NOW_WALL - 50000);
+    /* A time after now (the wall clock was set back): now. */
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, 0, NOW_WALL - 60000), NOW_WALL - 60000);
+
+    /* Connected when the broker was killed: the last alive time plus the most it can be behind. */
+    fy_buf_reset(&b);
+    encode_two(&b, 0);
+    assert_int_equal(fy_mqtt_srec_decode(b.data, b.len, &r), FY_OK);
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 3600000, NOW_WALL),
+                     NOW_WALL - 3600000 + FY_MQTT_ALIVE_EVERY_MS);
+    /* ... but never after now: a quick restart counts from now. */
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 2000, NOW_WALL), NOW_WALL);
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, NOW_WALL + 86400000, NOW_WALL), NOW_WALL);
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, UINT64_MAX, NOW_WALL), NOW_WALL);
+    /* No alive time stored (a store of an older ferryd): from now. */
+    assert_int_equal(fy_mqtt_srec_disconnected_at(&r, 0, NOW_WALL), NOW_WALL);
+    fy_buf_free(&b);
+}
+
+static void test_mqtt_session_rec_expire_at(void **state)
+{
+    /* Never. */
+    assert_int_equal(fy_mqtt_session_expire_at(UINT64_MAX, NOW_WALL - 1, NOW_WALL, NOW_MONO),
+                     UINT64_MAX);
+    assert_int_equal(fy_mqtt_session_expire_at(UINT64_MAX, 1, NOW_WALL, NOW_MONO), UINT64_MAX);
+    /* Disconnected 50 s ago with 60 s: 10 s left. */
+    assert_int_equal(fy_mqtt_session_expire_at(60000, NOW_WALL - 50000, NOW_WALL, NOW_MONO),
+                     NOW_MONO + 10000);
+    /* Ran out while the broker was down, or exactly now: expired. */
+    assert_int_equal(fy_mqtt_session_expire_at(60000, NOW_WALL - 70000, NOW_WALL, NOW_MONO),
+                     NOW_MONO);
+    assert_int_equal(fy_mqtt_session_expire_at(60000, NOW_WALL - 60000, NOW_WALL, NOW_MONO),
+                     NOW_MONO);
+    assert_int_equal(fy_mqtt_session_expire_at(0, NOW_WALL, NOW_WALL, NOW_MONO), NOW_MONO);
+    assert_int_equal(fy_mqtt_session_expire_at(60000, 0, NOW_WALL, NOW_MONO), NOW_MONO);
+    /* A disconnect time in the future counts as now: the whole interval. */
+    assert_int_equal(fy_mqtt_session_expire_at(60000, NOW_WALL + 3600000, NOW_WALL, NOW_MONO),
+                     NOW_MONO + 60000);
+    /* The largest intervals (session_expiry_max up to UINT64_MAX / 2) do not wrap. */
+    assert_int_equal(fy_mqtt_session_expire_at(UINT64_MAX / 2, NOW_WALL - 1, NOW_WALL, NOW_MONO),
+                     NOW_MONO + UINT64_MAX / 2 - 1);
+    assert_int_equal(fy_mqtt_session_expire_at(UINT64_MAX - 1, NOW_WALL, NOW_WALL, UINT64_MAX / 2),
+                     UINT64_MAX - 1);
+}
+
+static void test_mqtt_session_rec_alive(void **state)
+{
+    fy_buf b = FY_BUF_INIT;
+    uint64_t at = 0;
+    uint8_t *v;
+
+    fy_mqtt_alive_encode(&b, NOW_WALL);
+    assert_int_equal(b.len, 8);
+    v = copy(b.data, b.len);
+    assert_int_equal(fy_mqtt_alive_decode(v, b.len, &at), FY_OK);
+    assert_int_equal(at, NOW_WALL);
+    free(v);
+    for (size_t n = 0; n < 8; n++) {
+        v = copy(b.data, n);
+        assert_int_equal(fy_mqtt_alive_decode(v, n, &at), -FY_ECORRUPT);
         free(v);
     }
     fy_buf_free(&b);
@@ -184,6 +290,9 @@ int main(void)
         cmocka_unit_test(test_mqtt_session_rec_old_format),
         cmocka_unit_test(test_mqtt_session_rec_later_fields),
         cmocka_unit_test(test_mqtt_session_rec_cut),
+        cmocka_unit_test(test_mqtt_session_rec_disconnected_at),
+        cmocka_unit_test(test_mqtt_session_rec_expire_at),
+        cmocka_unit_test(test_mqtt_session_rec_alive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
