@@ -133,6 +133,7 @@ struct fy_store {
     uint64_t seq_limit; /* first sequence number not yet reserved on disk */
     uint64_t last_ms;   /* store timestamps never go backwards */
     leveldb_writebatch_t *wb;
+    size_t wb_dels; /* deletes in wb (fy_store_stats.deletes once written) */
 
     /* Inline commits (flush=async, writer idle): the loop writes itself and saves two thread
      * hand-offs per batch. Loop thread only. */
@@ -143,7 +144,7 @@ struct fy_store {
     atomic_bool healthy;
     atomic_uint_fast64_t st_inline, st_inline_slow, st_inline_paused, st_commits, st_batches,
         st_appends, st_bytes, st_failed, st_pending, st_commit_ns, st_fsyncs, st_fsync_ns,
-        st_write_errors, st_recoveries, st_recover_failures;
+        st_write_errors, st_recoveries, st_recover_failures, st_deletes;
     bool sync; /* flush=sync: every write is fsync'ed */
     atomic_uint_fast64_t h_commit[FY_STORE_LAT_BUCKETS + 1], h_fsync[FY_STORE_LAT_BUCKETS + 1],
         h_batch[FY_STORE_BATCH_BUCKETS + 1];
@@ -180,6 +181,14 @@ static void observe_commit_wt(fy_store *s, uint64_t ns, size_t appends)
 static inline uint64_t qkey(uint32_t topic_id, uint32_t queue_id)
 {
     return (uint64_t)topic_id << 32 | queue_id;
+}
+
+/* Adds a delete to the WriteBatch being built (writer, or an inline commit), counted for
+ * fy_store_stats.deletes. */
+static void wb_del_wt(fy_store *s, const void *k, size_t klen)
+{
+    leveldb_writebatch_delete(s->wb, (const char *)k, klen);
+    s->wb_dels++;
 }
 
 /* ---- Keys ------------------------------------------------------------------------------- */
@@ -604,7 +613,7 @@ static void index_keys_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, cons
         fy_buf_put_u32(&c->key, v.queue_id);
         fy_buf_put_u64(&c->key, v.queue_offset);
         if (del) {
-            leveldb_writebatch_delete(s->wb, (const char *)c->key.data, c->key.len);
+            wb_del_wt(s, c->key.data, c->key.len);
         } else {
             leveldb_writebatch_put(s->wb, (const char *)c->key.data, c->key.len, "", 0);
         }
@@ -628,7 +637,7 @@ static void trim_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t q
         size_t vlen;
         const uint8_t *val = (const uint8_t *)leveldb_iter_value(it, &vlen);
         memcpy(k, key, MKEY_LEN);
-        leveldb_writebatch_delete(s->wb, (const char *)k, MKEY_LEN);
+        wb_del_wt(s, k, MKEY_LEN);
         index_keys_wt(s, c, topic_id, val, vlen, true);
     }
     leveldb_iter_destroy(it);
@@ -651,7 +660,7 @@ static bool erase_prefix_wt(fy_store *s, leveldb_iterator_t *it, const uint8_t *
             fy_buf_append(at, k, klen);
             return false;
         }
-        leveldb_writebatch_delete(s->wb, k, klen);
+        wb_del_wt(s, k, klen);
         (*budget)--;
     }
     return true;
@@ -693,7 +702,7 @@ static bool erase_offsets_wt(fy_store *s, leveldb_iterator_t *it, uint32_t topic
         tail = klen - glen < 4 ? klen - glen : 4;
         cmp = memcmp(k + glen, tid, tail);
         if (cmp == 0 && tail == 4) {
-            leveldb_writebatch_delete(s->wb, (const char *)k, klen);
+            wb_del_wt(s, k, klen);
             leveldb_iter_next(it);
             continue;
         }
@@ -794,7 +803,7 @@ static uint8_t erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32
         leveldb_writebatch_put(s->wb, (const char *)ek, sizeof(ek), (const char *)rec.data,
                                rec.len);
     } else if (flags & ERASE_CONT) {
-        leveldb_writebatch_delete(s->wb, (const char *)ek, sizeof(ek));
+        wb_del_wt(s, ek, sizeof(ek));
     }
     fy_buf_free(&at);
     fy_buf_free(&rec);
@@ -861,7 +870,7 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
         case OP_DEL: {
             uint32_t klen = fy_rd_u32(&rd);
             const uint8_t *k = fy_rd_take(&rd, klen);
-            leveldb_writebatch_delete(s->wb, (const char *)k, klen);
+            wb_del_wt(s, k, klen);
             break;
         }
         case OP_TIMER: {
@@ -1003,6 +1012,7 @@ static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group, boo
         uint64_t t0, seq_next0 = s->seq_next, seq_limit0 = s->seq_limit;
         c->nundo = 0;
         leveldb_writebatch_clear(s->wb);
+        s->wb_dels = 0;
         for (fy_wbatch *b = group; b; b = b->next) {
             bytes += apply_batch_wt(s, c, b, now);
             appends += b->nappends;
@@ -1034,6 +1044,7 @@ static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group, boo
             observe_commit_wt(s, t0, appends);
             atomic_fetch_add(&s->st_appends, appends);
             atomic_fetch_add(&s->st_bytes, bytes);
+            atomic_fetch_add(&s->st_deletes, s->wb_dels);
         }
     }
     for (fy_wbatch *b = group; b; b = b->next) {
@@ -1930,6 +1941,7 @@ void fy_store_get_stats(const fy_store *s, fy_store_stats *st)
     st->fsyncs = atomic_load(&m->st_fsyncs);
     st->fsync_ns_total = atomic_load(&m->st_fsync_ns);
     st->write_errors = atomic_load(&m->st_write_errors);
+    st->deletes = atomic_load(&m->st_deletes);
     st->recoveries = atomic_load(&m->st_recoveries);
     st->recover_failures = atomic_load(&m->st_recover_failures);
     for (size_t i = 0; i <= FY_STORE_LAT_BUCKETS; i++) {

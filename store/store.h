@@ -315,6 +315,7 @@ typedef struct fy_store_stats {
     uint64_t write_errors;     /* LevelDB writes that failed (each makes the store unhealthy) */
     uint64_t recoveries;       /* reopens that made it healthy again */
     uint64_t recover_failures; /* reopens that failed */
+    uint64_t deletes;          /* keys deleted by completed writes (tombstones written) */
 } fy_store_stats;
 void fy_store_get_stats(const fy_store *s, fy_store_stats *st);
 
