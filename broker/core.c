@@ -2543,12 +2543,60 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* A topic whose deletion is on its way to the store: out of the core's maps (nothing reaches it
+ * by name or id), kept until the write is done. */
+typedef struct topic_del_ctx {
+    fy_core *c;
+    topic *t;
+    fy_core_done_cb done;
+    void *arg;
+} topic_del_ctx;
+
+static void topic_delete_done(void *arg, int status, fy_wbatch *b)
+{
+    topic_del_ctx *x = arg;
+    fy_core *c = x->c;
+    topic *t = x->t;
+    if (status == FY_OK) {
+        fy_log(INFO, "core", "topic=%s id=%u msg=\"topic deleted\"", t->name, t->id);
+        topic_free(t);
+    } else if (!fy_strmap_get(&c->topics, t->name, strlen(t->name))) {
+        /* None of the write reached the disk: the topic's record and messages are all there.
+         * Put it back as it was, so that what the broker shows is what a restart finds. Its
+         * consumers are gone, the offsets they stored are not: a later deletion walks every
+         * group's. */
+        t->offsets = true;
+        fy_strmap_put(&c->topics, t->name, t);
+        *fy_u64map_upsert(&c->topic_ids, t->id, 0) = (uint64_t)(uintptr_t)t;
+        fy_log(ERROR, "core",
+               "topic=%s id=%u err=%s msg=\"topic not deleted: the store refused the write\"",
+               t->name, t->id, fy_errname(status));
+    } else {
+        /* A topic of that name was made meanwhile (its record, should it be written, replaces
+         * this one's; the queues of no topic are erased at the next start). */
+        fy_log(
+            ERROR, "core",
+            "topic=%s id=%u err=%s msg=\"topic not deleted: the store refused the write; the name "
+            "is taken again\"",
+            t->name, t->id, fy_errname(status));
+        topic_free(t);
+    }
+    if (x->done) {
+        x->done(x->arg, status);
+    }
+    fy_free(x);
+}
+
 int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
 {
     topic *t = fy_strmap_get(&c->topics, name, strlen(name));
+    topic_del_ctx *x;
     fy_wbatch *b;
     if (!t) {
         return -FY_ENOTFOUND;
+    }
+    if (!fy_store_healthy(c->store)) {
+        return -FY_EUNHEALTHY;
     }
     /* The configuration goes in the same write as the erasing's beginning: a restart finds
      * either the whole topic or none of it (the store finishes an erasing it finds begun).
@@ -2580,11 +2628,17 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
         }
     }
     resets_drop(c, NULL, t->id);
-    submit_with_done(c, b, done, arg);
+    /* Gone from the maps at once (no produce, subscription or second deletion reaches it, and
+     * the name may be taken again), freed once the write is done; should the write fail, the
+     * topic is put back (topic_delete_done) and the caller told. */
     fy_strmap_del(&c->topics, t->name);
     fy_u64map_del(&c->topic_ids, t->id);
-    fy_log(INFO, "core", "topic=%s id=%u msg=\"topic deleted\"", t->name, t->id);
-    topic_free(t);
+    x = FY_NEW(topic_del_ctx);
+    x->c = c;
+    x->t = t;
+    x->done = done;
+    x->arg = arg;
+    fy_store_submit(c->store, b, topic_delete_done, x);
     return FY_OK;
 }
 

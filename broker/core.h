@@ -43,7 +43,10 @@ typedef void (*fy_core_done_cb)(void *arg, int status);
 int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_done_cb done,
                          void *arg);
 /* Deletes a topic and its messages; its subscriptions are closed (owners get sub_closed).
- * -FY_ENOTFOUND at once, or FY_OK and done later. */
+ * -FY_ENOTFOUND or -FY_EUNHEALTHY (the store refuses writes) at once, or FY_OK and done later.
+ * From FY_OK on the name is free (a topic may be made under it again); should the write fail,
+ * done gets the error and the topic is back as it was, messages included (unless its name was
+ * taken meanwhile), as a restart would find it. */
 int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg);
 
 /* Which protocol a message came in or went out by, for the per-topic counters. INTERNAL: the
@@ -246,7 +249,8 @@ typedef struct fy_delivery {
     uint32_t topic_id; /* where the message is stored */
     uint32_t queue_id;
     uint64_t offset;
-    uint32_t entry_queue_id; /* what the member read: for a light queue, its entry (else the same) */
+    uint32_t
+        entry_queue_id; /* what the member read: for a light queue, its entry (else the same) */
     uint64_t entry_offset;
     uint8_t msgid[FY_MSGID_LEN];
     bool redelivered; /* delivered before (to this or another member) and not settled */

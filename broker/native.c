@@ -391,7 +391,7 @@ static int handle_topic_delete(nconn *c, const fy_frame *f)
     if (rc != FY_OK) {
         req_finish(x);
         fy_free(x);
-        reply_error(c, f->id, rc, "no such topic");
+        reply_error(c, f->id, rc, rc == -FY_ENOTFOUND ? "no such topic" : NULL);
     }
     return FY_OK;
 }

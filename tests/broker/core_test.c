@@ -15,11 +15,13 @@
 #include <event2/event.h>
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1480,6 +1482,94 @@ static void test_core_open_erases_queues_of_unknown_topics(void **state)
     fy_buf_free(&out);
 }
 
+/* Closes the core and the store and opens both again, the store recovering from a failed write
+ * only when the test calls fy_store_recover. */
+static void restart_no_recovery(env *e)
+{
+    fy_store_opts so = {.dir = e->dir, .recover_every_ms = -1};
+    char err[256];
+    fy_core_free(e->core);
+    fy_store_close(e->store);
+    assert_int_equal(fy_store_open(&so, e->base, &e->store, err, sizeof(err)), FY_OK);
+    core_open(e);
+}
+
+/* A topic delete whose write fails (the data directory's log may grow no more) leaves the topic
+ * where it was, in memory and on disk, and the caller is told: the broker shows the topic with
+ * its messages, and so does a restart. While the store is unhealthy a delete is refused at once;
+ * once it recovered, a delete goes through and stays done after a restart. */
+static void test_core_topic_delete_failed_write_keeps_topic(void **state)
+{
+    env *e = *state;
+    struct rlimit old, small;
+    size_t big_len = 4u << 20;
+    char *big = malloc(big_len + 1);
+    fy_record r = {0};
+    fy_wbatch *b;
+    fy_topic_info t;
+    fy_buf out = FY_BUF_INIT;
+    uint64_t min, max;
+    uint32_t id;
+    int st = 1000;
+    fy_produce_result kept;
+
+    restart_no_recovery(e);
+    kept = produce(e, "stay", "", "kept", "");
+    assert_int_equal(fy_core_topic_get(e->core, "stay", &t), FY_OK);
+    id = t.topic_id;
+    drain_store(e);
+
+    /* The delete and a write too large for the log go in one LevelDB write, which fails. */
+    fy_store_hold(e->store, true);
+    assert_int_equal(fy_core_topic_delete(e->core, "stay", topic_cb, &st), FY_OK);
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    r.topic = fy_slice_str("other");
+    r.body = fy_slice_str(big);
+    b = fy_wbatch_new();
+    assert_true(fy_wbatch_append(b, id + 100, 0, &r) >= 0);
+    fy_store_submit(e->store, b, NULL, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    small = old;
+    small.rlim_cur = 1u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    fy_store_hold(e->store, false);
+    run_until(e, topic_done, &st);
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_true(st < 0);
+    assert_false(fy_store_healthy(e->store));
+
+    /* Still there, same id, its message readable. */
+    assert_int_equal(fy_core_topic_get(e->core, "stay", &t), FY_OK);
+    assert_int_equal(t.topic_id, id);
+    fy_core_queue_range(e->core, id, kept.queue_id, &min, &max);
+    assert_int_equal(max, kept.offset + 1);
+    assert_int_equal(fy_core_message_get(e->core, kept.msgid, &out), FY_OK);
+    /* Refused while writes are. */
+    assert_int_equal(fy_core_topic_delete(e->core, "stay", topic_cb, &st), -FY_EUNHEALTHY);
+    assert_int_equal(fy_core_topic_get(e->core, "stay", &t), FY_OK);
+
+    /* A restart agrees. */
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_get(e->core, "stay", &t), FY_OK);
+    assert_int_equal(t.topic_id, id);
+    assert_int_equal(fy_core_message_get(e->core, kept.msgid, &out), FY_OK);
+
+    /* Deleted for good now. */
+    st = 1000;
+    assert_int_equal(fy_core_topic_delete(e->core, "stay", topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    assert_int_equal(fy_core_topic_get(e->core, "stay", &t), -FY_ENOTFOUND);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_get(e->core, "stay", &t), -FY_ENOTFOUND);
+    assert_int_equal(fy_core_message_get(e->core, kept.msgid, &out), -FY_ENOTFOUND);
+    fy_buf_free(&out);
+    free(big);
+}
+
 static void test_core_orderly_one_at_a_time_retry_in_place(void **state)
 {
     env *e = *state;
@@ -2363,6 +2453,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_topic_delete_closes_subscriptions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_forgets_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_topic_delete_failed_write_keeps_topic, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_core_open_erases_queues_of_unknown_topics, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_produce_refuses_internal_routing, setup,
