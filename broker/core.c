@@ -2612,7 +2612,7 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
             fy_wbatch_del_offset(b, t->cons[i]->g->name, t->id, q);
         }
     }
-    fy_wbatch_erase_topic(b, t->id, t->queues, t->offsets);
+    fy_wbatch_erase_topic(b, t->id, t->offsets);
     /* End every subscription of the topic and drop its consumers. A broadcast consumer goes
      * with its last member (so it must not be looked at after that); a clustering one stays
      * until freed here. */
@@ -3154,7 +3154,7 @@ static void sweep_topic(void *arg, uint32_t topic_id, uint32_t queues)
     }
     if (queues > 0) { /* 0: its erasing has begun already */
         x->b = x->b ? x->b : fy_wbatch_new();
-        fy_wbatch_erase_topic(x->b, topic_id, queues, true);
+        fy_wbatch_erase_topic(x->b, topic_id, true);
         fy_log(WARN, "core", "topic_id=%u queues=%u msg=\"queues of no topic erased\"", topic_id,
                queues);
     }

@@ -101,6 +101,7 @@ struct fy_store {
     /* Loop side: committed queue ranges, keyed by topic_id << 32 | queue_id. */
     fy_u64map qmin;
     fy_u64map qmax;
+    fy_u64map tqueues;     /* topic id -> its highest queue id in qmax, plus one */
     fy_u64map erasing;     /* topic id -> ERASING_*: deleted topics with keys left to delete */
     size_t erase_chunk;    /* ERASE_CHUNK, smaller in tests */
     struct event *done_ev; /* efd readable: the writer thread finished a group */
@@ -129,6 +130,7 @@ struct fy_store {
     pthread_t writer;
     bool writer_started;
     fy_u64map wnext;    /* next offset to assign per queue */
+    fy_u64map wtqueues; /* topic id -> its highest queue id in wnext, plus one */
     uint64_t seq_next;  /* next sequence number: timers and transaction ids */
     uint64_t seq_limit; /* first sequence number not yet reserved on disk */
     uint64_t last_ms;   /* store timestamps never go backwards */
@@ -181,6 +183,16 @@ static void observe_commit_wt(fy_store *s, uint64_t ns, size_t appends)
 static inline uint64_t qkey(uint32_t topic_id, uint32_t queue_id)
 {
     return (uint64_t)topic_id << 32 | queue_id;
+}
+
+/* Notes queue qk in a per-topic table of queue counts (tqueues, wtqueues): erasing a topic
+ * forgets every queue the store has of it, whatever its configuration says now. */
+static void queue_seen(fy_u64map *topics, uint64_t qk)
+{
+    uint64_t *n = fy_u64map_upsert(topics, qk >> 32, 0);
+    if ((qk & UINT32_MAX) + 1 > *n) {
+        *n = (qk & UINT32_MAX) + 1;
+    }
 }
 
 /* Adds a delete to the WriteBatch being built (writer, or an inline commit), counted for
@@ -540,21 +552,19 @@ void fy_wbatch_del_adapter(fy_wbatch *b, const char *adapter, const void *key, s
     fy_buf_free(&k);
 }
 
-/* OP_ERASE: topic id, queues, flags, and a byte the writer sets to what the chunk left (ERASE_*).
- */
-static void erase_op(fy_wbatch *b, uint32_t topic_id, uint32_t queues, uint8_t flags)
+/* OP_ERASE: topic id, flags, and a byte the writer sets to what the chunk left (ERASE_*). */
+static void erase_op(fy_wbatch *b, uint32_t topic_id, uint8_t flags)
 {
     fy_buf_put_u8(&b->ops, OP_ERASE);
     fy_buf_put_u32(&b->ops, topic_id);
-    fy_buf_put_u32(&b->ops, queues);
     fy_buf_put_u8(&b->ops, flags);
     fy_buf_put_u8(&b->ops, 0);
     b->flags |= WB_ERASE;
 }
 
-void fy_wbatch_erase_topic(fy_wbatch *b, uint32_t topic_id, uint32_t queues, bool offsets)
+void fy_wbatch_erase_topic(fy_wbatch *b, uint32_t topic_id, bool offsets)
 {
-    erase_op(b, topic_id, queues, offsets ? ERASE_OFFSETS : 0);
+    erase_op(b, topic_id, offsets ? ERASE_OFFSETS : 0);
     b->flags |= WB_BARRIER;
 }
 
@@ -582,11 +592,55 @@ static void undo_push_wt(commit_ctx_wt *c, uint64_t qk, uint64_t next)
     c->undo[c->nundo++] = (undo){qk, next};
 }
 
+typedef struct forget_ctx {
+    uint32_t topic_id;
+    commit_ctx_wt *rollback;
+} forget_ctx;
+
+static bool forget_one(void *arg, uint64_t qk, uint64_t val)
+{
+    forget_ctx *x = arg;
+    if (qk >> 32 != x->topic_id) {
+        return false;
+    }
+    if (x->rollback) {
+        undo_push_wt(x->rollback, qk, val);
+    }
+    return true;
+}
+
+/* Removes the queues of topic_id from a per-queue table (qmin, qmax, wnext), given one more than
+ * the highest queue id it has of the topic: one lookup per queue id, or one pass over the table
+ * when that is shorter (queue ids far apart). With the writer's commit (wnext), what goes is
+ * noted there: a failed write puts it back. */
+static void forget_queues(fy_u64map *m, uint32_t topic_id, uint64_t queues, commit_ctx_wt *rollback)
+{
+    forget_ctx x = {topic_id, rollback};
+    if (queues > m->cap) {
+        fy_u64map_del_if(m, forget_one, &x);
+        return;
+    }
+    for (uint64_t q = 0; q < queues; q++) {
+        uint64_t qk = qkey(topic_id, (uint32_t)q), *v = fy_u64map_find(m, qk);
+        if (v) {
+            if (rollback) {
+                undo_push_wt(rollback, qk, *v);
+            }
+            fy_u64map_del(m, qk);
+        }
+    }
+}
+
 static uint64_t assign_offset_wt(fy_store *s, commit_ctx_wt *c, uint64_t qk)
 {
-    uint64_t *next = fy_u64map_upsert(&s->wnext, qk, 0);
+    size_t n = s->wnext.n;
+    uint64_t *next = fy_u64map_upsert(&s->wnext, qk, 0), off;
     undo_push_wt(c, qk, *next);
-    return (*next)++;
+    off = (*next)++;
+    if (s->wnext.n != n) {
+        queue_seen(&s->wtqueues, qk); /* a queue new to the writer */
+    }
+    return off;
 }
 
 /* Adds (or, with del, removes) the K entries of each key of a record. Keys with a NUL byte
@@ -723,13 +777,12 @@ static bool erase_offsets_wt(fy_store *s, leveldb_iterator_t *it, uint32_t topic
  * (M), key index (K) and, with ERASE_OFFSETS, every group's offsets of it (O), in that order.
  * It reads the database, i.e. what earlier commits wrote: a first chunk is the first batch of
  * its commit (WB_BARRIER), and nothing is appended to a topic once its erasing has begun. The
- * first chunk also forgets the writer's next offsets of the queues. The E record holds the
- * flags and the first key not deleted yet: written while keys are left, deleted with the
- * last ones, read by the next chunk (and at open: load_ranges skips such a topic, and the
+ * first chunk also forgets the writer's next offsets of every queue it has of the topic. The E
+ * record holds the flags and the first key not deleted yet: written while keys are left, deleted
+ * with the last ones, read by the next chunk (and at open: load_ranges skips such a topic, and the
  * erasing goes on). Returns ERASE_MORE while keys are left and the next chunk should follow,
  * ERASE_STOPPED after a read error, ERASE_DONE at the end. */
-static uint8_t erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32_t queues,
-                        uint8_t flags)
+static uint8_t erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint8_t flags)
 {
     uint8_t ek[EKEY_LEN], mk[EKEY_LEN], kk[EKEY_LEN];
     fy_buf at = FY_BUF_INIT, rec = FY_BUF_INIT;
@@ -755,13 +808,9 @@ static uint8_t erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint32
         }
         leveldb_free(v);
     } else {
-        for (uint32_t q = 0; q < queues; q++) {
-            uint64_t qk = qkey(topic_id, q), *next = fy_u64map_find(&s->wnext, qk);
-            if (next) {
-                undo_push_wt(c, qk, *next);
-                fy_u64map_del(&s->wnext, qk);
-            }
-        }
+        uint64_t *n = fy_u64map_find(&s->wtqueues, topic_id);
+        forget_queues(&s->wnext, topic_id, n ? *n : 0, c); /* a failed write puts them back */
+        fy_u64map_del(&s->wtqueues, topic_id);
     }
     if (at.len == 0) {
         fy_buf_append(&at, mk, sizeof(mk));
@@ -918,11 +967,10 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
         }
         case OP_ERASE: {
             uint32_t topic_id = fy_rd_u32(&rd);
-            uint32_t queues = fy_rd_u32(&rd);
             uint8_t flags = fy_rd_u8(&rd);
             uint8_t *more = (uint8_t *)fy_rd_take(&rd, 1);
             if (more) {
-                *more = erase_wt(s, c, topic_id, queues, flags);
+                *more = erase_wt(s, c, topic_id, flags);
             }
             break;
         }
@@ -941,6 +989,7 @@ static void rollback_wt(fy_store *s, commit_ctx_wt *c)
 {
     for (size_t i = c->nundo; i-- > 0;) {
         *fy_u64map_upsert(&s->wnext, c->undo[i].qk, 0) = c->undo[i].next;
+        queue_seen(&s->wtqueues, c->undo[i].qk); /* an erasing may have forgotten it */
     }
 }
 
@@ -1101,11 +1150,15 @@ static void complete_ops(fy_store *s, fy_wbatch *b, fy_wbatch **next)
             }
             const append_res *r = &b->res[nappend++];
             uint64_t qk = qkey(topic_id, r->queue_id);
+            size_t n = s->qmax.n;
             uint64_t *max = fy_u64map_upsert(&s->qmax, qk, 0);
             if (r->offset + 1 > *max) {
                 *max = r->offset + 1;
             }
             fy_u64map_upsert(&s->qmin, qk, r->offset);
+            if (s->qmax.n != n) {
+                queue_seen(&s->tqueues, qk);
+            }
             break;
         }
         case OP_PUT:
@@ -1145,7 +1198,6 @@ static void complete_ops(fy_store *s, fy_wbatch *b, fy_wbatch **next)
         }
         case OP_ERASE: {
             uint32_t topic_id = fy_rd_u32(&rd);
-            uint32_t queues = fy_rd_u32(&rd);
             uint8_t flags = fy_rd_u8(&rd);
             uint8_t more = fy_rd_u8(&rd);
             uint64_t *st = fy_u64map_find(&s->erasing, topic_id);
@@ -1156,10 +1208,12 @@ static void complete_ops(fy_store *s, fy_wbatch *b, fy_wbatch **next)
                 break;
             }
             if (!(flags & ERASE_CONT)) {
-                for (uint32_t q = 0; q < queues; q++) {
-                    fy_u64map_del(&s->qmin, qkey(topic_id, q));
-                    fy_u64map_del(&s->qmax, qkey(topic_id, q));
-                }
+                /* Every queue the store has of it, not only those its configuration names:
+                 * a topic may have had more. */
+                uint64_t *n = fy_u64map_find(&s->tqueues, topic_id);
+                forget_queues(&s->qmin, topic_id, n ? *n : 0, NULL);
+                forget_queues(&s->qmax, topic_id, n ? *n : 0, NULL);
+                fy_u64map_del(&s->tqueues, topic_id);
             }
             if (more == ERASE_DONE) {
                 fy_u64map_del(&s->erasing, topic_id);
@@ -1171,7 +1225,7 @@ static void complete_ops(fy_store *s, fy_wbatch *b, fy_wbatch **next)
                     *next = fy_wbatch_new();
                     (*next)->flags = WB_INTERNAL;
                 }
-                erase_op(*next, topic_id, 0, ERASE_CONT);
+                erase_op(*next, topic_id, ERASE_CONT);
             }
             break;
         }
@@ -1192,7 +1246,7 @@ static void erasing_resume(fy_store *s)
                 b = fy_wbatch_new();
                 b->flags = WB_INTERNAL;
             }
-            erase_op(b, (uint32_t)s->erasing.keys[i], 0, ERASE_CONT);
+            erase_op(b, (uint32_t)s->erasing.keys[i], ERASE_CONT);
             s->erasing.vals[i] = ERASING_QUEUED;
         }
     }
@@ -1405,6 +1459,8 @@ static int load_ranges(fy_store *s, char *err, size_t errlen)
         *fy_u64map_upsert(&s->qmin, qkey(topic_id, queue_id), 0) = first;
         *fy_u64map_upsert(&s->qmax, qkey(topic_id, queue_id), 0) = last + 1;
         *fy_u64map_upsert(&s->wnext, qkey(topic_id, queue_id), 0) = last + 1;
+        queue_seen(&s->tqueues, qkey(topic_id, queue_id));
+        queue_seen(&s->wtqueues, qkey(topic_id, queue_id));
         leveldb_iter_seek(it, (const char *)k, sizeof(k));
     }
     leveldb_iter_get_error(it, &lerr);
@@ -1848,8 +1904,10 @@ void fy_store_close(fy_store *s)
     }
     fy_u64map_free(&s->qmin);
     fy_u64map_free(&s->qmax);
+    fy_u64map_free(&s->tqueues);
     fy_u64map_free(&s->erasing);
     fy_u64map_free(&s->wnext);
+    fy_u64map_free(&s->wtqueues);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->idle_cv);
@@ -1902,14 +1960,10 @@ void fy_store_get_counts(fy_store *s, fy_store_counts *out)
 void fy_store_topics_each(fy_store *s, void (*fn)(void *arg, uint32_t topic_id, uint32_t queues),
                           void *arg)
 {
-    fy_u64map ids = FY_U64MAP_INIT; /* topic id -> highest queue id + 1 */
-    for (size_t i = 0; i < s->qmax.cap; i++) {
-        if (s->qmax.used[i]) {
-            uint64_t *n = fy_u64map_upsert(&ids, s->qmax.keys[i] >> 32, 0);
-            uint64_t q = (s->qmax.keys[i] & UINT32_MAX) + 1;
-            if (q > *n) {
-                *n = q;
-            }
+    fy_u64map ids = FY_U64MAP_INIT; /* a copy: fn may change the store's tables */
+    for (size_t i = 0; i < s->tqueues.cap; i++) {
+        if (s->tqueues.used[i]) {
+            *fy_u64map_upsert(&ids, s->tqueues.keys[i], 0) = s->tqueues.vals[i];
         }
     }
     for (size_t i = 0; i < s->erasing.cap; i++) {

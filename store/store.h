@@ -157,9 +157,10 @@ void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, ui
  * none): the messages of its queues (M), their key index (K) and, with `offsets`, every group's
  * committed offsets of it (O; false when the caller knows none was ever written, which saves a
  * seek per group), on disk; and in memory the queues' ranges and next offsets, so that a topic
- * deleted costs nothing from then on. When the batch completes the queues read as never
- * written, and no open brings them back. Delayed messages (T) and half messages (H) are not
- * touched: they name their topic, not its id.
+ * deleted costs nothing from then on. Every queue the store has of the topic goes, whatever
+ * number of queues its configuration says now (it may have had more). When the batch completes the
+ * queues read as never written, and no open brings them back. Delayed messages (T) and half
+ * messages (H) are not touched: they name their topic, not its id.
  *
  * The batch is written in a commit of its own, after everything submitted before it (appends
  * to the topic still on their way included); nothing may be appended to topic_id afterwards
@@ -168,7 +169,7 @@ void fy_wbatch_trim_queue(fy_wbatch *b, uint32_t topic_id, uint32_t queue_id, ui
  * does not hold up other writes. While keys are left a record E topic_id says where to go on;
  * the last chunk deletes it. A crash or a failed write in between leaves that record and the
  * keys not yet deleted; the next open (or recovery) does not load those queues and goes on. */
-void fy_wbatch_erase_topic(fy_wbatch *b, uint32_t topic_id, uint32_t queues, bool offsets);
+void fy_wbatch_erase_topic(fy_wbatch *b, uint32_t topic_id, bool offsets);
 /* A namespace per adapter (e.g. "mqtt": retained messages, sessions). */
 void fy_wbatch_put_adapter(fy_wbatch *b, const char *adapter, const void *key, size_t klen,
                            const void *val, size_t vlen);

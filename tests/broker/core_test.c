@@ -1431,6 +1431,93 @@ static void test_core_topic_delete_forgets_queues(void **state)
     fy_buf_free(&out);
 }
 
+/* Checks that the store holds nothing of topic id tid in queues 0..queues-1: no message, no key
+ * index entry, no offset of group g, and no queue range. */
+static void check_nothing_of(env *e, uint32_t tid, uint32_t queues, const char *g, const char *key)
+{
+    fy_buf out = FY_BUF_INIT;
+    uint64_t min, max, off;
+    int keys = 0;
+    for (uint32_t q = 0; q < queues; q++) {
+        fy_store_queue_range(e->store, tid, q, &min, &max);
+        assert_int_equal(max, 0);
+        assert_int_equal(fy_store_get(e->store, tid, q, 0, &out), -FY_ENOTFOUND);
+        assert_int_equal(fy_store_get_offset(e->store, g, tid, q, &off), -FY_ENOTFOUND);
+    }
+    assert_int_equal(fy_store_query_key(e->store, tid, key, 0, UINT64_MAX, 100, count_key, &keys),
+                     FY_OK);
+    assert_int_equal(keys, 0);
+    fy_buf_free(&out);
+}
+
+/* A topic that has queues above its queue count (it had 8; its record now says 4): deleting it
+ * erases every queue the store knows of it, not only those below the count. The store's counts
+ * (/metrics ferry_store_queues) are back to what they were at once, and nothing of it is in
+ * the store, then or after a restart. */
+static void test_core_topic_delete_erases_queues_above_count(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    int st = 1000;
+    fy_store_counts base, now;
+    fy_topic_info t;
+    fy_wbatch *b;
+    uint8_t conf[16];
+    uint64_t off;
+    uint32_t id;
+    produce(e, "keep", "", "stays", "");
+    drain_store(e);
+    fy_store_get_counts(e->store, &base);
+
+    fy_core_topic_create(e->core, "wide", 8, topic_cb, &st);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "g", "wide", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 100);
+    for (int i = 0; i < 16; i++) {
+        produce_keyed(e, "wide", "", "m", "k1");
+    }
+    wait_n(e, &a, 16);
+    for (int i = 0; i < 16; i++) {
+        fy_sub_ack(a.sub, a.ids[i]);
+    }
+    fy_core_topic_get(e->core, "wide", &t);
+    id = t.topic_id;
+
+    /* The record says 4 queues from the next start; queues 4..7 keep their messages and
+     * offsets. */
+    fy_be32_put(conf, id);
+    fy_be32_put(conf + 4, 4);
+    fy_be64_put(conf + 8, fy_wall_ms());
+    b = fy_wbatch_new();
+    fy_wbatch_put_topic(b, "wide", conf, sizeof(conf));
+    fy_store_submit(e->store, b, NULL, NULL);
+    restart_all(e);
+    assert_int_equal(fy_core_topic_get(e->core, "wide", &t), FY_OK);
+    assert_int_equal(t.queues, 4);
+    fy_store_get_counts(e->store, &now);
+    assert_int_equal(now.queues, base.queues + 8);
+    assert_int_equal(fy_store_get_offset(e->store, "g", id, 7, &off), FY_OK);
+    assert_int_equal(off, 2);
+
+    st = 1000;
+    assert_int_equal(fy_core_topic_delete(e->core, "wide", topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    drain_store(e);
+    fy_store_get_counts(e->store, &now);
+    assert_int_equal(now.queues, base.queues);
+    assert_int_equal(now.next_offsets, base.next_offsets);
+    assert_int_equal(now.erasing, 0);
+    check_nothing_of(e, id, 8, "g", "k1");
+
+    restart_all(e);
+    fy_store_get_counts(e->store, &now);
+    assert_int_equal(now.queues, base.queues);
+    assert_int_equal(now.next_offsets, base.next_offsets);
+    check_nothing_of(e, id, 8, "g", "k1");
+}
+
 /* Queue state of a topic id with no topic (left by a crash of an older ferryd between deleting
  * a topic and deleting its messages) is erased when the core opens: it is not carried in
  * memory from then on, and the topic ids given out later start past it. */
@@ -2454,6 +2541,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_forgets_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_failed_write_keeps_topic, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_topic_delete_erases_queues_above_count, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_open_erases_queues_of_unknown_topics, setup,
                                         teardown),

@@ -6,7 +6,8 @@
 # (400 bad input, 404 unknown, 405 method, 409 exists, 413 body too large); malformed bodies
 # never take the broker down. /metrics is parsed by a small Prometheus text-format parser and
 # its values are checked against the traffic the test made.
-# Usage: admin_api_test.py PATH_TO_FERRYD PATH_TO_FERRYCTL SOURCE_DIR
+# Usage: admin_api_test.py PATH_TO_FERRYD PATH_TO_FERRYCTL SOURCE_DIR, with FERRY_FILL_STORE the
+# path of tests/torture/fill_store (a store made through the store API).
 import json
 import math
 import os
@@ -581,6 +582,49 @@ class AdminApiTest(unittest.TestCase):
         # Names cannot hold quotes, but the parser is checked on an escaped value anyway.
         self.assertEqual(parse_labels(r'a="x\"y\\z",b="n\nl"'), {"a": 'x"y\\z', "b": "n\nl"})
         self.assertEqual(self.http("POST", "/metrics", {})[0], 405)
+
+
+class TopicDeleteQueuesAboveCountTest(unittest.TestCase):
+    """A topic whose record names fewer queues than the store has of it (tests/torture/fill_store
+    run twice: 8 queues, then 4, as a topic that once had more): deleting it through the API
+    leaves none of its queues in /metrics ferry_store_queues, then or after a restart."""
+
+    def test_delete_forgets_every_queue(self):
+        fill = os.environ.get("FERRY_FILL_STORE")
+        self.assertTrue(fill and os.access(fill, os.X_OK), "FERRY_FILL_STORE: the fill_store tool")
+        tmp = tempfile.mkdtemp(prefix="ferry-admin-wide-")
+        data = os.path.join(tmp, "data")
+        try:
+            for count, queues in ((80, 8), (8, 4)):
+                subprocess.run([fill, data, "wide", str(count), str(queues), "10"], check=True,
+                               timeout=DEADLINE_S * 2, capture_output=True)
+            f = Ferryd(tmp)
+            try:
+                base = "http://127.0.0.1:%d" % f.ports["admin"]
+                self.assertEqual(self.store_gauges(base), (8, 0))
+                with urllib.request.urlopen(base + "/api/v1/topics/wide", timeout=DEADLINE_S) as r:
+                    self.assertEqual(len(json.loads(r.read())["queues"]), 4)
+                req = urllib.request.Request(base + "/api/v1/topics/wide", method="DELETE")
+                with urllib.request.urlopen(req, timeout=DEADLINE_S) as r:
+                    self.assertEqual(r.status, 200)
+                wait_for(lambda: self.store_gauges(base) == (0, 0), "no queue of the topic left")
+            finally:
+                self.assertEqual(f.stop(), 0)
+            f = Ferryd(tmp)
+            try:
+                base = "http://127.0.0.1:%d" % f.ports["admin"]
+                self.assertEqual(self.store_gauges(base), (0, 0))
+            finally:
+                self.assertEqual(f.stop(), 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def store_gauges(base):
+        """(ferry_store_queues, ferry_store_erasing_topics) from /metrics."""
+        with urllib.request.urlopen(base + "/metrics", timeout=DEADLINE_S) as r:
+            _, samples = parse_prometheus(r.read().decode())
+        return (value(samples, "ferry_store_queues"), value(samples, "ferry_store_erasing_topics"))
 
 
 def main():

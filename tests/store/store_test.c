@@ -882,7 +882,7 @@ static fy_wbatch *delete_t(void)
 {
     fy_wbatch *b = fy_wbatch_new();
     fy_wbatch_del_topic(b, "t");
-    fy_wbatch_erase_topic(b, 1, 3, true);
+    fy_wbatch_erase_topic(b, 1, true);
     return b;
 }
 
@@ -929,6 +929,37 @@ static void test_store_erase_topic_forgets_queues(void **state)
     wait_for(e, &d.calls, 1);
     assert_int_equal(d.offset[0], 0);
     check_counts(e, 2, 0);
+    fy_buf_free(&out);
+}
+
+/* An erasing forgets every queue the store has of the topic, in memory and on disk, however
+ * far apart their ids (the caller does not say how many there are). */
+static void test_store_erase_topic_forgets_every_queue(void **state)
+{
+    env *e = *state;
+    const uint32_t far = UINT32_MAX - 1;
+    fy_buf out = FY_BUF_INIT;
+    uint64_t min, max;
+    fill_topic(e, 1, 3, 2);
+    {
+        fy_wbatch *b = fy_wbatch_new();
+        fy_record r = make_rec("t", "far");
+        fy_wbatch_append(b, 1, 700, &r);
+        fy_wbatch_put_offset(b, "g1", 1, 700, 1);
+        fy_wbatch_append(b, 1, far, &r);
+        submit_sync(e, b);
+    }
+    put_t(e);
+    check_counts(e, 5, 0);
+    submit_sync(e, delete_t());
+    check_counts(e, 0, 0);
+    check_topic(e, 1, 701, 0);
+    fy_store_queue_range(e->s, 1, far, &min, &max);
+    assert_int_equal(max, 0);
+    assert_int_equal(fy_store_get(e->s, 1, far, 0, &out), -FY_ENOTFOUND);
+    reopen(e);
+    check_counts(e, 0, 0);
+    check_topic(e, 1, 701, 0);
     fy_buf_free(&out);
 }
 
@@ -1256,6 +1287,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_adapter_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trim_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_erase_topic_forgets_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_erase_topic_forgets_every_queue, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_erase_after_queued_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_erase_goes_on_after_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_erase_goes_on_after_recovery, setup, teardown),
