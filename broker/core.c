@@ -2909,7 +2909,6 @@ int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
 {
     group *g = fy_strmap_get(&c->groups, name, strlen(name));
     fy_wbatch *b;
-    name_list l = {0};
     if (!g) {
         return -FY_ENOTFOUND;
     }
@@ -2920,21 +2919,16 @@ int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
         return -FY_EUNHEALTHY;
     }
     /* Consumers without members keep positions in memory (and may just have queued their
-     * offsets for writing): drop them, then delete every offset in a later batch. */
+     * offsets for writing): drop them, then delete every offset in a later batch. The store
+     * deletes the offsets the group has, those on their way included: not one per queue of
+     * every topic, which on a broker with many topics made a large write of deletions. */
     while (g->ncons > 0) {
         consumer *co = g->cons[0];
         co->persistent = false;
         consumer_free(c, co);
     }
     b = fy_wbatch_new();
-    fy_strmap_each(&c->topics, collect_name, &l);
-    for (size_t i = 0; i < l.n; i++) {
-        topic *t = fy_strmap_get(&c->topics, l.names[i], strlen(l.names[i]));
-        for (uint32_t q = 0; q < t->queues; q++) {
-            fy_wbatch_del_offset(b, g->name, t->id, q);
-        }
-    }
-    fy_free(l.names);
+    fy_wbatch_del_group_offsets(b, g->name);
     fy_wbatch_del_group(b, g->name);
     resets_drop(c, g->name, 0);
     fy_strmap_del(&c->groups, g->name);

@@ -42,7 +42,7 @@
 #define RECOVER_PROBE_BYTES 65536 /* written and synced before a reopen is tried */
 
 /* Operation kinds inside a batch's op buffer. */
-enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF, OP_ERASE };
+enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF, OP_ERASE, OP_DEL_OFFSETS };
 /* The flags byte of OP_APPEND: 1 = the record has keys to index; APPEND_REF = a reference whose
  * last 12 bytes get the location of an earlier append of the batch. */
 #define APPEND_REF 2
@@ -53,10 +53,12 @@ enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TIMER, OP_TRIM, OP_HALF, OP_ERASE };
 #define ERASE_CHUNK 8192 /* keys deleted (or seeks made) per write of an erasing */
 /* fy_wbatch.flags: WB_BARRIER = starts a commit of its own (what was submitted before is in the
  * database when it is applied); WB_ERASE = holds OP_ERASE; WB_INTERNAL = submitted by the store
- * itself (the next chunk of an erasing): no callback, not counted in `pending`. */
+ * itself (the next chunk of an erasing): no callback, not counted in `pending`; WB_DEL_OFFSETS =
+ * holds OP_DEL_OFFSETS (its commit notes the offsets it puts). */
 #define WB_BARRIER 1
 #define WB_ERASE 2
 #define WB_INTERNAL 4
+#define WB_DEL_OFFSETS 8
 /* s->erasing values: a batch with the topic's next chunk is queued or being written; or none
  * is (an E record found at open, or a chunk that failed): the next open or recovery goes on. */
 #define ERASING_QUEUED 1
@@ -562,6 +564,16 @@ static void erase_op(fy_wbatch *b, uint32_t topic_id, uint8_t flags)
     b->flags |= WB_ERASE;
 }
 
+/* OP_DEL_OFFSETS: the group's name (length, bytes). */
+void fy_wbatch_del_group_offsets(fy_wbatch *b, const char *group)
+{
+    size_t n = strlen(group);
+    fy_buf_put_u8(&b->ops, OP_DEL_OFFSETS);
+    fy_buf_put_u32(&b->ops, (uint32_t)n);
+    fy_buf_append(&b->ops, group, n);
+    b->flags |= WB_DEL_OFFSETS;
+}
+
 void fy_wbatch_erase_topic(fy_wbatch *b, uint32_t topic_id, bool offsets)
 {
     erase_op(b, topic_id, offsets ? ERASE_OFFSETS : 0);
@@ -580,6 +592,10 @@ typedef struct commit_ctx_wt {
     undo *undo;
     size_t nundo, capundo;
     fy_buf key; /* scratch for index keys */
+    /* When the commit holds OP_DEL_OFFSETS: the offset keys (O ...) its batches put so far, as
+     * u32 length and key (not in the database yet, so the walk of a group's keys misses them). */
+    bool note_oputs;
+    fy_buf oputs;
 } commit_ctx_wt;
 
 /* Remembers the writer's next offset of queue qk before this commit changes it. */
@@ -859,6 +875,45 @@ static uint8_t erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint8_
     return stopped ? ERASE_STOPPED : done ? ERASE_DONE : ERASE_MORE;
 }
 
+/* Deletes every committed offset of a group (O group 0 ...): the keys in the database (what
+ * earlier commits wrote), and those that batches ahead of this one in the same commit put
+ * (c->oputs). Batches after it put theirs after these deletes: a group made again under the
+ * name keeps them. A read error stops the walk (logged): the keys not reached stay. */
+static void del_offsets_wt(fy_store *s, commit_ctx_wt *c, const uint8_t *group, size_t glen)
+{
+    fy_buf prefix = FY_BUF_INIT;
+    fy_rd rd = fy_rd_make(c->oputs.data, c->oputs.len);
+    leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->scan_ropts);
+    char *lerr = NULL;
+    fy_buf_put_u8(&prefix, 'O');
+    fy_buf_append(&prefix, group, glen);
+    fy_buf_put_u8(&prefix, 0);
+    for (leveldb_iter_seek(it, (const char *)prefix.data, prefix.len); leveldb_iter_valid(it);
+         leveldb_iter_next(it)) {
+        size_t klen;
+        const char *k = leveldb_iter_key(it, &klen);
+        if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0) {
+            break;
+        }
+        wb_del_wt(s, k, klen);
+    }
+    leveldb_iter_get_error(it, &lerr);
+    leveldb_iter_destroy(it);
+    if (lerr) {
+        fy_log(ERROR, "store", "group=%.*s msg=\"deleting a group's offsets stopped: %s\"",
+               (int)glen, (const char *)group, lerr);
+        leveldb_free(lerr);
+    }
+    while (rd.left > 0 && !rd.bad) {
+        uint32_t klen = fy_rd_u32(&rd);
+        const uint8_t *k = fy_rd_take(&rd, klen);
+        if (k && klen >= prefix.len && memcmp(k, prefix.data, prefix.len) == 0) {
+            wb_del_wt(s, k, klen);
+        }
+    }
+    fy_buf_free(&prefix);
+}
+
 /* The next sequence number (timers, transaction ids); a new block is reserved on disk, in the
  * same write, before the current one runs out, so numbers are never reused after a restart. */
 static uint64_t next_seq_wt(fy_store *s)
@@ -914,6 +969,10 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             uint32_t vlen = fy_rd_u32(&rd);
             const uint8_t *v = fy_rd_take(&rd, vlen);
             leveldb_writebatch_put(s->wb, (const char *)k, klen, (const char *)v, vlen);
+            if (c->note_oputs && k && klen > 0 && k[0] == 'O') {
+                fy_buf_put_u32(&c->oputs, klen);
+                fy_buf_append(&c->oputs, k, klen);
+            }
             break;
         }
         case OP_DEL: {
@@ -971,6 +1030,14 @@ static size_t apply_batch_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *b, uint64
             uint8_t *more = (uint8_t *)fy_rd_take(&rd, 1);
             if (more) {
                 *more = erase_wt(s, c, topic_id, flags);
+            }
+            break;
+        }
+        case OP_DEL_OFFSETS: {
+            uint32_t n = fy_rd_u32(&rd);
+            const uint8_t *name = fy_rd_take(&rd, n);
+            if (name) {
+                del_offsets_wt(s, c, name, n);
             }
             break;
         }
@@ -1062,6 +1129,11 @@ static void commit_group_wt(fy_store *s, commit_ctx_wt *c, fy_wbatch *group, boo
         c->nundo = 0;
         leveldb_writebatch_clear(s->wb);
         s->wb_dels = 0;
+        c->note_oputs = false;
+        fy_buf_reset(&c->oputs);
+        for (fy_wbatch *b = group; b && !c->note_oputs; b = b->next) {
+            c->note_oputs = (b->flags & WB_DEL_OFFSETS) != 0;
+        }
         for (fy_wbatch *b = group; b; b = b->next) {
             bytes += apply_batch_wt(s, c, b, now);
             appends += b->nappends;
@@ -1124,6 +1196,7 @@ static void *writer_main_wt(void *arg)
     }
     fy_free(c.undo);
     fy_buf_free(&c.key);
+    fy_buf_free(&c.oputs);
     return NULL;
 }
 
@@ -1166,6 +1239,7 @@ static void complete_ops(fy_store *s, fy_wbatch *b, fy_wbatch **next)
             fy_rd_take(&rd, fy_rd_u32(&rd));
             break;
         case OP_DEL:
+        case OP_DEL_OFFSETS:
             fy_rd_take(&rd, fy_rd_u32(&rd));
             break;
         case OP_TIMER:
@@ -1864,6 +1938,7 @@ void fy_store_close(fy_store *s)
     if (s->inline_ctx) {
         fy_free(s->inline_ctx->undo);
         fy_buf_free(&s->inline_ctx->key);
+        fy_buf_free(&s->inline_ctx->oputs);
         fy_free(s->inline_ctx);
     }
     if (s->done_ev) {

@@ -127,6 +127,12 @@ void fy_wbatch_record(const fy_wbatch *b, size_t i, const uint8_t **rec, size_t 
 void fy_wbatch_put_offset(fy_wbatch *b, const char *group, uint32_t topic_id, uint32_t queue_id,
                           uint64_t offset);
 void fy_wbatch_del_offset(fy_wbatch *b, const char *group, uint32_t topic_id, uint32_t queue_id);
+/* Deletes every committed offset of group, of any topic (a group's deletion): the writer walks
+ * the group's offset keys as earlier writes left them and deletes those, and those that batches
+ * submitted before this one put in the same write; offsets put by later batches stay (a group of
+ * the same name made again keeps them). All in this batch's write: a group has at most one
+ * offset per queue of the topics it read. */
+void fy_wbatch_del_group_offsets(fy_wbatch *b, const char *group);
 /* Topic and group configuration records (opaque bytes owned by the broker). */
 void fy_wbatch_put_topic(fy_wbatch *b, const char *name, const void *val, size_t len);
 void fy_wbatch_del_topic(fy_wbatch *b, const char *name);

@@ -2042,6 +2042,91 @@ static void test_core_group_delete(void **state)
     fy_sub_close(b.sub);
 }
 
+static int count_offset(void *arg, uint32_t topic_id, uint32_t queue_id, uint64_t offset)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static bool store_busy(void *arg)
+{
+    fy_store_stats st;
+    fy_store_get_stats(((env *)arg)->store, &st);
+    return st.pending > 0;
+}
+
+/* Deleting a group deletes the offsets it has, however many topics the broker has: with 40
+ * topics of 8 queues the write holds a delete for each of the group's own offsets and its
+ * record, not one for each of the 320-odd queues. Offsets still on their way to the store
+ * when the group goes are deleted too, and none is back after a restart. */
+static void test_core_group_delete_only_its_offsets(void **state)
+{
+    env *e = *state;
+    static owner a;
+    memset(&a, 0, sizeof(a));
+    int st = 1000, stored = 1000, real = 0, left = 0;
+    fy_store_stats before, after;
+    char name[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "many%d", i);
+        st = 1000;
+        assert_int_equal(fy_core_topic_create(e->core, name, 8, topic_cb, &st), FY_OK);
+        run_until(e, topic_done, &st);
+    }
+    st = 1000;
+    assert_int_equal(fy_core_topic_create(e->core, "gd2", 2, topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "gdel", "gd2", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 10);
+    produce(e, "gd2", "", "m0", NULL);
+    produce(e, "gd2", "", "m1", NULL);
+    wait_n(e, &a, 2);
+    for (int i = 0; i < 2; i++) {
+        stored = 1000;
+        assert_int_equal(fy_sub_ack_durable(a.sub, a.ids[i], topic_cb, &stored), FY_OK);
+        run_until(e, topic_done, &stored);
+        assert_int_equal(stored, FY_OK);
+    }
+    fy_sub_close(a.sub);
+    drain_store(e);
+    assert_int_equal(fy_store_scan_offsets(e->store, "gdel", count_offset, &real), 0);
+    assert_true(real >= 2);
+
+    fy_store_get_stats(e->store, &before);
+    st = 1000;
+    assert_int_equal(fy_core_group_delete(e->core, "gdel", kv_done, &st), FY_OK);
+    run_until(e, status_set, &st);
+    assert_int_equal(st, FY_OK);
+    drain_store(e);
+    fy_store_get_stats(e->store, &after);
+    assert_int_equal(after.deletes - before.deletes, (uint64_t)real + 1);
+    assert_int_equal(fy_store_scan_offsets(e->store, "gdel", count_offset, &left), 0);
+    assert_int_equal(left, 0);
+
+    /* The group again: an offset written in the same commit as, and before, its deletion. */
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "gdel", "gd2", "", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 10);
+    wait_n(e, &a, 2);
+    fy_store_hold(e->store, true);
+    stored = 1000;
+    assert_int_equal(fy_sub_ack_durable(a.sub, a.ids[1], topic_cb, &stored), FY_OK);
+    run_until(e, store_busy, e);
+    fy_sub_close(a.sub);
+    st = 1000;
+    assert_int_equal(fy_core_group_delete(e->core, "gdel", kv_done, &st), FY_OK);
+    fy_store_hold(e->store, false);
+    run_until(e, status_set, &st);
+    assert_int_equal(st, FY_OK);
+    drain_store(e);
+    assert_int_equal(fy_store_scan_offsets(e->store, "gdel", count_offset, &left), 0);
+    assert_int_equal(left, 0);
+
+    restart_all(e);
+    assert_int_equal(fy_store_scan_offsets(e->store, "gdel", count_offset, &left), 0);
+    assert_int_equal(left, 0);
+}
+
 /* ---- Transactions ---- */
 
 /* Stores a half message of producer group `group` and returns its transaction id. */
@@ -2557,6 +2642,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_watch_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_kv_and_produce_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_group_delete_only_its_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queue_fan_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_commit_and_rollback, setup, teardown),

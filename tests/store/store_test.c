@@ -366,6 +366,54 @@ static void test_store_consumer_offsets(void **state)
     assert_int_equal(fy_store_get_offset(e->s, "g1", 1, 3, &off), -FY_ENOTFOUND);
 }
 
+/* A group's offsets deleted together: those in the database and those a batch ahead of the
+ * deletion puts in the same write go (a delete for each, nothing more), those of a group whose
+ * name extends it stay, and so do those a later batch of the same write puts (the group made
+ * again). */
+static void test_store_del_group_offsets(void **state)
+{
+    env *e = *state;
+    fy_wbatch *b = fy_wbatch_new();
+    fy_store_stats before, after;
+    uint64_t off = 0;
+    done d1 = {0}, d2 = {0}, d3 = {0};
+    offs o = {0};
+    fy_wbatch_put_offset(b, "g1", 1, 0, 17);
+    fy_wbatch_put_offset(b, "g1", 7, 3, 5);
+    fy_wbatch_put_offset(b, "g10", 1, 0, 99);
+    fy_wbatch_put_offset(b, "g2", 1, 0, 4);
+    submit_sync(e, b);
+    fy_store_get_stats(e->s, &before);
+
+    fy_store_hold(e->s, true);
+    b = fy_wbatch_new();
+    fy_wbatch_put_offset(b, "g1", 9, 0, 1); /* on its way: ahead in the same write */
+    fy_store_submit(e->s, b, done_cb, &d1);
+    b = fy_wbatch_new();
+    fy_wbatch_del_group_offsets(b, "g1");
+    fy_store_submit(e->s, b, done_cb, &d2);
+    b = fy_wbatch_new();
+    fy_wbatch_put_offset(b, "g1", 7, 0, 2); /* the group again, after its deletion */
+    fy_store_submit(e->s, b, done_cb, &d3);
+    fy_store_hold(e->s, false);
+    wait_for(e, &d3.calls, 1);
+    assert_int_equal(d2.status, FY_OK);
+    fy_store_get_stats(e->s, &after);
+    assert_int_equal(after.commits - before.commits, 1);
+    assert_int_equal(after.deletes - before.deletes, 3);
+
+    reopen(e);
+    assert_int_equal(fy_store_scan_offsets(e->s, "g1", offs_cb, &o), 0);
+    assert_int_equal(o.n, 1);
+    assert_int_equal(o.topic[0], 7);
+    assert_int_equal(o.queue[0], 0);
+    assert_int_equal(o.off[0], 2);
+    assert_int_equal(fy_store_get_offset(e->s, "g10", 1, 0, &off), FY_OK);
+    assert_int_equal(off, 99);
+    assert_int_equal(fy_store_get_offset(e->s, "g2", 1, 0, &off), FY_OK);
+    assert_int_equal(off, 4);
+}
+
 /* fy_store_hold keeps submitted batches (inline writes too) from the database until released;
  * closing writes them regardless. */
 static void test_store_hold_keeps_batches_queued(void **state)
@@ -1278,6 +1326,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_reopen_recovers_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_offset_by_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_consumer_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_del_group_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_hold_keeps_batches_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_topic_and_group_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_key_index, setup, teardown),
