@@ -813,9 +813,15 @@ static uint8_t erase_wt(fy_store *s, commit_ctx_wt *c, uint32_t topic_id, uint8_
     if (flags & ERASE_CONT) {
         size_t vlen = 0;
         char *v = leveldb_get(s->db, s->ropts, (const char *)ek, sizeof(ek), &vlen, &lerr);
-        if (lerr || !v) {
-            leveldb_free(lerr); /* a read error leaves the record for the next open */
-            return false;       /* or done already */
+        if (lerr) {
+            /* The record stays: counted, and started again by the next recovery or open. */
+            fy_log(ERROR, "store", "topic_id=%u msg=\"erasing a deleted topic stopped: %s\"",
+                   topic_id, lerr);
+            leveldb_free(lerr);
+            return ERASE_STOPPED;
+        }
+        if (!v) {
+            return ERASE_DONE; /* done already */
         }
         /* An empty record (cannot happen) starts over, offsets included. */
         flags = (uint8_t)(vlen > 0 ? v[0] & ERASE_OFFSETS : ERASE_OFFSETS) | ERASE_CONT;
