@@ -419,6 +419,23 @@ static void input_end_maybe(mqtt_conn *c)
     }
 }
 
+/* CONNECT came and waits for its password check (MQTT_AUTH_WAIT): the CONNECT deadline is met.
+ * No timeout runs while the check is pending, however long it waits for the auth worker (at most
+ * auth_max_pending checks ahead of it): then CONNACK starts keep-alive, or a refusal closes. */
+static void connect_came(mqtt_conn *c)
+{
+    if (c->connect_timer) {
+        event_free(c->connect_timer);
+        c->connect_timer = NULL;
+    }
+    if (c->lean) {
+        c->timeout_ms = 0;
+        lean_arm(c, true);
+    } else if (c->bev) {
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     mqtt_conn *c = arg;
@@ -458,6 +475,7 @@ static void on_read(struct bufferevent *bev, void *arg)
                 rc = dispatch(c, &h, &why);
             }
             if (rc == MQTT_AUTH_WAIT) {
+                connect_came(c);
                 break; /* the CONNECT stays in `in` until its check answers */
             }
             if (!c->closing) {
@@ -534,6 +552,7 @@ static size_t lean_packets(mqtt_conn *c, const uint8_t *p, size_t n)
         if (rc == 0) {
             rc = dispatch(c, &h, &why);
             if (rc == MQTT_AUTH_WAIT) {
+                connect_came(c);
                 break; /* the CONNECT is kept (in c->in) until its check answers */
             }
             used += h.hdr_len + (size_t)h.remaining;

@@ -157,7 +157,8 @@ struct mqtt_conn {
     short ev_what;       /* lean: what ev is armed for (0: not added) */
     bool lean;           /* plain TCP without a bufferevent */
     bool flush_listed;   /* lean: in srv->flushq */
-    uint32_t timeout_ms; /* lean: idle read timeout (CONNECT, then 1.5 x keep-alive), 0: none */
+    uint32_t timeout_ms; /* lean: idle read timeout (CONNECT; none while its password check is
+                          * pending; then 1.5 x keep-alive), 0: none */
     fy_buf in;           /* lean: an incomplete packet (or packets read while paused) */
     mqtt_ws *ws;         /* NULL: plain TCP; else MQTT bytes travel in WebSocket frames */
     uint64_t id;
@@ -200,8 +201,8 @@ struct mqtt_conn {
     uint32_t will_delay_s;
     fy_buf out; /* packets built while handling input, written once per read; lean: also what
                  * the socket has not taken yet */
-    mqtt_pub_batch *batch; /* publishes of this read, produced together */
-    struct event *connect_timer;
+    mqtt_pub_batch *batch;       /* publishes of this read, produced together */
+    struct event *connect_timer; /* the CONNECT deadline, until CONNECT comes */
     mqtt_conn *next, *prev;
 };
 
