@@ -43,8 +43,9 @@ static const fy_config_key amqp_keys[] = {
     FY_CONFIG_KEY_BOOL(
         "sasl_plain", C, sasl_plain, "true",
         "Offer SASL PLAIN on plain TCP too (TLS connections are always offered it)."),
-    FY_CONFIG_KEY_DURATION("open_timeout", C, open_timeout_ms, "10s", 100, 3600000,
-                           "A connection must complete SASL and open within this time."),
+    FY_CONFIG_KEY_DURATION(
+        "open_timeout", C, open_timeout_ms, "10s", 100, 3600000,
+        "SASL and open must be done within this time, a pending password check not counted."),
     FY_CONFIG_KEY_UINT(
         "tls_port", C, tls_port, "5671", 0, 65535,
         "TLS port of AMQP (amqps), open when [tls] certfile is set; 0 = a free port."),

@@ -381,7 +381,7 @@ static void arm_tick(amqp_conn *c)
 {
     uint64_t now = fy_mono_ms();
     int64_t next = pn_transport_tick(c->driver.transport, (int64_t)now);
-    if (!c->opened && (next <= 0 || (uint64_t)next > c->open_deadline)) {
+    if (!c->opened && !c->open_paused && (next <= 0 || (uint64_t)next > c->open_deadline)) {
         next = (int64_t)c->open_deadline; /* the open timeout runs until the connection opens */
     }
     if (next > 0) {
@@ -457,10 +457,18 @@ void amqp_conn_schedule(amqp_conn *c)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     amqp_conn *c = arg;
-    if (!c->opened && fy_mono_ms() >= c->open_deadline) {
-        pn_connection_driver_errorf(&c->driver, "amqp:resource-limit-exceeded",
-                                    "no open within %llu ms",
-                                    (unsigned long long)c->srv->cfg->open_timeout_ms);
+    if (!c->opened && !c->open_paused && fy_mono_ms() >= c->open_deadline) {
+        if (c->open_waited_ms > 0) {
+            pn_connection_driver_errorf(
+                &c->driver, "amqp:resource-limit-exceeded",
+                "no open within %llu ms (not counting the %llu ms its password check took)",
+                (unsigned long long)c->srv->cfg->open_timeout_ms,
+                (unsigned long long)c->open_waited_ms);
+        } else {
+            pn_connection_driver_errorf(&c->driver, "amqp:resource-limit-exceeded",
+                                        "no open within %llu ms",
+                                        (unsigned long long)c->srv->cfg->open_timeout_ms);
+        }
         pn_connection_driver_close(&c->driver);
     }
     amqp_conn_process(c);
@@ -775,8 +783,22 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     conn_maybe_free(c);
 }
 
+void amqp_conn_auth_wait(amqp_conn *c)
+{
+    if (!c->open_paused) {
+        c->open_paused = true;
+        c->open_paused_at = fy_mono_ms();
+    }
+}
+
 void amqp_conn_auth_resume(amqp_conn *c)
 {
+    if (c->open_paused) {
+        uint64_t waited = fy_mono_ms() - c->open_paused_at;
+        c->open_paused = false;
+        c->open_deadline += waited; /* what was left of open_timeout, from now */
+        c->open_waited_ms += waited;
+    }
     c->in_process = true;
     amqp_conn_process(c); /* the outcome goes out */
     feed_held(c);

@@ -78,7 +78,9 @@ static void plain_check(sasl_ctx *x, pn_transport_t *t, const char *user, const 
     if (env->authenticate) {
         rc = env->authenticate(env->auth_arg, &ar, plain_checked, c, &c->auth_job);
     }
-    if (rc != FY_AUTH_PENDING) {
+    if (rc == FY_AUTH_PENDING) {
+        amqp_conn_auth_wait(c);
+    } else {
         plain_outcome(x, t, rc);
     }
 }

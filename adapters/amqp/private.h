@@ -92,7 +92,10 @@ struct amqp_conn {
     bool closing;             /* socket gone or going */
     bool sock_dead;           /* the socket failed: conn_end frees it without draining */
     bool in_process;          /* inside process(): not freed until it returns */
-    uint64_t open_deadline;   /* mono ms */
+    uint64_t open_deadline;   /* mono ms; moved on by the time a password check waited */
+    uint64_t open_paused_at;  /* mono ms: when the pending password check began */
+    uint64_t open_waited_ms;  /* time open_timeout stood still for password checks */
+    bool open_paused;         /* a password check is pending: open_timeout does not run */
     uint32_t pending;         /* store completions outstanding */
     uint32_t nsessions, nlinks;
     alink *links;
@@ -140,8 +143,13 @@ void amqp_conn_close_all(amqp_server *srv);
 /* Closes c with amqp:connection:forced (an administrator's action); freed later. */
 void amqp_conn_kick(amqp_conn *c);
 void amqp_conn_pending_done(amqp_conn *c);
-/* The SASL outcome that was pending is set: it goes out, then the input held meanwhile goes to
- * proton. c may be freed by the time this returns. */
+/* SASL PLAIN's password check is pending (c->auth_job): open_timeout stands still until
+ * amqp_conn_auth_resume. The client has sent what it owed so far; its check may wait behind
+ * auth_max_pending others. */
+void amqp_conn_auth_wait(amqp_conn *c);
+/* The SASL outcome that was pending is set: open_timeout runs again with what was left of it,
+ * the outcome goes out, then the input held meanwhile goes to proton. c may be freed by the time
+ * this returns. */
 void amqp_conn_auth_resume(amqp_conn *c);
 
 /* amqp_sasl.c: sets up the server side of SASL on t (ANONYMOUS and PLAIN through the auth hook,
