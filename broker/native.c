@@ -10,6 +10,7 @@
 #include "broker/listener.h"
 #include "broker/tls.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/wire.h"
 
@@ -68,6 +69,8 @@ struct nconn {
     bool read_paused;
     fy_limit_verdict verdict; /* from fy_limits_accept: REFUSE answers HELLO with ELIMIT */
     struct event *hello_ev;   /* closes the connection if HELLO has not come in time */
+    uint64_t hello_deadline;  /* mono ms; moved on by the time HELLO's password check waited */
+    uint64_t hello_paused_at; /* mono ms: when HELLO's pending password check began */
     uint32_t pending;         /* requests waiting for a core completion */
     /* HELLO's password check, while it runs off the loop: no further request is handled. */
     fy_auth_job *auth_job;
@@ -278,6 +281,30 @@ static void hello_judged(nconn *c, uint32_t id, int result, char *user)
 
 static void on_read(struct bufferevent *bev, void *arg);
 
+/* HELLO's password check is pending: hello_timeout stands still until hello_resume. The client
+ * sent HELLO in time; its check may wait behind auth_max_pending others. */
+static void hello_pause(nconn *c)
+{
+    if (c->hello_ev) {
+        event_del(c->hello_ev);
+        c->hello_paused_at = fy_mono_ms();
+    }
+}
+
+/* The check answered: hello_timeout runs again with what was left of it (a refused client must
+ * still take its answer in that time). */
+static void hello_resume(nconn *c)
+{
+    uint64_t now = fy_mono_ms();
+    struct timeval tv;
+    if (!c->hello_ev) {
+        return;
+    }
+    c->hello_deadline += now - c->hello_paused_at;
+    tv = fy_ms_timeval(c->hello_deadline > now ? c->hello_deadline - now : 0);
+    evtimer_add(c->hello_ev, &tv);
+}
+
 /* The answer to HELLO's pending password check; the requests that came after it are handled
  * now. */
 static void hello_checked(void *arg, int result)
@@ -286,6 +313,7 @@ static void hello_checked(void *arg, int result)
     char *user = c->auth_user;
     c->auth_job = NULL;
     c->auth_user = NULL;
+    hello_resume(c);
     hello_judged(c, c->auth_id, result, user);
     if (!c->close_on_drain) {
         if (!c->read_paused && !c->input_ended) {
@@ -335,6 +363,7 @@ static int handle_hello(nconn *c, const fy_frame *f)
             /* Nothing more is handled until the answer (on_read stops while auth_job). */
             c->auth_id = f->id;
             c->auth_user = user;
+            hello_pause(c);
             return FY_OK;
         }
         hello_judged(c, f->id, rc, user);
@@ -1494,7 +1523,10 @@ static void conn_close(nconn *c, const char *why)
 
 static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    conn_close(arg, "no HELLO within hello_timeout");
+    nconn *c = arg;
+    /* A refused HELLO's answer the client did not take in time is not a missing HELLO. */
+    conn_close(c, c->close_on_drain ? "refused, and the answer not read within hello_timeout"
+                                    : "no HELLO within hello_timeout");
 }
 
 /* Starts a connection on fd: plain TCP, or TLS when tls is set; max_connections and the
@@ -1524,8 +1556,8 @@ static void conn_accept(fy_native *n, evutil_socket_t fd, struct sockaddr *sa, f
     bufferevent_setwatermark(c->bev, EV_WRITE, fy_limits_max_queued_bytes(n->limits) / 2, 0);
     if (n->hello_timeout_ms > 0) {
         /* A deadline, not an idle timeout: a client sending a byte a second must not hold it. */
-        struct timeval tv = {(time_t)(n->hello_timeout_ms / 1000),
-                             (suseconds_t)(n->hello_timeout_ms % 1000) * 1000};
+        struct timeval tv = fy_ms_timeval(n->hello_timeout_ms);
+        c->hello_deadline = fy_mono_ms() + n->hello_timeout_ms;
         c->hello_ev = evtimer_new(n->base, on_hello_timeout, c);
         evtimer_add(c->hello_ev, &tv);
     }
