@@ -28,7 +28,7 @@ RTT_MAX = 0.3
 
 def test(d):
     pw = authlib.password_file(d, 1.0, ["slow", "slowa"])
-    f = sec.Ferry(d, "password_file %s\n%s" % (pw, authlib.LONG_LOGIN))
+    f = sec.Ferry(d, "password_file %s\n" % pw)
     mqttc.PORT = f.b.mqtt_port
     topic = "obs%d/rtt" % os.getpid()
     obs = authlib.Observer("fast", "pw-fast", topic)

@@ -22,7 +22,7 @@ BUSY_WINDOW = 2.5  # seconds the probes have: the first slow check takes about 3
 
 def test(d):
     pw = authlib.password_file(d, 3.0, ["slow"])
-    f = sec.Ferry(d, "password_file %s\nauth_max_pending 2\n%s" % (pw, authlib.LONG_LOGIN))
+    f = sec.Ferry(d, "password_file %s\nauth_max_pending 2\n" % pw)
     mqttc.PORT = f.b.mqtt_port
 
     def pending():

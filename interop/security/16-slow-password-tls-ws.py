@@ -67,8 +67,7 @@ def test(d):
     pw = authlib.password_file(d, 1.0, ["slow", "slow2", "slowa"])
     ws_port = sec.broker.free_port()
     f = tlsutil.TlsFerry(d, "password_file %s\n[tls]\ncertfile %s\nkeyfile %s\ncafile %s\n"
-                         "[mqtt]\ntls_port 0\nws_port %d\nconnect_timeout 60s\n"
-                         "[amqp]\ntls_port 0\nopen_timeout 60s\n" %
+                         "[mqtt]\ntls_port 0\nws_port %d\n[amqp]\ntls_port 0\n" %
                          (pw, pki.server_crt, pki.server_key, pki.ca, ws_port))
     mqttc.PORT = f.b.mqtt_port
     wsc.WS_PORT = ws_port

@@ -39,7 +39,7 @@ def topic_count(f, topic):
 def test(d):
     # One slow user per login: a password that passed once is answered at once afterwards.
     pw = authlib.password_file(d, 0.5, ["slow", "slow5", "slowa", "slown"])
-    f = sec.Ferry(d, "password_file %s\n%s" % (pw, authlib.LONG_LOGIN))
+    f = sec.Ferry(d, "password_file %s\n" % pw)
     mqttc.PORT = f.b.mqtt_port
     topic = "eof%d/x" % os.getpid()
     obs = authlib.Observer("fast", "pw-fast", topic)

@@ -24,9 +24,6 @@ import amqpc  # noqa: E402
 import mqttc  # noqa: E402
 
 ANSWER_DEADLINE = 90.0  # seconds for a queue of slow checks to be answered
-# A queue of slow checks on a loaded machine may take longer than the 10 s a client has by
-# default to log in: these tests are about the loop, not those deadlines.
-LONG_LOGIN = "[mqtt]\nconnect_timeout 60s\n[amqp]\nopen_timeout 60s\n[native]\nhello_timeout 60s\n"
 
 
 def rounds_for(seconds):
