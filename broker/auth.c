@@ -738,6 +738,7 @@ struct fy_auth {
     uint32_t max_pending;
     uint32_t npending; /* jobs not yet freed: queued, running, or finished and not delivered */
     uint64_t busy;     /* refusals for max_pending */
+    uint64_t checks;   /* full checks (PBKDF2) done: by the worker, or here without a loop */
     uint64_t busy_logged_ms;
     uint64_t busy_unlogged;
     int efd; /* eventfd: the worker's "jobs finished" */
@@ -879,6 +880,11 @@ uint64_t fy_auth_busy_refusals(const fy_auth *a)
     return a ? a->busy : 0;
 }
 
+uint64_t fy_auth_checks(const fy_auth *a)
+{
+    return a ? a->checks : 0;
+}
+
 /* A user name fit for a log line: printable ASCII without quotes, at most 64 bytes. */
 static const char *log_name(fy_slice s, char out[72])
 {
@@ -985,6 +991,7 @@ static void job_finish(fy_auth_job *j)
     fy_auth_done_fn done;
     void *done_arg;
     int result;
+    a->checks++; /* hashed, whether still wanted or not */
     if (j->canceled) {
         job_free(j);
         return;
@@ -1118,6 +1125,7 @@ int fy_auth_start(void *arg, const fy_auth_request *req, fy_auth_done_fn done, v
         return FY_OK;
     } else if (!a->base || !worker_ready(a)) {
         /* No loop to come back to (tools, tests): the check runs here. */
+        a->checks++;
         if (fy_passwd_db_check(a->pw, req->username, req->password)) {
             return FY_OK;
         }

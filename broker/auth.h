@@ -124,6 +124,9 @@ bool fy_auth_has_acl(const fy_auth *a);
 uint32_t fy_auth_pending(const fy_auth *a);
 /* Checks refused with -FY_EAGAIN (auth_max_pending reached) since start. */
 uint64_t fy_auth_busy_refusals(const fy_auth *a);
+/* Full password checks (PBKDF2: first logins, wrong passwords, unknown users) done since start,
+ * for /metrics; a login with a remembered password is not one. Loop thread. */
+uint64_t fy_auth_checks(const fy_auth *a);
 
 /* The hooks (arg is the fy_auth). fy_auth_start is an fy_auth_fn: a request without a user name
  * is an anonymous client, allowed when allow_anonymous; with a user name, the password file must

@@ -354,6 +354,9 @@ void fy_metrics_render(fy_broker *b, const fy_metrics_loop *loop, struct evbuffe
     counter(out, "ferry_auth_busy_total",
             "Logins refused as server busy: auth_max_pending checks were pending.",
             fy_auth_busy_refusals(b->auth));
+    counter(out, "ferry_auth_checks_total",
+            "Full password checks (PBKDF2) done; remembered passwords need none.",
+            fy_auth_checks(b->auth));
     render_groups(b, out);
     render_core(b, out);
     render_store(b, out);

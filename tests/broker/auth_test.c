@@ -543,6 +543,7 @@ static void test_auth_async_pending(void **state)
     assert_int_equal(unknown.result, -FY_EPERM);
     assert_int_equal(right.calls, 1);
     assert_int_equal(right.result, FY_OK);
+    assert_int_equal(fy_auth_checks(e.a), 3);
 
     /* Answered at once now: the accepted password, and what needs no hashing. */
     r = req("alice", "one");
@@ -551,6 +552,7 @@ static void test_auth_async_pending(void **state)
     assert_int_equal(authn(e.a, &r), -FY_EPERM);
     r = req(NULL, NULL);
     assert_int_equal(authn(e.a, &r), -FY_EPERM);
+    assert_int_equal(fy_auth_checks(e.a), 3); /* none of these was a full check */
     /* A wrong password still waits, even after the right one passed. */
     start_pending(e.a, "alice", "onE", &wrong);
     pump_until(&e, &wrong.calls);
