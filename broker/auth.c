@@ -183,6 +183,30 @@ static void pw_remember(pw_user *u, fy_slice password)
     u->cached = fast_hash(password, u->fast);
 }
 
+/* Whether two entries check passwords alike: hash type, iterations, salt and hash (the user
+ * name is compared by the caller). */
+static bool pw_entry_same(const fy_passwd_entry *x, const fy_passwd_entry *y)
+{
+    return x->type == y->type && x->iterations == y->iterations && x->salt_len == y->salt_len &&
+           memcmp(x->salt, y->salt, x->salt_len) == 0 &&
+           memcmp(x->hash, y->hash, sizeof(x->hash)) == 0;
+}
+
+/* A reload: each user of to whose entry is the same in from keeps the password from remembered
+ * (it would pass the full check of the new file just the same); a changed entry or a new user
+ * starts with none. */
+static void pw_carry(fy_passwd_db *to, fy_passwd_db *from)
+{
+    for (size_t i = 0; to && from && i < to->n; i++) {
+        pw_user *u = &to->users[i];
+        const pw_user *old = pw_find(from, u->e.user);
+        if (old && old->cached && pw_entry_same(&old->e, &u->e)) {
+            u->cached = true;
+            memcpy(u->fast, old->fast, FAST_LEN);
+        }
+    }
+}
+
 /* What an unknown user's password is hashed against, so that a refusal takes as long as a
  * wrong password: the first user's parameters (the result is thrown away), or the defaults. */
 static void pw_dummy(const fy_passwd_db *db, fy_passwd_entry *e)
@@ -712,13 +736,12 @@ struct fy_auth_job {
     fy_auth_job *next, *prev; /* in the queue, then in the list of finished checks */
     fy_auth_done_fn done;
     void *done_arg;
-    bool queued;   /* in the queue, not yet taken by the worker (under mu) */
-    bool canceled; /* the caller went away: freed without a call (loop only) */
-    bool known;    /* the user is in the file (else a dummy hash, refused) */
-    bool ok;       /* the worker's verdict */
-    uint64_t gen;  /* the password file it was checked against */
-    fy_passwd_entry e;
-    char *user; /* NUL-terminated copy of the user name */
+    bool queued;       /* in the queue, not yet taken by the worker (under mu) */
+    bool canceled;     /* the caller went away: freed without a call (loop only) */
+    bool known;        /* the user is in the file (else a dummy hash, refused) */
+    bool ok;           /* the worker's verdict */
+    fy_passwd_entry e; /* what it was checked against (user cleared) */
+    char *user;        /* NUL-terminated copy of the user name */
     size_t ulen;
     uint8_t *password;
     size_t plen;
@@ -732,7 +755,6 @@ struct fy_auth {
     bool anon;
     fy_passwd_db *pw;
     fy_acl *acl;
-    uint64_t pw_gen; /* counts the password files loaded: a job's file is current if equal */
     /* The worker (fy_auth_use_loop). Loop only: base, max_pending, npending, done_ev. */
     struct event_base *base;
     uint32_t max_pending;
@@ -818,6 +840,7 @@ static int auth_load(const fy_auth *a, fy_passwd_db **pw, fy_acl **acl, char *er
             return -FY_EINVAL;
         }
     }
+    pw_carry(npw, *pw);
     fy_passwd_db_free(*pw);
     fy_acl_free(*acl);
     *pw = npw;
@@ -841,18 +864,13 @@ int fy_auth_new(const char *password_file, const char *acl_file, bool allow_anon
         fy_auth_free(a);
         return rc;
     }
-    a->pw_gen = 1;
     *out = a;
     return FY_OK;
 }
 
 int fy_auth_reload(fy_auth *a, char *err, size_t errlen)
 {
-    int rc = auth_load(a, &a->pw, &a->acl, err, errlen);
-    if (rc == FY_OK) {
-        a->pw_gen++;
-    }
-    return rc;
+    return auth_load(a, &a->pw, &a->acl, err, errlen);
 }
 
 bool fy_auth_has_passwords(const fy_auth *a)
@@ -981,7 +999,8 @@ static void *worker_main_wt(void *arg)
 }
 
 /* A finished job on the loop: the caller hears the verdict, and an accepted password is
- * remembered for the fast check when its file is still the one in use. A cancelled job only
+ * remembered for the fast check when the user's entry in the file now in use is the one it was
+ * checked against (a reload meanwhile may have changed or removed it). A cancelled job only
  * goes. */
 static void job_finish(fy_auth_job *j)
 {
@@ -996,9 +1015,9 @@ static void job_finish(fy_auth_job *j)
         job_free(j);
         return;
     }
-    if (j->ok && j->gen == a->pw_gen) {
+    if (j->ok) {
         pw_user *u = pw_find(a->pw, user);
-        if (u) {
+        if (u && pw_entry_same(&u->e, &j->e)) {
             pw_remember(u, password);
         }
     }
@@ -1080,7 +1099,6 @@ static fy_auth_job *job_new(fy_auth *a, const fy_auth_request *req, const pw_use
 {
     fy_auth_job *j = FY_NEW(fy_auth_job);
     j->a = a;
-    j->gen = a->pw_gen;
     j->known = u != NULL;
     if (u) {
         j->e = u->e;

@@ -106,8 +106,10 @@ int fy_auth_new(const char *password_file, const char *acl_file, bool allow_anon
  * this is called (tools, tests) fy_auth_start checks on the calling thread. FY_OK or -FY_EIO. */
 int fy_auth_use_loop(fy_auth *a, struct event_base *base, uint32_t max_pending);
 /* Reads both files again (SIGHUP). FY_OK when both are good and now in use; otherwise the old
- * ones stay in use and err says why. Pending checks finish against the file they started with;
- * an accepted password is remembered (the fast check) only if that file is still in use. */
+ * ones stay in use and err says why. A user whose entry (hash type, iterations, salt, hash) is
+ * byte for byte the same in the new file keeps the password remembered for the fast check; a
+ * changed or removed entry forgets it. Pending checks finish against the entry they started
+ * with; the password they accept is remembered only if the file now in use has that entry. */
 int fy_auth_reload(fy_auth *a, char *err, size_t errlen);
 /* Stops the worker (after the check it is running, if any) and frees everything; pending checks
  * not cancelled get -FY_ECANCELED. Before event_base_free of the loop given to

@@ -619,6 +619,119 @@ static void test_auth_async_reload(void **state)
     async_close(&e);
 }
 
+/* A password file line for user with password (rounds PBKDF2 rounds, a fresh salt), appended
+ * to text. */
+static void add_user(fy_buf *text, const char *user, const char *password, uint32_t rounds)
+{
+    assert_int_equal(fy_passwd_format(text, user, password, rounds), FY_OK);
+}
+
+/* Writes the lines of the given buffers (NULL-terminated list) as the password file. */
+static void write_users(const char *path, const fy_buf *const *lines)
+{
+    fy_buf all = FY_BUF_INIT;
+    for (; *lines; lines++) {
+        fy_buf_append(&all, (*lines)->data, (*lines)->len);
+    }
+    fy_buf_put_u8(&all, 0);
+    write_file(path, (const char *)all.data);
+    fy_buf_free(&all);
+}
+
+/* A reload keeps each remembered password whose user's entry (type, iterations, salt, hash) is
+ * the same in the new file, so a SIGHUP for the ACL costs no full checks; a changed entry (a new
+ * password, or the same one hashed again) or a removed user forgets it, and the old password no
+ * longer passes. A check pending across a reload that left its entry as it was is remembered. */
+static void test_auth_reload_remembered(void **state)
+{
+    async_env e;
+    char acl[80], err[512];
+    fy_buf alice = FY_BUF_INIT, bob = FY_BUF_INIT, bob2 = FY_BUF_INIT, alice2 = FY_BUF_INIT;
+    const fy_buf *both[] = {&alice, &bob, NULL}, *changed[] = {&alice, &bob2, NULL},
+                 *rehashed[] = {&alice2, &bob2, NULL}, *bob_only[] = {&bob2, NULL};
+    fy_auth_request r;
+    answer x, y;
+
+    snprintf(e.dir, sizeof(e.dir), "/tmp/ferry-auth-XXXXXX");
+    assert_non_null(mkdtemp(e.dir));
+    snprintf(e.pw, sizeof(e.pw), "%s/pw", e.dir);
+    snprintf(acl, sizeof(acl), "%s/acl", e.dir);
+    add_user(&alice, "alice", "one", 20000);
+    add_user(&bob, "bob", "b-pw", 20000);
+    add_user(&bob2, "bob", "b-new", 20000);
+    add_user(&alice2, "alice", "one", 20000); /* the same password, another salt */
+    write_users(e.pw, both);
+    write_file(acl, "user alice\ntopic read a/#\n");
+    e.base = event_base_new();
+    assert_int_equal(fy_auth_new(e.pw, acl, false, &e.a, err, sizeof(err)), FY_OK);
+    assert_int_equal(fy_auth_use_loop(e.a, e.base, 8), FY_OK);
+
+    /* alice's first login is pending when the ACL changes: her entry is the same, so the
+     * password it accepts is remembered for the new files. */
+    start_pending(e.a, "alice", "one", &x);
+    start_pending(e.a, "bob", "b-pw", &y);
+    write_file(acl, "user alice\ntopic read b/#\n");
+    assert_int_equal(fy_auth_reload(e.a, err, sizeof(err)), FY_OK);
+    pump_until(&e, NULL);
+    assert_int_equal(x.result, FY_OK);
+    assert_int_equal(y.result, FY_OK);
+    assert_int_equal(fy_auth_checks(e.a), 2);
+    r = req("alice", "one");
+    assert_int_equal(authn(e.a, &r), FY_OK);
+
+    /* Only the ACL changes again: both stay remembered, no full check. */
+    write_file(acl, "user alice\ntopic read c/#\nuser bob\ntopic read c/#\n");
+    assert_int_equal(fy_auth_reload(e.a, err, sizeof(err)), FY_OK);
+    assert_int_equal(fy_auth_authorize(e.a, "bob", "c", "mqtt", FY_ACL_READ, S("c/1")), FY_OK);
+    r = req("alice", "one");
+    assert_int_equal(authn(e.a, &r), FY_OK);
+    r = req("bob", "b-pw");
+    assert_int_equal(authn(e.a, &r), FY_OK);
+    assert_int_equal(fy_auth_checks(e.a), 2);
+
+    /* bob's password changes: his old one is refused (a full check), the new one passes; alice's
+     * line is as it was and she stays remembered. */
+    write_users(e.pw, changed);
+    assert_int_equal(fy_auth_reload(e.a, err, sizeof(err)), FY_OK);
+    r = req("alice", "one");
+    assert_int_equal(authn(e.a, &r), FY_OK);
+    start_pending(e.a, "bob", "b-pw", &y);
+    pump_until(&e, &y.calls);
+    assert_int_equal(y.result, -FY_EPERM);
+    start_pending(e.a, "bob", "b-new", &y);
+    pump_until(&e, &y.calls);
+    assert_int_equal(y.result, FY_OK);
+    r = req("bob", "b-new");
+    assert_int_equal(authn(e.a, &r), FY_OK);
+    assert_int_equal(fy_auth_checks(e.a), 4);
+
+    /* alice's line is rewritten with the same password and a new salt: forgotten, checked again
+     * (and still right). */
+    write_users(e.pw, rehashed);
+    assert_int_equal(fy_auth_reload(e.a, err, sizeof(err)), FY_OK);
+    start_pending(e.a, "alice", "one", &x);
+    pump_until(&e, &x.calls);
+    assert_int_equal(x.result, FY_OK);
+    assert_int_equal(fy_auth_checks(e.a), 5);
+
+    /* alice is removed: her remembered password does not let her in. */
+    write_users(e.pw, bob_only);
+    assert_int_equal(fy_auth_reload(e.a, err, sizeof(err)), FY_OK);
+    start_pending(e.a, "alice", "one", &x);
+    pump_until(&e, &x.calls);
+    assert_int_equal(x.result, -FY_EPERM);
+    r = req("bob", "b-new");
+    assert_int_equal(authn(e.a, &r), FY_OK);
+    assert_int_equal(fy_auth_checks(e.a), 6);
+
+    unlink(acl);
+    async_close(&e);
+    fy_buf_free(&alice);
+    fy_buf_free(&bob);
+    fy_buf_free(&bob2);
+    fy_buf_free(&alice2);
+}
+
 /* At most max_pending checks: beyond, -FY_EAGAIN at once (counted); answers that need no
  * hashing still come at once; a cancelled queued check frees its place. */
 static void test_auth_async_busy(void **state)
@@ -690,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_auth_async_pending),
         cmocka_unit_test(test_auth_async_cancel),
         cmocka_unit_test(test_auth_async_reload),
+        cmocka_unit_test(test_auth_reload_remembered),
         cmocka_unit_test(test_auth_async_busy),
         cmocka_unit_test(test_auth_async_free_pending),
     };
