@@ -81,7 +81,15 @@ typedef struct pw_user {
 struct fy_passwd_db {
     pw_user *users;
     size_t n, cap;
+    size_t costliest; /* the user whose check costs the most: what unknown users are hashed as */
+    uint32_t fewest;  /* the fewest iterations of any user ($6$: 0) */
 };
+
+/* What checking e costs, in PBKDF2 iterations: $6$ (one SHA-512) counts as none. */
+static uint32_t pw_cost(const fy_passwd_entry *e)
+{
+    return e->type == 7 ? e->iterations : 0;
+}
 
 typedef struct pw_parse {
     fy_passwd_db *db;
@@ -119,6 +127,12 @@ static int pw_line(void *arg, const char *p, size_t n, size_t lineno)
     x->db->users[x->db->n].name = fy_strndup((const char *)e.user.p, e.user.len);
     x->db->users[x->db->n].e = e;
     x->db->users[x->db->n].e.user = fy_slice_str(x->db->users[x->db->n].name);
+    if (x->db->n == 0 || pw_cost(&e) > pw_cost(&x->db->users[x->db->costliest].e)) {
+        x->db->costliest = x->db->n;
+    }
+    if (x->db->n == 0 || pw_cost(&e) < x->db->fewest) {
+        x->db->fewest = pw_cost(&e);
+    }
     x->db->n++;
     return FY_OK;
 }
@@ -207,12 +221,15 @@ static void pw_carry(fy_passwd_db *to, fy_passwd_db *from)
     }
 }
 
-/* What an unknown user's password is hashed against, so that a refusal takes as long as a
- * wrong password: the first user's parameters (the result is thrown away), or the defaults. */
+/* What an unknown user's password is hashed against, so that its refusal takes as long as a
+ * wrong password: the parameters of the user whose check costs the most (the result is thrown
+ * away), or the defaults without users. In a file mixing iteration counts no user's wrong
+ * password then takes longer than an unknown name; users with fewer iterations are still refused
+ * sooner (auth_load warns). */
 static void pw_dummy(const fy_passwd_db *db, fy_passwd_entry *e)
 {
     if (db && db->n > 0) {
-        *e = db->users[0].e;
+        *e = db->users[db->costliest].e;
         return;
     }
     memset(e, 0, sizeof(*e));
@@ -246,6 +263,16 @@ bool fy_passwd_db_check(fy_passwd_db *db, fy_slice user, fy_slice password)
 size_t fy_passwd_db_count(const fy_passwd_db *db)
 {
     return db ? db->n : 0;
+}
+
+uint32_t fy_passwd_db_unknown_iterations(const fy_passwd_db *db, uint32_t *fewest)
+{
+    fy_passwd_entry e;
+    pw_dummy(db, &e);
+    if (fewest) {
+        *fewest = db && db->n > 0 ? db->fewest : pw_cost(&e);
+    }
+    return pw_cost(&e);
 }
 
 void fy_passwd_db_free(fy_passwd_db *db)
@@ -845,6 +872,18 @@ static int auth_load(const fy_auth *a, fy_passwd_db **pw, fy_acl **acl, char *er
     fy_acl_free(*acl);
     *pw = npw;
     *acl = nacl;
+    if (npw) {
+        uint32_t fewest, most = fy_passwd_db_unknown_iterations(npw, &fewest);
+        if (fewest != most) {
+            fy_log(WARN, "auth",
+                   "file=%s iterations_fewest=%u iterations_most=%u msg=\"the password file mixes "
+                   "hash costs: an unknown user name takes as long as %u iterations to refuse, a "
+                   "user hashed with fewer is refused sooner, which tells that the user exists; "
+                   "rehash every line with one iteration count (ferryctl passwd) to remove the "
+                   "difference\"",
+                   a->pw_path, fewest, most, most);
+        }
+    }
     return FY_OK;
 }
 

@@ -73,10 +73,16 @@ typedef struct fy_acl fy_acl;
 fy_passwd_db *fy_passwd_db_parse(const char *text, size_t len, const char *origin, char *err,
                                  size_t errlen);
 /* Whether user exists and password is theirs (PBKDF2 on the first success, then a keyed
- * fast hash of the password that was accepted). An unknown user costs a PBKDF2 too. Runs the
+ * fast hash of the password that was accepted). An unknown user costs a PBKDF2 too, with the
+ * iterations of the file's costliest user (fy_passwd_db_unknown_iterations). Runs the
  * hash on the calling thread: the broker goes through fy_auth_start instead. */
 bool fy_passwd_db_check(fy_passwd_db *db, fy_slice user, fy_slice password);
 size_t fy_passwd_db_count(const fy_passwd_db *db);
+/* The PBKDF2 iterations an unknown user's refusal costs: the most of any user in the file ($6$
+ * lines count as 0), FY_PASSWD_ITERATIONS for an empty or NULL db. *fewest (unless NULL) gets the
+ * least of any user; when the two differ, a wrong password of a user with fewer is refused
+ * sooner than an unknown name, which tells that the user exists (the broker warns at load). */
+uint32_t fy_passwd_db_unknown_iterations(const fy_passwd_db *db, uint32_t *fewest);
 void fy_passwd_db_free(fy_passwd_db *db);
 
 /* Parses an ACL file's text. NULL on error with "origin:line: reason" in err. */

@@ -439,6 +439,96 @@ static void test_auth_state(void **state)
     fy_buf_free(&line);
 }
 
+/* Reads what the log file f holds now (from its start). */
+static void read_log(FILE *f, char *out, size_t cap)
+{
+    size_t n;
+    fflush(f);
+    rewind(f);
+    n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+}
+
+/* An unknown user is hashed with the costliest user's parameters, wherever that user stands (the
+ * first user here has the fewest iterations); the fewest are reported too. A file mixing costs
+ * is logged once at load, with both counts and what to do; a file with one count is not. */
+static void test_auth_passwd_unknown_cost(void **state)
+{
+    static const char v6[] = "old:$6$c2FsdDEyMzQ1Njc4$"
+                             "HB2ZT/zfCHtx2pvx3OJZZzRDUbs7NG6mV6xXbVio6vEbSbBzjl0GrjMUc0fQjOQk4v/"
+                             "5KPnqbslWwrOutKOkTg==\n";
+    char dir[] = "/tmp/ferry-auth-XXXXXX", pw[64], err[256], log[4096];
+    fy_buf text = FY_BUF_INIT;
+    fy_passwd_db *db;
+    fy_auth *a = NULL;
+    uint32_t fewest = 1;
+    int saved = fy_log_level_min;
+    FILE *f = tmpfile();
+
+    assert_int_equal(fy_passwd_format(&text, "alice", "a", 1000), FY_OK);
+    assert_int_equal(fy_passwd_format(&text, "bob", "b", 5000), FY_OK);
+    assert_int_equal(fy_passwd_format(&text, "carol", "c", 2000), FY_OK);
+    db = fy_passwd_db_parse((const char *)text.data, text.len, "pw", err, sizeof(err));
+    assert_non_null(db);
+    assert_int_equal(fy_passwd_db_unknown_iterations(db, &fewest), 5000);
+    assert_int_equal(fewest, 1000);
+    assert_false(fy_passwd_db_check(db, S("dave"), S("b"))); /* still refused */
+    fy_passwd_db_free(db);
+
+    /* A $6$ line (one SHA-512) costs least; the unknown user takes the $7$ line's count. */
+    fy_buf_reset(&text);
+    fy_buf_append(&text, v6, strlen(v6));
+    assert_int_equal(fy_passwd_format(&text, "alice", "a", 1500), FY_OK);
+    db = fy_passwd_db_parse((const char *)text.data, text.len, "pw", err, sizeof(err));
+    assert_non_null(db);
+    assert_int_equal(fy_passwd_db_unknown_iterations(db, &fewest), 1500);
+    assert_int_equal(fewest, 0);
+    fy_passwd_db_free(db);
+
+    /* One count: nothing to tell apart. No users: the default count. */
+    fy_buf_reset(&text);
+    assert_int_equal(fy_passwd_format(&text, "alice", "a", 3000), FY_OK);
+    assert_int_equal(fy_passwd_format(&text, "bob", "b", 3000), FY_OK);
+    db = fy_passwd_db_parse((const char *)text.data, text.len, "pw", err, sizeof(err));
+    assert_non_null(db);
+    assert_int_equal(fy_passwd_db_unknown_iterations(db, &fewest), 3000);
+    assert_int_equal(fewest, 3000);
+    fy_passwd_db_free(db);
+    assert_int_equal(fy_passwd_db_unknown_iterations(NULL, &fewest), FY_PASSWD_ITERATIONS);
+    assert_int_equal(fewest, FY_PASSWD_ITERATIONS);
+
+    /* Loading: one WARN for the mixed file, none for the uniform one. */
+    assert_non_null(f);
+    assert_non_null(mkdtemp(dir));
+    snprintf(pw, sizeof(pw), "%s/pw", dir);
+    fy_log_set_file(f);
+    fy_log_set_level(FY_LOG_INFO);
+    fy_buf_put_u8(&text, 0);
+    write_file(pw, (const char *)text.data);
+    assert_int_equal(fy_auth_new(pw, NULL, false, &a, err, sizeof(err)), FY_OK);
+    read_log(f, log, sizeof(log));
+    assert_null(strstr(log, "WARN"));
+    fy_buf_reset(&text);
+    assert_int_equal(fy_passwd_format(&text, "alice", "a", 1000), FY_OK);
+    assert_int_equal(fy_passwd_format(&text, "bob", "b", 5000), FY_OK);
+    fy_buf_put_u8(&text, 0);
+    write_file(pw, (const char *)text.data);
+    assert_int_equal(fy_auth_reload(a, err, sizeof(err)), FY_OK);
+    read_log(f, log, sizeof(log));
+    fy_log_set_file(NULL);
+    fy_log_set_level((fy_log_level)saved);
+    assert_non_null(strstr(log, " WARN auth file="));
+    assert_non_null(strstr(log, "iterations_fewest=1000 iterations_most=5000"));
+    assert_non_null(strstr(log, "an unknown user name takes as long as 5000 iterations"));
+    assert_non_null(strstr(log, "rehash every line with one iteration count"));
+    assert_null(strchr(strchr(log, '\n') + 1, '\n')); /* one line */
+    fy_auth_free(a);
+    fclose(f);
+    unlink(pw);
+    rmdir(dir);
+    fy_buf_free(&text);
+}
+
 /* ---- Checks on the worker thread ------------------------------------------------------------ */
 
 #define DEADLINE_MS 20000
@@ -795,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_auth_passwd_malformed),
         cmocka_unit_test(test_auth_base64),
         cmocka_unit_test(test_auth_passwd_db),
+        cmocka_unit_test(test_auth_passwd_unknown_cost),
         cmocka_unit_test(test_auth_topic_matches),
         cmocka_unit_test(test_auth_filters_overlap),
         cmocka_unit_test(test_auth_acl_rules),
