@@ -188,6 +188,12 @@ int mqtt_handle_connect(mqtt_conn *c, const fy_mqtt_frame_hdr *h)
     expiry = session_expiry(srv, &k);
     durable = expiry > 0;
     s = fy_strmap_get(&srv->sessions, client_id, strlen(client_id));
+    if (s && !s->conn && s->expire_at <= fy_mono_ms()) {
+        /* Its expiry passed since the last tick (once a second): it ends now, as the tick ends
+         * it (its will first, if one waits), and this client starts a new one. */
+        mqtt_session_tick(srv);
+        s = fy_strmap_get(&srv->sessions, client_id, strlen(client_id));
+    }
     if (s && s->conn) {
         /* Takeover: the old connection goes (its will too), the session stays. */
         mqtt_conn *old = s->conn;
