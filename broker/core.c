@@ -2187,6 +2187,9 @@ void fy_core_set_router(fy_core *c, fy_router_fn fn, void *arg)
     c->router_arg = arg;
 }
 
+static int topic_delete(fy_core *c, const char *name, bool restore, fy_core_done_cb done,
+                        void *arg);
+
 int fy_core_light_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
 {
     char full[FY_INTERNAL_NAME_MAX + 1];
@@ -2194,7 +2197,7 @@ int fy_core_light_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
         return -FY_ENOTFOUND;
     }
     snprintf(full, sizeof(full), "%s%s", FY_LQ_PREFIX, name);
-    return fy_core_topic_delete(c, full, done, arg);
+    return topic_delete(c, full, false, done, arg);
 }
 
 typedef struct produce_ctx {
@@ -2544,10 +2547,12 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* A topic whose deletion is on its way to the store: out of the core's maps (nothing reaches it
- * by name or id), kept until the write is done. */
+ * by name or id), kept until the write is done. restore: put it back should the write fail (a
+ * topic deleted by name); a light queue, whose owner has gone, is not. */
 typedef struct topic_del_ctx {
     fy_core *c;
     topic *t;
+    bool restore;
     fy_core_done_cb done;
     void *arg;
 } topic_del_ctx;
@@ -2559,6 +2564,14 @@ static void topic_delete_done(void *arg, int status, fy_wbatch *b)
     topic *t = x->t;
     if (status == FY_OK) {
         fy_log(INFO, "core", "topic=%s id=%u msg=\"topic deleted\"", t->name, t->id);
+        topic_free(t);
+    } else if (!x->restore) {
+        /* A light queue stays gone: its owner's successor under the name (an MQTT client back
+         * with a clean start) gets a new, empty one, never the entries of the one before. */
+        fy_log(ERROR, "core",
+               "topic=%s id=%u err=%s msg=\"light queue forgotten, its deletion not stored: the "
+               "store refused the write\"",
+               t->name, t->id, fy_errname(status));
         topic_free(t);
     } else if (!fy_strmap_get(&c->topics, t->name, strlen(t->name))) {
         /* None of the write reached the disk: the topic's record and messages are all there.
@@ -2587,7 +2600,9 @@ static void topic_delete_done(void *arg, int status, fy_wbatch *b)
     fy_free(x);
 }
 
-int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
+/* fy_core_topic_delete (restore) and fy_core_light_delete (not): a light queue is deleted
+ * because its owner has gone, and goes from the core whatever the store does with the write. */
+static int topic_delete(fy_core *c, const char *name, bool restore, fy_core_done_cb done, void *arg)
 {
     topic *t = fy_strmap_get(&c->topics, name, strlen(name));
     topic_del_ctx *x;
@@ -2595,7 +2610,7 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     if (!t) {
         return -FY_ENOTFOUND;
     }
-    if (!fy_store_healthy(c->store)) {
+    if (restore && !fy_store_healthy(c->store)) {
         return -FY_EUNHEALTHY;
     }
     /* The configuration goes in the same write as the erasing's beginning: a restart finds
@@ -2636,10 +2651,16 @@ int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     x = FY_NEW(topic_del_ctx);
     x->c = c;
     x->t = t;
+    x->restore = restore;
     x->done = done;
     x->arg = arg;
     fy_store_submit(c->store, b, topic_delete_done, x);
     return FY_OK;
+}
+
+int fy_core_topic_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
+{
+    return topic_delete(c, name, true, done, arg);
 }
 
 const char *fy_proto_name(fy_proto p)

@@ -386,7 +386,10 @@ typedef void (*fy_router_fn)(void *arg, const fy_record_view *v, fy_route_emit e
 
 /* Sets the router (one per core; NULL removes it). */
 void fy_core_set_router(fy_core *c, fy_router_fn fn, void *arg);
-/* Deletes light queue name (its entries, not the messages). -FY_ENOTFOUND, or FY_OK and done. */
+/* Deletes light queue name (its entries, not the messages): its owner has gone. -FY_ENOTFOUND,
+ * or FY_OK and done. Unlike fy_core_topic_delete it is gone from the core even when the store
+ * refuses or fails the write (done gets the error; a restart may find it again): a new owner of
+ * the name starts with an empty light queue. */
 int fy_core_light_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg);
 
 /* ---- Topic watch ------------------------------------------------------------------------- */
