@@ -536,10 +536,10 @@ void mqtt_session_alive(mqtt_server *srv)
     uint64_t now = fy_mono_ms();
     fy_buf val = FY_BUF_INIT;
     fy_kv_op op;
-    /* Called every second (the adapter's tick): rewritten once 9 s have passed, the stored time
+    /* Called every second (the adapter's tick): rewritten at the ninth tick, the stored time
      * stays within FY_MQTT_ALIVE_EVERY_MS of the present while the loop keeps time. One 8-byte
-     * write every 9-10 s, whatever the traffic. */
-    if (srv->alive_written && now - srv->alive_mono < FY_MQTT_ALIVE_EVERY_MS - 1000) {
+     * write every 9 s, whatever the traffic. */
+    if (!fy_mqtt_alive_due(srv->alive_written, srv->alive_mono, now)) {
         return;
     }
     srv->alive_written = true;

@@ -91,6 +91,14 @@ bool fy_mqtt_srec_next_sub(fy_mqtt_srec *r, fy_mqtt_srec_sub *sub)
     return !r->next.bad; /* decode counted only whole subscriptions: never bad here */
 }
 
+bool fy_mqtt_alive_due(bool written, uint64_t last_mono, uint64_t now_mono)
+{
+    /* The ninth tick after the write is 9000 ms later give or take the two ticks' lateness;
+     * the eighth at most 8500 while ticks are less than 500 ms late. */
+    return !written || now_mono < last_mono ||
+           now_mono - last_mono >= FY_MQTT_ALIVE_EVERY_MS - 1500;
+}
+
 void fy_mqtt_alive_encode(fy_buf *out, uint64_t wall_ms)
 {
     fy_buf_put_u64(out, wall_ms);

@@ -59,6 +59,15 @@ int fy_mqtt_srec_decode(const uint8_t *val, size_t len, fy_mqtt_srec *r);
 /* The next subscription of r (pointing into the record): false once there is none left. */
 bool fy_mqtt_srec_next_sub(fy_mqtt_srec *r, fy_mqtt_srec_sub *sub);
 
+/* Whether the "alive" record is to be written at now_mono (ms), the adapter's one-second tick
+ * asking: at the first call (written false), then at the tick nominally 9 s after the last write.
+ * Ticks come late by the clock (the loop was busy), some more than others. Measured against a
+ * bare 9000 ms, a ninth tick a little less late than the last write's would put the write off to
+ * the tenth, itself perhaps later: more than FY_MQTT_ALIVE_EVERY_MS after the last. With ticks
+ * less than half a second late, the ninth writes, within FY_MQTT_ALIVE_EVERY_MS of the last write
+ * as fy_mqtt_srec_disconnected_at assumes. */
+bool fy_mqtt_alive_due(bool written, uint64_t last_mono, uint64_t now_mono);
+
 /* The "alive" record: the wall-clock time (ms) the broker was last known to run, u64. */
 void fy_mqtt_alive_encode(fy_buf *out, uint64_t wall_ms);
 /* FY_OK with *wall_ms, or -FY_ECORRUPT if val is shorter than 8 bytes (longer: later fields). */

@@ -283,6 +283,28 @@ static void test_mqtt_session_rec_alive(void **state)
     fy_buf_free(&b);
 }
 
+/* The alive record is written at the ninth one-second tick after the last write, however late
+ * (up to 499 ms) each tick comes: never a whole tick later, so two writes are at most
+ * FY_MQTT_ALIVE_EVERY_MS apart. A ninth tick a millisecond less late than the one of the last
+ * write is less than 9000 ms after it by the clock: it must still write. */
+static void test_mqtt_session_rec_alive_due(void **state)
+{
+    static const uint64_t late[] = {0, 1, 3, 250, 498, 499};
+    const size_t n = sizeof(late) / sizeof(late[0]);
+    const uint64_t t0 = NOW_MONO;
+    assert_true(fy_mqtt_alive_due(false, 0, t0));
+    for (size_t a = 0; a < n; a++) {
+        for (size_t b = 0; b < n; b++) {
+            uint64_t wrote = t0 + late[a];
+            for (uint64_t tick = 1; tick <= 8; tick++) {
+                assert_false(fy_mqtt_alive_due(true, wrote, t0 + tick * 1000 + late[b]));
+            }
+            assert_true(fy_mqtt_alive_due(true, wrote, t0 + 9000 + late[b]));
+            assert_true(t0 + 9000 + late[b] - wrote <= FY_MQTT_ALIVE_EVERY_MS);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_mqtt_session_rec_disconnected_at),
         cmocka_unit_test(test_mqtt_session_rec_expire_at),
         cmocka_unit_test(test_mqtt_session_rec_alive),
+        cmocka_unit_test(test_mqtt_session_rec_alive_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
