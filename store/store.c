@@ -1387,7 +1387,7 @@ void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
     pthread_mutex_lock(&s->mu);
     if (s->flush == FY_FLUSH_ASYNC && !s->q_head && !s->writer_busy && !s->stopping && !s->held &&
         !s->recovering && s->inline_ctx && fy_mono_ms() >= s->inline_off_until_ms &&
-        !(b->flags & WB_ERASE)) {
+        !(b->flags & (WB_ERASE | WB_DEL_OFFSETS))) {
         /* The writer is idle and nothing waits: write now on the loop. Under flush=async a
          * LevelDB write is a write(2) into the log and a memtable insert (microseconds). One
          * that is slow because the thread slept in it (LevelDB throttling behind compaction, a
@@ -1395,7 +1395,8 @@ void fy_store_submit(fy_store *s, fy_wbatch *b, fy_wbatch_cb cb, void *arg)
          * for a while, so the loop never waits on the disk twice in a row. One slow without
          * sleeping lost its CPU (another task, or the hypervisor): the writer thread would
          * fare no better, and each hand-off costs a wake-up on the other CPU. An erase chunk
-         * (thousands of deletes) is never written here. */
+         * (thousands of deletes) or a group's offset deletion (a walk of its keys, which may
+         * read the disk) is never written here. */
         struct rusage r0, r1;
         uint64_t t0, took_us;
         bool counted;
