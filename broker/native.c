@@ -250,7 +250,10 @@ static void hello_ok(nconn *c, uint32_t id)
     fy_w_hello_ok ok;
     c->hello = true;
     if (c->hello_ev) {
-        event_del(c->hello_ev); /* the hello timeout is over */
+        /* The hello timeout is over: freed, so that a later HELLO whose check is pending does
+         * not start it again (hello_pause and hello_resume do nothing without it). */
+        event_free(c->hello_ev);
+        c->hello_ev = NULL;
     }
     ok.version = FY_WIRE_VERSION;
     ok.broker_id = c->srv->broker_id;
