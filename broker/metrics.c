@@ -282,6 +282,9 @@ static void render_store(fy_broker *b, struct evbuffer *out)
     counter(out, "ferry_store_appends_total", "Messages written to the store.", st.appends);
     counter(out, "ferry_store_written_bytes_total", "Bytes written to the store.", st.bytes);
     counter(out, "ferry_store_failed_batches_total", "Store batches that failed.", st.failed);
+    counter(out, "ferry_store_deletes_total",
+            "Keys deleted by completed store writes (LevelDB tombstones, kept until compacted).",
+            st.deletes);
     gauge(out, "ferry_store_pending_batches", "Store batches queued or being written.",
           (double)st.pending);
     fy_store_get_counts(b->store, &counts);

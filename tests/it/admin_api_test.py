@@ -557,6 +557,15 @@ class AdminApiTest(unittest.TestCase):
         for name in ("ferry_delayed_messages_pending", "ferry_half_messages_pending",
                      "ferry_retries_total", "ferry_dead_letters_total", "ferry_uptime_seconds"):
             self.assertIsNotNone(value(s, name), name)
+        # Deleting a topic deletes its record and its 3 messages: the store's deletes go up by at
+        # least those 4 once the deletion is answered (it is answered after its write).
+        self.assertEqual(types["ferry_store_deletes_total"], "counter")
+        self.http("POST", "/api/v1/topics", {"name": "mdel", "queues": 1})
+        self.send("mdel", 3)
+        before = value(self.metrics()[1], "ferry_store_deletes_total")
+        self.assertIsNotNone(before)
+        self.assertEqual(self.http("DELETE", "/api/v1/topics/mdel")[0], 200)
+        self.assertGreaterEqual(value(self.metrics()[1], "ferry_store_deletes_total"), before + 4)
 
     def test_metrics_delayed_retries_dead_letters(self):
         before = self.metrics()[1]
