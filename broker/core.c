@@ -2926,9 +2926,74 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
     return FY_OK;
 }
 
+static void group_free(group *g)
+{
+    fy_free(g->cons);
+    fy_free(g->name);
+    fy_free(g);
+}
+
+/* A group whose deletion is on its way to the store: out of the core's map (the name may be
+ * taken again at once), kept until the write is done. */
+typedef struct group_del_ctx {
+    fy_core *c;
+    group *g;
+    uint32_t *topic_ids; /* the topics its clustering consumers read (it has offsets of them) */
+    size_t ntopics, captopics;
+    fy_core_done_cb done;
+    void *arg;
+} group_del_ctx;
+
+static void group_delete_done(void *arg, int status, fy_wbatch *b)
+{
+    group_del_ctx *x = arg;
+    fy_core *c = x->c;
+    group *g = x->g;
+    if (status == FY_OK) {
+        fy_log(INFO, "core", "group=%s msg=\"group deleted\"", g->name);
+        group_free(g);
+    } else {
+        /* None of the write reached the disk: the group's record and offsets are all there.
+         * The consumers that would have named the group to a deletion of their topics are
+         * gone: such a deletion must walk every group's offsets to find this one's. */
+        for (size_t i = 0; i < x->ntopics; i++) {
+            topic *t = topic_by_id(c, x->topic_ids[i]);
+            if (t) {
+                t->offsets = true;
+            }
+        }
+        if (!fy_strmap_get(&c->groups, g->name, strlen(g->name))) {
+            /* Put it back, as a restart would find it: its mode, settings and member ids are
+             * those it had. What cannot come back are its consumers, dropped with the
+             * positions they held in memory (acknowledgements not written yet, redeliveries
+             * queued, an orderly queue's pause): a member joining again starts from the
+             * committed offsets in the store, as after a restart, and gets the messages past
+             * them again (at least once). */
+            fy_strmap_put(&c->groups, g->name, g);
+            fy_log(ERROR, "core",
+                   "group=%s err=%s msg=\"group not deleted: the store refused the write\"",
+                   g->name, fy_errname(status));
+        } else {
+            /* A group of that name was made meanwhile (an MQTT client connecting again): the
+             * newer one stays (its record, should it be written, replaces this one's). */
+            fy_log(ERROR, "core",
+                   "group=%s err=%s msg=\"group not deleted: the store refused the write; the "
+                   "name is taken again\"",
+                   g->name, fy_errname(status));
+            group_free(g);
+        }
+    }
+    if (x->done) {
+        x->done(x->arg, status);
+    }
+    fy_free(x->topic_ids);
+    fy_free(x);
+}
+
 int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, void *arg)
 {
     group *g = fy_strmap_get(&c->groups, name, strlen(name));
+    group_del_ctx *x;
     fy_wbatch *b;
     if (!g) {
         return -FY_ENOTFOUND;
@@ -2939,12 +3004,20 @@ int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     if (!fy_store_healthy(c->store)) {
         return -FY_EUNHEALTHY;
     }
+    x = FY_NEW(group_del_ctx);
+    x->c = c;
+    x->g = g;
+    x->done = done;
+    x->arg = arg;
     /* Consumers without members keep positions in memory (and may just have queued their
      * offsets for writing): drop them, then delete every offset in a later batch. The store
      * deletes the offsets the group has, those on their way included: not one per queue of
      * every topic, which on a broker with many topics made a large write of deletions. */
     while (g->ncons > 0) {
         consumer *co = g->cons[0];
+        if (co->persistent) {
+            PUSH(x->topic_ids, x->ntopics, x->captopics, co->t->id);
+        }
         co->persistent = false;
         consumer_free(c, co);
     }
@@ -2952,12 +3025,11 @@ int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
     fy_wbatch_del_group_offsets(b, g->name);
     fy_wbatch_del_group(b, g->name);
     resets_drop(c, g->name, 0);
+    /* Gone from the map at once (nothing joins it, and the name may be taken again), freed once
+     * the write is done; should the write fail, the group is put back (group_delete_done) and
+     * the caller told. */
     fy_strmap_del(&c->groups, g->name);
-    fy_log(INFO, "core", "group=%s msg=\"group deleted\"", g->name);
-    fy_free(g->cons);
-    fy_free(g->name);
-    fy_free(g);
-    submit_with_done(c, b, done, arg);
+    fy_store_submit(c->store, b, group_delete_done, x);
     return FY_OK;
 }
 
@@ -3246,10 +3318,7 @@ static void free_consumers(void *arg, const char *key, void *val)
 
 static void free_group(void *arg, const char *key, void *val)
 {
-    group *g = val;
-    fy_free(g->cons);
-    fy_free(g->name);
-    fy_free(g);
+    group_free(val);
 }
 
 static void free_topic(void *arg, const char *key, void *val)

@@ -335,8 +335,11 @@ int fy_core_group_reset(fy_core *c, const char *group, const char *topic, uint64
                         fy_core_done_cb done, void *arg);
 
 /* Deletes a clustering group: its committed offsets and its record with its settings (its retry
- * and dead-letter topics stay). -FY_ENOTFOUND, -FY_EBUSY (a member is online), or FY_OK and done
- * once stored. */
+ * and dead-letter topics stay). -FY_ENOTFOUND, -FY_EBUSY (a member is online) or -FY_EUNHEALTHY
+ * (the store refuses writes) at once, or FY_OK and done once stored. From FY_OK on the name is
+ * free (a group may be made under it again); should the write fail, done gets the error and the
+ * group is back with its settings and stored offsets (unless its name was taken meanwhile), as a
+ * restart would find it. */
 int fy_core_group_delete(fy_core *c, const char *group, fy_core_done_cb done, void *arg);
 
 /* Per-group settings (RocketMQ's subscription group config), kept in the group's record. */

@@ -1581,6 +1581,36 @@ static void restart_no_recovery(env *e)
     core_open(e);
 }
 
+/* Makes the write the store holds (fy_store_hold) fail, as the topic delete test does: a record
+ * too large for the log, under an RLIMIT_FSIZE the log has room for until then, joins the
+ * batches held in one LevelDB write. Lets the writer go and runs the loop until cond(arg). The
+ * store is unhealthy afterwards (open it with restart_no_recovery so that it stays so). */
+static void fail_held_write(env *e, bool (*cond)(void *), void *arg)
+{
+    struct rlimit old, small;
+    size_t big_len = 4u << 20;
+    char *big = malloc(big_len + 1);
+    fy_record r = {0};
+    fy_wbatch *b;
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    r.topic = fy_slice_str("other");
+    r.body = fy_slice_str(big);
+    b = fy_wbatch_new();
+    assert_true(fy_wbatch_append(b, 999999, 0, &r) >= 0);
+    fy_store_submit(e->store, b, NULL, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    small = old;
+    small.rlim_cur = 1u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    fy_store_hold(e->store, false);
+    run_until(e, cond, arg);
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_false(fy_store_healthy(e->store));
+    free(big);
+}
+
 /* A topic delete whose write fails (the data directory's log may grow no more) leaves the topic
  * where it was, in memory and on disk, and the caller is told: the broker shows the topic with
  * its messages, and so does a restart. While the store is unhealthy a delete is refused at once;
@@ -2011,6 +2041,13 @@ static void group_seen(void *arg, const char *name, fy_sub_mode mode, uint32_t m
     }
 }
 
+static void group_seen_gkeep(void *arg, const char *name, fy_sub_mode mode, uint32_t members)
+{
+    if (strcmp(name, "gkeep") == 0) {
+        (*(int *)arg)++;
+    }
+}
+
 static void test_core_group_delete(void **state)
 {
     env *e = *state;
@@ -2125,6 +2162,84 @@ static void test_core_group_delete_only_its_offsets(void **state)
     restart_all(e);
     assert_int_equal(fy_store_scan_offsets(e->store, "gdel", count_offset, &left), 0);
     assert_int_equal(left, 0);
+}
+
+/* A group delete whose write fails leaves the group where it was, in memory and on disk, and the
+ * caller is told: the group is there with its settings and committed offsets, and so it is after
+ * a restart; a member joining again goes on from its committed offset. Once the store recovered,
+ * a delete goes through and stays done after a restart. */
+static void test_core_group_delete_failed_write_keeps_group(void **state)
+{
+    env *e = *state;
+    static owner a;
+    int st = 1000, found = 0;
+    fy_group_config gc;
+    fy_topic_info t;
+    uint64_t off = 0;
+    memset(&a, 0, sizeof(a));
+
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_create(e->core, "gk", 1, topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    produce(e, "gk", "", "m0", NULL);
+    produce(e, "gk", "", "m1", NULL);
+    produce(e, "gk", "", "m2", NULL);
+    assert_int_equal(fy_core_topic_get(e->core, "gk", &t), FY_OK);
+    st = 1000;
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gkeep", 5, NULL, topic_cb, &st),
+                     FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    subscribe(e, &a, "gkeep", "gk", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 1);
+    wait_n(e, &a, 1);
+    st = 1000;
+    assert_int_equal(fy_sub_ack_durable(a.sub, a.ids[0], topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    fy_sub_close(a.sub);
+    drain_store(e);
+
+    /* The delete goes in one LevelDB write with a record too large for the log. */
+    fy_store_hold(e->store, true);
+    st = 1000;
+    assert_int_equal(fy_core_group_delete(e->core, "gkeep", kv_done, &st), FY_OK);
+    assert_int_equal(fy_core_group_config_get(e->core, "gkeep", &gc), -FY_ENOTFOUND);
+    fail_held_write(e, status_set, &st);
+    assert_true(st < 0);
+
+    /* Back as it was: its setting, its committed offset. */
+    assert_int_equal(fy_core_group_config_get(e->core, "gkeep", &gc), FY_OK);
+    assert_int_equal(gc.mode, FY_SUB_CLUSTERING);
+    assert_int_equal(gc.max_reconsume, 5);
+    assert_int_equal(fy_core_group_committed(e->core, "gkeep", "gk", 0, &off), FY_OK);
+    assert_int_equal(off, 1);
+    fy_core_group_each(e->core, group_seen_gkeep, &found);
+    assert_int_equal(found, 1);
+    assert_int_equal(fy_core_group_delete(e->core, "gkeep", kv_done, &st), -FY_EUNHEALTHY);
+
+    /* A restart agrees, and a member goes on from the committed offset. */
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_group_config_get(e->core, "gkeep", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, 5);
+    memset(&a, 0, sizeof(a));
+    subscribe(e, &a, "gkeep", "gk", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 10);
+    wait_n(e, &a, 2);
+    assert_string_equal(a.body[0], "m1");
+    assert_string_equal(a.body[1], "m2");
+    fy_sub_close(a.sub);
+
+    /* Deleted for good now. */
+    st = 1000;
+    assert_int_equal(fy_core_group_delete(e->core, "gkeep", kv_done, &st), FY_OK);
+    run_until(e, status_set, &st);
+    assert_int_equal(st, FY_OK);
+    assert_int_equal(fy_core_group_config_get(e->core, "gkeep", &gc), -FY_ENOTFOUND);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_group_config_get(e->core, "gkeep", &gc), -FY_ENOTFOUND);
+    assert_int_equal(fy_store_get_offset(e->store, "gkeep", t.topic_id, 0, &off), -FY_ENOTFOUND);
 }
 
 /* ---- Transactions ---- */
@@ -2643,6 +2758,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_kv_and_produce_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete_only_its_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_group_delete_failed_write_keeps_group, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queue_fan_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_commit_and_rollback, setup, teardown),
