@@ -181,6 +181,7 @@ struct fy_core {
     fy_strmap topics;    /* name -> topic */
     fy_u64map topic_ids; /* id -> topic pointer */
     fy_strmap groups;    /* name -> group */
+    fy_strmap deleting;  /* group name -> its latest deletion on its way to the store */
     uint32_t next_topic_id;
     bool bad_topic_records; /* seen at start: queues of no topic are kept, not erased */
     cursor **dirty;
@@ -509,7 +510,9 @@ static void resets_drop(fy_core *c, const char *group_name, uint32_t topic_id)
 }
 
 /* The committed offset of (group, topic, queue): a reset on its way to the store, else what the
- * store has. FY_OK or -FY_ENOTFOUND. */
+ * store has, unless a group of that name is being deleted: what the store has then is the
+ * deleted group's, on its way out, and the group of that name now (made again at once, as an
+ * MQTT client connecting again does) has none yet. FY_OK or -FY_ENOTFOUND. */
 static int committed_offset(fy_core *c, const char *group_name, uint32_t topic_id, uint32_t q,
                             uint64_t *off)
 {
@@ -517,6 +520,9 @@ static int committed_offset(fy_core *c, const char *group_name, uint32_t topic_i
     if (r && q < r->queues) {
         *off = r->offsets[q];
         return FY_OK;
+    }
+    if (fy_strmap_get(&c->deleting, group_name, strlen(group_name))) {
+        return -FY_ENOTFOUND;
     }
     return fy_store_get_offset(c->store, group_name, topic_id, q, off);
 }
@@ -1430,7 +1436,7 @@ int fy_core_group_committed(fy_core *c, const char *group_name, const char *topi
             return FY_OK;
         }
     }
-    return fy_store_get_offset(c->store, group_name, t->id, queue_id, offset);
+    return committed_offset(c, group_name, t->id, queue_id, offset);
 }
 
 int fy_sub_ack_durable(fy_sub *s, uint64_t delivery_id, fy_core_done_cb done, void *arg)
@@ -2813,7 +2819,7 @@ int fy_core_group_describe(fy_core *c, const char *name, fy_sub_mode *mode,
             queue(arg, &qi);
         }
     }
-    if (g->mode == FY_SUB_CLUSTERING) {
+    if (g->mode == FY_SUB_CLUSTERING && !fy_strmap_get(&c->deleting, g->name, strlen(g->name))) {
         fy_store_scan_offsets(c->store, g->name, describe_stored, &x);
     }
     return FY_OK;
@@ -2949,6 +2955,9 @@ static void group_delete_done(void *arg, int status, fy_wbatch *b)
     group_del_ctx *x = arg;
     fy_core *c = x->c;
     group *g = x->g;
+    if (fy_strmap_get(&c->deleting, g->name, strlen(g->name)) == x) {
+        fy_strmap_del(&c->deleting, g->name); /* no later deletion of the name is on its way */
+    }
     if (status == FY_OK) {
         fy_log(INFO, "core", "group=%s msg=\"group deleted\"", g->name);
         group_free(g);
@@ -3029,6 +3038,7 @@ int fy_core_group_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
      * the write is done; should the write fail, the group is put back (group_delete_done) and
      * the caller told. */
     fy_strmap_del(&c->groups, g->name);
+    fy_strmap_put(&c->deleting, g->name, x);
     fy_store_submit(c->store, b, group_delete_done, x);
     return FY_OK;
 }
@@ -3374,6 +3384,7 @@ void fy_core_free(fy_core *c)
     core_tx_free(c->tx);
     fy_strmap_each(&c->groups, free_group, NULL);
     fy_strmap_free(&c->groups);
+    fy_strmap_free(&c->deleting); /* empty: every deletion completed */
     fy_strmap_each(&c->topics, free_topic, NULL);
     fy_strmap_free(&c->topics);
     fy_u64map_free(&c->topic_ids);

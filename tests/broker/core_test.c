@@ -2242,6 +2242,65 @@ static void test_core_group_delete_failed_write_keeps_group(void **state)
     assert_int_equal(fy_store_get_offset(e->store, "gkeep", t.topic_id, 0, &off), -FY_ENOTFOUND);
 }
 
+/* A group made again under the name of one whose deletion is on its way (an MQTT client
+ * connecting again with a clean start) is a new group: it starts where a new group starts, not
+ * from the offsets the deleted one has in the store until the deletion is written. Should that
+ * write fail, the newer group stays: the older one is not put back over it. */
+static void test_core_group_made_again_while_deleted(void **state)
+{
+    env *e = *state;
+    static owner a, b;
+    int st = 1000;
+    fy_group_config gc;
+    uint64_t off = 99;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_create(e->core, "gn", 1, topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    produce(e, "gn", "", "m0", NULL);
+    produce(e, "gn", "", "m1", NULL);
+    produce(e, "gn", "", "m2", NULL);
+    st = 1000;
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gagain", 5, NULL, topic_cb, &st),
+                     FY_OK);
+    run_until(e, topic_done, &st);
+    subscribe(e, &a, "gagain", "gn", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fy_sub_credit(a.sub, 2);
+    wait_n(e, &a, 2);
+    for (int i = 0; i < 2; i++) {
+        st = 1000;
+        assert_int_equal(fy_sub_ack_durable(a.sub, a.ids[i], topic_cb, &st), FY_OK);
+        run_until(e, topic_done, &st);
+        assert_int_equal(st, FY_OK);
+    }
+    fy_sub_close(a.sub);
+    drain_store(e);
+
+    /* The deletion is held; the group is made again and reads from the first message. */
+    fy_store_hold(e->store, true);
+    st = 1000;
+    assert_int_equal(fy_core_group_delete(e->core, "gagain", kv_done, &st), FY_OK);
+    subscribe(e, &b, "gagain", "gn", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    assert_int_equal(fy_core_group_committed(e->core, "gagain", "gn", 0, &off), FY_OK);
+    assert_int_equal(off, 0);
+    fy_sub_credit(b.sub, 10);
+    wait_n(e, &b, 3);
+    assert_string_equal(b.body[0], "m0");
+
+    /* The deletion fails: the newer group, with its member and the broker's max_reconsume,
+     * stays. */
+    fail_held_write(e, status_set, &st);
+    assert_true(st < 0);
+    assert_int_equal(fy_core_group_config_get(e->core, "gagain", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, FY_GROUP_MAX_RECONSUME_DEFAULT);
+    assert_non_null(b.sub);
+    assert_int_equal(b.closed, 0);
+    fy_sub_close(b.sub);
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+}
+
 /* ---- Transactions ---- */
 
 /* Stores a half message of producer group `group` and returns its transaction id. */
@@ -2760,6 +2819,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_group_delete_only_its_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete_failed_write_keeps_group, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_core_group_made_again_while_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queue_fan_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_commit_and_rollback, setup, teardown),
