@@ -57,6 +57,10 @@ struct topic {
     bool light;      /* a light queue (%LQ%<name>): its records refer to messages elsewhere */
     bool offsets;    /* groups other than its consumers' may have stored offsets of it (loaded
                       * from the store, or reset): its deletion walks every group's */
+    bool unstored;   /* made by fy_core_topic_create: its record's write is on its way (or, out
+                      * of the maps, failed) */
+    topic *shadow;   /* while unstored: a topic of the name whose deletion failed meanwhile, its
+                      * record being what the disk has until this one's is written */
     consumer **cons; /* consumers reading this topic */
     size_t ncons, capcons;
     fy_topic_counters ctr;
@@ -341,6 +345,9 @@ static void topic_persist(fy_core *c, topic *t, fy_wbatch *b)
 
 static void topic_free(topic *t)
 {
+    if (t->shadow) {
+        topic_free(t->shadow);
+    }
     if (t->tail) {
         for (size_t i = 0; i < (size_t)t->queues * TAIL_SLOTS; i++) {
             fy_buf_free(&t->tail[i].rec);
@@ -2506,9 +2513,107 @@ static void submit_with_done(fy_core *c, fy_wbatch *b, fy_core_done_cb done, voi
     fy_store_submit(c->store, b, batch_done, x);
 }
 
+/* A topic made by fy_core_topic_create, its record on its way to the store. */
+typedef struct topic_make_ctx {
+    fy_core *c;
+    topic *t;
+    fy_core_done_cb done;
+    void *arg;
+} topic_make_ctx;
+
+/* What topic_restore did with a topic that is on disk but out of the maps. */
+enum { TOPIC_RESTORED, TOPIC_WAITS, TOPIC_DROPPED };
+
+/* A topic whose record is on disk though it left the maps (its deletion's write failed): back as
+ * it was if its name is free. A topic made under the name meanwhile stays: while that one's
+ * record is on its way, this one waits behind it (shadow) and comes back should that write fail
+ * too; else this one goes, and the caller frees it (the newer record replaces its on disk, and
+ * queues of no topic are erased at the next start). */
+static int topic_restore(fy_core *c, topic *t)
+{
+    topic *h = fy_strmap_get(&c->topics, t->name, strlen(t->name));
+    if (!h) {
+        fy_strmap_put(&c->topics, t->name, t);
+        *fy_u64map_upsert(&c->topic_ids, t->id, 0) = (uint64_t)(uintptr_t)t;
+        return TOPIC_RESTORED;
+    }
+    if (h->unstored && !h->shadow) {
+        h->shadow = t;
+        return TOPIC_WAITS;
+    }
+    return TOPIC_DROPPED;
+}
+
+/* Takes out of memory, and frees, a topic whose record never reached the disk: its
+ * subscriptions end (their owners get sub_closed with status) and its consumers go without
+ * writing offsets. */
+static void topic_unmake(fy_core *c, topic *t, int status)
+{
+    /* Out of the maps first: an owner told of its subscription's end may subscribe again, and
+     * must not find this topic. */
+    fy_strmap_del(&c->topics, t->name);
+    fy_u64map_del(&c->topic_ids, t->id);
+    while (t->ncons > 0) {
+        consumer *co = t->cons[t->ncons - 1];
+        bool kept = co->mode == FY_SUB_CLUSTERING;
+        size_t n = co->nmembers;
+        while (n-- > 0) {
+            sub_end(c, co->members[n], status, "topic not stored");
+        }
+        if (kept) {
+            co->persistent = false;
+            consumer_free(c, co);
+        }
+    }
+    resets_drop(c, NULL, t->id);
+    topic_free(t);
+}
+
+static void topic_create_done(void *arg, int status, fy_wbatch *b)
+{
+    topic_make_ctx *x = arg;
+    fy_core *c = x->c;
+    topic *t = x->t, *old = t->shadow;
+    t->shadow = NULL;
+    if (status == FY_OK) {
+        t->unstored = false;
+        fy_log(INFO, "core", "topic=%s id=%u queues=%u msg=\"topic created\"", t->name, t->id,
+               t->queues);
+        if (old) {
+            /* Its record replaced the older topic's on disk (whose queues, of no topic now, are
+             * erased at the next start). */
+            topic_free(old);
+        }
+    } else {
+        fy_log(ERROR, "core",
+               "topic=%s id=%u err=%s msg=\"topic not created: the store refused the write\"",
+               t->name, t->id, fy_errname(status));
+        /* As a restart would find it: not there. Out of the maps already, it is being deleted
+         * (a write behind this one, failing too): that deletion sees it unstored and does not
+         * put it back. */
+        if (topic_by_id(c, t->id) == t) {
+            topic_unmake(c, t, status);
+        }
+        if (old) {
+            int r = topic_restore(c, old);
+            if (r == TOPIC_RESTORED) {
+                fy_log(WARN, "core", "topic=%s id=%u msg=\"topic back: the disk still has it\"",
+                       old->name, old->id);
+            } else if (r == TOPIC_DROPPED) {
+                topic_free(old);
+            }
+        }
+    }
+    if (x->done) {
+        x->done(x->arg, status);
+    }
+    fy_free(x);
+}
+
 int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_done_cb done,
                          void *arg)
 {
+    topic_make_ctx *x;
     fy_wbatch *b;
     topic *t;
     if (!fy_core_name_valid(name, strlen(name))) {
@@ -2526,13 +2631,19 @@ int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_
     if (!fy_store_healthy(c->store)) {
         return -FY_EUNHEALTHY;
     }
+    /* Usable at once (produce, subscribe); should its write fail, it is taken out again
+     * (topic_create_done) and the caller told. */
     t = topic_add(c, name, c->next_topic_id, queues);
+    t->unstored = true;
     b = fy_wbatch_new();
     topic_persist(c, t, b);
     topic_created(c, t);
-    submit_with_done(c, b, done, arg);
-    fy_log(INFO, "core", "topic=%s id=%u queues=%u msg=\"topic created\"", t->name, t->id,
-           t->queues);
+    x = FY_NEW(topic_make_ctx);
+    x->c = c;
+    x->t = t;
+    x->done = done;
+    x->arg = arg;
+    fy_store_submit(c->store, b, topic_create_done, x);
     return FY_OK;
 }
 
@@ -2579,26 +2690,30 @@ static void topic_delete_done(void *arg, int status, fy_wbatch *b)
                "store refused the write\"",
                t->name, t->id, fy_errname(status));
         topic_free(t);
-    } else if (!fy_strmap_get(&c->topics, t->name, strlen(t->name))) {
+    } else if (t->unstored) {
+        /* Its creation's write failed before this one: nothing of it is on disk to put back. */
+        fy_log(ERROR, "core",
+               "topic=%s id=%u err=%s msg=\"topic not deleted: the store refused the write; it "
+               "was never stored either\"",
+               t->name, t->id, fy_errname(status));
+        topic_free(t);
+    } else {
         /* None of the write reached the disk: the topic's record and messages are all there.
          * Put it back as it was, so that what the broker shows is what a restart finds. Its
          * consumers are gone, the offsets they stored are not: a later deletion walks every
          * group's. */
+        static const char *const why[] = {"",
+                                          "; the name is taken again, by a topic not stored yet",
+                                          "; the name is taken again"};
+        int r;
         t->offsets = true;
-        fy_strmap_put(&c->topics, t->name, t);
-        *fy_u64map_upsert(&c->topic_ids, t->id, 0) = (uint64_t)(uintptr_t)t;
+        r = topic_restore(c, t);
         fy_log(ERROR, "core",
-               "topic=%s id=%u err=%s msg=\"topic not deleted: the store refused the write\"",
-               t->name, t->id, fy_errname(status));
-    } else {
-        /* A topic of that name was made meanwhile (its record, should it be written, replaces
-         * this one's; the queues of no topic are erased at the next start). */
-        fy_log(
-            ERROR, "core",
-            "topic=%s id=%u err=%s msg=\"topic not deleted: the store refused the write; the name "
-            "is taken again\"",
-            t->name, t->id, fy_errname(status));
-        topic_free(t);
+               "topic=%s id=%u err=%s msg=\"topic not deleted: the store refused the write%s\"",
+               t->name, t->id, fy_errname(status), why[r]);
+        if (r == TOPIC_DROPPED) {
+            topic_free(t);
+        }
     }
     if (x->done) {
         x->done(x->arg, status);

@@ -39,7 +39,10 @@ bool fy_core_name_valid(const char *name, size_t len);
 typedef void (*fy_core_done_cb)(void *arg, int status);
 
 /* Creates a topic with `queues` queues (0 = default_queues). Returns -FY_EBADNAME, -FY_EEXIST,
- * -FY_EINVAL (queues over 1024) at once, or FY_OK and calls done once it is stored. */
+ * -FY_EINVAL (queues over 1024) or -FY_EUNHEALTHY (the store refuses writes) at once, or FY_OK
+ * and calls done once it is stored. From FY_OK on the topic can be used (produce, subscribe);
+ * should the write fail, done gets the error and the topic is gone again, its subscriptions
+ * ended (owners get sub_closed with the error), as a restart would find it. */
 int fy_core_topic_create(fy_core *c, const char *name, uint32_t queues, fy_core_done_cb done,
                          void *arg);
 /* Deletes a topic and its messages; its subscriptions are closed (owners get sub_closed).

@@ -1581,13 +1581,10 @@ static void restart_no_recovery(env *e)
     core_open(e);
 }
 
-/* Makes the write the store holds (fy_store_hold) fail, as the topic delete test does: a record
- * too large for the log, under an RLIMIT_FSIZE the log has room for until then, joins the
- * batches held in one LevelDB write. Lets the writer go and runs the loop until cond(arg). The
- * store is unhealthy afterwards (open it with restart_no_recovery so that it stays so). */
-static void fail_held_write(env *e, bool (*cond)(void *), void *arg)
+/* Submits a record too large for the log under release_failing's RLIMIT_FSIZE: the write that
+ * takes it fails, with every batch in it. */
+static void submit_too_large(env *e)
 {
-    struct rlimit old, small;
     size_t big_len = 4u << 20;
     char *big = malloc(big_len + 1);
     fy_record r = {0};
@@ -1599,6 +1596,15 @@ static void fail_held_write(env *e, bool (*cond)(void *), void *arg)
     b = fy_wbatch_new();
     assert_true(fy_wbatch_append(b, 999999, 0, &r) >= 0);
     fy_store_submit(e->store, b, NULL, NULL);
+    free(big);
+}
+
+/* Lets the writer go on with what the store holds (fy_store_hold) under an RLIMIT_FSIZE the log
+ * has room for until the record of submit_too_large, and runs the loop until cond(arg). The
+ * store is unhealthy afterwards (open it with restart_no_recovery so that it stays so). */
+static void release_failing(env *e, bool (*cond)(void *), void *arg)
+{
+    struct rlimit old, small;
     signal(SIGXFSZ, SIG_IGN);
     getrlimit(RLIMIT_FSIZE, &old);
     small = old;
@@ -1608,7 +1614,14 @@ static void fail_held_write(env *e, bool (*cond)(void *), void *arg)
     run_until(e, cond, arg);
     setrlimit(RLIMIT_FSIZE, &old);
     assert_false(fy_store_healthy(e->store));
-    free(big);
+}
+
+/* Makes the write the store holds fail, as the topic delete test does: the batches held and a
+ * record too large for the log go in one LevelDB write. */
+static void fail_held_write(env *e, bool (*cond)(void *), void *arg)
+{
+    submit_too_large(e);
+    release_failing(e, cond, arg);
 }
 
 /* A topic delete whose write fails (the data directory's log may grow no more) leaves the topic
@@ -1685,6 +1698,101 @@ static void test_core_topic_delete_failed_write_keeps_topic(void **state)
     assert_int_equal(fy_core_message_get(e->core, kept.msgid, &out), -FY_ENOTFOUND);
     fy_buf_free(&out);
     free(big);
+}
+
+/* A topic create whose write fails is undone and the caller told: the topic is not there, its
+ * subscriptions have ended, and a restart finds the same; made again once the store recovered,
+ * it stays. */
+static void test_core_topic_create_failed_write_undone(void **state)
+{
+    env *e = *state;
+    static owner a;
+    int st = 1000;
+    fy_topic_info t;
+    memset(&a, 0, sizeof(a));
+
+    restart_no_recovery(e);
+    fy_store_hold(e->store, true);
+    assert_int_equal(fy_core_topic_create(e->core, "made", 2, topic_cb, &st), FY_OK);
+    /* Usable before its write is done. */
+    assert_int_equal(fy_core_topic_get(e->core, "made", &t), FY_OK);
+    subscribe(e, &a, "gm", "made", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fail_held_write(e, topic_done, &st);
+    assert_true(st < 0);
+
+    assert_int_equal(fy_core_topic_get(e->core, "made", &t), -FY_ENOTFOUND);
+    assert_int_equal(a.closed, 1);
+    assert_int_equal(a.closed_status, st);
+    assert_null(a.sub);
+    assert_int_equal(fy_core_topic_create(e->core, "made", 2, NULL, NULL), -FY_EUNHEALTHY);
+
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_get(e->core, "made", &t), -FY_ENOTFOUND);
+    st = 1000;
+    assert_int_equal(fy_core_topic_create(e->core, "made", 2, topic_cb, &st), FY_OK);
+    run_until(e, topic_done, &st);
+    assert_int_equal(st, FY_OK);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_get(e->core, "made", &t), FY_OK);
+    assert_int_equal(t.queues, 2);
+}
+
+static bool both_set(void *arg)
+{
+    return ((int *)arg)[0] != 1000 && ((int *)arg)[1] != 1000;
+}
+
+/* Deletes and creates of one name whose writes all fail leave what the disk has: a topic deleted
+ * and made again is the old one again, with its id and messages (the newer one, never stored,
+ * does not stay over it); a topic made and deleted is not there. A restart agrees. */
+static void test_core_topic_delete_and_create_failed_writes(void **state)
+{
+    env *e = *state;
+    int st[2] = {1000, 1000};
+    fy_topic_info t;
+    fy_buf out = FY_BUF_INIT;
+    fy_produce_result kept;
+    uint32_t id;
+
+    restart_no_recovery(e);
+    kept = produce(e, "swap", "", "kept", "");
+    assert_int_equal(fy_core_topic_get(e->core, "swap", &t), FY_OK);
+    id = t.topic_id;
+    drain_store(e);
+
+    /* Deleted, made again: both writes fail. */
+    fy_store_hold(e->store, true);
+    assert_int_equal(fy_core_topic_delete(e->core, "swap", topic_cb, &st[0]), FY_OK);
+    assert_int_equal(fy_core_topic_create(e->core, "swap", 3, topic_cb, &st[1]), FY_OK);
+    assert_int_equal(fy_core_topic_get(e->core, "swap", &t), FY_OK);
+    assert_true(t.topic_id != id);
+    fail_held_write(e, both_set, st);
+    assert_true(st[0] < 0 && st[1] < 0);
+    assert_int_equal(fy_core_topic_get(e->core, "swap", &t), FY_OK);
+    assert_int_equal(t.topic_id, id);
+    assert_int_equal(fy_core_message_get(e->core, kept.msgid, &out), FY_OK);
+
+    /* Made, deleted: both writes fail (the creation's with the large record, the deletion's,
+     * in a commit of its own, refused after it). */
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    st[0] = st[1] = 1000;
+    fy_store_hold(e->store, true);
+    assert_int_equal(fy_core_topic_create(e->core, "brief", 1, topic_cb, &st[0]), FY_OK);
+    submit_too_large(e);
+    assert_int_equal(fy_core_topic_delete(e->core, "brief", topic_cb, &st[1]), FY_OK);
+    release_failing(e, both_set, st);
+    assert_true(st[0] < 0 && st[1] < 0);
+    assert_int_equal(fy_core_topic_get(e->core, "brief", &t), -FY_ENOTFOUND);
+
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_get(e->core, "swap", &t), FY_OK);
+    assert_int_equal(t.topic_id, id);
+    assert_int_equal(fy_core_message_get(e->core, kept.msgid, &out), FY_OK);
+    assert_int_equal(fy_core_topic_get(e->core, "brief", &t), -FY_ENOTFOUND);
+    fy_buf_free(&out);
 }
 
 static void test_core_orderly_one_at_a_time_retry_in_place(void **state)
@@ -2800,6 +2908,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_forgets_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_failed_write_keeps_topic, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_topic_create_failed_write_undone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_core_topic_delete_and_create_failed_writes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_topic_delete_erases_queues_above_count, setup,
                                         teardown),
