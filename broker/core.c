@@ -131,6 +131,13 @@ struct group {
     size_t ncons, capcons;
     uint32_t members;
     uint32_t next_member_id;
+    /* Settings written by fy_core_group_set_max_reconsume: */
+    int stored_max_reconsume; /* in the record the store has, as far as the core knows */
+    uint32_t conf_writes;     /* writes of the record on their way */
+    bool unstored;            /* made by such a write, none of which is done yet (or, out of
+                               * the map, all failed) */
+    group *shadow;            /* while unstored: a group of the name whose deletion failed
+                               * meanwhile, its record being what the disk has */
 };
 
 /* The offsets of a group reset (fy_core_group_reset) while their batch is on its way to the
@@ -1161,6 +1168,7 @@ static group *group_get_or_add(fy_core *c, const char *name, fy_sub_mode mode, b
         g->name = fy_strdup(name);
         g->mode = mode;
         g->max_reconsume = FY_GROUP_MAX_RECONSUME_DEFAULT;
+        g->stored_max_reconsume = FY_GROUP_MAX_RECONSUME_DEFAULT;
         g->next_member_id = 1;
         fy_strmap_put(&c->groups, g->name, g);
         *created = true;
@@ -3049,12 +3057,58 @@ int fy_core_group_reset(fy_core *c, const char *name, const char *topic_name, ui
 
 static void group_free(group *g)
 {
+    if (g->shadow) {
+        group_free(g->shadow);
+    }
     fy_free(g->cons);
     fy_free(g->name);
     fy_free(g);
 }
 
-/* A group whose deletion is on its way to the store: out of the core's map (the name may be
+/* What group_restore did with a group that is on disk but out of the map. */
+enum { GROUP_RESTORED, GROUP_WAITS, GROUP_DROPPED };
+
+/* A group whose record is on disk though it left the map (its deletion's write failed): back if
+ * its name is free. A group made under the name meanwhile stays: while that one's record is on
+ * its way (fy_core_group_set_max_reconsume), this one waits behind it (shadow) and comes back
+ * should that write fail too; else the caller frees this one. */
+static int group_restore(fy_core *c, group *g)
+{
+    group *h = fy_strmap_get(&c->groups, g->name, strlen(g->name));
+    if (!h) {
+        fy_strmap_put(&c->groups, g->name, g);
+        return GROUP_RESTORED;
+    }
+    if (h->unstored && !h->shadow) {
+        h->shadow = g;
+        return GROUP_WAITS;
+    }
+    return GROUP_DROPPED;
+}
+
+/* Takes out of memory, and frees, a group whose record never reached the disk: its members'
+ * subscriptions end (their owners get sub_closed with status) and its consumers go without
+ * writing offsets. */
+static void group_unmake(fy_core *c, group *g, int status)
+{
+    fy_strmap_del(&c->groups, g->name);
+    while (g->ncons > 0) {
+        consumer *co = g->cons[g->ncons - 1];
+        bool kept = co->mode == FY_SUB_CLUSTERING;
+        size_t n = co->nmembers;
+        while (n-- > 0) {
+            sub_end(c, co->members[n], status, "group not stored");
+        }
+        if (kept) {
+            co->persistent = false;
+            consumer_free(c, co);
+        }
+    }
+    resets_drop(c, g->name, 0);
+    group_free(g);
+}
+
+/* A group deletion on its way to the store: out of the core's map (the name may be
  * taken again at once), kept until the write is done. */
 typedef struct group_del_ctx {
     fy_core *c;
@@ -3086,25 +3140,32 @@ static void group_delete_done(void *arg, int status, fy_wbatch *b)
                 t->offsets = true;
             }
         }
-        if (!fy_strmap_get(&c->groups, g->name, strlen(g->name))) {
+        if (g->unstored) {
+            /* Its creation's write failed before this one: nothing of it is on disk. */
+            fy_log(ERROR, "core",
+                   "group=%s err=%s msg=\"group not deleted: the store refused the write; it "
+                   "was never stored either\"",
+                   g->name, fy_errname(status));
+            group_free(g);
+        } else {
             /* Put it back, as a restart would find it: its mode, settings and member ids are
              * those it had. What cannot come back are its consumers, dropped with the
              * positions they held in memory (acknowledgements not written yet, redeliveries
              * queued, an orderly queue's pause): a member joining again starts from the
              * committed offsets in the store, as after a restart, and gets the messages past
-             * them again (at least once). */
-            fy_strmap_put(&c->groups, g->name, g);
+             * them again (at least once). A group of that name made meanwhile (an MQTT client
+             * connecting again) stays instead: its record, should it be written, replaces
+             * this one's. */
+            static const char *const why[] = {
+                "", "; the name is taken again, by a group not stored yet",
+                "; the name is taken again"};
+            int r = group_restore(c, g);
             fy_log(ERROR, "core",
-                   "group=%s err=%s msg=\"group not deleted: the store refused the write\"",
-                   g->name, fy_errname(status));
-        } else {
-            /* A group of that name was made meanwhile (an MQTT client connecting again): the
-             * newer one stays (its record, should it be written, replaces this one's). */
-            fy_log(ERROR, "core",
-                   "group=%s err=%s msg=\"group not deleted: the store refused the write; the "
-                   "name is taken again\"",
-                   g->name, fy_errname(status));
-            group_free(g);
+                   "group=%s err=%s msg=\"group not deleted: the store refused the write%s\"",
+                   g->name, fy_errname(status), why[r]);
+            if (r == GROUP_DROPPED) {
+                group_free(g);
+            }
         }
     }
     if (x->done) {
@@ -3175,11 +3236,68 @@ int fy_core_group_config_get(fy_core *c, const char *name, fy_group_config *out)
     return FY_OK;
 }
 
+/* A write of a group's record by fy_core_group_set_max_reconsume. */
+typedef struct gconf_ctx {
+    fy_core *c;
+    group *g;
+    int max_reconsume; /* what the record says */
+    fy_core_done_cb done;
+    void *arg;
+} gconf_ctx;
+
+static void group_conf_done(void *arg, int status, fy_wbatch *b)
+{
+    gconf_ctx *x = arg;
+    fy_core *c = x->c;
+    group *g = x->g, *old = NULL;
+    g->conf_writes--;
+    if (status == FY_OK) {
+        g->stored_max_reconsume = x->max_reconsume;
+        g->unstored = false;
+        if (g->shadow) {
+            /* Its record replaced the older group's. */
+            group_free(g->shadow);
+            g->shadow = NULL;
+        }
+    } else if (g->conf_writes == 0) {
+        /* None of the writes was done, and none is on its way: back to what the disk has. */
+        fy_log(ERROR, "core",
+               "group=%s max_reconsume=%d err=%s msg=\"group config not stored: the store "
+               "refused the write\"",
+               g->name, x->max_reconsume, fy_errname(status));
+        g->max_reconsume = g->stored_max_reconsume;
+        if (g->unstored) {
+            /* Made by these writes, it is not on disk: gone, as after a restart. Out of the
+             * map already, it is being deleted (behind this write, failing too): that deletion
+             * sees it unstored and does not put it back. */
+            old = g->shadow;
+            g->shadow = NULL;
+            if (fy_strmap_get(&c->groups, g->name, strlen(g->name)) == g) {
+                group_unmake(c, g, status);
+            }
+        }
+        if (old) {
+            int r = group_restore(c, old);
+            if (r == GROUP_RESTORED) {
+                fy_log(WARN, "core", "group=%s msg=\"group back: the disk still has it\"",
+                       old->name);
+            } else if (r == GROUP_DROPPED) {
+                group_free(old);
+            }
+        }
+    }
+    if (x->done) {
+        x->done(x->arg, status);
+    }
+    fy_free(x);
+}
+
 int fy_core_group_set_max_reconsume(fy_core *c, const char *name, int max_reconsume,
                                     fy_group_config *out, fy_core_done_cb done, void *arg)
 {
     group *g;
     bool created;
+    gconf_ctx *x;
     fy_wbatch *b;
     if (!fy_core_name_valid(name, strlen(name))) {
         return -FY_EBADNAME;
@@ -3199,9 +3317,21 @@ int fy_core_group_set_max_reconsume(fy_core *c, const char *name, int max_recons
      * is created in clustering mode, with no member and no offsets yet. */
     g = group_get_or_add(c, name, FY_SUB_CLUSTERING, &created);
     g->max_reconsume = max_reconsume;
+    /* In force at once; should the write fail, the group is as the disk has it again (not there,
+     * if it was made here) and the caller told (group_conf_done). */
+    if (created) {
+        g->unstored = true;
+    }
+    g->conf_writes++;
     b = fy_wbatch_new();
     group_persist(g, b);
-    submit_with_done(c, b, done, arg);
+    x = FY_NEW(gconf_ctx);
+    x->c = c;
+    x->g = g;
+    x->max_reconsume = max_reconsume;
+    x->done = done;
+    x->arg = arg;
+    fy_store_submit(c->store, b, group_conf_done, x);
     fy_log(INFO, "core",
            "group=%s max_reconsume=%d effective=%u created=%d msg=\"group config set\"", g->name,
            g->max_reconsume, group_max_reconsume(c, g), created);
@@ -3332,7 +3462,7 @@ static int load_group(void *arg, const char *name, const uint8_t *val, size_t le
         c, name, len >= 1 && val[0] == FY_SUB_BROADCAST ? FY_SUB_BROADCAST : FY_SUB_CLUSTERING,
         &created);
     if (len >= 2 && val[1] <= FY_GROUP_MAX_RECONSUME_MAX) {
-        g->max_reconsume = val[1];
+        g->max_reconsume = g->stored_max_reconsume = val[1];
     } else if (len >= 2 && val[1] != GROUP_REC_DEFAULT) {
         fy_log(ERROR, "core",
                "group=%s max_reconsume=%u msg=\"bad group record, the broker's "

@@ -368,7 +368,9 @@ int fy_core_group_config_get(fy_core *c, const char *group, fy_group_config *out
  * -FY_EBADNAME, -FY_EINVAL (out of range), -FY_ENOTSUP (a broadcast group: its failures are
  * delivered again at once, never dead-lettered), -FY_EUNHEALTHY; or FY_OK with the setting in
  * force, *out (if not NULL) the group's settings, and done (may be NULL) called once the record
- * is stored. */
+ * is stored. Should the write fail, done gets the error and the group is as the store has it:
+ * one made by this call is gone again (members that joined it meanwhile get sub_closed with the
+ * error), one that was there has the max_reconsume of its stored record back. */
 int fy_core_group_set_max_reconsume(fy_core *c, const char *group, int max_reconsume,
                                     fy_group_config *out, fy_core_done_cb done, void *arg);
 

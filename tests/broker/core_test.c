@@ -2409,6 +2409,91 @@ static void test_core_group_made_again_while_deleted(void **state)
     assert_int_equal(fy_store_recover(e->store), FY_OK);
 }
 
+/* A group config write that fails leaves the group as the disk has it, and the caller is told: a
+ * group it made is gone again (a subscription made to it meanwhile has ended), a group that was
+ * there has its stored max_reconsume back, however many writes failed; with a deletion of the
+ * name failing too, what stays is the group the disk has. A restart agrees. */
+static void test_core_group_config_failed_write_undone(void **state)
+{
+    env *e = *state;
+    static owner a;
+    int st[2] = {1000, 1000};
+    fy_group_config gc;
+    memset(&a, 0, sizeof(a));
+
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_topic_create(e->core, "gct", 1, topic_cb, &st[0]), FY_OK);
+    run_until(e, topic_done, &st[0]);
+
+    /* Made by the write. */
+    fy_store_hold(e->store, true);
+    st[0] = 1000;
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gc1", 3, &gc, topic_cb, &st[0]),
+                     FY_OK);
+    assert_int_equal(gc.max_reconsume, 3);
+    subscribe(e, &a, "gc1", "gct", "*", FY_SUB_CLUSTERING, FY_START_FIRST);
+    fail_held_write(e, topic_done, &st[0]);
+    assert_true(st[0] < 0);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc1", &gc), -FY_ENOTFOUND);
+    assert_int_equal(a.closed, 1);
+    assert_int_equal(a.closed_status, st[0]);
+
+    /* There before: two changes, both failing. */
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc1", &gc), -FY_ENOTFOUND);
+    st[0] = 1000;
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gc2", 4, NULL, topic_cb, &st[0]),
+                     FY_OK);
+    run_until(e, topic_done, &st[0]);
+    assert_int_equal(st[0], FY_OK);
+    fy_store_hold(e->store, true);
+    st[0] = 1000;
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gc2", 7, NULL, topic_cb, &st[0]),
+                     FY_OK);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gc2", 9, &gc, topic_cb, &st[1]),
+                     FY_OK);
+    assert_int_equal(gc.max_reconsume, 9);
+    fail_held_write(e, both_set, st);
+    assert_true(st[0] < 0 && st[1] < 0);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc2", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, 4);
+
+    /* Deleted, made again by a config write: both fail; the older group, which the disk still
+     * has, is back (not the newer one, never stored). */
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    st[0] = st[1] = 1000;
+    fy_store_hold(e->store, true);
+    assert_int_equal(fy_core_group_delete(e->core, "gc2", kv_done, &st[0]), FY_OK);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gc2", 6, NULL, topic_cb, &st[1]),
+                     FY_OK);
+    fail_held_write(e, both_set, st);
+    assert_true(st[0] < 0 && st[1] < 0);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc2", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, 4);
+
+    /* Made by a config write, deleted: both fail; nothing is there. */
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    st[0] = st[1] = 1000;
+    fy_store_hold(e->store, true);
+    assert_int_equal(fy_core_group_set_max_reconsume(e->core, "gc3", 2, NULL, topic_cb, &st[0]),
+                     FY_OK);
+    submit_too_large(e);
+    assert_int_equal(fy_core_group_delete(e->core, "gc3", kv_done, &st[1]), FY_OK);
+    release_failing(e, both_set, st);
+    assert_true(st[0] < 0 && st[1] < 0);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc3", &gc), -FY_ENOTFOUND);
+
+    assert_int_equal(fy_store_recover(e->store), FY_OK);
+    restart_no_recovery(e);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc1", &gc), -FY_ENOTFOUND);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc2", &gc), FY_OK);
+    assert_int_equal(gc.max_reconsume, 4);
+    assert_int_equal(fy_core_group_config_get(e->core, "gc3", &gc), -FY_ENOTFOUND);
+}
+
 /* ---- Transactions ---- */
 
 /* Stores a half message of producer group `group` and returns its transaction id. */
@@ -2932,6 +3017,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_group_delete_failed_write_keeps_group, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_core_group_made_again_while_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_group_config_failed_write_undone, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_light_queue_fan_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_tx_commit_and_rollback, setup, teardown),
