@@ -770,6 +770,10 @@ typedef struct need_ctx {
     const char *only; /* only this topic (a new one) */
 } need_ctx;
 
+/* Marks (opening if needed) the members topic t needs for subscriptions whose first level is a
+ * wildcard; and, for a topic just created (x->only), for the other subscriptions that name it
+ * too: their member was closed when the topic was deleted, or could not be opened before it
+ * existed (mqtt_filter_topics gives them their members otherwise). */
 static void need_topic(void *arg, const fy_topic_info *t)
 {
     need_ctx *x = arg;
@@ -780,8 +784,11 @@ static void need_topic(void *arg, const fy_topic_info *t)
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
         mcsub *cs;
-        if (!m->wildcard_first || t->name[0] == '%' || (s->group && !m->share)) {
+        if ((!m->wildcard_first && !x->only) || t->name[0] == '%' || (s->group && !m->share)) {
             continue; /* a durable session's own subscriptions read its light queue */
+        }
+        if (!sub_covers(s->srv, m, t->name)) {
+            continue;
         }
         cs = csub_find(s, t->name, m->share);
         if (cs) {
@@ -803,6 +810,24 @@ static void unlink_cs(void *arg, uint64_t key, uint64_t val)
     if (m->cs == arg) {
         m->cs = NULL;
     }
+}
+
+/* Forgets member s->cs[i], closed already (cs->sub NULL): what it had queued or in flight is
+ * settled through nobody (the core gave it back to the group, or its topic is gone), so that a
+ * delivery id of it never reaches a member opened later. */
+static void csub_drop(mqtt_session *s, size_t i)
+{
+    mcsub *cs = s->cs[i];
+    for (outmsg *m = s->qhead; m; m = m->next) {
+        if (m->cs == cs) {
+            m->cs = NULL;
+        }
+    }
+    fy_u64map_each(&s->out, unlink_cs, cs);
+    fy_free(cs->topic);
+    fy_free(cs->share);
+    fy_free(cs);
+    s->cs[i] = s->cs[--s->ncs];
 }
 
 typedef struct need_one_ctx {
@@ -846,6 +871,7 @@ void mqtt_session_reconcile(mqtt_session *s)
         if (cs) {
             cs->mark = true;
         }
+        s->light_lost = false;
     }
     for (size_t i = 0; i < s->nsubs; i++) {
         const msub *m = &s->subs[i];
@@ -864,16 +890,7 @@ void mqtt_session_reconcile(mqtt_session *s)
         /* No subscription needs this member any more: what it had in flight goes back. */
         fy_sub_close(cs->sub);
         cs->sub = NULL;
-        for (outmsg *m = s->qhead; m; m = m->next) {
-            if (m->cs == cs) {
-                m->cs = NULL;
-            }
-        }
-        fy_u64map_each(&s->out, unlink_cs, cs);
-        fy_free(cs->topic);
-        fy_free(cs->share);
-        fy_free(cs);
-        s->cs[i] = s->cs[--s->ncs];
+        csub_drop(s, i);
     }
 }
 
@@ -1683,10 +1700,31 @@ static void on_deliver(void *owner, fy_sub *sub, const fy_delivery *d)
     send_or_queue(s, cs, d, d->record, d->len, d->redelivered, NULL);
 }
 
+/* The core ended a member: its topic was deleted (or, for the light queue, the internal topic
+ * holding it). The member is forgotten, so that the session's subscriptions get one again as for
+ * a topic they never had: a connected session's when the topic is made again
+ * (mqtt_session_on_topic: by ferryctl, the admin API, or the next publish), any session's at its
+ * next reconcile (SUBSCRIBE, reconnect); the light queue, the session's own, at the next tick
+ * (mqtt_session_tick). Not from here: the core is deleting the topic. The core does not look at
+ * cs after this returns (fy_sub_ops), and no adapter code holding a member runs under a topic
+ * deletion (mqtt_session_end closes its members before deleting its light queue). */
 static void on_closed(void *owner, fy_sub *sub, int status, const char *reason)
 {
     mcsub *cs = owner;
-    cs->sub = NULL; /* the core ended it (topic deleted, shutdown) */
+    mqtt_session *s = cs->s;
+    const char *group = cs->light || !cs->share ? s->group : cs->share;
+    fy_log(DEBUG, "mqtt", "client=%s topic=%s group=%s msg=\"member closed: %s\"", s->client_id,
+           cs->topic, group ? group : CLEAN_GROUP, reason);
+    cs->sub = NULL;
+    if (cs->light) {
+        s->light_lost = true;
+    }
+    for (size_t i = 0; i < s->ncs; i++) {
+        if (s->cs[i] == cs) {
+            csub_drop(s, i);
+            break;
+        }
+    }
 }
 
 static const fy_sub_ops csub_ops = {on_deliver, on_closed};
@@ -1948,6 +1986,14 @@ static void tick_one(void *arg, const char *key, void *val)
 {
     tick_ctx *x = arg;
     mqtt_session *s = val;
+    if (s->light_lost) {
+        /* Its light queue was deleted (on_closed): a new one is read from its first entry (the
+         * router fills it meanwhile), connected or not, as a session keeps its members. */
+        s->light_lost = false;
+        if (!csub_light(s)) {
+            csub_open(s, s->group, NULL, false, true);
+        }
+    }
     if (s->conn) {
         return;
     }

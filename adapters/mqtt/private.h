@@ -126,6 +126,9 @@ struct mqtt_session {
     size_t nsubs, capsubs;
     mcsub **cs;
     size_t ncs, capcs;
+    /* The core closed the member of its light queue (the %LQ% topic was deleted): opened again
+     * at the next tick. */
+    bool light_lost;
     fy_u64map out;         /* packet id -> outmsg* in flight */
     outmsg *qhead, *qtail; /* waiting for room in the window */
     size_t nqueued;
