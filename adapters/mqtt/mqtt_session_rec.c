@@ -31,6 +31,42 @@ void fy_mqtt_srec_end(fy_buf *out, uint64_t disconnected_ms)
     fy_buf_put_u64(out, disconnected_ms);
 }
 
+void fy_mqtt_srec_put_will(fy_buf *out, const fy_mqtt_srec_will *will)
+{
+    fy_buf_put_u64(out, will->delay_ms);
+    fy_buf_put_u8(out, (uint8_t)((will->qos & 3) | (will->retain << 2)));
+    fy_buf_put_u32(out, (uint32_t)will->rec.len);
+    fy_buf_append(out, will->rec.p, will->rec.len);
+}
+
+/* The will after disconnected_ms, if one is there (an empty one is none). */
+static void read_will(fy_rd *rd, fy_mqtt_srec *r)
+{
+    uint64_t delay;
+    uint8_t o;
+    uint32_t n;
+    const uint8_t *p;
+    if (rd->left == 0) {
+        return;
+    }
+    delay = fy_rd_u64(rd);
+    o = fy_rd_u8(rd);
+    n = fy_rd_u32(rd);
+    p = fy_rd_take(rd, n);
+    if (rd->bad) {
+        r->will_cut = true;
+        return;
+    }
+    if (n == 0) {
+        return;
+    }
+    r->has_will = true;
+    r->will.delay_ms = delay;
+    r->will.qos = o & 3;
+    r->will.retain = (o >> 2) & 1;
+    r->will.rec = (fy_slice){p, n};
+}
+
 /* Skips one subscription; false (r->bad) if the record ends inside it. */
 static bool skip_sub(fy_rd *r)
 {
@@ -68,6 +104,7 @@ int fy_mqtt_srec_decode(const uint8_t *val, size_t len, fy_mqtt_srec *r)
     if (!r->cut && walk.left >= 8) {
         r->dated = true;
         r->disconnected_ms = fy_rd_u64(&walk);
+        read_will(&walk, r);
     }
     return FY_OK;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The stored record of a durable MQTT session (key "s" + client id in the adapter's namespace:
- * its Session Expiry Interval, its subscriptions and when it was disconnected), the broker's
+ * its Session Expiry Interval, its subscriptions, when it was disconnected and the will waiting
+ * for its delay), the broker's
  * "alive" record, and when a session loaded at start-up expires. Pure functions over borrowed
  * bytes: no I/O, no clocks of their own (the caller passes the times). docs/store.md. */
 #ifndef FERRY_ADAPTERS_MQTT_MQTT_SESSION_REC_H
@@ -29,16 +30,28 @@ typedef struct fy_mqtt_srec_sub {
     uint64_t created_ms;
 } fy_mqtt_srec_sub;
 
+/* An MQTT 5 will waiting out its Will Delay Interval, kept with its (disconnected) session. */
+typedef struct fy_mqtt_srec_will {
+    uint64_t delay_ms; /* due this long after the disconnect (already capped by the expiry) */
+    uint8_t qos;
+    bool retain;
+    fy_slice rec; /* the will's message record (common/record.h), as it will be published */
+} fy_mqtt_srec_will;
+
 /* A session record: version (1), expiry_ms (8), the number of subscriptions (2), each
  * subscription (filter length (2), filter, options (1), identifier (4), created_ms (8)), then
  * disconnected_ms (8), the wall-clock time (ms since the epoch) the session lost its connection,
- * 0 while it has one. Records of older ferryd versions end after the subscriptions; bytes after
- * disconnected_ms are left for later fields and ignored, so an older ferryd reads a newer record
- * as it reads its own (version 1, what it knows). Writing is begin, put_sub per subscription
- * (exactly nsubs of them), end. */
+ * 0 while it has one; then, only while a will waits, the will: delay_ms (8), options (1: QoS in
+ * bits 0-1, retain bit 2), record length (4), record. Records of older ferryd versions end after
+ * the subscriptions, or after disconnected_ms; bytes after the will are left for later fields
+ * and ignored (a later field without a will comes after an empty one: length 0), so an older
+ * ferryd reads a newer record as it reads its own (version 1, what it knows; one that knows no
+ * will loads the session without it). Writing is begin, put_sub per subscription (exactly nsubs
+ * of them), end, and put_will if a will waits. */
 void fy_mqtt_srec_begin(fy_buf *out, uint64_t expiry_ms, uint16_t nsubs);
 void fy_mqtt_srec_put_sub(fy_buf *out, const fy_mqtt_srec_sub *sub);
 void fy_mqtt_srec_end(fy_buf *out, uint64_t disconnected_ms);
+void fy_mqtt_srec_put_will(fy_buf *out, const fy_mqtt_srec_will *will);
 
 /* A decoded record; the subscriptions are read with fy_mqtt_srec_next_sub. */
 typedef struct fy_mqtt_srec {
@@ -47,8 +60,11 @@ typedef struct fy_mqtt_srec {
     bool cut;           /* the record ends early: the subscriptions before the cut are there */
     bool dated;         /* it holds disconnected_ms (not a record of an older ferryd, not cut) */
     uint64_t disconnected_ms; /* when dated: wall ms of the disconnect, 0 = it was connected */
-    fy_rd next;               /* the next subscription */
-    uint16_t left;            /* subscriptions still to read */
+    bool has_will;            /* a will waits (r->will; its record points into the value) */
+    bool will_cut;            /* the record ends inside the will: it is lost (has_will false) */
+    fy_mqtt_srec_will will;
+    fy_rd next;    /* the next subscription */
+    uint16_t left; /* subscriptions still to read */
 } fy_mqtt_srec;
 
 /* Decodes the record val (borrowed; r points into it). FY_OK, or -FY_EVERSION for a version
@@ -88,7 +104,8 @@ uint64_t fy_mqtt_srec_disconnected_at(const fy_mqtt_srec *r, uint64_t alive_ms, 
 /* When, on the monotonic clock, a session disconnected at wall time disconnected_ms with an
  * expiry of expiry_ms (UINT64_MAX = never) expires, now_wall and now_mono being the same moment
  * on both clocks: UINT64_MAX for never, now_mono if it has already expired. A disconnect time
- * after now_wall counts as now_wall. */
+ * after now_wall counts as now_wall. The same for a will due delay_ms after the disconnect (its
+ * delay is capped by the expiry, so the will is due by the time the session expires). */
 uint64_t fy_mqtt_session_expire_at(uint64_t expiry_ms, uint64_t disconnected_ms, uint64_t now_wall,
                                    uint64_t now_mono);
 

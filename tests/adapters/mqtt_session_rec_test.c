@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the durable MQTT session record (mqtt_session_rec.h): round trip, records of
- * older ferryd versions (no disconnect time) and of later ones (more fields), every cut, and when
- * a session loaded at start-up counts as disconnected and expires. Inputs are exactly-sized heap
- * copies so ASan sees any over-read. */
+/* Unit tests of the durable MQTT session record (mqtt_session_rec.h): round trip (with and
+ * without a will waiting for its delay), records of older ferryd versions (no disconnect time, no
+ * will) and of later ones (more fields), every cut, and when a session loaded at start-up counts
+ * as disconnected, expires and has its will due. Inputs are exactly-sized heap copies so ASan
+ * sees any over-read. */
 #include "adapters/mqtt/mqtt_session_rec.h"
 
 #include "ferry/errors.h"
@@ -64,6 +65,15 @@ static void assert_slice(fy_slice got, const char *want)
     assert_memory_equal(got.p, want, got.len);
 }
 
+/* A will as stored: its record is opaque to the session record (any bytes). */
+#define WILL_REC "\xf7 a will's message record"
+
+static void put_will(fy_buf *out, uint64_t delay_ms, uint8_t qos, bool retain, const char *rec)
+{
+    fy_mqtt_srec_will w = {delay_ms, qos, retain, S(rec)};
+    fy_mqtt_srec_put_will(out, &w);
+}
+
 static void test_mqtt_session_rec_roundtrip(void **state)
 {
     fy_buf b = FY_BUF_INIT;
@@ -98,6 +108,8 @@ static void test_mqtt_session_rec_roundtrip(void **state)
     assert_int_equal(sub.created_ms, 1700000000002ull);
     assert_false(fy_mqtt_srec_next_sub(&r, &sub));
     assert_false(fy_mqtt_srec_next_sub(&r, &sub));
+    assert_false(r.has_will);
+    assert_false(r.will_cut);
     free(v);
 
     /* Connected when written: 0. */
@@ -106,6 +118,56 @@ static void test_mqtt_session_rec_roundtrip(void **state)
     assert_int_equal(fy_mqtt_srec_decode(b.data, b.len, &r), FY_OK);
     assert_true(r.dated);
     assert_int_equal(r.disconnected_ms, 0);
+    assert_false(r.has_will);
+    fy_buf_free(&b);
+}
+
+static void test_mqtt_session_rec_will_roundtrip(void **state)
+{
+    fy_buf b = FY_BUF_INIT;
+    fy_mqtt_srec r;
+    fy_mqtt_srec_sub sub;
+    size_t plain;
+    uint8_t *v;
+
+    encode_two(&b, NOW_WALL - 5000);
+    plain = b.len;
+    put_will(&b, 4000, 2, true, WILL_REC);
+    /* The will follows the record as it was: delay, options, length, record. */
+    assert_int_equal(b.len, plain + 8 + 1 + 4 + strlen(WILL_REC));
+    v = copy(b.data, b.len);
+    assert_int_equal(fy_mqtt_srec_decode(v, b.len, &r), FY_OK);
+    assert_false(r.cut);
+    assert_true(r.dated);
+    assert_int_equal(r.disconnected_ms, NOW_WALL - 5000);
+    assert_true(r.has_will);
+    assert_false(r.will_cut);
+    assert_int_equal(r.will.delay_ms, 4000);
+    assert_int_equal(r.will.qos, 2);
+    assert_true(r.will.retain);
+    assert_slice(r.will.rec, WILL_REC);
+    /* The subscriptions read as before. */
+    assert_int_equal(r.nsubs, 2);
+    assert_true(fy_mqtt_srec_next_sub(&r, &sub));
+    assert_slice(sub.filter, "devices/+/cmd");
+    assert_true(fy_mqtt_srec_next_sub(&r, &sub));
+    assert_slice(sub.filter, "$share/g/x/#");
+    assert_int_equal(sub.sub_id, 268435455);
+    assert_false(fy_mqtt_srec_next_sub(&r, &sub));
+    free(v);
+
+    /* QoS 0, not retained, the longest delay. */
+    fy_buf_reset(&b);
+    encode_two(&b, NOW_WALL);
+    put_will(&b, UINT32_MAX * 1000ull, 0, false, "x");
+    v = copy(b.data, b.len);
+    assert_int_equal(fy_mqtt_srec_decode(v, b.len, &r), FY_OK);
+    assert_true(r.has_will);
+    assert_int_equal(r.will.delay_ms, UINT32_MAX * 1000ull);
+    assert_int_equal(r.will.qos, 0);
+    assert_false(r.will.retain);
+    assert_slice(r.will.rec, "x");
+    free(v);
     fy_buf_free(&b);
 }
 
@@ -133,6 +195,9 @@ static void test_mqtt_session_rec_old_format(void **state)
     assert_int_equal(sub.created_ms, 1700000000000ull);
     assert_false(fy_mqtt_srec_next_sub(&r, &sub));
 
+    assert_false(r.has_will);
+    assert_false(r.will_cut);
+
     /* Its clock starts at start-up, as it did, whatever the alive time says. */
     assert_int_equal(fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 30000, NOW_WALL), NOW_WALL);
     assert_int_equal(fy_mqtt_srec_disconnected_at(&r, 0, NOW_WALL), NOW_WALL);
@@ -147,8 +212,20 @@ static void test_mqtt_session_rec_old_format(void **state)
     fy_mqtt_srec_end(&b, NOW_WALL);
     assert_int_equal(b.len, sizeof(old_record) + 8);
     assert_memory_equal(b.data, old_record, sizeof(old_record));
-    fy_buf_free(&b);
     free(v);
+
+    /* A record of the version before wills (it ends after disconnected_ms) has none; and one
+     * with a will is that record plus the will (an older ferryd ignores it). */
+    v = copy(b.data, b.len);
+    assert_int_equal(fy_mqtt_srec_decode(v, b.len, &r), FY_OK);
+    assert_true(r.dated);
+    assert_int_equal(r.disconnected_ms, NOW_WALL);
+    assert_false(r.has_will);
+    assert_false(r.will_cut);
+    free(v);
+    put_will(&b, 1000, 1, false, WILL_REC);
+    assert_memory_equal(b.data, old_record, sizeof(old_record));
+    fy_buf_free(&b);
 }
 
 static void test_mqtt_session_rec_later_fields(void **state)
@@ -157,14 +234,32 @@ static void test_mqtt_session_rec_later_fields(void **state)
     fy_mqtt_srec r;
     uint8_t *v;
 
+    /* A field of a later version after a will, and after an empty one (no will). */
     encode_two(&b, NOW_WALL - 1);
-    fy_buf_put_u32(&b, 0xdeadbeef); /* a field of a later version */
+    put_will(&b, 3000, 1, true, WILL_REC);
+    fy_buf_put_u32(&b, 0xdeadbeef);
     v = copy(b.data, b.len);
     assert_int_equal(fy_mqtt_srec_decode(v, b.len, &r), FY_OK);
     assert_false(r.cut);
     assert_true(r.dated);
     assert_int_equal(r.disconnected_ms, NOW_WALL - 1);
     assert_int_equal(r.nsubs, 2);
+    assert_true(r.has_will);
+    assert_int_equal(r.will.delay_ms, 3000);
+    assert_slice(r.will.rec, WILL_REC);
+    free(v);
+    fy_buf_reset(&b);
+    encode_two(&b, NOW_WALL - 1);
+    put_will(&b, 0, 0, false, "");
+    fy_buf_put_u32(&b, 0xdeadbeef);
+    v = copy(b.data, b.len);
+    assert_int_equal(fy_mqtt_srec_decode(v, b.len, &r), FY_OK);
+    assert_false(r.cut);
+    assert_true(r.dated);
+    assert_int_equal(r.disconnected_ms, NOW_WALL - 1);
+    assert_int_equal(r.nsubs, 2);
+    assert_false(r.has_will);
+    assert_false(r.will_cut);
     free(v);
 
     /* Another version is not ours to read. */
@@ -176,14 +271,17 @@ static void test_mqtt_session_rec_later_fields(void **state)
 }
 
 /* Every cut of a record decodes in bounds: the whole subscriptions before the cut, a disconnect
- * time only when all eight bytes are there. */
+ * time only when all eight bytes are there, a will only when all of it is there (cut inside it,
+ * it is lost, and said to be). */
 static void test_mqtt_session_rec_cut(void **state)
 {
     fy_buf b = FY_BUF_INIT;
-    size_t first_end, subs_end;
+    size_t first_end, subs_end, will_at;
 
     encode_two(&b, NOW_WALL);
     subs_end = b.len - 8;
+    will_at = b.len;
+    put_will(&b, 4000, 1, false, WILL_REC);
     first_end = 1 + 8 + 2 + 2 + strlen("devices/+/cmd") + 1 + 4 + 8;
     assert_int_equal(fy_mqtt_srec_decode(b.data, 0, &(fy_mqtt_srec){0}), -FY_EVERSION);
     for (size_t n = 1; n <= b.len; n++) {
@@ -197,7 +295,12 @@ static void test_mqtt_session_rec_cut(void **state)
         }
         assert_int_equal(got, r.nsubs);
         assert_int_equal(r.cut, n < subs_end);
-        assert_int_equal(r.dated, n == b.len);
+        assert_int_equal(r.dated, n >= will_at);
+        assert_int_equal(r.has_will, n == b.len);
+        assert_int_equal(r.will_cut, n > will_at && n < b.len);
+        if (r.has_will) {
+            assert_slice(r.will.rec, WILL_REC);
+        }
         assert_int_equal(r.nsubs, n < first_end ? 0 : n < subs_end ? 1 : 2);
         assert_int_equal(r.expiry_ms, n < 9 ? 0 : 3600000);
         if (r.cut || !r.dated) {
@@ -263,6 +366,43 @@ static void test_mqtt_session_rec_expire_at(void **state)
                      UINT64_MAX - 1);
 }
 
+/* A will is due its delay after the disconnect, that moment taken as for the expiry: its own
+ * time, the alive time plus FY_MQTT_ALIVE_EVERY_MS after a crash, never later than now. */
+static void test_mqtt_session_rec_will_due(void **state)
+{
+    fy_buf b = FY_BUF_INIT;
+    fy_mqtt_srec r;
+    uint64_t at;
+
+    /* Disconnected 1 s before the restart with a 4 s delay: due in 3 s. */
+    encode_two(&b, NOW_WALL - 1000);
+    put_will(&b, 4000, 1, false, WILL_REC);
+    assert_int_equal(fy_mqtt_srec_decode(b.data, b.len, &r), FY_OK);
+    at = fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 5000, NOW_WALL);
+    assert_int_equal(fy_mqtt_session_expire_at(r.will.delay_ms, at, NOW_WALL, NOW_MONO),
+                     NOW_MONO + 3000);
+    /* The delay passed while the broker was down: due at start-up. */
+    at = fy_mqtt_srec_disconnected_at(&r, 0, NOW_WALL + 60000);
+    assert_int_equal(fy_mqtt_session_expire_at(r.will.delay_ms, at, NOW_WALL + 60000, NOW_MONO),
+                     NOW_MONO);
+    /* The clock was set back since: the disconnect counts as now, the whole delay is left. */
+    at = fy_mqtt_srec_disconnected_at(&r, 0, NOW_WALL - 3600000);
+    assert_int_equal(fy_mqtt_session_expire_at(r.will.delay_ms, at, NOW_WALL - 3600000, NOW_MONO),
+                     NOW_MONO + 4000);
+
+    /* A record saying connected (a crash): the alive time rule. */
+    fy_buf_reset(&b);
+    encode_two(&b, 0);
+    put_will(&b, 30000, 1, false, WILL_REC);
+    assert_int_equal(fy_mqtt_srec_decode(b.data, b.len, &r), FY_OK);
+    assert_true(r.has_will);
+    at = fy_mqtt_srec_disconnected_at(&r, NOW_WALL - 25000, NOW_WALL);
+    assert_int_equal(at, NOW_WALL - 25000 + FY_MQTT_ALIVE_EVERY_MS);
+    assert_int_equal(fy_mqtt_session_expire_at(r.will.delay_ms, at, NOW_WALL, NOW_MONO),
+                     NOW_MONO + 30000 - 25000 + FY_MQTT_ALIVE_EVERY_MS);
+    fy_buf_free(&b);
+}
+
 static void test_mqtt_session_rec_alive(void **state)
 {
     fy_buf b = FY_BUF_INIT;
@@ -309,11 +449,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mqtt_session_rec_roundtrip),
+        cmocka_unit_test(test_mqtt_session_rec_will_roundtrip),
         cmocka_unit_test(test_mqtt_session_rec_old_format),
         cmocka_unit_test(test_mqtt_session_rec_later_fields),
         cmocka_unit_test(test_mqtt_session_rec_cut),
         cmocka_unit_test(test_mqtt_session_rec_disconnected_at),
         cmocka_unit_test(test_mqtt_session_rec_expire_at),
+        cmocka_unit_test(test_mqtt_session_rec_will_due),
         cmocka_unit_test(test_mqtt_session_rec_alive),
         cmocka_unit_test(test_mqtt_session_rec_alive_due),
     };
