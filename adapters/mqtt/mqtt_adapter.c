@@ -150,9 +150,11 @@ static int mqtt_start(const fy_adapter_env *env, const void *conf, void **state,
         return rc;
     }
     mqtt_retained_load(srv);
+    /* The router first: wills due at start-up are published while the sessions load, and reach
+     * the durable sessions subscribed to them. */
+    fy_core_set_router(env->core, mqtt_session_route, srv);
     mqtt_session_load_all(srv);
     fy_core_watch_topics(env->core, mqtt_session_on_topic, srv);
-    fy_core_set_router(env->core, mqtt_session_route, srv);
     srv->tick_ev = event_new(env->base, -1, EV_PERSIST, on_tick, srv);
     event_add(srv->tick_ev, &tick);
     mqtt_sys_start(srv);
@@ -182,13 +184,15 @@ static void mqtt_stop(void *state)
         fy_free(srv->live);
     }
     mqtt_sys_stop(srv);
-    fy_core_set_router(srv->env.core, NULL, NULL);
     evconnlistener_free(srv->listener);
     if (srv->tls_listener) {
         evconnlistener_free(srv->tls_listener);
     }
     mqtt_ws_stop(srv);
+    /* The router goes after the connections: the wills their closing publishes (the clients
+     * of sessions that end with them) reach the durable sessions subscribed to them. */
     mqtt_conn_close_all(srv);
+    fy_core_set_router(srv->env.core, NULL, NULL);
     fy_strmap_each(&srv->sessions, free_session, NULL);
     fy_strmap_free(&srv->sessions);
     mqtt_route_free(srv);

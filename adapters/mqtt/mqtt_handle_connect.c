@@ -312,6 +312,7 @@ void mqtt_conn_ended(mqtt_conn *c, bool publish_will)
             s->will_retain = c->will_retain;
             s->will_pending = true;
             s->will_at = fy_mono_ms() + delay;
+            s->will_delay_ms = delay; /* stored with the session by mqtt_session_detach */
         } else {
             mqtt_publish_will(srv, &c->will_rec, c->will_qos, c->will_retain);
         }

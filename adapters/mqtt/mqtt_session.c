@@ -266,8 +266,8 @@ void mqtt_session_end(mqtt_session *s)
 
 /* ---- Persistence: "s" + client id -> subscriptions ------------------------------------------ */
 
-/* The record (mqtt_session_rec.h): expiry, subscriptions, and when the session was disconnected
- * (0 while connected). */
+/* The record (mqtt_session_rec.h): expiry, subscriptions, when the session was disconnected
+ * (0 while connected), and the will waiting for its delay, if one does. */
 static void encode_session(const mqtt_session *s, fy_buf *out)
 {
     fy_mqtt_srec_begin(out, s->expiry_ms, (uint16_t)s->nsubs);
@@ -286,6 +286,11 @@ static void encode_session(const mqtt_session *s, fy_buf *out)
         fy_mqtt_srec_put_sub(out, &sub);
     }
     fy_mqtt_srec_end(out, s->disconnected_ms);
+    if (s->will_pending) {
+        fy_mqtt_srec_will w = {
+            s->will_delay_ms, s->will_qos, s->will_retain, {s->will_rec.data, s->will_rec.len}};
+        fy_mqtt_srec_put_will(out, &w);
+    }
 }
 
 int mqtt_session_store(mqtt_session *s, fy_core_done_cb done, void *arg)
@@ -412,6 +417,20 @@ static int load_session(void *arg, const uint8_t *key, size_t klen, const uint8_
     s->undated = (!rec.dated || rec.disconnected_ms == 0) && s->expiry_ms != UINT64_MAX;
     s->expire_at =
         fy_mqtt_session_expire_at(s->expiry_ms, s->disconnected_ms, x->now_wall, x->now_mono);
+    /* A will waiting for its delay is due that long after the same disconnect: at start-up
+     * (mqtt_session_load_all's tick publishes it) if that passed while the broker was down, as
+     * it has if the session expired meanwhile. */
+    if (rec.has_will) {
+        fy_buf_append(&s->will_rec, rec.will.rec.p, rec.will.rec.len);
+        s->will_qos = rec.will.qos;
+        s->will_retain = rec.will.retain;
+        s->will_delay_ms = rec.will.delay_ms;
+        s->will_pending = true;
+        s->will_at = fy_mqtt_session_expire_at(s->will_delay_ms, s->disconnected_ms, x->now_wall,
+                                               x->now_mono);
+    } else if (rec.will_cut) {
+        fy_log(WARN, "mqtt", "client=%s msg=\"session record cut short: its will is lost\"", id);
+    }
     mqtt_session_reindex(s);
     fy_free(id);
     return 0;
@@ -2001,6 +2020,11 @@ static void tick_one(void *arg, const char *key, void *val)
         mqtt_publish_will(s->srv, &s->will_rec, s->will_qos, s->will_retain);
         s->will_pending = false;
         fy_buf_reset(&s->will_rec);
+        if (s->stored && s->expire_at > x->now) {
+            /* Its record goes on without the will: a restart must not publish it again. (Should
+             * the broker die between the two writes, it is published twice: at least once.) */
+            mqtt_session_store(s, NULL, NULL);
+        }
     }
     if (s->expire_at <= x->now) {
         if (x->n == x->cap) {

@@ -141,12 +141,15 @@ struct mqtt_session {
     /* Retained messages still to go out for new subscriptions: sent while the socket keeps up
      * (max_queued_bytes), so a SUBSCRIBE to `#` does not copy every retained message at once. */
     struct ret_pending *ret_head, *ret_tail;
-    /* A will waiting for its delay (v5), published at will_at unless the client is back. */
+    /* A will waiting for its delay (v5), published at will_at unless the client is back. Kept
+     * in a durable session's record (will_delay_ms after disconnected_ms), so that it waits on
+     * across restarts. */
     fy_buf will_rec;
     uint8_t will_qos;
     bool will_retain;
     bool will_pending;
-    uint64_t will_at;
+    uint64_t will_at;       /* mono ms */
+    uint64_t will_delay_ms; /* after the disconnect */
 };
 
 struct mqtt_conn {
@@ -358,7 +361,9 @@ void mqtt_session_detach(mqtt_session *s);
 void mqtt_session_reconcile(mqtt_session *s);
 int mqtt_session_store(mqtt_session *s, fy_core_done_cb done, void *arg);
 /* Loads the durable sessions at start-up; those whose expiry passed while the broker was down
- * end at once (as mqtt_session_tick ends them), before any client can connect. */
+ * end at once (as mqtt_session_tick ends them), before any client can connect, and the wills
+ * whose delay passed meanwhile are published then (the router must be set: they reach durable
+ * sessions). */
 void mqtt_session_load_all(mqtt_server *srv);
 /* Writes the broker's alive time (the wall clock) into its record when FY_MQTT_ALIVE_EVERY_MS
  * may otherwise pass without it (and at the first call): called by the adapter's tick. After a
