@@ -3388,6 +3388,18 @@ int fy_core_watch_topics(fy_core *c, void (*fn)(void *arg, const fy_topic_info *
     return FY_OK;
 }
 
+void fy_core_unwatch_topics(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg)
+{
+    for (size_t i = 0; i < c->nwatchers; i++) {
+        if (c->watchers[i].fn == fn && c->watchers[i].arg == arg) {
+            memmove(&c->watchers[i], &c->watchers[i + 1],
+                    (c->nwatchers - i - 1) * sizeof(c->watchers[0]));
+            c->nwatchers--;
+            return;
+        }
+    }
+}
+
 /* ---- Adapter key-value namespace ------------------------------------------------------------ */
 
 int fy_core_kv_get(fy_core *c, const char *ns, const void *key, size_t klen, fy_buf *out)

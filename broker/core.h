@@ -406,6 +406,9 @@ int fy_core_light_delete(fy_core *c, const char *name, fy_core_done_cb done, voi
  * event after the creation, never inside the call that created it. Internal topics (%RETRY%,
  * %DLQ%) are not reported. At most 8 watchers; returns -FY_EINVAL beyond. */
 int fy_core_watch_topics(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg);
+/* Stops the calls of fn with arg (a watcher that goes before the core: an adapter's stop), those
+ * of creations not yet reported included. Not from inside a watcher's call. */
+void fy_core_unwatch_topics(fy_core *c, void (*fn)(void *arg, const fy_topic_info *t), void *arg);
 
 /* ---- Adapter key-value namespace --------------------------------------------------------- */
 

@@ -190,9 +190,16 @@ static void mqtt_stop(void *state)
     }
     mqtt_ws_stop(srv);
     /* The router goes after the connections: the wills their closing publishes (the clients
-     * of sessions that end with them) reach the durable sessions subscribed to them. */
+     * of sessions that end with them) reach the durable sessions subscribed to them. Their
+     * completions refer to srv: they are waited for, as the connections' are. The topic watch
+     * goes then (a will may make a topic): the core reports creations from a deferred event,
+     * which may run once srv is gone. */
     mqtt_conn_close_all(srv);
+    while (srv->wills_pending > 0) {
+        event_base_loop(srv->env.base, EVLOOP_ONCE);
+    }
     fy_core_set_router(srv->env.core, NULL, NULL);
+    fy_core_unwatch_topics(srv->env.core, mqtt_session_on_topic, srv);
     fy_strmap_each(&srv->sessions, free_session, NULL);
     fy_strmap_free(&srv->sessions);
     mqtt_route_free(srv);

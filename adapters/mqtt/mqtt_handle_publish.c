@@ -434,6 +434,8 @@ static void on_produced(void *arg, int status, const fy_produce_result *res, siz
     if (c) {
         mqtt_conn_flush(c);
         mqtt_conn_pending_done(c);
+    } else {
+        b->srv->wills_pending--;
     }
     batch_free(b);
 }
@@ -537,6 +539,8 @@ void mqtt_publish_will(mqtt_server *srv, const fy_buf *rec, uint8_t qos, bool re
         fy_log(WARN, "mqtt", "topic=%.*s err=%s msg=\"will not published\"", (int)topic.len,
                (const char *)topic.p, fy_errname(rc));
         batch_free(b);
+    } else {
+        srv->wills_pending++; /* its completion refers to srv: mqtt_stop waits for it */
     }
 }
 

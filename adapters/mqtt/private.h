@@ -262,6 +262,9 @@ struct mqtt_server {
     struct event *tick_ev;
     bool alive_written;  /* the alive record was written in this run (mqtt_session_alive) */
     uint64_t alive_mono; /* when, mono ms */
+    /* Wills published whose store completion is still to come (it refers to srv: mqtt_stop
+     * waits for them). */
+    uint32_t wills_pending;
     fy_buf scratch;
     fy_adapter_stats stats;
     mqtt_sys *sys; /* the $SYS topics (mqtt_sys.c); NULL when sys_interval is 0 */

@@ -2072,6 +2072,27 @@ static void test_core_watch_topics(void **state)
     assert_string_equal(w.names[1], "w2");
 }
 
+/* A watcher that goes (an adapter stopping before the core) hears nothing more, not even of a
+ * creation made before it went (reported from a deferred event); the others still do. */
+static void test_core_unwatch_topics(void **state)
+{
+    env *e = *state;
+    watched gone = {0}, stays = {0};
+    int st = 1000;
+    assert_int_equal(fy_core_watch_topics(e->core, on_topic, &gone), FY_OK);
+    assert_int_equal(fy_core_watch_topics(e->core, on_topic, &stays), FY_OK);
+    assert_int_equal(fy_core_topic_create(e->core, "u1", 2, topic_cb, &st), FY_OK);
+    fy_core_unwatch_topics(e->core, on_topic, &gone); /* u1 is not reported yet */
+    fy_core_unwatch_topics(e->core, on_topic, &gone); /* not watching: nothing */
+    produce(e, "u2", "", "m", NULL);
+    run_until(e, watched_two, &stays);
+    run_for(e, 30);
+    assert_int_equal(gone.n, 0);
+    assert_int_equal(stays.n, 2);
+    assert_string_equal(stays.names[0], "u1");
+    assert_string_equal(stays.names[1], "u2");
+}
+
 static bool status_set(void *arg)
 {
     return *(int *)arg != 1000;
@@ -3011,6 +3032,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_retention_deletes_old_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_adapter_match_and_no_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_watch_topics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_unwatch_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_kv_and_produce_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_group_delete_only_its_offsets, setup, teardown),
