@@ -45,10 +45,12 @@ static inline void fuzz_auth_fire(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The env's authenticate (arg: the event_base): anonymous clients pass at once; a user name
- * starting with 'b' is refused as busy at once; one starting with 'h' stays pending until the
- * connection cancels it (a check slower than the client's patience); any other is pending, and
- * then passes with the password "pw" (and is refused with any other). So inputs reach the
- * adapters' paths that hold a connection's input while its check runs, resume it, or cancel. */
+ * starting with 'b' is refused as busy at once; any other is pending, and then passes with the
+ * password "pw" (and is refused with any other): on the next turn of the loop, or 20 ms later for
+ * a name starting with 'h' (a slow check, whose answer comes after the input and its end, and
+ * which a connection closed meanwhile cancels). So inputs reach the adapters' paths that hold a
+ * connection's input while its check runs, resume it, or cancel. (A check must answer: a login
+ * deadline does not run while one is pending, and the end of the input waits for it.) */
 static inline int fuzz_auth_start(void *arg, const fy_auth_request *req, fy_auth_done_fn done,
                                   void *done_arg, fy_auth_job **job)
 {
@@ -71,6 +73,9 @@ static inline int fuzz_auth_start(void *arg, const fy_auth_request *req, fy_auth
                     : -FY_EPERM;
     if (req->username.len == 0 || req->username.p[0] != 'h') {
         event_active(k->ev, EV_TIMEOUT, 0);
+    } else {
+        struct timeval slow = {0, 20000};
+        event_add(k->ev, &slow);
     }
     *job = (fy_auth_job *)k;
     return FY_AUTH_PENDING;
